@@ -1,0 +1,3 @@
+from llmassay.backends.base import Backend, load_backend, parse_model_args, register_backend
+
+__all__ = ["Backend", "load_backend", "parse_model_args", "register_backend"]

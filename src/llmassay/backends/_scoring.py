@@ -1,0 +1,69 @@
+"""Tokenisation of (context, continuation) pairs and log-softmax scoring, shared by the
+local backends so llamacpp/ and hf/ score exactly the same token sequences as lm-eval."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmassay.types import LoglikelihoodRequest, LoglikelihoodResult
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    context: tuple[int, ...]
+    continuation: tuple[int, ...]
+
+
+def encode_pair(
+    req: LoglikelihoodRequest,
+    encode: Callable[[str], list[int]],
+    prefix_token: int,
+    max_length: int,
+) -> EncodedPair:
+    """lm-eval's `_encode_pair`: trailing spaces of the context move to the continuation,
+    the continuation's tokens are the tail of the whole text's tokens, an empty context
+    becomes one prefix token, and the pair is cut from the left to fit `max_length`."""
+    context, continuation = req.context, req.continuation
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    if context:
+        whole = encode(context + continuation)
+        ctx = encode(context)
+        cont = whole[len(ctx) :]
+    else:
+        ctx = [prefix_token]
+        cont = encode(continuation)
+    if not cont:
+        raise ValueError(f"continuation {req.continuation!r} encodes to no tokens")
+    overflow = len(ctx) + len(cont) - max_length
+    if overflow > 0:
+        if overflow >= len(ctx):
+            cont = cont[overflow - len(ctx) + 1 :]
+            ctx = ctx[-1:]
+        else:
+            ctx = ctx[overflow:]
+    return EncodedPair(tuple(ctx), tuple(cont))
+
+
+def score_continuation(
+    logits: np.ndarray, continuation: Sequence[int], n_context_tokens: int
+) -> LoglikelihoodResult:
+    """`logits[i]` predicts `continuation[i]`; returns summed log-probabilities (float64)."""
+    rows = np.asarray(logits, dtype=np.float64)
+    top = rows.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
+    idx = np.asarray(continuation)
+    token_logprobs = rows[np.arange(len(idx)), idx] - log_norm
+    greedy = bool((rows.argmax(axis=1) == idx).all())
+    return LoglikelihoodResult(
+        logprob=float(token_logprobs.sum()),
+        is_greedy=greedy,
+        n_tokens=len(idx),
+        n_context_tokens=n_context_tokens,
+        token_logprobs=tuple(float(x) for x in token_logprobs),
+    )

@@ -1,0 +1,106 @@
+"""The Backend protocol and the `kind/name` registry the CLI resolves models with.
+
+A backend knows nothing about tasks or probes: it answers requests. Keeping this surface
+to three calls (as lm-eval does) is what lets one engine cache and batch for every probe.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from llmassay.types import (
+    GenerateRequest,
+    Generation,
+    LlmassayError,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]: ...
+
+    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]: ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+
+BackendFactory = Callable[..., Backend]
+
+# kind → "module:factory"; imported lazily so `llamacpp/` never pays for torch.
+_REGISTRY: dict[str, str] = {
+    "llamacpp": "llmassay.backends.llamacpp:LlamaCppBackend",
+    "hf": "llmassay.backends.hf:HFBackend",
+    "openai": "llmassay.backends.openai_compat:OpenAIBackend",
+}
+
+
+def register_backend(kind: str, target: str) -> None:
+    """Register a backend class as "module:attr" under a `kind/` prefix."""
+    _REGISTRY[kind] = target
+
+
+def parse_model_args(text: str | None) -> dict[str, Any]:
+    """`k=v,k2=v2` → dict, with ints, floats and booleans converted (lm-eval style)."""
+    out: dict[str, Any] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise LlmassayError(f"--model-args: '{part}' is not of the form key=value")
+        key, value = part.split("=", 1)
+        out[key.strip()] = _convert(value.strip())
+    return out
+
+
+def _convert(value: str) -> Any:
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def split_model_spec(spec: str) -> tuple[str, str]:
+    if "/" not in spec:
+        raise LlmassayError(
+            f"--model '{spec}': expected KIND/NAME with KIND one of {', '.join(sorted(_REGISTRY))}"
+        )
+    kind, name = spec.split("/", 1)
+    if kind not in _REGISTRY:
+        raise LlmassayError(
+            f"--model '{spec}': unknown backend '{kind}' (known: {', '.join(sorted(_REGISTRY))})"
+        )
+    return kind, name
+
+
+def load_backend(spec: str, **model_args: Any) -> Backend:
+    """`llamacpp/smollm2-135m` → a ready backend instance."""
+    kind, name = split_model_spec(spec)
+    module_name, attr = _REGISTRY[kind].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = {"hf": "hf", "openai": ""}.get(kind, "")
+        hint = f" (install the [{extra}] extra)" if extra else ""
+        raise LlmassayError(f"backend '{kind}' needs a missing package: {exc.name}{hint}") from exc
+    factory: BackendFactory = getattr(module, attr)
+    try:
+        return factory(name, **model_args)
+    except TypeError as exc:
+        raise LlmassayError(f"--model-args for '{kind}': {exc}") from exc

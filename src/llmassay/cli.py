@@ -1,0 +1,92 @@
+"""`llmassay` command line: parses arguments and calls the library; no logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from llmassay.backends.base import parse_model_args
+from llmassay.evaluate import RunConfig, evaluate
+from llmassay.report.table import metrics_table
+from llmassay.tasks.loader import bundled_tasks, load_task
+from llmassay.types import LlmassayError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmassay", description="Measure and mitigate LLM failure modes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="evaluate a model on tasks with probes")
+    run.add_argument("--model", required=True, help="KIND/NAME: llamacpp/smollm2-135m, hf/DIR, openai/MODEL")
+    run.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
+    run.add_argument("--tasks", required=True, help="comma-separated task names or files")
+    run.add_argument("--probe", default="accuracy", help="comma-separated probes (default: accuracy)")
+    run.add_argument("--limit", type=int, default=None, help="first N samples of each task")
+    run.add_argument("--num-fewshot", type=int, default=None)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--temperature", type=float, default=0.0)
+    run.add_argument("--batch-size", type=int, default=64, help="requests per backend call")
+    run.add_argument("--output-path", default="runs/latest")
+    run.add_argument("--no-cache", action="store_true", help="bypass the request cache")
+    run.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
+
+    sub.add_parser("tasks", help="list bundled tasks")
+    return parser
+
+
+def _run(args: argparse.Namespace, console: Console) -> None:
+    cfg = RunConfig(
+        model=args.model,
+        tasks=[t for t in args.tasks.split(",") if t],
+        probes=[p for p in args.probe.split(",") if p],
+        model_args=parse_model_args(args.model_args),
+        output_path=args.output_path,
+        limit=args.limit,
+        seed=args.seed,
+        num_fewshot=args.num_fewshot,
+        temperature=args.temperature,
+        use_cache=not args.no_cache,
+        cache_path=args.cache_path,
+        batch_size=args.batch_size,
+    )
+    outcome = evaluate(cfg)
+    out = Console()
+    out.print(metrics_table(outcome.results, title=f"{cfg.model}"))
+    out.print(
+        f"wall {outcome.results['wall_time_s']:.1f} s · {outcome.results['tokens_processed']:,} tokens · "
+        f"results: {outcome.results_path}"
+    )
+
+
+def _tasks(console: Console) -> None:
+    table = Table(title="bundled tasks")
+    for column in ("task", "type", "samples", "metrics", "file"):
+        table.add_column(column)
+    for name, path in bundled_tasks().items():
+        task = load_task(name)
+        table.add_row(name, task.output_type, str(len(task.samples)), ", ".join(task.metrics), str(path))
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        if args.command == "run":
+            _run(args, console)
+        elif args.command == "tasks":
+            _tasks(console)
+    except LlmassayError as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted: finished samples are saved; rerun the same command to resume", markup=False)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Plain task scoring, the baseline every other probe perturbs.
+
+Multiple choice is scored three ways from one run, because they disagree and users
+should see by how much: summed log-likelihood (`acc`), byte-length-normalised
+log-likelihood (`acc_norm`, as lm-eval) and the answer the model writes (`acc_gen`).
+Generation tasks are scored by exact match after normalisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmassay.engine.engine import Engine
+from llmassay.metrics import argmax, exact_match, normalised_loglikelihoods, parse_choice, proportion
+from llmassay.probes.base import ProbeConfig
+from llmassay.tasks.loader import Task
+from llmassay.types import GenerateRequest, LoglikelihoodRequest, Metric, Sample
+
+MC_ANSWER_TOKENS = 8  # enough for "B", " (B)" or "The answer is B"
+
+
+class AccuracyProbe:
+    name = "accuracy"
+
+    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig) -> list[dict[str, Any]]:
+        if task.output_type == "multiple_choice":
+            return self._multiple_choice(task, samples, engine, cfg)
+        return self._generation(task, samples, engine, cfg)
+
+    def _multiple_choice(
+        self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig
+    ) -> list[dict[str, Any]]:
+        delim = task.target_delimiter
+        requests = [LoglikelihoodRequest(s.prompt, delim + c) for s in samples for c in s.choices or []]
+        answers = iter(engine.loglikelihood(requests))
+        generations: list[Any] = [None] * len(samples)
+        if "acc_gen" in task.metrics:
+            generations = engine.generate(
+                [
+                    GenerateRequest(
+                        prompt=s.prompt, max_tokens=MC_ANSWER_TOKENS, stop=("\n",), temperature=cfg.temperature, seed=cfg.seed
+                    )
+                    for s in samples
+                ]
+            )
+        rows = []
+        for sample, gen in zip(samples, generations):
+            choices = sample.choices or []
+            results = [next(answers) for _ in choices]
+            logprobs = [r.logprob for r in results]
+            pred = argmax(logprobs)
+            pred_norm = argmax(normalised_loglikelihoods(logprobs, choices))
+            row: dict[str, Any] = {
+                "id": sample.id,
+                "prompt": sample.prompt,
+                "choices": [delim + c for c in choices],
+                "target": sample.target,
+                "loglikelihoods": logprobs,
+                "is_greedy": [r.is_greedy for r in results],
+                "pred": pred,
+                "pred_norm": pred_norm,
+                "acc": pred == sample.target,
+                "acc_norm": pred_norm == sample.target,
+            }
+            if gen is not None:
+                parsed = parse_choice(gen.text, choices)
+                row.update(generation=gen.text, pred_gen=parsed, acc_gen=parsed == sample.target)
+            rows.append(row)
+        return rows
+
+    def _generation(self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig) -> list[dict[str, Any]]:
+        kwargs = task.generation_kwargs
+        requests = [
+            GenerateRequest(
+                prompt=s.prompt,
+                max_tokens=kwargs["max_gen_toks"],
+                stop=tuple(kwargs["until"]),
+                temperature=cfg.temperature,
+                seed=cfg.seed,
+            )
+            for s in samples
+        ]
+        return [
+            {
+                "id": s.id,
+                "prompt": s.prompt,
+                "target": s.target,
+                "generation": g.text,
+                "finish_reason": g.finish_reason,
+                "n_tokens": g.n_tokens,
+                "exact_match": exact_match(g.text, str(s.target)),
+            }
+            for s, g in zip(samples, engine.generate(requests))
+        ]
+
+    def aggregate(self, task: Task, rows: list[dict[str, Any]], cfg: ProbeConfig) -> dict[str, Metric]:
+        metrics = {name: proportion([bool(r[name]) for r in rows]) for name in task.metrics}
+        if "acc_gen" in task.metrics:
+            metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])
+        return metrics

@@ -1,0 +1,3 @@
+from llmassay.report.table import metrics_table
+
+__all__ = ["metrics_table"]

@@ -1,0 +1,123 @@
+"""The values that flow between probes, the engine and backends.
+
+Requests are frozen dataclasses so the engine can hash them: identical requests from
+different samples or probes are computed once and cached under one key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+class LlmassayError(Exception):
+    """An error meant for the user: its message is one line that names the cause."""
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    """log P(continuation | context), the unit of multiple-choice scoring."""
+
+    context: str
+    continuation: str
+
+    def size(self) -> int:
+        return len(self.context) + len(self.continuation)
+
+
+@dataclass(frozen=True)
+class LoglikelihoodResult:
+    logprob: float
+    is_greedy: bool
+    n_tokens: int  # tokens in the continuation
+    n_context_tokens: int = 0
+    token_logprobs: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A prompt (raw text) or a chat (role, content) tuple, plus decoding settings.
+
+    `json_schema` is a canonical JSON string (not a dict) so the request stays hashable;
+    use `GenerateRequest.with_schema` to build one from a dict. `repeat` distinguishes
+    intentional repeats at temperature > 0, which must not be deduplicated.
+    """
+
+    prompt: str | None = None
+    messages: tuple[tuple[str, str], ...] | None = None
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    seed: int = 0
+    json_schema: str | None = None
+    grammar: str | None = None
+    repeat: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("GenerateRequest needs exactly one of prompt or messages")
+
+    @staticmethod
+    def schema_string(schema: dict[str, Any]) -> str:
+        return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+    def size(self) -> int:
+        if self.prompt is not None:
+            return len(self.prompt)
+        return sum(len(c) for _, c in self.messages or ())
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    n_prompt_tokens: int
+    n_tokens: int
+    finish_reason: str
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+
+
+Request = LoglikelihoodRequest | GenerateRequest
+
+
+def request_kind(req: Request) -> Literal["loglikelihood", "generate"]:
+    return "loglikelihood" if isinstance(req, LoglikelihoodRequest) else "generate"
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclass → plain dict/list structure, for cache rows and sample files."""
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A reported number always carries its uncertainty and its sample size."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    stderr: float | None = None
+    method: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Sample:
+    """One evaluation item after templating: the exact prompt text and its answer key.
+
+    For multiple choice `choices` holds the answer strings (e.g. "A"; the task's
+    target_delimiter goes before each when scored) and `target` the index of the right
+    one; for generation `target` is the reference string.
+    """
+
+    id: str
+    prompt: str
+    choices: list[str] | None
+    target: int | str
+    doc: dict[str, Any] = field(default_factory=dict)
