@@ -29,6 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--temperature", type=float, default=0.0)
     run.add_argument("--batch-size", type=int, default=64, help="requests per backend call")
+    run.add_argument("--chunk-size", type=int, default=32, help="samples per resume checkpoint")
     run.add_argument("--output-path", default="runs/latest")
     run.add_argument("--no-cache", action="store_true", help="bypass the request cache")
     run.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
@@ -51,6 +52,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         use_cache=not args.no_cache,
         cache_path=args.cache_path,
         batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
     )
     outcome = evaluate(cfg)
     out = Console()

@@ -44,6 +44,7 @@ class RunConfig:
     use_cache: bool = True
     cache_path: str | None = None
     batch_size: int = 64
+    chunk_size: int = 32  # samples per resume checkpoint
 
     def result_affecting(self) -> dict[str, Any]:
         """What changes per-sample results; paths and speed knobs are left out."""
@@ -103,7 +104,9 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
                     }
                 )
                 log = store.sample_log(task.name, probe_name, key)
-                outcomes.append(run_probe(PROBES[probe_name](), task, engine, probe_cfg, log, on_samples=advance))
+                outcomes.append(run_probe(
+                        PROBES[probe_name](), task, engine, probe_cfg, log, cfg.chunk_size, on_samples=advance
+                    ))
 
     sample_paths = [
         store.write_samples(task.name, [row for o in outcomes if o.task == task.name for row in o.samples])

@@ -77,6 +77,7 @@ def load_task(name_or_path: str, num_fewshot: int | None = None, seed: int = 0) 
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         config, lines = _read_yaml(path)
+        _check_header(path, config, lines)
         docs = _dataset_docs(path, config, lines)
     elif suffix in (".jsonl", ".json", ".csv"):
         docs = _read_records(path)
@@ -197,16 +198,9 @@ def _field_error(path: Path, lines: dict[str, int]) -> Any:
     return fail
 
 
-def _build_task(
-    path: Path,
-    config: dict[str, Any],
-    lines: dict[str, int],
-    docs: list[_Doc],
-    num_fewshot: int | None,
-    seed: int,
-) -> Task:
+def _check_header(path: Path, config: dict[str, Any], lines: dict[str, int]) -> None:
+    """Fields that must be right before any data is read."""
     fail = _field_error(path, lines)
-
     name = config.get("task", path.stem)
     if not isinstance(name, str) or not name:
         raise fail("task", "must be a non-empty string")
@@ -219,6 +213,17 @@ def _build_task(
     if output_type == "multiple_choice" and "doc_to_choice" not in config:
         raise TaskError(f"{path}: missing required field 'doc_to_choice' (needed for multiple_choice)")
 
+
+def _build_task(
+    path: Path,
+    config: dict[str, Any],
+    lines: dict[str, int],
+    docs: list[_Doc],
+    num_fewshot: int | None,
+    seed: int,
+) -> Task:
+    fail = _field_error(path, lines)
+    name, output_type = config.get("task", path.stem), config.get("output_type", "multiple_choice")
     if not docs:
         raise TaskError(f"{path}: the dataset has no documents")
     fewshot_docs = docs

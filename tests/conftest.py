@@ -1,0 +1,29 @@
+"""Shared fixtures: an isolated LLMASSAY_HOME and one loaded embedded model per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Hash memo, default cache and assembled models go to a temp dir, never ~/.cache.
+    os.environ["LLMASSAY_HOME"] = str(tmp_path_factory.mktemp("llmassay_home"))
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    from llmassay.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    from llmassay.models import resolve_model_path
+
+    return resolve_model_path("smollm2-135m")

@@ -1,0 +1,88 @@
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from llmassay.types import GenerateRequest, LoglikelihoodRequest
+
+CONTEXT = "The following are multiple choice questions.\n\nWhat is 2 + 2?\nA. 3\nB. 4\nC. 5\nD. 22\nAnswer:"
+
+
+def raw_loglikelihood(llm, context: str, continuation: str) -> float:
+    """Reference: evaluate context+continuation as one sequence with logits_all."""
+    ctx = llm.tokenize(context.encode(), add_bos=True)
+    whole = llm.tokenize((context + continuation).encode(), add_bos=True)
+    cont = whole[len(ctx) :]
+    llm.reset()
+    llm.eval(whole)
+    rows = llm.scores[len(ctx) - 1 : len(whole) - 1].astype(np.float64)
+    top = rows.max(axis=1, keepdims=True)
+    logp = rows - (top + np.log(np.exp(rows - top).sum(axis=1, keepdims=True)))
+    return float(sum(logp[i, t] for i, t in enumerate(cont)))
+
+
+def test_loglikelihood_matches_raw_llama_cpp_exactly(smollm2, smollm2_path):
+    import llama_cpp
+
+    reqs = [LoglikelihoodRequest(CONTEXT, c) for c in (" A", " B", " C", " D", " B. 4")]
+    reqs.append(LoglikelihoodRequest("The capital of France is", " Paris, the city of light"))
+    ours = smollm2.loglikelihood(reqs)
+    llm = llama_cpp.Llama(model_path=str(smollm2_path), n_ctx=2048, logits_all=True, verbose=False)
+    for req, res in zip(reqs, ours):
+        assert res.logprob == raw_loglikelihood(llm, req.context, req.continuation)
+        assert res.logprob == pytest.approx(sum(res.token_logprobs))
+        assert res.logprob < 0
+    assert ours[5].n_tokens > 1
+
+
+def test_loglikelihood_is_independent_of_request_order(smollm2):
+    reqs = [LoglikelihoodRequest(CONTEXT, c) for c in (" A", " B")] + [LoglikelihoodRequest("Hello", " world")]
+    forward = smollm2.loglikelihood(reqs)
+    backward = smollm2.loglikelihood(list(reversed(reqs)))
+    assert [r.logprob for r in forward] == [r.logprob for r in reversed(backward)]
+
+
+def test_is_greedy_agrees_with_greedy_generation(smollm2):
+    gen = smollm2.generate([GenerateRequest(prompt="The capital of France is", max_tokens=3)])[0]
+    assert gen.text
+    res = smollm2.loglikelihood([LoglikelihoodRequest("The capital of France is", gen.text)])[0]
+    assert res.is_greedy
+    other = smollm2.loglikelihood([LoglikelihoodRequest("The capital of France is", " zebra")])[0]
+    assert not other.is_greedy and other.logprob < res.logprob
+
+
+def test_generation_stops_and_is_deterministic(smollm2):
+    req = GenerateRequest(prompt="Question: What is 3 + 4?\nAnswer:", max_tokens=20, stop=("\n",))
+    a, b = smollm2.generate([req, req])
+    assert a.text == b.text and "\n" not in a.text
+    assert a.n_prompt_tokens == len(smollm2.tokenize(req.prompt))
+
+
+def test_sampling_is_reproducible_per_seed(smollm2):
+    reqs = [GenerateRequest(prompt="Once upon a time", max_tokens=12, temperature=1.0, seed=s) for s in (1, 1, 2)]
+    a, b, c = smollm2.generate(reqs)
+    assert a.text == b.text
+    assert a.text != c.text
+
+
+def test_json_schema_constrained_generation_is_valid(smollm2):
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    req = GenerateRequest(
+        messages=(("user", "Bob is 30 years old. Give his name and age as JSON."),),
+        max_tokens=60,
+        json_schema=GenerateRequest.schema_string(schema),
+    )
+    out = json.loads(smollm2.generate([req])[0].text)
+    assert isinstance(out["name"], str) and isinstance(out["age"], int)
+
+
+def test_fingerprint_is_the_file_sha256(smollm2, smollm2_path):
+    digest = hashlib.sha256(smollm2_path.read_bytes()).hexdigest()
+    fp = smollm2.fingerprint()
+    assert fp["model_sha256"] == digest
+    assert fp["backend"] == "llamacpp" and fp["n_ctx"] == 2048

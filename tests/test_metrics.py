@@ -1,0 +1,62 @@
+import math
+
+import pytest
+
+from llmassay.metrics import (
+    bootstrap_mean,
+    exact_match,
+    normalise_answer,
+    normalised_loglikelihoods,
+    parse_choice,
+    proportion,
+)
+
+
+def test_wilson_interval_known_values():
+    m = proportion([1] * 50 + [0] * 50)
+    assert m.value == 0.5 and m.n == 100
+    assert m.ci_low == pytest.approx(0.4038, abs=1e-4)
+    assert m.ci_high == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_wilson_interval_at_the_edges_stays_in_unit_range():
+    zero = proportion([0] * 40)
+    assert zero.value == 0.0 and zero.ci_low == 0.0 and 0.05 < zero.ci_high < 0.1
+    one = proportion([1] * 40)
+    assert one.ci_high == 1.0 and 0.9 < one.ci_low < 0.95
+
+
+def test_empty_proportion_is_nan_with_n_zero():
+    m = proportion([])
+    assert m.n == 0 and math.isnan(m.value)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_mean():
+    values = [0.1, 0.5, 0.9, 0.3, 0.7, 0.2, 0.8]
+    a, b = bootstrap_mean(values, seed=3), bootstrap_mean(values, seed=3)
+    assert a == b
+    assert a.ci_low < a.value < a.ci_high
+    assert a.value == pytest.approx(sum(values) / len(values))
+
+
+def test_normalised_loglikelihood_divides_by_utf8_bytes():
+    assert normalised_loglikelihoods([-4.0, -4.0], ["ab", "é"]) == [-2.0, -2.0]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [(" B", 1), ("(C)", 2), ("D.", 3), ("The answer is A", 0), ("", None), ("Both are wrong", None), ("E", None)],
+)
+def test_parse_letter_choice(text, expected):
+    assert parse_choice(text, ["A", "B", "C", "D"]) == expected
+
+
+def test_parse_text_choice_prefers_longest_match():
+    assert parse_choice(" New York City, obviously", ["New York", "New York City", "Boston"]) == 1
+    assert parse_choice("Chicago", ["New York", "Boston"]) is None
+
+
+def test_exact_match_normalisation_keeps_signs():
+    assert exact_match(" -1.", "-1")
+    assert not exact_match("1", "-1")
+    assert normalise_answer('  "Paris"  ') == "paris"
