@@ -4,22 +4,24 @@ Two things matter more than features here:
 - transient faults (429, 5xx, timeouts, dropped connections) are retried with capped
   exponential backoff and jitter, honouring Retry-After, and end in a one-line error;
 - loglikelihoods are only trusted after a self-check. Some servers (llama-cpp-python's,
-  abetlen/llama-cpp-python#1983) return echoed prompt log-probabilities shifted by one
-  position, which silently corrupts every multiple-choice score. Before scoring, the
-  backend generates a few tokens greedily with their log-probabilities, echo-scores the
-  same text, and compares: equal numbers pass; numbers that match one position later are
-  realigned; anything else refuses loglikelihood with an explanation.
+  abetlen/llama-cpp-python#1983) score each echoed prompt token with the distribution one
+  position too late, which silently corrupts every multiple-choice score. Before scoring,
+  the backend generates a few tokens greedily with their log-probabilities, echo-scores
+  the same text, and compares: equal numbers pass; anything else refuses loglikelihood
+  with a one-line explanation.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -34,12 +36,14 @@ from llmassay.types import (
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 SELF_CHECK_PROMPT = "The three primary colours are red, yellow and"
+RETRY_AFTER_MAX_S = 300.0  # a server's Retry-After is honoured, up to this
 SELF_CHECK_TOLERANCE = 0.05  # nats; servers compute the two passes in different batches
 
 
 class OpenAIBackend:
     """`openai/<model>`; model args: base_url, api_key_env, concurrency, timeout,
-    max_retries, backoff_base, backoff_max, logprob_check (true|false)."""
+    max_retries, backoff_base, backoff_max, logprob_check (true|false), repeat_penalty
+    (a llama.cpp-server extension; its default of 1.1 makes "greedy" differ from greedy)."""
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class OpenAIBackend:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         logprob_check: bool = True,
+        repeat_penalty: float | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -70,12 +75,13 @@ class OpenAIBackend:
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
         self.logprob_check = bool(logprob_check)
+        self.repeat_penalty = repeat_penalty
         self._client = httpx.Client(
             timeout=httpx.Timeout(float(timeout)),
             headers=headers,
             limits=httpx.Limits(max_connections=self.concurrency),
         )
-        self._alignment: int | None = None  # 0 aligned, 1 server shifted by one
+        self._verified = False  # the log-probability self-check ran and passed
         self._check_lock = threading.Lock()
         self._jitter = random.Random()
         self.retries = 0
@@ -84,7 +90,12 @@ class OpenAIBackend:
     # -- Protocol -----------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
         # The API key is deliberately absent: it must never reach a cache key or a file.
-        return {"backend": "openai", "base_url": self.base_url, "model": self.model}
+        return {
+            "backend": "openai",
+            "base_url": self.base_url,
+            "model": self.model,
+            "repeat_penalty": self.repeat_penalty,
+        }
 
     def tokenize(self, text: str) -> list[int]:
         root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
@@ -105,7 +116,7 @@ class OpenAIBackend:
         return self._map(self._generate_one, reqs)
 
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        self._ensure_alignment()
+        self._ensure_verified()
         return self._map(self._loglikelihood_one, reqs)
 
     # -- HTTP with retries --------------------------------------------------------------
@@ -118,11 +129,11 @@ class OpenAIBackend:
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         if response is not None and (header := response.headers.get("Retry-After")):
             try:
-                return min(float(header), self.backoff_max)
+                return min(max(0.0, float(header)), RETRY_AFTER_MAX_S)
             except ValueError:
                 when = email.utils.parsedate_to_datetime(header)
                 if when is not None:
-                    return min(max(0.0, when.timestamp() - time.time()), self.backoff_max)
+                    return min(max(0.0, when.timestamp() - time.time()), RETRY_AFTER_MAX_S)
         cap = min(self.backoff_max, self.backoff_base * 2**attempt)
         return cap / 2 + self._jitter.uniform(0, cap / 2)  # "equal jitter"
 
@@ -165,12 +176,12 @@ class OpenAIBackend:
             body["stop"] = list(req.stop)
         if req.grammar is not None:
             body["grammar"] = req.grammar  # llama.cpp-family extension
+        if self.repeat_penalty is not None:
+            body["repeat_penalty"] = self.repeat_penalty
         start = time.perf_counter()
         if req.messages is not None:
             body["messages"] = [{"role": r, "content": c} for r, c in req.messages]
             if req.json_schema is not None:
-                import json
-
                 body["response_format"] = {
                     "type": "json_schema",
                     "json_schema": {"name": "output", "schema": json.loads(req.json_schema), "strict": True},
@@ -197,91 +208,115 @@ class OpenAIBackend:
         )
 
     # -- loglikelihood ------------------------------------------------------------------
-    def _echo(self, text: str) -> dict[str, Any]:
-        body = {
-            "model": self.model,
-            "prompt": text,
-            "max_tokens": 1,
-            "temperature": 0.0,
-            "echo": True,
-            "logprobs": 1,
-        }
+    def _echo(self, text: str) -> _Echo:
+        """Prompt log-probabilities of `text`, from completions with echo + logprobs."""
+        body = {"model": self.model, "prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
         data = self._post(f"{self.base_url}/completions", body)
         logprobs = _first_choice(data).get("logprobs")
-        if not logprobs or not logprobs.get("token_logprobs"):
+        if not isinstance(logprobs, dict) or not logprobs.get("token_logprobs"):
             raise LlmassayError(
                 f"openai: {self.base_url} does not return echoed prompt log-probabilities "
                 "(completions with echo+logprobs); loglikelihood scoring is not possible on this server"
             )
-        return logprobs
+        echo = _Echo.parse(logprobs, len(text))
+        if echo is None:
+            raise LlmassayError(f"openai: {self.base_url} returned logprobs arrays of inconsistent lengths")
+        return echo
 
-    def _ensure_alignment(self) -> None:
+    def _ensure_verified(self) -> None:
         with self._check_lock:
-            if self._alignment is not None:
-                return
-            if not self.logprob_check:
-                self._alignment = 0
-                return
-            self._alignment = self._measure_alignment()
+            if not self._verified:
+                if self.logprob_check:
+                    self._self_check()
+                self._verified = True
 
-    def _measure_alignment(self) -> int:
+    def _self_check(self) -> None:
+        """Generate greedily with log-probabilities, echo-score the same text, compare.
+
+        The generated tokens' log-probabilities come from the distributions that produced
+        them, so they are right on any sane server; echoed prompt log-probabilities are
+        where servers go wrong. Realignment is not attempted: a server that scores prompt
+        tokens with the wrong distribution does not send the right numbers at all.
+        """
         gen = self._post(
             f"{self.base_url}/completions",
             {"model": self.model, "prompt": SELF_CHECK_PROMPT, "max_tokens": 4, "temperature": 0.0, "logprobs": 1},
         )
         choice = _first_choice(gen)
-        expected = [float(x) for x in ((choice.get("logprobs") or {}).get("token_logprobs") or [])]
         text = choice.get("text") or ""
-        if not expected or not text:
+        generated = _Echo.parse(choice.get("logprobs") or {}, len(SELF_CHECK_PROMPT) + len(text))
+        if not text or generated is None or not generated.values:
             raise LlmassayError(f"openai: {self.base_url} returns no log-probabilities for generated tokens")
-        echoed = self._echo(SELF_CHECK_PROMPT + text)
-        echo_values = [None if v is None else float(v) for v in echoed["token_logprobs"]]
-        n_prompt = len(echo_values) - len(expected) - 1  # echo asked for one extra token
-        for shift in (0, 1):
-            start = n_prompt + shift
-            window = echo_values[start : start + len(expected)]
-            if len(window) == len(expected) and all(
-                v is not None and abs(v - e) < SELF_CHECK_TOLERANCE for v, e in zip(window, expected)
-            ):
-                return shift
-        raise LlmassayError(
-            f"openai: {self.base_url} failed the log-probability self-check (echoed prompt log-probabilities "
-            f"{echo_values[n_prompt:n_prompt + len(expected)]} != generated {expected}); refusing loglikelihood "
-            "(pass logprob_check=false to override at your own risk)"
-        )
+        echo = self._echo(SELF_CHECK_PROMPT + text)
+        by_position = {(o, t): v for o, t, v in zip(echo.offsets, echo.tokens, echo.values)}
+        pairs = [
+            (by_position.get((o, t)), v)
+            for o, t, v in zip(generated.offsets, generated.tokens, generated.values)
+            if o >= len(SELF_CHECK_PROMPT) and v is not None
+        ]
+        pairs = [(e, g) for e, g in pairs if e is not None]
+        if not pairs:
+            raise LlmassayError(
+                f"openai: {self.base_url} echo tokens do not line up with generated tokens; cannot verify log-probabilities"
+            )
+        worst = max(abs(e - g) for e, g in pairs)
+        if worst > SELF_CHECK_TOLERANCE:
+            raise LlmassayError(
+                f"openai: {self.base_url} failed the log-probability self-check: echoed prompt log-probabilities differ "
+                f"from the same tokens' generation log-probabilities by up to {worst:.2f} nats (a known server bug, e.g. "
+                "abetlen/llama-cpp-python#1983); refusing loglikelihood (logprob_check=false overrides at your own risk)"
+            )
 
     def _loglikelihood_one(self, req: LoglikelihoodRequest) -> LoglikelihoodResult:
-        logprobs = self._echo(req.context + req.continuation)
-        tokens: list[str] = logprobs.get("tokens") or []
-        offsets: list[int] = logprobs.get("text_offset") or []
-        values: list[float | None] = logprobs["token_logprobs"]
-        tops: list[dict[str, float] | None] = logprobs.get("top_logprobs") or [None] * len(values)
-        n_echo = len(values) - 1  # the last entry is the one generated token
-        if len(tokens) < n_echo or len(offsets) < n_echo or len(tops) < n_echo:
-            raise LlmassayError(f"openai: {self.base_url} returned logprobs of inconsistent lengths")
+        echo = self._echo(req.context + req.continuation)
         boundary = len(req.context)
-        first = next((i for i in range(n_echo) if offsets[i] + len(tokens[i]) > boundary), n_echo)
-        if first >= n_echo:
+        span = [i for i in range(len(echo.values)) if echo.offsets[i] + len(echo.tokens[i]) > boundary]
+        if not span:
             raise LlmassayError(f"openai: echoed tokens do not cover the continuation {req.continuation!r}")
-        shift = self._alignment or 0
         picked: list[float] = []
         greedy = True
-        for i in range(first, n_echo):
-            value = values[i + shift] if i + shift < len(values) else None
+        for i in span:
+            value = echo.values[i]
             if value is None:
-                raise LlmassayError(f"openai: {self.base_url} returned no log-probability for token {i}")
-            picked.append(float(value))
-            top = tops[i + shift] if i + shift < len(tops) else None
+                raise LlmassayError(f"openai: {self.base_url} returned no log-probability for prompt token {i}")
+            picked.append(value)
+            top = echo.tops[i]
             if top:
-                best = max(top.items(), key=lambda kv: kv[1])[0]
-                greedy = greedy and best == tokens[i]
-        self.tokens_evaluated += n_echo
+                greedy = greedy and max(top.items(), key=lambda kv: kv[1])[0] == echo.tokens[i]
+        self.tokens_evaluated += len(echo.values)
         return LoglikelihoodResult(
             logprob=float(sum(picked)),
             is_greedy=greedy,
             n_tokens=len(picked),
-            n_context_tokens=first,
+            n_context_tokens=span[0],
             token_logprobs=tuple(picked),
+        )
+
+
+@dataclass(frozen=True)
+class _Echo:
+    """The prompt part of an OpenAI `logprobs` object (entries past the prompt dropped)."""
+
+    tokens: list[str]
+    offsets: list[int]
+    values: list[float | None]
+    tops: list[dict[str, float] | None]
+
+    @staticmethod
+    def parse(logprobs: dict[str, Any], text_length: int) -> _Echo | None:
+        tokens = logprobs.get("tokens")
+        offsets = logprobs.get("text_offset")
+        values = logprobs.get("token_logprobs")
+        tops = logprobs.get("top_logprobs") or [None] * len(values or [])
+        arrays = (tokens, offsets, values, tops)
+        if not all(isinstance(a, list) for a in arrays) or len({len(a) for a in arrays}) != 1:
+            return None
+        keep = [i for i, o in enumerate(offsets) if isinstance(o, int) and o < text_length]
+        return _Echo(
+            tokens=[str(tokens[i]) for i in keep],
+            offsets=[offsets[i] for i in keep],
+            values=[None if values[i] is None else float(values[i]) for i in keep],
+            tops=[tops[i] if isinstance(tops[i], dict) else None for i in keep],
         )
 
 

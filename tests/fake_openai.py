@@ -1,0 +1,145 @@
+"""A small OpenAI-compatible server on 127.0.0.1 that answers correctly or with scripted
+faults. It simulates an external service's failures; it is never the model under test.
+
+The toy "model": text splits into whitespace-led tokens; a token's log-probability is a
+fixed function of its text, and the token itself is always the top-1 alternative.
+Generation answers " 7" to everything except the backend's self-check prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TOKEN = re.compile(r"\s*\S+|\s+")
+
+
+def toy_logprob(token: str) -> float:
+    return -round(0.1 + (sum(map(ord, token)) % 37) / 10, 4)
+
+
+def toy_logprobs(text: str, start: int = 0, first_is_none: bool = False) -> dict[str, Any]:
+    tokens, offsets, offset = [], [], start
+    for match in TOKEN.finditer(text):
+        tokens.append(match.group(0))
+        offsets.append(offset)
+        offset += len(match.group(0))
+    values: list[float | None] = [toy_logprob(t) for t in tokens]
+    tops: list[dict[str, float] | None] = [{t: toy_logprob(t)} for t in tokens]
+    if first_is_none and values:
+        values[0], tops[0] = None, None
+    return {"tokens": tokens, "text_offset": offsets, "token_logprobs": values, "top_logprobs": tops}
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.faults: deque[str] = deque()  # consumed one per request
+        self.fail_after: tuple[int, str] | None = None  # (n ok requests, then this fault forever)
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def next_fault(self) -> str:
+        with self.lock:
+            n = len(self.requests)
+            if self.faults:
+                return self.faults.popleft()
+            if self.fail_after and n >= self.fail_after[0]:
+                return self.fail_after[1]
+            return "ok"
+
+    def answer(self, path: str, body: dict[str, Any], fault: str) -> dict[str, Any]:
+        if path.endswith("/chat/completions"):
+            return {
+                "choices": [{"message": {"role": "assistant", "content": "blue"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+            }
+        prompt = body.get("prompt", "")
+        if body.get("echo"):
+            logprobs = toy_logprobs(prompt + " x", first_is_none=True)  # prompt tokens + 1 generated
+            if fault == "shifted":
+                logprobs["token_logprobs"] = [None] + logprobs["token_logprobs"][2:] + [-0.5]
+            if fault == "bad-logprobs":
+                logprobs["token_logprobs"] = logprobs["token_logprobs"][:-2]
+            text = prompt + " x"
+        else:
+            text = " blue" if "primary colours" in prompt else " 7"
+            logprobs = toy_logprobs(text, start=len(prompt)) if body.get("logprobs") else None
+        return {
+            "choices": [{"text": text, "logprobs": logprobs, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": len(TOKEN.findall(prompt)), "completion_tokens": 1},
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fault = fake.next_fault()
+                with fake.lock:
+                    fake.requests.append(
+                        {"path": self.path, "body": body, "auth": self.headers.get("Authorization"),
+                         "fault": fault, "time": time.monotonic()}
+                    )
+                if fault.startswith("429"):
+                    headers = {"Retry-After": fault.split(":", 1)[1]} if ":" in fault else {}
+                    self._send(429, b'{"error": {"message": "rate limited"}}', headers)
+                elif fault in ("500", "502", "503"):
+                    self._send(int(fault), b'{"error": {"message": "server exploded"}}')
+                elif fault == "400":
+                    self._send(400, b'{"error": {"message": "bad request: unknown model"}}')
+                elif fault == "drop":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    self.wfile.write(b'{"choices": [')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                elif fault == "stall":
+                    time.sleep(1.0)
+                    try:
+                        self._send(200, b"{}")
+                    except OSError:
+                        pass
+                elif fault == "malformed":
+                    self._send(200, b'{"choices": [{"text": "unterminated')
+                elif fault == "empty-choices":
+                    self._send(200, b'{"choices": []}')
+                else:
+                    self._send(200, json.dumps(fake.answer(self.path, body, fault)).encode())
+
+        return Handler
