@@ -3,7 +3,21 @@ faults. It simulates an external service's failures; it is never the model under
 
 The toy "model": text splits into whitespace-led tokens; a token's log-probability is a
 fixed function of its text, and the token itself is always the top-1 alternative.
-Generation answers " 7" to everything except the backend's self-check prompt.
+Generation answers " 7" to everything except the backend's self-check prompt (" blue").
+Echoed completions follow OpenAI's layout: every prompt token, the first with a null
+log-probability, then the one generated token (" x") at text_offset len(prompt).
+
+Faults are consumed one per request from `faults`; `fail_after = (n, fault)` answers the
+first n requests normally and then always with `fault`. Fault names:
+  "429" / "429:<retry-after>"   rate limited, without / with a Retry-After header
+  "500" "502" "503" "400"        an HTTP error with an OpenAI-style error body
+  "500-list"                     HTTP 500 whose JSON body is a list, not an object
+  "drop"                         headers promise 1000 bytes, the connection dies after 13
+  "stall"                        no answer for STALL_S seconds (past the client timeout)
+  "malformed" "empty-choices"    a 200 whose body is broken JSON / has no choices
+  "shifted"                      echoed log-probabilities moved one token to the left
+  "bad-logprobs"                 token_logprobs two entries shorter than tokens
+  "generated-only"               echo logprobs list only the generated token (llama.cpp's C++ server)
 """
 
 from __future__ import annotations
@@ -17,18 +31,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 TOKEN = re.compile(r"\s*\S+|\s+")
+STALL_S = 1.0
+GENERATED = " x"  # the token an echo request (max_tokens=1) "generates"
 
 
 def toy_logprob(token: str) -> float:
     return -round(0.1 + (sum(map(ord, token)) % 37) / 10, 4)
 
 
+def toy_tokens(text: str) -> list[str]:
+    return TOKEN.findall(text)
+
+
 def toy_logprobs(text: str, start: int = 0, first_is_none: bool = False) -> dict[str, Any]:
     tokens, offsets, offset = [], [], start
-    for match in TOKEN.finditer(text):
-        tokens.append(match.group(0))
+    for token in toy_tokens(text):
+        tokens.append(token)
         offsets.append(offset)
-        offset += len(match.group(0))
+        offset += len(token)
     values: list[float | None] = [toy_logprob(t) for t in tokens]
     tops: list[dict[str, float] | None] = [{t: toy_logprob(t)} for t in tokens]
     if first_is_none and values:
@@ -44,7 +64,7 @@ class FakeOpenAI:
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -57,36 +77,48 @@ class FakeOpenAI:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join(timeout=5)
 
-    def next_fault(self) -> str:
+    def seen(self, fault: str | None = None) -> int:
+        """Requests received so far (with `fault`: those answered with that fault)."""
         with self.lock:
-            n = len(self.requests)
-            if self.faults:
-                return self.faults.popleft()
-            if self.fail_after and n >= self.fail_after[0]:
-                return self.fail_after[1]
-            return "ok"
+            return sum(1 for r in self.requests if fault is None or r["fault"] == fault)
+
+    def _next_fault(self) -> str:
+        # Called under self.lock, right before the request is recorded.
+        if self.faults:
+            return self.faults.popleft()
+        if self.fail_after and len(self.requests) >= self.fail_after[0]:
+            return self.fail_after[1]
+        return "ok"
 
     def answer(self, path: str, body: dict[str, Any], fault: str) -> dict[str, Any]:
         if path.endswith("/chat/completions"):
             return {
-                "choices": [{"message": {"role": "assistant", "content": "blue"}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "blue"}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 1},
             }
-        prompt = body.get("prompt", "")
+        prompt = str(body.get("prompt", ""))
         if body.get("echo"):
-            logprobs = toy_logprobs(prompt + " x", first_is_none=True)  # prompt tokens + 1 generated
+            text = prompt + GENERATED
+            logprobs = toy_logprobs(prompt, first_is_none=True)
+            generated = toy_logprobs(GENERATED, start=len(prompt))
+            for key in logprobs:
+                logprobs[key] += generated[key]
             if fault == "shifted":
                 logprobs["token_logprobs"] = [None] + logprobs["token_logprobs"][2:] + [-0.5]
-            if fault == "bad-logprobs":
+            elif fault == "bad-logprobs":
                 logprobs["token_logprobs"] = logprobs["token_logprobs"][:-2]
-            text = prompt + " x"
+            elif fault == "generated-only":
+                logprobs = generated
+            n_out = 1
         else:
             text = " blue" if "primary colours" in prompt else " 7"
             logprobs = toy_logprobs(text, start=len(prompt)) if body.get("logprobs") else None
+            n_out = len(toy_tokens(text))
         return {
-            "choices": [{"text": text, "logprobs": logprobs, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": len(TOKEN.findall(prompt)), "completion_tokens": 1},
+            "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": len(toy_tokens(prompt)), "completion_tokens": n_out},
         }
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -108,8 +140,8 @@ class FakeOpenAI:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                fault = fake.next_fault()
                 with fake.lock:
+                    fault = fake._next_fault()
                     fake.requests.append(
                         {"path": self.path, "body": body, "auth": self.headers.get("Authorization"),
                          "fault": fault, "time": time.monotonic()}
@@ -119,6 +151,8 @@ class FakeOpenAI:
                     self._send(429, b'{"error": {"message": "rate limited"}}', headers)
                 elif fault in ("500", "502", "503"):
                     self._send(int(fault), b'{"error": {"message": "server exploded"}}')
+                elif fault == "500-list":
+                    self._send(500, b'["not", "an", "object"]')
                 elif fault == "400":
                     self._send(400, b'{"error": {"message": "bad request: unknown model"}}')
                 elif fault == "drop":
@@ -130,10 +164,10 @@ class FakeOpenAI:
                     self.close_connection = True
                     self.connection.shutdown(2)
                 elif fault == "stall":
-                    time.sleep(1.0)
+                    time.sleep(STALL_S)
                     try:
                         self._send(200, b"{}")
-                    except OSError:
+                    except OSError:  # the client gave up long ago
                         pass
                 elif fault == "malformed":
                     self._send(200, b'{"choices": [{"text": "unterminated')

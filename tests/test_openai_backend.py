@@ -4,7 +4,6 @@ llama-cpp-python server (agreement with the embedded backend, the echo bug)."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,14 +11,16 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
-from fake_openai import FakeOpenAI, toy_logprob
-from llmassay.backends.openai_compat import OpenAIBackend
+from fake_openai import STALL_S, FakeOpenAI, toy_logprob
+from llmassay.backends.openai_compat import SELF_CHECK_TOLERANCE, OpenAIBackend
 from llmassay.evaluate import RunConfig, evaluate
 from llmassay.types import GenerateRequest, LlmassayError, LoglikelihoodRequest
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 0.3}
+assert FAST["timeout"] < STALL_S
 
 
 @pytest.fixture()
@@ -32,54 +33,138 @@ def backend(fake: FakeOpenAI, **kwargs) -> OpenAIBackend:
     return OpenAIBackend("toy", base_url=fake.base_url, **{**FAST, **kwargs})
 
 
+def one_line(exc_info: pytest.ExceptionInfo) -> str:
+    message = str(exc_info.value)
+    assert message and "\n" not in message
+    return message
+
+
+# -- loglikelihood and the self-check ----------------------------------------------------
 def test_loglikelihood_on_a_correct_server_passes_the_self_check(fake):
-    out = backend(fake).loglikelihood([LoglikelihoodRequest("Question: 1+1?\nAnswer:", " 2 apples")])[0]
-    assert out.n_tokens == 2
-    assert out.logprob == pytest.approx(toy_logprob(" 2") + toy_logprob(" apples"))
-    assert out.is_greedy
-    paths = [r["path"] for r in fake.requests]
-    assert paths == ["/v1/completions"] * 3  # self-check generate + echo, then the request
-    assert fake.requests[0]["body"]["logprobs"] == 1 and fake.requests[2]["body"]["echo"] is True
+    b = backend(fake)
+    reqs = [
+        LoglikelihoodRequest("Question: 1+1?\nAnswer:", " 2 apples"),
+        LoglikelihoodRequest("Question: 1+1?\nAnswer: ", "B"),  # the trailing space joins the continuation
+        LoglikelihoodRequest("one", " two three four"),
+    ]
+    out = b.loglikelihood(reqs)
+    assert [o.n_tokens for o in out] == [2, 1, 3]
+    assert out[0].logprob == pytest.approx(toy_logprob(" 2") + toy_logprob(" apples"))
+    assert out[1].logprob == pytest.approx(toy_logprob(" B"))
+    assert out[2].token_logprobs == pytest.approx(tuple(toy_logprob(t) for t in (" two", " three", " four")))
+    assert out[2].n_context_tokens == 1
+    assert all(o.is_greedy for o in out)
+    # Self-check first (generate with logprobs, then echo of the same text), then one echo per request.
+    bodies = [r["body"] for r in fake.requests]
+    assert [r["path"] for r in fake.requests] == ["/v1/completions"] * 5
+    assert bodies[0]["logprobs"] == 1 and not bodies[0].get("echo")
+    assert bodies[1]["echo"] is True and bodies[1]["prompt"] == bodies[0]["prompt"] + " blue"
+    assert sorted(b["prompt"] for b in bodies[2:]) == sorted(r.context + r.continuation for r in reqs)
+    assert all(b["echo"] is True and b["max_tokens"] == 1 and b["logprobs"] == 1 for b in bodies[2:])
+    # The check runs once per backend.
+    b.loglikelihood(reqs[:1])
+    assert fake.seen() == 6
+
+
+def test_measure_alignment_is_zero_on_a_correct_server(fake):
+    assert backend(fake)._measure_alignment() == pytest.approx(0.0)
+    assert [r["fault"] for r in fake.requests] == ["ok", "ok"]
 
 
 def test_self_check_refuses_a_server_with_misaligned_echo(fake):
     fake.faults.extend(["ok", "shifted"])
-    with pytest.raises(LlmassayError, match="failed the log-probability self-check") as info:
-        backend(fake).loglikelihood([LoglikelihoodRequest("a", " b")])
-    assert "\n" not in str(info.value)
+    b = backend(fake)
+    with pytest.raises(LlmassayError) as info:
+        b.loglikelihood([LoglikelihoodRequest("a", " b")])
+    message = one_line(info)
+    assert "failed the log-probability self-check" in message and "refusing loglikelihood" in message
+    assert fake.seen() == 2  # no scoring request was sent
+    fake.faults.extend(["ok", "shifted"])
+    assert b._measure_alignment() > SELF_CHECK_TOLERANCE
 
 
+def test_logprob_check_false_skips_the_self_check(fake):
+    out = backend(fake, logprob_check=False).loglikelihood([LoglikelihoodRequest("one", " two")])
+    assert out[0].logprob == pytest.approx(toy_logprob(" two"))
+    assert fake.seen() == 1
+
+
+def test_logprobs_of_the_wrong_length_are_refused(fake):
+    b = backend(fake, logprob_check=False)
+    fake.faults.append("bad-logprobs")
+    with pytest.raises(LlmassayError) as info:
+        b.loglikelihood([LoglikelihoodRequest("one two", " three")])
+    assert "logprobs arrays of inconsistent lengths" in one_line(info)
+
+
+def test_a_server_without_prompt_logprobs_is_refused(fake):
+    fake.faults.append("generated-only")
+    with pytest.raises(LlmassayError) as info:
+        backend(fake, logprob_check=False).loglikelihood([LoglikelihoodRequest("one two", " three")])
+    assert "log-probabilities for generated tokens only" in one_line(info)
+
+
+# -- retries -----------------------------------------------------------------------------
 def test_429_twice_then_ok_honours_retry_after(fake):
     fake.faults.extend(["429:0.2", "429"])
+    b = backend(fake)
     start = time.monotonic()
-    out = backend(fake).generate([GenerateRequest(prompt="Question: 3+4?\nAnswer:", max_tokens=4)])
+    out = b.generate([GenerateRequest(prompt="Question: 3+4?\nAnswer:", max_tokens=4)])
+    elapsed = time.monotonic() - start
     assert out[0].text == " 7"
-    assert len(fake.requests) == 3
-    assert fake.requests[1]["time"] - fake.requests[0]["time"] >= 0.19
-    assert time.monotonic() - start < 5
+    assert [r["fault"] for r in fake.requests] == ["429:0.2", "429", "ok"]
+    assert fake.requests[1]["time"] - fake.requests[0]["time"] >= 0.19  # Retry-After: 0.2
+    assert 0.19 <= elapsed < 5
+    assert b.retries == 2
 
 
-@pytest.mark.parametrize("fault", ["500", "502", "503", "drop", "stall"])
+def test_an_unparseable_retry_after_falls_back_to_backoff(fake):
+    fake.faults.extend(["429:soon", "429:Wed, 21 Oct 2015 07:28:00 GMT"])  # garbage, a date in the past
+    start = time.monotonic()
+    assert backend(fake).generate([GenerateRequest(prompt="x", max_tokens=2)])[0].text == " 7"
+    assert fake.seen() == 3 and time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "503", "500-list", "drop", "stall"])
 def test_transient_faults_are_retried(fake, fault):
     fake.faults.extend([fault, fault])
     b = backend(fake)
     assert b.generate([GenerateRequest(prompt="x", max_tokens=2)])[0].text == " 7"
     assert b.retries == 2
+    assert [r["fault"] for r in fake.requests] == [fault, fault, "ok"]
 
 
 def test_persistent_500_gives_one_line_error_after_bounded_attempts(fake):
     fake.fail_after = (0, "500")
-    with pytest.raises(LlmassayError, match=r"failed after 3 attempts: HTTP 500: server exploded") as info:
+    with pytest.raises(LlmassayError) as info:
         backend(fake, max_retries=2).generate([GenerateRequest(prompt="x", max_tokens=2)])
-    assert "\n" not in str(info.value)
-    assert len(fake.requests) == 3
+    assert one_line(info).endswith("failed after 3 attempts: HTTP 500: server exploded")
+    assert fake.seen() == 3
+
+
+def test_persistent_stall_names_the_timeout(fake):
+    fake.fail_after = (0, "stall")
+    with pytest.raises(LlmassayError) as info:
+        backend(fake, max_retries=1, timeout=0.2).generate([GenerateRequest(prompt="x", max_tokens=2)])
+    assert one_line(info).endswith("failed after 2 attempts: timed out")
+    assert fake.seen() == 2
+
+
+def test_a_dead_server_stops_a_batch_early(fake):
+    fake.fail_after = (0, "503")
+    b = backend(fake, max_retries=1, concurrency=2)
+    with pytest.raises(LlmassayError, match="failed after 2 attempts: HTTP 503"):
+        b.generate([GenerateRequest(prompt=f"q{i}", max_tokens=2) for i in range(40)])
+    # Requests not yet started when the first one failed are never sent.
+    assert 2 <= fake.seen() <= 12  # 40 requests × 2 attempts = 80 without the early stop
 
 
 def test_client_errors_are_not_retried(fake):
     fake.faults.append("400")
-    with pytest.raises(LlmassayError, match=r"HTTP 400: bad request: unknown model"):
+    with pytest.raises(LlmassayError) as info:
         backend(fake).generate([GenerateRequest(prompt="x", max_tokens=2)])
-    assert len(fake.requests) == 1
+    assert one_line(info).endswith("answered HTTP 400: bad request: unknown model")
+    assert fake.seen() == 1
 
 
 @pytest.mark.parametrize(
@@ -88,15 +173,20 @@ def test_client_errors_are_not_retried(fake):
 )
 def test_broken_responses_name_the_cause(fake, fault, pattern):
     fake.faults.append(fault)
-    with pytest.raises(LlmassayError, match=pattern):
+    with pytest.raises(LlmassayError) as info:
         backend(fake).generate([GenerateRequest(prompt="x", max_tokens=2)])
+    assert pattern in one_line(info)
+    assert fake.seen() == 1  # a broken 200 is not retried
 
 
-def test_logprobs_of_the_wrong_length_are_refused(fake):
-    b = backend(fake, logprob_check=False)
-    fake.faults.append("bad-logprobs")
-    with pytest.raises(LlmassayError, match="logprobs arrays of inconsistent lengths"):
-        b.loglikelihood([LoglikelihoodRequest("one two", " three")])
+def test_chat_requests_go_to_chat_completions(fake):
+    messages = (("system", "Be brief."), ("user", "colour?"))
+    out = backend(fake).generate([GenerateRequest(messages=messages, max_tokens=3)])
+    assert out[0].text == "blue" and out[0].n_prompt_tokens == 5 and out[0].n_tokens == 1
+    (req,) = fake.requests
+    assert req["path"] == "/v1/chat/completions"
+    assert req["body"]["messages"] == [{"role": r, "content": c} for r, c in messages]
+    assert req["body"]["temperature"] == 0.0 and req["body"]["max_tokens"] == 3
 
 
 def test_api_key_comes_from_the_named_variable_and_goes_nowhere_else(fake, monkeypatch, tmp_path):
@@ -105,49 +195,70 @@ def test_api_key_comes_from_the_named_variable_and_goes_nowhere_else(fake, monke
     b = backend(fake, api_key_env="LLMASSAY_TEST_KEY")
     b.generate([GenerateRequest(messages=(("user", "colour?"),), max_tokens=3)])
     assert fake.requests[-1]["auth"] == f"Bearer {secret}"
-    assert fake.requests[-1]["path"] == "/v1/chat/completions"
     assert secret not in json.dumps(b.fingerprint())
     out = tmp_path / "out"
     evaluate(RunConfig(model="openai/toy", tasks=["arith_sample"], limit=3, output_path=str(out),
                        cache_path=str(tmp_path / "c.sqlite"),
                        model_args={"base_url": fake.base_url, "api_key_env": "LLMASSAY_TEST_KEY", **FAST}))
-    for path in [*out.rglob("*"), tmp_path / "c.sqlite"]:
-        if path.is_file():
-            assert secret.encode() not in path.read_bytes(), path
+    assert {r["auth"] for r in fake.requests} == {f"Bearer {secret}"}
+    written = [p for p in [*out.rglob("*"), tmp_path / "c.sqlite"] if p.is_file()]
+    assert len(written) >= 3
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
     monkeypatch.delenv("LLMASSAY_TEST_KEY")
     with pytest.raises(LlmassayError, match="LLMASSAY_TEST_KEY .* is not set"):
         backend(fake, api_key_env="LLMASSAY_TEST_KEY")
 
 
+def test_no_api_key_sends_no_authorization(fake):
+    backend(fake).generate([GenerateRequest(prompt="x", max_tokens=2)])
+    assert fake.requests[0]["auth"] is None
+
+
+# -- end to end through evaluate() ---------------------------------------------------------
+def e2e_config(fake: FakeOpenAI, tmp_path: Path, **kwargs) -> RunConfig:
+    return RunConfig(
+        model="openai/fake", tasks=["arith_sample"], limit=6, output_path=str(tmp_path / "o"),
+        cache_path=str(tmp_path / "c.sqlite"),
+        model_args={"base_url": fake.base_url, "backoff_base": 0.01, "max_retries": 2, "timeout": 5.0},
+        **kwargs,
+    )
+
+
 def test_run_completes_through_rate_limits(fake, tmp_path):
     fake.faults.extend(["429", "429"])
-    out = evaluate(RunConfig(model="openai/toy", tasks=["arith_sample"], limit=6, output_path=str(tmp_path / "o"),
-                             use_cache=False, model_args={"base_url": fake.base_url, **FAST}))
+    out = evaluate(e2e_config(fake, tmp_path))
+    assert out.results_path.is_file()
+    assert json.loads(out.results_path.read_text())["results"] == out.results["results"]
     acc = out.results["results"]["arith_sample"]["accuracy"]["exact_match"]
     assert acc["n"] == 6
+    assert fake.seen("429") == 2 and fake.seen("ok") == 6
     rows = [json.loads(x) for x in out.sample_paths[0].read_text().splitlines()]
     assert [r["generation"] for r in rows] == [" 7"] * 6
-    assert acc["value"] == sum(r["target"] == "7" for r in rows) / 6
+    assert acc["value"] == pytest.approx(sum(r["target"] == "7" for r in rows) / 6)
 
 
 def test_server_dying_mid_run_keeps_finished_samples(fake, tmp_path):
     fake.fail_after = (4, "500")
-    out = tmp_path / "o"
-    cfg = RunConfig(model="openai/toy", tasks=["arith_sample"], limit=12, output_path=str(out), use_cache=False,
-                    chunk_size=2, model_args={"base_url": fake.base_url, "max_retries": 1, **FAST})
-    with pytest.raises(LlmassayError, match="failed after 2 attempts: HTTP 500"):
+    cfg = e2e_config(fake, tmp_path, chunk_size=2)
+    cfg.limit = 12
+    with pytest.raises(LlmassayError) as info:
         evaluate(cfg)
-    (log,) = out.glob(".llmassay/*/arith_sample__accuracy.jsonl")
+    assert "failed after 3 attempts: HTTP 500" in one_line(info)
+    (log,) = Path(cfg.output_path).glob(".llmassay/*/arith_sample__accuracy.jsonl")
     ids = [json.loads(line)["id"] for line in log.read_text().splitlines()]
-    assert len(ids) == len(set(ids)) >= 4
-    fake.fail_after = None  # the server recovers: the rerun completes the rest
-    before = len(fake.requests)
+    assert len(ids) == len(set(ids)) == 4  # two chunks of two finished, the third did not
+    assert not list(Path(cfg.output_path).glob("results_*.json"))
+    fake.fail_after = None  # the server recovers: the rerun computes only the rest
+    before = fake.seen()
     done = evaluate(cfg)
     assert done.results["results"]["arith_sample"]["accuracy"]["exact_match"]["n"] == 12
-    assert len(fake.requests) - before == 12 - len(ids)
+    assert fake.seen() - before == 12 - len(ids)
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == sorted({r["id"] for r in rows}) and len(rows) == 12
 
 
-# -- a real server -----------------------------------------------------------------------
+# -- a real llama-cpp-python server --------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -155,50 +266,121 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def llama_server(smollm2_path: Path):
+def llama_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
-    )
+    log = tmp_path_factory.mktemp("llama_server") / "server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", "2048"],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-500:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not answer within 60 s")
+            try:
+                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
             time.sleep(0.3)
-    else:
+        yield base
+    finally:
         proc.kill()
-        pytest.fail("llama_cpp.server did not start within 90 s")
-    yield base
-    proc.kill()
-    proc.wait(timeout=30)
+        proc.wait(timeout=30)
+
+
+# MMLU-style and short: the server builds each echoed token's top_logprobs by sorting the
+# whole vocabulary in Python (tens of ms per token), so long prompts make this test slow.
+MMLU_STYLE = [
+    "Question: What is the capital of France?\nA. Berlin\nB. Paris\nC. Rome\nD. Madrid\nAnswer:",
+    "Question: How many legs does a spider have?\nA. 6\nB. 4\nC. 8\nD. 10\nAnswer:",
+]
+
+
+def mmlu_requests() -> list[LoglikelihoodRequest]:
+    return [LoglikelihoodRequest(q, f" {c}") for q in MMLU_STYLE for c in "ABCD"]
+
+
+def raw_echo(base: str, text: str) -> dict:
+    body = {"model": "smollm2", "prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
+    return httpx.post(f"{base}/completions", json=body, timeout=60).json()
+
+
+def local_position_logprobs(smollm2, text: str) -> tuple[list[int], np.ndarray]:
+    """Tokens of `text` and the log-softmax of every position's logits (row j predicts token j+1)."""
+    llm = smollm2.llm
+    tokens = smollm2.tokenize(text)
+    llm.reset()
+    llm.eval(tokens)
+    rows = np.asarray(llm.scores[: len(tokens)], dtype=np.float64)
+    top = rows.max(axis=1, keepdims=True)
+    return tokens, rows - (top + np.log(np.exp(rows - top).sum(axis=1, keepdims=True)))
 
 
 @pytest.mark.slow
 def test_real_server_greedy_generation_equals_embedded_backend(llama_server, smollm2):
+    # repeat_penalty=1.0: the server's request default is 1.1, the embedded backend's 1.0.
     server = OpenAIBackend("smollm2", base_url=llama_server, repeat_penalty=1.0)
     reqs = [
         GenerateRequest(prompt="The capital of France is", max_tokens=16),
-        GenerateRequest(prompt="Question: What is 2 + 3?\nAnswer:", max_tokens=8, stop=("\n",)),
+        GenerateRequest(prompt="Question: What is 2 + 3?\nAnswer:", max_tokens=16, stop=("\n",)),
+        GenerateRequest(prompt="def fibonacci(n):\n", max_tokens=16),
         GenerateRequest(messages=(("user", "Name a colour."),), max_tokens=16),
     ]
     remote, local = server.generate(reqs), smollm2.generate(reqs)
     assert [g.text for g in remote] == [g.text for g in local]
-    assert all(g.text for g in remote)
+    assert all(g.text.strip() for g in remote)
+    assert [g.n_tokens for g in remote] == [g.n_tokens for g in local]
+    assert [g.n_prompt_tokens for g in remote] == [g.n_prompt_tokens for g in local]
     assert server.tokenize("Hello world") == smollm2.tokenize("Hello world")
 
 
 @pytest.mark.slow
-def test_real_llama_cpp_server_echo_bug_is_detected(llama_server, smollm2):
+def test_real_server_echo_layout_is_the_known_bug(llama_server, smollm2):
+    """What llama-cpp-python 0.3.x's server returns for echo=True, logprobs=1, max_tokens=1
+    with SmolLM2 (a model without BOS): one entry per prompt token and none for the
+    generated token; entry j holds log softmax(logits at position j)[t_j], i.e. the
+    distribution that predicts t_{j+1} evaluated at t_j, never log P(t_j | t_<j)."""
+    for req in mmlu_requests()[::3]:
+        text = req.context + req.continuation
+        data = raw_echo(llama_server, text)
+        choice, lp = data["choices"][0], data["choices"][0]["logprobs"]
+        tokens, position_logprobs = local_position_logprobs(smollm2, text)
+        n = len(tokens)
+        assert data["usage"]["prompt_tokens"] == n and choice["text"].startswith(text)
+        # The generated token (if not end-of-text) is in `text` but never in the logprobs.
+        assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["text_offset"]) == n
+        assert "".join(lp["tokens"]) == text and max(lp["text_offset"]) < len(text)
+        assert lp["token_logprobs"][0] is None
+        same_row = [position_logprobs[j, tokens[j]] for j in range(1, n)]
+        correct = [position_logprobs[j - 1, tokens[j]] for j in range(1, n)]
+        assert lp["token_logprobs"][1:] == pytest.approx(same_row, abs=1e-3)
+        assert max(abs(a - b) for a, b in zip(lp["token_logprobs"][1:], correct)) > 1.0
+        # The embedded backend's (correct) number is the one the server never sends.
+        truth = smollm2.loglikelihood([req])[0]
+        assert truth.n_tokens == 1 and truth.logprob == pytest.approx(correct[-1], abs=1e-4)
+        assert abs(lp["token_logprobs"][-1] - truth.logprob) > 1.0
+
+
+@pytest.mark.slow
+def test_real_server_loglikelihood_is_refused(llama_server, smollm2):
     server = OpenAIBackend("smollm2", base_url=llama_server)
-    req = LoglikelihoodRequest("The capital of France is", " Paris")
-    with pytest.raises(LlmassayError, match="failed the log-probability self-check"):
-        server.loglikelihood([req])
-    # What the check protects against: the unchecked number is far from the true one.
-    unchecked = OpenAIBackend("smollm2", base_url=llama_server, logprob_check=False).loglikelihood([req])[0]
-    truth = smollm2.loglikelihood([req])[0]
-    assert truth.is_greedy and abs(unchecked.logprob - truth.logprob) > 1.0
+    reqs = mmlu_requests()
+    assert server._measure_alignment() > 1.0
+    with pytest.raises(LlmassayError) as info:
+        server.loglikelihood(reqs)
+    message = one_line(info)
+    assert "failed the log-probability self-check" in message and "llama-cpp-python#1983" in message
+    # What the check protects against: the unchecked numbers are far from the true ones
+    # and would pick different answers.
+    unchecked = OpenAIBackend("smollm2", base_url=llama_server, logprob_check=False).loglikelihood(reqs)
+    truth = smollm2.loglikelihood(reqs)
+    gaps = [abs(u.logprob - t.logprob) for u, t in zip(unchecked, truth)]
+    assert min(gaps) > 1e-3 and max(gaps) > 1.0
+    assert [u.n_tokens for u in unchecked] == [t.n_tokens for t in truth] == [1] * len(reqs)

@@ -1,5 +1,6 @@
-"""Tokenisation of (context, continuation) pairs and log-softmax scoring, shared by the
-local backends so llamacpp/ and hf/ score exactly the same token sequences as lm-eval."""
+"""Tokenisation of (context, continuation) pairs (lm-eval's rules) and log-softmax
+scoring, shared by the local backends so llamacpp/ and hf/ score the same token sequences
+as lm-eval."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmassay.types import LoglikelihoodRequest, LoglikelihoodResult
+from llmassay.types import LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
 
 
 @dataclass(frozen=True)
@@ -21,32 +22,41 @@ def encode_pair(
     req: LoglikelihoodRequest,
     encode: Callable[[str], list[int]],
     prefix_token: int,
-    max_length: int,
+    max_length: int | None = None,
+    encode_plain: Callable[[str], list[int]] | None = None,
 ) -> EncodedPair:
-    """lm-eval's `_encode_pair`: trailing spaces of the context move to the continuation,
-    the continuation's tokens are the tail of the whole text's tokens, an empty context
-    becomes one prefix token, and the pair is cut from the left to fit `max_length`."""
+    """lm-eval 0.4.13's `_encode_pair`: trailing spaces of the context move to the
+    continuation and the continuation's tokens are the tail of the whole text's tokens.
+    An empty context becomes the prefix token (`encode_plain`, without special tokens,
+    encodes the continuation then). With `max_length` the pair is cut from the left."""
     context, continuation = req.context, req.continuation
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        continuation = context[-n_spaces:] + continuation
-        context = context[:-n_spaces]
-    if context:
+    if not context:
+        cont = (encode_plain or encode)(continuation)
+        if not cont:
+            raise LlmassayError(f"continuation {continuation!r} encodes to no tokens")
+        ctx = [prefix_token] if cont[0] != prefix_token else cont[:1]
+        cont = cont if cont[0] != prefix_token else cont[1:]
+    else:
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
         whole = encode(context + continuation)
         ctx = encode(context)
         cont = whole[len(ctx) :]
-    else:
-        ctx = [prefix_token]
-        cont = encode(continuation)
-    if not cont:
-        raise ValueError(f"continuation {req.continuation!r} encodes to no tokens")
-    overflow = len(ctx) + len(cont) - max_length
-    if overflow > 0:
-        if overflow >= len(ctx):
-            cont = cont[overflow - len(ctx) + 1 :]
-            ctx = ctx[-1:]
-        else:
-            ctx = ctx[overflow:]
+    if not ctx or not cont:
+        raise LlmassayError(
+            f"request ({req.context[-40:]!r}, {req.continuation!r}) gives {len(ctx)} context and "
+            f"{len(cont)} continuation tokens; both must be > 0"
+        )
+    if max_length is not None:
+        overflow = len(ctx) + len(cont) - max_length
+        if overflow > 0:
+            if overflow >= len(ctx):
+                cont = cont[overflow - len(ctx) + 1 :]
+                ctx = ctx[-1:]
+            else:
+                ctx = ctx[overflow:]
     return EncodedPair(tuple(ctx), tuple(cont))
 
 

@@ -1,8 +1,22 @@
 """Hugging Face transformers on the CPU: `hf/<local dir>` (optionally `gguf_file=`).
 
-Scoring follows lm-eval's HFLM: context and continuation are encoded as a pair, the
-sequence is fed without its last token, right-padded in batches, and the continuation's
-log-softmax values are read from float32 logits. Nothing is fetched from a hub.
+Scoring reproduces lm-eval 0.4.13's HFLM (`--model hf`) step by step, so the same model
+gives the same numbers here and there:
+
+* tokens: `tokenizer.encode(text)` with the tokenizer's own special-token default unless
+  `add_bos_token` is given, and no BOS added to a text that already starts with one;
+  `_encode_pair` moves the context's trailing spaces to the continuation and takes the
+  continuation's tokens as the tail of the whole text's tokens; an empty context becomes
+  the BOS (else EOS) token;
+* max_length from the config (n_positions, max_position_embeddings, n_ctx), then the
+  tokenizer's model_max_length, then 2048; too-long inputs lose tokens from the left;
+* requests whose inputs (context + continuation[:-1]) are the same token sequence share
+  one forward pass (the choices of a multiple-choice question); inputs are sorted
+  longest first, right-padded with zeros and run without an attention mask, in batches
+  of `batch_size`;
+* float32 log-softmax, gathered at the continuation tokens and summed in float32.
+
+Nothing is fetched from a hub.
 """
 
 from __future__ import annotations
@@ -13,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmassay.backends._scoring import encode_pair, score_continuation
+from llmassay.backends._scoring import encode_pair
 from llmassay.hashing import file_sha256
 from llmassay.types import (
     GenerateRequest,
@@ -22,6 +36,9 @@ from llmassay.types import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
 )
+
+DEFAULT_MAX_LENGTH = 2048  # lm-eval's fallback when neither config nor tokenizer says
+_TOKENIZER_INFINITY = 1000000000000000019884624838656  # transformers' "no limit" value
 
 
 class HFBackend:
@@ -48,30 +65,38 @@ class HFBackend:
             raise LlmassayError(f"hf: '{model}' is not a local directory (nothing is downloaded)")
         if gguf_file is not None and not (path / gguf_file).exists():
             raise LlmassayError(f"hf: gguf_file '{gguf_file}' not found in {path}")
+        if dtype != "auto" and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+            raise LlmassayError(f"hf: dtype '{dtype}' is not a torch dtype (float32, bfloat16, float16, auto)")
+        if int(batch_size) < 1:
+            raise LlmassayError("hf: batch_size must be a positive integer")
         self._torch = torch
         self.name = f"hf/{model}"
         self.path = path
         self.gguf_file = gguf_file
         self.batch_size = int(batch_size)
-        torch_dtype = getattr(torch, dtype)
+        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         load_kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **load_kwargs)
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(path), torch_dtype=torch_dtype, **load_kwargs
-        )
+        tok_kwargs = dict(load_kwargs)
+        if add_bos_token is not None:
+            tok_kwargs["add_bos_token"] = add_bos_token
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **tok_kwargs)
+        transformers.utils.logging.disable_progress_bar()
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype, **load_kwargs)
         self.model.eval()
+        self.model.tie_weights()
         config = self.model.config
-        self.max_length = int(max_length or min(getattr(config, "max_position_embeddings", 2048), 2048))
-        model_type = str(getattr(config, "model_type", ""))
-        # lm-eval adds a BOS only for Gemma-family models unless told otherwise.
-        self.add_bos = add_bos_token if add_bos_token is not None else model_type.startswith("gemma")
-        self._params = {"dtype": dtype, "max_length": self.max_length, "add_bos": self.add_bos}
+        self.max_length = int(max_length) if max_length else _resolve_max_length(config, self.tokenizer)
+        # None: the tokenizer's own default decides (lm-eval's default); True/False force it.
+        self.add_bos = add_bos_token
+        self._bos_text = self.tokenizer.decode(self._prefix_token())
+        self._params = {"dtype": str(dtype), "max_length": self.max_length, "add_bos_token": self.add_bos}
         self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
         self._fingerprint: dict[str, Any] | None = None
         self.tokens_evaluated = 0
 
+    # -- Protocol -----------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=self.add_bos))
+        return self._tok_encode(text)
 
     def fingerprint(self) -> dict[str, Any]:
         if self._fingerprint is None:
@@ -86,6 +111,75 @@ class HFBackend:
             self._fingerprint = {"backend": "hf", **self._versions, "weights_sha256": weights, **self._params}
         return self._fingerprint
 
+    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        torch = self._torch
+        pairs = [self._encode_pair(r) for r in reqs]
+        for r, (_, cont) in zip(reqs, pairs):
+            if len(cont) > self.max_length:
+                raise LlmassayError(
+                    f"hf: continuation {r.continuation[:40]!r} is {len(cont)} tokens, "
+                    f"more than max_length {self.max_length}"
+                )
+        # One forward pass per distinct context + continuation[:-1] (lm-eval's Collator
+        # with group_by="contexts"), longest first, ties by token ids.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (ctx, cont) in enumerate(pairs):
+            groups.setdefault(tuple(ctx + cont[:-1]), []).append(i)
+        keys = sorted(groups, key=lambda k: (-len(k), k))
+        results: list[LoglikelihoodResult | None] = [None] * len(reqs)
+        for start in range(0, len(keys), self.batch_size):
+            batch = keys[start : start + self.batch_size]
+            inputs = [list(k[-self.max_length :]) for k in batch]
+            width = max(len(x) for x in inputs)
+            ids = torch.zeros((len(inputs), width), dtype=torch.long)  # right-padded with 0
+            for row, seq in enumerate(inputs):
+                ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            with torch.no_grad():
+                logits = self.model(ids).logits  # causal: padding on the right is never seen
+            self.tokens_evaluated += sum(len(x) for x in inputs)
+            for row, key in enumerate(batch):
+                n_in = len(inputs[row])
+                longest = max(len(pairs[i][1]) for i in groups[key])
+                # log-softmax in the logits' dtype, as lm-eval does (softmax_dtype=None)
+                logp = torch.log_softmax(logits[row, n_in - longest : n_in], dim=-1)
+                greedy_ids = logp.argmax(dim=-1)
+                for i in groups[key]:
+                    ctx, cont = pairs[i]
+                    cont_t = torch.tensor(cont, dtype=torch.long)
+                    rows = logp[longest - len(cont) :]
+                    token_logprobs = rows.gather(1, cont_t.unsqueeze(-1)).squeeze(-1)
+                    results[i] = LoglikelihoodResult(
+                        logprob=float(token_logprobs.sum()),
+                        is_greedy=bool((greedy_ids[longest - len(cont) :] == cont_t).all()),
+                        n_tokens=len(cont),
+                        n_context_tokens=min(len(ctx), n_in + 1 - len(cont)),
+                        token_logprobs=tuple(float(x) for x in token_logprobs),
+                    )
+        return [r for r in results if r is not None]
+
+    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
+        return [self._generate_one(r) for r in reqs]
+
+    # -- tokenisation (lm-eval's tok_encode / _encode_pair) ------------------------------
+    def _tok_encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
+        kwargs: dict[str, Any] = {}
+        if add_special_tokens is not None:
+            kwargs["add_special_tokens"] = add_special_tokens
+        elif self.add_bos is not None:
+            kwargs["add_special_tokens"] = self.add_bos
+        if add_special_tokens is None and self._bos_text and text.startswith(self._bos_text):
+            kwargs["add_special_tokens"] = False  # the text already carries its BOS
+        return list(self.tokenizer.encode(text, **kwargs))
+
+    def _encode_pair(self, req: LoglikelihoodRequest) -> tuple[list[int], list[int]]:
+        pair = encode_pair(
+            req,
+            self._tok_encode,
+            self._prefix_token(),
+            encode_plain=lambda text: self._tok_encode(text, add_special_tokens=False),
+        )
+        return list(pair.context), list(pair.continuation)
+
     def _prefix_token(self) -> int:
         tok = self.tokenizer
         for candidate in (tok.bos_token_id, tok.eos_token_id):
@@ -93,65 +187,46 @@ class HFBackend:
                 return int(candidate)
         raise LlmassayError("hf: tokenizer has neither BOS nor EOS for an empty context")
 
-    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        torch = self._torch
-        pairs = [encode_pair(r, self.tokenize, self._prefix_token(), self.max_length + 1) for r in reqs]
-        order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i].context) + len(pairs[i].continuation)))
-        results: list[LoglikelihoodResult | None] = [None] * len(pairs)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            inputs = [list(pairs[i].context + pairs[i].continuation)[:-1] for i in chunk]
-            width = max(len(x) for x in inputs)
-            ids = torch.full((len(inputs), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(inputs), width), dtype=torch.long)
-            for row, seq in enumerate(inputs):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            self.tokens_evaluated += int(mask.sum())
-            for row, i in enumerate(chunk):
-                pair = pairs[i]
-                n_in = len(inputs[row])
-                span = logits[row, n_in - len(pair.continuation) : n_in].numpy()
-                results[i] = score_continuation(span, pair.continuation, len(pair.context))
-        return [r for r in results if r is not None]
-
-    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
-        return [self._generate_one(r) for r in reqs]
-
+    # -- generation -----------------------------------------------------------------------
     def _generate_one(self, req: GenerateRequest) -> Generation:
         torch = self._torch
         if req.json_schema is not None or req.grammar is not None:
             raise LlmassayError("hf: constrained decoding (json_schema/grammar) is not supported by this backend yet")
+        if req.max_tokens >= self.max_length:
+            raise LlmassayError(f"hf: max_tokens {req.max_tokens} must be below max_length {self.max_length}")
         if req.messages is not None:
+            # As lm-eval: render the template to text, then encode it like any prompt
+            # (a rendered text that starts with the BOS string gets no second BOS).
             messages = [{"role": r, "content": c} for r, c in req.messages]
-            prompt_ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-            if not isinstance(prompt_ids, list):
-                prompt_ids = list(prompt_ids["input_ids"])
+            prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         else:
-            prompt_ids = self.tokenize(req.prompt or "")
+            prompt = req.prompt or ""
+        prompt_ids = self._tok_encode(prompt)[-(self.max_length - req.max_tokens) :]
+        if not prompt_ids:
+            prompt_ids = [self._prefix_token()]
         ids = torch.tensor([prompt_ids], dtype=torch.long)
-        gen_kwargs: dict[str, Any] = {"max_new_tokens": req.max_tokens, "pad_token_id": self._prefix_token()}
+        pad = self.tokenizer.pad_token_id
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": req.max_tokens,
+            "pad_token_id": pad if pad is not None else self._prefix_token(),
+        }
         if req.temperature > 0:
             torch.manual_seed(req.seed + req.repeat)
-            gen_kwargs.update(do_sample=True, temperature=req.temperature)
+            gen_kwargs.update(do_sample=True, temperature=req.temperature, top_k=None, top_p=None)
         else:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if req.stop:
             gen_kwargs.update(stop_strings=list(req.stop), tokenizer=self.tokenizer)
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.no_grad():
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids), **gen_kwargs)
         latency = time.perf_counter() - start
         new_tokens = out[0, ids.shape[1] :].tolist()
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
         finish = "length" if len(new_tokens) >= req.max_tokens else "stop"
-        for stop in req.stop:  # transformers keeps the stop string; the Protocol drops it
-            cut = text.find(stop)
-            if cut >= 0:
-                text, finish = text[:cut], "stop"
+        cuts = [i for i in (text.find(s) for s in req.stop if s) if i >= 0]
+        if cuts:  # transformers keeps the stop string; the Protocol drops it
+            text, finish = text[: min(cuts)], "stop"
         self.tokens_evaluated += len(prompt_ids) + len(new_tokens)
         return Generation(
             text=text,
@@ -160,3 +235,16 @@ class HFBackend:
             finish_reason=finish,
             latency_s=latency,
         )
+
+
+def _resolve_max_length(config: Any, tokenizer: Any) -> int:
+    """lm-eval's resolve_max_length: the text config's length, else the tokenizer's."""
+    cfg = getattr(config, "text_config", None) or config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(cfg, attr, None)
+        if value is not None:
+            return int(value)
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit is not None and limit != _TOKENIZER_INFINITY:
+        return int(limit)
+    return DEFAULT_MAX_LENGTH

@@ -76,7 +76,13 @@ class LlamaCppBackend:
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         n_ctx = self._load_params["n_ctx"]
         encoded = [
-            encode_pair(r, lambda t: self._encode(t, add_bos=True), self._prefix_token(), n_ctx)
+            encode_pair(
+                r,
+                lambda t: self._encode(t, add_bos=True),
+                self._prefix_token(),
+                n_ctx,
+                encode_plain=lambda t: self._encode(t, add_bos=False),
+            )
             for r in reqs
         ]
         # Visit contexts in token order so consecutive ones share the longest prefixes.

@@ -3,16 +3,21 @@
 Two things matter more than features here:
 - transient faults (429, 5xx, timeouts, dropped connections) are retried with capped
   exponential backoff and jitter, honouring Retry-After, and end in a one-line error;
-- loglikelihoods are only trusted after a self-check. Some servers (llama-cpp-python's,
-  abetlen/llama-cpp-python#1983) score each echoed prompt token with the distribution one
-  position too late, which silently corrupts every multiple-choice score. Before scoring,
-  the backend generates a few tokens greedily with their log-probabilities, echo-scores
-  the same text, and compares: equal numbers pass; anything else refuses loglikelihood
-  with a one-line explanation.
+- loglikelihoods are only trusted after a self-check. Some servers score echoed prompt
+  tokens wrongly, which silently corrupts every multiple-choice score. llama-cpp-python's
+  server (0.3.x, abetlen/llama-cpp-python#1983) is one: for a model without a BOS token it
+  reports, for prompt token t_j, log softmax(logits at position j)[t_j], i.e. the
+  distribution one position too late (the one that predicts t_{j+1}) evaluated at t_j.
+  That is not a shifted copy of the right number, log P(t_j | t_<j) is absent from the
+  response altogether, so no realignment can recover it. Before scoring, the backend
+  generates a few tokens greedily with their log-probabilities, echo-scores the same text
+  and compares (`_measure_alignment`): equal numbers pass; anything else refuses
+  loglikelihood with a one-line explanation.
 """
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import os
@@ -84,6 +89,7 @@ class OpenAIBackend:
         self._verified = False  # the log-probability self-check ran and passed
         self._check_lock = threading.Lock()
         self._jitter = random.Random()
+        self._count_lock = threading.Lock()
         self.retries = 0
         self.tokens_evaluated = 0
 
@@ -104,7 +110,7 @@ class OpenAIBackend:
             (f"{root}/tokenize", {"model": self.model, "prompt": text}),  # vLLM
         ):
             try:
-                data = self._post(url, payload, retry_4xx=False)
+                data = self._post(url, payload, retry_status=False)
             except LlmassayError:
                 continue
             tokens = data.get("tokens")
@@ -123,21 +129,26 @@ class OpenAIBackend:
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if self.concurrency == 1 or len(items) <= 1:
             return [fn(x) for x in items]
+        # Executor.map cancels the requests not yet started when one fails, so a dead
+        # server ends a batch after at most `concurrency` requests' retries.
         with ThreadPoolExecutor(self.concurrency) as pool:
             return list(pool.map(fn, items))
 
+    def _count(self, retries: int = 0, tokens: int = 0) -> None:
+        with self._count_lock:
+            self.retries += retries
+            self.tokens_evaluated += tokens
+
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        if response is not None and (header := response.headers.get("Retry-After")):
-            try:
-                return min(max(0.0, float(header)), RETRY_AFTER_MAX_S)
-            except ValueError:
-                when = email.utils.parsedate_to_datetime(header)
-                if when is not None:
-                    return min(max(0.0, when.timestamp() - time.time()), RETRY_AFTER_MAX_S)
+        header = response.headers.get("Retry-After") if response is not None else None
+        if header:
+            seconds = _retry_after_seconds(header)
+            if seconds is not None:
+                return min(max(0.0, seconds), RETRY_AFTER_MAX_S)
         cap = min(self.backoff_max, self.backoff_base * 2**attempt)
         return cap / 2 + self._jitter.uniform(0, cap / 2)  # "equal jitter"
 
-    def _post(self, url: str, payload: dict[str, Any], retry_4xx: bool = True) -> dict[str, Any]:
+    def _post(self, url: str, payload: dict[str, Any], retry_status: bool = True) -> dict[str, Any]:
         last_cause = ""
         for attempt in range(self.max_retries + 1):
             response: httpx.Response | None = None
@@ -157,10 +168,10 @@ class OpenAIBackend:
                         raise LlmassayError(f"openai: {url} returned JSON that is not an object")
                     return data
                 last_cause = f"HTTP {response.status_code}: {_error_message(response)}"
-                if response.status_code not in RETRYABLE_STATUS or not retry_4xx:
+                if response.status_code not in RETRYABLE_STATUS or not retry_status:
                     raise LlmassayError(f"openai: {url} answered {last_cause}")
             if attempt < self.max_retries:
-                self.retries += 1
+                self._count(retries=1)
                 time.sleep(self._delay(attempt, response))
         raise LlmassayError(f"openai: {url} failed after {self.max_retries + 1} attempts: {last_cause}")
 
@@ -198,7 +209,7 @@ class OpenAIBackend:
             text = choice.get("text") or ""
         usage = data.get("usage") or {}
         n_prompt, n_out = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-        self.tokens_evaluated += n_prompt + n_out
+        self._count(tokens=n_prompt + n_out)
         return Generation(
             text=text,
             n_prompt_tokens=n_prompt,
@@ -209,7 +220,12 @@ class OpenAIBackend:
 
     # -- loglikelihood ------------------------------------------------------------------
     def _echo(self, text: str) -> _Echo:
-        """Prompt log-probabilities of `text`, from completions with echo + logprobs."""
+        """Prompt log-probabilities of `text`, from completions with echo + logprobs.
+
+        Servers differ in whether the one generated token (max_tokens=1) is listed: OpenAI
+        appends it at text_offset len(text); llama-cpp-python leaves it out. `_Echo.parse`
+        keeps only entries that start inside `text`, which is right for both layouts.
+        """
         body = {"model": self.model, "prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
         data = self._post(f"{self.base_url}/completions", body)
         logprobs = _first_choice(data).get("logprobs")
@@ -221,22 +237,37 @@ class OpenAIBackend:
         echo = _Echo.parse(logprobs, len(text))
         if echo is None:
             raise LlmassayError(f"openai: {self.base_url} returned logprobs arrays of inconsistent lengths")
+        if not echo.values:
+            raise LlmassayError(
+                f"openai: {self.base_url} returns log-probabilities for generated tokens only, not for the echoed "
+                "prompt; loglikelihood scoring is not possible on this server"
+            )
         return echo
 
     def _ensure_verified(self) -> None:
         with self._check_lock:
-            if not self._verified:
-                if self.logprob_check:
-                    self._self_check()
+            if self._verified or not self.logprob_check:
                 self._verified = True
+                return
+            worst = self._measure_alignment()
+            if worst > SELF_CHECK_TOLERANCE:
+                raise LlmassayError(
+                    f"openai: {self.base_url} failed the log-probability self-check: echoed prompt log-probabilities "
+                    f"differ from the same tokens' generation log-probabilities by up to {worst:.2f} nats, so prompt "
+                    "tokens are scored with the wrong distribution (a known server bug, e.g. abetlen/llama-cpp-python"
+                    "#1983); refusing loglikelihood (logprob_check=false overrides at your own risk)"
+                )
+            self._verified = True
 
-    def _self_check(self) -> None:
-        """Generate greedily with log-probabilities, echo-score the same text, compare.
+    def _measure_alignment(self) -> float:
+        """The largest gap, in nats, between a generated token's log-probability and the
+        echoed log-probability of the same token at the same text offset.
 
         The generated tokens' log-probabilities come from the distributions that produced
         them, so they are right on any sane server; echoed prompt log-probabilities are
-        where servers go wrong. Realignment is not attempted: a server that scores prompt
-        tokens with the wrong distribution does not send the right numbers at all.
+        where servers go wrong. Realignment is not attempted: the server known to fail
+        this (llama-cpp-python) scores prompt token t_j with the distribution that
+        predicts t_{j+1}, so the right numbers are not in its response at any position.
         """
         gen = self._post(
             f"{self.base_url}/completions",
@@ -244,8 +275,10 @@ class OpenAIBackend:
         )
         choice = _first_choice(gen)
         text = choice.get("text") or ""
+        if text.startswith(SELF_CHECK_PROMPT):  # a server that echoes although not asked to
+            text = text[len(SELF_CHECK_PROMPT) :]
         generated = _Echo.parse(choice.get("logprobs") or {}, len(SELF_CHECK_PROMPT) + len(text))
-        if not text or generated is None or not generated.values:
+        if not text or generated is None or not any(v is not None for v in generated.values):
             raise LlmassayError(f"openai: {self.base_url} returns no log-probabilities for generated tokens")
         echo = self._echo(SELF_CHECK_PROMPT + text)
         by_position = {(o, t): v for o, t, v in zip(echo.offsets, echo.tokens, echo.values)}
@@ -259,13 +292,7 @@ class OpenAIBackend:
             raise LlmassayError(
                 f"openai: {self.base_url} echo tokens do not line up with generated tokens; cannot verify log-probabilities"
             )
-        worst = max(abs(e - g) for e, g in pairs)
-        if worst > SELF_CHECK_TOLERANCE:
-            raise LlmassayError(
-                f"openai: {self.base_url} failed the log-probability self-check: echoed prompt log-probabilities differ "
-                f"from the same tokens' generation log-probabilities by up to {worst:.2f} nats (a known server bug, e.g. "
-                "abetlen/llama-cpp-python#1983); refusing loglikelihood (logprob_check=false overrides at your own risk)"
-            )
+        return max(abs(e - g) for e, g in pairs)
 
     def _loglikelihood_one(self, req: LoglikelihoodRequest) -> LoglikelihoodResult:
         echo = self._echo(req.context + req.continuation)
@@ -283,7 +310,7 @@ class OpenAIBackend:
             top = echo.tops[i]
             if top:
                 greedy = greedy and max(top.items(), key=lambda kv: kv[1])[0] == echo.tokens[i]
-        self.tokens_evaluated += len(echo.values)
+        self._count(tokens=len(echo.values))
         return LoglikelihoodResult(
             logprob=float(sum(picked)),
             is_greedy=greedy,
@@ -320,6 +347,21 @@ class _Echo:
         )
 
 
+def _retry_after_seconds(header: str) -> float | None:
+    """Retry-After as delay-seconds or an HTTP date; None when it is neither."""
+    try:
+        return float(header)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" dates come back naive; HTTP dates are always UTC
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp() - time.time()
+
+
 def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -330,9 +372,10 @@ def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
 def _error_message(response: httpx.Response) -> str:
     try:
         data = response.json()
-        message = data.get("error", {}).get("message") if isinstance(data.get("error"), dict) else data.get("error")
-        if message:
-            return str(message).splitlines()[0][:200]
     except ValueError:
-        pass
-    return response.reason_phrase or "error"
+        data = None
+    message = data.get("error") if isinstance(data, dict) else None
+    if isinstance(message, dict):
+        message = message.get("message")
+    text = str(message).strip() if message else ""
+    return text.splitlines()[0][:200] if text else (response.reason_phrase or "error")

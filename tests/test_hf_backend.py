@@ -1,0 +1,167 @@
+"""The transformers backend on the embedded GGUF (de-quantised to fp32), loaded once.
+
+References are computed here by hand (one sequence, model(...).logits → log_softmax →
+gather), so a batching, padding, grouping or tokenisation slip in the backend shows up.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from llmassay.types import GenerateRequest, LoglikelihoodRequest
+
+pytestmark = [pytest.mark.slow, pytest.mark.hf]
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MMLU = (
+    "The following are multiple choice questions (with answers) about astronomy.\n\n"
+    "Which planet is known as the Red Planet?\nA. Venus\nB. Mars\nC. Jupiter\nD. Saturn\nAnswer:"
+)
+EASY = [
+    ("The capital of France is", [" Paris", " Berlin", " banana"]),
+    ("Two plus two equals", [" four", " seven", " blue"]),
+    ("The sun rises in the", [" east", " west", " fridge"]),
+    ("Water freezes at zero degrees", [" Celsius", " Kelvin", " sandwich"]),
+    ("Monday, Tuesday,", [" Wednesday", " Friday", " January"]),
+]
+
+
+@pytest.fixture(scope="module")
+def hf(smollm2_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from llmassay.backends.hf import HFBackend
+
+    return HFBackend(str(smollm2_path.parent), gguf_file=GGUF, batch_size=8)
+
+
+def manual(hf, context: str, continuation: str, max_length: int | None = None):
+    """(logprob, is_greedy, n_cont) from one unbatched forward pass, lm-eval's recipe."""
+    import torch
+
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+    ctx = hf.tokenizer.encode(context)
+    whole = hf.tokenizer.encode(context + continuation)
+    cont = whole[len(ctx) :]
+    inp = whole[:-1][-(max_length or len(whole)) :]
+    with torch.no_grad():
+        logp = torch.log_softmax(hf.model(torch.tensor([inp])).logits[0], dim=-1)
+    rows = logp[len(inp) - len(cont) :]
+    picked = rows.gather(1, torch.tensor(cont).unsqueeze(-1)).squeeze(-1)
+    return float(picked.sum()), bool((rows.argmax(-1) == torch.tensor(cont)).all()), len(cont)
+
+
+def test_loglikelihood_equals_a_direct_torch_computation(hf):
+    greedy = hf.generate([GenerateRequest(prompt="The capital of France is", max_tokens=3)])[0].text
+    reqs = [LoglikelihoodRequest(MMLU, c) for c in (" A", " B", " C", " D", " B. Mars")]
+    reqs += [
+        LoglikelihoodRequest(MMLU + " ", "B"),  # trailing space moves to the continuation
+        LoglikelihoodRequest("The capital of France is", greedy),
+        LoglikelihoodRequest("The capital of France is", " zebra, obviously"),
+        LoglikelihoodRequest("Hi", " there"),
+    ]
+    # Alone, each request is one unpadded forward pass, as in the reference.
+    alone = [hf.loglikelihood([req])[0] for req in reqs]
+    for req, res in zip(reqs, alone):
+        logprob, is_greedy, n_cont = manual(hf, req.context, req.continuation)
+        assert res.logprob == pytest.approx(logprob, abs=1e-5), req
+        assert res.is_greedy == is_greedy, req
+        assert res.n_tokens == n_cont and len(res.token_logprobs) == n_cont
+        assert res.logprob == pytest.approx(sum(res.token_logprobs), abs=1e-5)
+    assert alone[5].logprob == alone[1].logprob  # the same tokens either way
+    assert alone[6].is_greedy and not alone[7].is_greedy  # greedy output is greedy by definition
+    assert sum(r.is_greedy for r in alone[:4]) <= 1
+    # Together: 9 requests, 5 distinct inputs (the MMLU choices share one pass), right-padded
+    # into one batch. Padding changes float32 rounding only; in any order or batch size.
+    together = hf.loglikelihood(reqs)
+    hf.batch_size = 2
+    try:
+        backward = hf.loglikelihood(list(reversed(reqs)))[::-1]
+    finally:
+        hf.batch_size = 8
+    for a, b, c in zip(alone, together, backward):
+        assert b.logprob == pytest.approx(a.logprob, abs=1e-4) and b.is_greedy == a.is_greedy
+        assert c.logprob == pytest.approx(a.logprob, abs=1e-4) and c.is_greedy == a.is_greedy
+    assert together[0].logprob == alone[0].logprob  # the longest input is never padded
+
+
+def test_too_long_inputs_are_cut_from_the_left_like_lm_eval(hf):
+    saved = hf.max_length
+    hf.max_length = 12
+    try:
+        res = hf.loglikelihood([LoglikelihoodRequest(MMLU, " B. Mars")])[0]
+    finally:
+        hf.max_length = saved
+    logprob, _, _ = manual(hf, MMLU, " B. Mars", max_length=12)
+    assert res.logprob == pytest.approx(logprob, abs=1e-5)
+    assert res.n_context_tokens == 12 + 1 - res.n_tokens
+
+
+def test_empty_context_is_conditioned_on_bos(hf):
+    import torch
+
+    res = hf.loglikelihood([LoglikelihoodRequest("", "Hello world")])[0]
+    cont = hf.tokenizer.encode("Hello world", add_special_tokens=False)
+    inp = [hf.tokenizer.bos_token_id] + cont[:-1]
+    with torch.no_grad():
+        logp = torch.log_softmax(hf.model(torch.tensor([inp])).logits[0], dim=-1)
+    assert res.logprob == pytest.approx(sum(logp[i, t].item() for i, t in enumerate(cont)), abs=1e-5)
+
+
+def test_tokenisation_is_identical_to_llama_cpp(hf, smollm2):
+    texts = [
+        "Hello world",
+        MMLU,
+        MMLU + " B",
+        " leading space",
+        "trailing space ",
+        "Tabs\tand\n\nnewlines\r\n",
+        "émoji 🙂 and ünïcödé — dashes",
+        "x" * 40,
+        "numbers 1234567 and 3.14159",
+    ]
+    for text in texts:
+        assert hf.tokenize(text) == smollm2.tokenize(text), text
+    # One known difference: special-token text. transformers (and so lm-eval's hf model)
+    # reads "<|im_start|>" as the special token; llamacpp/ encodes it as plain text.
+    assert hf.tokenize("<|im_start|>user")[0] == hf.tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert len(smollm2.tokenize("<|im_start|>user")) > 2
+
+
+def test_greedy_generation_stops_at_the_stop_string_and_drops_it(hf):
+    prompt = "1, 2, 3, 4, 5,"
+    free = hf.generate([GenerateRequest(prompt=prompt, max_tokens=16)])[0]
+    assert free.n_tokens > 2 and free.n_prompt_tokens == len(hf.tokenize(prompt))
+    words = free.text.split()
+    stop = words[1] if len(words) > 1 else free.text.strip()[-1]
+    stopped, again = hf.generate([GenerateRequest(prompt=prompt, max_tokens=16, stop=(stop,))] * 2)
+    assert stopped.text == free.text[: free.text.find(stop)]  # greedy: the same text, cut
+    assert stop not in stopped.text and stopped.finish_reason == "stop"
+    assert stopped.n_tokens < free.n_tokens
+    assert again.text == stopped.text
+
+
+def test_chat_messages_use_the_chat_template(hf):
+    chat = hf.generate([GenerateRequest(messages=(("user", "What is the capital of France?"),), max_tokens=12)])[0]
+    assert chat.text.strip()
+    rendered = hf.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, tokenize=False
+    )
+    assert chat.n_prompt_tokens == len(hf.tokenize(rendered))
+    assert hf.tokenize(rendered)[0] == hf.tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert hf.tokenize(rendered)[1] != hf.tokenize(rendered)[0]  # no doubled BOS
+
+
+def test_same_picks_as_llama_cpp_on_easy_questions(hf, smollm2):
+    """Different engines (fp32 transformers vs Q4_1 kernels): agreement, not equality."""
+    reqs = [LoglikelihoodRequest(q, c) for q, cs in EASY for c in cs]
+    a, b = hf.loglikelihood(reqs), smollm2.loglikelihood(reqs)
+    same = 0
+    for i, (_, choices) in enumerate(EASY):
+        k = len(choices)
+        pick_a = max(range(k), key=lambda j: a[k * i + j].logprob)
+        pick_b = max(range(k), key=lambda j: b[k * i + j].logprob)
+        same += pick_a == pick_b
+    assert same >= 3, f"hf and llamacpp agree on only {same}/{len(EASY)} easy questions"
