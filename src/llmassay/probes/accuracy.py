@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from llmassay.engine.engine import Engine
-from llmassay.metrics import argmax, exact_match, normalised_loglikelihoods, parse_choice, proportion
+from llmassay.metrics import exact_match, proportion
+from llmassay.probes._mc import MCItem, score_multiple_choice
 from llmassay.probes.base import ProbeConfig
 from llmassay.tasks.loader import Task
-from llmassay.types import GenerateRequest, LoglikelihoodRequest, Metric, Sample
-
-MC_ANSWER_TOKENS = 8  # enough for "B", " (B)" or "The answer is B"
+from llmassay.types import GenerateRequest, Metric, Sample
 
 
 class AccuracyProbe:
@@ -31,40 +30,26 @@ class AccuracyProbe:
         self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig
     ) -> list[dict[str, Any]]:
         delim = task.target_delimiter
-        requests = [LoglikelihoodRequest(s.prompt, delim + c) for s in samples for c in s.choices or []]
-        answers = iter(engine.loglikelihood(requests))
-        generations: list[Any] = [None] * len(samples)
-        if "acc_gen" in task.metrics:
-            generations = engine.generate(
-                [
-                    GenerateRequest(
-                        prompt=s.prompt, max_tokens=MC_ANSWER_TOKENS, stop=("\n",), temperature=cfg.temperature, seed=cfg.seed
-                    )
-                    for s in samples
-                ]
-            )
+        generate = "acc_gen" in task.metrics
+        items = [MCItem(s.prompt, tuple(s.choices or ())) for s in samples]
         rows = []
-        for sample, gen in zip(samples, generations):
+        for sample, score in zip(samples, score_multiple_choice(engine, items, delim, cfg, generate)):
             choices = sample.choices or []
-            results = [next(answers) for _ in choices]
-            logprobs = [r.logprob for r in results]
-            pred = argmax(logprobs)
-            pred_norm = argmax(normalised_loglikelihoods(logprobs, choices))
             row: dict[str, Any] = {
                 "id": sample.id,
                 "prompt": sample.prompt,
                 "choices": [delim + c for c in choices],
                 "target": sample.target,
-                "loglikelihoods": logprobs,
-                "is_greedy": [r.is_greedy for r in results],
-                "pred": pred,
-                "pred_norm": pred_norm,
-                "acc": pred == sample.target,
-                "acc_norm": pred_norm == sample.target,
+                "loglikelihoods": list(score.loglikelihoods),
+                "is_greedy": list(score.is_greedy),
+                "pred": score.pred,
+                "pred_norm": score.pred_norm(choices),
+                "acc": score.pred == sample.target,
+                "acc_norm": score.pred_norm(choices) == sample.target,
             }
-            if gen is not None:
-                parsed = parse_choice(gen.text, choices)
-                row.update(generation=gen.text, pred_gen=parsed, acc_gen=parsed == sample.target)
+            if generate:
+                parsed = score.pred_gen(choices)
+                row.update(generation=score.generation, pred_gen=parsed, acc_gen=parsed == sample.target)
             rows.append(row)
         return rows
 

@@ -46,6 +46,17 @@ class Task:
     num_fewshot: int = 0
     target_delimiter: str = " "
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
+    builder: PromptBuilder | None = field(default=None, repr=False, compare=False)
+
+    def rerender(
+        self, sample: Sample, data: dict[str, Any] | None = None, fewshot_seed: str | None = None,
+        shot_order_seed: str | None = None,
+    ) -> Sample:
+        """The same item through the task's own templates, with changed document fields or
+        a different few-shot draw/order: how perturbations change content, not format."""
+        if self.builder is None:
+            raise TaskError(f"task '{self.name}' cannot be re-rendered")
+        return self.builder.build(sample.id, data if data is not None else sample.doc, fewshot_seed, shot_order_seed)
 
     def limited(self, limit: int | None) -> Task:
         if limit is None:
@@ -248,7 +259,16 @@ def _build_task(
         raise fail("generation_kwargs", "'max_gen_toks' must be a positive integer")
     metrics = _metric_names(config, output_type, fail)
 
-    renderer = _Renderer(config, output_type, fail)
+    builder = PromptBuilder(
+        renderer=_Renderer(config, output_type, fail),
+        description=description_template,
+        fewshot_docs=fewshot_docs,
+        shots=shots,
+        seed=seed,
+        target_delimiter=target_delimiter,
+        fewshot_delimiter=fewshot_delimiter,
+        fail=fail,
+    )
     samples: list[Sample] = []
     seen: dict[str, str] = {}
     for index, doc in enumerate(docs):
@@ -256,29 +276,8 @@ def _build_task(
         if sid in seen:
             raise TaskError(f"{doc.where}: duplicate id '{sid}' (first at {seen[sid]})")
         seen[sid] = doc.where
-        text, choices, target = renderer.render(doc)
-        prefix = renderer.template("description", description_template, doc) if description_template else ""
-        if shots:
-            # As lm-eval: draw one extra and drop the document itself if it was drawn.
-            rng = random.Random(f"{seed}:{sid}")
-            if len(fewshot_docs) < shots + 1:
-                raise fail("num_fewshot", f"{shots} shots requested but only {len(fewshot_docs)} documents to draw from")
-            drawn = [d for d in rng.sample(fewshot_docs, shots + 1) if d is not doc][:shots]
-            parts = []
-            for shot in drawn:
-                s_text, s_choices, s_target = renderer.render(shot)
-                answer = s_choices[s_target] if s_choices is not None else str(s_target)
-                parts.append(s_text + target_delimiter + answer)
-            prefix += fewshot_delimiter.join(parts) + fewshot_delimiter
-        samples.append(
-            Sample(
-                id=sid,
-                prompt=prefix + text,
-                choices=choices,
-                target=target,
-                doc=doc.data,
-            )
-        )
+        builder.docs_by_id[sid] = doc
+        samples.append(builder.build(sid, doc.data))
     content_hash = stable_hash(
         [[s.id, s.prompt, s.choices, s.target] for s in samples] + [output_type, target_delimiter, until, max_gen]
     )
@@ -292,7 +291,53 @@ def _build_task(
         num_fewshot=shots,
         target_delimiter=target_delimiter,
         generation_kwargs={"until": until, "max_gen_toks": max_gen},
+        builder=builder,
     )
+
+
+@dataclass
+class PromptBuilder:
+    """Renders one document into a Sample: description, few-shot examples, the item."""
+
+    renderer: _Renderer
+    description: str
+    fewshot_docs: list[_Doc]
+    shots: int
+    seed: int
+    target_delimiter: str
+    fewshot_delimiter: str
+    fail: Any
+    docs_by_id: dict[str, _Doc] = field(default_factory=dict)
+
+    def build(
+        self, sid: str, data: dict[str, Any], fewshot_seed: str | None = None, shot_order_seed: str | None = None
+    ) -> Sample:
+        original = self.docs_by_id[sid]
+        doc = original if data is original.data else _Doc(data, original.where)
+        text, choices, target = self.renderer.render(doc)
+        prefix = self.renderer.template("description", self.description, doc) if self.description else ""
+        if self.shots:
+            # As lm-eval: draw one extra and drop the document itself if it was drawn.
+            rng = random.Random(fewshot_seed or f"{self.seed}:{sid}")
+            if len(self.fewshot_docs) < self.shots + 1:
+                raise self.fail(
+                    "num_fewshot", f"{self.shots} shots requested but only {len(self.fewshot_docs)} documents to draw from"
+                )
+            drawn = [d for d in rng.sample(self.fewshot_docs, self.shots + 1) if d is not original][: self.shots]
+            if shot_order_seed is not None:
+                random.Random(shot_order_seed).shuffle(drawn)
+            parts = []
+            for shot in drawn:
+                s_text, s_choices, s_target = self.renderer.render(shot)
+                answer = s_choices[s_target] if s_choices is not None else str(s_target)
+                parts.append(s_text + self.target_delimiter + answer)
+            prefix += self.fewshot_delimiter.join(parts) + self.fewshot_delimiter
+        return Sample(id=sid, prompt=prefix + text, choices=choices, target=target, doc=data)
+
+    def description_text(self, data: dict[str, Any], sid: str) -> str:
+        if not self.description:
+            return ""
+        return self.renderer.template("description", self.description, _Doc(data, self.docs_by_id[sid].where))
 
 
 def _string_field(config: dict[str, Any], key: str, default: str, fail: Any) -> str:

@@ -1,0 +1,88 @@
+"""Multiple-choice scoring shared by every probe that asks MC questions.
+
+One call scores many (prompt, choices) items three ways — summed log-likelihood,
+byte-normalised log-likelihood and a generated answer — through the engine, so that
+variants of a question from any probe are deduplicated and cached together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from llmassay.engine.engine import Engine
+from llmassay.metrics import argmax, normalised_loglikelihoods, parse_choice
+from llmassay.probes.base import ProbeConfig
+from llmassay.types import GenerateRequest, LoglikelihoodRequest
+
+MC_ANSWER_TOKENS = 8  # enough for "B", " (B)" or "The answer is B"
+SCORING_MODES = ("acc", "acc_norm", "acc_gen")
+
+
+@dataclass(frozen=True)
+class MCItem:
+    prompt: str
+    choices: tuple[str, ...]  # answer strings; the delimiter is prepended when scored
+
+
+@dataclass(frozen=True)
+class MCScore:
+    loglikelihoods: tuple[float, ...]
+    n_tokens: tuple[int, ...]
+    is_greedy: tuple[bool, ...]
+    generation: str | None = None
+
+    @property
+    def pred(self) -> int:
+        return argmax(self.loglikelihoods)
+
+    def pred_norm(self, choices: Sequence[str]) -> int:
+        return argmax(normalised_loglikelihoods(self.loglikelihoods, choices))
+
+    def pred_gen(self, choices: Sequence[str]) -> int | None:
+        return None if self.generation is None else parse_choice(self.generation, choices)
+
+    def prediction(self, mode: str, choices: Sequence[str]) -> int | None:
+        if mode == "acc":
+            return self.pred
+        if mode == "acc_norm":
+            return self.pred_norm(choices)
+        return self.pred_gen(choices)
+
+
+def score_multiple_choice(
+    engine: Engine,
+    items: Sequence[MCItem],
+    delimiter: str,
+    cfg: ProbeConfig,
+    generate: bool,
+    repeat: int = 0,
+) -> list[MCScore]:
+    requests = [LoglikelihoodRequest(item.prompt, delimiter + c) for item in items for c in item.choices]
+    answers = iter(engine.loglikelihood(requests))
+    generations: list[str | None] = [None] * len(items)
+    if generate:
+        gen_requests = [
+            GenerateRequest(
+                prompt=item.prompt,
+                max_tokens=MC_ANSWER_TOKENS,
+                stop=("\n",),
+                temperature=cfg.temperature,
+                seed=cfg.seed,
+                repeat=repeat,
+            )
+            for item in items
+        ]
+        generations = [g.text for g in engine.generate(gen_requests)]
+    scores = []
+    for item, generation in zip(items, generations):
+        results = [next(answers) for _ in item.choices]
+        scores.append(
+            MCScore(
+                loglikelihoods=tuple(r.logprob for r in results),
+                n_tokens=tuple(r.n_tokens for r in results),
+                is_greedy=tuple(r.is_greedy for r in results),
+                generation=generation,
+            )
+        )
+    return scores
