@@ -10,7 +10,8 @@ from rich.table import Table
 
 from llmassay.backends.base import parse_model_args
 from llmassay.evaluate import RunConfig, evaluate
-from llmassay.report.table import metrics_table
+from llmassay.perturbations import DEFAULT_PERTURBATIONS, PERTURBATIONS
+from llmassay.report.table import details_tables, metrics_table
 from llmassay.tasks.loader import bundled_tasks, load_task
 from llmassay.types import LlmassayError
 
@@ -29,12 +30,16 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--temperature", type=float, default=0.0)
     run.add_argument("--batch-size", type=int, default=64, help="requests per backend call")
+    run.add_argument("--perturbations", default=None, help="brittleness: names or families (see `llmassay perturbations`)")
+    run.add_argument("--scoring", default=None, help="brittleness: acc (default), acc_norm or acc_gen")
+    run.add_argument("--repeats", type=int, default=None, help="brittleness: repeat canonical generation K times")
     run.add_argument("--chunk-size", type=int, default=32, help="samples per resume checkpoint")
     run.add_argument("--output-path", default="runs/latest")
     run.add_argument("--no-cache", action="store_true", help="bypass the request cache")
     run.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
 
     sub.add_parser("tasks", help="list bundled tasks")
+    sub.add_parser("perturbations", help="list prompt perturbations for --probe brittleness")
     return parser
 
 
@@ -53,10 +58,13 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         cache_path=args.cache_path,
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
+        probe_options={"perturbations": args.perturbations, "scoring": args.scoring, "repeats": args.repeats},
     )
     outcome = evaluate(cfg)
-    out = Console()
+    out = _stdout()
     out.print(metrics_table(outcome.results, title=f"{cfg.model}"))
+    for table in details_tables(outcome.results):
+        out.print(table)
     out.print(
         f"wall {outcome.results['wall_time_s']:.1f} s · {outcome.results['tokens_processed']:,} tokens · "
         f"results: {outcome.results_path}"
@@ -70,7 +78,22 @@ def _tasks(console: Console) -> None:
     for name, path in bundled_tasks().items():
         task = load_task(name)
         table.add_row(name, task.output_type, str(len(task.samples)), ", ".join(task.metrics), str(path))
-    Console().print(table)
+    _stdout().print(table)
+
+
+def _perturbations() -> None:
+    table = Table(title="perturbations (* = default set)")
+    for column in ("name", "family", "what it does"):
+        table.add_column(column)
+    for p in PERTURBATIONS.values():
+        table.add_row(p.name + (" *" if p.name in DEFAULT_PERTURBATIONS else ""), p.family, p.description)
+    _stdout().print(table)
+
+
+def _stdout() -> Console:
+    """Tables keep their width when piped to a file (rich would wrap them at 80 columns)."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=200)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             _run(args, console)
         elif args.command == "tasks":
             _tasks(console)
+        elif args.command == "perturbations":
+            _perturbations()
     except LlmassayError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2

@@ -45,10 +45,11 @@ class RunConfig:
     cache_path: str | None = None
     batch_size: int = 64
     chunk_size: int = 32  # samples per resume checkpoint
+    probe_options: dict[str, Any] = field(default_factory=dict)  # e.g. perturbations, scoring, repeats
 
     def result_affecting(self) -> dict[str, Any]:
         """What changes per-sample results; paths and speed knobs are left out."""
-        keys = ("model", "tasks", "probes", "model_args", "limit", "seed", "num_fewshot", "temperature")
+        keys = ("model", "tasks", "probes", "model_args", "limit", "seed", "num_fewshot", "temperature", "probe_options")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -78,7 +79,11 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
         cache = RequestCache(cfg.cache_path or llmassay_home() / "cache.sqlite")
     engine = Engine(backend, cache=cache, batch_size=cfg.batch_size)
     fingerprint = engine.fingerprint
-    probe_cfg = ProbeConfig(seed=cfg.seed, temperature=cfg.temperature)
+    probe_cfg = ProbeConfig(
+        seed=cfg.seed,
+        temperature=cfg.temperature,
+        options=tuple(sorted((k, v) for k, v in cfg.probe_options.items() if v is not None)),
+    )
 
     outcomes: list[ProbeResult] = []
     total = sum(len(t.samples) for t in tasks) * len(cfg.probes)
@@ -143,10 +148,14 @@ def _results_document(
     wall_s: float,
 ) -> dict[str, Any]:
     metrics: dict[str, dict[str, Any]] = {}
+    details: dict[str, dict[str, Any]] = {}
     for o in outcomes:
         metrics.setdefault(o.task, {})[o.probe] = {name: m.as_dict() for name, m in o.metrics.items()}
+        if o.details:
+            details.setdefault(o.task, {})[o.probe] = o.details
     return {
         "results": metrics,
+        "details": details,
         "notes": {f"{o.task}/{o.probe}": o.notes for o in outcomes if o.notes},
         "config": asdict(cfg),
         "config_hash": stable_hash({**cfg.result_affecting(), "fingerprint": fingerprint}),
@@ -170,7 +179,11 @@ def _results_document(
         "git_commit": git_commit(),
         "wall_time_s": round(wall_s, 3),
         "model_load_s": round(load_s, 3),
-        "engine": asdict(engine.stats),
+        "engine": {
+            **asdict(engine.stats),
+            # tokens the model actually ran, after shared-prefix reuse inside the backend
+            "tokens_evaluated_by_backend": getattr(engine.backend, "tokens_evaluated", None),
+        },
         "tokens_processed": engine.stats.tokens,
     }
 

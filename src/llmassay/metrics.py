@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -42,6 +42,37 @@ def bootstrap_mean(values: Sequence[float], seed: int = 0, n_boot: int = 2000) -
     low, high = np.percentile(means, [2.5, 97.5])
     stderr = float(arr.std(ddof=1) / math.sqrt(n)) if n > 1 else None
     return Metric(float(arr.mean()), float(low), float(high), n, stderr, "bootstrap")
+
+
+def bootstrap_statistic(
+    matrix: np.ndarray, statistic: Callable[[np.ndarray], float], seed: int = 0, n_boot: int = 1000
+) -> Metric:
+    """Any statistic of an items × columns matrix, with a percentile bootstrap over items
+    (e.g. FormatSpread's spread = max − min of column means)."""
+    matrix = np.asarray(matrix, dtype=float)
+    n = len(matrix)
+    if n == 0:
+        return Metric(float("nan"), float("nan"), float("nan"), 0, None, "bootstrap")
+    rng = np.random.default_rng(seed)
+    draws = [statistic(matrix[rng.integers(0, n, size=n)]) for _ in range(n_boot)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return Metric(statistic(matrix), float(low), float(high), n, float(np.std(draws, ddof=1)), "bootstrap")
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for discordant counts b and c (binomial, p = 1/2)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def softmax(logprobs: Sequence[float]) -> np.ndarray:
+    values = np.asarray(logprobs, dtype=float)
+    exp = np.exp(values - values.max())
+    return exp / exp.sum()
 
 
 # -- sample-level scorers -------------------------------------------------------------

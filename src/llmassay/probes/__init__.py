@@ -2,7 +2,8 @@
 
 from llmassay.probes.accuracy import AccuracyProbe
 from llmassay.probes.base import Probe, ProbeConfig, ProbeResult, run_probe
+from llmassay.probes.brittleness import BrittlenessProbe
 
-PROBES: dict[str, type] = {"accuracy": AccuracyProbe}
+PROBES: dict[str, type] = {"accuracy": AccuracyProbe, "brittleness": BrittlenessProbe}
 
-__all__ = ["PROBES", "AccuracyProbe", "Probe", "ProbeConfig", "ProbeResult", "run_probe"]
+__all__ = ["PROBES", "AccuracyProbe", "BrittlenessProbe", "Probe", "ProbeConfig", "ProbeResult", "run_probe"]

@@ -26,6 +26,9 @@ class ProbeConfig:
     def as_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "temperature": self.temperature, **dict(self.options)}
 
+    def options_dict(self) -> dict[str, Any]:
+        return dict(self.options)
+
 
 @dataclass
 class ProbeResult:
@@ -34,9 +37,14 @@ class ProbeResult:
     metrics: dict[str, Metric]
     samples: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # structured findings that are not Metrics
 
 
 class Probe(Protocol):
+    """Optional extras a probe may define: `analyse(task, rows, cfg) -> (metrics, details)`
+    instead of computing twice, and `finalize(task, rows, engine, cfg) -> details` for
+    corpus-level checks that need the model again."""
+
     name: str
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig) -> list[dict[str, Any]]: ...
@@ -66,4 +74,9 @@ def run_probe(
             on_samples(len(chunk))
     rows = [log.rows[s.id] for s in task.samples]
     notes = [f"{done_before} of {len(task.samples)} samples resumed from {log.path}"] if done_before else []
-    return ProbeResult(probe.name, task.name, probe.aggregate(task, rows, cfg), rows, notes)
+    analyse = getattr(probe, "analyse", None)
+    metrics, details = analyse(task, rows, cfg) if analyse else (probe.aggregate(task, rows, cfg), {})
+    finalize = getattr(probe, "finalize", None)
+    if finalize is not None:
+        details.update(finalize(task, rows, engine, cfg))
+    return ProbeResult(probe.name, task.name, metrics, rows, notes, details)

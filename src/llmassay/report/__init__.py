@@ -1,3 +1,3 @@
-from llmassay.report.table import metrics_table
+from llmassay.report.table import details_tables, metrics_table
 
-__all__ = ["metrics_table"]
+__all__ = ["details_tables", "metrics_table"]

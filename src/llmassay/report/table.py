@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 
 def metrics_table(results: dict[str, Any], title: str | None = None) -> Table:
@@ -19,9 +20,35 @@ def metrics_table(results: dict[str, Any], title: str | None = None) -> Table:
                 table.add_row(
                     task,
                     probe,
-                    name,
+                    Text(name),
                     f"{m['value']:.4f}",
                     f"[{m['ci_low']:.4f}, {m['ci_high']:.4f}]",
                     str(m["n"]),
                 )
     return table
+
+
+def details_tables(results: dict[str, Any]) -> list[Table]:
+    """Per-variant tables a probe left in `details` (a list of flat dicts under "variants")."""
+    tables = []
+    for task, probes in results.get("details", {}).items():
+        for probe, details in probes.items():
+            rows = details.get("variants")
+            if not rows:
+                continue
+            columns = list(dict.fromkeys(k for row in rows for k in row))
+            table = Table(title=f"{task} · {probe} · scoring {details.get('scoring')}")
+            for column in columns:
+                table.add_column(column, justify="left" if column == "variant" else "right")
+            for row in rows:
+                table.add_row(*(Text(_cell(row.get(c))) for c in columns))
+            tables.append(table)
+    return tables
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if value >= 1e-3 or value == 0 else f"{value:.1e}"
+    return str(value)
