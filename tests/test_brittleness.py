@@ -182,3 +182,23 @@ def test_mcnemar_exact_values():
     assert mcnemar_exact(0, 5) == pytest.approx(0.0625)
     assert mcnemar_exact(3, 3) == 1.0
     assert mcnemar_exact(1, 9) == pytest.approx(2 * (1 + 10) / 1024)
+
+
+def test_generation_scoring_mode_is_used_and_reported(tmp_path):
+    out = run(tmp_path, backend=AlwaysA(), limit=8,
+              probe_options={"perturbations": "options_rot1", "scoring": "acc_gen"})
+    details = out.results["details"]["mmlu_sample"]["brittleness"]
+    assert details["scoring"] == "acc_gen"
+    assert metric(out, "position_share[0]")["value"] == 1.0
+    rows = [json.loads(line) for line in out.sample_paths[0].read_text().splitlines()]
+    assert rows[0]["variants"]["canonical"]["generation"] == "A"
+    with pytest.raises(LlmassayError, match="--scoring: 'bleu' is not one of"):
+        run(tmp_path / "x", backend=AlwaysA(), limit=2, probe_options={"scoring": "bleu"})
+
+
+def test_greedy_repeats_agree_on_the_real_model(tmp_path):
+    out = run(tmp_path, limit=6, probe_options={"perturbations": "identity", "repeats": 3})
+    agreement = metric(out, "repeat_agreement")
+    assert agreement["n"] == 6 and agreement["value"] == 1.0
+    rows = [json.loads(line) for line in out.sample_paths[0].read_text().splitlines()]
+    assert all(len(r["repeat_preds"]) == 3 for r in rows)

@@ -113,3 +113,11 @@ def test_kill_9_then_rerun_loses_nothing_and_repeats_nothing(tmp_path):
     # Only the unfinished samples reached the model the second time.
     assert doc["engine"]["requests"] <= 24 - finished_lines
     assert any("resumed" in note for notes in doc["notes"].values() for note in notes)
+
+
+def test_perturbations_are_listed(capsys):
+    assert main(["perturbations"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("identity", "scramble", "labels_numeric", "options_rot1", "instruction_9", "fewshot_order"):
+        assert name in printed
+    assert "case_lower *" in printed  # the default set is marked

@@ -65,9 +65,14 @@ def _run(args: argparse.Namespace, console: Console) -> None:
     out.print(metrics_table(outcome.results, title=f"{cfg.model}"))
     for table in details_tables(outcome.results):
         out.print(table)
+    engine = outcome.results["engine"]
+    evaluated = engine.get("tokens_evaluated_by_backend")
     out.print(
-        f"wall {outcome.results['wall_time_s']:.1f} s · {outcome.results['tokens_processed']:,} tokens · "
-        f"results: {outcome.results_path}"
+        f"wall {outcome.results['wall_time_s']:.1f} s · requests {engine['requests']:,} "
+        f"(unique {engine['unique']:,}, cached {engine['cache_hits']:,}) · tokens requested {engine['tokens']:,}"
+        + (f", evaluated after prefix reuse {evaluated:,}" if evaluated is not None else "")
+        + f" · results: {outcome.results_path}",
+        soft_wrap=True,
     )
 
 
