@@ -19,7 +19,9 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
 def smollm2():
     from llmassay.backends.llamacpp import LlamaCppBackend
 
-    return LlamaCppBackend("smollm2-135m")
+    backend = LlamaCppBackend("smollm2-135m")
+    yield backend
+    backend.llm.close()  # before interpreter shutdown, where llama-cpp-python's __del__ fails
 
 
 @pytest.fixture(scope="session")

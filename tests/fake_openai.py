@@ -18,6 +18,15 @@ first n requests normally and then always with `fault`. Fault names:
   "shifted"                      echoed log-probabilities moved one token to the left
   "bad-logprobs"                 token_logprobs two entries shorter than tokens
   "generated-only"               echo logprobs list only the generated token (llama.cpp's C++ server)
+  "truncated-logprobs"           echo logprobs arrays agree in length but stop one prompt token short
+  "nonnumeric-logprobs"          echo token_logprobs hold strings, not numbers
+  "bad-usage"                    a correct answer whose usage counts are not numbers
+  "text-not-string"              a completion whose text is a number
+  "401"                          HTTP 401 (a bad API key): not retryable
+  "401-echo-key"                 HTTP 401 whose message quotes the API key it was sent
+  "502-html"                     HTTP 502 with an HTML body, as a proxy sends
+  "close"                        the connection closes before any response
+  "stall-body"                   headers arrive, the body stalls for STALL_S seconds
 """
 
 from __future__ import annotations
@@ -111,14 +120,22 @@ class FakeOpenAI:
                 logprobs["token_logprobs"] = logprobs["token_logprobs"][:-2]
             elif fault == "generated-only":
                 logprobs = generated
+            elif fault == "truncated-logprobs":
+                logprobs = {k: v[:-2] for k, v in logprobs.items()}  # last prompt token and the generated one
+            elif fault == "nonnumeric-logprobs":
+                logprobs["token_logprobs"] = [None] + ["-0.5 nats"] * (len(logprobs["token_logprobs"]) - 1)
             n_out = 1
         else:
             text = " blue" if "primary colours" in prompt else " 7"
             logprobs = toy_logprobs(text, start=len(prompt)) if body.get("logprobs") else None
             n_out = len(toy_tokens(text))
+        usage: dict[str, Any] = {"prompt_tokens": len(toy_tokens(prompt)), "completion_tokens": n_out}
+        if fault == "bad-usage":
+            usage = {"prompt_tokens": "many", "completion_tokens": None}
         return {
-            "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": "length"}],
-            "usage": {"prompt_tokens": len(toy_tokens(prompt)), "completion_tokens": n_out},
+            "choices": [{"index": 0, "text": 42 if fault == "text-not-string" else text, "logprobs": logprobs,
+                         "finish_reason": "length"}],
+            "usage": usage,
         }
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -155,6 +172,31 @@ class FakeOpenAI:
                     self._send(500, b'["not", "an", "object"]')
                 elif fault == "400":
                     self._send(400, b'{"error": {"message": "bad request: unknown model"}}')
+                elif fault == "401":
+                    self._send(401, b'{"error": {"message": "invalid api key"}}')
+                elif fault == "401-echo-key":  # as some APIs do: the refused key quoted back
+                    auth = self.headers.get("Authorization") or ""
+                    message = {"error": {"message": f"Incorrect API key provided: {auth.removeprefix('Bearer ')}"}}
+                    self._send(401, json.dumps(message).encode())
+                elif fault == "502-html":
+                    payload = b"<html>\n<head><title>502 Bad Gateway</title></head>\n</html>\n"
+                    self.send_response(502)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                elif fault == "close":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                elif fault == "stall-body":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    self.wfile.write(b'{"choices": [')
+                    self.wfile.flush()
+                    time.sleep(STALL_S)
+                    self.close_connection = True
                 elif fault == "drop":
                     self.send_response(200)
                     self.send_header("Content-Length", "1000")

@@ -165,3 +165,20 @@ def test_same_picks_as_llama_cpp_on_easy_questions(hf, smollm2):
         pick_b = max(range(k), key=lambda j: b[k * i + j].logprob)
         same += pick_a == pick_b
     assert same >= 3, f"hf and llamacpp agree on only {same}/{len(EASY)} easy questions"
+
+
+def test_second_load_reuses_the_dequantised_weights(hf, smollm2_path):
+    import time
+
+    from llmassay.backends.hf import HFBackend
+    from llmassay.models import llmassay_home
+
+    cached = list((llmassay_home() / "hf-dequantised").glob("*-float32/model.safetensors"))
+    assert len(cached) == 1  # written by the first (GGUF) load
+    start = time.perf_counter()
+    again = HFBackend(str(smollm2_path.parent), gguf_file=GGUF, batch_size=8)
+    assert time.perf_counter() - start < 10  # vs 20-40 s de-quantising the GGUF
+    reqs = [LoglikelihoodRequest("Question: What is 2+2?\nAnswer:", c) for c in (" 4", " 5")]
+    assert again.loglikelihood(reqs) == hf.loglikelihood(reqs)
+    assert again.tokenize("Hello <|im_start|> world") == hf.tokenize("Hello <|im_start|> world")
+    assert again.fingerprint() == hf.fingerprint()

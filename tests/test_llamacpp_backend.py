@@ -33,6 +33,7 @@ def test_loglikelihood_matches_raw_llama_cpp_exactly(smollm2, smollm2_path):
         assert res.logprob == raw_loglikelihood(llm, req.context, req.continuation)
         assert res.logprob == pytest.approx(sum(res.token_logprobs))
         assert res.logprob < 0
+    llm.close()
     assert ours[5].n_tokens > 1
 
 

@@ -313,12 +313,16 @@ def raw_echo(base: str, text: str) -> dict:
 
 
 def local_position_logprobs(smollm2, text: str) -> tuple[list[int], np.ndarray]:
-    """Tokens of `text` and the log-softmax of every position's logits (row j predicts token j+1)."""
-    llm = smollm2.llm
+    """Tokens of `text` and the log-softmax of every position's logits (row j predicts token j+1),
+    from a raw llama-cpp-python model with logits_all (the backend computes only needed rows)."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(smollm2.model_path), n_ctx=2048, logits_all=True, verbose=False)
     tokens = smollm2.tokenize(text)
     llm.reset()
     llm.eval(tokens)
     rows = np.asarray(llm.scores[: len(tokens)], dtype=np.float64)
+    llm.close()
     top = rows.max(axis=1, keepdims=True)
     return tokens, rows - (top + np.log(np.exp(rows - top).sum(axis=1, keepdims=True)))
 

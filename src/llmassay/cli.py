@@ -25,6 +25,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
     run.add_argument("--tasks", required=True, help="comma-separated task names or files")
     run.add_argument("--probe", default="accuracy", help="comma-separated probes (default: accuracy)")
+    run.add_argument("--metrics", default=None, help="override the tasks' metrics, e.g. acc,acc_norm (no generation)")
     run.add_argument("--limit", type=int, default=None, help="first N samples of each task")
     run.add_argument("--num-fewshot", type=int, default=None)
     run.add_argument("--seed", type=int, default=0)
@@ -58,6 +59,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         cache_path=args.cache_path,
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
+        metrics=[m for m in args.metrics.split(",") if m] if args.metrics else None,
         probe_options={"perturbations": args.perturbations, "scoring": args.scoring, "repeats": args.repeats},
     )
     outcome = evaluate(cfg)

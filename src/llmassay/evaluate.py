@@ -6,6 +6,7 @@ The CLI is a thin shell over this function; library users call it directly.
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import platform
 import subprocess
 import time
@@ -46,10 +47,11 @@ class RunConfig:
     batch_size: int = 64
     chunk_size: int = 32  # samples per resume checkpoint
     probe_options: dict[str, Any] = field(default_factory=dict)  # e.g. perturbations, scoring, repeats
+    metrics: list[str] | None = None  # override the tasks' metric_list (e.g. acc,acc_norm: no generation)
 
     def result_affecting(self) -> dict[str, Any]:
         """What changes per-sample results; paths and speed knobs are left out."""
-        keys = ("model", "tasks", "probes", "model_args", "limit", "seed", "num_fewshot", "temperature", "probe_options")
+        keys = ("model", "tasks", "probes", "model_args", "limit", "seed", "num_fewshot", "temperature", "probe_options", "metrics")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -65,12 +67,18 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
     console = console or Console(stderr=True)
     if cfg.limit is not None and cfg.limit <= 0:
         raise LlmassayError("--limit must be a positive integer")
+    if cfg.chunk_size <= 0:
+        raise LlmassayError("--chunk-size must be a positive integer")
+    if not cfg.tasks or not cfg.probes:
+        raise LlmassayError(f"--{'tasks' if not cfg.tasks else 'probe'}: nothing given")
+    if not (isinstance(cfg.temperature, (int, float)) and math.isfinite(cfg.temperature) and cfg.temperature >= 0):
+        raise LlmassayError(f"--temperature must be a finite number >= 0, not {cfg.temperature}")
     unknown = [p for p in cfg.probes if p not in PROBES]
     if unknown:
         raise LlmassayError(f"--probe: unknown probe {', '.join(unknown)} (known: {', '.join(PROBES)})")
     started = time.perf_counter()
     store = RunStore(cfg.output_path)  # fail on an unwritable directory before any work
-    tasks = [load_task(name, cfg.num_fewshot, cfg.seed).limited(cfg.limit) for name in cfg.tasks]
+    tasks = [load_task(name, cfg.num_fewshot, cfg.seed).with_metrics(cfg.metrics).limited(cfg.limit) for name in cfg.tasks]
     load_started = time.perf_counter()
     backend = backend or load_backend(cfg.model, **cfg.model_args)
     load_s = time.perf_counter() - load_started
@@ -104,6 +112,7 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
                         "fingerprint": fingerprint,
                         "model_args": cfg.model_args,
                         "task": task.content_hash,
+                        "metrics": task.metrics,
                         "probe": probe_name,
                         "probe_cfg": probe_cfg.as_dict(),
                     }

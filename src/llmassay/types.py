@@ -14,6 +14,12 @@ from typing import Any, Literal
 class LlmassayError(Exception):
     """An error meant for the user: its message is one line that names the cause."""
 
+    def __str__(self) -> str:
+        # A newline or control character from a file name, a task field or a server's
+        # answer must not break the one line: such characters are shown escaped.
+        text = super().__str__()
+        return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
 
 @dataclass(frozen=True)
 class LoglikelihoodRequest:

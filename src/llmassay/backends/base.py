@@ -104,3 +104,5 @@ def load_backend(spec: str, **model_args: Any) -> Backend:
         return factory(name, **model_args)
     except TypeError as exc:
         raise LlmassayError(f"--model-args for '{kind}': {exc}") from exc
+    except ValueError as exc:  # n_ctx=abc, timeout=soon; a file that is not a model
+        raise LlmassayError(f"--model '{spec}': cannot load ({exc})") from None

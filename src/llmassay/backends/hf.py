@@ -21,7 +21,9 @@ Nothing is fetched from a hub.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any
 
 from llmassay.backends._scoring import encode_pair
 from llmassay.hashing import file_sha256
+from llmassay.models import llmassay_home
 from llmassay.types import (
     GenerateRequest,
     Generation,
@@ -42,7 +45,8 @@ _TOKENIZER_INFINITY = 1000000000000000019884624838656  # transformers' "no limit
 
 
 class HFBackend:
-    """Model args: gguf_file, dtype (float32), batch_size (8), max_length, add_bos_token."""
+    """Model args: gguf_file, dtype (float32), batch_size (8), max_length, add_bos_token,
+    dequant_cache (true: keep the de-quantised GGUF as safetensors, keyed by its sha256)."""
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class HFBackend:
         batch_size: int = 8,
         max_length: int | None = None,
         add_bos_token: bool | None = None,
+        dequant_cache: bool = True,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -75,13 +80,18 @@ class HFBackend:
         self.gguf_file = gguf_file
         self.batch_size = int(batch_size)
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-        load_kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+        source, load_kwargs = str(path), ({"gguf_file": gguf_file} if gguf_file else {})
+        cached = self._dequantised_dir(path, gguf_file, str(dtype)) if gguf_file and dequant_cache else None
+        if cached is not None and (cached / "model.safetensors").exists():
+            source, load_kwargs = str(cached), {}  # same weights, without the 20–30 s de-quantisation
         tok_kwargs = dict(load_kwargs)
         if add_bos_token is not None:
             tok_kwargs["add_bos_token"] = add_bos_token
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **tok_kwargs)
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **tok_kwargs)
         transformers.utils.logging.disable_progress_bar()
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype, **load_kwargs)
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **load_kwargs)
+        if cached is not None and load_kwargs:
+            self._save_dequantised(cached, transformers, source, load_kwargs)
         self.model.eval()
         self.model.tie_weights()
         config = self.model.config
@@ -93,6 +103,29 @@ class HFBackend:
         self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
         self._fingerprint: dict[str, Any] | None = None
         self.tokens_evaluated = 0
+
+    @staticmethod
+    def _dequantised_dir(path: Path, gguf_file: str, dtype: str) -> Path:
+        return llmassay_home() / "hf-dequantised" / f"{file_sha256(path / gguf_file)[:24]}-{dtype}"
+
+    def _save_dequantised(self, target: Path, transformers: Any, source: str, load_kwargs: dict[str, Any]) -> None:
+        """Write model + tokenizer next to the cache, then rename: readers never see half a copy."""
+        from safetensors.torch import save_model
+
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)
+            # transformers refuses save_pretrained() on a GGUF-loaded model, but the tensors are
+            # plain fp32 now: write them and a config without the GGUF quantisation marker.
+            save_model(self.model, str(tmp / "model.safetensors"))
+            config = self.model.config.to_dict()
+            config.pop("quantization_config", None)
+            (tmp / "config.json").write_text(json.dumps(config, indent=2))
+            # the tokenizer is saved as loaded from the GGUF, without add_bos_token overrides
+            transformers.AutoTokenizer.from_pretrained(source, **load_kwargs).save_pretrained(str(tmp))
+            tmp.replace(target)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # a cache that cannot be written costs only time
 
     # -- Protocol -----------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:

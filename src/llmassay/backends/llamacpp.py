@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
+import numpy as np
+
 from llmassay.backends._scoring import EncodedPair, encode_pair, score_continuation
 from llmassay.hashing import file_sha256
 from llmassay.models import resolve_model_path
@@ -51,10 +53,12 @@ class LlamaCppBackend:
             n_ctx=int(n_ctx),
             n_batch=int(n_batch),
             n_threads=n_threads or os.cpu_count(),
-            logits_all=True,
+            logits_all=False,  # logits are requested per position in _decode
             seed=seed,
             verbose=False,
         )
+        self._n_vocab = self.llm.n_vocab()
+        self._context_logits: tuple[tuple[int, ...], np.ndarray] | None = None
         self._fingerprint: dict[str, Any] | None = None
         self.tokens_evaluated = 0
 
@@ -89,9 +93,9 @@ class LlamaCppBackend:
         order = sorted(range(len(reqs)), key=lambda i: (encoded[i].context, encoded[i].continuation))
         results: list[LoglikelihoodResult | None] = [None] * len(reqs)
         for context, members in groupby(order, key=lambda i: encoded[i].context):
-            self._load_context(context)
+            context_row = self._load_context(context)
             for i in members:
-                results[i] = self._score_after_context(encoded[i])
+                results[i] = self._score_after_context(encoded[i], context_row)
         return [r for r in results if r is not None]
 
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
@@ -105,30 +109,67 @@ class LlamaCppBackend:
     def _prefix_token(self) -> int:
         return int(self.llm.token_bos())
 
-    def _load_context(self, context: tuple[int, ...]) -> None:
-        """Make the KV cache hold exactly `context`, re-using what it already holds."""
-        current = self.llm.input_ids[: self.llm.n_tokens]
+    def _decode(self, tokens: list[int], logits_from: int) -> np.ndarray:
+        """Append `tokens` to the KV cache (which holds `llm.n_tokens` tokens) and return the
+        logits of the appended positions >= `logits_from` (absolute), in order.
+
+        Only those positions are computed through the output layer — for SmolLM2-135M that
+        layer is ≈28 M of 135 M parameters, so a prefill that needs one row of logits
+        costs markedly less than llama-cpp-python's `logits_all`.
+        """
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
+        batch = llm._batch.batch
+        rows: list[np.ndarray] = []
+        for start in range(0, len(tokens), llm.n_batch):
+            chunk = tokens[start : start + llm.n_batch]
+            n_past = llm.n_tokens
+            wanted = 0
+            for i, token in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = n_past + i
+                batch.seq_id[i][0] = 0
+                batch.n_seq_id[i] = 1
+                flag = n_past + i >= logits_from
+                batch.logits[i] = flag
+                wanted += flag
+            batch.n_tokens = len(chunk)
+            llm._ctx.decode(llm._batch)
+            if wanted:
+                out = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(wanted * self._n_vocab,))
+                rows.append(out.reshape(wanted, self._n_vocab).copy())
+            llm.input_ids[n_past : n_past + len(chunk)] = chunk
+            llm.n_tokens += len(chunk)
+        self.tokens_evaluated += len(tokens)
+        return np.concatenate(rows) if rows else np.empty((0, self._n_vocab), dtype=np.float32)
+
+    def _load_context(self, context: tuple[int, ...]) -> np.ndarray:
+        """Make the KV cache hold exactly `context`, re-using what it already holds, and
+        return the logits after its last token."""
+        llm = self.llm
+        if self._context_logits is not None and self._context_logits[0] == context:
+            llm.n_tokens = len(context)
+            return self._context_logits[1]
+        current = llm.input_ids[: llm.n_tokens]
         shared = 0
         for a, b in zip(current, context):
             if a != b:
                 break
             shared += 1
-        if shared == len(context):
-            self.llm.n_tokens = shared  # logits of the last context position are kept
-            return
-        self.llm.n_tokens = shared
-        self.llm.eval(list(context[shared:]))
-        self.tokens_evaluated += len(context) - shared
+        shared = min(shared, len(context) - 1)  # the last token is fed again for its logits
+        llm.n_tokens = shared
+        row = self._decode(list(context[shared:]), logits_from=len(context) - 1)[-1]
+        self._context_logits = (context, row)
+        return row
 
-    def _score_after_context(self, pair: EncodedPair) -> LoglikelihoodResult:
+    def _score_after_context(self, pair: EncodedPair, context_row: np.ndarray) -> LoglikelihoodResult:
         n_context = len(pair.context)
         self.llm.n_tokens = n_context
         # The last continuation token is never fed: its logits are not needed.
         feed = list(pair.continuation[:-1])
+        rows = context_row[None, :]
         if feed:
-            self.llm.eval(feed)
-            self.tokens_evaluated += len(feed)
-        rows = self.llm.scores[n_context - 1 : n_context - 1 + len(pair.continuation)]
+            rows = np.concatenate([rows, self._decode(feed, logits_from=n_context)])
         return score_continuation(rows, pair.continuation, n_context)
 
     def _generate_one(self, req: GenerateRequest) -> Generation:
@@ -154,6 +195,7 @@ class LlamaCppBackend:
             text = choice["text"]
         latency = time.perf_counter() - start
         usage = out["usage"]
+        self._context_logits = None  # generation moved the KV cache on
         self.tokens_evaluated += usage["prompt_tokens"] + usage["completion_tokens"]
         return Generation(
             text=text,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import json
+import math
 import os
 import random
 import threading
@@ -70,11 +71,13 @@ class OpenAIBackend:
         self.name = f"openai/{model}"
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         headers = {"Content-Type": "application/json"}
+        self._secret: str | None = None  # only to redact it from server error messages
         if api_key_env:
             key = os.environ.get(api_key_env)
             if not key:
                 raise LlmassayError(f"openai: environment variable {api_key_env} (api_key_env) is not set")
             headers["Authorization"] = f"Bearer {key}"
+            self._secret = key
         self.concurrency = max(1, int(concurrency))
         self.max_retries = int(max_retries)
         self.backoff_base = float(backoff_base)
@@ -167,13 +170,17 @@ class OpenAIBackend:
                     if not isinstance(data, dict):
                         raise LlmassayError(f"openai: {url} returned JSON that is not an object")
                     return data
-                last_cause = f"HTTP {response.status_code}: {_error_message(response)}"
+                last_cause = f"HTTP {response.status_code}: {self._redact(_error_message(response))}"
                 if response.status_code not in RETRYABLE_STATUS or not retry_status:
                     raise LlmassayError(f"openai: {url} answered {last_cause}")
             if attempt < self.max_retries:
                 self._count(retries=1)
                 time.sleep(self._delay(attempt, response))
         raise LlmassayError(f"openai: {url} failed after {self.max_retries + 1} attempts: {last_cause}")
+
+    def _redact(self, text: str) -> str:
+        """A server may quote the key it refused ("invalid api key sk-..."): never pass it on."""
+        return text.replace(self._secret, "[api key]") if self._secret else text
 
     # -- generation ---------------------------------------------------------------------
     def _generate_one(self, req: GenerateRequest) -> Generation:
@@ -199,22 +206,28 @@ class OpenAIBackend:
                 }
             data = self._post(f"{self.base_url}/chat/completions", body)
             choice = _first_choice(data)
-            text = (choice.get("message") or {}).get("content") or ""
+            message = choice.get("message") or {}
+            text = message.get("content") if isinstance(message, dict) else message
         else:
             if req.json_schema is not None:
                 raise LlmassayError("openai: json_schema needs a chat request (messages), not a raw prompt")
             body["prompt"] = req.prompt
             data = self._post(f"{self.base_url}/completions", body)
             choice = _first_choice(data)
-            text = choice.get("text") or ""
-        usage = data.get("usage") or {}
-        n_prompt, n_out = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+            text = choice.get("text")
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            kind = type(text).__name__
+            raise LlmassayError(f"openai: {self.base_url} returned generated text of type {kind}, not a string")
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        n_prompt, n_out = _count_field(usage, "prompt_tokens"), _count_field(usage, "completion_tokens")
         self._count(tokens=n_prompt + n_out)
         return Generation(
             text=text,
             n_prompt_tokens=n_prompt,
             n_tokens=n_out,
-            finish_reason=choice.get("finish_reason") or "stop",
+            finish_reason=str(choice.get("finish_reason") or "stop"),
             latency_s=time.perf_counter() - start,
         )
 
@@ -236,11 +249,19 @@ class OpenAIBackend:
             )
         echo = _Echo.parse(logprobs, len(text))
         if echo is None:
-            raise LlmassayError(f"openai: {self.base_url} returned logprobs arrays of inconsistent lengths")
+            raise LlmassayError(
+                f"openai: {self.base_url} returned logprobs arrays of inconsistent lengths or with non-numeric values"
+            )
         if not echo.values:
             raise LlmassayError(
                 f"openai: {self.base_url} returns log-probabilities for generated tokens only, not for the echoed "
                 "prompt; loglikelihood scoring is not possible on this server"
+            )
+        if echo.offsets[-1] + len(echo.tokens[-1]) < len(text):
+            # Consistent arrays that stop early would silently drop the continuation's last tokens.
+            raise LlmassayError(
+                f"openai: {self.base_url} returned echoed log-probabilities that stop at character "
+                f"{echo.offsets[-1] + len(echo.tokens[-1])} of a {len(text)}-character prompt"
             )
         return echo
 
@@ -330,21 +351,42 @@ class _Echo:
     tops: list[dict[str, float] | None]
 
     @staticmethod
-    def parse(logprobs: dict[str, Any], text_length: int) -> _Echo | None:
+    def parse(logprobs: Any, text_length: int) -> _Echo | None:
+        """None when the arrays are missing, of different lengths, or not numbers."""
+        if not isinstance(logprobs, dict):
+            return None
         tokens = logprobs.get("tokens")
         offsets = logprobs.get("text_offset")
         values = logprobs.get("token_logprobs")
-        tops = logprobs.get("top_logprobs") or [None] * len(values or [])
+        tops = logprobs.get("top_logprobs") or [None] * len(values if isinstance(values, list) else [])
         arrays = (tokens, offsets, values, tops)
         if not all(isinstance(a, list) for a in arrays) or len({len(a) for a in arrays}) != 1:
             return None
         keep = [i for i, o in enumerate(offsets) if isinstance(o, int) and o < text_length]
+        if not all(values[i] is None or _is_logprob(values[i]) for i in keep):
+            return None
         return _Echo(
             tokens=[str(tokens[i]) for i in keep],
             offsets=[offsets[i] for i in keep],
             values=[None if values[i] is None else float(values[i]) for i in keep],
-            tops=[tops[i] if isinstance(tops[i], dict) else None for i in keep],
+            tops=[
+                tops[i] if isinstance(tops[i], dict) and all(_is_logprob(v) for v in tops[i].values()) else None
+                for i in keep
+            ],
         )
+
+
+def _is_logprob(value: Any) -> bool:
+    """A number that can be a log-probability: -inf (probability 0) yes, NaN and +inf no."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return not math.isnan(value) and value < math.inf
+
+
+def _count_field(usage: dict[str, Any], key: str) -> int:
+    """A usage count; servers that send none or garbage count as 0 (it is informational)."""
+    value = usage.get(key, 0)
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0
 
 
 def _retry_after_seconds(header: str) -> float | None:

@@ -8,8 +8,10 @@ its own transaction, so a killed process leaves only whole rows behind.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +37,46 @@ class RequestCache:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(SCHEMA)
+            self._conn = self._open(busy_timeout_s)
         except (OSError, sqlite3.Error) as exc:
             raise LlmassayError(f"cache {self.path}: cannot open ({exc})") from exc
         self._lock = threading.Lock()
 
+    def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
+        # Switching a new file to WAL does not wait on the busy timeout: two processes
+        # opening a fresh cache at once get `database is locked` at once. Retry until the
+        # timeout instead.
+        deadline = time.monotonic() + busy_timeout_s
+        while True:
+            conn = sqlite3.connect(
+                str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(SCHEMA)
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.01, 0.1))
+            except BaseException:
+                conn.close()
+                raise
+
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(f"SELECT key, answer FROM answers WHERE key IN ({marks})", chunk)
-                for key, answer in rows:
-                    found[key] = json.loads(answer)
+            try:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows = self._conn.execute(f"SELECT key, answer FROM answers WHERE key IN ({marks})", chunk)
+                    for key, answer in rows:
+                        found[key] = json.loads(answer)
+            except sqlite3.Error as exc:
+                raise LlmassayError(f"cache {self.path}: cannot read ({exc})") from None
         return found
 
     def put_many(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
@@ -61,13 +84,17 @@ class RequestCache:
             return
         rows = [(key, kind, json.dumps(answer, separators=(",", ":"))) for key, answer in items]
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?)", rows)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?)", rows)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:  # e.g. "database or disk is full"
+                raise LlmassayError(f"cache {self.path}: cannot write ({exc})") from None
 
     def __len__(self) -> int:
         with self._lock:

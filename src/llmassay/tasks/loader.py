@@ -58,6 +58,18 @@ class Task:
             raise TaskError(f"task '{self.name}' cannot be re-rendered")
         return self.builder.build(sample.id, data if data is not None else sample.doc, fewshot_seed, shot_order_seed)
 
+    def with_metrics(self, names: list[str] | None) -> Task:
+        """The task scored with only these metrics (e.g. skip generation for speed)."""
+        if not names:
+            return self
+        known = MC_METRICS if self.output_type == "multiple_choice" else GEN_METRICS
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise TaskError(
+                f"--metrics: {', '.join(unknown)} not available for {self.name} ({self.output_type}: {', '.join(known)})"
+            )
+        return Task(**{**self.__dict__, "metrics": list(names)})
+
     def limited(self, limit: int | None) -> Task:
         if limit is None:
             return self
@@ -82,8 +94,12 @@ def load_task(name_or_path: str, num_fewshot: int | None = None, seed: int = 0) 
     if name_or_path in bundled:
         path = bundled[name_or_path]
     else:
-        path = Path(name_or_path).expanduser()
-        if not path.exists():
+        try:
+            path = Path(name_or_path).expanduser()
+            exists = path.exists()
+        except (OSError, ValueError, RuntimeError) as exc:  # a name too long, '~nosuchuser', ...
+            raise TaskError(f"task '{name_or_path}': cannot access ({_reason(exc)})") from None
+        if not exists:
             raise TaskError(f"task '{name_or_path}': not a bundled task ({', '.join(bundled)}) and no such file")
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
@@ -118,6 +134,8 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         raise TaskError(f"{path}{line}: invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise TaskError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except (ValueError, RecursionError) as exc:  # an int over 4300 digits, a bad !!timestamp, deep nesting
+        raise TaskError(f"{path}: invalid YAML: {_reason(exc)}") from None
     if not isinstance(config, dict):
         raise TaskError(f"{path}:1: a task file must be a mapping of keys (task, doc_to_text, ...)")
     lines: dict[str, int] = {}
@@ -168,11 +186,14 @@ def _read_records(path: Path) -> list[_Doc]:
     docs: list[_Doc] = []
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
-        for row in reader:
-            line = reader.line_num
-            if None in row or any(v is None for v in row.values()):
-                raise TaskError(f"{path}:{line}: row has a different number of fields than the header")
-            docs.append(_Doc(_csv_row(dict(row)), f"{path}:{line}"))
+        try:
+            for row in reader:
+                line = reader.line_num
+                if None in row or any(v is None for v in row.values()):
+                    raise TaskError(f"{path}:{line}: row has a different number of fields than the header")
+                docs.append(_Doc(_csv_row(dict(row)), f"{path}:{line}"))
+        except csv.Error as exc:  # a field over csv.field_size_limit(), ...
+            raise TaskError(f"{path}:{reader.line_num + 1}: invalid CSV ({exc})") from None
         return docs
     for number, line_text in enumerate(text.splitlines(), start=1):
         if not line_text.strip():
@@ -181,6 +202,8 @@ def _read_records(path: Path) -> list[_Doc]:
             record = json.loads(line_text)
         except json.JSONDecodeError as exc:
             raise TaskError(f"{path}:{number}: invalid JSON ({exc.msg}, column {exc.colno})") from None
+        except (ValueError, RecursionError) as exc:  # an int over 4300 digits, deep nesting
+            raise TaskError(f"{path}:{number}: invalid JSON ({_reason(exc)})") from None
         if not isinstance(record, dict):
             raise TaskError(f"{path}:{number}: each line must be a JSON object")
         docs.append(_Doc(record, f"{path}:{number}"))
@@ -192,12 +215,20 @@ def _csv_row(row: dict[str, str]) -> dict[str, Any]:
     if "choices" in row and row["choices"].startswith("["):
         try:
             row["choices"] = json.loads(row["choices"])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             pass
     letters = [k for k in ("A", "B", "C", "D", "E") if k in row]
     if "choices" not in row and len(letters) >= 2:
         row["choices"] = [row[k] for k in letters]
     return row
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 # -- building the task ----------------------------------------------------------------
@@ -241,7 +272,7 @@ def _build_task(
     if config.get("fewshot_split") and config.get("fewshot_split") != config.get("test_split"):
         fewshot_docs = _dataset_docs(path, config, lines, split_key="fewshot_split")
     shots = config.get("num_fewshot", 0) if num_fewshot is None else num_fewshot
-    if not isinstance(shots, int) or shots < 0:
+    if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
         raise fail("num_fewshot", "must be a non-negative integer")
     target_delimiter = _string_field(config, "target_delimiter", " ", fail)
     fewshot_delimiter = _string_field(config, "fewshot_delimiter", "\n\n", fail)
@@ -255,7 +286,7 @@ def _build_task(
     if not isinstance(until, list) or not all(isinstance(u, str) for u in until):
         raise fail("generation_kwargs", "'until' must be a string or a list of strings")
     max_gen = gen_kwargs.get("max_gen_toks", 256)
-    if not isinstance(max_gen, int) or max_gen <= 0:
+    if not isinstance(max_gen, int) or isinstance(max_gen, bool) or max_gen <= 0:
         raise fail("generation_kwargs", "'max_gen_toks' must be a positive integer")
     metrics = _metric_names(config, output_type, fail)
 
@@ -380,9 +411,11 @@ def _dataset_docs(
     if files is None:
         raise fail("dataset_kwargs", "needs data_files (a path, a list of paths, or split → path)")
     split = config.get(split_key) or "train"
+    if not isinstance(split, str):
+        raise fail(split_key, f"must be a string, not {type(split).__name__}")
     if isinstance(files, dict):
         if split not in files:
-            raise fail(split_key, f"split '{split}' is not in dataset_kwargs.data_files ({', '.join(files)})")
+            raise fail(split_key, f"split '{split}' is not in dataset_kwargs.data_files ({', '.join(map(str, files))})")
         files = files[split]
     if isinstance(files, str):
         files = [files]
@@ -390,9 +423,15 @@ def _dataset_docs(
         raise fail("dataset_kwargs", "data_files must be a string, a list of strings, or a mapping")
     docs: list[_Doc] = []
     for name in files:
-        data_path = (path.parent / name).resolve() if not Path(name).is_absolute() else Path(name)
-        if not data_path.exists():
+        try:
+            data_path = (path.parent / name).resolve() if not Path(name).is_absolute() else Path(name)
+            exists = data_path.exists()
+        except (OSError, ValueError, RuntimeError) as exc:  # a name too long, a NUL byte, a symlink loop
+            raise fail("dataset_kwargs", f"data file '{name}' cannot be accessed ({_reason(exc)})") from None
+        if not exists:
             raise fail("dataset_kwargs", f"data file '{name}' not found (relative to {path.parent})")
+        if not data_path.is_file():  # a directory, a FIFO that would block forever
+            raise fail("dataset_kwargs", f"data file '{name}' is not a regular file")
         docs.extend(_read_records(data_path))
     return docs
 
@@ -451,7 +490,7 @@ class _Renderer:
             if isinstance(choices, str):
                 try:
                     choices = ast.literal_eval(choices)  # a rendered list literal, never eval()
-                except (ValueError, SyntaxError):
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                     raise self.fail("doc_to_choice", f"did not give a list on {doc.where}: {choices[:80]!r}") from None
         if not isinstance(choices, list) or len(choices) < 2:
             raise self.fail("doc_to_choice", f"needs a list of at least two choices on {doc.where}")
@@ -464,7 +503,7 @@ class _Renderer:
             stripped = target.strip()
             if stripped in choices:
                 target = choices.index(stripped)
-            elif stripped.isdigit():
+            elif stripped.isdecimal() and len(stripped) < 100:  # not '²': isdigit(), but int() refuses it
                 target = int(stripped)
             elif len(stripped) == 1 and stripped.upper() in "ABCDEFGHIJ":
                 target = "ABCDEFGHIJ".index(stripped.upper())

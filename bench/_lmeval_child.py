@@ -1,0 +1,50 @@
+"""Child process for bench/plain_mc.py: lm-evaluation-harness 0.4.13 `hf` on mmlu_sample.
+
+Loads the model (timed), scores the first N questions through a temporary copy of our
+task YAML, and writes timings and per-question log-likelihoods as JSON to argv[3].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+start = time.perf_counter()
+model_dir, limit, out_path = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+
+import lm_eval  # noqa: E402
+from lm_eval.models.huggingface import HFLM  # noqa: E402
+from lm_eval.tasks import TaskManager  # noqa: E402
+
+from llmassay.tasks.loader import bundled_tasks  # noqa: E402
+
+source = bundled_tasks()["mmlu_sample"]
+text = (
+    source.read_text()
+    .replace("task: mmlu_sample", "task: mmlu_sample_lmeval")
+    .replace("data_files: mmlu_sample.jsonl", f"data_files: {source.parent / 'mmlu_sample.jsonl'}")
+    .replace("  - metric: acc_gen\n", "")
+)
+load_start = time.perf_counter()
+lm = HFLM(pretrained=model_dir, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", dtype="float32", batch_size=8, device="cpu")
+load_s = time.perf_counter() - load_start
+with tempfile.TemporaryDirectory() as include:
+    Path(include, "mmlu_sample_lmeval.yaml").write_text(text)
+    score_start = time.perf_counter()
+    out = lm_eval.simple_evaluate(
+        model=lm, tasks=["mmlu_sample_lmeval"], task_manager=TaskManager(include_path=include),
+        limit=limit, log_samples=True,
+    )
+    score_s = time.perf_counter() - score_start
+lls = {s["doc"]["id"]: [float(r[0]) for r in s["filtered_resps"]] for s in out["samples"]["mmlu_sample_lmeval"]}
+out_path.write_text(json.dumps({
+    "load_s": load_s, "score_s": score_s, "in_process_s": time.perf_counter() - start,
+    "acc": out["results"]["mmlu_sample_lmeval"]["acc,none"], "loglikelihoods": lls,
+}))

