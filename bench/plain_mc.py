@@ -20,45 +20,22 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, llmassay_run, machine, publish, run_child
+
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(cmd[:6])}… failed:\n{stderr[-3000:]}")
-    return wall, usage.ru_maxrss / 1024
-
-
 def llmassay(model: str, model_args: str, limit: int, home: Path, out: Path) -> dict:
-    env = {**os.environ, "LLMASSAY_HOME": str(home)}
-    cmd = [sys.executable, "-m", "llmassay.cli", "run", "--model", model, "--tasks", "mmlu_sample",
-           "--metrics", "acc,acc_norm", "--limit", str(limit), "--no-cache", "--output-path", str(out)]
-    if model_args:
-        cmd += ["--model-args", model_args]
-    wall, rss = run_child(cmd, env)
-    doc = json.loads(sorted(out.glob("results_*.json"))[-1].read_text())
-    rows = [json.loads(x) for x in sorted(out.glob("samples_*.jsonl"))[-1].read_text().splitlines()]
-    return {
-        "wall": wall, "rss": rss, "load": doc["model_load_s"], "acc": doc["results"]["mmlu_sample"]["accuracy"]["acc"]["value"],
-        "tokens": doc["engine"]["tokens"], "evaluated": doc["engine"]["tokens_evaluated_by_backend"],
-        "lls": {r["id"]: r["loglikelihoods"] for r in rows},
-    }
+    run = llmassay_run(model, out, home, limit, "--metrics", "acc,acc_norm", model_args=model_args)
+    run["acc"] = run["doc"]["results"]["mmlu_sample"]["accuracy"]["acc"]["value"]
+    run["lls"] = {r["id"]: r["loglikelihoods"] for r in run["rows"]}
+    return run
 
 
 def agreement(a: dict[str, list[float]], b: dict[str, list[float]]) -> tuple[int, int, float]:
@@ -89,9 +66,8 @@ def main() -> None:
     lines = [
         f"### Plain multiple choice: {args.limit} `mmlu_sample` questions × 4 choices",
         "",
-        f"`.venv/bin/python bench/plain_mc.py --limit {args.limit}` — {platform.machine()}, {os.cpu_count()} cores, "
-        f"SmolLM2-135M-Instruct Q4_1 GGUF, zero-shot, request cache off, each run a fresh process. "
-        f"Run on {time.strftime('%Y-%m-%d')}.",
+        f"`.venv/bin/python bench/plain_mc.py --limit {args.limit}` — {machine()}. "
+        f"SmolLM2-135M-Instruct Q4_1 GGUF, zero-shot, request cache off, each run a fresh process.",
         "",
         "| run | wall (s) | model load (s) | peak RSS (MB) | speed-up vs lm-eval | same pick as lm-eval | max abs Δ loglik | acc |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -111,17 +87,7 @@ def main() -> None:
         f"{llama['evaluated'] / max(1e-9, llama['wall'] - llama['load']):.0f} tok/s effective after load.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    bench = ROOT / "BENCHMARKS.md"
-    header = "# Benchmarks\n\nFigures are ratios measured side by side in one run; absolute times on these shared 2-core machines are noise.\n\n"
-    existing = bench.read_text() if bench.exists() else header
-    marker = "### Plain multiple choice"
-    if marker in existing:
-        start = existing.index(marker)
-        end = existing.find("\n### ", start + 1)
-        existing = existing[:start] + existing[end + 1 if end >= 0 else len(existing):]
-    bench.write_text(existing.rstrip() + "\n\n" + text)
+    publish("plain-mc", lines)
 
 
 if __name__ == "__main__":

@@ -29,3 +29,12 @@ def smollm2_path() -> Path:
     from llmassay.models import resolve_model_path
 
     return resolve_model_path("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray cluster of 2 CPUs (as on the CI machine) for `--executor ray` tests."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

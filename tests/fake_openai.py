@@ -70,6 +70,8 @@ class FakeOpenAI:
         self.faults: deque[str] = deque()  # consumed one per request
         self.fail_after: tuple[int, str] | None = None  # (n ok requests, then this fault forever)
         self.requests: list[dict[str, Any]] = []
+        self.chat_content = "blue"  # what every chat completion answers (a test may script JSON)
+        self.response_formats = ("json_schema", "json_object")  # others are refused with HTTP 422
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -104,7 +106,7 @@ class FakeOpenAI:
     def answer(self, path: str, body: dict[str, Any], fault: str) -> dict[str, Any]:
         if path.endswith("/chat/completions"):
             return {
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "blue"}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.chat_content}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 1},
             }
         prompt = str(body.get("prompt", ""))
@@ -215,6 +217,8 @@ class FakeOpenAI:
                     self._send(200, b'{"choices": [{"text": "unterminated')
                 elif fault == "empty-choices":
                     self._send(200, b'{"choices": []}')
+                elif (body.get("response_format") or {}).get("type", "text") not in ("text", *fake.response_formats):
+                    self._send(422, b'{"detail": [{"msg": "Input should be text or json_object"}]}')
                 else:
                     self._send(200, json.dumps(fake.answer(self.path, body, fault)).encode())
 

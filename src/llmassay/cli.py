@@ -9,8 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from llmassay.backends.base import parse_model_args
+from llmassay.cli_audit import add_audit_commands, run_audit_command
 from llmassay.evaluate import RunConfig, evaluate
 from llmassay.perturbations import DEFAULT_PERTURBATIONS, PERTURBATIONS
+from llmassay.report import compare_runs, comparison_tables, write_compare, write_report
 from llmassay.report.table import details_tables, metrics_table
 from llmassay.tasks.loader import bundled_tasks, load_task
 from llmassay.types import LlmassayError
@@ -34,13 +36,33 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--perturbations", default=None, help="brittleness: names or families (see `llmassay perturbations`)")
     run.add_argument("--scoring", default=None, help="brittleness: acc (default), acc_norm or acc_gen")
     run.add_argument("--repeats", type=int, default=None, help="brittleness: repeat canonical generation K times")
+    run.add_argument("--modes", default=None, help="structured: strict,extract,repair,retry,constrained (default all)")
+    run.add_argument("--max-retries", type=int, default=None, help="structured: retry mode's retries (default 2)")
+    run.add_argument("--instructions", type=int, default=None, help="structured: other JSON instruction wordings, 0-5 (default 5)")
+    run.add_argument("--prompt-format", default=None, help="structured: chat (default; chat template) or raw (base models)")
     run.add_argument("--chunk-size", type=int, default=32, help="samples per resume checkpoint")
+    run.add_argument("--executor", default="local", choices=["local", "ray"], help="where requests run (same results)")
+    run.add_argument("--workers", type=int, default=None, help="--executor ray: backend actors (default 2)")
     run.add_argument("--output-path", default="runs/latest")
     run.add_argument("--no-cache", action="store_true", help="bypass the request cache")
     run.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
 
+    run.add_argument("--report", action="store_true", help="also write OUTPUT_PATH/report.html")
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of a run")
+    report.add_argument("run_dir", help="a run's --output-path (or one results_*.json file)")
+    report.add_argument("--output", default=None, help="HTML file to write (default RUN_DIR/report.html)")
+    compare = sub.add_parser("compare", help="metric deltas between two runs, paired on common samples")
+    compare.add_argument("run_a", help="run A (directory or results_*.json)")
+    compare.add_argument("run_b", help="run B; deltas are B - A")
+    compare.add_argument("--html", default=None, help="also write the comparison as a self-contained HTML file")
+    compare.add_argument("--json", default=None, help="also write the comparison as JSON")
+    compare.add_argument("--force", action="store_true", help="compare even when a task's items differ (content hash)")
+    compare.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
     sub.add_parser("tasks", help="list bundled tasks")
     sub.add_parser("perturbations", help="list prompt perturbations for --probe brittleness")
+    add_audit_commands(sub)
     return parser
 
 
@@ -59,8 +81,18 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         cache_path=args.cache_path,
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
+        executor=args.executor,
+        workers=args.workers,
         metrics=[m for m in args.metrics.split(",") if m] if args.metrics else None,
-        probe_options={"perturbations": args.perturbations, "scoring": args.scoring, "repeats": args.repeats},
+        probe_options={
+            "perturbations": args.perturbations,
+            "scoring": args.scoring,
+            "repeats": args.repeats,
+            "modes": args.modes,
+            "max_retries": args.max_retries,
+            "instructions": args.instructions,
+            "prompt_format": args.prompt_format,
+        },
     )
     outcome = evaluate(cfg)
     out = _stdout()
@@ -76,6 +108,19 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         + f" · results: {outcome.results_path}",
         soft_wrap=True,
     )
+    if args.report:
+        out.print(f"report: {write_report(outcome.results_path)}", markup=False, soft_wrap=True)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    comparison = compare_runs(args.run_a, args.run_b, force=args.force, seed=args.seed)
+    out = _stdout()
+    for table in comparison_tables(comparison):
+        out.print(table)
+    for line in [*comparison.warnings, *(f"only in A: {m}" for m in comparison.only_a),
+                 *(f"only in B: {m}" for m in comparison.only_b),
+                 *(f"written: {p}" for p in write_compare(comparison, args.html, args.json))]:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _tasks(console: Console) -> None:
@@ -109,10 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             _run(args, console)
+        elif args.command == "report":
+            _stdout().print(f"report: {write_report(args.run_dir, args.output)}", markup=False, soft_wrap=True)
+        elif args.command == "compare":
+            _compare(args)
         elif args.command == "tasks":
             _tasks(console)
         elif args.command == "perturbations":
             _perturbations()
+        else:
+            run_audit_command(args)
     except LlmassayError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2

@@ -18,9 +18,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from llmassay.backends.base import Backend, load_backend
+from llmassay.backends.base import Backend
 from llmassay.engine.cache import RequestCache
 from llmassay.engine.engine import Engine
+from llmassay.engine.executors import load_executor
 from llmassay.engine.store import RunStore
 from llmassay.hashing import stable_hash
 from llmassay.models import llmassay_home
@@ -48,6 +49,8 @@ class RunConfig:
     chunk_size: int = 32  # samples per resume checkpoint
     probe_options: dict[str, Any] = field(default_factory=dict)  # e.g. perturbations, scoring, repeats
     metrics: list[str] | None = None  # override the tasks' metric_list (e.g. acc,acc_norm: no generation)
+    executor: str = "local"  # or "ray": same results, requests sharded over `workers` actors
+    workers: int | None = None
 
     def result_affecting(self) -> dict[str, Any]:
         """What changes per-sample results; paths and speed knobs are left out."""
@@ -80,8 +83,18 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
     store = RunStore(cfg.output_path)  # fail on an unwritable directory before any work
     tasks = [load_task(name, cfg.num_fewshot, cfg.seed).with_metrics(cfg.metrics).limited(cfg.limit) for name in cfg.tasks]
     load_started = time.perf_counter()
-    backend = backend or load_backend(cfg.model, **cfg.model_args)
-    load_s = time.perf_counter() - load_started
+    owned = backend is None
+    backend = backend or load_executor(cfg.executor, cfg.model, cfg.model_args, cfg.workers)
+    try:
+        return _evaluate_with(cfg, backend, tasks, store, console, started, time.perf_counter() - load_started)
+    finally:
+        if owned and hasattr(backend, "close") and cfg.executor != "local":
+            backend.close()  # Ray actors hold a model each; local backends free themselves
+
+
+def _evaluate_with(
+    cfg: RunConfig, backend: Backend, tasks: list[Task], store: RunStore, console: Console, started: float, load_s: float
+) -> RunResults:
     cache = None
     if cfg.use_cache:
         cache = RequestCache(cfg.cache_path or llmassay_home() / "cache.sqlite")

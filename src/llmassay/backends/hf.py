@@ -223,8 +223,6 @@ class HFBackend:
     # -- generation -----------------------------------------------------------------------
     def _generate_one(self, req: GenerateRequest) -> Generation:
         torch = self._torch
-        if req.json_schema is not None or req.grammar is not None:
-            raise LlmassayError("hf: constrained decoding (json_schema/grammar) is not supported by this backend yet")
         if req.max_tokens >= self.max_length:
             raise LlmassayError(f"hf: max_tokens {req.max_tokens} must be below max_length {self.max_length}")
         if req.messages is not None:
@@ -250,6 +248,8 @@ class HFBackend:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if req.stop:
             gen_kwargs.update(stop_strings=list(req.stop), tokenizer=self.tokenizer)
+        if req.json_schema is not None or req.grammar is not None:
+            gen_kwargs["logits_processor"] = [self._grammar_processor(req)]
         start = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids), **gen_kwargs)
@@ -268,6 +268,33 @@ class HFBackend:
             finish_reason=finish,
             latency_s=latency,
         )
+
+    def _grammar_processor(self, req: GenerateRequest) -> Any:
+        """A fresh xgrammar logits processor for the request's JSON schema or GBNF grammar.
+
+        xgrammar, not outlines or lm-format-enforcer: measured in README (Structured output):
+        outlines 1.3.3 was ~3.7x slower per token, lm-format-enforcer 0.11.3's transformers
+        integration does not import under transformers 5.x."""
+        try:
+            import xgrammar
+            from xgrammar.contrib.hf import LogitsProcessor
+        except ImportError as exc:
+            raise LlmassayError(f"hf: constrained decoding needs xgrammar ({exc}); pip install 'llmassay[hf]'") from None
+        compiler = getattr(self, "_grammar_compiler", None)
+        if compiler is None:
+            config = getattr(self.model.config, "text_config", None) or self.model.config
+            info = xgrammar.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=int(config.vocab_size))
+            compiler = self._grammar_compiler = xgrammar.GrammarCompiler(info)
+        try:
+            if req.json_schema is not None:
+                compiled = compiler.compile_json_schema(req.json_schema)
+            else:
+                compiled = compiler.compile_grammar(req.grammar)
+        except (RuntimeError, ValueError) as exc:
+            what = "schema" if req.json_schema is not None else "grammar"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LlmassayError(f"hf: xgrammar cannot compile the {what}: {reason}") from None
+        return LogitsProcessor(compiled)
 
 
 def _resolve_max_length(config: Any, tokenizer: Any) -> int:

@@ -78,17 +78,7 @@ class LlamaCppBackend:
         return self._fingerprint
 
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        n_ctx = self._load_params["n_ctx"]
-        encoded = [
-            encode_pair(
-                r,
-                lambda t: self._encode(t, add_bos=True),
-                self._prefix_token(),
-                n_ctx,
-                encode_plain=lambda t: self._encode(t, add_bos=False),
-            )
-            for r in reqs
-        ]
+        encoded = [self.encode_request(r) for r in reqs]
         # Visit contexts in token order so consecutive ones share the longest prefixes.
         order = sorted(range(len(reqs)), key=lambda i: (encoded[i].context, encoded[i].continuation))
         results: list[LoglikelihoodResult | None] = [None] * len(reqs)
@@ -101,7 +91,25 @@ class LlamaCppBackend:
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
         return [self._generate_one(r) for r in reqs]
 
+    @staticmethod
+    def request_order(req: LoglikelihoodRequest | GenerateRequest) -> tuple[str, ...]:
+        """The engine's sort key: text order puts requests that share a prefix side by side,
+        and this backend re-uses the KV cache of a shared prefix, even across calls."""
+        if isinstance(req, LoglikelihoodRequest):
+            return (req.context, req.continuation)
+        return (req.prompt or "", *(c for _, c in req.messages or ()))
+
     # -- internals ----------------------------------------------------------------------
+    def encode_request(self, req: LoglikelihoodRequest) -> EncodedPair:
+        """The (context, continuation) tokens scored for `req` (lm-eval's pairing rules)."""
+        return encode_pair(
+            req,
+            lambda t: self._encode(t, add_bos=True),
+            self._prefix_token(),
+            self._load_params["n_ctx"],
+            encode_plain=lambda t: self._encode(t, add_bos=False),
+        )
+
     def _encode(self, text: str, add_bos: bool) -> list[int]:
         # add_bos only adds a BOS where the GGUF's tokenizer metadata asks for one.
         return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -200,11 +201,9 @@ class OpenAIBackend:
         if req.messages is not None:
             body["messages"] = [{"role": r, "content": c} for r, c in req.messages]
             if req.json_schema is not None:
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "output", "schema": json.loads(req.json_schema), "strict": True},
-                }
-            data = self._post(f"{self.base_url}/chat/completions", body)
+                data = self._post_with_schema(body, json.loads(req.json_schema))
+            else:
+                data = self._post(f"{self.base_url}/chat/completions", body)
             choice = _first_choice(data)
             message = choice.get("message") or {}
             text = message.get("content") if isinstance(message, dict) else message
@@ -229,6 +228,31 @@ class OpenAIBackend:
             n_tokens=n_out,
             finish_reason=str(choice.get("finish_reason") or "stop"),
             latency_s=time.perf_counter() - start,
+        )
+
+    def _post_with_schema(self, body: dict[str, Any], schema: Any) -> dict[str, Any]:
+        """OpenAI's `response_format` json_schema; a server that refuses it with a 4xx is asked
+        once with the older `{"type": "json_object", "schema": …}` (llama-cpp-python's server),
+        and that form is then kept. A server that takes neither ends in one clear line."""
+        url = f"{self.base_url}/chat/completions"
+        forms = {
+            "json_schema": {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}},
+            "json_object": {"type": "json_object", "schema": schema},
+        }
+        order = ["json_object"] if getattr(self, "_schema_form", None) == "json_object" else list(forms)
+        refusals = []
+        for form in order:
+            try:
+                data = self._post(url, {**body, "response_format": forms[form]})
+            except LlmassayError as exc:
+                if not re.search(r" answered HTTP 4(?!01|03)\d\d", str(exc)):  # a bad key or a dead server
+                    raise
+                refusals.append(f"{form}: {str(exc).split(' answered ', 1)[-1]}")
+                continue
+            self._schema_form = form
+            return data
+        raise LlmassayError(
+            f"openai: {self.base_url} does not support schema-constrained output (response_format {'; '.join(refusals)})"
         )
 
     # -- loglikelihood ------------------------------------------------------------------

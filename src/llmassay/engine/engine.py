@@ -91,7 +91,7 @@ class Engine:
                     answers[r] = decode(cached[keys[r]])
             self.stats.cache_hits += len(answers)
             self._progress(len(answers))
-        todo = sorted((r for r in unique if r not in answers), key=lambda r: -r.size())
+        todo = sorted((r for r in unique if r not in answers), key=self._order_key())
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
             results = compute(batch)
@@ -105,6 +105,14 @@ class Engine:
             self.stats.tokens += sum(count_tokens(a) for a in results)
             self._progress(len(batch))
         return [answers[r] for r in reqs]
+
+    def _order_key(self) -> Callable[[Any], Any]:
+        """Longest first by default (least padding for batched backends); a backend that
+        keeps its KV cache between calls orders by text instead (`request_order`), so
+        requests sharing a prefix — one question's prompt variants — run back to back
+        even across batches."""
+        order = getattr(self.backend, "request_order", None)
+        return order if callable(order) else (lambda r: -r.size())
 
     def _progress(self, n: int) -> None:
         if self.on_progress is not None and n:

@@ -3,7 +3,8 @@
 from llmassay.probes.accuracy import AccuracyProbe
 from llmassay.probes.base import Probe, ProbeConfig, ProbeResult, run_probe
 from llmassay.probes.brittleness import BrittlenessProbe
+from llmassay.probes.structured import StructuredProbe
 
-PROBES: dict[str, type] = {"accuracy": AccuracyProbe, "brittleness": BrittlenessProbe}
+PROBES: dict[str, type] = {"accuracy": AccuracyProbe, "brittleness": BrittlenessProbe, "structured": StructuredProbe}
 
-__all__ = ["PROBES", "AccuracyProbe", "BrittlenessProbe", "Probe", "ProbeConfig", "ProbeResult", "run_probe"]
+__all__ = ["PROBES", "AccuracyProbe", "BrittlenessProbe", "StructuredProbe", "Probe", "ProbeConfig", "ProbeResult", "run_probe"]

@@ -29,26 +29,31 @@ def metrics_table(results: dict[str, Any], title: str | None = None) -> Table:
 
 
 def details_tables(results: dict[str, Any]) -> list[Table]:
-    """Per-variant tables a probe left in `details` (a list of flat dicts under "variants")."""
+    """Tables a probe left in `details`: each key listed in `details["tables"]` (default
+    "variants") holds a list of flat dicts, one row each; a Metric dict shows as value [CI]."""
     tables = []
     for task, probes in results.get("details", {}).items():
         for probe, details in probes.items():
-            rows = details.get("variants")
-            if not rows:
-                continue
-            columns = list(dict.fromkeys(k for row in rows for k in row))
-            table = Table(title=f"{task} · {probe} · scoring {details.get('scoring')}")
-            for column in columns:
-                table.add_column(column, justify="left" if column == "variant" else "right")
-            for row in rows:
-                table.add_row(*(Text(_cell(row.get(c))) for c in columns))
-            tables.append(table)
+            for key in details.get("tables", ["variants"]):
+                rows = details.get(key)
+                if not rows:
+                    continue
+                columns = list(dict.fromkeys(k for row in rows for k in row))
+                suffix = f"scoring {details.get('scoring')}" if key == "variants" else key
+                table = Table(title=f"{task} · {probe} · {suffix}")
+                for i, column in enumerate(columns):
+                    table.add_column(Text(column), justify="left" if i == 0 else "right")  # "[x]" is not markup
+                for row in rows:
+                    table.add_row(*(Text(_cell(row.get(c))) for c in columns))
+                tables.append(table)
     return tables
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, dict) and {"value", "ci_low", "ci_high"} <= value.keys():
+        return f"{_cell(value['value'])} [{_cell(value['ci_low'])}, {_cell(value['ci_high'])}]"
     if isinstance(value, float):
         return f"{value:.4f}" if value >= 1e-3 or value == 0 else f"{value:.1e}"
     return str(value)

@@ -47,6 +47,13 @@ class Task:
     target_delimiter: str = " "
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
     builder: PromptBuilder | None = field(default=None, repr=False, compare=False)
+    json_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # sample id → JSON schema
+
+    def json_schema(self, sample_id: str) -> dict[str, Any]:
+        """The JSON schema the task's `json_schema` field gives this item."""
+        if sample_id not in self.json_schemas:
+            raise TaskError(f"{self.source}: task '{self.name}' has no 'json_schema' for item '{sample_id}'")
+        return self.json_schemas[sample_id]
 
     def rerender(
         self, sample: Sample, data: dict[str, Any] | None = None, fewshot_seed: str | None = None,
@@ -309,8 +316,11 @@ def _build_task(
         seen[sid] = doc.where
         builder.docs_by_id[sid] = doc
         samples.append(builder.build(sid, doc.data))
+    schemas = _json_schemas(path, config, docs, [s.id for s in samples], fail)
     content_hash = stable_hash(
-        [[s.id, s.prompt, s.choices, s.target] for s in samples] + [output_type, target_delimiter, until, max_gen]
+        [[s.id, s.prompt, s.choices, s.target] for s in samples]
+        + [output_type, target_delimiter, until, max_gen]
+        + ([schemas] if schemas else [])
     )
     return Task(
         name=name,
@@ -323,7 +333,57 @@ def _build_task(
         target_delimiter=target_delimiter,
         generation_kwargs={"until": until, "max_gen_toks": max_gen},
         builder=builder,
+        json_schemas=schemas,
     )
+
+
+def _json_schemas(path: Path, config: dict[str, Any], docs: list[_Doc], ids: list[str], fail: Any) -> dict[str, Any]:
+    """`json_schema:` an inline mapping, a `.json` file beside the YAML, or the name of a
+    document field holding either (one schema per item). Checked against the metaschema."""
+    spec = config.get("json_schema")
+    if spec is None:
+        return {}
+    files: dict[str, dict[str, Any]] = {}
+
+    def resolve(value: Any, where: str) -> dict[str, Any]:
+        if isinstance(value, str):
+            if value not in files:
+                files[value] = _schema_file(path.parent / value, where, fail)
+            value = files[value]
+        if not isinstance(value, dict):
+            raise fail("json_schema", f"a schema must be a mapping or a .json file name{where}")
+        _check_schema(value, where, fail)
+        return value
+
+    if isinstance(spec, dict) or (isinstance(spec, str) and spec.lower().endswith(".json")):
+        schema = resolve(spec, "")
+        return {sid: schema for sid in ids}
+    if not isinstance(spec, str):
+        raise fail("json_schema", "must be a mapping, a .json file name or a document field name")
+    out = {}
+    for sid, doc in zip(ids, docs):
+        if spec not in doc.data:
+            raise fail("json_schema", f"document field '{spec}' missing on {doc.where}")
+        out[sid] = resolve(doc.data[spec], f" on {doc.where}")
+    return out
+
+
+def _schema_file(file: Path, where: str, fail: Any) -> dict[str, Any]:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise fail("json_schema", f"cannot read schema file {file} ({_reason(exc)}){where}") from None
+    except (ValueError, RecursionError) as exc:
+        raise fail("json_schema", f"schema file {file} is not valid JSON ({_reason(exc)}){where}") from None
+
+
+def _check_schema(schema: dict[str, Any], where: str, fail: Any) -> None:
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise fail("json_schema", f"not a valid JSON schema ({exc.message}){where}") from None
 
 
 @dataclass
@@ -475,6 +535,8 @@ class _Renderer:
         if self.output_type == "generate_until":
             if isinstance(target, list):
                 target = target[0] if target else ""
+            if isinstance(target, dict):  # a gold record (json_schema tasks): kept as JSON text
+                return text, None, json.dumps(target, ensure_ascii=False)
             return text, None, str(target)
         choices = self._choices(doc)
         return text, choices, self._target_index(target, choices, doc)

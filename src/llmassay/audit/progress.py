@@ -1,0 +1,67 @@
+"""A progress bar for corpus streams: documents, docs/s and MB/s; silent when not a TTY."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+@dataclass
+class Throughput:
+    """Documents and bytes of document text (UTF-8, without the JSON around it) seen, and
+    the wall time they took: reported in every audit."""
+
+    docs: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        secs = max(self.seconds, 1e-9)
+        return {
+            "docs": self.docs,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "docs_per_s": round(self.docs / secs, 1),
+            "mb_per_s": round(self.bytes / secs / 1e6, 3),
+        }
+
+
+class StreamMeter:
+    """Counts documents as they stream and feeds the bar."""
+
+    def __init__(self, progress: Progress | None, total_bytes: int | None) -> None:
+        self.stats = Throughput()
+        self._progress = progress
+        self._bar = progress.add_task("reading", total=total_bytes, docs="") if progress else None
+        self._start = time.perf_counter()
+
+    def advance(self, docs: int, n_bytes: int) -> None:
+        self.stats.docs += docs
+        self.stats.bytes += n_bytes
+        self.stats.seconds = time.perf_counter() - self._start
+        if self._progress is not None and self._bar is not None:
+            rate = self.stats.docs / max(self.stats.seconds, 1e-9)
+            self._progress.update(self._bar, advance=n_bytes, docs=f"{self.stats.docs:,} docs · {rate:,.0f} docs/s")
+
+
+@contextmanager
+def stream_meter(description: str, total_bytes: int | None, console: Console | None = None) -> Iterator[StreamMeter]:
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        yield StreamMeter(None, total_bytes)
+        return
+    with Progress(
+        TextColumn(description),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[docs]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        yield StreamMeter(progress, total_bytes)

@@ -1,0 +1,358 @@
+"""Structured output: how often a model returns valid JSON when asked, and which fix works.
+
+One free generation per item is judged three ways — `strict` (`json.loads` on the whole
+output), `extract` (the first JSON value in it) and `repair` (json-repair) — so those modes
+cost the same. `retry` feeds the validator's error back and asks again (extract + schema
+check, up to `max_retries` times); `constrained` decodes under the schema (a grammar in
+llama.cpp, `response_format` on OpenAI-compatible servers). Each mode is scored for parse
+validity, schema validity (jsonschema) and field accuracy against gold records, with its
+cost (output tokens, latency, retries). The same items under other wordings of the JSON
+instruction measure instruction brittleness.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from llmassay.engine.engine import Engine
+from llmassay.metrics import bootstrap_mean, bootstrap_statistic, proportion
+from llmassay.probes._json import (
+    PARSERS,
+    TAXONOMY,
+    describe,
+    field_accuracy,
+    parse_extract,
+    parse_strict,
+    schema_classes,
+    schema_errors,
+    text_classes,
+)
+from llmassay.probes.base import ProbeConfig
+from llmassay.tasks.loader import Task
+from llmassay.types import GenerateRequest, Generation, LlmassayError, Metric, Sample
+
+MODES = ("strict", "extract", "repair", "retry", "constrained")
+PROMPT_FORMATS = ("chat", "raw")  # chat: the backend's chat template; raw: a plain prompt (base models)
+DEFAULT_MAX_RETRIES = 2
+SCHEMA_ERRORS_KEPT = 5  # per row; the feedback quotes the first 3
+
+# Wording 0 is the canonical instruction; the others measure instruction brittleness.
+# {schema} is the schema's outline (see `outline`): tiny models shown a raw JSON schema
+# tend to copy the schema itself instead of filling it in.
+INSTRUCTIONS = (
+    "Extract the information in the text as a JSON object with these fields (? = optional):\n{schema}\n"
+    "Answer with the JSON object only.",
+    "Return only valid JSON of this shape:\n{schema}",
+    "Read the text and fill in this JSON template. Output JSON and nothing else.\n{schema}",
+    "You are a data extraction tool. Convert the text below into JSON of the form {schema}. "
+    "Do not add explanations.",
+    "Fields:\n{schema}\nWrite the JSON record for the text below.",
+    "Please produce a JSON object (no markdown, no comments) with the fields described here:\n{schema}",
+)
+
+
+@dataclass(frozen=True)
+class StructuredOptions:
+    modes: tuple[str, ...] = MODES
+    max_retries: int = DEFAULT_MAX_RETRIES
+    instructions: int = len(INSTRUCTIONS) - 1  # alternative wordings besides the canonical one
+    prompt_format: str = "chat"
+
+    @staticmethod
+    def from_config(cfg: ProbeConfig) -> StructuredOptions:
+        """The probe's options from `--modes`, `--max-retries`, `--instructions`, `--prompt-format`."""
+        options = cfg.options_dict()
+        spec = options.get("modes")
+        modes = tuple(m.strip() for m in str(spec).split(",") if m.strip()) if spec else MODES
+        unknown = [m for m in modes if m not in MODES]
+        if unknown or not modes:
+            raise LlmassayError(f"--modes: {', '.join(unknown) or 'nothing given'}; choose from {', '.join(MODES)}")
+        retries = options.get("max_retries", DEFAULT_MAX_RETRIES)
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise LlmassayError(f"--max-retries: {retries!r} is not a non-negative integer")
+        wordings = options.get("instructions", len(INSTRUCTIONS) - 1)
+        if not isinstance(wordings, int) or isinstance(wordings, bool) or not 0 <= wordings < len(INSTRUCTIONS):
+            raise LlmassayError(f"--instructions: {wordings!r} is not an integer from 0 to {len(INSTRUCTIONS) - 1}")
+        fmt = options.get("prompt_format", "chat")
+        if fmt not in PROMPT_FORMATS:
+            raise LlmassayError(f"--prompt-format: '{fmt}' is not one of {', '.join(PROMPT_FORMATS)}")
+        return StructuredOptions(tuple(dict.fromkeys(modes)), retries, wordings, fmt)
+
+
+@dataclass(frozen=True)
+class _Item:
+    sample: Sample
+    schema: dict[str, Any]
+    gold: Any
+    demo: str = ""  # one solved item with the same schema, "Text: …\nJSON: {…}"
+
+    def prompt(self, wording: int) -> str:
+        instruction = INSTRUCTIONS[wording].format(schema=outline(self.schema))
+        return instruction + "\n\n" + (self.demo + "\n\n" if self.demo else "") + self.sample.prompt
+
+
+def outline(schema: dict[str, Any]) -> str:
+    """A schema as a JSON-like skeleton: {"name": string, "email"?: string, "tags"?: [string, ...]}."""
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    kind = schema.get("type", "any")
+    if kind == "object" and isinstance(schema.get("properties"), dict):
+        required = set(schema.get("required", ()))
+        fields = [
+            f"{json.dumps(k)}{'' if k in required else '?'}: {outline(v)}" for k, v in schema["properties"].items()
+        ]
+        return "{" + ", ".join(fields) + "}"
+    if kind == "array":
+        return "[" + outline(schema.get("items", {})) + ", ...]"
+    text = " | ".join(kind) if isinstance(kind, list) else str(kind)
+    return f"{text} ({schema['description']})" if schema.get("description") else text
+
+
+class StructuredProbe:
+    name = "structured"
+
+    # -- per sample ---------------------------------------------------------------------
+    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig) -> list[dict[str, Any]]:
+        opts = StructuredOptions.from_config(cfg)
+        items = [_item(task, s, _demo(task, s)) for s in samples]
+        ask = _Asker(task, opts, cfg)
+        free = engine.generate([ask.request(it.prompt(0)) for it in items])
+        rows = [
+            {
+                "id": it.sample.id,
+                "prompt": it.prompt(0),
+                "gold": it.gold,
+                "output": _output(g),
+                "modes": {},
+                "instructions": {"0": _wording_entry(g, it)},
+            }
+            for it, g in zip(items, free)
+        ]
+        for mode in ("strict", "extract", "repair"):
+            if mode in opts.modes:
+                for row, it, g in zip(rows, items, free):
+                    row["modes"][mode] = {**judge(g.text, g.finish_reason, mode, it), **_cost([g])}
+        if "retry" in opts.modes:
+            for row, entry in zip(rows, self._retry(items, free, engine, ask, opts)):
+                row["modes"]["retry"] = entry
+        if "constrained" in opts.modes:
+            reqs = [ask.request(it.prompt(0), schema=it.schema) for it in items]
+            try:
+                constrained = engine.generate(reqs)
+            except LlmassayError as exc:
+                raise LlmassayError(f"{exc} (constrained mode; leave it out with --modes)") from None
+            for row, it, g in zip(rows, items, constrained):
+                row["modes"]["constrained"] = {**judge(g.text, g.finish_reason, "strict", it), "text": g.text,
+                                               **_cost([g])}
+        for k in range(1, opts.instructions + 1):
+            for row, it, g in zip(rows, items, engine.generate([ask.request(it.prompt(k)) for it in items])):
+                row["instructions"][str(k)] = _wording_entry(g, it)
+        return rows
+
+    @staticmethod
+    def _retry(
+        items: list[_Item], free: list[Generation], engine: Engine, ask: _Asker, opts: StructuredOptions
+    ) -> list[dict[str, Any]]:
+        """Ask again with the validator's error until the answer is valid or retries run out."""
+        attempts: list[list[Generation]] = [[g] for g in free]
+        verdicts = [judge(g.text, g.finish_reason, "extract", it) for it, g in zip(items, free)]
+        feedback: list[list[str]] = [[] for _ in items]
+        for _ in range(opts.max_retries):
+            pending = [i for i, v in enumerate(verdicts) if not v["schema_valid"]]
+            if not pending:
+                break
+            for i in pending:
+                feedback[i].append(_feedback(verdicts[i]))
+            reqs = [
+                ask.followup(items[i].prompt(0), [g.text for g in attempts[i]], feedback[i]) for i in pending
+            ]
+            for i, g in zip(pending, engine.generate(reqs)):
+                attempts[i].append(g)
+                verdicts[i] = judge(g.text, g.finish_reason, "extract", items[i])
+        return [
+            {**v, "retries": len(a) - 1, "attempts": [g.text for g in a], **_cost(a)}
+            for v, a in zip(verdicts, attempts)
+        ]
+
+    # -- corpus level -------------------------------------------------------------------
+    def aggregate(self, task: Task, rows: list[dict[str, Any]], cfg: ProbeConfig) -> dict[str, Metric]:
+        return self.analyse(task, rows, cfg)[0]
+
+    def analyse(self, task: Task, rows: list[dict[str, Any]], cfg: ProbeConfig) -> tuple[dict[str, Metric], dict[str, Any]]:
+        opts = StructuredOptions.from_config(cfg)
+        seed = cfg.seed
+        metrics: dict[str, Metric] = {}
+        table = []
+        for mode in opts.modes:
+            entries = [r["modes"][mode] for r in rows]
+            m = {
+                "parse_valid": proportion([e["parse_valid"] for e in entries]),
+                "schema_valid": proportion([e["schema_valid"] for e in entries]),
+                "field_acc": bootstrap_mean([e["field_acc"] for e in entries], seed),
+                "tokens": bootstrap_mean([e["tokens"] for e in entries], seed),
+                "latency_s": bootstrap_mean([e["latency_s"] for e in entries], seed),
+            }
+            if mode == "retry":
+                m["retries"] = bootstrap_mean([e["retries"] for e in entries], seed)
+            if mode != "strict" and "strict" in opts.modes:
+                # Paired: the same items, so the difference's CI is tighter than the two rates' CIs.
+                pairs = np.array([[r["modes"]["strict"]["schema_valid"], r["modes"][mode]["schema_valid"]] for r in rows])
+                m["schema_valid_gain_vs_strict"] = bootstrap_statistic(
+                    pairs, lambda x: float(x[:, 1].mean() - x[:, 0].mean()), seed
+                )
+            metrics.update({f"{name}[{mode}]": value for name, value in m.items()})
+            table.append({"mode": mode, **{name: value.as_dict() for name, value in m.items()}})
+        details: dict[str, Any] = {"tables": ["modes", "taxonomy", "instructions"], "modes": table}
+        details["taxonomy"] = _taxonomy(rows, opts.modes)
+        details["instructions"] = self._instructions(rows, metrics, seed)
+        details["prompt_format"] = opts.prompt_format
+        return metrics, details
+
+    @staticmethod
+    def _instructions(rows: list[dict[str, Any]], metrics: dict[str, Metric], seed: int) -> list[dict[str, Any]]:
+        """Valid rate per wording of the JSON instruction, and the spread between wordings
+        (nothing with one wording: its rates are the strict and extract rows already)."""
+        keys = [k for k in rows[0]["instructions"] if all(k in r["instructions"] for r in rows)] if rows else []
+        if len(keys) < 2:
+            return []
+        out = []
+        for k in keys:
+            strict = proportion([r["instructions"][k]["strict_parse_valid"] for r in rows])
+            schema = proportion([r["instructions"][k]["extract_schema_valid"] for r in rows])
+            metrics[f"instruction_parse_valid[{k}]"] = strict
+            metrics[f"instruction_schema_valid[{k}]"] = schema
+            out.append({"wording": k, "instruction": INSTRUCTIONS[int(k)].split("\n")[0][:60],
+                        "parse_valid[strict]": strict.as_dict(), "schema_valid[extract]": schema.as_dict()})
+        matrix = np.array([[r["instructions"][k]["extract_schema_valid"] for k in keys] for r in rows], dtype=float)
+        rates = matrix.mean(0)
+        best, worst = int(rates.argmax()), int(rates.argmin())
+        # As the brittleness probe: best − worst wording, chosen on the full sample, paired bootstrap.
+        metrics["instruction_spread"] = bootstrap_statistic(
+            matrix, lambda m: float(m[:, best].mean() - m[:, worst].mean()), seed
+        )
+        return out
+
+
+class _Asker:
+    """Builds the probe's requests: chat messages or a raw prompt, the task's decoding settings."""
+
+    def __init__(self, task: Task, opts: StructuredOptions, cfg: ProbeConfig) -> None:
+        self.chat = opts.prompt_format == "chat"
+        self.max_tokens = int(task.generation_kwargs.get("max_gen_toks", 256))
+        self.stop = tuple(task.generation_kwargs.get("until", ()))
+        self.cfg = cfg
+
+    def request(self, prompt: str, schema: dict[str, Any] | None = None) -> GenerateRequest:
+        return self._make([("user", prompt)], schema)
+
+    def followup(self, prompt: str, answers: list[str], feedback: list[str]) -> GenerateRequest:
+        turns = [("user", prompt)]
+        for answer, note in zip(answers, feedback):
+            turns += [("assistant", answer), ("user", note)]
+        return self._make(turns, None)
+
+    def _make(self, turns: list[tuple[str, str]], schema: dict[str, Any] | None) -> GenerateRequest:
+        common: dict[str, Any] = {
+            "max_tokens": self.max_tokens,
+            "stop": self.stop,
+            "temperature": self.cfg.temperature,
+            "seed": self.cfg.seed,
+            "json_schema": GenerateRequest.schema_string(schema) if schema is not None else None,
+        }
+        if self.chat:
+            return GenerateRequest(messages=tuple(turns), **common)
+        # A base model continues one text: earlier answers and the feedback are appended to it.
+        text = turns[0][1]
+        for role, content in turns[1:]:
+            text += content if role == "assistant" else f"\n\n{content}\nJSON:"
+        return GenerateRequest(prompt=text, **common)
+
+
+def judge(text: str, finish_reason: str, parser: str, item: _Item) -> dict[str, Any]:
+    """One output read by one parser: validity, schema errors, field accuracy, failure classes."""
+    parsed = PARSERS[parser](text)
+    errors = schema_errors(parsed.value, item.schema) if parsed.ok else []
+    return {
+        "parse_valid": parsed.ok,
+        "schema_valid": parsed.ok and not errors,
+        "field_acc": field_accuracy(parsed.value, item.gold) if parsed.ok else 0.0,
+        "parse_error": parsed.error,
+        "schema_errors": describe(errors)[:SCHEMA_ERRORS_KEPT],
+        "classes": sorted(set(text_classes(text, finish_reason)) | set(schema_classes(errors))),
+        "parsed": parsed.value if parsed.ok else None,
+    }
+
+
+def _feedback(verdict: dict[str, Any]) -> str:
+    if not verdict["parse_valid"]:
+        problem = f"Your answer is not valid JSON ({verdict['parse_error']})."
+    else:
+        problem = "Your JSON does not match the schema: " + "; ".join(verdict["schema_errors"][:3]) + "."
+    return problem + " Reply with only the corrected JSON object."
+
+
+def _item(task: Task, sample: Sample, demo: str = "") -> _Item:
+    try:
+        gold = json.loads(str(sample.target))
+    except ValueError:
+        gold = None
+    if not isinstance(gold, (dict, list)):
+        raise LlmassayError(
+            f"{task.source}: item '{sample.id}': doc_to_target must give the gold JSON record for --probe structured"
+        )
+    return _Item(sample, task.json_schema(sample.id), gold, demo)
+
+
+def _demo(task: Task, sample: Sample) -> str:
+    """The first other item of the whole task file (not only the --limit slice) that has the
+    same schema, solved: a one-shot example of the record's shape. Empty when none exists."""
+    schema = task.json_schema(sample.id)
+    builder = task.builder
+    if builder is None:
+        return ""
+    for sid, other in task.json_schemas.items():
+        if sid != sample.id and other == schema and sid in builder.docs_by_id:
+            shot = builder.build(sid, builder.docs_by_id[sid].data)
+            return shot.prompt + " " + str(shot.target)
+    return ""
+
+
+def _output(g: Generation) -> dict[str, Any]:
+    return {"text": g.text, "finish_reason": g.finish_reason, "n_tokens": g.n_tokens, "latency_s": g.latency_s}
+
+
+def _cost(gens: list[Generation]) -> dict[str, Any]:
+    return {"tokens": sum(g.n_tokens for g in gens), "latency_s": sum(g.latency_s for g in gens)}
+
+
+def _wording_entry(g: Generation, item: _Item) -> dict[str, Any]:
+    extracted = parse_extract(g.text)
+    return {
+        "text": g.text,
+        "finish_reason": g.finish_reason,
+        "n_tokens": g.n_tokens,
+        "strict_parse_valid": parse_strict(g.text).ok,
+        "extract_schema_valid": extracted.ok and not schema_errors(extracted.value, item.schema),
+    }
+
+
+def _taxonomy(rows: list[dict[str, Any]], modes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per class seen: how many free outputs show it, and how many of each mode's failures
+    (not schema-valid) show it. A failure can show several classes."""
+    table = []
+    for cls in TAXONOMY:
+        entry: dict[str, Any] = {
+            "class": cls,
+            "outputs": sum(cls in text_classes(r["output"]["text"], r["output"]["finish_reason"]) for r in rows),
+        }
+        for mode in modes:
+            entry[f"failed[{mode}]"] = sum(
+                1 for r in rows if not r["modes"][mode]["schema_valid"] and cls in r["modes"][mode]["classes"]
+            )
+        if any(v for k, v in entry.items() if k != "class"):
+            table.append(entry)
+    return table

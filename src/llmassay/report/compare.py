@@ -1,0 +1,225 @@
+"""`llmassay compare A B`: metric deltas between two runs, paired on common sample ids.
+
+Two models answering the same items are paired data: the delta's CI is a paired
+bootstrap over items and McNemar's exact test uses only the items on which they differ,
+both far tighter than comparing two independent intervals. Runs whose tasks hold
+different items (content hashes differ) are refused unless forced: a delta between
+different questions means nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+from rich.text import Text
+
+from llmassay.metrics import bootstrap_statistic, mcnemar_exact
+from llmassay.report.rundir import RunData, load_run
+from llmassay.report.section import hook
+from llmassay.types import LlmassayError
+
+
+@dataclass(frozen=True)
+class PairedDelta:
+    """A metric recomputed on the samples both runs answered, B − A with a paired CI."""
+
+    task: str
+    probe: str
+    metric: str
+    n: int
+    a: float
+    b: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    only_a: int | None = None  # binary metrics: items where only A scores 1
+    only_b: int | None = None
+    mcnemar_p: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """A corpus-level metric both runs report but no per-sample pairing exists for."""
+
+    task: str
+    probe: str
+    metric: str
+    a: dict[str, Any]
+    b: dict[str, Any]
+    delta: float
+
+
+@dataclass
+class Comparison:
+    a: str
+    b: str
+    paired: list[PairedDelta] = field(default_factory=list)
+    unpaired: list[MetricDelta] = field(default_factory=list)
+    only_a: list[str] = field(default_factory=list)  # "task / probe / metric" present only in A
+    only_b: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _mean_difference(matrix: np.ndarray) -> float:
+    return float(matrix[:, 1].mean() - matrix[:, 0].mean())
+
+
+def paired_delta(task: str, probe: str, metric: str, a: list[float], b: list[float], seed: int = 0) -> PairedDelta:
+    matrix = np.column_stack([np.asarray(a, dtype=float), np.asarray(b, dtype=float)])
+    ci = bootstrap_statistic(matrix, _mean_difference, seed)
+    only_a = only_b = p = None
+    if np.isin(matrix, (0.0, 1.0)).all():
+        only_a = int(((matrix[:, 0] == 1) & (matrix[:, 1] == 0)).sum())
+        only_b = int(((matrix[:, 0] == 0) & (matrix[:, 1] == 1)).sum())
+        p = mcnemar_exact(only_a, only_b)
+    return PairedDelta(task, probe, metric, len(matrix), float(matrix[:, 0].mean()), float(matrix[:, 1].mean()),
+                       ci.value, ci.ci_low, ci.ci_high, only_a, only_b, p)
+
+
+def check_tasks(a: RunData, b: RunData, force: bool) -> tuple[list[str], list[str]]:
+    """Common task names, and those holding different items: an error unless forced."""
+    common = [t for t in a.results["results"] if t in b.results["results"]]
+    if not common:
+        raise LlmassayError(f"{a.root} and {b.root}: no task in common, nothing to compare")
+    hashes_a, hashes_b = a.task_hashes(), b.task_hashes()
+    differing = [t for t in common if hashes_a.get(t) and hashes_b.get(t) and hashes_a[t] != hashes_b[t]]
+    if differing and not force:
+        t = differing[0]
+        raise LlmassayError(
+            f"task '{t}' differs between the runs (content hash {str(hashes_a[t])[:12]} vs {str(hashes_b[t])[:12]}): "
+            "deltas over different items mislead; pass --force to compare anyway"
+        )
+    return common, differing
+
+
+def compare_runs(path_a: str | Path, path_b: str | Path, force: bool = False, seed: int = 0) -> Comparison:
+    a, b = load_run(path_a), load_run(path_b)
+    out = Comparison(a.label, b.label)
+    common, differing = check_tasks(a, b, force)
+    out.warnings += [f"{t}: content hashes differ, compared anyway (--force)" for t in differing]
+    out.warnings += [f"{t}: no samples file in {r.root}; only reported values compared"
+                     for r in (a, b) for t in r.missing_samples if t in common]
+    for run, into in ((a, out.only_a), (b, out.only_b)):
+        other = b if run is a else a
+        for m in run.metrics():
+            if m.name not in other.probe_metrics(m.task, m.probe):
+                into.append(f"{m.task} / {m.probe} / {m.name}")
+    for task in common:
+        for probe, metrics_a in a.results["results"][task].items():
+            metrics_b = b.probe_metrics(task, probe)
+            if metrics_b:
+                _compare_probe(out, a, b, task, probe, metrics_a, metrics_b, seed)
+    return out
+
+
+def _compare_probe(
+    out: Comparison, a: RunData, b: RunData, task: str, probe: str,
+    metrics_a: dict[str, Any], metrics_b: dict[str, Any], seed: int,
+) -> None:
+    values = hook(probe, "paired_values")
+    per_a = {str(r["id"]): values(r) for r in a.rows(task, probe)}
+    per_b = {str(r["id"]): values(r) for r in b.rows(task, probe)}
+    ids = [i for i in per_a if i in per_b]
+    for name, ma in metrics_a.items():
+        if name not in metrics_b:
+            continue
+        pairs = [(per_a[i][name], per_b[i][name]) for i in ids if name in per_a[i] and name in per_b[i]]
+        if pairs:
+            xa, xb = zip(*pairs)
+            out.paired.append(paired_delta(task, probe, name, list(xa), list(xb), seed))
+        else:
+            mb = metrics_b[name]
+            out.unpaired.append(MetricDelta(task, probe, name, ma, mb, mb["value"] - ma["value"]))
+
+
+# -- presentation ----------------------------------------------------------------------
+def _f(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.4f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4f}" if value >= 1e-3 else f"{value:.1e}"
+
+
+def paired_rows(cmp: Comparison) -> list[list[str]]:
+    return [
+        [d.task, d.probe, d.metric, str(d.n), _f(d.a), _f(d.b), _signed(d.delta),
+         f"[{_signed(d.ci_low)}, {_signed(d.ci_high)}]", _p(d.mcnemar_p),
+         "—" if d.only_a is None else f"{d.only_a} / {d.only_b}"]
+        for d in cmp.paired
+    ]
+
+
+PAIRED_COLUMNS = ["task", "probe", "metric", "n paired", "A", "B", "Δ B−A", "95% CI (paired bootstrap)",
+                  "McNemar p", "=1 only in A / only in B"]
+UNPAIRED_COLUMNS = ["task", "probe", "metric", "A [95% CI]", "B [95% CI]", "Δ B−A"]
+
+
+def unpaired_rows(cmp: Comparison) -> list[list[str]]:
+    def interval(m: dict[str, Any]) -> str:
+        return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}] n={m['n']}"
+
+    return [[d.task, d.probe, d.metric, interval(d.a), interval(d.b), _signed(d.delta)] for d in cmp.unpaired]
+
+
+def comparison_tables(cmp: Comparison) -> list[Table]:
+    tables = []
+    for title, columns, rows in (
+        (f"paired on common samples · A = {cmp.a} · B = {cmp.b}", PAIRED_COLUMNS, paired_rows(cmp)),
+        ("reported values without per-sample pairing (no CI for the delta)", UNPAIRED_COLUMNS, unpaired_rows(cmp)),
+    ):
+        if not rows:
+            continue
+        table = Table(title=Text(title))
+        for i, column in enumerate(columns):
+            table.add_column(column, justify="left" if i < 3 else "right")
+        for row in rows:
+            table.add_row(*(Text(c) for c in row))
+        tables.append(table)
+    return tables
+
+
+def render_compare_html(cmp: Comparison) -> str:
+    from llmassay.report.html import environment
+
+    return environment().get_template("compare.html.j2").render(
+        version=_version(), cmp=cmp, script_hashes="'none'",
+        paired_columns=PAIRED_COLUMNS, paired_rows=paired_rows(cmp),
+        unpaired_columns=UNPAIRED_COLUMNS, unpaired_rows=unpaired_rows(cmp),
+    )
+
+
+def write_compare(cmp: Comparison, html: str | Path | None = None, json_path: str | Path | None = None) -> list[Path]:
+    written = []
+    for path, text in ((html, lambda: render_compare_html(cmp)),
+                       (json_path, lambda: json.dumps(cmp.as_dict(), indent=2, ensure_ascii=False) + "\n")):
+        if path is None:
+            continue
+        target = Path(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text(), encoding="utf-8")
+        except OSError as exc:
+            raise LlmassayError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        written.append(target)
+    return written
+
+
+def _version() -> str:
+    from llmassay import __version__
+
+    return __version__

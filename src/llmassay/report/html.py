@@ -1,0 +1,145 @@
+"""`llmassay report RUN_DIR`: one self-contained HTML file (CSS, JS, SVG plots and the
+samples inline) that opens offline in any browser.
+
+Prompts and model outputs are untrusted text. Templates autoescape everything; the
+samples travel as JSON inside an inert `<script type="application/json">` with `<`, `>`,
+`&`, U+2028 and U+2029 escaped, and the browser script writes them with `textContent`
+only. A Content-Security-Policy allows no network and no script but our own (by hash),
+so even markup that slipped through could neither run nor load anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from llmassay.report.rundir import RunData, load_run
+from llmassay.report.section import BrowserRow, Section, SectionContext, hook
+from llmassay.types import LlmassayError
+
+REPORT_NAME = "report.html"
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_BROWSER_KEYS = {"task": "t", "probe": "p", "id": "id", "variant": "v", "correct": "c", "brittle": "b",
+                 "json_valid": "j", "prompt": "prompt", "output": "out", "scores": "s"}
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("llmassay.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(fmt=fmt, to_json=lambda v: json.dumps(v, indent=1, ensure_ascii=False, default=str))
+    return env
+
+
+def script_json(value: Any) -> Markup:
+    """JSON that is safe inside a <script> element: nothing in it can close the element
+    or start markup, and JavaScript's line separators are escaped."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for char, escaped in _SCRIPT_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return Markup(text)
+
+
+def browser_script() -> str:
+    return resources.files("llmassay.report").joinpath("templates/browser.js").read_text(encoding="utf-8")
+
+
+def csp_hash(script: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode() + "'"
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if not math.isfinite(value) else f"{value:.4f}"
+    return str(value)
+
+
+def sections_and_rows(run: RunData) -> tuple[list[Section], list[BrowserRow]]:
+    """Each (task, probe) through its probe's hooks (or the generic ones)."""
+    sections: list[Section] = []
+    rows: list[BrowserRow] = []
+    for task, probes in run.results["results"].items():
+        for probe in probes:
+            ctx = SectionContext(task, probe, run.probe_metrics(task, probe), run.details(task, probe),
+                                 run.rows(task, probe), index=len(sections))
+            sections.append(hook(probe, "build")(ctx))
+            rows += hook(probe, "browser_rows")(ctx)
+    return sections, rows
+
+
+def header(run: RunData) -> list[tuple[str, str]]:
+    r = run.results
+    model = r.get("model") or {}
+    config = r.get("config") or {}
+    engine = r.get("engine") or {}
+    tasks = r.get("tasks") or {}
+    tokens = f"{r.get('tokens_processed', '?'):,}" if isinstance(r.get("tokens_processed"), int) else "?"
+    if isinstance(engine.get("tokens_evaluated_by_backend"), int):
+        tokens += f" requested, {engine['tokens_evaluated_by_backend']:,} evaluated after prefix reuse"
+    wall = r.get("wall_time_s")
+    return [
+        ("model", str(model.get("spec", "?"))),
+        ("backend", str((model.get("fingerprint") or {}).get("backend", "?"))),
+        ("model sha256", str(model.get("sha256") or "?")),
+        ("tasks", "; ".join(
+            f"{name} (n = {(info or {}).get('n_samples', '?')}, content hash {str((info or {}).get('content_hash', '?'))[:12]})"
+            for name, info in tasks.items()) or ", ".join(r["results"])),
+        ("probes", ", ".join(map(str, config.get("probes") or []))),
+        ("seed", str(r.get("seed", config.get("seed", "?")))),
+        ("llmassay version", str((r.get("versions") or {}).get("llmassay", "?"))),
+        ("git commit", str(r.get("git_commit") or "?")),
+        ("wall time", f"{wall:.1f} s" if isinstance(wall, (int, float)) else "?"),
+        ("tokens", tokens),
+        ("config hash", str(r.get("config_hash", "?"))),
+        ("results file", f"{run.results_path.name} (written {run.timestamp} UTC)"),
+    ]
+
+
+def build_report(run: RunData) -> str:
+    sections, rows = sections_and_rows(run)
+    script = browser_script()
+    notes = [f"{key}: {note}" for key, values in (run.results.get("notes") or {}).items() for note in values]
+    notes += [f"{task}: no samples file next to the results file; its samples are not browsable"
+              for task in run.missing_samples]
+    config = run.results.get("config") or {}
+    return environment().get_template("report.html.j2").render(
+        version=(run.results.get("versions") or {}).get("llmassay", "?"),
+        model=run.model_spec,
+        tasks=list(run.results["results"]),
+        probes=[str(p) for p in config.get("probes") or []],
+        header=header(run),
+        notes=notes,
+        metrics=run.metrics(),
+        sections=sections,
+        samples_json=script_json([{_BROWSER_KEYS[k]: v for k, v in asdict(b).items()} for b in rows]),
+        script=Markup(script),
+        script_hashes=csp_hash(script),
+    )
+
+
+def write_report(run_path: str | Path, output: str | Path | None = None) -> Path:
+    """Render the run at `run_path` (directory or results file); returns the HTML path."""
+    run = load_run(run_path)
+    out = Path(output) if output else run.root / REPORT_NAME
+    html = build_report(run)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        raise LlmassayError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+    return out

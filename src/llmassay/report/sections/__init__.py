@@ -1,0 +1,1 @@
+"""Per-probe report views, one module per probe name (see `llmassay.report.section`)."""

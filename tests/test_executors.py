@@ -1,0 +1,56 @@
+"""Executors: sharding keeps shared contexts together; Ray gives the local answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmassay.engine.executors import load_executor, shard_by_context
+from llmassay.evaluate import RunConfig, evaluate
+from llmassay.types import LlmassayError
+
+
+def test_shards_keep_contexts_together_and_balance_load():
+    sizes = [("q1", 10), ("q1", 10), ("q2", 50), ("q3", 5), ("q3", 5), ("q4", 30), ("q1", 10)]
+    shards = shard_by_context(sizes, 2)
+    assert sorted(i for s in shards for i in s) == list(range(len(sizes)))
+    owner = {sizes[i][0]: n for n, s in enumerate(shards) for i in s}
+    for n, shard in enumerate(shards):
+        assert all(owner[sizes[i][0]] == n for i in shard)  # a context never spans shards
+    loads = [sum(sizes[i][1] for i in s) for s in shards]
+    assert shards == [[2, 3, 4], [0, 1, 5, 6]]  # q2 (50), q1 (30), q4 (30), q3 (10), each to the lighter side
+    assert loads == [60, 60]
+    assert shard_by_context(sizes, 2) == shards  # deterministic
+    assert shard_by_context(sizes, 5)[4] == []  # more shards than contexts: some stay empty
+
+
+def test_unknown_executor_is_a_one_line_error():
+    with pytest.raises(LlmassayError, match="--executor 'slurm': unknown"):
+        load_executor("slurm", "llamacpp/smollm2-135m", {})
+
+
+def _run(tmp_path, name: str, task: str, **kw) -> list[dict]:
+    result = evaluate(
+        RunConfig(model="llamacpp/smollm2-135m", tasks=[task], limit=8, use_cache=False, batch_size=16,
+                  output_path=str(tmp_path / name), **kw)
+    )
+    return [json.loads(line) for line in result.sample_paths[0].read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_results_and_counts_its_tokens(local_ray, tmp_path):
+    # (tests/reliability/test_rel_determinism.py compares whole sample files, generation too)
+    local = _run(tmp_path, "local", "mmlu_sample")
+    ray_rows = _run(tmp_path, "ray", "mmlu_sample", executor="ray", workers=2)
+    assert ray_rows == local
+    assert len(local) == 8 and all(len(r["loglikelihoods"]) == 4 for r in local)
+    doc = json.loads(sorted((tmp_path / "ray").glob("results_*.json"))[-1].read_text())
+    assert doc["config"]["executor"] == "ray"
+    assert doc["engine"]["tokens_evaluated_by_backend"] > 8 * 20  # summed over both workers
+
+
+@pytest.mark.slow
+def test_ray_worker_errors_reach_the_user_as_one_line(local_ray):
+    with pytest.raises(LlmassayError, match="llamacpp: unknown model args: bogus"):
+        load_executor("ray", "llamacpp/smollm2-135m", {"bogus": 1}, workers=1)
