@@ -95,7 +95,7 @@ def logged_rows(out: Path, task: str) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log else []
 
 
-def assert_stops_then_resumes(fake: FakeOpenAI, cfg: RunConfig, task: str, pattern: str, finished: int,
+def check_stops_then_resumes(fake: FakeOpenAI, cfg: RunConfig, task: str, pattern: str, finished: int,
                               clean: list[dict]) -> None:
     """The run stops with one line naming the cause, keeps `finished` samples, and the rerun
     after recovery completes with only the remaining samples sent."""
@@ -139,7 +139,7 @@ def test_persistent_fault_stops_after_bounded_retries_and_keeps_samples(fake, tm
         fake.fail_after = (4, fault)
         cfg = config(fake, tmp_path / "o", fault=fault)
         started = time.monotonic()
-        assert_stops_then_resumes(fake, cfg, "arith_sample", RETRYABLE[fault], 4, clean_rows["arith_sample"])
+        check_stops_then_resumes(fake, cfg, "arith_sample", RETRYABLE[fault], 4, clean_rows["arith_sample"])
         # Bounded: at most `concurrency` requests, each tried max_retries + 1 times, then stop.
         assert sum(1 for r in fake.requests if r["fault"] == fault) <= 2 * (MAX_RETRIES + 1)
         assert time.monotonic() - started < 60
@@ -150,7 +150,7 @@ def test_unretryable_answer_stops_at_once_and_keeps_samples(fake, tmp_path, clea
     with reliability.case(CATEGORY, f"{fault} at request 5: one-line error without retries, 4 samples kept, "
                                     "rerun completes"):
         fake.faults.extend(["ok"] * 4 + [fault])
-        assert_stops_then_resumes(fake, config(fake, tmp_path / "o", concurrency=1), "arith_sample",
+        check_stops_then_resumes(fake, config(fake, tmp_path / "o", concurrency=1), "arith_sample",
                                   NOT_RETRYABLE[fault], 4, clean_rows["arith_sample"])
         assert fake.seen(fault) == 1
 
@@ -161,7 +161,7 @@ def test_wrong_logprobs_stop_the_run_and_keep_samples(fake, tmp_path, clean_rows
                                     "rerun completes"):
         # 2 self-check requests, then per chunk of 2 questions 8 echo + 2 generation requests.
         fake.fail_after = (2 + 10, fault)
-        assert_stops_then_resumes(fake, config(fake, tmp_path / "o", "mmlu_sample", concurrency=1), "mmlu_sample",
+        check_stops_then_resumes(fake, config(fake, tmp_path / "o", "mmlu_sample", concurrency=1), "mmlu_sample",
                                   LOGPROB_FAULTS[fault], 2, clean_rows["mmlu_sample"])
 
 

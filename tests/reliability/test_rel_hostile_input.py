@@ -70,7 +70,7 @@ def write_docs(directory: Path, docs: list[dict] | None = None) -> None:
     (directory / "d.jsonl").write_text("".join(json.dumps(d, default=str) + "\n" for d in (docs or VALID_DOCS)))
 
 
-def outcome(path: Path, names: tuple[str, ...] = ()) -> str:
+def check_outcome(path: Path, names: tuple[str, ...] = ()) -> str:
     """Load the task; 'ok' or 'TaskError'. Anything else fails the case."""
     try:
         task = load_task(str(path))
@@ -134,7 +134,7 @@ def test_templates_cannot_escape_the_sandbox(tmp_path, reliability, field):
         short = escape.replace("touch MARKER", "touch …").replace("|", "¦")
         with reliability.case(CATEGORY, f"sandbox escape {number} in {field} `{short[:70]}`", soft=True) as case:
             template = escape.replace("MARKER", str(marker))
-            result = outcome(escape_task(tmp_path, field, template))
+            result = check_outcome(escape_task(tmp_path, field, template))
             case.name += f": {result}, no code ran"
             assert not marker.exists(), f"{template} ran code"
             results.append(result)
@@ -217,7 +217,7 @@ def test_fuzzed_task_configs_load_or_fail_with_one_line(tmp_path, reliability, c
         except ValueError:  # a float/int yaml cannot dump: not a case
             case.name += ": not writable as YAML"
             return
-        case.name += f": {outcome(path, ('d.jsonl',))}"
+        case.name += f": {check_outcome(path, ('d.jsonl',))}"
 
 
 @FUZZ
@@ -227,7 +227,7 @@ def test_arbitrary_text_as_yaml(tmp_path, reliability, text):
         write_docs(tmp_path)
         path = tmp_path / "t.yaml"
         path.write_bytes(text.encode("utf-8", "surrogatepass"))
-        case.name += f": {outcome(path, ('d.jsonl',))}"
+        case.name += f": {check_outcome(path, ('d.jsonl',))}"
 
 
 @FUZZ
@@ -237,7 +237,7 @@ def test_arbitrary_bytes_as_task_or_data_file(tmp_path, reliability, data, suffi
         write_docs(tmp_path)
         path = tmp_path / f"t{suffix}"
         path.write_bytes(data)
-        case.name += f": {outcome(path, ('d.jsonl',))}"
+        case.name += f": {check_outcome(path, ('d.jsonl',))}"
 
 
 @FUZZ
@@ -251,7 +251,7 @@ def test_fuzzed_jsonl_records(tmp_path, reliability, lines):
     with reliability.case(CATEGORY, "fuzzed JSONL records") as case:
         path = tmp_path / "t.jsonl"
         path.write_text("\n".join(lines) + "\n")
-        case.name += f": {outcome(path)}"
+        case.name += f": {check_outcome(path)}"
 
 
 FRAGMENTS = [
@@ -272,7 +272,7 @@ def test_fuzzed_templates_raise_task_errors_and_run_no_code(tmp_path, reliabilit
         marker = tmp_path / "pwned"
         write_docs(tmp_path)
         template = "".join(pieces).replace("MARKER", str(marker))
-        case.name += f": {outcome(escape_task(tmp_path, field, template))}, no code ran"
+        case.name += f": {check_outcome(escape_task(tmp_path, field, template))}, no code ran"
         assert not marker.exists()
 
 
@@ -294,7 +294,7 @@ def test_huge_fields(tmp_path, reliability, name, content, expect):
     with reliability.case(CATEGORY, f"huge input: {name}: {expect}"):
         path = tmp_path / ("t.csv" if name.startswith("CSV") else "t.yaml" if name.startswith("YAML") else "t.jsonl")
         path.write_text(content)
-        assert outcome(path) == expect
+        assert check_outcome(path) == expect
 
 
 HEAD = "task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\n"
