@@ -103,3 +103,15 @@ def test_gemma_alias_assembles_a_verified_second_model(smollm2):
     paris, london = backend.loglikelihood(req)
     assert paris.logprob > london.logprob
     assert paris.logprob != smollm2.loglikelihood(req[:1])[0].logprob
+
+
+def test_n_threads_also_bounds_the_batch_threads(smollm2_path):
+    # Prefill and scoring are batch decodes, which llama.cpp runs on n_threads_batch (default:
+    # every CPU). Left at the default, two 1-thread Ray workers on 2 cores each spun 2 threads
+    # and ran 9× slower than one process.
+    from llmassay.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(str(smollm2_path), n_threads=1)
+    assert (backend.llm.n_threads, backend.llm.n_threads_batch) == (1, 1)
+    assert backend.llm.context_params.n_threads_batch == 1
+    backend.llm.close()

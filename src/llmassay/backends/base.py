@@ -89,9 +89,10 @@ def split_model_spec(spec: str) -> tuple[str, str]:
     return kind, name
 
 
-def load_backend(spec: str, **model_args: Any) -> Backend:
-    """`llamacpp/smollm2-135m` → a ready backend instance."""
-    kind, name = split_model_spec(spec)
+def backend_factory(spec: str) -> BackendFactory:
+    """The class registered for `spec`'s kind, imported but not instantiated (a Ray driver
+    reads class-level hooks such as `request_order` from it without loading a model)."""
+    kind, _ = split_model_spec(spec)
     module_name, attr = _REGISTRY[kind].split(":")
     try:
         module = importlib.import_module(module_name)
@@ -99,7 +100,13 @@ def load_backend(spec: str, **model_args: Any) -> Backend:
         extra = {"hf": "hf", "openai": ""}.get(kind, "")
         hint = f" (install the [{extra}] extra)" if extra else ""
         raise LlmassayError(f"backend '{kind}' needs a missing package: {exc.name}{hint}") from exc
-    factory: BackendFactory = getattr(module, attr)
+    return getattr(module, attr)
+
+
+def load_backend(spec: str, **model_args: Any) -> Backend:
+    """`llamacpp/smollm2-135m` → a ready backend instance."""
+    kind, name = split_model_spec(spec)
+    factory = backend_factory(spec)
     try:
         return factory(name, **model_args)
     except TypeError as exc:

@@ -53,6 +53,7 @@ class LlamaCppBackend:
             n_ctx=int(n_ctx),
             n_batch=int(n_batch),
             n_threads=n_threads or os.cpu_count(),
+            n_threads_batch=n_threads or os.cpu_count(),  # prefill and scoring run as batches
             logits_all=False,  # logits are requested per position in _decode
             seed=seed,
             verbose=False,

@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from llmassay.backends.base import Backend, load_backend, split_model_spec
+from llmassay.backends.base import Backend, backend_factory, load_backend, split_model_spec
 from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
 
 EXECUTORS = ("local", "ray")
@@ -103,6 +103,12 @@ class RayExecutor:
             raise LlmassayError("--workers must be a positive integer")
         self._ray = ray
         self.name = spec
+        # The backend's request order (llamacpp: text order, so prompts sharing a prefix
+        # reach the same actor back to back) must reach the engine through the proxy, or
+        # the engine falls back to length order and every actor re-reads shared prefixes.
+        order = getattr(backend_factory(spec), "request_order", None)
+        if callable(order):
+            self.request_order = order
         if not ray.is_initialized():
             ray.init(
                 address=os.environ.get("RAY_ADDRESS"),
