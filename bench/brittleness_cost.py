@@ -60,7 +60,10 @@ def main() -> None:
         f"Each variant that rewrites the start of the prompt (case, punctuation, separators, typos, another "
         f"instruction, reordered sentences) is a new context: the backend can reuse only the prefix it shares "
         f"with another prompt, so the cost follows the tokens evaluated ({ten['evaluated'] / base['evaluated']:.2f}× "
-        f"for 10 prompts) rather than the tokens requested ({ten['tokens'] / base['tokens']:.2f}×).",
+        f"for 10 prompts) rather than the tokens requested ({ten['tokens'] / base['tokens']:.2f}×). The 4× target "
+        "would need ≈2× more tokens per second from llama.cpp on the same tokens; packing several prompts into "
+        "one `llama_decode` gives at most 1.03× on this CPU and changes some scores, so it is "
+        "not used (the multiseq section below).",
         "",
     ]
     publish("brittleness-cost", lines)

@@ -10,7 +10,7 @@ import math
 import platform
 import subprocess
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from llmassay.engine.store import RunStore
 from llmassay.hashing import stable_hash
 from llmassay.models import llmassay_home
 from llmassay.probes import PROBES, ProbeConfig, ProbeResult, run_probe
+from llmassay.progress import terminal_progress
 from llmassay.tasks.loader import Task, load_task
 from llmassay.types import LlmassayError
 
@@ -146,17 +147,14 @@ def _evaluate_with(
     return RunResults(results, outcomes, results_path, sample_paths)
 
 
-def _progress(console: Console) -> Any:
-    if not console.is_terminal:
-        return nullcontext(None)
-    return Progress(
+def _progress(console: Console) -> AbstractContextManager[Progress | None]:
+    return terminal_progress(
+        console,
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("samples · {task.fields[tps]}"),
         TimeRemainingColumn(),
-        console=console,
-        transient=True,
     )
 
 

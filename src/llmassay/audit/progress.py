@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
+from llmassay.progress import terminal_progress
+
 
 @dataclass
 class Throughput:
@@ -52,16 +54,7 @@ class StreamMeter:
 @contextmanager
 def stream_meter(description: str, total_bytes: int | None, console: Console | None = None) -> Iterator[StreamMeter]:
     console = console or Console(stderr=True)
-    if not console.is_terminal:
-        yield StreamMeter(None, total_bytes)
-        return
-    with Progress(
-        TextColumn(description),
-        BarColumn(),
-        DownloadColumn(),
-        TextColumn("{task.fields[docs]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    columns = (TextColumn(description), BarColumn(), DownloadColumn(), TextColumn("{task.fields[docs]}"),
+               TimeElapsedColumn())
+    with terminal_progress(console, *columns) as progress:
         yield StreamMeter(progress, total_bytes)
