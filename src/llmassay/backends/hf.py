@@ -13,7 +13,7 @@ gives the same numbers here and there:
 * requests whose inputs (context + continuation[:-1]) are the same token sequence share
   one forward pass (the choices of a multiple-choice question); inputs are sorted
   longest first, right-padded with zeros and run without an attention mask, in batches
-  of `batch_size`;
+  of at most `batch_size` (cut where they waste least padding);
 * float32 log-softmax, gathered at the continuation tokens and summed in float32.
 
 Two departures, for speed, that change the numbers by float rounding only (≤ 1e-4 nats;
@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmassay.backends._scoring import encode_pair
+from llmassay.backends._scoring import EncodedPair, encode_pair
 from llmassay.hashing import file_sha256
 from llmassay.models import llmassay_home
 from llmassay.types import (
@@ -111,6 +111,7 @@ class HFBackend:
         # layers (a sliding-window cache drops what later tokens of a long prefix would see).
         self._reuses_prefix = self._keeps_logits and not getattr(self.model.config, "sliding_window", None)
         self._kv_prefix: tuple[tuple[int, ...], Any] | None = None
+        self._pairs: dict[LoglikelihoodRequest, EncodedPair] = {}  # request_order tokenises first
         config = self.model.config
         self.max_length = int(max_length) if max_length else _resolve_max_length(config, self.tokenizer)
         # None: the tokenizer's own default decides (lm-eval's default); True/False force it.
@@ -177,8 +178,7 @@ class HFBackend:
             groups.setdefault(tuple(ctx + cont[:-1]), []).append(i)
         keys = sorted(groups, key=lambda k: (-len(k), k))
         results: list[LoglikelihoodResult | None] = [None] * len(reqs)
-        for start in range(0, len(keys), self.batch_size):
-            batch = keys[start : start + self.batch_size]
+        for batch in padding_aware_batches(keys, self.batch_size):
             inputs = [list(k[-self.max_length :]) for k in batch]
             longests = [max(len(pairs[i][1]) for i in groups[key]) for key in batch]
             logits, column = self._scored_logits(inputs, longests)
@@ -277,13 +277,27 @@ class HFBackend:
         return list(self.tokenizer.encode(text, **kwargs))
 
     def _encode_pair(self, req: LoglikelihoodRequest) -> tuple[list[int], list[int]]:
-        pair = encode_pair(
-            req,
-            self._tok_encode,
-            self._prefix_token(),
-            encode_plain=lambda text: self._tok_encode(text, add_special_tokens=False),
-        )
+        pair = self._pairs.get(req)
+        if pair is None:
+            pair = encode_pair(
+                req,
+                self._tok_encode,
+                self._prefix_token(),
+                encode_plain=lambda text: self._tok_encode(text, add_special_tokens=False),
+            )
+            if len(self._pairs) >= 1 << 16:
+                self._pairs.clear()
+            self._pairs[req] = pair
         return list(pair.context), list(pair.continuation)
+
+    def request_order(self, req: LoglikelihoodRequest | GenerateRequest) -> tuple[Any, ...]:
+        """The engine's sort key: longest input in tokens first, so each of the engine's
+        batches holds inputs of neighbouring lengths and the padded batches of
+        `batch_size` waste little (ordering by characters padded 17 % more on MMLU)."""
+        if isinstance(req, LoglikelihoodRequest):
+            ctx, cont = self._encode_pair(req)
+            return (-(len(ctx) + len(cont)), req.context, req.continuation)
+        return (-req.size(), req.prompt or "")
 
     def _prefix_token(self) -> int:
         tok = self.tokenizer
@@ -367,6 +381,26 @@ class HFBackend:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise LlmassayError(f"hf: xgrammar cannot compile the {what}: {reason}") from None
         return LogitsProcessor(compiled)
+
+
+def padding_aware_batches(seqs: Sequence[Sequence[int]], max_batch: int, overhead: int = 32) -> list[list[Any]]:
+    """Split `seqs` (longest first) into runs of at most `max_batch` that minimise the padded
+    tokens plus `overhead` token-equivalents per forward pass (dynamic programming). Fixed
+    runs of `max_batch` padded MMLU's random-length questions by ≈ 17 %."""
+    n = len(seqs)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - max_batch), end):
+            cost = best[start] + (end - start) * len(seqs[start]) + overhead
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    runs: list[list[Any]] = []
+    end = n
+    while end > 0:
+        runs.append(list(seqs[cut[end] : end]))
+        end = cut[end]
+    return runs[::-1]
 
 
 def _resolve_max_length(config: Any, tokenizer: Any) -> int:
