@@ -25,6 +25,19 @@ def test_shards_keep_contexts_together_and_balance_load():
     assert shard_by_context(sizes, 5)[4] == []  # more shards than contexts: some stay empty
 
 
+def test_only_instance_free_request_orders_cross_to_the_ray_driver():
+    from llmassay.backends.hf import HFBackend
+    from llmassay.backends.llamacpp import LlamaCppBackend
+    from llmassay.backends.openai_compat import OpenAIBackend
+    from llmassay.engine.executors import static_request_order
+    from llmassay.types import LoglikelihoodRequest
+
+    order = static_request_order(LlamaCppBackend)
+    assert order(LoglikelihoodRequest("Q: 2+2?", " 4")) == ("Q: 2+2?", " 4")
+    assert static_request_order(HFBackend) is None  # tokenises: needs a loaded model
+    assert static_request_order(OpenAIBackend) is None
+
+
 def test_unknown_executor_is_a_one_line_error():
     with pytest.raises(LlmassayError, match="--executor 'slurm': unknown"):
         load_executor("slurm", "llamacpp/smollm2-135m", {})

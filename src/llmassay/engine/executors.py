@@ -11,6 +11,7 @@ the local executor's, request for request (tests/test_executors.py checks it).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +46,14 @@ def shard_by_context(sizes: Sequence[tuple[str, int]], n_shards: int) -> list[li
         shards[target].extend(groups[context])
         load[target] += weight[context]
     return [sorted(s) for s in shards]
+
+
+def static_request_order(factory: Any) -> Any:
+    """The backend class's `request_order` when it needs no instance (a staticmethod, as
+    llamacpp's text order), else None: an order that tokenises (hf) lives in the actors,
+    and the engine then uses its default length order."""
+    hook = inspect.getattr_static(factory, "request_order", None)
+    return factory.request_order if isinstance(hook, staticmethod) else None
 
 
 class _BackendWorker:
@@ -106,8 +115,8 @@ class RayExecutor:
         # The backend's request order (llamacpp: text order, so prompts sharing a prefix
         # reach the same actor back to back) must reach the engine through the proxy, or
         # the engine falls back to length order and every actor re-reads shared prefixes.
-        order = getattr(backend_factory(spec), "request_order", None)
-        if callable(order):
+        order = static_request_order(backend_factory(spec))
+        if order is not None:
             self.request_order = order
         if not ray.is_initialized():
             ray.init(
