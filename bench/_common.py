@@ -74,6 +74,7 @@ def llmassay_run(model: str, out: Path, home: Path, limit: int, *extra: str, mod
     rows = [json.loads(x) for x in sorted(out.glob("samples_*.jsonl"))[-1].read_text().splitlines()]
     return {
         "wall": wall, "rss": rss, "load": doc["model_load_s"], "doc": doc, "rows": rows,
+        "score": doc["wall_time_s"] - doc["model_load_s"],  # in-process, after the model load
         "tokens": doc["engine"]["tokens"], "evaluated": doc["engine"]["tokens_evaluated_by_backend"],
     }
 

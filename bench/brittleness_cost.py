@@ -60,8 +60,6 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, (prompts, r) in runs.items():
-        r["score"] = r["doc"]["wall_time_s"] - r["load"]
-    for name, (prompts, r) in runs.items():
         lines.append(
             f"| {name} | {prompts} | {r['wall']:.1f} | {r['wall'] / base['wall']:.2f}× | {r['score']:.1f} "
             f"| {r['score'] / base['score']:.2f}× | {r['tokens']:,} | {r['evaluated']:,} "

@@ -38,7 +38,6 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 def llmassay(model: str, model_args: str, limit: int, home: Path, out: Path, task: str) -> dict:
     run = llmassay_run(model, out, home, limit, "--metrics", "acc,acc_norm", model_args=model_args, task=task)
     run["acc"] = run["doc"]["results"]["mmlu_sample"]["accuracy"]["acc"]["value"]
-    run["score"] = run["doc"]["wall_time_s"] - run["load"]  # in-process, after the model load
     run["lls"] = {r["id"]: r["loglikelihoods"] for r in run["rows"]}
     return run
 

@@ -28,6 +28,7 @@ Nothing is fetched from a hub.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import os
@@ -111,7 +112,8 @@ class HFBackend:
         # layers (a sliding-window cache drops what later tokens of a long prefix would see).
         self._reuses_prefix = self._keeps_logits and not getattr(self.model.config, "sliding_window", None)
         self._kv_prefix: tuple[tuple[int, ...], Any] | None = None
-        self._pairs: dict[LoglikelihoodRequest, EncodedPair] = {}  # request_order tokenises first
+        # request_order tokenises each request before loglikelihood does: encode once.
+        self._encode_pair_cached = functools.lru_cache(maxsize=1 << 16)(self._encode_pair_uncached)
         config = self.model.config
         self.max_length = int(max_length) if max_length else _resolve_max_length(config, self.tokenizer)
         # None: the tokenizer's own default decides (lm-eval's default); True/False force it.
@@ -277,18 +279,16 @@ class HFBackend:
         return list(self.tokenizer.encode(text, **kwargs))
 
     def _encode_pair(self, req: LoglikelihoodRequest) -> tuple[list[int], list[int]]:
-        pair = self._pairs.get(req)
-        if pair is None:
-            pair = encode_pair(
-                req,
-                self._tok_encode,
-                self._prefix_token(),
-                encode_plain=lambda text: self._tok_encode(text, add_special_tokens=False),
-            )
-            if len(self._pairs) >= 1 << 16:
-                self._pairs.clear()
-            self._pairs[req] = pair
+        pair = self._encode_pair_cached(req)
         return list(pair.context), list(pair.continuation)
+
+    def _encode_pair_uncached(self, req: LoglikelihoodRequest) -> EncodedPair:
+        return encode_pair(
+            req,
+            self._tok_encode,
+            self._prefix_token(),
+            encode_plain=lambda text: self._tok_encode(text, add_special_tokens=False),
+        )
 
     def request_order(self, req: LoglikelihoodRequest | GenerateRequest) -> tuple[Any, ...]:
         """The engine's sort key: longest input in tokens first, so each of the engine's
