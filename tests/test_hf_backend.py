@@ -188,6 +188,59 @@ def test_greedy_generation_stops_at_the_stop_string_and_drops_it(hf):
     assert again.text == stopped.text
 
 
+ARITH_SHOTS = "Question: 12 + 7 =\nAnswer: 19\n\nQuestion: 30 - 4 =\nAnswer: 26\n\n"
+
+
+def test_greedy_requests_generate_in_one_batch_with_the_same_text_as_one_by_one(hf, monkeypatch):
+    """Left padding under an attention mask must not change a greedy row, and rows that
+    stop early must not count the padding that follows them as output."""
+    prompts = [ARITH_SHOTS + f"Question: {q}\nAnswer:" for q in ("5 + 5 =", "123 + 456 =", "9 * 9 =", "100 - 1 =")]
+    prompts += ["Once upon a time", "The three primary colours are"]
+    reqs = [GenerateRequest(prompt=p, max_tokens=12, stop=("\n",)) for p in prompts]
+    calls: list[int] = []
+    inner = hf.model.generate
+    monkeypatch.setattr(hf.model, "generate", lambda ids, **kw: calls.append(ids.shape[0]) or inner(ids, **kw))
+    batched = hf.generate(reqs)
+    assert calls == [len(reqs)]  # one left-padded batch
+    alone = [hf.generate([r])[0] for r in reqs]
+    assert calls[1:] == [1] * len(reqs)
+    for a, b in zip(batched, alone):
+        assert (a.text, a.n_tokens, a.n_prompt_tokens, a.finish_reason) == (b.text, b.n_tokens, b.n_prompt_tokens, b.finish_reason)
+    assert all(g.text.strip() and "\n" not in g.text for g in batched)
+    assert {g.finish_reason for g in batched} == {"stop", "length"}  # rows ended at different steps
+    assert min(g.n_tokens for g in batched) < max(g.n_tokens for g in batched)
+
+
+def test_sampled_requests_do_not_depend_on_their_neighbours(hf):
+    sampled = GenerateRequest(prompt="My favourite animal is", max_tokens=8, temperature=1.0, seed=3)
+    alone = hf.generate([sampled])[0]
+    among = hf.generate([GenerateRequest(prompt="Hello", max_tokens=8, temperature=1.0, seed=9), sampled,
+                         GenerateRequest(prompt="Hi there", max_tokens=8)])[1]
+    assert among.text == alone.text and among.n_tokens == alone.n_tokens
+
+
+def test_generation_batches_group_requests_that_can_share_a_call():
+    from llmassay.backends._hf_batching import generation_batches
+
+    schema = GenerateRequest.schema_string({"type": "integer"})
+    reqs = [
+        GenerateRequest(prompt="a", max_tokens=8),  # 0
+        GenerateRequest(prompt="b", max_tokens=8),  # 1: with 0
+        GenerateRequest(prompt="c", max_tokens=16),  # 2: other length limit
+        GenerateRequest(prompt="d", max_tokens=8, temperature=0.7),  # 3: sampled, alone
+        GenerateRequest(prompt="e", max_tokens=8, temperature=0.7),  # 4: sampled, alone
+        GenerateRequest(prompt="f", max_tokens=8, json_schema=schema),  # 5: constrained
+        GenerateRequest(prompt="g", max_tokens=8, json_schema=schema),  # 6: with 5
+        GenerateRequest(prompt="h", max_tokens=8, json_schema=schema, stop=("}",)),  # 7: alone
+        GenerateRequest(prompt="i", max_tokens=8),  # 8: with 0 and 1, the longest first
+    ]
+    lengths = [5, 6, 5, 5, 5, 5, 5, 5, 9]
+    batches = generation_batches(reqs, lengths, max_batch=8)
+    assert sorted(batches) == sorted([[8, 1, 0], [2], [3], [4], [5, 6], [7]])
+    assert sorted(i for b in generation_batches(reqs * 2, lengths * 2, max_batch=2) for i in b) == list(range(18))
+    assert max(len(b) for b in generation_batches(reqs * 2, lengths * 2, max_batch=2)) == 2
+
+
 def test_chat_messages_use_the_chat_template(hf):
     chat = hf.generate([GenerateRequest(messages=(("user", "What is the capital of France?"),), max_tokens=12)])[0]
     assert chat.text.strip()

@@ -73,3 +73,12 @@ def test_hf_constrained_generation_follows_the_schema(smollm2_path):
     out = hf.generate([req])[0]
     value = json.loads(out.text)
     assert set(value) == {"name", "age"} and isinstance(value["age"], int) and out.finish_reason == "stop"
+    # Two constrained requests under different schemas share one batch (a grammar per
+    # row) and decode as they do alone.
+    other = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+             "additionalProperties": False}
+    req2 = GenerateRequest(messages=(("user", "Ann lives in Oslo. Give her city as JSON."),), max_tokens=48,
+                           json_schema=GenerateRequest.schema_string(other))
+    both = hf.generate([req, req2])
+    assert both[0].text == out.text and set(json.loads(both[1].text)) == {"city"}
+    assert both[1].text == hf.generate([req2])[0].text
