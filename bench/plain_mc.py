@@ -105,7 +105,7 @@ def main() -> None:
         "| speed-up (scoring) | same pick as lm-eval | max abs Δ loglik | acc |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| lm-eval 0.4.13 `hf`, fp32, batch 8 | {ref_wall:.1f} | {ref['load_s']:.1f} | {ref['score_s']:.1f} "
-        f"| {ref_rss:.0f} | 1.00× | 1.00× | — | — | {ref['acc']:.3f} |",
+        f"| {ref_rss:.0f} | 1.00× | 1.00× | — | — | {ref['metrics']['acc']:.3f} |",
     ]
     for name, r in runs.items():
         same, n, delta = agreement(r["lls"], ref["loglikelihoods"])

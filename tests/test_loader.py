@@ -46,6 +46,28 @@ def test_fewshot_is_seeded_and_excludes_the_item_itself():
     assert zero.samples[0].prompt == "Question: Calculate -5 / 5.\nAnswer:"
 
 
+def test_first_n_sampler_gives_every_item_the_first_shots_in_file_order(tmp_path):
+    """lm-eval's `fewshot_config: {sampler: first_n}`: the first documents, minus the item
+    itself, so the shot block is one prefix every prompt shares."""
+    import yaml
+
+
+    source = bundled_tasks()["arith_sample"]
+    config = yaml.safe_load(source.read_text())
+    config["dataset_kwargs"]["data_files"] = str(source.parent / config["dataset_kwargs"]["data_files"])
+    config["fewshot_config"] = {"sampler": "first_n"}
+    path = write(tmp_path / "arith_first_n.yaml", yaml.safe_dump(config))
+    task, default = load_task(str(path)), load_task("arith_sample")
+    inputs = [s.doc["input"] for s in task.samples]
+    block = "".join(f"Question: {i}\nAnswer: {s.target}\n\n" for i, s in zip(inputs[:3], task.samples[:3]))
+    assert all(s.prompt == block + f"Question: {s.doc['input']}\nAnswer:" for s in task.samples[3:])
+    first = task.samples[0].prompt  # the item itself is left out: shots 2, 3, 4
+    assert first.startswith(f"Question: {inputs[1]}\n") and f"Question: {inputs[3]}\n" in first
+    assert first.count("Question:") == 4
+    assert task.content_hash != default.content_hash
+    assert task.rerender(task.samples[10], fewshot_seed="reseed:1").prompt != task.samples[10].prompt
+
+
 def test_limit_keeps_the_first_items_and_the_hash_of_the_whole_task():
     task = load_task("mmlu_sample")
     limited = task.limited(5)
@@ -107,6 +129,9 @@ BAD_YAML_CASES = [
      "doc_to_text: a\ndoc_to_target: y\nnum_fewshot: -1\n", r"t\.yaml:7: field 'num_fewshot': must be a non-negative integer"),
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: generate_until\n"
      "doc_to_text: a\ndoc_to_target: y\nmetric_list: [bleu]\n", r"field 'metric_list': metric 'bleu' is not supported"),
+    ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: generate_until\n"
+     "doc_to_text: a\ndoc_to_target: y\nfewshot_config: {sampler: balanced}\n",
+     r"t\.yaml:7: field 'fewshot_config': sampler 'balanced' is not one of default, first_n"),
 ]
 
 

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
+from llmassay.raycluster import connect_ray
 from llmassay.types import LlmassayError
 
 EXECUTORS = ("local", "ray")
@@ -45,20 +46,8 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, num_cpus: int | None = None, address: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise LlmassayError("--executor ray needs Ray: pip install 'llmassay[ray]'") from None
+        ray, self._started = connect_ray(num_cpus, address)
         self._ray = ray
-        self._started = False
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address:
-                kwargs["address"] = address
-            else:
-                kwargs["num_cpus"] = num_cpus
-            ray.init(**kwargs)
-            self._started = True
         self.workers = max(1, int(ray.available_resources().get("CPU", 1)))
 
     def map(self, fn: Callable[[Any, Any], Any], batches: Iterable[Any], shared: Any) -> Iterator[Any]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmassay.backends.base import Backend, backend_factory, load_backend, split_model_spec
+from llmassay.raycluster import connect_ray
 from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
 
 EXECUTORS = ("local", "ray")
@@ -104,13 +105,8 @@ class RayExecutor:
     """
 
     def __init__(self, spec: str, model_args: dict[str, Any], workers: int = 2) -> None:
-        try:
-            import ray
-        except ImportError as exc:
-            raise LlmassayError("--executor ray needs the [ray] extra: pip install 'llmassay[ray]'") from exc
         if workers < 1:
             raise LlmassayError("--workers must be a positive integer")
-        self._ray = ray
         self.name = spec
         # The backend's request order (llamacpp: text order, so prompts sharing a prefix
         # reach the same actor back to back) must reach the engine through the proxy, or
@@ -118,13 +114,8 @@ class RayExecutor:
         order = static_request_order(backend_factory(spec))
         if order is not None:
             self.request_order = order
-        if not ray.is_initialized():
-            ray.init(
-                address=os.environ.get("RAY_ADDRESS"),
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+        ray, _ = connect_ray()
+        self._ray = ray
         cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
         threads = max(1, cpus // workers)
         actor_cls = ray.remote(num_cpus=min(threads, cpus))(_BackendWorker)

@@ -85,10 +85,10 @@ class RunStore:
         self.timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
 
     def sample_log(self, task: str, probe: str, key: str) -> SampleLog:
-        return SampleLog(self.root / PROGRESS_DIR / key[:16] / f"{_safe(task)}__{_safe(probe)}.jsonl")
+        return SampleLog(self.root / PROGRESS_DIR / key[:16] / f"{safe_name(task)}__{safe_name(probe)}.jsonl")
 
     def write_samples(self, task: str, rows: list[dict[str, Any]]) -> Path:
-        path = self.root / f"samples_{_safe(task)}_{self.timestamp}.jsonl"
+        path = self.root / f"samples_{safe_name(task)}_{self.timestamp}.jsonl"
         self._atomic_write(path, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
         return path
 
@@ -115,5 +115,6 @@ def latest_results(output_path: str | Path) -> Path | None:
     return files[-1] if files else None
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """A task or probe name as a file-name part (the results files and the report agree on it)."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

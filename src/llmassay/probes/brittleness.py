@@ -118,7 +118,7 @@ class BrittlenessProbe:
         details["variants"] = table
 
         # Per-item sensitivity: share of variants that disagree with the item's majority answer.
-        sensitivity = [_disagreement(p) for p in preds]
+        sensitivity = [disagreement(p) for p in preds]
         metrics["sensitivity_mean"] = bootstrap_mean(sensitivity, seed)
         details["sensitivity_quantiles"] = {
             q: float(np.quantile(sensitivity, q / 100)) for q in (10, 25, 50, 75, 90)
@@ -213,7 +213,8 @@ def _scoring_mode(options: dict[str, Any]) -> str:
     return mode
 
 
-def _disagreement(preds: list[int | None]) -> float:
+def disagreement(preds: list[int | None]) -> float:
+    """An item's sensitivity: the share of its prompts whose answer is not the most common one."""
     counts: dict[int | None, int] = {}
     for p in preds:
         counts[p] = counts.get(p, 0) + 1

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmassay.engine.store import _safe as safe_name
+from llmassay.engine.store import safe_name
 from llmassay.engine.store import latest_results
 from llmassay.types import LlmassayError
 

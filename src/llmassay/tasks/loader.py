@@ -281,6 +281,7 @@ def _build_task(
     shots = config.get("num_fewshot", 0) if num_fewshot is None else num_fewshot
     if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
         raise fail("num_fewshot", "must be a non-negative integer")
+    sampler = _fewshot_sampler(config, fail)
     target_delimiter = _string_field(config, "target_delimiter", " ", fail)
     fewshot_delimiter = _string_field(config, "fewshot_delimiter", "\n\n", fail)
     description_template = _string_field(config, "description", "", fail)
@@ -303,6 +304,7 @@ def _build_task(
         fewshot_docs=fewshot_docs,
         shots=shots,
         seed=seed,
+        sampler=sampler,
         target_delimiter=target_delimiter,
         fewshot_delimiter=fewshot_delimiter,
         fail=fail,
@@ -395,6 +397,7 @@ class PromptBuilder:
     fewshot_docs: list[_Doc]
     shots: int
     seed: int
+    sampler: str
     target_delimiter: str
     fewshot_delimiter: str
     fail: Any
@@ -408,13 +411,18 @@ class PromptBuilder:
         text, choices, target = self.renderer.render(doc)
         prefix = self.renderer.template("description", self.description, doc) if self.description else ""
         if self.shots:
-            # As lm-eval: draw one extra and drop the document itself if it was drawn.
-            rng = random.Random(fewshot_seed or f"{self.seed}:{sid}")
             if len(self.fewshot_docs) < self.shots + 1:
                 raise self.fail(
                     "num_fewshot", f"{self.shots} shots requested but only {len(self.fewshot_docs)} documents to draw from"
                 )
-            drawn = [d for d in rng.sample(self.fewshot_docs, self.shots + 1) if d is not original][: self.shots]
+            if self.sampler == "first_n" and fewshot_seed is None:
+                # lm-eval's FirstNSampler: the first documents in file order, the item itself left out.
+                drawn = [d for d in self.fewshot_docs if d is not original][: self.shots]
+            else:
+                # As lm-eval's default: draw one extra and drop the document itself if it was drawn.
+                # A perturbation that asks for other shots (fewshot_seed) draws at random here too.
+                rng = random.Random(fewshot_seed or f"{self.seed}:{sid}")
+                drawn = [d for d in rng.sample(self.fewshot_docs, self.shots + 1) if d is not original][: self.shots]
             if shot_order_seed is not None:
                 random.Random(shot_order_seed).shuffle(drawn)
             parts = []
@@ -429,6 +437,22 @@ class PromptBuilder:
         if not self.description:
             return ""
         return self.renderer.template("description", self.description, _Doc(data, self.docs_by_id[sid].where))
+
+
+FEWSHOT_SAMPLERS = ("default", "first_n")
+
+
+def _fewshot_sampler(config: dict[str, Any], fail: Any) -> str:
+    """lm-eval's `fewshot_config.sampler`: `default` (random shots per item, seeded) or
+    `first_n` (the same first shots for every item, so their block is a prefix every prompt
+    shares and is read once)."""
+    fewshot_config = config.get("fewshot_config") or {}
+    if not isinstance(fewshot_config, dict):
+        raise fail("fewshot_config", "must be a mapping (sampler)")
+    sampler = fewshot_config.get("sampler", "default")
+    if sampler not in FEWSHOT_SAMPLERS:
+        raise fail("fewshot_config", f"sampler '{sampler}' is not one of {', '.join(FEWSHOT_SAMPLERS)}")
+    return sampler
 
 
 def _string_field(config: dict[str, Any], key: str, default: str, fail: Any) -> str:

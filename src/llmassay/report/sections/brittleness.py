@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from llmassay.probes.brittleness import CANONICAL
-from llmassay.probes.brittleness import _disagreement as disagreement
+from llmassay.probes.brittleness import disagreement
 from llmassay.report.plots import histogram
 from llmassay.report.section import BrowserRow, Plot, Section, SectionContext
 from llmassay.report.sections import generic
