@@ -79,6 +79,18 @@ def llmassay_run(model: str, out: Path, home: Path, limit: int, *extra: str, mod
     }
 
 
+def lmeval_row(wall: float, rss: float, ref: dict, *cells: str) -> str:
+    """The reference row of a side-by-side table: lm-eval's child run, then `cells`."""
+    return (f"| lm-eval 0.4.13 `hf`, fp32, batch 8 | {wall:.1f} | {ref['load_s']:.1f} | {ref['score_s']:.1f} "
+            f"| {rss:.0f} | 1.00× | 1.00× | " + " | ".join(cells) + " |")
+
+
+def llmassay_row(name: str, run: dict, ref_wall: float, ref: dict, *cells: str) -> str:
+    """One llmassay run's row beside `lmeval_row`: its timings, speed-ups, then `cells`."""
+    return (f"| {name} | {run['wall']:.1f} | {run['load']:.1f} | {run['score']:.1f} | {run['rss']:.0f} "
+            f"| {ref_wall / run['wall']:.2f}× | {ref['score_s'] / run['score']:.2f}× | " + " | ".join(cells) + " |")
+
+
 def publish(section: str, lines: list[str]) -> None:
     """Print a benchmark's markdown and write it to its section of BENCHMARKS.md."""
     text = "\n".join(lines)

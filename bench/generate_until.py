@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from _common import ROOT, llmassay_run, machine, publish, run_child
+from _common import ROOT, llmassay_row, llmassay_run, lmeval_row, machine, publish, run_child
 
 from llmassay.tasks.loader import bundled_tasks
 
@@ -93,18 +93,14 @@ def main() -> None:
         "| run | wall (s) | model load (s) | generation (s) | peak RSS (MB) | speed-up vs lm-eval (wall) "
         "| speed-up (generation) | same prompt | same text as lm-eval | new tokens | exact match |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| lm-eval 0.4.13 `hf`, fp32, batch 8 | {ref_wall:.1f} | {ref['load_s']:.1f} | {ref['score_s']:.1f} "
-        f"| {ref_rss:.0f} | 1.00× | 1.00× | — | — | — | {ref['metrics']['exact_match']:.3f} |",
+        lmeval_row(ref_wall, ref_rss, ref, "—", "—", "—", f"{ref['metrics']['exact_match']:.3f}"),
     ]
     for name, r in runs.items():
         ids = sorted(set(r["texts"]) & set(ref["generations"]))
         same_prompt = sum(r["prompts"][i] == ref["prompts"][i] for i in ids)
         same_text = sum(r["texts"][i] == ref["generations"][i] for i in ids)
-        lines.append(
-            f"| {name} | {r['wall']:.1f} | {r['load']:.1f} | {r['score']:.1f} | {r['rss']:.0f} "
-            f"| {ref_wall / r['wall']:.2f}× | {ref['score_s'] / r['score']:.2f}× | {same_prompt}/{len(ids)} "
-            f"| {same_text}/{len(ids)} | {r['new_tokens']:,} | {r['em']:.3f} |"
-        )
+        lines.append(llmassay_row(name, r, ref_wall, ref, f"{same_prompt}/{len(ids)}", f"{same_text}/{len(ids)}",
+                                  f"{r['new_tokens']:,}", f"{r['em']:.3f}"))
     batched, single = runs["llmassay `hf/`, batches of 8"], runs["llmassay `hf/`, one prompt per call (`batch_size=1`)"]
     lines += [
         "",

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from _common import ROOT, llmassay_run, machine, publish, run_child
+from _common import ROOT, llmassay_row, llmassay_run, lmeval_row, machine, publish, run_child
 
 from llmassay.tasks.loader import bundled_tasks
 
@@ -104,16 +104,11 @@ def main() -> None:
         "| run | wall (s) | model load (s) | scoring (s) | peak RSS (MB) | speed-up vs lm-eval (wall) "
         "| speed-up (scoring) | same pick as lm-eval | max abs Δ loglik | acc |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| lm-eval 0.4.13 `hf`, fp32, batch 8 | {ref_wall:.1f} | {ref['load_s']:.1f} | {ref['score_s']:.1f} "
-        f"| {ref_rss:.0f} | 1.00× | 1.00× | — | — | {ref['metrics']['acc']:.3f} |",
+        lmeval_row(ref_wall, ref_rss, ref, "—", "—", f"{ref['metrics']['acc']:.3f}"),
     ]
     for name, r in runs.items():
         same, n, delta = agreement(r["lls"], ref["loglikelihoods"])
-        lines.append(
-            f"| {name} | {r['wall']:.1f} | {r['load']:.1f} | {r['score']:.1f} | {r['rss']:.0f} "
-            f"| {ref_wall / r['wall']:.2f}× | {ref['score_s'] / r['score']:.2f}× | {same}/{n} | {delta:.2e} "
-            f"| {r['acc']:.3f} |"
-        )
+        lines.append(llmassay_row(name, r, ref_wall, ref, f"{same}/{n}", f"{delta:.2e}", f"{r['acc']:.3f}"))
     llama, later = runs["llmassay `llamacpp/`"], runs["llmassay `hf/`, later runs"]
     lines += [
         "",

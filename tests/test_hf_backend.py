@@ -35,6 +35,21 @@ def hf(smollm2_path):
     return HFBackend(str(smollm2_path.parent), gguf_file=GGUF, batch_size=8)
 
 
+def with_and_without_prefix_reuse(hf, method, reqs):
+    """((answers, tokens evaluated, cached prefix), (answers, tokens evaluated)): `method`
+    run once from a fresh prefix cache, then with prefix reuse off."""
+    saved = hf._reuses_prefix
+    try:
+        hf._kv_prefix, hf.tokens_evaluated = None, 0
+        reused = method(reqs)
+        reused_tokens, prefix = hf.tokens_evaluated, hf._kv_prefix[0]
+        hf._reuses_prefix, hf.tokens_evaluated = False, 0
+        plain = method(reqs)
+        return (reused, reused_tokens, prefix), (plain, hf.tokens_evaluated)
+    finally:
+        hf._reuses_prefix, hf._kv_prefix = saved, None
+
+
 def manual(hf, context: str, continuation: str, max_length: int | None = None):
     """(logprob, is_greedy, n_cont) from one unbatched forward pass, lm-eval's recipe."""
     import torch
@@ -97,16 +112,7 @@ def test_a_shared_prefix_is_read_once_across_batches_and_scores_stay_the_same(hf
     questions = [f"Question: What is {a} plus {b}?\nAnswer:" for a, b in
                  [(1, 1), (2, 2), (3, 1), (4, 2), (5, 3), (6, 1), (7, 2), (2, 9), (3, 3), (8, 1), (4, 5), (6, 6)]]
     reqs = [LoglikelihoodRequest(shots + q, c) for q in questions for c in (" 2", " 7", " 12", " nine")]
-    saved = hf._reuses_prefix
-    try:
-        hf._kv_prefix, hf.tokens_evaluated = None, 0
-        reused = hf.loglikelihood(reqs)
-        reused_tokens, prefix = hf.tokens_evaluated, hf._kv_prefix[0]
-        hf._reuses_prefix, hf.tokens_evaluated = False, 0
-        plain = hf.loglikelihood(reqs)
-        plain_tokens = hf.tokens_evaluated
-    finally:
-        hf._reuses_prefix, hf._kv_prefix = saved, None
+    (reused, reused_tokens, prefix), (plain, plain_tokens) = with_and_without_prefix_reuse(hf, hf.loglikelihood, reqs)
     assert len(prefix) >= len(hf.tokenize(shots)) - 1  # the whole block (its last token may merge)
     inputs = {tuple(ctx + cont[:-1]) for ctx, cont in map(hf._encode_pair, reqs)}
     assert plain_tokens == sum(len(x) for x in inputs)
@@ -209,6 +215,19 @@ def test_greedy_requests_generate_in_one_batch_with_the_same_text_as_one_by_one(
     assert all(g.text.strip() and "\n" not in g.text for g in batched)
     assert {g.finish_reason for g in batched} == {"stop", "length"}  # rows ended at different steps
     assert min(g.n_tokens for g in batched) < max(g.n_tokens for g in batched)
+
+
+def test_generation_reads_a_shared_few_shot_block_once_with_the_same_text(hf):
+    questions = ("5 + 5 =", "123 + 456 =", "9 * 9 =", "100 - 1 =", "7 - 12 =", "40 + 2 =")
+    reqs = [GenerateRequest(prompt=ARITH_SHOTS + f"Question: {q}\nAnswer:", max_tokens=10, stop=("\n",)) for q in questions]
+    prompts = [hf.tokenize(r.prompt) for r in reqs]
+    (cached, cached_tokens, prefix), (plain, plain_tokens) = with_and_without_prefix_reuse(hf, hf.generate, reqs)
+    assert len(prefix) >= len(hf.tokenize(ARITH_SHOTS)) - 1  # the block (its last token may merge)
+    new = sum(g.n_tokens for g in plain)
+    assert plain_tokens == sum(map(len, prompts)) + new
+    assert cached_tokens == len(prefix) + sum(len(p) - len(prefix) for p in prompts) + new
+    for a, b in zip(cached, plain):
+        assert (a.text, a.n_tokens, a.n_prompt_tokens, a.finish_reason) == (b.text, b.n_tokens, b.n_prompt_tokens, b.finish_reason)
 
 
 def test_sampled_requests_do_not_depend_on_their_neighbours(hf):

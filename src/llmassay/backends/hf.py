@@ -23,8 +23,9 @@ input of a batch (a fixed few-shot block) is read once and served from a KV cach
 persists across batches, where lm-eval re-reads it for every request.
 
 Generation: greedy requests that share their settings run in left-padded batches of up to
-`batch_size`, as lm-eval's generate_until does (same text as one by one); a sampled
-request runs alone under its own seed (`_hf_batching`).
+`batch_size`, as lm-eval's generate_until does, and a prefix all of a batch's prompts share
+comes from the same KV cache (same text as one by one, tested); a sampled request runs
+alone under its own seed (`_hf_batching`).
 
 Nothing is fetched from a hub.
 """
@@ -338,11 +339,17 @@ class HFBackend:
         (`_hf_batching.batch_key`), left-padded under an attention mask; a row's latency
         is its share of the call's time."""
         torch, req = self._torch, reqs[0]
-        width = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
         pad = pad if pad is not None else self._prefix_token()
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
+        # A prefix every prompt shares (a fixed few-shot block) comes from the KV cache; the
+        # padding goes between it and each prompt's own tail, masked out. Not for a sampled
+        # request: its text must not hang on what an earlier batch left in the cache, even
+        # by float rounding.
+        prefix = 0 if req.temperature > 0 else self._shared_prefix(prompts, [1] * len(prompts))
+        tail = max(len(p) for p in prompts) - prefix
+        width = prefix + tail
+        ids = torch.tensor([p[:prefix] + [pad] * (width - len(p)) + p[prefix:] for p in prompts], dtype=torch.long)
+        mask = torch.tensor([[1] * prefix + [0] * (width - len(p)) + [1] * (len(p) - prefix) for p in prompts])
         stops = None
         if req.stop:
             from transformers import StopStringCriteria
@@ -350,6 +357,8 @@ class HFBackend:
             stops = StopStringCriteria(tokenizer=self.tokenizer, stop_strings=list(req.stop))
         ends = row_stops(width, self._eos_ids(), stops)
         gen_kwargs: dict[str, Any] = {"max_new_tokens": req.max_tokens, "pad_token_id": pad, "stopping_criteria": [ends]}
+        if prefix:
+            gen_kwargs[self._cache_arg] = self._prefix_cache(prompts[0][:prefix], len(prompts))
         if req.temperature > 0:
             torch.manual_seed(req.seed + req.repeat)
             gen_kwargs.update(do_sample=True, temperature=req.temperature, top_k=None, top_p=None)
@@ -370,7 +379,7 @@ class HFBackend:
             cuts = [i for i in (text.find(s) for s in r.stop if s) if i >= 0]
             if cuts:  # transformers keeps the stop string; the Protocol drops it
                 text, finish = text[: min(cuts)], "stop"
-            self.tokens_evaluated += len(prompt_ids) + len(new_tokens)
+            self.tokens_evaluated += len(prompt_ids) - prefix + len(new_tokens)
             generations.append(
                 Generation(
                     text=text,
