@@ -72,3 +72,39 @@ def test_missing_files_are_one_line_errors(tmp_path: Path, capsys: pytest.Captur
     assert main(["audit", "dedup", "--corpus", str(tmp_path / "none.jsonl")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such file" in err
+
+
+def test_an_interrupted_rewrite_leaves_no_truncated_copy(tmp_path: Path) -> None:
+    from llmassay.audit.stream import write_corpus
+
+    (tmp_path / "c.jsonl").write_text("".join(f'{{"text": "doc {i}"}}\n' for i in range(5)))
+    corpus = CorpusSpec((str(tmp_path / "c.jsonl"),))
+    target = tmp_path / "out" / "redacted.jsonl"
+    write_corpus(corpus, target, transform=lambda d: d.text.upper())
+    assert target.read_text().splitlines()[4] == '{"text": "DOC 4"}'
+
+    def interrupt(doc):
+        if doc.index == 3:
+            raise KeyboardInterrupt
+        return "x"
+
+    with pytest.raises(KeyboardInterrupt):
+        write_corpus(corpus, target, transform=interrupt)
+    assert target.read_text().splitlines()[4] == '{"text": "DOC 4"}'  # the finished copy is untouched
+    assert sorted(p.name for p in target.parent.iterdir()) == ["redacted.jsonl"]  # no .part left
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["audit", "dedup", "--corpus", "c.jsonl"], "nothing was written"),
+    (["run", "--model", "llamacpp/x", "--tasks", "arith_sample"], "rerun the same command to resume"),
+])
+def test_ctrl_c_says_what_was_kept(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, argv, says) -> None:
+    import llmassay.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_audit_command", interrupted)
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert main(argv) == 130
+    assert says in capsys.readouterr().err

@@ -148,6 +148,15 @@ def _stdout() -> Console:
     return probe if probe.is_terminal else Console(width=200)
 
 
+# What Ctrl-C leaves behind: `run` keeps every finished sample and resumes; an audit
+# writes its files only at the end.
+INTERRUPTED = {
+    "run": "interrupted: finished samples are saved; rerun the same command to resume",
+    "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
+    "rescore": "interrupted: nothing was written; rerun to start again",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     console = Console(stderr=True)
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        console.print("interrupted: finished samples are saved; rerun the same command to resume", markup=False)
+        console.print(INTERRUPTED.get(args.command, "interrupted"), markup=False)
         return 130
     return 0
 

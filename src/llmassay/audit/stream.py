@@ -4,6 +4,7 @@ second pass that rewrites a corpus (deduplicated or redacted)."""
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -81,10 +82,13 @@ def text_only(batch: list[Document]) -> list[str]:
 def write_corpus(
     corpus: CorpusSpec, path: Path, keep: np.ndarray | None = None, transform: Callable[[Document], str] | None = None
 ) -> Path:
-    """A second pass over the corpus writing JSONL: the kept documents, optionally with new text."""
+    """A second pass over the corpus writing JSONL: the kept documents, optionally with new text.
+    Written to `<path>.part` and renamed when complete, so an interrupted pass never leaves
+    a truncated copy that looks finished."""
+    partial = path.with_name(path.name + ".part")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as handle:
+        with partial.open("w", encoding="utf-8") as handle:
             for doc in read_corpus(corpus, ReadProblems()):
                 if keep is not None and not keep[doc.index]:
                     continue
@@ -92,6 +96,9 @@ def write_corpus(
                 if transform is not None:
                     record[corpus.text_field] = transform(doc)
                 handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        os.replace(partial, path)
     except OSError as exc:
         raise LlmassayError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        partial.unlink(missing_ok=True)
     return path
