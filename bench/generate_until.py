@@ -105,10 +105,10 @@ def main() -> None:
     lines += [
         "",
         f"Batching greedy prompts, and reading the few-shot block they share once from a KV cache, makes `hf/` "
-        f"generation {single['score'] / batched['score']:.2f}× faster than one prompt per call (tokens read: "
-        f"{batched['evaluated']:,} vs {single['evaluated']:,}), with the same text. `llamacpp/` keeps the "
-        "previous prompt's KV cache and re-reads only what follows the shared prefix. Exact match differs between the tools by scoring, not by text: "
-        "llmassay normalises (strips, case-folds) before comparing, lm-eval's `exact_match` compares the raw "
+        f"generation {single['score'] / batched['score']:.2f}× faster than one prompt per call (tokens "
+        f"evaluated, generated ones included: {batched['evaluated']:,} vs {single['evaluated']:,}), with the same "
+        "text. `llamacpp/` keeps the previous prompt's KV cache and re-reads only what follows the shared prefix. "
+        "Exact match differs between the tools by scoring, not by text: llmassay normalises (strips, case-folds) before comparing, lm-eval's `exact_match` compares the raw "
         "generation, whose leading space never equals the target.",
         "",
     ]
