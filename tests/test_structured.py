@@ -348,6 +348,9 @@ def test_instruction_wordings_are_scored_and_tabled(tmp_path):
     assert result.metrics["instruction_spread"].value == 0.0
     prompts = {r.messages[0][1].split("\n")[0] for r in backend.asked}
     assert len(prompts) == 3
+    for row in result.samples:  # each alternate wording's prompt is kept beside its answer
+        kept = [row["prompt"], row["instructions"]["1"]["prompt"], row["instructions"]["2"]["prompt"]]
+        assert len({str(p) for p in kept}) == 3 and "prompt" not in row["instructions"]["0"]
     results = {"details": {"t": {"structured": result.details}}}
     titles = [t.title for t in details_tables(results)]
     assert titles == ["t · structured · modes", "t · structured · taxonomy", "t · structured · instructions"]

@@ -150,7 +150,8 @@ class StructuredProbe:
                                                **_cost([g])}
         for k in range(1, opts.instructions + 1):
             for row, it, g in zip(rows, items, engine.generate([ask.request(it.prompt(k)) for it in items])):
-                row["instructions"][str(k)] = _wording_entry(g, it)
+                # The alternate wording's prompt is kept, so a row shows what each answer was asked.
+                row["instructions"][str(k)] = {**_wording_entry(g, it), "prompt": it.prompt(k)}
         return rows
 
     @staticmethod
