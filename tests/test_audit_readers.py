@@ -93,18 +93,3 @@ def test_an_interrupted_rewrite_leaves_no_truncated_copy(tmp_path: Path) -> None
     assert target.read_text().splitlines()[4] == '{"text": "DOC 4"}'  # the finished copy is untouched
     assert sorted(p.name for p in target.parent.iterdir()) == ["redacted.jsonl"]  # no .part left
 
-
-@pytest.mark.parametrize("argv,says", [
-    (["audit", "dedup", "--corpus", "c.jsonl"], "nothing was written"),
-    (["run", "--model", "llamacpp/x", "--tasks", "arith_sample"], "rerun the same command to resume"),
-])
-def test_ctrl_c_says_what_was_kept(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, argv, says) -> None:
-    import llmassay.cli as cli
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli, "run_audit_command", interrupted)
-    monkeypatch.setattr(cli, "_run", interrupted)
-    assert main(argv) == 130
-    assert says in capsys.readouterr().err

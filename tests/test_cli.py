@@ -121,3 +121,19 @@ def test_perturbations_are_listed(capsys):
     for name in ("identity", "scramble", "labels_numeric", "options_rot1", "instruction_9", "fewshot_order"):
         assert name in printed
     assert "case_lower *" in printed  # the default set is marked
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["audit", "dedup", "--corpus", "c.jsonl"], "nothing was written"),
+    (["run", "--model", "llamacpp/x", "--tasks", "arith_sample"], "rerun the same command to resume"),
+])
+def test_ctrl_c_says_what_was_kept(monkeypatch, capsys, argv, says) -> None:
+    import llmassay.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_audit_command", interrupted)
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert main(argv) == 130
+    assert says in capsys.readouterr().err
