@@ -1,0 +1,155 @@
+"""Scripted backends with planted truth, shared by every probe's tests.
+
+A probe proves it measures what its name says by recovering what one of these backends
+was built to do: a known answer key, a known position bias, a known context cut-off,
+or (for regression tests) answers that are arbitrary but fixed forever. None of them
+loads a model, so tests that use them belong to `make test-fast`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from llmassay.types import GenerateRequest, Generation, LoglikelihoodRequest, LoglikelihoodResult
+
+LABELS = ("A", "B", "C", "D", "E", "F", "G", "H")
+
+
+def _digest(*parts: str) -> int:
+    """A stable pseudo-random integer: the same text gives the same number on every machine."""
+    return int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:8], "big")
+
+
+def prompt_of(req: GenerateRequest) -> str:
+    """The text a generation request asks about (the whole chat, joined, for messages)."""
+    return req.prompt if req.prompt is not None else "\n".join(c for _, c in req.messages or ())
+
+
+class ScriptedBackend:
+    """The Backend protocol, answered by two functions; records every request it sees.
+
+    `score(context, continuation) -> logprob` and `answer(request) -> text` are the plan;
+    `asked` keeps the requests so a test can check what the engine actually sent.
+    """
+
+    name = "test/scripted"
+
+    def __init__(
+        self,
+        score: Callable[[str, str], float],
+        answer: Callable[[GenerateRequest], str],
+        identity: str = "scripted",
+    ) -> None:
+        self._score, self._answer, self.identity = score, answer, identity
+        self.asked: list[LoglikelihoodRequest | GenerateRequest] = []
+
+    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        self.asked += reqs
+        out = []
+        for r in reqs:
+            n = max(1, len(r.continuation.split()))
+            out.append(LoglikelihoodResult(float(self._score(r.context, r.continuation)), False, n, len(r.context.split())))
+        return out
+
+    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
+        self.asked += reqs
+        out = []
+        for r in reqs:
+            text = self._answer(r)
+            out.append(Generation(text, len(prompt_of(r).split()), max(1, len(text.split())), "stop", 0.0))
+        return out
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(text.encode())
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": self.name, "identity": self.identity}
+
+
+def hashed_backend(salt: str = "") -> ScriptedBackend:
+    """Arbitrary but fixed answers: every log-likelihood and generation is a hash of the
+    request. Used by regression tests, where any change of a row is a change of code."""
+
+    def score(context: str, continuation: str) -> float:
+        return -(_digest(salt, context, continuation) % 10_000) / 1_000
+
+    def answer(req: GenerateRequest) -> str:
+        h = _digest(salt, prompt_of(req), str(req.json_schema), str(req.repeat), str(req.temperature))
+        if req.json_schema is not None or "JSON" in prompt_of(req):
+            forms = ('{"name": "Ann", "age": 3}', '```json\n{"name": "x"}\n```', "{'name': 'y',}", "no json here", "{}")
+            return forms[h % len(forms)]
+        forms = ("A", "B", " C", "The answer is D", "(B)", "I don't know", "4", "12")
+        return forms[h % len(forms)]
+
+    return ScriptedBackend(score, answer, identity=f"hashed:{salt}")
+
+
+def _options(context: str) -> list[str]:
+    """Option labels shown in an MMLU-style prompt ("A. …" lines), in order."""
+    return re.findall(r"^\(?([A-H1-8])[.)]\s", context, flags=re.M)
+
+
+def position_bias_backend(slot: int = 0, strength: float = 5.0) -> ScriptedBackend:
+    """Prefers the option shown in `slot` by `strength` nats, whatever it says: its true
+    position bias is a share of 1.0 on that slot. Generation names the same slot."""
+
+    def score(context: str, continuation: str) -> float:
+        labels = _options(context)
+        label = continuation.strip().strip("()")
+        return 0.0 if labels[slot:slot + 1] == [label] else -strength
+
+    def answer(req: GenerateRequest) -> str:
+        labels = _options(prompt_of(req))
+        return labels[slot] if slot < len(labels) else "?"
+
+    return ScriptedBackend(score, answer, identity=f"position:{slot}:{strength}")
+
+
+def answer_key_backend(key: Callable[[str], str | None], wrong: float = -4.0) -> ScriptedBackend:
+    """Knows the answer to a prompt through `key(prompt) -> answer text` (None: no idea,
+    uniform scores); it scores that continuation 0 and every other one `wrong`, and
+    generates it. Its true accuracy is the share of prompts `key` answers correctly."""
+
+    def score(context: str, continuation: str) -> float:
+        truth = key(context)
+        if truth is None:
+            return -1.0
+        return 0.0 if continuation.strip() == truth.strip() else wrong
+
+    def answer(req: GenerateRequest) -> str:
+        return key(prompt_of(req)) or ""
+
+    return ScriptedBackend(score, answer, identity="answer-key")
+
+
+def cutoff_backend(max_chars: int, inner: ScriptedBackend) -> ScriptedBackend:
+    """Sees only the last `max_chars` characters of every prompt, as a model with a short
+    context window would: facts before the cut-off are lost. The cut-off is the truth a
+    long-context probe must recover."""
+
+    def score(context: str, continuation: str) -> float:
+        return inner._score(context[-max_chars:], continuation)
+
+    def answer(req: GenerateRequest) -> str:
+        cut = GenerateRequest(prompt=prompt_of(req)[-max_chars:], max_tokens=req.max_tokens, json_schema=req.json_schema)
+        return inner._answer(cut)
+
+    return ScriptedBackend(score, answer, identity=f"cutoff:{max_chars}:{inner.identity}")
+
+
+def first_option_backend() -> ScriptedBackend:
+    """The option labelled "A" (or "1") is always the most likely; it always writes "A"."""
+
+    def score(context: str, continuation: str) -> float:
+        return 0.0 if continuation.strip().strip("()") in ("A", "1") else -5.0
+
+    return ScriptedBackend(score, lambda req: "A", identity="always-a")
+
+
+def json_records(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as JSON lines, keys sorted: what a task file or a stored expectation holds."""
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
