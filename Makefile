@@ -8,16 +8,18 @@ PYTEST_ARGS ?=
 install:
 	@bash scripts/install.sh
 
+# Every probe's quick preset on the embedded model: the summary table, then report.html.
 demo: install
-	$(BIN)/llmassay run --model llamacpp/smollm2-135m --tasks mmlu_sample,arith_sample --limit 40 --output-path runs/demo
+	$(BIN)/llmassay assess --model llamacpp/smollm2-135m --quick --output-path runs/demo
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: install
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected: failing"; exit 1; fi; exit $$rc
 
+# No model, server, Ray or browser (tests/conftest.py fails any test that starts one).
 test-fast: install
-	@$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
+	@LLMASSAY_TEST_TIER=fast $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected: failing"; exit 1; fi; exit $$rc
 
 clean:

@@ -38,3 +38,51 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+# -- test tiers -------------------------------------------------------------------------
+# `make test-fast` (LLMASSAY_TEST_TIER=fast, -m "not slow") must run no model, server, Ray
+# or browser. Tests using the model or Ray fixtures are marked slow here; any other test
+# that loads a model, starts a model server or Ray, or launches Chromium fails under the
+# fast tier, naming itself, so a new heavy test cannot slip into the fast tier unmarked.
+SLOW_FIXTURES = {"smollm2", "smollm2_path", "local_ray", "two_models", "smollm2_run"}
+FAST_TIER = os.environ.get("LLMASSAY_TEST_TIER") == "fast"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def _forbidden(what: str):
+    def refuse(*args, **kwargs):
+        pytest.fail(f"{what} in the fast tier: mark this test @pytest.mark.slow", pytrace=False)
+
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not FAST_TIER:
+        return
+    import subprocess
+
+    import llama_cpp
+
+    monkeypatch.setattr(llama_cpp.Llama, "__init__", _forbidden("a llama.cpp model loaded"))
+    real_popen = subprocess.Popen.__init__
+
+    def popen(self, args, *rest, **kwargs):
+        text = " ".join(map(str, args)) if isinstance(args, (list, tuple)) else str(args)
+        if any(word in text for word in ("llama_cpp.server", "llamacpp/", "hf/", "chromium", "ray start")):
+            pytest.fail(f"a model server, model run or browser started in the fast tier ({text[:80]}): "
+                        "mark this test @pytest.mark.slow", pytrace=False)
+        real_popen(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", popen)
+    try:
+        import ray
+    except ImportError:
+        return
+    monkeypatch.setattr(ray, "init", _forbidden("Ray started"))

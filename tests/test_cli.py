@@ -51,6 +51,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert "model 'missing.gguf': no such file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_writes_results_and_samples_and_is_deterministic(tmp_path):
     home = tmp_path / "home"
     args = ["run", "--model", "llamacpp/smollm2-135m", "--tasks", "mmlu_sample,arith_sample", "--limit", "8",
@@ -79,6 +80,7 @@ def test_run_writes_results_and_samples_and_is_deterministic(tmp_path):
     assert results_doc(tmp_path / "b")["config_hash"] == doc["config_hash"]
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_loses_nothing_and_repeats_nothing(tmp_path):
     home = tmp_path / "home"
     args = ["run", "--model", "llamacpp/smollm2-135m", "--tasks", "arith_sample", "--limit", "24",

@@ -147,7 +147,11 @@ def test_hostile_model_output_and_names_are_escaped_everywhere(request, tmp_path
 
 def test_sections_are_found_by_probe_name_with_a_generic_fallback():
     assert hook("brittleness", "build") is brittleness.build
-    assert hook("structured", "paired_values") is structured.paired_values
+    # per-sample values come from the probe's declared sample_metrics (the probe contract)
+    from llmassay.probes import probe_class, sample_values
+
+    row = {"modes": {"strict": {"parse_valid": True, "schema_valid": False}}}
+    assert hook("structured", "paired_values")(row) == sample_values(probe_class("structured").sample_metrics, row)
     for name in ("nosuch", "../generic", "generic", "__init__"):
         assert hook(name, "build") is generic.build
     with pytest.raises(ValueError):
@@ -183,10 +187,12 @@ def test_structured_section_reads_validity_by_mode():
     rows = structured.browser_rows(ctx)
     assert [(r.variant, r.json_valid, r.correct, r.output) for r in rows] == [
         ("strict", False, False, '{"a": 1'), ("repair", True, True, '{"a": 1')]
-    assert structured.paired_values(row)["parse_valid[repair]"] == 1.0
-    assert structured.paired_values(row)["instruction_schema_valid[0]"] == 1.0
+    paired = hook("structured", "paired_values")(row)
+    assert (paired["parse_valid[repair]"], paired["parse_valid[strict]"]) == (1.0, 0.0)
+    assert (paired["instruction_schema_valid[0]"], paired["instruction_parse_valid[0]"]) == (1.0, 0.0)
 
 
+@pytest.mark.slow
 def test_structured_run_report(request):
     run = run_dir("structured", request)
     html = build_report(load_run(run))

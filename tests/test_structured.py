@@ -217,10 +217,12 @@ def test_options_are_checked():
     opts = StructuredOptions.from_config(ProbeConfig(options=(("modes", "retry,strict"), ("max_retries", 1))))
     assert opts.modes == ("retry", "strict") and opts.max_retries == 1 and opts.prompt_format == "chat"
     for options, pattern in [
-        ((("modes", "strict,magic"),), "--modes: magic"),
-        ((("max_retries", -1),), "--max-retries"),
-        ((("instructions", 9),), "--instructions: 9 is not an integer from 0 to 5"),
-        ((("prompt_format", "xml"),), "--prompt-format: 'xml'"),
+        ((("modes", "strict,magic"),), r"^-P structured\.modes: magic; choose from strict, extract"),
+        ((("max_retries", -1),), r"^-P structured\.max_retries: -1 must be >= 0$"),
+        ((("max_retries", "two"),), r"^-P structured\.max_retries: 'two' is not an integer$"),
+        ((("instructions", 9),), r"^-P structured\.instructions: 9 is not an integer from 0 to 5$"),
+        ((("prompt_format", "xml"),), r"^-P structured\.prompt_format: xml; choose from chat, raw$"),
+        ((("mode", "strict"),), r"^-P structured\.mode: probe 'structured' has no option 'mode' \(its options: modes,"),
     ]:
         with pytest.raises(LlmassayError, match=pattern):
             StructuredOptions.from_config(ProbeConfig(options=options))
@@ -424,6 +426,7 @@ def test_the_probe_is_registered():
 
 def test_cli_passes_the_structured_options(monkeypatch):
     import llmassay.cli as cli
+    import llmassay.evaluate
 
     seen = {}
 
@@ -431,11 +434,14 @@ def test_cli_passes_the_structured_options(monkeypatch):
         seen["cfg"] = cfg
         raise LlmassayError("stop here")
 
-    monkeypatch.setattr(cli, "evaluate", fake_evaluate)
+    monkeypatch.setattr(llmassay.evaluate, "evaluate", fake_evaluate)
     argv = ["run", "--model", "llamacpp/smollm2-135m", "--tasks", "json_sample", "--probe", "structured",
             "--modes", "strict,constrained", "--max-retries", "3", "--instructions", "0", "--prompt-format", "raw"]
     assert cli.main(argv) == 2
-    options = seen["cfg"].probe_options
-    assert {k: options[k] for k in ("modes", "max_retries", "instructions", "prompt_format")} == {
-        "modes": "strict,constrained", "max_retries": 3, "instructions": 0, "prompt_format": "raw"
+    # the old flags are shortcuts of -P structured.<key>
+    assert seen["cfg"].probe_options == {
+        "structured.modes": "strict,constrained", "structured.max_retries": "3", "structured.instructions": "0",
+        "structured.prompt_format": "raw",
     }
+    assert cli.main([*argv[:7], "-P", "structured.max_retries=3", "-P", "structured.modes=strict"]) == 2
+    assert seen["cfg"].probe_options == {"structured.max_retries": "3", "structured.modes": "strict"}

@@ -1,67 +1,53 @@
 """llmassay: measure and mitigate the known failure modes of large language models.
 
-The public API is what this module re-exports; everything else may change.
+The public API is what this module re-exports; everything else may change. Names are
+resolved on first use (PEP 562), so `import llmassay` — and the CLI, which imports it —
+loads neither the engine, torch, ray nor matplotlib until something asks for them.
 """
 
-from llmassay.audit import CorpusSpec, DedupSettings, audit_contamination, audit_dedup, audit_pii, rescore
-from llmassay.backends.base import Backend, load_backend, parse_model_args, register_backend
-from llmassay.engine.cache import RequestCache
-from llmassay.engine.engine import Engine
-from llmassay.engine.store import RunStore
-from llmassay.evaluate import RunConfig, RunResults, evaluate
-from llmassay.metrics import bootstrap_mean, proportion
-from llmassay.probes import PROBES, AccuracyProbe, Probe, ProbeConfig, ProbeResult, StructuredProbe, run_probe
-from llmassay.report import compare_runs, write_report
-from llmassay.tasks.loader import Task, TaskError, bundled_tasks, load_task
-from llmassay.types import (
-    GenerateRequest,
-    Generation,
-    LlmassayError,
-    LoglikelihoodRequest,
-    LoglikelihoodResult,
-    Metric,
-    Sample,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "PROBES",
-    "AccuracyProbe",
-    "Backend",
-    "CorpusSpec",
-    "DedupSettings",
-    "Engine",
-    "GenerateRequest",
-    "Generation",
-    "LlmassayError",
-    "LoglikelihoodRequest",
-    "LoglikelihoodResult",
-    "Metric",
-    "Probe",
-    "ProbeConfig",
-    "ProbeResult",
-    "RequestCache",
-    "RunConfig",
-    "RunResults",
-    "RunStore",
-    "Sample",
-    "StructuredProbe",
-    "Task",
-    "TaskError",
-    "audit_contamination",
-    "audit_dedup",
-    "audit_pii",
-    "bootstrap_mean",
-    "bundled_tasks",
-    "compare_runs",
-    "evaluate",
-    "load_backend",
-    "load_task",
-    "parse_model_args",
-    "proportion",
-    "register_backend",
-    "rescore",
-    "run_probe",
-    "write_report",
-]
+# public name → the module that defines it
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("CorpusSpec", "DedupSettings", "audit_contamination", "audit_dedup", "audit_pii", "rescore"),
+                    "llmassay.audit"),
+    **dict.fromkeys(("Backend", "load_backend", "parse_model_args", "register_backend"), "llmassay.backends.base"),
+    "RequestCache": "llmassay.engine.cache",
+    "Engine": "llmassay.engine.engine",
+    "RunStore": "llmassay.engine.store",
+    **dict.fromkeys(("RunConfig", "RunResults", "evaluate"), "llmassay.evaluate"),
+    "assess_config": "llmassay.assess",
+    **dict.fromkeys(("bootstrap_mean", "proportion"), "llmassay.metrics"),
+    **dict.fromkeys(
+        ("PROBES", "AccuracyProbe", "BrittlenessProbe", "StructuredProbe", "Analysis", "Preset", "Probe",
+         "ProbeConfig", "ProbeResult", "SampleMetric", "SummaryLine", "option", "probe_class", "register_probe",
+         "run_probe", "sample_values"),
+        "llmassay.probes",
+    ),
+    **dict.fromkeys(("compare_runs", "write_report"), "llmassay.report"),
+    **dict.fromkeys(("Task", "TaskError", "bundled_tasks", "load_task"), "llmassay.tasks.loader"),
+    **dict.fromkeys(
+        ("GenerateRequest", "Generation", "LlmassayError", "LoglikelihoodRequest", "LoglikelihoodResult", "Metric",
+         "Sample"),
+        "llmassay.types",
+    ),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'llmassay' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

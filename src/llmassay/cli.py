@@ -8,14 +8,19 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from typing import TYPE_CHECKING, Any
+
 from llmassay.backends.base import parse_model_args
 from llmassay.cli_audit import add_audit_commands, run_audit_command
-from llmassay.evaluate import RunConfig, evaluate
-from llmassay.perturbations import DEFAULT_PERTURBATIONS, PERTURBATIONS
-from llmassay.report import compare_runs, comparison_tables, write_compare, write_report
-from llmassay.report.table import details_tables, metrics_table
-from llmassay.tasks.loader import bundled_tasks, load_task
+from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
+
+if TYPE_CHECKING:
+    from llmassay.evaluate import RunResults
+
+# The commands' heavy modules (the engine, probes, the report and its plotting) are
+# imported inside the functions that use them: `llmassay --help` and `llmassay probes`
+# stay fast and import neither torch, ray nor matplotlib.
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -33,13 +38,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--temperature", type=float, default=0.0)
     run.add_argument("--batch-size", type=int, default=64, help="requests per backend call")
-    run.add_argument("--perturbations", default=None, help="brittleness: names or families (see `llmassay perturbations`)")
-    run.add_argument("--scoring", default=None, help="brittleness: acc (default), acc_norm or acc_gen")
-    run.add_argument("--repeats", type=int, default=None, help="brittleness: repeat canonical generation K times")
-    run.add_argument("--modes", default=None, help="structured: strict,extract,repair,retry,constrained (default all)")
-    run.add_argument("--max-retries", type=int, default=None, help="structured: retry mode's retries (default 2)")
-    run.add_argument("--instructions", type=int, default=None, help="structured: other JSON instruction wordings, 0-5 (default 5)")
-    run.add_argument("--prompt-format", default=None, help="structured: chat (default; chat template) or raw (base models)")
+    run.add_argument("-P", dest="probe_option", action="append", default=[], metavar="PROBE.KEY=VALUE",
+                     help="a probe's option, e.g. -P brittleness.repeats=5 (see `llmassay probes`); repeatable")
+    for flag, target in SHORTCUTS.items():
+        run.add_argument(flag, default=None, help=f"shortcut for -P {target}=…")
     run.add_argument("--chunk-size", type=int, default=32, help="samples per resume checkpoint")
     run.add_argument("--executor", default="local", choices=["local", "ray"], help="where requests run (same results)")
     run.add_argument("--workers", type=int, default=None, help="--executor ray: backend actors (default 2)")
@@ -60,13 +62,62 @@ def _build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--force", action="store_true", help="compare even when a task's items differ (content hash)")
     compare.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
+    assess = sub.add_parser("assess", help="run every probe's preset and write one report with a summary card")
+    assess.add_argument("--model", required=True, help="KIND/NAME, as for `run`")
+    assess.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
+    assess.add_argument("--output-path", required=True, help="directory for results, samples and report.html")
+    size = assess.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="preset", action="store_const", const="quick", help="small presets (default)")
+    size.add_argument("--full", dest="preset", action="store_const", const="full", help="full presets")
+    assess.set_defaults(preset="quick")
+    assess.add_argument("--probe", default=None, help="only these probes (default: every probe with a preset)")
+    assess.add_argument("-P", dest="probe_option", action="append", default=[], metavar="PROBE.KEY=VALUE",
+                        help="override a preset's option, e.g. -P brittleness.perturbations=case")
+    assess.add_argument("--seed", type=int, default=0)
+    assess.add_argument("--batch-size", type=int, default=64, help="requests per backend call")
+    assess.add_argument("--executor", default="local", choices=["local", "ray"], help="where requests run (same results)")
+    assess.add_argument("--workers", type=int, default=None, help="--executor ray: backend actors (default 2)")
+    assess.add_argument("--no-cache", action="store_true", help="bypass the request cache")
+    assess.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
+
+    sub.add_parser("probes", help="list probes with their options, defaults and supported task types")
     sub.add_parser("tasks", help="list bundled tasks")
     sub.add_parser("perturbations", help="list prompt perturbations for --probe brittleness")
     add_audit_commands(sub)
     return parser
 
 
+# Flags from before `-P`, kept as documented shortcuts of the probe options they set.
+SHORTCUTS = {
+    "--perturbations": "brittleness.perturbations",
+    "--scoring": "brittleness.scoring",
+    "--repeats": "brittleness.repeats",
+    "--modes": "structured.modes",
+    "--max-retries": "structured.max_retries",
+    "--instructions": "structured.instructions",
+    "--prompt-format": "structured.prompt_format",
+}
+
+
+def probe_options(args: argparse.Namespace) -> dict[str, str]:
+    """`-P probe.key=value` pairs and the shortcut flags → {"probe.key": "value"}."""
+    given: dict[str, str] = {}
+    for flag, target in SHORTCUTS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            given[target] = value
+    for item in args.probe_option:
+        key, sep, value = item.partition("=")
+        probe, dot, name = key.strip().partition(".")
+        if not sep or not dot or not probe or not name:
+            raise LlmassayError(f"-P {item}: expected PROBE.KEY=VALUE, e.g. -P brittleness.repeats=5")
+        given[f"{probe}.{name}"] = value
+    return given
+
+
 def _run(args: argparse.Namespace, console: Console) -> None:
+    from llmassay.evaluate import RunConfig, evaluate
+
     cfg = RunConfig(
         model=args.model,
         tasks=[t for t in args.tasks.split(",") if t],
@@ -84,19 +135,50 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         executor=args.executor,
         workers=args.workers,
         metrics=[m for m in args.metrics.split(",") if m] if args.metrics else None,
-        probe_options={
-            "perturbations": args.perturbations,
-            "scoring": args.scoring,
-            "repeats": args.repeats,
-            "modes": args.modes,
-            "max_retries": args.max_retries,
-            "instructions": args.instructions,
-            "prompt_format": args.prompt_format,
-        },
+        probe_options=probe_options(args),
+    )
+    _print_outcome(evaluate(cfg), args.report)
+
+
+def _assess(args: argparse.Namespace) -> None:
+    from llmassay.assess import assess_config
+    from llmassay.evaluate import evaluate
+    from llmassay.report import write_report
+
+    given = {"probe_option": args.probe_option, **{flag.lstrip("-").replace("-", "_"): None for flag in SHORTCUTS}}
+    cfg = assess_config(
+        args.model, args.output_path, args.preset,
+        probes=[p for p in args.probe.split(",") if p] if args.probe else None,
+        overrides=probe_options(argparse.Namespace(**given)),
+        model_args=parse_model_args(args.model_args), seed=args.seed, batch_size=args.batch_size,
+        use_cache=not args.no_cache, cache_path=args.cache_path, executor=args.executor, workers=args.workers,
     )
     outcome = evaluate(cfg)
+    _print_outcome(outcome, report=False)
     out = _stdout()
-    out.print(metrics_table(outcome.results, title=f"{cfg.model}"))
+    out.print(summary_table(outcome.results))
+    out.print(f"report: {write_report(outcome.results_path)}", markup=False, soft_wrap=True)
+
+
+def summary_table(results: dict[str, Any]) -> Table:
+    """The report's summary card, as a terminal table."""
+    from llmassay.report.table import summary_rows
+
+    table = Table(title="summary", title_justify="left")
+    for column in ("challenge", "task", "headline", "verdict"):
+        table.add_column(column, overflow="fold")
+    for row in summary_rows(results):
+        table.add_row(*row)
+    return table
+
+
+def _print_outcome(outcome: RunResults, report: bool) -> None:
+    from llmassay.report import write_report
+    from llmassay.report.table import details_tables, metrics_table
+
+    out = _stdout()
+    cfg_model = outcome.results["model"]["spec"]
+    out.print(metrics_table(outcome.results, title=cfg_model))
     for table in details_tables(outcome.results):
         out.print(table)
     engine = outcome.results["engine"]
@@ -108,11 +190,13 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         + f" · results: {outcome.results_path}",
         soft_wrap=True,
     )
-    if args.report:
+    if report:
         out.print(f"report: {write_report(outcome.results_path)}", markup=False, soft_wrap=True)
 
 
 def _compare(args: argparse.Namespace) -> None:
+    from llmassay.report import compare_runs, comparison_tables, write_compare
+
     comparison = compare_runs(args.run_a, args.run_b, force=args.force, seed=args.seed)
     out = _stdout()
     for table in comparison_tables(comparison):
@@ -123,7 +207,31 @@ def _compare(args: argparse.Namespace) -> None:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def _probes() -> None:
+    from llmassay.probes.options import describe
+    from llmassay.probes.registry import probe_class, probe_targets
+
+    out = _stdout()
+    for name in probe_targets():
+        cls = probe_class(name)
+        presets = ", ".join(f"{k}: {', '.join(p.tasks)} ×{p.limit or 'all'}" for k, p in cls.presets.items()) or "none"
+        out.print(f"[bold]{name}[/bold] — {cls.description}", soft_wrap=True, highlight=False)
+        out.print(f"  tasks: {', '.join(cls.task_types)} · presets: {presets}", markup=False, soft_wrap=True,
+                  highlight=False)
+        table = Table(show_header=True, box=None, padding=(0, 2))
+        for column in ("  option", "type", "default", "help"):
+            table.add_column(column, overflow="fold")
+        for opt in describe(cls.Options):
+            default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else str(opt.default)
+            table.add_row(f"  -P {name}.{opt.name}", opt.type, default, opt.help)
+        if describe(cls.Options):
+            out.print(table)
+        out.print()
+
+
 def _tasks(console: Console) -> None:
+    from llmassay.tasks.loader import bundled_tasks, load_task
+
     table = Table(title="bundled tasks")
     for column in ("task", "type", "samples", "metrics", "file"):
         table.add_column(column)
@@ -134,6 +242,8 @@ def _tasks(console: Console) -> None:
 
 
 def _perturbations() -> None:
+    from llmassay.perturbations import DEFAULT_PERTURBATIONS, PERTURBATIONS
+
     table = Table(title="perturbations (* = default set)")
     for column in ("name", "family", "what it does"):
         table.add_column(column)
@@ -142,16 +252,11 @@ def _perturbations() -> None:
     _stdout().print(table)
 
 
-def _stdout() -> Console:
-    """Tables keep their width when piped to a file (rich would wrap them at 80 columns)."""
-    probe = Console()
-    return probe if probe.is_terminal else Console(width=200)
-
-
 # What Ctrl-C leaves behind: `run` keeps every finished sample and resumes; an audit
 # writes its files only at the end.
 INTERRUPTED = {
     "run": "interrupted: finished samples are saved; rerun the same command to resume",
+    "assess": "interrupted: finished samples are saved; rerun the same command to resume",
     "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
     "rescore": "interrupted: nothing was written; rerun to start again",
 }
@@ -163,7 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             _run(args, console)
+        elif args.command == "assess":
+            _assess(args)
+        elif args.command == "probes":
+            _probes()
         elif args.command == "report":
+            from llmassay.report import write_report
+
             _stdout().print(f"report: {write_report(args.run_dir, args.output)}", markup=False, soft_wrap=True)
         elif args.command == "compare":
             _compare(args)

@@ -24,8 +24,10 @@ from llmassay.engine.engine import Engine
 from llmassay.engine.executors import load_executor
 from llmassay.engine.store import RunStore
 from llmassay.hashing import stable_hash
-from llmassay.models import llmassay_home
-from llmassay.probes import PROBES, ProbeConfig, ProbeResult, run_probe
+from llmassay.home import llmassay_home
+from llmassay.backends.chat import is_chat_model
+from llmassay.probes.base import Probe, ProbeConfig, ProbeResult, run_probe
+from llmassay.probes.registry import probe_class, probe_targets
 from llmassay.progress import terminal_progress
 from llmassay.tasks.loader import Task, load_task
 from llmassay.types import LlmassayError
@@ -48,15 +50,56 @@ class RunConfig:
     cache_path: str | None = None
     batch_size: int = 64
     chunk_size: int = 32  # samples per resume checkpoint
-    probe_options: dict[str, Any] = field(default_factory=dict)  # e.g. perturbations, scoring, repeats
+    # "probe.key" (as `-P probe.key=value`) or a bare "key" that one of the run's probes declares
+    probe_options: dict[str, Any] = field(default_factory=dict)
     metrics: list[str] | None = None  # override the tasks' metric_list (e.g. acc,acc_norm: no generation)
     executor: str = "local"  # or "ray": same results, requests sharded over `workers` actors
     workers: int | None = None
+    # (task, probe, limit) to run instead of tasks × probes at `limit` (what `assess` plans)
+    jobs: list[tuple[str, str, int | None]] | None = None
 
-    def result_affecting(self) -> dict[str, Any]:
-        """What changes per-sample results; paths and speed knobs are left out."""
-        keys = ("model", "tasks", "probes", "model_args", "limit", "seed", "num_fewshot", "temperature", "probe_options", "metrics")
-        return {k: getattr(self, k) for k in keys}
+    def planned(self) -> list[tuple[str, str, int | None]]:
+        return [tuple(j) for j in self.jobs] if self.jobs else [(t, p, self.limit) for t in self.tasks for p in self.probes]
+
+    def result_affecting(self, probe_records: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What changes per-sample results; paths and speed knobs are left out. Each probe's
+        options count once, checked and with defaults (`probe_records`), not as typed."""
+        keys = ("model", "tasks", "probes", "model_args", "limit", "seed", "num_fewshot", "temperature", "metrics", "jobs")
+        out = {k: getattr(self, k) for k in keys}
+        out["probe_options"] = probe_records if probe_records is not None else self.probe_options
+        return out
+
+
+def split_probe_options(given: dict[str, Any], probes: list[str]) -> dict[str, dict[str, Any]]:
+    """`{"brittleness.repeats": 5, "modes": "strict"}` → per probe; a bare key goes to the
+    run's probe that declares it. An option for a probe the run does not include is an
+    error, not a silent no-op."""
+    out: dict[str, dict[str, Any]] = {p: {} for p in probes}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if "." in key:
+            probe, name = key.split(".", 1)
+            if probe not in probe_targets():
+                raise LlmassayError(f"-P {key}: unknown probe '{probe}' (known: {', '.join(probe_targets())})")
+        else:
+            name = key
+            owners = [p for p in probes if name.replace("-", "_") in _option_names(p)]
+            if not owners:
+                elsewhere = [p for p in probe_targets() if p not in probes and name.replace("-", "_") in _option_names(p)]
+                where = f"it is an option of {', '.join(elsewhere)}" if elsewhere else "no probe has it"
+                raise LlmassayError(f"option '{key}': {where}, and --probe is {','.join(probes)}")
+            probe = owners[0]
+        if probe not in out:
+            raise LlmassayError(f"-P {probe}.{name}: probe '{probe}' is not in this run (--probe {','.join(probes)})")
+        out[probe][name] = value
+    return out
+
+
+def _option_names(probe: str) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(probe_class(probe).Options)}
 
 
 @dataclass
@@ -77,38 +120,64 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
         raise LlmassayError(f"--{'tasks' if not cfg.tasks else 'probe'}: nothing given")
     if not (isinstance(cfg.temperature, (int, float)) and math.isfinite(cfg.temperature) and cfg.temperature >= 0):
         raise LlmassayError(f"--temperature must be a finite number >= 0, not {cfg.temperature}")
-    unknown = [p for p in cfg.probes if p not in PROBES]
-    if unknown:
-        raise LlmassayError(f"--probe: unknown probe {', '.join(unknown)} (known: {', '.join(PROBES)})")
+    plan = cfg.planned()
+    for _, _, limit in plan:
+        if limit is not None and limit <= 0:
+            raise LlmassayError("--limit must be a positive integer")
+    run_probes = list(dict.fromkeys(p for _, p, _ in plan))
+    probes = {name: probe_class(name)() for name in run_probes}
+    given = split_probe_options(cfg.probe_options, run_probes)
+    options = {name: probe.options(given[name]) for name, probe in probes.items()}  # checked before any work
     started = time.perf_counter()
     store = RunStore(cfg.output_path)  # fail on an unwritable directory before any work
-    tasks = [load_task(name, cfg.num_fewshot, cfg.seed).with_metrics(cfg.metrics).limited(cfg.limit) for name in cfg.tasks]
+    limits: dict[str, int | None] = {}
+    for task_name, _, limit in plan:  # each task loads once, with the most items any job asks for
+        before = limits.get(task_name, 0)
+        limits[task_name] = None if limit is None or before is None else max(before, limit)
+    tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed).with_metrics(cfg.metrics).limited(limit)
+             for name, limit in limits.items()}
+    jobs = [Job(tasks[t].limited(limit), probes[p], options[p], given[p]) for t, p, limit in plan]
+    for job in jobs:  # before the model loads: an unsupported pair ends the run now, not mid-way
+        reason = job.probe.supports(job.task)
+        if reason:
+            raise LlmassayError(f"--probe {job.probe.name}: {reason}")
     load_started = time.perf_counter()
     owned = backend is None
     backend = backend or load_executor(cfg.executor, cfg.model, cfg.model_args, cfg.workers)
     try:
-        return _evaluate_with(cfg, backend, tasks, store, console, started, time.perf_counter() - load_started)
+        return _evaluate_with(cfg, backend, list(tasks.values()), jobs, store, console, started,
+                              time.perf_counter() - load_started)
     finally:
         if owned and hasattr(backend, "close") and cfg.executor != "local":
             backend.close()  # Ray actors hold a model each; local backends free themselves
 
 
+@dataclass
+class Job:
+    """One probe on one task: what the run loop and the resume key are made of."""
+
+    task: Task
+    probe: Probe
+    opts: Any
+    given: dict[str, Any]  # the options as given, for ProbeConfig.options
+
+    def record(self) -> dict[str, Any]:
+        return {"options": self.probe.options_record(self.opts), "schema_version": self.probe.schema_version}
+
+
 def _evaluate_with(
-    cfg: RunConfig, backend: Backend, tasks: list[Task], store: RunStore, console: Console, started: float, load_s: float
+    cfg: RunConfig, backend: Backend, tasks: list[Task], jobs: list[Job], store: RunStore, console: Console,
+    started: float, load_s: float,
 ) -> RunResults:
     cache = None
     if cfg.use_cache:
         cache = RequestCache(cfg.cache_path or llmassay_home() / "cache.sqlite")
     engine = Engine(backend, cache=cache, batch_size=cfg.batch_size)
     fingerprint = engine.fingerprint
-    probe_cfg = ProbeConfig(
-        seed=cfg.seed,
-        temperature=cfg.temperature,
-        options=tuple(sorted((k, v) for k, v in cfg.probe_options.items() if v is not None)),
-    )
+    chat_model = is_chat_model(backend, cfg.model, cfg.model_args)
 
     outcomes: list[ProbeResult] = []
-    total = sum(len(t.samples) for t in tasks) * len(cfg.probes)
+    total = sum(len(job.task.samples) for job in jobs)
     with _progress(console) as progress:
         bar = progress.add_task("evaluating", total=total, tps="") if progress else None
 
@@ -117,30 +186,36 @@ def _evaluate_with(
                 elapsed = max(1e-9, time.perf_counter() - started)
                 progress.update(bar, advance=n, tps=f"{engine.stats.tokens / elapsed:,.0f} tok/s")
 
-        for task in tasks:
-            for probe_name in cfg.probes:
-                if progress is not None and bar is not None:
-                    progress.update(bar, description=f"{task.name} · {probe_name}")
-                key = stable_hash(
-                    {
-                        "fingerprint": fingerprint,
-                        "model_args": cfg.model_args,
-                        "task": task.content_hash,
-                        "metrics": task.metrics,
-                        "probe": probe_name,
-                        "probe_cfg": probe_cfg.as_dict(),
-                    }
-                )
-                log = store.sample_log(task.name, probe_name, key)
-                outcomes.append(run_probe(
-                        PROBES[probe_name](), task, engine, probe_cfg, log, cfg.chunk_size, on_samples=advance
-                    ))
+        for job in jobs:
+            task, probe = job.task, job.probe
+            if progress is not None and bar is not None:
+                progress.update(bar, description=f"{task.name} · {probe.name}")
+            probe_cfg = ProbeConfig(cfg.seed, cfg.temperature, tuple(sorted(job.given.items())), chat_model)
+            # The resume key holds only what changes this probe's rows: another probe's
+            # options do not, and rows written by another llmassay version are not reused.
+            key = stable_hash(
+                {
+                    "fingerprint": fingerprint,
+                    "model_args": cfg.model_args,
+                    "task": task.content_hash,
+                    "metrics": task.metrics,
+                    "probe": probe.name,
+                    **job.record(),
+                    "seed": cfg.seed,
+                    "temperature": cfg.temperature,
+                    "chat_model": chat_model,
+                    "llmassay": llmassay_version(),
+                }
+            )
+            log = store.sample_log(task.name, probe.name, key)
+            outcomes.append(run_probe(probe, task, engine, probe_cfg, log, cfg.chunk_size, advance, job.opts))
 
     sample_paths = [
         store.write_samples(task.name, [row for o in outcomes if o.task == task.name for row in o.samples])
         for task in tasks
     ]
-    results = _results_document(cfg, tasks, outcomes, fingerprint, engine, load_s, time.perf_counter() - started)
+    results = _results_document(cfg, tasks, jobs, outcomes, fingerprint, engine, load_s, time.perf_counter() - started)
+    results["model"]["chat_template"] = chat_model
     results_path = store.write_results(results)
     if cache is not None:
         cache.close()
@@ -161,6 +236,7 @@ def _progress(console: Console) -> AbstractContextManager[Progress | None]:
 def _results_document(
     cfg: RunConfig,
     tasks: list[Task],
+    jobs: list[Job],
     outcomes: list[ProbeResult],
     fingerprint: dict[str, Any],
     engine: Engine,
@@ -173,12 +249,16 @@ def _results_document(
         metrics.setdefault(o.task, {})[o.probe] = {name: m.as_dict() for name, m in o.metrics.items()}
         if o.details:
             details.setdefault(o.task, {})[o.probe] = o.details
+    probes = {job.probe.name: job.record() for job in jobs}
     return {
         "results": metrics,
         "details": details,
+        "summary": [o.summary.as_dict() for o in outcomes if o.summary is not None],
+        "probes": probes,
         "notes": {f"{o.task}/{o.probe}": o.notes for o in outcomes if o.notes},
         "config": asdict(cfg),
-        "config_hash": stable_hash({**cfg.result_affecting(), "fingerprint": fingerprint}),
+        "config_hash": stable_hash({**cfg.result_affecting({p: r["options"] for p, r in probes.items()}),
+                                    "fingerprint": fingerprint}),
         "model": {
             "spec": cfg.model,
             "fingerprint": fingerprint,
@@ -206,6 +286,13 @@ def _results_document(
         },
         "tokens_processed": engine.stats.tokens,
     }
+
+
+def llmassay_version() -> str:
+    try:
+        return importlib.metadata.version("llmassay")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def package_versions() -> dict[str, str]:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from llmassay.models import llmassay_home
+from llmassay.home import llmassay_home
 
 
 def stable_json(obj: Any) -> str:

@@ -6,16 +6,13 @@ Nothing here downloads: a model either ships in an installed package or is a loc
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from llmassay.home import llmassay_home
 from llmassay.types import LlmassayError
 
-
-def llmassay_home() -> Path:
-    """Where caches and assembled models live; LLMASSAY_HOME moves it (tests use a tmp dir)."""
-    return Path(os.environ.get("LLMASSAY_HOME", Path.home() / ".cache" / "llmassay"))
+__all__ = ["MODEL_ALIASES", "llmassay_home", "resolve_model_path"]
 
 
 def _smollm2_135m() -> Path:

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from llmassay.metrics import proportion
+from llmassay.probes.base import sample_values
+from llmassay.report.section import declared_sample_metrics
 from llmassay.report.rundir import load_run
 from llmassay.types import LlmassayError, Metric
 
-SCORED_FIELDS = ("acc", "acc_norm", "acc_gen", "exact_match")
+SCORED_FIELDS = ("acc", "acc_norm", "acc_gen", "exact_match")  # for rows of probes not installed here
 
 
 def read_clean_ids(path: str | Path) -> dict[str, set[str]] | set[str]:
@@ -41,8 +43,13 @@ def read_clean_ids(path: str | Path) -> dict[str, set[str]] | set[str]:
 
 
 def _outcomes(row: dict[str, Any]) -> dict[str, bool]:
-    """Scored fields of one sample row: top-level booleans, and brittleness variants."""
-    probe = row.get("probe", "accuracy")
+    """Right/wrong per item for each of the row's probe's binary `sample_metrics` (the
+    probe contract); for a probe not installed here, its top-level scored booleans."""
+    probe = str(row.get("probe", "accuracy"))
+    declared = declared_sample_metrics(probe)
+    if declared is not None:
+        binary = {name: spec for name, spec in declared.items() if spec.binary}
+        return {f"{probe}/{name}": value == 1.0 for name, value in sample_values(binary, row).items()}
     out = {f"{probe}/{k}": bool(row[k]) for k in SCORED_FIELDS if isinstance(row.get(k), bool)}
     variants = row.get("variants")
     if isinstance(variants, dict):

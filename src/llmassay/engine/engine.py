@@ -114,6 +114,13 @@ class Engine:
         order = getattr(self.backend, "request_order", None)
         return order if callable(order) else (lambda r: -r.size())
 
+    def without_cache(self, batch_size: int | None = None) -> Engine:
+        """The same backend and counters, computing every request afresh: a check of
+        nondeterminism (batch invariance, re-asking) must not read its answer from the cache."""
+        view = Engine(self.backend, None, batch_size or self.batch_size, self.on_progress)
+        view.stats, view._fingerprint = self.stats, self._fingerprint
+        return view
+
     def _progress(self, n: int) -> None:
         if self.on_progress is not None and n:
             self.on_progress(n)

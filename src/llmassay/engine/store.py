@@ -15,7 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from llmassay.runfiles import latest_results, safe_name
 from llmassay.types import LlmassayError
+
+__all__ = ["PROGRESS_DIR", "RunStore", "SampleLog", "latest_results", "safe_name"]
 
 PROGRESS_DIR = ".llmassay"
 
@@ -108,13 +111,3 @@ class RunStore:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise _write_error(path, exc) from None
-
-
-def latest_results(output_path: str | Path) -> Path | None:
-    files = sorted(Path(output_path).glob("results_*.json"))
-    return files[-1] if files else None
-
-
-def safe_name(name: str) -> str:
-    """A task or probe name as a file-name part (the results files and the report agree on it)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from llmassay.engine.engine import Engine
 from llmassay.metrics import argmax, normalised_loglikelihoods, parse_choice
 from llmassay.probes.base import ProbeConfig
 from llmassay.types import GenerateRequest, LoglikelihoodRequest
 
+if TYPE_CHECKING:
+    from llmassay.engine.engine import Engine
+
 MC_ANSWER_TOKENS = 8  # enough for "B", " (B)" or "The answer is B"
 SCORING_MODES = ("acc", "acc_norm", "acc_gen")
+LOGLIK_METRICS = ("acc", "acc_norm")  # metrics read from log-likelihoods (acc_gen needs none)
 
 
 @dataclass(frozen=True)
@@ -57,14 +61,20 @@ def score_multiple_choice(
     cfg: ProbeConfig,
     generate: bool,
     repeat: int = 0,
+    loglik: bool = True,
+    chat: bool = False,
 ) -> list[MCScore]:
+    """Score `items` by log-likelihood (unless `loglik` is off: a chat endpoint may return
+    no prompt log-probabilities) and, with `generate`, by a written answer — through the
+    model's chat template when `chat`."""
     requests = [LoglikelihoodRequest(item.prompt, delimiter + c) for item in items for c in item.choices]
-    answers = iter(engine.loglikelihood(requests))
+    answers = iter(engine.loglikelihood(requests) if loglik else [])
     generations: list[str | None] = [None] * len(items)
     if generate:
         gen_requests = [
             GenerateRequest(
-                prompt=item.prompt,
+                prompt=None if chat else item.prompt,
+                messages=(("user", item.prompt),) if chat else None,
                 max_tokens=MC_ANSWER_TOKENS,
                 stop=("\n",),
                 temperature=cfg.temperature,
@@ -76,7 +86,7 @@ def score_multiple_choice(
         generations = [g.text for g in engine.generate(gen_requests)]
     scores = []
     for item, generation in zip(items, generations):
-        results = [next(answers) for _ in item.choices]
+        results = [next(answers) for _ in item.choices] if loglik else []
         scores.append(
             MCScore(
                 loglikelihoods=tuple(r.logprob for r in results),

@@ -1,72 +1,116 @@
 """Plain task scoring, the baseline every other probe perturbs.
 
 Multiple choice is scored three ways from one run, because they disagree and users
-should see by how much: summed log-likelihood (`acc`), byte-length-normalised
-log-likelihood (`acc_norm`, as lm-eval) and the answer the model writes (`acc_gen`).
-Generation tasks are scored by exact match after normalisation.
+should see by how much: summed log-likelihood (`acc`), length-normalised log-likelihood
+(`acc_norm`, as lm-eval) and the answer the model writes (`acc_gen`). Generation tasks
+are scored by exact match after normalisation. Only what the task's metrics name is
+asked for: `--metrics acc_gen` sends generations only, so a chat endpoint without prompt
+log-probabilities can still answer a multiple-choice task.
+
+Instruct models end their turn where a base model would write the answer, so free
+generation goes through the model's chat template when it has one (`chat_template=auto`,
+as lm-eval's `--apply_chat_template`); log-likelihood scoring always reads the raw prompt.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from llmassay.engine.engine import Engine
 from llmassay.metrics import exact_match, proportion
-from llmassay.probes._mc import MCItem, score_multiple_choice
-from llmassay.probes.base import ProbeConfig
-from llmassay.tasks.loader import Task
-from llmassay.types import GenerateRequest, Metric, Sample
+from llmassay.probes._mc import LOGLIK_METRICS, MCItem, score_multiple_choice
+from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
+from llmassay.probes.options import option
+from llmassay.types import GenerateRequest, Sample
+
+if TYPE_CHECKING:
+    from llmassay.engine.engine import Engine
+    from llmassay.tasks.loader import Task
+
+SCORED = ("acc", "acc_norm", "acc_gen", "exact_match")
 
 
-class AccuracyProbe:
+@dataclass(frozen=True)
+class AccuracyOptions:
+    chat_template: str = option(
+        "auto", "free generation through the model's chat template: auto (instruct models that have one), on, off",
+        choices=("auto", "on", "off"),
+    )
+
+
+def uses_chat(opts: AccuracyOptions, cfg: ProbeConfig) -> bool:
+    """Whether generations go through the chat template: `auto` follows the model."""
+    return opts.chat_template == "on" or (opts.chat_template == "auto" and cfg.chat_model)
+
+
+def _flag(name: str) -> SampleMetric:
+    return SampleMetric(lambda row: row[name] if isinstance(row.get(name), bool) else None, f"1 if {name} is right")
+
+
+class AccuracyProbe(Probe):
     name = "accuracy"
+    description = "the task's own metrics: acc, acc_norm, acc_gen (multiple choice), exact_match (generation)"
+    challenge = "accuracy"
+    Options = AccuracyOptions
+    schema_version = 2  # 2: rows hold only the requested metrics; chat-template generations
+    sample_metrics = {
+        **{name: _flag(name) for name in SCORED},
+        "gen_parsed": SampleMetric(
+            lambda row: (row["pred_gen"] is not None) if "pred_gen" in row else None, "1 if the answer named a choice"
+        ),
+    }
+    presets = {
+        "quick": Preset(("mmlu_sample", "arith_sample"), limit=40),
+        "full": Preset(("mmlu_sample", "arith_sample")),
+    }
 
-    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig) -> list[dict[str, Any]]:
+    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         if task.output_type == "multiple_choice":
-            return self._multiple_choice(task, samples, engine, cfg)
-        return self._generation(task, samples, engine, cfg)
+            return self._multiple_choice(task, samples, engine, uses_chat(opts, cfg), cfg)
+        return self._generation(task, samples, engine, uses_chat(opts, cfg), cfg)
 
     def _multiple_choice(
-        self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig
-    ) -> list[dict[str, Any]]:
+        self, task: Task, samples: list[Sample], engine: Engine, chat: bool, cfg: ProbeConfig
+    ) -> list[Row]:
         delim = task.target_delimiter
         generate = "acc_gen" in task.metrics
+        loglik = any(m in LOGLIK_METRICS for m in task.metrics)
         items = [MCItem(s.prompt, tuple(s.choices or ())) for s in samples]
         rows = []
-        for sample, score in zip(samples, score_multiple_choice(engine, items, delim, cfg, generate)):
+        scores = score_multiple_choice(engine, items, delim, cfg, generate, loglik=loglik, chat=chat)
+        for sample, score in zip(samples, scores):
             choices = sample.choices or []
-            row: dict[str, Any] = {
-                "id": sample.id,
-                "prompt": sample.prompt,
-                "choices": [delim + c for c in choices],
-                "target": sample.target,
-                "loglikelihoods": list(score.loglikelihoods),
-                "is_greedy": list(score.is_greedy),
-                "pred": score.pred,
-                "pred_norm": score.pred_norm(choices),
-                "acc": score.pred == sample.target,
-                "acc_norm": score.pred_norm(choices) == sample.target,
-            }
+            row: Row = {"id": sample.id, "prompt": sample.prompt, "choices": [delim + c for c in choices],
+                        "target": sample.target}
+            if loglik:
+                row.update(
+                    loglikelihoods=list(score.loglikelihoods),
+                    is_greedy=list(score.is_greedy),
+                    pred=score.pred,
+                    pred_norm=score.pred_norm(choices),
+                    acc=score.pred == sample.target,
+                    acc_norm=score.pred_norm(choices) == sample.target,
+                )
             if generate:
                 parsed = score.pred_gen(choices)
                 row.update(generation=score.generation, pred_gen=parsed, acc_gen=parsed == sample.target)
+                if chat:
+                    row["chat_template"] = True
             rows.append(row)
         return rows
 
-    def _generation(self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig) -> list[dict[str, Any]]:
+    def _generation(self, task: Task, samples: list[Sample], engine: Engine, chat: bool, cfg: ProbeConfig) -> list[Row]:
         kwargs = task.generation_kwargs
+        common: dict[str, Any] = dict(
+            max_tokens=kwargs["max_gen_toks"], stop=tuple(kwargs["until"]), temperature=cfg.temperature, seed=cfg.seed
+        )
         requests = [
-            GenerateRequest(
-                prompt=s.prompt,
-                max_tokens=kwargs["max_gen_toks"],
-                stop=tuple(kwargs["until"]),
-                temperature=cfg.temperature,
-                seed=cfg.seed,
-            )
+            GenerateRequest(messages=(("user", s.prompt),), **common) if chat else GenerateRequest(prompt=s.prompt, **common)
             for s in samples
         ]
-        return [
-            {
+        rows = []
+        for s, g in zip(samples, engine.generate(requests)):
+            row: Row = {
                 "id": s.id,
                 "prompt": s.prompt,
                 "target": s.target,
@@ -75,11 +119,38 @@ class AccuracyProbe:
                 "n_tokens": g.n_tokens,
                 "exact_match": exact_match(g.text, str(s.target)),
             }
-            for s, g in zip(samples, engine.generate(requests))
-        ]
+            if chat:
+                row["chat_template"] = True
+            rows.append(row)
+        return rows
 
-    def aggregate(self, task: Task, rows: list[dict[str, Any]], cfg: ProbeConfig) -> dict[str, Metric]:
+    def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
         metrics = {name: proportion([bool(r[name]) for r in rows]) for name in task.metrics}
         if "acc_gen" in task.metrics:
             metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])
-        return metrics
+        details: dict[str, Any] = {"chat_template": uses_chat(opts, cfg)} if _generates(task) else {}
+        return Analysis(metrics, details)
+
+    def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
+        metric = next((m for m in ("acc", "acc_norm", "exact_match", "acc_gen") if m in analysis.metrics), None)
+        if metric is None:
+            return None
+        m = analysis.metrics[metric]
+        chance = _chance(task)
+        if chance is not None and m.ci_high < chance + 0.02:
+            verdict, level = f"{metric} {m.value:.0%}: no better than chance ({chance:.0%})", "bad"
+        elif chance is not None and m.ci_low <= chance:
+            verdict, level = f"{metric} {m.value:.0%}: not clearly above chance ({chance:.0%})", "warn"
+        else:
+            verdict, level = f"{metric} {m.value:.0%} on {task.name}", "info"
+        return self.line(task, analysis, metric, verdict, level)
+
+
+def _generates(task: Task) -> bool:
+    return task.output_type != "multiple_choice" or "acc_gen" in task.metrics
+
+
+def _chance(task: Task) -> float | None:
+    """Accuracy of a uniform guess (multiple choice), the floor a verdict is read against."""
+    sizes = [len(s.choices) for s in task.samples if s.choices]
+    return sum(1 / n for n in sizes) / len(sizes) if sizes and task.output_type == "multiple_choice" else None

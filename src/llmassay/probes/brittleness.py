@@ -11,33 +11,76 @@ ensembling (majority vote, summed probabilities) as the mitigation.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmassay.engine.engine import Engine
 from llmassay.metrics import bootstrap_mean, bootstrap_statistic, mcnemar_exact, proportion, softmax
 from llmassay.perturbations import Variant, canonical, resolve_perturbations
 from llmassay.probes._mc import SCORING_MODES, MCItem, score_multiple_choice
-from llmassay.probes.base import ProbeConfig
-from llmassay.tasks.loader import Task
-from llmassay.types import LlmassayError, LoglikelihoodRequest, Metric, Sample
+from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
+from llmassay.probes.options import option as probe_option
+from llmassay.types import LoglikelihoodRequest, Metric, Sample
+
+if TYPE_CHECKING:
+    from llmassay.engine.engine import Engine
+    from llmassay.tasks.loader import Task
 
 CANONICAL = "canonical"
 BATCH_CHECK_ITEMS = 8
 
 
-class BrittlenessProbe:
+@dataclass(frozen=True)
+class BrittlenessOptions:
+    perturbations: str | None = probe_option(
+        None, "perturbation names or families, comma-separated (default set: see `llmassay perturbations`)",
+        check=lambda spec: resolve_perturbations(spec) and None,
+    )
+    scoring: str = probe_option("acc", "how each variant is answered: acc, acc_norm or acc_gen", choices=SCORING_MODES)
+    repeats: int = probe_option(1, "ask the canonical prompt K times by generation (nondeterminism at T > 0)", minimum=1)
+
+
+def _variant_flags(field: str) -> SampleMetric:
+    return SampleMetric(
+        lambda row: {n: float(bool(v.get(field))) for n, v in (row.get("variants") or {}).items()},
+        f"1 if the variant's answer is {field}", family=True,
+    )
+
+
+def _flips(row: Row) -> dict[str, float]:
+    variants = row.get("variants") or {}
+    canon = variants[CANONICAL].get("pred")
+    return {n: float(v.get("pred") != canon) for n, v in variants.items() if n != CANONICAL}
+
+
+SPREAD_BRITTLE, SPREAD_WARN = 0.10, 0.05  # summary card: best − worst prompt, in accuracy
+
+
+class BrittlenessProbe(Probe):
     name = "brittleness"
+    description = "does the answer survive a change of wording, labels or option order? (spread, flips, PSS, POSIX)"
+    challenge = "prompt brittleness"
+    task_types = ("multiple_choice",)
+    Options = BrittlenessOptions
+    sample_metrics = {
+        "acc": _variant_flags("correct"),
+        "flip_rate": SampleMetric(_flips, "1 if the variant's answer differs from the canonical one", family=True),
+        "sensitivity_mean": SampleMetric(
+            lambda row: disagreement([v.get("pred") for v in row["variants"].values()]),
+            "share of the item's variants disagreeing with its majority answer", binary=False,
+        ),
+    }
+    presets = {
+        "quick": Preset(("mmlu_sample",), limit=20),
+        "full": Preset(("mmlu_sample",), limit=100),
+    }
 
     # -- per sample ---------------------------------------------------------------------
-    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig) -> list[dict[str, Any]]:
-        if task.output_type != "multiple_choice":
-            raise LlmassayError(f"brittleness: task '{task.name}' is {task.output_type}; this probe needs multiple_choice")
-        options = cfg.options_dict()
-        mode = _scoring_mode(options)
-        perturbations = resolve_perturbations(options.get("perturbations"))
-        repeats = int(options.get("repeats", 1))
+    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
+        mode = opts.scoring
+        perturbations = resolve_perturbations(opts.perturbations)
+        repeats = opts.repeats
         views: list[tuple[Sample, str, Variant]] = []
         for sample in samples:
             views.append((sample, CANONICAL, canonical(task, sample)))
@@ -79,12 +122,12 @@ class BrittlenessProbe:
         return list(rows.values())
 
     # -- corpus level -------------------------------------------------------------------
-    def aggregate(self, task: Task, rows: list[dict[str, Any]], cfg: ProbeConfig) -> dict[str, Metric]:
-        return self.analyse(task, rows, cfg)[0]
+    def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
+        return Analysis(*self._analyse(rows, opts, cfg))
 
-    def analyse(self, task: Task, rows: list[dict[str, Any]], cfg: ProbeConfig) -> tuple[dict[str, Metric], dict[str, Any]]:
+    def _analyse(self, rows: list[Row], opts: Any, cfg: ProbeConfig) -> tuple[dict[str, Metric], dict[str, Any]]:
         seed = cfg.seed
-        configured = [p.name for p in resolve_perturbations(cfg.options_dict().get("perturbations"))]
+        configured = [p.name for p in resolve_perturbations(opts.perturbations)]
         names = [CANONICAL] + [n for n in configured if rows and n in rows[0]["variants"]]
         correct = np.array([[r["variants"][n]["correct"] for n in names] for r in rows], dtype=float)
         preds = [[r["variants"][n]["pred"] for n in names] for r in rows]
@@ -193,24 +236,33 @@ class BrittlenessProbe:
             f"ensemble_of_{half}_acc_sd": float(np.std(subset_accs, ddof=1)),
         }
 
+    def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
+        spread = analysis.metrics.get("spread")
+        if spread is None:
+            return None
+        flips = [m.value for name, m in analysis.metrics.items() if name.startswith("flip_rate[")]
+        flip = f"; the answer changes under {max(flips):.0%} of items for the worst variant" if flips else ""
+        if spread.ci_low >= SPREAD_BRITTLE:
+            verdict, level = f"brittle: accuracy moves {spread.value:.0%} between prompt wordings{flip}", "bad"
+        elif spread.value >= SPREAD_WARN:
+            verdict, level = f"somewhat brittle: spread {spread.value:.0%} between wordings{flip}", "warn"
+        else:
+            verdict, level = f"stable: spread {spread.value:.0%} between wordings{flip}", "good"
+        return self.line(task, analysis, "spread", verdict, level)
+
     # -- checks that need the engine ----------------------------------------------------
-    def finalize(self, task: Task, rows: list[dict[str, Any]], engine: Engine, cfg: ProbeConfig) -> dict[str, Any]:
-        """Are log-likelihoods identical whether requests arrive one by one or eight at a time?"""
+    def after_rows(self, task: Task, rows: list[Row], engine: Engine, opts: Any, cfg: ProbeConfig) -> dict[str, Any]:
+        """Are log-likelihoods identical whether requests arrive one by one or eight at a time?
+        Asked through the run's engine without its cache (a cached answer would make the
+        check vacuous), so the requests are counted like any other."""
         canon = [r["variants"][CANONICAL] for r in rows[:BATCH_CHECK_ITEMS]]
         reqs = [LoglikelihoodRequest(v["prompt"], c) for v in canon for c in v["choices"]]
         if not reqs:
             return {}
-        one = Engine(engine.backend, cache=None, batch_size=1).loglikelihood(reqs)
-        eight = Engine(engine.backend, cache=None, batch_size=8).loglikelihood(reqs)
+        one = engine.without_cache(batch_size=1).loglikelihood(reqs)
+        eight = engine.without_cache(batch_size=8).loglikelihood(reqs)
         delta = max(abs(a.logprob - b.logprob) for a, b in zip(one, eight))
         return {"batch_invariance": {"items": len(canon), "requests": len(reqs), "max_abs_delta": delta}}
-
-
-def _scoring_mode(options: dict[str, Any]) -> str:
-    mode = options.get("scoring", "acc")
-    if mode not in SCORING_MODES:
-        raise LlmassayError(f"--scoring: '{mode}' is not one of {', '.join(SCORING_MODES)}")
-    return mode
 
 
 def disagreement(preds: list[int | None]) -> float:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmassay.engine.engine import Engine
 from llmassay.metrics import bootstrap_mean, bootstrap_statistic, proportion
 from llmassay.probes._json import (
     PARSERS,
@@ -31,14 +30,19 @@ from llmassay.probes._json import (
     schema_errors,
     text_classes,
 )
-from llmassay.probes.base import ProbeConfig
-from llmassay.tasks.loader import Task
+from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
+from llmassay.probes.options import build_options, option
 from llmassay.types import GenerateRequest, Generation, LlmassayError, Metric, Sample
+
+if TYPE_CHECKING:
+    from llmassay.engine.engine import Engine
+    from llmassay.tasks.loader import Task
 
 MODES = ("strict", "extract", "repair", "retry", "constrained")
 PROMPT_FORMATS = ("chat", "raw")  # chat: the backend's chat template; raw: a plain prompt (base models)
 DEFAULT_MAX_RETRIES = 2
 SCHEMA_ERRORS_KEPT = 5  # per row; the feedback quotes the first 3
+VALID_GOOD, VALID_WARN = 0.95, 0.80  # summary-card thresholds on the schema-valid rate when asked
 
 # Wording 0 is the canonical instruction; the others measure instruction brittleness.
 # {schema} is the schema's outline (see `outline`): tiny models shown a raw JSON schema
@@ -55,32 +59,25 @@ INSTRUCTIONS = (
 )
 
 
+def _at_most_wordings(value: int) -> None:
+    if value > len(INSTRUCTIONS) - 1:
+        raise LlmassayError(f"{value} is not an integer from 0 to {len(INSTRUCTIONS) - 1}")
+
+
 @dataclass(frozen=True)
 class StructuredOptions:
-    modes: tuple[str, ...] = MODES
-    max_retries: int = DEFAULT_MAX_RETRIES
-    instructions: int = len(INSTRUCTIONS) - 1  # alternative wordings besides the canonical one
-    prompt_format: str = "chat"
+    modes: tuple[str, ...] = option(MODES, "modes to score: " + ", ".join(MODES), choices=MODES)
+    max_retries: int = option(DEFAULT_MAX_RETRIES, "retry mode: how often to ask again with the error", minimum=0)
+    instructions: int = option(
+        len(INSTRUCTIONS) - 1, "other wordings of the JSON instruction (instruction brittleness), 0-5",
+        minimum=0, check=_at_most_wordings,
+    )
+    prompt_format: str = option("chat", "chat (the model's chat template) or raw (base models)", choices=PROMPT_FORMATS)
 
     @staticmethod
     def from_config(cfg: ProbeConfig) -> StructuredOptions:
-        """The probe's options from `--modes`, `--max-retries`, `--instructions`, `--prompt-format`."""
-        options = cfg.options_dict()
-        spec = options.get("modes")
-        modes = tuple(m.strip() for m in str(spec).split(",") if m.strip()) if spec else MODES
-        unknown = [m for m in modes if m not in MODES]
-        if unknown or not modes:
-            raise LlmassayError(f"--modes: {', '.join(unknown) or 'nothing given'}; choose from {', '.join(MODES)}")
-        retries = options.get("max_retries", DEFAULT_MAX_RETRIES)
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise LlmassayError(f"--max-retries: {retries!r} is not a non-negative integer")
-        wordings = options.get("instructions", len(INSTRUCTIONS) - 1)
-        if not isinstance(wordings, int) or isinstance(wordings, bool) or not 0 <= wordings < len(INSTRUCTIONS):
-            raise LlmassayError(f"--instructions: {wordings!r} is not an integer from 0 to {len(INSTRUCTIONS) - 1}")
-        fmt = options.get("prompt_format", "chat")
-        if fmt not in PROMPT_FORMATS:
-            raise LlmassayError(f"--prompt-format: '{fmt}' is not one of {', '.join(PROMPT_FORMATS)}")
-        return StructuredOptions(tuple(dict.fromkeys(modes)), retries, wordings, fmt)
+        """The options a ProbeConfig carries, checked (one-line error naming `-P structured.<key>`)."""
+        return build_options("structured", StructuredOptions, cfg.options_dict())
 
 
 @dataclass(frozen=True)
@@ -112,12 +109,48 @@ def outline(schema: dict[str, Any]) -> str:
     return f"{text} ({schema['description']})" if schema.get("description") else text
 
 
-class StructuredProbe:
+def _mode_values(field: str) -> SampleMetric:
+    def read(row: Row) -> dict[str, Any]:
+        return {mode: entry.get(field) for mode, entry in (row.get("modes") or {}).items() if isinstance(entry, dict)}
+
+    return SampleMetric(read, f"{field} of the item's answer, per mode", family=True, binary=field in VALIDITY)
+
+
+def _wording_values(field: str) -> SampleMetric:
+    def read(row: Row) -> dict[str, Any]:
+        return {k: bool(e.get(field)) for k, e in (row.get("instructions") or {}).items() if isinstance(e, dict)}
+
+    return SampleMetric(read, f"{field} per wording of the JSON instruction", family=True)
+
+
+VALIDITY = ("parse_valid", "schema_valid")
+
+
+class StructuredProbe(Probe):
     name = "structured"
+    description = "valid JSON when asked: strict, extract, repair, retry and constrained decoding, with cost"
+    challenge = "structured output"
+    task_types = ("generate_until",)
+    Options = StructuredOptions
+    schema_version = 2  # 2: constrained requests carry no stop strings
+    sample_metrics = {
+        **{name: _mode_values(name) for name in (*VALIDITY, "field_acc", "tokens", "latency_s", "retries")},
+        "instruction_parse_valid": _wording_values("strict_parse_valid"),
+        "instruction_schema_valid": _wording_values("extract_schema_valid"),
+    }
+    presets = {
+        "quick": Preset(("json_sample",), limit=10,
+                        options=(("modes", "strict,extract,repair,constrained"), ("instructions", 2))),
+        "full": Preset(("json_sample",)),
+    }
+
+    def supports(self, task: Task) -> str | None:
+        if task.output_type != "generate_until" or not task.json_schemas:
+            return f"task '{task.name}' gives no json_schema (a generate_until task with gold JSON records is needed)"
+        return None
 
     # -- per sample ---------------------------------------------------------------------
-    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, cfg: ProbeConfig) -> list[dict[str, Any]]:
-        opts = StructuredOptions.from_config(cfg)
+    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         items = [_item(task, s, _demo(task, s)) for s in samples]
         ask = _Asker(task, opts, cfg)
         free = engine.generate([ask.request(it.prompt(0)) for it in items])
@@ -180,11 +213,7 @@ class StructuredProbe:
         ]
 
     # -- corpus level -------------------------------------------------------------------
-    def aggregate(self, task: Task, rows: list[dict[str, Any]], cfg: ProbeConfig) -> dict[str, Metric]:
-        return self.analyse(task, rows, cfg)[0]
-
-    def analyse(self, task: Task, rows: list[dict[str, Any]], cfg: ProbeConfig) -> tuple[dict[str, Metric], dict[str, Any]]:
-        opts = StructuredOptions.from_config(cfg)
+    def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
         seed = cfg.seed
         metrics: dict[str, Metric] = {}
         table = []
@@ -211,7 +240,21 @@ class StructuredProbe:
         details["taxonomy"] = _taxonomy(rows, opts.modes)
         details["instructions"] = self._instructions(rows, metrics, seed)
         details["prompt_format"] = opts.prompt_format
-        return metrics, details
+        return Analysis(metrics, details)
+
+    def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
+        metric = next((f"schema_valid[{m}]" for m in ("strict", "extract", "repair") if m in opts.modes), None)
+        if metric is None or metric not in analysis.metrics:
+            return None
+        m = analysis.metrics[metric]
+        fixed = analysis.metrics.get("schema_valid[constrained]")
+        fix = f"; constrained decoding: {fixed.value:.0%}" if fixed is not None else ""
+        if m.value >= VALID_GOOD:
+            verdict, level = f"schema-valid JSON {m.value:.0%} of the time when asked{fix}", "good"
+        else:
+            verdict, level = f"ignores the JSON format: valid only {m.value:.0%} of the time when asked{fix}", (
+                "warn" if m.value >= VALID_WARN else "bad")
+        return self.line(task, analysis, metric, verdict, level)
 
     @staticmethod
     def _instructions(rows: list[dict[str, Any]], metrics: dict[str, Metric], seed: int) -> list[dict[str, Any]]:
@@ -259,7 +302,9 @@ class _Asker:
     def _make(self, turns: list[tuple[str, str]], schema: dict[str, Any] | None) -> GenerateRequest:
         common: dict[str, Any] = {
             "max_tokens": self.max_tokens,
-            "stop": self.stop,
+            # A schema grammar may allow "\n\n" as whitespace inside the object: a stop
+            # string would cut a valid constrained answer, so constrained requests have none.
+            "stop": () if schema is not None else self.stop,
             "temperature": self.cfg.temperature,
             "seed": self.cfg.seed,
             "json_schema": GenerateRequest.schema_string(schema) if schema is not None else None,

@@ -24,9 +24,11 @@ from markupsafe import Markup
 
 from llmassay.report.rundir import RunData, load_run
 from llmassay.report.section import BrowserRow, Section, SectionContext, hook
+from llmassay.report.table import summary_rows
 from llmassay.types import LlmassayError
 
 REPORT_NAME = "report.html"
+LEVELS = ("good", "warn", "bad", "info")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 _BROWSER_KEYS = {"task": "t", "probe": "p", "id": "id", "variant": "v", "correct": "c", "brittle": "b",
                  "json_valid": "j", "prompt": "prompt", "output": "out", "scores": "s"}
@@ -108,6 +110,18 @@ def header(run: RunData) -> list[tuple[str, str]]:
     ]
 
 
+def summary_card(run: RunData, sections: list[Section]) -> list[dict[str, str]]:
+    """The card's lines, each linked to its (task, probe) section."""
+    anchors = {(s.task, s.probe): f"section-{i}" for i, s in enumerate(sections, 1)}
+    lines = [line for line in run.results.get("summary") or [] if isinstance(line, dict)]
+    return [
+        {"challenge": challenge, "task": task, "headline": figure, "verdict": verdict,
+         "level": str(line.get("level", "info")) if line.get("level") in LEVELS else "info",
+         "anchor": anchors.get((task, str(line.get("probe"))), "summary")}
+        for line, (challenge, task, figure, verdict) in zip(lines, summary_rows(run.results))
+    ]
+
+
 def build_report(run: RunData) -> str:
     sections, rows = sections_and_rows(run)
     script = browser_script()
@@ -121,6 +135,7 @@ def build_report(run: RunData) -> str:
         tasks=list(run.results["results"]),
         probes=[str(p) for p in config.get("probes") or []],
         header=header(run),
+        card=summary_card(run, sections),
         notes=notes,
         metrics=run.metrics(),
         sections=sections,

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmassay.engine.store import safe_name
-from llmassay.engine.store import latest_results
+from llmassay.runfiles import latest_results, safe_name
 from llmassay.types import LlmassayError
 
 METRIC_FIELDS = ("value", "ci_low", "ci_high", "n")

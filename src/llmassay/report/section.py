@@ -5,7 +5,9 @@ A probe's view is one module, `llmassay.report.sections.<probe>`, defining any o
 - `build(ctx) -> Section`: its plots and tables;
 - `browser_rows(ctx) -> list[BrowserRow]`: its rows in the per-sample browser;
 - `paired_values(row) -> dict[str, float]`: per-sample values of its metrics, which
-  `compare` pairs across runs by sample id (a metric named here gets a paired CI).
+  `compare` pairs across runs by sample id (a metric named here gets a paired CI). A
+  registered probe declares these once, as its `sample_metrics` (the probe contract);
+  this hook is for results of probes that are not installed here.
 
 Whatever a module leaves out, or a probe with no module at all, gets the generic view
 (`sections/generic.py`), so a new probe adds one file and edits nothing here.
@@ -107,10 +109,30 @@ def _module(probe: str) -> ModuleType | None:
     return importlib.import_module(f"llmassay.report.sections.{probe}")
 
 
+def declared_sample_metrics(probe: str) -> Any:
+    """The probe's `sample_metrics` when the probe is registered here, else None."""
+    from llmassay.probes.registry import probe_class, probe_targets
+    from llmassay.types import LlmassayError
+
+    if probe not in probe_targets():
+        return None
+    try:
+        return probe_class(probe).sample_metrics or None
+    except LlmassayError:
+        return None  # a broken third-party probe: its results still get the generic view
+
+
 def hook(probe: str, name: str) -> Callable[..., Any]:
-    """The probe's own `name` hook, or the generic one."""
+    """The probe's own `name` hook, or the generic one; `paired_values` comes from the
+    probe's declared `sample_metrics` when it has them."""
     if name not in HOOKS:
         raise ValueError(f"unknown report hook {name!r}")
+    if name == "paired_values":
+        declared = declared_sample_metrics(probe)
+        if declared is not None:
+            from llmassay.probes.base import sample_values
+
+            return lambda row: sample_values(declared, row)
     own = getattr(_module(probe), name, None)
     if own is not None:
         return own

@@ -57,3 +57,21 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if value >= 1e-3 or value == 0 else f"{value:.1e}"
     return str(value)
+
+
+def headline(line: dict[str, Any]) -> str:
+    """A summary line's figure: `spread 0.250 [0.117, 0.383] n=60`."""
+    return (f"{line.get('metric')} {_cell(float(line.get('value', float('nan'))))} "
+            f"[{_cell(float(line.get('ci_low', float('nan'))))}, {_cell(float(line.get('ci_high', float('nan'))))}] "
+            f"n={line.get('n')}")
+
+
+def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The summary card's lines (challenge, task, headline, verdict), from a results file;
+    lines that are not objects (a hand-edited file) are skipped."""
+    rows = []
+    for line in results.get("summary") or []:
+        if isinstance(line, dict):
+            rows.append((str(line.get("challenge", "")), str(line.get("task", "")), headline(line),
+                         str(line.get("verdict", ""))))
+    return rows

@@ -56,10 +56,3 @@ def _with_choices(base: BrowserRow, row: dict[str, Any]) -> BrowserRow:
     picks = ", ".join(f"{label} → {row[key]}" for key, label in MODES if key in row)
     lines.append(f"picked: {picks}; target: {row.get('target')}")
     return replace(base, scores="\n".join(lines))
-
-
-def paired_values(row: dict[str, Any]) -> dict[str, float]:
-    values = generic.paired_values(row)
-    if "pred_gen" in row:
-        values["gen_parsed"] = float(row["pred_gen"] is not None)
-    return values

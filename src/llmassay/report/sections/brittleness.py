@@ -65,14 +65,3 @@ def browser_rows(ctx: SectionContext) -> list[BrowserRow]:
                 scores="\n".join(lines),
             ))
     return out
-
-
-def paired_values(row: dict[str, Any]) -> dict[str, float]:
-    variants = row.get("variants") or {}
-    values = {f"acc[{n}]": float(bool(v.get("correct"))) for n, v in variants.items()}
-    if variants:
-        values["sensitivity_mean"] = disagreement([v.get("pred") for v in variants.values()])
-    if CANONICAL in variants:
-        canon = variants[CANONICAL].get("pred")
-        values.update({f"flip_rate[{n}]": float(v.get("pred") != canon) for n, v in variants.items() if n != CANONICAL})
-    return values

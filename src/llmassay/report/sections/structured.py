@@ -76,17 +76,3 @@ def _scores(entry: dict[str, Any], gold: Any) -> str:
     lines.append("parsed: " + json.dumps(entry.get("parsed"), ensure_ascii=False))
     lines.append("gold: " + json.dumps(gold, ensure_ascii=False))
     return "\n".join(lines)
-
-
-def paired_values(row: dict[str, Any]) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for mode, entry in (row.get("modes") or {}).items():
-        for name in (*VALIDITY, "tokens", "latency_s", "retries"):
-            value = entry.get(name) if isinstance(entry, dict) else None
-            if isinstance(value, (bool, int, float)):
-                values[f"{name}[{mode}]"] = float(value)
-    for k, entry in (row.get("instructions") or {}).items():
-        if isinstance(entry, dict):
-            values[f"instruction_parse_valid[{k}]"] = float(bool(entry.get("strict_parse_valid")))
-            values[f"instruction_schema_valid[{k}]"] = float(bool(entry.get("extract_schema_valid")))
-    return values
