@@ -502,3 +502,14 @@ def test_real_server_loglikelihood_is_refused(llama_server, smollm2):
     gaps = [abs(u.logprob - t.logprob) for u, t in zip(unchecked, truth)]
     assert min(gaps) > 1e-3 and max(gaps) > 1.0
     assert [u.n_tokens for u in unchecked] == [t.n_tokens for t in truth] == [1] * len(reqs)
+
+
+@pytest.mark.slow
+def test_real_server_fingerprint_is_stable_and_names_the_model(llama_server):
+    """Two backends on one real server agree (a rerun hits the cache), and the key holds
+    more than the name the server ignores."""
+    first, second = (OpenAIBackend("smollm2", base_url=llama_server).fingerprint() for _ in range(2))
+    assert first == second
+    assert first["server_model"]["id"] and first["greedy_sha256"]
+    other_name = OpenAIBackend("anything", base_url=llama_server).fingerprint()
+    assert other_name["greedy_sha256"] == first["greedy_sha256"]  # same weights, whatever the name
