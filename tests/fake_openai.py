@@ -7,6 +7,16 @@ Generation answers " 7" to everything except the backend's self-check prompt (" 
 Echoed completions follow OpenAI's layout: every prompt token, the first with a null
 log-probability, then the one generated token (" x") at text_offset len(prompt).
 
+GET /v1/models lists one model (`model_id`, `created`: an int, or "now" for the time of
+the request as llama.cpp and vLLM send); GET /props answers `{"model_path": props_path}`
+(llama.cpp's server) or 404 when props_path is None. `greedy` and `completion` are the
+"weights": the self-check prompt's and every other prompt's generated text.
+
+The backend's identity requests (the GETs and the greedy self-check completion, asked
+once per run for the cache key) go to `identity`, not `requests`, and are answered with
+`identity_fault` when set, never with `faults`: fault scripts and request counts are
+about the requests that do a run's work.
+
 Faults are consumed one per request from `faults`; `fail_after = (n, fault)` answers the
 first n requests normally and then always with `fault`. Fault names:
   "429" / "429:<retry-after>"   rate limited, without / with a Retry-After header
@@ -39,6 +49,8 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from llmassay.backends.openai_compat import SELF_CHECK_PROMPT
+
 TOKEN = re.compile(r"\s*\S+|\s+")
 STALL_S = 1.0
 GENERATED = " x"  # the token an echo request (max_tokens=1) "generates"
@@ -66,14 +78,20 @@ def toy_logprobs(text: str, start: int = 0, first_is_none: bool = False) -> dict
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.faults: deque[str] = deque()  # consumed one per request
         self.fail_after: tuple[int, str] | None = None  # (n ok requests, then this fault forever)
         self.requests: list[dict[str, Any]] = []
         self.chat_content = "blue"  # what every chat completion answers (a test may script JSON)
         self.response_formats = ("json_schema", "json_object")  # others are refused with HTTP 422
+        self.greedy, self.completion = " blue", " 7"  # the "weights" (see the module docstring)
+        self.model_id: str = "fake-model"
+        self.created: int | str = 1700000000
+        self.props_path: str | None = None
+        self.identity: list[str] = []  # "GET /v1/models", … (see the module docstring)
+        self.identity_fault: str | None = None  # the answer to every identity request, when set
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -103,6 +121,16 @@ class FakeOpenAI:
             return self.fail_after[1]
         return "ok"
 
+    def get(self, path: str) -> dict[str, Any] | None:
+        """What a GET of `path` answers; None is a 404."""
+        if path == "/v1/models":
+            created = int(time.time()) if self.created == "now" else self.created
+            return {"object": "list", "data": [{"id": self.model_id, "object": "model", "created": created,
+                                                "owned_by": "fake"}]}
+        if path == "/props" and self.props_path is not None:
+            return {"model_path": self.props_path, "total_slots": 1}
+        return None
+
     def answer(self, path: str, body: dict[str, Any], fault: str) -> dict[str, Any]:
         if path.endswith("/chat/completions"):
             return {
@@ -128,7 +156,7 @@ class FakeOpenAI:
                 logprobs["token_logprobs"] = [None] + ["-0.5 nats"] * (len(logprobs["token_logprobs"]) - 1)
             n_out = 1
         else:
-            text = " blue" if "primary colours" in prompt else " 7"
+            text = self.greedy if "primary colours" in prompt else self.completion
             logprobs = toy_logprobs(text, start=len(prompt)) if body.get("logprobs") else None
             n_out = len(toy_tokens(text))
         usage: dict[str, Any] = {"prompt_tokens": len(toy_tokens(prompt)), "completion_tokens": n_out}
@@ -156,15 +184,26 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self._respond({})
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                self._respond(json.loads(self.rfile.read(length) or b"{}"))
+
+            def _respond(self, body: dict[str, Any]) -> None:
+                identity = self.command == "GET" or (
+                    body.get("prompt") == SELF_CHECK_PROMPT and not body.get("echo"))
                 with fake.lock:
-                    fault = fake._next_fault()
-                    fake.requests.append(
-                        {"path": self.path, "body": body, "auth": self.headers.get("Authorization"),
-                         "fault": fault, "time": time.monotonic()}
-                    )
+                    if identity:
+                        fault = fake.identity_fault or "ok"
+                        fake.identity.append(f"{self.command} {self.path}")
+                    else:
+                        fault = fake._next_fault()
+                        fake.requests.append(
+                            {"path": self.path, "body": body, "auth": self.headers.get("Authorization"),
+                             "fault": fault, "time": time.monotonic()}
+                        )
                 if fault.startswith("429"):
                     headers = {"Retry-After": fault.split(":", 1)[1]} if ":" in fault else {}
                     self._send(429, b'{"error": {"message": "rate limited"}}', headers)
@@ -219,6 +258,12 @@ class FakeOpenAI:
                     self._send(200, b'{"choices": []}')
                 elif (body.get("response_format") or {}).get("type", "text") not in ("text", *fake.response_formats):
                     self._send(422, b'{"detail": [{"msg": "Input should be text or json_object"}]}')
+                elif self.command == "GET":
+                    answer = fake.get(self.path)
+                    if answer is None:
+                        self._send(404, b'{"error": {"message": "not found"}}')
+                    else:
+                        self._send(200, json.dumps(answer).encode())
                 else:
                     self._send(200, json.dumps(fake.answer(self.path, body, fault)).encode())
 

@@ -1,9 +1,13 @@
 import sqlite3
 import threading
 
+import pytest
+
+from fake_openai import FakeOpenAI
+from llmassay.backends.openai_compat import OpenAIBackend
 from llmassay.engine.cache import RequestCache
 from llmassay.engine.engine import Engine
-from llmassay.types import GenerateRequest, LoglikelihoodRequest
+from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest
 
 
 class Counting:
@@ -103,3 +107,68 @@ def test_concurrent_writers_share_one_cache_file(tmp_path):
         t.join()
     assert errors == []
     assert len(RequestCache(path)) == 200
+
+
+# -- every answer is cached the moment it exists --------------------------------------------
+ITEMS = [GenerateRequest(prompt=f"Item {i}: 3+4=", max_tokens=2) for i in range(4)]
+
+
+def item_prompts(fake: FakeOpenAI, since: int = 0, fault: str | None = None) -> list[str]:
+    return [r["body"]["prompt"] for r in fake.requests[since:] if fault in (None, r["fault"])]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_answers_that_arrived_survive_a_failing_neighbour(tmp_path, concurrency):
+    """The server answers 2 of a batch's 4 requests, then HTTP 500 for good: the 2 answers
+    are in the cache, the error says so, and the rerun asks only for the other 2."""
+    path = tmp_path / "c.sqlite"
+    with FakeOpenAI() as fake:
+        fake.fail_after = (2, "500")
+        args = {"base_url": fake.base_url, "concurrency": concurrency, "max_retries": 1, "backoff_base": 0.01}
+        engine = Engine(OpenAIBackend("toy", **args), cache=RequestCache(path), batch_size=64)
+        with pytest.raises(LlmassayError) as info:
+            engine.generate(ITEMS)
+        assert str(info.value).endswith("HTTP 500: server exploded (2 answers kept in the cache; rerun to continue)")
+        answered = item_prompts(fake, fault="ok")
+        assert len(answered) == 2 and len(RequestCache(path)) == 2
+        fake.fail_after = None  # the server recovers, at the same address
+        sent = len(fake.requests)
+        rerun = Engine(OpenAIBackend("toy", **args), cache=RequestCache(path))
+        texts = [g.text for g in rerun.generate(ITEMS)]
+        assert sorted(item_prompts(fake, sent)) == sorted({r.prompt for r in ITEMS} - set(answered))
+        assert texts == [" 7"] * 4 and rerun.stats.cache_hits == 2 and rerun.stats.computed == 2
+
+
+class WholeLists:
+    """A backend that answers whole lists (as llamacpp and hf) and fails on its second call."""
+
+    name = "scripted/whole-lists"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def generate(self, reqs):
+        self.calls += 1
+        if self.calls == 2:
+            raise LlmassayError("scripted: the second batch fails")
+        return [Generation(f"answer to {r.prompt}", n_prompt_tokens=1, n_tokens=1, finish_reason="stop") for r in reqs]
+
+    def fingerprint(self):
+        return {"backend": "scripted"}
+
+
+def test_a_whole_list_backend_keeps_its_finished_batches(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with pytest.raises(LlmassayError, match=r"second batch fails \(2 answers kept in the cache; rerun to continue\)$"):
+        Engine(WholeLists(), cache=RequestCache(path), batch_size=2).generate(ITEMS)
+    backend = WholeLists()
+    backend.calls = 2  # its next call is the third: it answers
+    again = Engine(backend, cache=RequestCache(path), batch_size=2)
+    assert [g.text for g in again.generate(ITEMS)] == [f"answer to {r.prompt}" for r in ITEMS]
+    assert again.stats.cache_hits == 2 and backend.calls == 3
+
+
+def test_without_a_cache_the_error_is_the_backends_own(tmp_path):
+    with pytest.raises(LlmassayError) as info:
+        Engine(WholeLists(), batch_size=2).generate(ITEMS)
+    assert str(info.value) == "scripted: the second batch fails"

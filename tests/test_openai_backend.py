@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from fake_openai import STALL_S, FakeOpenAI, toy_logprob
-from llmassay.backends.openai_compat import SELF_CHECK_TOLERANCE, OpenAIBackend
+from llmassay.backends.openai_compat import SELF_CHECK_PROMPT, SELF_CHECK_TOLERANCE, OpenAIBackend
+from llmassay.engine.cache import RequestCache
+from llmassay.engine.engine import Engine
 from llmassay.evaluate import RunConfig, evaluate
 from llmassay.types import GenerateRequest, LlmassayError, LoglikelihoodRequest
 
@@ -54,33 +56,35 @@ def test_loglikelihood_on_a_correct_server_passes_the_self_check(fake):
     assert out[2].token_logprobs == pytest.approx(tuple(toy_logprob(t) for t in (" two", " three", " four")))
     assert out[2].n_context_tokens == 1
     assert all(o.is_greedy for o in out)
-    # Self-check first (generate with logprobs, then echo of the same text), then one echo per request.
+    # Self-check first (the greedy completion with logprobs, then an echo of the same text),
+    # then one echo per request. The greedy completion is an identity request (fake_openai).
+    assert fake.identity == ["POST /v1/completions"]
     bodies = [r["body"] for r in fake.requests]
-    assert [r["path"] for r in fake.requests] == ["/v1/completions"] * 5
-    assert bodies[0]["logprobs"] == 1 and not bodies[0].get("echo")
-    assert bodies[1]["echo"] is True and bodies[1]["prompt"] == bodies[0]["prompt"] + " blue"
-    assert sorted(b["prompt"] for b in bodies[2:]) == sorted(r.context + r.continuation for r in reqs)
-    assert all(b["echo"] is True and b["max_tokens"] == 1 and b["logprobs"] == 1 for b in bodies[2:])
+    assert [r["path"] for r in fake.requests] == ["/v1/completions"] * 4
+    assert bodies[0]["echo"] is True and bodies[0]["prompt"] == SELF_CHECK_PROMPT + " blue"
+    assert sorted(b["prompt"] for b in bodies[1:]) == sorted(r.context + r.continuation for r in reqs)
+    assert all(b["echo"] is True and b["max_tokens"] == 1 and b["logprobs"] == 1 for b in bodies[1:])
     # The check runs once per backend.
     b.loglikelihood(reqs[:1])
-    assert fake.seen() == 6
+    assert fake.seen() == 5 and len(fake.identity) == 1
 
 
 def test_measure_alignment_is_zero_on_a_correct_server(fake):
     assert backend(fake)._measure_alignment() == pytest.approx(0.0)
-    assert [r["fault"] for r in fake.requests] == ["ok", "ok"]
+    assert [r["fault"] for r in fake.requests] == ["ok"] and fake.identity == ["POST /v1/completions"]
 
 
 def test_self_check_refuses_a_server_with_misaligned_echo(fake):
-    fake.faults.extend(["ok", "shifted"])
+    fake.faults.append("shifted")  # on the self-check's echo
     b = backend(fake)
     with pytest.raises(LlmassayError) as info:
         b.loglikelihood([LoglikelihoodRequest("a", " b")])
     message = one_line(info)
     assert "failed the log-probability self-check" in message and "refusing loglikelihood" in message
-    assert fake.seen() == 2  # no scoring request was sent
-    fake.faults.extend(["ok", "shifted"])
+    assert fake.seen() == 1  # no scoring request was sent
+    fake.faults.append("shifted")
     assert b._measure_alignment() > SELF_CHECK_TOLERANCE
+    assert fake.seen() == 2 and len(fake.identity) == 1  # the greedy completion is asked once per backend
 
 
 def test_logprob_check_false_skips_the_self_check(fake):
@@ -258,6 +262,116 @@ def test_server_dying_mid_run_keeps_finished_samples(fake, tmp_path):
     assert sorted(r["id"] for r in rows) == sorted({r["id"] for r in rows}) and len(rows) == 12
 
 
+def item_prompts(fake: FakeOpenAI, since: int = 0) -> list[str]:
+    return [r["body"]["prompt"] for r in fake.requests[since:]]
+
+
+def test_answers_that_arrived_before_the_server_failed_are_not_bought_again(fake, tmp_path):
+    """Issue #16 item 14, as a new user meets it: 2 answers, then HTTP 500 for good."""
+    fake.fail_after = (2, "500")
+    cfg = e2e_config(fake, tmp_path, chunk_size=4)  # one chunk: no sample finishes
+    cfg.limit = 4
+    with pytest.raises(LlmassayError) as info:
+        evaluate(cfg)
+    message = one_line(info)
+    assert "HTTP 500" in message and message.endswith("(2 answers kept in the cache; rerun to continue)")
+    answered = {r["body"]["prompt"] for r in fake.requests if r["fault"] == "ok"}
+    assert len(answered) == 2 and len(RequestCache(cfg.cache_path)) == 2
+    fake.fail_after = None
+    sent = len(fake.requests)
+    done = evaluate(cfg)
+    rerun = item_prompts(fake, sent)
+    assert len(rerun) == 2 and not answered & set(rerun)  # only the unanswered requests
+    assert done.results["engine"]["cache_hits"] == 2 and done.results["engine"]["computed"] == 2
+    rows = [json.loads(line) for line in done.sample_paths[0].read_text().splitlines()]
+    assert [r["generation"] for r in rows] == [" 7"] * 4
+
+
+# -- identity: the cache and resume keys' first half ---------------------------------------
+def test_fingerprint_carries_what_the_server_says_of_itself(fake):
+    fake.props_path, fake.created = "/models/a.gguf", 1600000000
+    fp = backend(fake).fingerprint()
+    assert fp["server_model"] == {"id": "fake-model", "created": 1600000000, "meta": None}
+    assert fp["model_path"] == "/models/a.gguf"
+    assert len(fp["greedy_sha256"]) == 64
+    assert fake.identity == ["GET /v1/models", "GET /props", "POST /v1/completions"] and fake.requests == []
+    fake.created = "now"  # llama.cpp and vLLM: the time of the request, not of the model
+    assert backend(fake).fingerprint()["server_model"]["created"] is None
+
+
+def test_the_self_check_reuses_the_fingerprints_greedy_completion(fake):
+    b = backend(fake)
+    b.fingerprint()
+    b.loglikelihood([LoglikelihoodRequest("one", " two")])
+    assert fake.identity[-1] == "POST /v1/completions" and fake.identity.count("POST /v1/completions") == 1
+    assert [r["body"]["echo"] for r in fake.requests] == [True, True]  # the self-check's echo, the item
+
+
+def test_a_server_without_props_still_has_a_fingerprint(fake):
+    fake.model_id = "gpt-other"  # /v1/models lists one model, not ours by name: still the one answering
+    fp = backend(fake).fingerprint()
+    assert fp["model_path"] is None and fp["server_model"]["id"] == "gpt-other"
+
+
+def test_a_server_refusing_identity_requests_still_runs(fake):
+    fake.identity_fault = "400"  # e.g. a chat-only API: no /v1/models, no raw completions
+    fp = backend(fake).fingerprint()
+    assert (fp["server_model"], fp["model_path"], fp["greedy_sha256"]) == (None, None, None)
+    assert backend(fake).generate([GenerateRequest(prompt="x", max_tokens=2)])[0].text == " 7"
+
+
+@pytest.mark.parametrize("fault,pattern", [("503", "failed after 2 attempts: HTTP 503"),
+                                           ("401", "answered HTTP 401: invalid api key")])
+def test_a_dead_server_or_a_refused_key_fails_the_fingerprint_in_one_line(fake, fault, pattern):
+    fake.identity_fault = fault
+    with pytest.raises(LlmassayError) as info:
+        backend(fake, max_retries=1).fingerprint()
+    assert pattern in one_line(info) and fake.requests == []
+
+
+REQS = [GenerateRequest(prompt=f"Question {i}: 3+4?", max_tokens=4) for i in range(3)]
+
+
+def run_on(port: int, cache: Path, **server) -> tuple[FakeOpenAI, Engine, list[str]]:
+    """A server on `port` with the given "weights" and self-description, asked REQS."""
+    with FakeOpenAI(port) as fake:
+        for key, value in server.items():
+            setattr(fake, key, value)
+        engine = Engine(OpenAIBackend("same-name", base_url=fake.base_url, **FAST), cache=RequestCache(cache))
+        texts = [g.text for g in engine.generate(REQS)]
+    return fake, engine, texts
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"greedy": " green", "completion": " 8"},  # other weights: the model name says nothing
+        {"props_path": "/models/b.gguf"},  # llama.cpp restarted with another file
+        {"created": 1600000999},
+        {"model_id": "other-model"},
+    ],
+    ids=["answers", "model_path", "created", "id"],
+)
+def test_another_model_behind_the_same_url_and_name_is_not_served_from_the_cache(tmp_path, change):
+    """Issue #16 item 2: a server restarted on the same port with other weights."""
+    first = {"props_path": "/models/a.gguf", "created": 1600000000}
+    fake, engine, texts = run_on(0, tmp_path / "c.sqlite", **first)
+    port = fake.server.server_address[1]
+    assert texts == [" 7"] * 3 and engine.stats.computed == 3
+    again, engine, texts = run_on(port, tmp_path / "c.sqlite", **first)  # the control: same model
+    assert texts == [" 7"] * 3 and engine.stats.cache_hits == 3 and item_prompts(again) == []
+    other, engine, texts = run_on(port, tmp_path / "c.sqlite", **{**first, **change})
+    assert engine.stats.cache_hits == 0 and len(item_prompts(other)) == 3
+    assert texts == [change.get("completion", " 7")] * 3
+
+
+def test_a_request_time_created_stamp_keeps_the_cache(tmp_path):
+    fake, _, _ = run_on(0, tmp_path / "c.sqlite", created="now")
+    time.sleep(1.1)  # the next stamp is another second
+    again, engine, _ = run_on(fake.server.server_address[1], tmp_path / "c.sqlite", created="now")
+    assert engine.stats.cache_hits == 3 and item_prompts(again) == []
+
+
 # -- a real llama-cpp-python server --------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
@@ -388,3 +502,14 @@ def test_real_server_loglikelihood_is_refused(llama_server, smollm2):
     gaps = [abs(u.logprob - t.logprob) for u, t in zip(unchecked, truth)]
     assert min(gaps) > 1e-3 and max(gaps) > 1.0
     assert [u.n_tokens for u in unchecked] == [t.n_tokens for t in truth] == [1] * len(reqs)
+
+
+@pytest.mark.slow
+def test_real_server_fingerprint_is_stable_and_names_the_model(llama_server):
+    """Two backends on one real server agree (a rerun hits the cache), and the key holds
+    more than the name the server ignores."""
+    first, second = (OpenAIBackend("smollm2", base_url=llama_server).fingerprint() for _ in range(2))
+    assert first == second
+    assert first["server_model"]["id"] and first["greedy_sha256"]
+    other_name = OpenAIBackend("anything", base_url=llama_server).fingerprint()
+    assert other_name["greedy_sha256"] == first["greedy_sha256"]  # same weights, whatever the name

@@ -159,8 +159,9 @@ def test_unretryable_answer_stops_at_once_and_keeps_samples(fake, tmp_path, clea
 def test_wrong_logprobs_stop_the_run_and_keep_samples(fake, tmp_path, clean_rows, reliability, fault):
     with reliability.case(CATEGORY, f"{fault} on a scoring request: one-line error, finished samples kept, "
                                     "rerun completes"):
-        # 2 self-check requests, then per chunk of 2 questions 8 echo + 2 generation requests.
-        fake.fail_after = (2 + 10, fault)
+        # The self-check's echo (its greedy completion is an identity request, not counted), then
+        # per chunk of 2 questions 8 echo + 2 generation requests.
+        fake.fail_after = (1 + 10, fault)
         check_stops_then_resumes(fake, config(fake, tmp_path / "o", "mmlu_sample", concurrency=1), "mmlu_sample",
                                   LOGPROB_FAULTS[fault], 2, clean_rows["mmlu_sample"])
 
@@ -168,11 +169,11 @@ def test_wrong_logprobs_stop_the_run_and_keep_samples(fake, tmp_path, clean_rows
 def test_misaligned_echo_is_refused_by_the_self_check(fake, tmp_path, reliability):
     with reliability.case(CATEGORY, "echo shifted by one token (llama-cpp-python#1983): self-check refuses, "
                                     "nothing scored"):
-        fake.faults.extend(["ok", "shifted"])
+        fake.faults.append("shifted")  # on the self-check's echo
         with pytest.raises(LlmassayError) as info:
             evaluate(config(fake, tmp_path / "o", "mmlu_sample"))
         assert "failed the log-probability self-check" in one_line(str(info.value))
-        assert fake.seen() == 2 and logged_rows(tmp_path / "o", "mmlu_sample") == []
+        assert fake.seen() == 1 and logged_rows(tmp_path / "o", "mmlu_sample") == []
 
 
 def test_garbage_usage_counts_do_not_stop_a_run(fake, tmp_path, clean_rows, reliability):

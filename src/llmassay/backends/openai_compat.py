@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from llmassay.hashing import stable_hash
 from llmassay.types import (
     GenerateRequest,
     Generation,
@@ -45,6 +46,9 @@ RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 SELF_CHECK_PROMPT = "The three primary colours are red, yellow and"
 RETRY_AFTER_MAX_S = 300.0  # a server's Retry-After is honoured, up to this
 SELF_CHECK_TOLERANCE = 0.05  # nats; servers compute the two passes in different batches
+CREATED_IS_NOW_S = 60.0  # a /v1/models `created` this recent is the answer's time, not the model's
+
+AnswerFn = Callable[[int, Any], None]  # (index in the batch, its answer), called as each arrives
 
 
 class OpenAIBackend:
@@ -92,6 +96,10 @@ class OpenAIBackend:
         )
         self._verified = False  # the log-probability self-check ran and passed
         self._check_lock = threading.Lock()
+        self._identity: dict[str, Any] | None = None  # what fingerprint() learnt from the server
+        self._identity_lock = threading.Lock()
+        self._greedy_answer: dict[str, Any] | None = None  # the self-check's greedy completion
+        self._greedy_lock = threading.Lock()
         self._jitter = random.Random()
         self._count_lock = threading.Lock()
         self.retries = 0
@@ -99,16 +107,31 @@ class OpenAIBackend:
 
     # -- Protocol -----------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
-        # The API key is deliberately absent: it must never reach a cache key or a file.
+        """Who answers, as far as the server can tell: the cache and resume keys' first half.
+
+        The model name alone is not enough: llama.cpp-family servers ignore it, so a server
+        restarted with other weights on the same port would be served from the cache. What
+        the server says of itself (`/v1/models`, llama.cpp's `/props`) and a digest of the
+        self-check's greedy completion tell such weights apart. The API key is deliberately
+        absent: it must never reach a cache key or a file.
+        """
+        with self._identity_lock:
+            if self._identity is None:
+                self._identity = {
+                    "server_model": self._listed_model(),
+                    "model_path": self._props_model_path(),
+                    "greedy_sha256": self._greedy_digest(),
+                }
         return {
             "backend": "openai",
             "base_url": self.base_url,
             "model": self.model,
             "repeat_penalty": self.repeat_penalty,
+            **self._identity,
         }
 
     def tokenize(self, text: str) -> list[int]:
-        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        root = self._root()
         for url, payload in (
             (f"{root}/extras/tokenize", {"input": text}),  # llama-cpp-python server
             (f"{root}/tokenize", {"model": self.model, "prompt": text}),  # vLLM
@@ -122,21 +145,34 @@ class OpenAIBackend:
                 return [int(t) for t in tokens]
         raise LlmassayError(f"openai: {self.base_url} offers no tokenize endpoint")
 
-    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
-        return self._map(self._generate_one, reqs)
+    def generate(
+        self, reqs: Sequence[GenerateRequest], on_answer: AnswerFn | None = None
+    ) -> list[Generation]:
+        """`on_answer(i, answer)` hears each answer as it arrives (the engine caches it at
+        once), so a request that fails later does not take its neighbours' answers with it."""
+        return self._map(self._generate_one, reqs, on_answer)
 
-    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+    def loglikelihood(
+        self, reqs: Sequence[LoglikelihoodRequest], on_answer: AnswerFn | None = None
+    ) -> list[LoglikelihoodResult]:
         self._ensure_verified()
-        return self._map(self._loglikelihood_one, reqs)
+        return self._map(self._loglikelihood_one, reqs, on_answer)
 
     # -- HTTP with retries --------------------------------------------------------------
-    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], on_answer: AnswerFn | None = None) -> list[Any]:
+        def one(i: int) -> Any:
+            answer = fn(items[i])
+            if on_answer is not None:
+                on_answer(i, answer)
+            return answer
+
         if self.concurrency == 1 or len(items) <= 1:
-            return [fn(x) for x in items]
+            return [one(i) for i in range(len(items))]
         # Executor.map cancels the requests not yet started when one fails, so a dead
-        # server ends a batch after at most `concurrency` requests' retries.
+        # server ends a batch after at most `concurrency` requests' retries; the requests
+        # already running finish (and report their answers) before the error propagates.
         with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(fn, items))
+            return list(pool.map(one, range(len(items))))
 
     def _count(self, retries: int = 0, tokens: int = 0) -> None:
         with self._count_lock:
@@ -153,31 +189,47 @@ class OpenAIBackend:
         return cap / 2 + self._jitter.uniform(0, cap / 2)  # "equal jitter"
 
     def _post(self, url: str, payload: dict[str, Any], retry_status: bool = True) -> dict[str, Any]:
-        last_cause = ""
+        return self._request("POST", url, payload, retry_status)[0]
+
+    def _get(self, url: str) -> tuple[dict[str, Any], httpx.Response] | None:
+        """A GET of an informational endpoint; None when the server refuses it with an HTTP
+        error (not every server has /props or /v1/models), an error when it is unreachable.
+        Transient statuses are retried: a fingerprint that lost a part to one 502 would make
+        the whole run miss the cache."""
+        try:
+            return self._request("GET", url, None)
+        except _StatusError:
+            return None
+
+    def _request(
+        self, method: str, url: str, payload: dict[str, Any] | None, retry_status: bool = True
+    ) -> tuple[dict[str, Any], httpx.Response]:
+        """The JSON object a URL answers, and the response; transient faults are retried."""
+        last_cause, last_status = "", None
         for attempt in range(self.max_retries + 1):
             response: httpx.Response | None = None
             try:
-                response = self._client.post(url, json=payload)
+                response = self._client.request(method, url, json=payload)
             except httpx.TimeoutException:
-                last_cause = "timed out"
+                last_cause, last_status = "timed out", None
             except httpx.TransportError as exc:
-                last_cause = f"connection failed ({type(exc).__name__})"
+                last_cause, last_status = f"connection failed ({type(exc).__name__})", None
             else:
                 if response.status_code < 400:
-                    try:
-                        data = response.json()
-                    except ValueError:
-                        raise LlmassayError(f"openai: {url} returned malformed JSON") from None
-                    if not isinstance(data, dict):
-                        raise LlmassayError(f"openai: {url} returned JSON that is not an object")
-                    return data
+                    return _json_object(response, url), response
                 last_cause = f"HTTP {response.status_code}: {self._redact(_error_message(response))}"
+                last_status = response.status_code
                 if response.status_code not in RETRYABLE_STATUS or not retry_status:
-                    raise LlmassayError(f"openai: {url} answered {last_cause}")
+                    raise _StatusError(f"openai: {url} answered {last_cause}", last_status)
             if attempt < self.max_retries:
                 self._count(retries=1)
                 time.sleep(self._delay(attempt, response))
-        raise LlmassayError(f"openai: {url} failed after {self.max_retries + 1} attempts: {last_cause}")
+        message = f"openai: {url} failed after {self.max_retries + 1} attempts: {last_cause}"
+        raise _StatusError(message, last_status) if last_status else LlmassayError(message)
+
+    def _root(self) -> str:
+        """The server root: llama.cpp-family extras (/props, /tokenize) live beside /v1."""
+        return self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
 
     def _redact(self, text: str) -> str:
         """A server may quote the key it refused ("invalid api key sk-..."): never pass it on."""
@@ -255,6 +307,71 @@ class OpenAIBackend:
             f"openai: {self.base_url} does not support schema-constrained output (response_format {'; '.join(refusals)})"
         )
 
+    # -- identity -----------------------------------------------------------------------
+    def _listed_model(self) -> dict[str, Any] | None:
+        """This model's `/v1/models` entry (id, created, llama.cpp's meta); a list of many
+        models that does not name ours says nothing about which one answers."""
+        asked_at = time.time()
+        got = self._get(f"{self.base_url}/models")
+        entries = got[0].get("data") if got else None
+        entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+        match = [e for e in entries if e.get("id") == self.model] or (entries if len(entries) == 1 else [])
+        if not match:
+            return None
+        entry = match[0]
+        meta = entry.get("meta")
+        return {
+            "id": str(entry.get("id")),
+            "created": _model_created(entry.get("created"), _server_time(got[1]) or asked_at),
+            "meta": meta if isinstance(meta, dict) else None,
+        }
+
+    def _props_model_path(self) -> str | None:
+        """The weights file a llama.cpp server loaded (its `/props`); None elsewhere."""
+        got = self._get(f"{self._root()}/props")
+        path = got[0].get("model_path") if got else None
+        return path if isinstance(path, str) else None
+
+    def _greedy(self) -> dict[str, Any]:
+        """The self-check's greedy completion, asked once: the fingerprint digests it and
+        the self-check compares the echo against it."""
+        with self._greedy_lock:
+            if self._greedy_answer is None:
+                body = {"model": self.model, "prompt": SELF_CHECK_PROMPT, "max_tokens": 4, "temperature": 0.0,
+                        "logprobs": 1}
+                self._greedy_answer = self._post(f"{self.base_url}/completions", body)
+            return self._greedy_answer
+
+    def _greedy_text(self) -> tuple[str, _Echo | None]:
+        """The greedy continuation of the self-check prompt and its parsed log-probabilities."""
+        choice = _first_choice(self._greedy())
+        text = choice.get("text") or ""
+        if not isinstance(text, str):
+            raise LlmassayError(f"openai: {self.base_url} returned generated text of type {type(text).__name__}")
+        if text.startswith(SELF_CHECK_PROMPT):  # a server that echoes although not asked to
+            text = text[len(SELF_CHECK_PROMPT) :]
+        return text, _Echo.parse(choice.get("logprobs") or {}, len(SELF_CHECK_PROMPT) + len(text))
+
+    def _greedy_digest(self) -> str | None:
+        """sha256 of the greedy continuation's tokens and log-probabilities (to 0.1 nats:
+        other weights move them by more, while batch-to-batch float noise on one server
+        almost never crosses a rounding boundary). None for a server that refuses raw
+        completions (a chat-only API), where the model name is all there is."""
+        try:
+            text, generated = self._greedy_text()
+        except _StatusError as exc:
+            if exc.status in RETRYABLE_STATUS or exc.status in (401, 403) or exc.status >= 500:
+                raise  # a dead server or a refused key: the run cannot go on either way
+            return None
+        tokens = []
+        if generated is not None:
+            tokens = [
+                (t, None if v is None else round(v, 1) + 0.0)  # + 0.0: -0.0 and 0.0 hash alike
+                for o, t, v in zip(generated.offsets, generated.tokens, generated.values)
+                if o >= len(SELF_CHECK_PROMPT)
+            ]
+        return stable_hash({"text": text, "tokens": tokens})
+
     # -- loglikelihood ------------------------------------------------------------------
     def _echo(self, text: str) -> _Echo:
         """Prompt log-probabilities of `text`, from completions with echo + logprobs.
@@ -314,15 +431,7 @@ class OpenAIBackend:
         this (llama-cpp-python) scores prompt token t_j with the distribution that
         predicts t_{j+1}, so the right numbers are not in its response at any position.
         """
-        gen = self._post(
-            f"{self.base_url}/completions",
-            {"model": self.model, "prompt": SELF_CHECK_PROMPT, "max_tokens": 4, "temperature": 0.0, "logprobs": 1},
-        )
-        choice = _first_choice(gen)
-        text = choice.get("text") or ""
-        if text.startswith(SELF_CHECK_PROMPT):  # a server that echoes although not asked to
-            text = text[len(SELF_CHECK_PROMPT) :]
-        generated = _Echo.parse(choice.get("logprobs") or {}, len(SELF_CHECK_PROMPT) + len(text))
+        text, generated = self._greedy_text()
         if not text or generated is None or not any(v is not None for v in generated.values):
             raise LlmassayError(f"openai: {self.base_url} returns no log-probabilities for generated tokens")
         echo = self._echo(SELF_CHECK_PROMPT + text)
@@ -398,6 +507,42 @@ class _Echo:
                 for i in keep
             ],
         )
+
+
+class _StatusError(LlmassayError):
+    """A request the server ended with an HTTP error status (not an unreachable server)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json_object(response: httpx.Response, url: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise LlmassayError(f"openai: {url} returned malformed JSON") from None
+    if not isinstance(data, dict):
+        raise LlmassayError(f"openai: {url} returned JSON that is not an object")
+    return data
+
+
+def _server_time(response: httpx.Response) -> float | None:
+    """The server's clock (its Date header), so a remote clock's skew is not mistaken."""
+    header = response.headers.get("Date")
+    try:
+        return email.utils.parsedate_to_datetime(header).timestamp() if header else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _model_created(created: Any, now: float) -> int | None:
+    """A model's `created` stamp when it identifies the model. llama.cpp and vLLM stamp
+    their /v1/models answer with the time of the request; such a stamp would make every
+    run's cache key new, so one from the last minute counts as no stamp."""
+    if not isinstance(created, int) or isinstance(created, bool):
+        return None
+    return created if created < now - CREATED_IS_NOW_S else None
 
 
 def _is_logprob(value: Any) -> bool:

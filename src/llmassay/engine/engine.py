@@ -3,17 +3,25 @@
 Probes hand over plain request values and get answers back in their own order; they
 never see the backend. Every optimisation (dedup across samples and probes, the cache,
 batching, prefix reuse inside a backend) therefore serves every probe at once.
+
+Every answer is cached the moment it exists: a backend whose `generate`/`loglikelihood`
+take an `on_answer(i, answer)` keyword (openai) reports each answer as it arrives, so a
+request that fails mid-batch loses no neighbour's answer (on a paid API, no answer is
+bought twice); backends that answer whole lists (llamacpp, hf, the Ray executor) are
+cached per batch.
 """
 
 from __future__ import annotations
 
+import inspect
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from llmassay.backends.base import Backend
 from llmassay.engine.cache import RequestCache, request_key
-from llmassay.types import GenerateRequest, Generation, LoglikelihoodRequest, LoglikelihoodResult
+from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
 
 Req = TypeVar("Req", LoglikelihoodRequest, GenerateRequest)
 Ans = TypeVar("Ans", LoglikelihoodResult, Generation)
@@ -45,6 +53,7 @@ class Engine:
         self.on_progress = on_progress
         self.stats = EngineStats()
         self._fingerprint: dict[str, Any] | None = None
+        self._kept = 0  # answers this engine wrote to the cache (named when a backend fails)
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -94,17 +103,47 @@ class Engine:
         todo = sorted((r for r in unique if r not in answers), key=self._order_key())
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
-            results = compute(batch)
-            if len(results) != len(batch):
-                raise RuntimeError(f"backend returned {len(results)} answers for {len(batch)} requests")
+            results = self._compute_batch(kind, batch, keys, compute)
             for r, a in zip(batch, results):
                 answers[r] = a
-            if self.cache is not None:
-                self.cache.put_many(kind, [(keys[r], asdict(a)) for r, a in zip(batch, results)])
             self.stats.computed += len(batch)
             self.stats.tokens += sum(count_tokens(a) for a in results)
             self._progress(len(batch))
         return [answers[r] for r in reqs]
+
+    def _compute_batch(
+        self, kind: str, batch: list[Req], keys: dict[Req, str], compute: Callable[..., list[Ans]]
+    ) -> list[Ans]:
+        """One backend call; each answer goes to the cache as soon as the backend reports
+        it, the rest when the batch returns. A backend error says how many answers were
+        kept, so the user knows a rerun will not pay for them again."""
+        stored: set[int] = set()
+        lock = threading.Lock()
+
+        def keep(i: int, answer: Ans) -> None:
+            if self.cache is None:
+                return
+            self.cache.put_many(kind, [(keys[batch[i]], asdict(answer))])
+            with lock:
+                stored.add(i)
+                self._kept += 1
+
+        try:
+            results = compute(batch, on_answer=keep) if _reports_answers(compute) else compute(batch)
+        except LlmassayError as exc:
+            if self.cache is None:
+                raise
+            kept = self._kept
+            raise LlmassayError(
+                f"{exc} ({kept} answer{'' if kept == 1 else 's'} kept in the cache; rerun to continue)"
+            ) from None
+        if len(results) != len(batch):
+            raise RuntimeError(f"backend returned {len(results)} answers for {len(batch)} requests")
+        if self.cache is not None:
+            rest = [(keys[r], asdict(a)) for i, (r, a) in enumerate(zip(batch, results)) if i not in stored]
+            self.cache.put_many(kind, rest)
+            self._kept += len(rest)
+        return results
 
     def _order_key(self) -> Callable[[Any], Any]:
         """Longest first by default (least padding for batched backends); a backend that
@@ -124,3 +163,11 @@ class Engine:
     def _progress(self, n: int) -> None:
         if self.on_progress is not None and n:
             self.on_progress(n)
+
+
+def _reports_answers(compute: Callable[..., Any]) -> bool:
+    """Whether a backend call takes `on_answer` (answers reported one by one as they arrive)."""
+    try:
+        return "on_answer" in inspect.signature(compute).parameters
+    except (TypeError, ValueError):  # a builtin or a proxy without a signature
+        return False
