@@ -1,8 +1,8 @@
 """Plain task scoring, the baseline every other probe perturbs.
 
 Multiple choice is scored three ways from one run, because they disagree and users
-should see by how much: summed log-likelihood (`acc`), byte-length-normalised
-log-likelihood (`acc_norm`, as lm-eval) and the answer the model writes (`acc_gen`).
+should see by how much: summed log-likelihood (`acc`), log-likelihood per character
+(`acc_norm`, as lm-eval; per UTF-8 byte is `acc_bytes`) and the answer the model writes (`acc_gen`).
 Generation tasks are scored by exact match after normalisation.
 """
 
@@ -47,6 +47,8 @@ class AccuracyProbe:
                 "acc": score.pred == sample.target,
                 "acc_norm": score.pred_norm(choices) == sample.target,
             }
+            if "acc_bytes" in task.metrics:
+                row.update(pred_bytes=score.pred_bytes(choices), acc_bytes=score.pred_bytes(choices) == sample.target)
             if generate:
                 parsed = score.pred_gen(choices)
                 row.update(generation=score.generation, pred_gen=parsed, acc_gen=parsed == sample.target)
