@@ -194,7 +194,7 @@ def test_generation_scoring_mode_is_used_and_reported(tmp_path):
     assert metric(out, "position_share[0]")["value"] == 1.0
     rows = [json.loads(line) for line in out.sample_paths[0].read_text().splitlines()]
     assert rows[0]["variants"]["canonical"]["generation"] == "A"
-    with pytest.raises(LlmassayError, match=r"^-P brittleness\.scoring: bleu; choose from acc, acc_norm, acc_gen$"):
+    with pytest.raises(LlmassayError, match=r"^-P brittleness\.scoring: bleu; choose from acc, acc_norm, acc_bytes, acc_gen$"):
         run(tmp_path / "x", backend=AlwaysA(), limit=2, probe_options={"scoring": "bleu"})
 
 

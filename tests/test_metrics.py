@@ -3,7 +3,9 @@ import math
 import pytest
 
 from llmassay.metrics import (
+    argmax,
     bootstrap_mean,
+    byte_normalised_loglikelihoods,
     exact_match,
     normalise_answer,
     normalised_loglikelihoods,
@@ -39,8 +41,19 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
     assert a.value == pytest.approx(sum(values) / len(values))
 
 
-def test_normalised_loglikelihood_divides_by_utf8_bytes():
-    assert normalised_loglikelihoods([-4.0, -4.0], ["ab", "é"]) == [-2.0, -2.0]
+def test_acc_norm_divides_by_characters_and_acc_bytes_by_utf8_bytes():
+    # lm-eval: acc_norm = ll / len(choice), acc_bytes = ll / len(choice.encode("utf-8"))
+    assert normalised_loglikelihoods([-4.0, -4.0], ["ab", "é"]) == [-2.0, -4.0]
+    assert byte_normalised_loglikelihoods([-4.0, -4.0], ["ab", "é"]) == [-2.0, -2.0]
+    assert normalised_loglikelihoods([-3.0], [""]) == [-3.0]  # an empty choice counts as length 1
+
+
+def test_characters_and_bytes_pick_different_options_on_non_ascii_choices():
+    # "日本" is 2 characters but 6 bytes; "Japan" is 5 of each.
+    choices, lls = ["日本", "Japan"], [-3.0, -6.0]
+    assert argmax(lls) == 0
+    assert argmax(normalised_loglikelihoods(lls, choices)) == 1  # -1.5 vs -1.2
+    assert argmax(byte_normalised_loglikelihoods(lls, choices)) == 0  # -0.5 vs -1.2
 
 
 @pytest.mark.parametrize(

@@ -445,3 +445,38 @@ def test_cli_passes_the_structured_options(monkeypatch):
     }
     assert cli.main([*argv[:7], "-P", "structured.max_retries=3", "-P", "structured.modes=strict"]) == 2
     assert seen["cfg"].probe_options == {"structured.max_retries": "3", "structured.modes": "strict"}
+
+
+# -- format checking and one rule for "valid JSON", end to end -------------------------
+DATED = {
+    "type": "object",
+    "properties": {"email": {"type": "string", "format": "email"}, "born": {"type": "string", "format": "date"}},
+    "required": ["email", "born"],
+}
+DATED_RECORDS = [
+    {"id": k, "text": k, "gold": {"email": f"{k.lower()}@example.com", "born": "1990-05-01"}}
+    for k in ("Ann", "Bob", "Cat", "Dan")
+]
+DATED_FREE = {
+    "Ann": '{"email": "ann@example.com", "born": "1990-05-01"}',  # valid
+    "Bob": '{"email": "bob at example.com", "born": "1990-05-01"}',  # not an email
+    "Cat": '{"email": "cat@example.com", "born": "1990-13-40"}',  # not a date
+    "Dan": "null",  # JSON, but no record
+}
+
+
+def test_formats_are_enforced_and_a_bare_null_is_invalid_in_every_mode(tmp_path):
+    (tmp_path / "s.json").write_text(json.dumps(DATED))
+    task = load_task(str(write_task(tmp_path, "json_schema: s.json", DATED_RECORDS)))
+    cfg = ProbeConfig(options=(("instructions", 0), ("modes", "strict,extract,repair")))
+    result = run_probe(StructuredProbe(), task, Engine(Scripted(DATED_FREE, {}, {})), cfg, SampleLog(tmp_path / "l.jsonl"))
+    m = {k: v.value for k, v in result.metrics.items()}
+    for mode in ("strict", "extract", "repair"):
+        assert (m[f"parse_valid[{mode}]"], m[f"schema_valid[{mode}]"]) == (0.75, 0.25), mode
+    rows = {r["id"]: r["modes"]["strict"] for r in result.samples}
+    assert rows["Bob"]["classes"] == ["bad_value"] and rows["Bob"]["schema_errors"][0].startswith("email: ")
+    assert rows["Cat"]["classes"] == ["bad_value"] and rows["Cat"]["schema_errors"][0].startswith("born: ")
+    assert rows["Dan"]["parse_error"] == "a bare JSON null, not an object or array"
+    assert rows["Dan"]["classes"] == ["no_json"]
+    taxonomy = {e["class"]: e for e in result.details["taxonomy"]}
+    assert taxonomy["bad_value"]["failed[strict]"] == 2

@@ -82,8 +82,20 @@ def argmax(values: Sequence[float]) -> int:
 
 
 def normalised_loglikelihoods(logprobs: Sequence[float], choices: Sequence[str]) -> list[float]:
-    """lm-eval's acc_norm: log-likelihood divided by the choice's length in bytes."""
-    return [lp / max(1, len(c.encode("utf-8"))) for lp, c in zip(logprobs, choices)]
+    """lm-eval's acc_norm: log-likelihood divided by the choice's length in characters
+    (not tokens, so the score does not depend on the tokenizer)."""
+    return _per_length(logprobs, [len(c) for c in choices])
+
+
+def byte_normalised_loglikelihoods(logprobs: Sequence[float], choices: Sequence[str]) -> list[float]:
+    """lm-eval's acc_bytes: log-likelihood divided by the choice's length in UTF-8 bytes,
+    which differs from acc_norm only on non-ASCII choices."""
+    return _per_length(logprobs, [len(c.encode("utf-8")) for c in choices])
+
+
+def _per_length(logprobs: Sequence[float], lengths: Sequence[int]) -> list[float]:
+    # An empty choice counts as length 1: lm-eval would divide by zero.
+    return [lp / max(1, n) for lp, n in zip(logprobs, lengths)]
 
 
 _SPACES = re.compile(r"\s+")
@@ -99,28 +111,70 @@ def exact_match(prediction: str, reference: str) -> bool:
     return normalise_answer(prediction) == normalise_answer(reference)
 
 
-_LETTER = re.compile(r"(?:^|answer is|answer:)\s*\(?([A-Z])\)?(?:$|[\s.,:;)])", re.IGNORECASE)
+# -- reading a written answer ------------------------------------------------------------
+# "The answer is B", "Answer: (2)", "the correct option is c": an explicit answer wins over
+# any other label in the text.
+_ANSWER_LEAD = re.compile(
+    r"\b(?:answer|option|choice)\s*(?::|(?:is|would be|should be|must be|will be)\b\s*:?)\s*"
+    r"(?:(?:option|choice|letter)\s+)?[(\[*]*",
+    re.IGNORECASE,
+)
+# A label stands alone: not inside a word, a number ("0.2", "2.5") or a contraction ("I'm").
+_BEFORE = r"(?<![\w'.\-])"
+_AFTER = r"(?=$|[\s,;:!?)\]*]|\.(?!\w))"
+_LABEL_TOKENS = {"letter": (r"[A-Za-z]", r"[A-Z]"), "digit": (r"\d{1,2}", r"\d{1,2}")}
+# "A" and "I" are also English words: "A lot of people say C", "I think B" (but "A is right").
+_WORD_AFTER = re.compile(r"[ \t]+(?!is\b)[a-z]")
 
 
 def parse_choice(generation: str, choices: Sequence[str]) -> int | None:
     """The choice a free-text answer names, or None when it names none.
 
-    Letter choices (A, B, …) accept "B", "(B)", "B.", "The answer is B"; other choices are
-    matched by normalised text, a leading match counting.
+    Label choices (A, B, … or 1, 2, …): an "answer is X" / "answer: X" form first, else the
+    first upper-case letter (or number) standing alone that is a valid choice; a lower-case
+    letter counts only after "answer is". Other choices are matched by normalised text at
+    the start of the answer (or after "answer is"), ending at a word boundary.
     """
-    text = generation.strip()
-    if all(len(c) == 1 and c.isalpha() for c in choices):
-        match = _LETTER.search(text)
-        if match:
-            letter = match.group(1).upper()
-            upper = [c.upper() for c in choices]
-            return upper.index(letter) if letter in upper else None
-        return None
-    norm = normalise_answer(text)
+    kind = _label_kind(choices)
+    if kind is not None:
+        return _parse_label(generation, choices, kind)
+    return _parse_text(generation, choices)
+
+
+def _label_kind(choices: Sequence[str]) -> str | None:
+    if choices and all(len(c) == 1 and c.isascii() and c.isalpha() for c in choices):
+        return "letter"
+    if choices and all(1 <= len(c) <= 2 and c.isascii() and c.isdigit() for c in choices):
+        return "digit"
+    return None
+
+
+def _parse_label(text: str, choices: Sequence[str], kind: str) -> int | None:
+    keys = [_label_key(c) for c in choices]
+    lenient, strict = (re.compile(_BEFORE + f"(?P<label>{token})" + _AFTER) for token in _LABEL_TOKENS[kind])
+    explicit = (lenient.match(text, lead.end()) for lead in _ANSWER_LEAD.finditer(text))
+    for match in [m for m in explicit if m] + list(strict.finditer(text)):
+        key = _label_key(match.group("label"))
+        if key in keys and not _is_english_word(text, match):
+            return keys.index(key)
+    return None
+
+
+def _label_key(label: str) -> str:
+    return str(int(label)) if label.isdigit() else label.upper()
+
+
+def _is_english_word(text: str, match: re.Match[str]) -> bool:
+    label = match.group("label")
+    return label in "AaIi" and bool(_WORD_AFTER.match(text, match.end()))
+
+
+def _parse_text(text: str, choices: Sequence[str]) -> int | None:
     normed = [normalise_answer(c) for c in choices]
-    if norm in normed:
-        return normed.index(norm)
-    starts = [i for i, c in enumerate(normed) if c and norm.startswith(c)]
-    if starts:
-        return max(starts, key=lambda i: len(normed[i]))  # the longest choice that matches
+    candidates = [text[lead.end() :] for lead in _ANSWER_LEAD.finditer(text)] + [text]
+    for candidate in candidates:
+        norm = normalise_answer(candidate)
+        hits = [i for i, c in enumerate(normed) if c and re.match(re.escape(c) + r"(?!\w)", norm)]
+        if hits:
+            return max(hits, key=lambda i: len(normed[i]))  # "New York City" over "New York"
     return None

@@ -67,10 +67,27 @@ def _loads(text: str) -> Any:
     return json.loads(text, parse_constant=_no_constants)  # NaN / Infinity are not JSON
 
 
+def _record(value: Any, span: tuple[int, int] | None = None, error: str | None = None) -> Parsed:
+    """One rule for every parser: only an object or array is a record. A bare null,
+    number or string decodes as JSON but answers no structured-output request."""
+    if isinstance(value, (dict, list)):
+        return Parsed(True, value, span=span)
+    return Parsed(False, error=error or f"a bare JSON {_json_type(value)}, not an object or array")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return "string" if isinstance(value, str) else "number"
+
+
 def parse_strict(text: str) -> Parsed:
-    """`json.loads` on the whole output: what a naive caller does."""
+    """`json.loads` on the whole output: what a naive caller does (but a bare scalar is
+    not a record, as for the other parsers)."""
     try:
-        return Parsed(True, _loads(text), span=(0, len(text)))
+        return _record(_loads(text), span=(0, len(text)))
     except json.JSONDecodeError as exc:
         return Parsed(False, error=f"{exc.msg} at line {exc.lineno} column {exc.colno}")
     except (ValueError, RecursionError) as exc:
@@ -94,7 +111,7 @@ def parse_extract(text: str) -> Parsed:
             continue
         except (ValueError, RecursionError):
             continue
-        return Parsed(True, value, span=(match.start(), end))
+        return _record(value, span=(match.start(), end))
     return Parsed(False, error=first_error or "no JSON object or array in the output")
 
 
@@ -107,19 +124,19 @@ def parse_repair(text: str) -> Parsed:
         value = json_repair.repair_json(text, return_objects=True)
     except (ValueError, RecursionError, TypeError) as exc:
         return Parsed(False, error=_short(f"json-repair failed: {exc}"))
-    if isinstance(value, (dict, list)):
-        return Parsed(True, value)
-    return Parsed(False, error="json-repair found no object or array")
+    return _record(value, error="json-repair found no object or array")
 
 
 PARSERS = {"strict": parse_strict, "extract": parse_extract, "repair": parse_repair}
 
 
 def schema_errors(value: Any, schema: dict[str, Any]) -> list[Any]:
-    """jsonschema's errors for `value`, in a stable order (by path, then message)."""
+    """jsonschema's errors for `value`, in a stable order (by path, then message).
+    `format` (email, date, …) is checked: jsonschema only annotates it by default."""
     import jsonschema
 
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    cls = jsonschema.validators.validator_for(schema)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
     return sorted(validator.iter_errors(value), key=lambda e: (list(map(str, e.absolute_path)), e.message))
 
 

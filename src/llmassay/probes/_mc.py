@@ -1,7 +1,8 @@
 """Multiple-choice scoring shared by every probe that asks MC questions.
 
-One call scores many (prompt, choices) items three ways — summed log-likelihood,
-byte-normalised log-likelihood and a generated answer — through the engine, so that
+One call scores many (prompt, choices) items four ways — summed log-likelihood,
+log-likelihood per character and per UTF-8 byte (lm-eval's acc_norm and acc_bytes) and a
+generated answer — through the engine, so that
 variants of a question from any probe are deduplicated and cached together.
 """
 
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from llmassay.metrics import argmax, normalised_loglikelihoods, parse_choice
+from llmassay.metrics import argmax, byte_normalised_loglikelihoods, normalised_loglikelihoods, parse_choice
 from llmassay.probes.base import ProbeConfig
 from llmassay.types import GenerateRequest, LoglikelihoodRequest
 
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
 
 MC_ANSWER_TOKENS = 8  # enough for "B", " (B)" or "The answer is B"
-SCORING_MODES = ("acc", "acc_norm", "acc_gen")
-LOGLIK_METRICS = ("acc", "acc_norm")  # metrics read from log-likelihoods (acc_gen needs none)
+SCORING_MODES = ("acc", "acc_norm", "acc_bytes", "acc_gen")
+LOGLIK_METRICS = ("acc", "acc_norm", "acc_bytes")  # metrics read from log-likelihoods (acc_gen needs none)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class MCScore:
     def pred_norm(self, choices: Sequence[str]) -> int:
         return argmax(normalised_loglikelihoods(self.loglikelihoods, choices))
 
+    def pred_bytes(self, choices: Sequence[str]) -> int:
+        return argmax(byte_normalised_loglikelihoods(self.loglikelihoods, choices))
+
     def pred_gen(self, choices: Sequence[str]) -> int | None:
         return None if self.generation is None else parse_choice(self.generation, choices)
 
@@ -51,6 +55,8 @@ class MCScore:
             return self.pred
         if mode == "acc_norm":
             return self.pred_norm(choices)
+        if mode == "acc_bytes":
+            return self.pred_bytes(choices)
         return self.pred_gen(choices)
 
 

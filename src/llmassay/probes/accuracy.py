@@ -1,11 +1,11 @@
 """Plain task scoring, the baseline every other probe perturbs.
 
 Multiple choice is scored three ways from one run, because they disagree and users
-should see by how much: summed log-likelihood (`acc`), length-normalised log-likelihood
-(`acc_norm`, as lm-eval) and the answer the model writes (`acc_gen`). Generation tasks
-are scored by exact match after normalisation. Only what the task's metrics name is
-asked for: `--metrics acc_gen` sends generations only, so a chat endpoint without prompt
-log-probabilities can still answer a multiple-choice task.
+should see by how much: summed log-likelihood (`acc`), log-likelihood per character
+(`acc_norm`, as lm-eval; per UTF-8 byte is `acc_bytes`) and the answer the model writes
+(`acc_gen`). Generation tasks are scored by exact match after normalisation. Only what the
+task's metrics name is asked for: `--metrics acc_gen` sends generations only, so a chat
+endpoint without prompt log-probabilities can still answer a multiple-choice task.
 
 Instruct models end their turn where a base model would write the answer, so free
 generation goes through the model's chat template when it has one (`chat_template=auto`,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
     from llmassay.tasks.loader import Task
 
-SCORED = ("acc", "acc_norm", "acc_gen", "exact_match")
+SCORED = ("acc", "acc_norm", "acc_bytes", "acc_gen", "exact_match")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,8 @@ class AccuracyProbe(Probe):
                     acc=score.pred == sample.target,
                     acc_norm=score.pred_norm(choices) == sample.target,
                 )
+                if "acc_bytes" in task.metrics:
+                    row.update(pred_bytes=score.pred_bytes(choices), acc_bytes=score.pred_bytes(choices) == sample.target)
             if generate:
                 parsed = score.pred_gen(choices)
                 row.update(generation=score.generation, pred_gen=parsed, acc_gen=parsed == sample.target)

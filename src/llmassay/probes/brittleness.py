@@ -37,7 +37,7 @@ class BrittlenessOptions:
         None, "perturbation names or families, comma-separated (default set: see `llmassay perturbations`)",
         check=lambda spec: resolve_perturbations(spec) and None,
     )
-    scoring: str = probe_option("acc", "how each variant is answered: acc, acc_norm or acc_gen", choices=SCORING_MODES)
+    scoring: str = probe_option("acc", "how each variant is answered: acc, acc_norm, acc_bytes or acc_gen", choices=SCORING_MODES)
     repeats: int = probe_option(1, "ask the canonical prompt K times by generation (nondeterminism at T > 0)", minimum=1)
 
 

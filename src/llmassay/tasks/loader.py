@@ -24,7 +24,7 @@ from llmassay.types import LlmassayError, Sample
 
 DATA_DIR = Path(__file__).parent / "data"
 OUTPUT_TYPES = ("multiple_choice", "generate_until")
-MC_METRICS = ("acc", "acc_norm", "acc_gen")
+MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes")
 GEN_METRICS = ("exact_match",)
 
 
