@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from scripted_mc import Scripted, always_first, knows_everything, write_task
 
 from llmassay.evaluate import RunConfig, evaluate
 from llmassay.metrics import mcnemar_exact
@@ -129,7 +130,10 @@ def test_every_perturbation_is_seeded_and_reproducible(mmlu):
     for p in PERTURBATIONS.values():
         a, b = p.apply(mmlu, sample, 7), p.apply(mmlu, sample, 7)
         assert a == b, p.name
-        assert sorted(a.order) == list(range(4)) and len(a.choices) == 4
+        if p.name in {f"options_rot{k}" for k in range(4, 10)}:
+            assert a is None  # a 4-option item has rotations 1..3 only
+        else:
+            assert sorted(a.order) == list(range(4)) and len(a.choices) == 4
 
 
 def test_rotation_keeps_the_right_answer_reachable(mmlu):
@@ -205,3 +209,114 @@ def test_greedy_repeats_agree_on_the_real_model(tmp_path):
     assert agreement["n"] == 6 and agreement["value"] == 1.0
     rows = [json.loads(line) for line in out.sample_paths[0].read_text().splitlines()]
     assert all(len(r["repeat_preds"]) == 3 for r in rows)
+
+
+# -- planted truths on a scripted backend ---------------------------------------------------
+def run_scripted(tmp_path, backend, perturbations, n_items=40, **options):
+    path = write_task(tmp_path, [4] * n_items)
+    cfg = RunConfig(model="test/scripted", tasks=[str(path)], probes=["brittleness"],
+                    output_path=str(tmp_path / "out"), use_cache=False,
+                    probe_options={"perturbations": perturbations, **options})
+    out = evaluate(cfg, backend=backend)
+    rows = [json.loads(line) for line in out.sample_paths[0].read_text().splitlines()]
+    return out.results["results"]["mc"]["brittleness"], out.results["details"]["mc"]["brittleness"], rows
+
+
+FORMATS = "case_upper,punct_strip,labels_paren,sep_dash,fields_short"
+
+
+def wrong_under_paren_labels(prompt):
+    """Knows every answer, except when the options are labelled (A): then it picks a wrong one."""
+    if "\n(A) " in prompt:
+        right = knows_everything(prompt)
+        return next(label for label in "ABCD" if label != right)
+    return knows_everything(prompt)
+
+
+def test_identical_variants_have_zero_spread_and_a_ci_at_zero(tmp_path):
+    metrics, details, _ = run_scripted(tmp_path, Scripted(knows_everything), FORMATS)
+    spread = metrics["spread"]
+    assert (spread["value"], spread["ci_low"]) == (0.0, 0.0)
+    assert details["spread"]["p_value"] == 1.0 and metrics["spread_null"]["value"] == 0.0
+
+
+def test_one_planted_bad_variant_is_detected(tmp_path):
+    metrics, details, _ = run_scripted(tmp_path, Scripted(wrong_under_paren_labels), FORMATS)
+    assert metrics["acc[labels_paren]"]["value"] == 0.0 and metrics["acc[case_upper]"]["value"] == 1.0
+    assert metrics["spread"]["value"] == 1.0 and metrics["spread"]["ci_low"] > 0.5
+    assert details["spread"]["between"][1] == "labels_paren"
+    assert details["spread"]["p_value"] < 0.05
+    assert metrics["flip_rate[labels_paren]"]["value"] == 1.0
+
+
+def test_controls_are_reported_but_stay_out_of_the_aggregates(tmp_path):
+    # scramble leaves no `right …` option: the rule answers nothing, the likeliest is then none
+    # of the labels (all −5) and the first option wins the argmax.
+    metrics, details, _ = run_scripted(tmp_path, Scripted(knows_everything), "control,case_upper")
+    assert details["controls"] == ["identity", "reask", "scramble"]
+    assert metrics["acc[scramble]"]["value"] == pytest.approx(0.25)  # targets cycle over A–D
+    assert metrics["acc[identity]"]["value"] == metrics["acc[reask]"]["value"] == 1.0
+    # Without the controls canonical and case_upper agree everywhere: no spread, no sensitivity.
+    assert metrics["spread"]["value"] == 0.0 and details["spread"]["variants"] == ["canonical", "case_upper"]
+    assert metrics["sensitivity_mean"]["value"] == 0.0 and metrics["pss"]["value"] == 0.0
+    assert metrics["ensemble_prob_acc"]["value"] == 1.0
+    assert details["n_variants"] == 2
+    assert {v["variant"]: v["control"] for v in details["variants"]}["scramble"] is True
+
+
+class Jittery(Scripted):
+    """Nondeterministic: every second batch it computes answers the last option."""
+
+    def __init__(self):
+        super().__init__(knows_everything)
+        self.calls = 0
+
+    def loglikelihood(self, reqs):
+        out = super().loglikelihood(reqs)
+        self.calls += 1
+        if self.calls % 2 == 0:  # a second pass over the same prompts: a different answer
+            out = [r.__class__(0.0 if q.continuation.strip() == "D" else -5.0, True, 1, 1) for q, r in zip(reqs, out)]
+        return out
+
+
+def test_reask_computes_the_prompt_again_and_identity_does_not(tmp_path):
+    calls = {}
+    for name in ("identity", "reask"):
+        backend = Scripted(knows_everything)
+        run_scripted(tmp_path / name, backend, name, n_items=8)
+        calls[name] = backend.loglikelihood_calls
+        assert len(set(calls[name])) == 8 * 4  # the canonical requests, nothing else
+    # identity is deduplicated against the canonical requests; reask computes all 32 again
+    # (both runs add the same batch-invariance check afterwards).
+    assert len(calls["reask"]) - len(calls["identity"]) == 8 * 4
+    # A backend that answers differently when asked again: only reask sees it.
+    metrics, _, _ = run_scripted(tmp_path / "c", Jittery(), "identity,reask", n_items=8)
+    assert metrics["flip_rate[identity]"]["value"] == 0.0
+    assert metrics["flip_rate[reask]"]["value"] == pytest.approx(6 / 8)  # targets on D agree anyway
+
+
+def answers_even_items(prompt):
+    """Generates the right letter for even-numbered items and nothing for odd ones."""
+    item = int(prompt.lower().split("item ")[1].split("?")[0])
+    return knows_everything(prompt) if item % 2 == 0 else None
+
+
+def test_acc_gen_unparsed_answers_are_their_own_outcome(tmp_path):
+    backend = Scripted(always_first, generate_rule=answers_even_items)
+    metrics, details, rows = run_scripted(
+        tmp_path, backend, "case_upper,options_rot1,options_rot2,options_rot3", scoring="acc_gen", repeats=3
+    )
+    assert rows[1]["variants"]["canonical"]["pred"] is None
+    for name in ("canonical", "case_upper", "options_rot1"):
+        assert metrics[f"parse_rate[{name}]"]["value"] == 0.5
+        assert metrics[f"acc[{name}]"]["value"] == 0.5
+    # The odd items answered nothing twice: that is not agreement.
+    assert metrics["flip_rate[case_upper]"]["value"] == 0.5
+    assert metrics["repeat_agreement"]["value"] == 0.5 and metrics["repeat_parse_rate"]["value"] == 0.5
+    assert metrics["sensitivity_mean"]["value"] == 0.5  # odd items: every variant disagrees
+    # Shares over parsed answers sum to 1 (the right answer visits each slot once), unparsed beside.
+    shares = [metrics[f"position_share[{k}]"]["value"] for k in range(4)]
+    assert shares == [0.25] * 4 and metrics["position_unparsed"]["value"] == 0.5
+    # Ensembles vote with the generated answers; log-likelihoods (always "A") play no part.
+    assert metrics["ensemble_majority_acc"]["value"] == 0.5
+    assert "ensemble_prob_acc" not in metrics and details["ensembling"]["method"] == "majority vote"

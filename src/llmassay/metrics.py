@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -178,3 +179,77 @@ def _parse_text(text: str, choices: Sequence[str]) -> int | None:
         if hits:
             return max(hits, key=lambda i: len(normed[i]))  # "New York City" over "New York"
     return None
+
+
+# -- spread between prompt variants -----------------------------------------------------
+@dataclass(frozen=True)
+class SpreadResult:
+    """Best − worst variant, with what interchangeable variants would show.
+
+    `metric.value` is the observed spread (max − min of per-variant means, FormatSpread's
+    number). It is biased upwards: with interchangeable variants it is the range of noise.
+    So its CI is built to be honest about that: the lower end is the inversion of the
+    permutation test (observed − the 97.5th percentile of the null spread, floored at 0),
+    so it reaches 0 exactly when the spread is within what noise gives; the upper end is the
+    97.5th percentile of a bootstrap over items that re-picks best and worst in every
+    resample (picking them once on the full data understates the CI). `null` is the spread
+    expected under no effect: variant labels shuffled within each item (mean, with the
+    2.5–97.5 % range of those shuffles); `p_value` the share of shuffles at least as wide as
+    observed, +1 smoothed.
+    """
+
+    metric: Metric
+    null: Metric
+    p_value: float
+    best: str
+    worst: str
+
+    @property
+    def excess(self) -> float:
+        """Observed spread beyond the noise-only expectation (≈ 0 when variants are alike)."""
+        return self.metric.value - self.null.value
+
+
+def spread_with_null(
+    matrix: np.ndarray, names: Sequence[str], seed: int = 0, n_boot: int = 1000, n_perm: int = 1000
+) -> SpreadResult:
+    """Spread of an items × variants score matrix (e.g. 0/1 correct), its null and p-value."""
+    matrix = np.asarray(matrix, dtype=float)
+    n, n_var = matrix.shape if matrix.ndim == 2 else (0, 0)
+    if n == 0 or n_var == 0:
+        nan = Metric(float("nan"), float("nan"), float("nan"), n, None, "spread")
+        return SpreadResult(nan, nan, float("nan"), "", "")
+    means = matrix.mean(0)
+    best, worst = int(means.argmax()), int(means.argmin())
+    observed = float(means[best] - means[worst])
+    if n_var < 2:
+        zero = Metric(0.0, 0.0, 0.0, n, 0.0, "spread")
+        return SpreadResult(zero, zero, 1.0, names[best], names[worst])
+    rng = np.random.default_rng(seed)
+    boot = _ranges(rng.multinomial(n, np.full(n, 1 / n), size=n_boot) @ matrix / n)
+    null = _null_ranges(matrix, rng, n_perm)
+    p_value = float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm))
+    low = max(0.0, observed - float(np.percentile(null, 97.5)))
+    high = max(observed, float(np.percentile(boot, 97.5)))
+    metric = Metric(observed, low, high, n, float(np.std(boot, ddof=1)), "bootstrap re-picked; low end: permutation")
+    null_metric = Metric(
+        float(null.mean()), *(float(x) for x in np.percentile(null, [2.5, 97.5])), n, float(null.std(ddof=1)),
+        "permutation within items",
+    )
+    return SpreadResult(metric, null_metric, p_value, names[best], names[worst])
+
+
+def _ranges(column_means: np.ndarray) -> np.ndarray:
+    return column_means.max(axis=-1) - column_means.min(axis=-1)
+
+
+def _null_ranges(matrix: np.ndarray, rng: np.random.Generator, n_perm: int, chunk_cells: int = 4_000_000) -> np.ndarray:
+    """Spreads with the variant labels shuffled independently within each item, in chunks
+    so that large matrices do not need n_perm copies in memory at once."""
+    per_chunk = max(1, chunk_cells // matrix.size)
+    out = []
+    for start in range(0, n_perm, per_chunk):
+        k = min(per_chunk, n_perm - start)
+        shuffled = rng.permuted(np.broadcast_to(matrix, (k, *matrix.shape)), axis=2)
+        out.append(_ranges(shuffled.mean(axis=1)))
+    return np.concatenate(out)

@@ -4,7 +4,9 @@ Content perturbations change a document field (the question, the options, their 
 the few-shot draw) and re-render the item through the task's own templates; format
 perturbations rewrite the rendered prompt (option labels, field names, separators,
 instruction wording). Every perturbation is a pure function of (task, sample, rng) and
-the rng is seeded per (seed, perturbation, sample id), so a variant is reproducible.
+the rng is seeded per (seed, perturbation, sample id), so a variant is reproducible. A
+perturbation that does not apply to an item (rotation k of an item with k or fewer
+options) returns None: the item simply has no such variant.
 """
 
 from __future__ import annotations
@@ -35,17 +37,26 @@ class Variant:
         return self.order.index(canonical_index)
 
 
-PerturbFn = Callable[[Task, Sample, random.Random], Variant]
+PerturbFn = Callable[[Task, Sample, random.Random], "Variant | None"]
+CONTROL = "control"
 
 
 @dataclass(frozen=True)
 class Perturbation:
+    """`fresh`: the variant's requests must be computed again, never served from the
+    canonical's (dedup, cache) — the re-ask control."""
+
     name: str
     family: str
     description: str
     fn: PerturbFn
+    fresh: bool = False
 
-    def apply(self, task: Task, sample: Sample, seed: int) -> Variant:
+    @property
+    def is_control(self) -> bool:
+        return self.family == CONTROL
+
+    def apply(self, task: Task, sample: Sample, seed: int) -> Variant | None:
         return self.fn(task, sample, random.Random(f"{seed}:{self.name}:{sample.id}"))
 
 
@@ -151,18 +162,28 @@ def _scramble(task: Task, sample: Sample, rng: random.Random) -> Variant:
 
 
 # -- content: option order -----------------------------------------------------------------
+def _rotated(options: list, k: int) -> list:
+    return [options[(slot + k) % len(options)] for slot in range(len(options))]
+
+
 def _rotate_options(k: int) -> PerturbFn:
-    def fn(task: Task, sample: Sample, rng: random.Random) -> Variant:
+    """Options cyclically shifted by k. Only rotations 1..n−1 of an item with n options
+    exist, and one that shows the same option list as an earlier rotation (repeated option
+    texts) or the same prompt as the canonical one (templates that do not show the options)
+    is dropped: a repeat would weigh one order twice in every aggregate."""
+
+    def fn(task: Task, sample: Sample, rng: random.Random) -> Variant | None:
         options = sample.doc.get("choices")
-        if not isinstance(options, list) or k % len(options) == 0:
-            return canonical(task, sample)
-        n = len(options)
-        order = tuple((slot + k) % n for slot in range(n))
-        changed = task.rerender(sample, {**sample.doc, "choices": [options[i] for i in order]})
-        choices = tuple(changed.choices or ())
-        if changed.prompt == sample.prompt and list(choices) == list(sample.choices or ()):
-            return canonical(task, sample)  # the templates do not show the options
-        return Variant(changed.prompt, choices, order)
+        if not isinstance(options, list) or not 0 < k < len(options):
+            return None
+        rotated = _rotated(options, k)
+        if any(_rotated(options, j) == rotated for j in range(k)):
+            return None
+        order = tuple((slot + k) % len(options) for slot in range(len(options)))
+        changed = task.rerender(sample, {**sample.doc, "choices": rotated})
+        if changed.prompt == sample.prompt:
+            return None  # the options are not shown: the same question, the same answers
+        return Variant(changed.prompt, tuple(changed.choices or ()), order)
 
     return fn
 
@@ -254,8 +275,11 @@ def _instruction(k: int) -> PerturbFn:
 
 def _build_registry() -> dict[str, Perturbation]:
     items = [
-        Perturbation("identity", "control", "the canonical prompt, unchanged (flip rate must be 0)", _identity),
-        Perturbation("scramble", "control", "question and options replaced by random letters (accuracy → chance)",
+        Perturbation("identity", CONTROL, "the canonical prompt, unchanged: its requests are the canonical ones "
+                     "(deduplicated), so it checks the answer remapping (flip rate must be 0)", _identity),
+        Perturbation("reask", CONTROL, "the canonical prompt asked again and computed afresh (no dedup, no cache): "
+                     "backend nondeterminism, or sampling noise at temperature > 0", _identity, fresh=True),
+        Perturbation("scramble", CONTROL, "question and options replaced by random letters (accuracy → chance)",
                      _scramble),
         Perturbation("case_lower", "capitalisation", "question lowercased", _on_question(lambda t, r: t.lower())),
         Perturbation("case_upper", "capitalisation", "question uppercased", _on_question(lambda t, r: t.upper())),
@@ -286,9 +310,10 @@ def _build_registry() -> dict[str, Perturbation]:
         Perturbation("fewshot_order", "few-shot", "the same few-shot examples in another order", _fewshot_order),
     ]
     items += [
-        Perturbation(f"options_rot{k}", "option order", f"options cyclically shifted by {k} (answer remapped)",
+        Perturbation(f"options_rot{k}", "option order",
+                     f"options cyclically shifted by {k} (answer remapped; items with more than {k} options)",
                      _rotate_options(k))
-        for k in range(1, 10)
+        for k in range(1, len(LETTERS))
     ]
     items += [
         Perturbation(f"instruction_{k}", "instruction", f"instruction reworded: {INSTRUCTIONS[k]!r}", _instruction(k))
@@ -299,7 +324,8 @@ def _build_registry() -> dict[str, Perturbation]:
 
 PERTURBATIONS: dict[str, Perturbation] = _build_registry()
 
-# Ten perturbations, one per family, plus all cyclic rotations (option-order bias).
+# Ten perturbations, one per family, plus every cyclic rotation (option-order bias): an
+# item with n options gets rotations 1..n−1, whatever n is (up to len(LETTERS)).
 DEFAULT_PERTURBATIONS = (
     "case_lower",
     "case_upper",
@@ -311,9 +337,7 @@ DEFAULT_PERTURBATIONS = (
     "typos_5",
     "instruction_1",
     "reorder_sentences",
-    "options_rot1",
-    "options_rot2",
-    "options_rot3",
+    *(f"options_rot{k}" for k in range(1, len(LETTERS))),
 )
 
 

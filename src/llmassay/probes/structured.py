@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmassay.metrics import bootstrap_mean, bootstrap_statistic, proportion
+from llmassay.metrics import bootstrap_mean, bootstrap_statistic, proportion, spread_with_null
 from llmassay.probes._json import (
     PARSERS,
     TAXONOMY,
@@ -272,12 +272,11 @@ class StructuredProbe(Probe):
             out.append({"wording": k, "instruction": INSTRUCTIONS[int(k)].split("\n")[0][:60],
                         "parse_valid[strict]": strict.as_dict(), "schema_valid[extract]": schema.as_dict()})
         matrix = np.array([[r["instructions"][k]["extract_schema_valid"] for k in keys] for r in rows], dtype=float)
-        rates = matrix.mean(0)
-        best, worst = int(rates.argmax()), int(rates.argmin())
-        # As the brittleness probe: best − worst wording, chosen on the full sample, paired bootstrap.
-        metrics["instruction_spread"] = bootstrap_statistic(
-            matrix, lambda m: float(m[:, best].mean() - m[:, worst].mean()), seed
-        )
+        # As the brittleness probe: best − worst wording, re-picked in each resample, against
+        # the spread that interchangeable wordings would show.
+        spread = spread_with_null(matrix, keys, seed)
+        metrics["instruction_spread"] = spread.metric
+        metrics["instruction_spread_null"] = spread.null
         return out
 
 

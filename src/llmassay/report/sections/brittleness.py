@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from llmassay.probes.brittleness import CANONICAL
-from llmassay.probes.brittleness import disagreement
+from llmassay.probes.brittleness import CANONICAL, disagreement, measured_preds
 from llmassay.report.plots import histogram
 from llmassay.report.section import BrowserRow, Plot, Section, SectionContext
 from llmassay.report.sections import generic
@@ -32,7 +31,7 @@ def build(ctx: SectionContext) -> Section:
         ))
     sensitivity = item_sensitivity(ctx.rows)
     if sensitivity:
-        n_variants = max(len(r["variants"]) for r in ctx.rows)
+        n_variants = max(len(measured_preds(r)) for r in ctx.rows)
         bins = [(i - 0.5) / n_variants for i in range(n_variants + 1)]
         svg = histogram(ctx.key("sensitivity"), list(sensitivity.values()), bins,
                         title="per-item sensitivity", axis_label="share of variants disagreeing with the item's majority answer")
@@ -48,8 +47,9 @@ def build(ctx: SectionContext) -> Section:
 
 
 def item_sensitivity(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """id → share of the item's variants that disagree with its majority answer."""
-    return {str(r["id"]): disagreement([v.get("pred") for v in r["variants"].values()]) for r in rows if r.get("variants")}
+    """id → share of the item's variants (controls left out, as in `sensitivity_mean`)
+    that disagree with its majority answer."""
+    return {str(r["id"]): disagreement(measured_preds(r)) for r in rows if r.get("variants")}
 
 
 def browser_rows(ctx: SectionContext) -> list[BrowserRow]:
