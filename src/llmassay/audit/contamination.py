@@ -54,8 +54,9 @@ def task_items(task: Task, item_field: str | None = None) -> list[Item]:
                 raise TaskError(f"{task.source}: item '{sample.id}': --item-field '{item_field}' is not a string field")
             text = value
         else:
+            # The loader always puts the description first, so it is a prefix of every prompt.
             prefix = task.builder.description_text(sample.doc, sample.id) if task.builder else ""
-            text = sample.prompt[len(prefix) :] if sample.prompt.startswith(prefix) else sample.prompt
+            text = sample.prompt[len(prefix) :]
         labels = _choice_texts(sample.choices, sample.doc)
         if labels is None:
             label, wrong = str(sample.target), []
