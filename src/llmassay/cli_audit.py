@@ -26,7 +26,14 @@ def add_audit_commands(sub: Any) -> None:
     _corpus_args(contam)
     contam.add_argument("--tasks", required=True, help="comma-separated task names or files")
     contam.add_argument("--ngram", default="13", help="N for word N-grams, or 'auto' (GPT-3 appendix C; default 13)")
-    contam.add_argument("--item-field", default=None, help="match this document field instead of the rendered prompt")
+    contam.add_argument(
+        "--item-text",
+        default="question",
+        choices=("question", "prompt"),
+        help="match each item's question field (default: the longest document field found in every prompt) "
+        "or its rendered prompt, template words included",
+    )
+    contam.add_argument("--item-field", default=None, help="match this document field (overrides --item-text)")
 
     dedup = kinds.add_parser("dedup", help="exact and near-duplicate documents (MinHash LSH)")
     _corpus_args(dedup)
@@ -135,7 +142,9 @@ def _contamination(args: argparse.Namespace, corpus: Any, executor: Any, console
         except ValueError:
             raise LlmassayError(f"--ngram: '{args.ngram}' is not an integer or 'auto'") from None
     tasks = [t for t in args.tasks.split(",") if t]
-    audit = audit_contamination(corpus, tasks, ngram, args.item_field, executor, console, args.batch_size)
+    audit = audit_contamination(
+        corpus, tasks, ngram, args.item_field, executor, console, args.batch_size, item_text=args.item_text
+    )
     report_path = _write_json(out_dir / "contamination.json", audit.report())
     ids_path = _write_json(out_dir / "clean_ids.json", audit.clean_ids())
     table = Table(title="contamination")
@@ -153,8 +162,10 @@ def _contamination(args: argparse.Namespace, corpus: Any, executor: Any, console
         )
     out = _stdout()
     out.print(table)
+    texts = "\n".join(f"{t.task}: matched {t.item_text}" for t in audit.tasks.values())
     out.print(
-        f"{_stream_line(audit.report()['stream'])}\nreport: {report_path} · clean ids: {ids_path}", soft_wrap=True
+        f"{texts}\n{_stream_line(audit.report()['stream'])}\nreport: {report_path} · clean ids: {ids_path}",
+        soft_wrap=True,
     )
 
 

@@ -48,24 +48,29 @@ def audit_contamination(
     executor: BatchExecutor | None = None,
     console: Console | None = None,
     batch_size: int = BATCH_SIZE,
+    item_text: str = "question",
 ) -> ContaminationAudit:
-    """Which items of `tasks` occur in the corpus (GPT-3 N-gram overlap, Dodge et al. exact match)."""
+    """Which items of `tasks` occur in the corpus (GPT-3 N-gram overlap, Dodge et al. exact
+    match). Items are matched on their question field unless `item_field` names another
+    field or `item_text="prompt"` asks for the rendered prompt; the report says which."""
     if not tasks:
         raise LlmassayError("--tasks: nothing given")
     if ngram != "auto" and not isinstance(ngram, int):
         raise LlmassayError(f"--ngram: '{ngram}' is not an integer or 'auto'")
-    indexes, rules = [], {}
+    indexes, rules, texts = [], {}, {}
     for name in tasks:
         task = load_task(name, num_fewshot=0)
-        items = contam.task_items(task, item_field)
+        source = contam.item_text_source(task, item_field, item_text)
+        items = contam.items_for(task, source)
         n = contam.auto_ngram(items) if ngram == "auto" else int(ngram)
         rules[task.name] = (
-            "auto: 5th-percentile item length in words, clamped to [8, 13] (GPT-3 appendix C)"
+            "auto: 5th-percentile input length in words, clamped to [8, 13] (GPT-3 appendix C)"
             if ngram == "auto"
             else "fixed"
         )
+        texts[task.name] = source.describe()
         indexes.append(contam.build_index(task.name, items, n))
-    tally = contam.Tally(indexes, rules)
+    tally = contam.Tally(indexes, rules, texts)
     executor = executor or LocalExecutor()
     info = StreamInfo.of(corpus)
     for _, hits in stream_batches(
@@ -75,9 +80,7 @@ def audit_contamination(
     settings = {
         "ngram": {ix.task: ix.n for ix in indexes},
         "ngram_option": ngram,
-        "item_text": f"document field '{item_field}'"
-        if item_field
-        else "zero-shot prompt without the task description, plus the gold answer's text",
+        "item_text": texts,
         "dirty_rule": "any N-gram of the item's input or label occurs in a document; an input shorter than N words must occur whole",
         "exact_match_rule": "normalised input occurs word-aligned in a document (input); input_and_label: also the "
         "normalised gold label in the same document, more often than any wrong choice (so a page listing all options "
