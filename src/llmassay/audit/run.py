@@ -222,7 +222,9 @@ def audit_pii(
     settings = {
         "types": ["email", "phone", "ip_address", "credit_card", "iban"]
         + ([f"presidio-analyzer ({presidio_model}): types other than these"] if presidio_model else []),
-        "validation": "phone: phonenumbers (Leniency.VALID); credit_card: issuer prefix + Luhn (python-stdnum); iban: mod-97 (python-stdnum); ip: ipaddress",
+        "validation": "phone: phonenumbers (Leniency.VALID); credit_card: issuer prefix + Luhn (python-stdnum) on "
+        "the longest span of whole digit groups (one of 13-19 digits, or groups of 3-6); iban: the country's "
+        "registry length, then mod-97 and BBAN format (python-stdnum); ip: ipaddress",
         "phone_region": phone_region,
         "text_field": corpus.text_field,
         "executor": executor.name,
