@@ -43,6 +43,13 @@ def add_audit_commands(sub: Any) -> None:
     dedup.add_argument("--bands", type=int, default=None, help="LSH bands (default: recall >= 0.99 at the threshold)")
     dedup.add_argument("--seed", type=int, default=1, help="MinHash seed (datasketch's default 1)")
     dedup.add_argument(
+        "--verify",
+        default="exact",
+        choices=("exact", "estimate"),
+        help="check LSH candidates by their true Jaccard (default; a second pass reads the candidates' shingles) "
+        "or by the MinHash estimate (one pass; misses about half the pairs at the threshold)",
+    )
+    dedup.add_argument(
         "--output", default=None, help="deduplicated JSONL corpus (default OUTPUT_DIR/deduplicated.jsonl)"
     )
 
@@ -172,7 +179,7 @@ def _contamination(args: argparse.Namespace, corpus: Any, executor: Any, console
 def _dedup(args: argparse.Namespace, corpus: Any, executor: Any, console: Console, out_dir: Path) -> None:
     from llmassay.audit import DedupSettings, audit_dedup
 
-    settings = DedupSettings(args.threshold, args.num_perm, args.shingle, args.seed, args.bands)
+    settings = DedupSettings(args.threshold, args.num_perm, args.shingle, args.seed, args.bands, args.verify)
     output = Path(args.output) if args.output else out_dir / "deduplicated.jsonl"
     audit = audit_dedup(corpus, settings, output, executor, console, args.batch_size)
     report = audit.report()
@@ -180,7 +187,8 @@ def _dedup(args: argparse.Namespace, corpus: Any, executor: Any, console: Consol
     audit.write_clusters(out_dir / "dedup_clusters.jsonl")
     counts = report["counts"]
     table = Table(
-        title=f"dedup (threshold {settings.threshold}, {audit.result.bands} bands × {audit.result.rows} rows)"
+        title=f"dedup (threshold {settings.threshold}, {audit.result.bands} bands × {audit.result.rows} rows, "
+        f"{settings.verify} Jaccard)"
     )
     for column in ("docs", "exact dup", "near dup", "kept", "clusters", "LSH candidates", "verified pairs"):
         table.add_column(column)

@@ -117,7 +117,9 @@ def items_for(task: Task, source: ItemText) -> list[Item]:
         else:
             value = sample.doc.get(source.field)
             if not isinstance(value, str):
-                raise TaskError(f"{task.source}: item '{sample.id}': --item-field '{source.field}' is not a string field")
+                raise TaskError(
+                    f"{task.source}: item '{sample.id}': --item-field '{source.field}' is not a string field"
+                )
             text = value
         labels = _choice_texts(sample.choices, sample.doc)
         if labels is None:

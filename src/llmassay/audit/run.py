@@ -17,7 +17,8 @@ from rich.console import Console
 from llmassay.audit import contamination as contam
 from llmassay.audit.dedup import DedupResult, DedupSettings, deduplicate
 from llmassay.audit.executors import BatchExecutor, LocalExecutor
-from llmassay.audit.minhash import MinHashParams, SignatureBuilder
+from llmassay.audit.dedup import exact_jaccard
+from llmassay.audit.minhash import MinHashParams, SignatureBuilder, shingle_set
 from llmassay.audit.normalise import normalise, text_hash
 from llmassay.audit.pii import PiiOptions, PiiTally, detect_batch, detector_for, redact
 from llmassay.audit.readers import CorpusSpec
@@ -102,6 +103,35 @@ def signature_batch(texts: list[str], params: MinHashParams) -> tuple[np.ndarray
     return builder.signatures(normalised), [text_hash(t) if t else 0 for t in normalised], [not t for t in normalised]
 
 
+def shingle_set_batch(docs: list[tuple[int, str]], shingle: int) -> list[tuple[int, np.ndarray]]:
+    """(index, shingle set) of each (index, text) in a batch (runs in a worker)."""
+    return [(index, shingle_set(normalise(text), shingle)) for index, text in docs]
+
+
+class ExactJaccard:
+    """The true Jaccard of candidate pairs: a second pass over the corpus reads the shingle
+    sets of the documents in a pair (only those are kept), then compares them."""
+
+    def __init__(self, corpus: CorpusSpec, shingle: int, executor: BatchExecutor, console: Console | None,
+                 batch_size: int) -> None:
+        self.corpus, self.shingle, self.executor, self.console, self.batch_size = (
+            corpus, shingle, executor, console, batch_size
+        )
+        self.stream: StreamInfo | None = None
+
+    def __call__(self, pairs: np.ndarray) -> np.ndarray:
+        needed = set(np.unique(pairs).tolist())
+        self.stream = StreamInfo.of(self.corpus)
+        sets: dict[int, np.ndarray] = {}
+        chosen = lambda batch: [(d.index, d.text) for d in batch if d.index in needed]  # noqa: E731
+        for _, found in stream_batches(
+            self.corpus, self.executor, shingle_set_batch, self.shingle, chosen, "dedup: exact Jaccard",
+            self.console, self.stream, self.batch_size,
+        ):
+            sets.update(found)
+        return exact_jaccard(pairs, sets)
+
+
 @dataclass
 class DedupAudit:
     result: DedupResult
@@ -109,6 +139,7 @@ class DedupAudit:
     stream: StreamInfo
     executor: str
     output: str | None = None
+    verify_stream: StreamInfo | None = None  # the second pass of verify="exact", when it ran
 
     def report(self, max_clusters: int = 100) -> dict[str, Any]:
         ids = self.doc_ids
@@ -120,6 +151,7 @@ class DedupAudit:
             "clusters": [[ids[i] for i in c] for c in self.result.clusters[:max_clusters]],
             "clusters_listed": min(max_clusters, len(self.result.clusters)),
             "stream": self.stream.as_dict(),
+            "verify_stream": self.verify_stream.as_dict() if self.verify_stream else None,
         }
 
     def write_clusters(self, path: Path) -> None:
@@ -140,7 +172,9 @@ def audit_dedup(
     console: Console | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> DedupAudit:
-    """Exact and near-duplicate clusters; with `output`, a deduplicated JSONL corpus."""
+    """Exact and near-duplicate clusters; with `output`, a deduplicated JSONL corpus. With
+    `settings.verify == "exact"` the LSH candidates are checked by their true Jaccard, read
+    in a second pass over the corpus."""
     executor = executor or LocalExecutor()
     params = settings.minhash
     sig_parts: list[np.ndarray] = []
@@ -159,8 +193,11 @@ def audit_dedup(
             exact_of.append(doc.index if is_empty else first_seen.setdefault(h, doc.index))
     perm = settings.num_perm
     sigs_all = np.concatenate(sig_parts) if sig_parts else np.empty((0, perm), dtype=np.uint32)
-    result = deduplicate(sigs_all, np.asarray(exact_of, dtype=np.int64), np.asarray(empty, dtype=bool), settings)
-    audit = DedupAudit(result, doc_ids, info, executor.name)
+    jaccard = ExactJaccard(corpus, settings.shingle, executor, console, batch_size)
+    result = deduplicate(
+        sigs_all, np.asarray(exact_of, dtype=np.int64), np.asarray(empty, dtype=bool), settings, jaccard
+    )
+    audit = DedupAudit(result, doc_ids, info, executor.name, verify_stream=jaccard.stream)
     if output is not None:
         audit.output = str(write_corpus(corpus, Path(output), keep=result.keep))
     return audit
