@@ -135,9 +135,11 @@ def test_counts_overlap_details_and_settings(planted: dict) -> None:
     item = _per_item(planted)[verbatim]
     overlap = item.overlaps[0]
     assert overlap.doc_id.startswith(str(planted["corpus"]) + ":") and len(overlap.ngram.split()) == 13
-    assert overlap.word_offset == 40  # after the 40 filler words
+    assert overlap.word_offset == 41  # after the 40 filler words and the template's "Question:"
     report = audit.report()
     assert report["settings"]["ngram"] == {"synth": 13}
+    assert report["settings"]["item_text"]["synth"].startswith("document field 'question'")
+    assert report["tasks"]["synth"]["item_text"] == report["settings"]["item_text"]["synth"]
     assert report["settings"]["normalisation"]["lowercase"] is True
     assert report["stream"]["skipped_lines"] == 2
     assert any(":6: invalid JSON" in e for e in report["stream"]["skipped_examples"])
@@ -293,3 +295,72 @@ def test_rescore_errors_are_one_line(tmp_path: Path) -> None:
         rescore(tmp_path / "run", tmp_path / "ids.txt")
     with pytest.raises(LlmassayError, match="cannot read"):
         rescore(tmp_path, tmp_path / "missing.json")
+
+
+def _mmlu_like_task(tmp_path: Path) -> Path:
+    """A multiple-choice YAML task with MMLU's template; one short question (6 words)."""
+    rows = [
+        {"id": "short", "question": "What is the capital of Peru?", "choices": ["Lima", "Quito", "Bogota", "La Paz"],
+         "answer": 0},
+        {"id": "long", "question": "Which organelle of the eukaryotic cell produces most of the chemical energy "
+         "needed to power the cell's biochemical reactions?", "choices": ["Ribosome", "Mitochondrion", "Nucleus",
+         "Golgi apparatus"], "answer": 1},
+    ]
+    (tmp_path / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = tmp_path / "mc.yaml"
+    task.write_text(
+        "task: mc\ndataset_path: json\ndataset_kwargs:\n  data_files: mc.jsonl\ntest_split: train\n"
+        "output_type: multiple_choice\n"
+        'description: "The following are multiple choice questions (with answers).\\n\\n"\n'
+        'doc_to_text: "{{question.strip()}}\\nA. {{choices[0]}}\\nB. {{choices[1]}}\\nC. {{choices[2]}}\\n'
+        'D. {{choices[3]}}\\nAnswer:"\n'
+        'doc_to_choice: ["A", "B", "C", "D"]\ndoc_to_target: answer\n'
+    )
+    return task
+
+
+def test_default_matches_the_question_not_the_template(tmp_path: Path) -> None:
+    """A leak laid out differently from our template (a quiz page) is found by exact match
+    on the question; matching the rendered prompt, template words included, misses it."""
+    task = _mmlu_like_task(tmp_path)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(
+        "Quiz 3. What is the capital of Peru? Options: Quito, Lima, Bogota. The answer is Lima, of course.\n"
+        "Biology: which organelle of the eukaryotic cell produces most of the chemical energy needed to power "
+        "the cell's biochemical reactions? (mitochondrion)\n"
+        "an unrelated line about Peru and its capital\n"
+    )
+    spec = CorpusSpec((str(corpus),))
+    by_question = audit_contamination(spec, [str(task)], ngram="auto")
+    by_prompt = audit_contamination(spec, [str(task)], ngram="auto", item_text="prompt")
+    q, p = by_question.tasks["mc"], by_prompt.tasks["mc"]
+    assert q.item_text.startswith("document field 'question'") and p.item_text.startswith("zero-shot prompt")
+    assert q.n == AUTO_MIN_N  # the questions have 6 and 20 words; the prompts 16 and 30
+    assert p.n == 13
+    per_q = {i.id: i for i in q.per_item}
+    assert per_q["short"].input_match_docs == [f"{corpus}:1"] and per_q["short"].input_and_label_match_docs
+    assert per_q["long"].input_match_docs == [f"{corpus}:2"] and per_q["long"].input_and_label_match_docs
+    assert q.dirty == 2
+    assert p.input_contaminated == 0  # no copy is laid out in our template
+    assert not {i.id: i for i in p.per_item}["short"].dirty  # its 13-grams all cross template words
+
+
+def test_question_field_falls_back_to_the_prompt_and_checks_the_option(tmp_path: Path) -> None:
+    from llmassay.audit.contamination import item_text_source, question_field
+    from llmassay.tasks.loader import load_task
+
+    mmlu = load_task("mmlu_sample", num_fewshot=0)
+    arith = load_task("arith_sample", num_fewshot=0)
+    assert question_field(mmlu) == "question"
+    assert question_field(arith) == "input"  # longer than `expression`, which the prompt also shows
+    template = tmp_path / "t.yaml"
+    (tmp_path / "d.jsonl").write_text(json.dumps({"id": "a", "x": "two words", "y": "4"}) + "\n")
+    template.write_text(
+        "task: t\ndataset_path: json\ndataset_kwargs:\n  data_files: d.jsonl\ntest_split: train\n"
+        'output_type: generate_until\ndoc_to_text: "{{x | upper}}"\ndoc_to_target: y\n'
+    )
+    upper = load_task(str(template), num_fewshot=0)
+    source = item_text_source(upper)
+    assert source.field is None and "no document field occurs in every prompt" in source.describe()
+    with pytest.raises(LlmassayError, match="--item-text: 'words'"):
+        item_text_source(upper, item_text="words")

@@ -133,6 +133,21 @@ def test_band_choice_and_s_curve() -> None:
     assert candidate_probability(0.8, 128 // (rows + 1), rows + 1) < 0.99  # one more row would miss the target
 
 
+def test_cli_verify_option(jaccard_pairs: dict, tmp_path: Path) -> None:
+    """--verify estimate keeps pairs at J 0.75-0.8 that the default exact check rejects."""
+    counts = {}
+    for mode in ("exact", "estimate"):
+        out = tmp_path / mode
+        assert main(["audit", "dedup", "--corpus", str(jaccard_pairs["path"]), "--verify", mode, "--output-dir",
+                     str(out)]) == 0
+        report = json.loads((out / "dedup.json").read_text())
+        assert report["settings"]["verify"] == mode
+        counts[mode] = report["counts"]["verified_pairs"]
+    assert counts["exact"] == 160 and counts["estimate"] != 160
+    with pytest.raises(SystemExit):  # argparse's choices
+        main(["audit", "dedup", "--corpus", str(jaccard_pairs["path"]), "--verify", "guess"])
+
+
 def test_cli_dedup_writes_report_clusters_and_corpus(corpus: dict, tmp_path: Path) -> None:
     assert main(["audit", "dedup", "--corpus", str(corpus["path"]), "--output-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "dedup.json").read_text())
@@ -151,3 +166,89 @@ def test_bad_settings_are_one_line_errors() -> None:
         DedupSettings(threshold=1.5)
     with pytest.raises(LlmassayError, match="--bands"):
         DedupSettings(bands=500)
+    with pytest.raises(LlmassayError, match="--verify: 'guess'"):
+        DedupSettings(verify="guess")
+
+
+BUCKETS = ((0.7, 0.75), (0.75, 0.8), (0.8, 0.85), (0.85, 0.9), (0.9, 1.0))
+
+
+def _word(i: int) -> str:
+    """A distinct letters-only word per integer, so no two planted pairs share a shingle."""
+    out = ""
+    while True:
+        i, r = divmod(i, 26)
+        out += "abcdefghijklmnopqrstuvwxyz"[r]
+        if not i:
+            return "q" + out
+
+
+@pytest.fixture(scope="module")
+def jaccard_pairs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Pairs with planted word-5-gram Jaccard: B keeps A's first p of L words and replaces the
+    rest, so they share p - 4 of 2L - 4 - p shingles. 40 pairs per bucket, and 40 at exactly
+    J = 0.8 (L ≡ 4 mod 9, p = (8L + 4) / 9)."""
+    rng = random.Random(11)
+    fresh = itertools.count()
+    texts, truth = [], {}
+
+    def plant(length: int, p: int) -> float:
+        a = [_word(next(fresh)) for _ in range(length)]
+        b = a[:p] + [_word(next(fresh)) for _ in range(length - p)]
+        truth[(len(texts), len(texts) + 1)] = (p - 4) / (2 * length - 4 - p)
+        texts.extend([" ".join(a), " ".join(b)])
+        return truth[(len(texts) - 2, len(texts) - 1)]
+
+    for lo, hi in BUCKETS:
+        made = 0
+        while made < 40:
+            length = rng.randint(150, 300)
+            target = rng.uniform(lo, hi)
+            p = round((4 + target * (2 * length - 4)) / (1 + target))
+            j = (p - 4) / (2 * length - 4 - p)
+            if lo < j < hi:
+                plant(length, p)
+                made += 1
+    at_threshold = set()
+    for length in range(148, 148 + 9 * 40, 9):
+        plant(length, (8 * length + 4) // 9)
+        at_threshold.add((len(texts) - 2, len(texts) - 1))
+    path = tmp_path_factory.mktemp("jaccard") / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return {"path": path, "texts": texts, "truth": truth, "at_threshold": at_threshold}
+
+
+def test_planted_jaccard_is_what_brute_force_computes(jaccard_pairs: dict) -> None:
+    texts = jaccard_pairs["texts"]
+    for (a, b), j in jaccard_pairs["truth"].items():
+        assert _jaccard(_shingles(texts[a]), _shingles(texts[b])) == pytest.approx(j, abs=1e-12)
+    assert {j for p, j in jaccard_pairs["truth"].items() if p in jaccard_pairs["at_threshold"]} == {0.8}
+
+
+def test_exact_verification_recall_is_one_above_the_threshold_and_zero_below(jaccard_pairs: dict) -> None:
+    from llmassay.audit.dedup import recall_by_jaccard
+
+    spec = CorpusSpec((str(jaccard_pairs["path"]),))
+    truth, at = jaccard_pairs["truth"], jaccard_pairs["at_threshold"]
+    exact = audit_dedup(spec, DedupSettings(threshold=0.8, verify="exact"))
+    estimate = audit_dedup(spec, DedupSettings(threshold=0.8, verify="estimate"))
+    by_exact = recall_by_jaccard(_found_pairs(exact), truth, BUCKETS)
+    by_estimate = recall_by_jaccard(_found_pairs(estimate), truth, BUCKETS)
+    assert [n for _, n in by_exact.values()] == [40, 40, 80, 40, 40]  # 0.8-0.85 holds the 40 at exactly 0.8
+    assert {b: r for b, (r, _) in by_exact.items()} == {
+        "0.7-0.75": 0.0, "0.75-0.8": 0.0, "0.8-0.85": 1.0, "0.85-0.9": 1.0, "0.9-1": 1.0
+    }
+    # The values compared with the threshold are the planted ones.
+    got = dict(zip(map(tuple, exact.result.pairs.tolist()), exact.result.pair_jaccard.tolist()))
+    assert len(got) == 160 and all(got[p] == pytest.approx(truth[p], abs=1e-12) for p in got)
+    # The MinHash estimate (128 permutations) loses pairs just above the threshold, about
+    # half of those exactly at it, and lets some just below it through.
+    at_estimate = recall_by_jaccard(_found_pairs(estimate), {p: truth[p] for p in at}, ((0.8, 0.8),))["0.8"][0]
+    assert recall_by_jaccard(_found_pairs(exact), {p: truth[p] for p in at}, ((0.8, 0.8),))["0.8"][0] == 1.0
+    assert 0.2 <= at_estimate <= 0.8, at_estimate
+    assert by_estimate["0.8-0.85"][0] < 0.95 and by_estimate["0.75-0.8"][0] > 0.0
+    assert by_estimate["0.9-1"][0] == 1.0 and by_estimate["0.7-0.75"][0] < 0.2
+    assert exact.report()["settings"]["verification"].startswith("exact Jaccard")
+    assert estimate.report()["settings"]["verification"].startswith("MinHash")
+    assert exact.report()["verify_stream"]["throughput"]["docs"] == len(jaccard_pairs["texts"])
+    assert estimate.report()["verify_stream"] is None

@@ -50,6 +50,39 @@ def test_iban_mod97(iban: str, valid: bool) -> None:
     assert (("iban", iban) in _types(f"IBAN {iban} thanks")) is valid
 
 
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        # The greedy candidate took the expiry date's first digits (18 digits, Luhn fails).
+        ("card 4111 1111 1111 1111 12/26 exp", [("credit_card", "4111 1111 1111 1111")]),
+        ("ref 12 4111 1111 1111 1111.", [("credit_card", "4111 1111 1111 1111")]),  # a leading group
+        ("cards 4111111111111111 5555555555554444", [("credit_card", "4111111111111111"),
+                                                     ("credit_card", "5555555555554444")]),
+        ("bad 4111 1111 1111 1112 12/26", []),  # no span of whole groups passes Luhn
+        ("run 41111111111111111 2", []),  # a group is never split: 17 digits with one too many
+        ("scores 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", []),  # 16 one-digit numbers are not a printed card
+    ],
+)
+def test_card_found_at_group_boundaries(text: str, found: list[tuple[str, str]]) -> None:
+    assert [f for f in _types(text) if f[0] == "credit_card"] == found
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("pay DE89 3704 0044 0532 0130 00 2024 now", ["DE89 3704 0044 0532 0130 00"]),  # followed by a year
+        ("IBAN GB82 WEST 1234 5698 7654 32 BY phone", ["GB82 WEST 1234 5698 7654 32"]),  # followed by a word
+        ("to DE89370400440532013000 GB82WEST12345698765432", ["DE89370400440532013000", "GB82WEST12345698765432"]),
+        ("NO93 8601 1117 947 is Norway's 15", ["NO93 8601 1117 947"]),  # the shortest country length
+        ("cut DE89 3704 0044 0532 0130", []),  # two characters short of Germany's 22
+        ("run DE8937040044053201300012", []),  # longer than 22 without a boundary at 22
+        ("XX89 3704 0044 0532 0130 00", []),  # no such country
+    ],
+)
+def test_iban_cut_at_its_country_length(text: str, found: list[str]) -> None:
+    assert [v for t, v in _types(text) if t == "iban"] == found
+
+
 def test_email_phone_ip() -> None:
     text = (
         "Write to jane.doe+x@mail.example.co.uk or call (415) 555-2671 / +44 20 7946 0958; "

@@ -12,14 +12,21 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("datasketch")
 
-from llmassay.audit import CorpusSpec, DedupSettings, RayExecutor, audit_contamination, audit_dedup, audit_pii  # noqa: E402
+from llmassay.audit import (  # noqa: E402
+    CorpusSpec,
+    DedupSettings,
+    RayShardExecutor,
+    audit_contamination,
+    audit_dedup,
+    audit_pii,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def executor():
-    ex = RayExecutor(num_cpus=2)
+    ex = RayShardExecutor(num_cpus=2)
     yield ex
     ex.close()
 

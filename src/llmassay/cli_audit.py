@@ -26,7 +26,14 @@ def add_audit_commands(sub: Any) -> None:
     _corpus_args(contam)
     contam.add_argument("--tasks", required=True, help="comma-separated task names or files")
     contam.add_argument("--ngram", default="13", help="N for word N-grams, or 'auto' (GPT-3 appendix C; default 13)")
-    contam.add_argument("--item-field", default=None, help="match this document field instead of the rendered prompt")
+    contam.add_argument(
+        "--item-text",
+        default="question",
+        choices=("question", "prompt"),
+        help="match each item's question field (default: the longest document field found in every prompt) "
+        "or its rendered prompt, template words included",
+    )
+    contam.add_argument("--item-field", default=None, help="match this document field (overrides --item-text)")
 
     dedup = kinds.add_parser("dedup", help="exact and near-duplicate documents (MinHash LSH)")
     _corpus_args(dedup)
@@ -35,6 +42,13 @@ def add_audit_commands(sub: Any) -> None:
     dedup.add_argument("--shingle", type=int, default=5, help="words per shingle (default 5)")
     dedup.add_argument("--bands", type=int, default=None, help="LSH bands (default: recall >= 0.99 at the threshold)")
     dedup.add_argument("--seed", type=int, default=1, help="MinHash seed (datasketch's default 1)")
+    dedup.add_argument(
+        "--verify",
+        default="exact",
+        choices=("exact", "estimate"),
+        help="check LSH candidates by their true Jaccard (default; a second pass reads the candidates' shingles) "
+        "or by the MinHash estimate (one pass; misses about half the pairs at the threshold)",
+    )
     dedup.add_argument(
         "--output", default=None, help="deduplicated JSONL corpus (default OUTPUT_DIR/deduplicated.jsonl)"
     )
@@ -135,7 +149,9 @@ def _contamination(args: argparse.Namespace, corpus: Any, executor: Any, console
         except ValueError:
             raise LlmassayError(f"--ngram: '{args.ngram}' is not an integer or 'auto'") from None
     tasks = [t for t in args.tasks.split(",") if t]
-    audit = audit_contamination(corpus, tasks, ngram, args.item_field, executor, console, args.batch_size)
+    audit = audit_contamination(
+        corpus, tasks, ngram, args.item_field, executor, console, args.batch_size, item_text=args.item_text
+    )
     report_path = _write_json(out_dir / "contamination.json", audit.report())
     ids_path = _write_json(out_dir / "clean_ids.json", audit.clean_ids())
     table = Table(title="contamination")
@@ -153,15 +169,17 @@ def _contamination(args: argparse.Namespace, corpus: Any, executor: Any, console
         )
     out = _stdout()
     out.print(table)
+    texts = "\n".join(f"{t.task}: matched {t.item_text}" for t in audit.tasks.values())
     out.print(
-        f"{_stream_line(audit.report()['stream'])}\nreport: {report_path} · clean ids: {ids_path}", soft_wrap=True
+        f"{texts}\n{_stream_line(audit.report()['stream'])}\nreport: {report_path} · clean ids: {ids_path}",
+        soft_wrap=True,
     )
 
 
 def _dedup(args: argparse.Namespace, corpus: Any, executor: Any, console: Console, out_dir: Path) -> None:
     from llmassay.audit import DedupSettings, audit_dedup
 
-    settings = DedupSettings(args.threshold, args.num_perm, args.shingle, args.seed, args.bands)
+    settings = DedupSettings(args.threshold, args.num_perm, args.shingle, args.seed, args.bands, args.verify)
     output = Path(args.output) if args.output else out_dir / "deduplicated.jsonl"
     audit = audit_dedup(corpus, settings, output, executor, console, args.batch_size)
     report = audit.report()
@@ -169,7 +187,8 @@ def _dedup(args: argparse.Namespace, corpus: Any, executor: Any, console: Consol
     audit.write_clusters(out_dir / "dedup_clusters.jsonl")
     counts = report["counts"]
     table = Table(
-        title=f"dedup (threshold {settings.threshold}, {audit.result.bands} bands × {audit.result.rows} rows)"
+        title=f"dedup (threshold {settings.threshold}, {audit.result.bands} bands × {audit.result.rows} rows, "
+        f"{settings.verify} Jaccard)"
     )
     for column in ("docs", "exact dup", "near dup", "kept", "clusters", "LSH candidates", "verified pairs"):
         table.add_column(column)

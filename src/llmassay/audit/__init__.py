@@ -7,7 +7,7 @@ clean and dirty items. datasketch, pyarrow, phonenumbers and python-stdnum come 
 """
 
 from llmassay.audit.dedup import DedupResult, DedupSettings
-from llmassay.audit.executors import LocalExecutor, RayExecutor, make_executor
+from llmassay.audit.executors import LocalExecutor, RayShardExecutor, make_executor
 from llmassay.audit.normalise import Normalisation, normalise, words
 from llmassay.audit.readers import CorpusSpec, Document, read_corpus
 from llmassay.audit.rescore import rescore
@@ -30,7 +30,7 @@ __all__ = [
     "LocalExecutor",
     "Normalisation",
     "PiiAudit",
-    "RayExecutor",
+    "RayShardExecutor",
     "audit_contamination",
     "audit_dedup",
     "audit_pii",

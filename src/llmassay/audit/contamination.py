@@ -3,10 +3,15 @@
 Two published checks, run in one streaming pass:
 - GPT-3 (Brown et al. 2020, appendix C): an item is *dirty* if any of its N-grams of
   normalised words occurs in any corpus document (N = 13, or `auto`: the 5th percentile of
-  the task's item lengths in words, clamped to [8, 13]); an item shorter than N words is
+  the task's input lengths in words, clamped to [8, 13]); an item shorter than N words is
   dirty when it occurs whole.
 - Dodge et al. 2021: normalised exact match of the item's input (*input contamination*)
   and of input and label in the same document (*input-and-label contamination*).
+
+An item's input is its question field by default (the string field of the document that
+occurs in every rendered prompt), not the prompt: template words ("Question:", "A.",
+"Answer:") would make exact match find only copies laid out in our template and would
+inflate auto-N (bundled MMLU: 5th-percentile input 21 words with template, 7 without).
 
 The index holds the task items' N-grams (small); the corpus only streams through it.
 Hash hits are confirmed word by word, so a hash collision cannot make an item dirty.
@@ -41,21 +46,81 @@ class Item:
     wrong_labels: tuple[tuple[str, ...], ...] = ()  # the other choices (multiple choice)
 
 
-def task_items(task: Task, item_field: str | None = None) -> list[Item]:
-    """The task's items: input = the zero-shot prompt without the task description (or the
-    document field `item_field`), label = the text of the correct answer. When choices are
+ITEM_TEXTS = ("question", "prompt")
+
+
+@dataclass(frozen=True)
+class ItemText:
+    """Which text of an item is matched: a document field, or the rendered prompt."""
+
+    field: str | None  # None: the zero-shot prompt without the task description
+    how: str  # for the report: where the choice came from
+
+    def describe(self) -> str:
+        source = f"document field '{self.field}'" if self.field else "zero-shot prompt without the task description"
+        return f"{source} ({self.how}), plus the gold answer's text"
+
+
+def item_text_source(task: Task, item_field: str | None = None, item_text: str = "question") -> ItemText:
+    """`item_field` if given; else (`item_text="question"`) the question field the prompt
+    is built from, so template words ("Question:", "A.", "Answer:") neither hide a leak laid
+    out differently nor inflate auto-N; else the rendered prompt."""
+    if item_text not in ITEM_TEXTS:
+        raise LlmassayError(f"--item-text: '{item_text}' is not one of {', '.join(ITEM_TEXTS)}")
+    if item_field:
+        return ItemText(item_field, "--item-field")
+    if item_text == "prompt":
+        return ItemText(None, "--item-text prompt")
+    found = question_field(task)
+    if found is None:
+        return ItemText(None, "no document field occurs in every prompt")
+    return ItemText(found, "the longest document field found in every rendered prompt")
+
+
+def question_field(task: Task) -> str | None:
+    """The document's string field that occurs in every item's rendered text, the longest
+    on average (MMLU: `question`, not a choice; a template that only rearranges fields
+    therefore matches on the question itself). None when no field qualifies."""
+    totals: dict[str, int] | None = None
+    for sample in task.samples:
+        shown = _item_prompt(task, sample)
+        present = {
+            key: len(value.strip())
+            for key, value in sample.doc.items()
+            if isinstance(value, str) and value.strip() and value.strip() in shown
+        }
+        totals = present if totals is None else {k: totals[k] + n for k, n in present.items() if k in totals}
+        if not totals:
+            return None
+    return max(totals, key=lambda k: (totals[k], k)) if totals else None
+
+
+def _item_prompt(task: Task, sample: Any) -> str:
+    # The loader always puts the description first, so it is a prefix of every prompt.
+    prefix = task.builder.description_text(sample.doc, sample.id) if task.builder else ""
+    return sample.prompt[len(prefix) :]
+
+
+def task_items(task: Task, item_field: str | None = None, item_text: str = "question") -> list[Item]:
+    """The task's items, matched on the text `item_text_source` picks (by default the question field)."""
+    return items_for(task, item_text_source(task, item_field, item_text))
+
+
+def items_for(task: Task, source: ItemText) -> list[Item]:
+    """input = the source's text, label = the text of the correct answer. When choices are
     bare letters (MMLU's A-D) and the document has a `choices` list, the label is the
     option's text, which is what a leaked copy would contain."""
     items = []
     for sample in task.samples:
-        if item_field:
-            value = sample.doc.get(item_field)
-            if not isinstance(value, str):
-                raise TaskError(f"{task.source}: item '{sample.id}': --item-field '{item_field}' is not a string field")
-            text = value
+        if source.field is None:
+            text = _item_prompt(task, sample)
         else:
-            prefix = task.builder.description_text(sample.doc, sample.id) if task.builder else ""
-            text = sample.prompt[len(prefix) :] if sample.prompt.startswith(prefix) else sample.prompt
+            value = sample.doc.get(source.field)
+            if not isinstance(value, str):
+                raise TaskError(
+                    f"{task.source}: item '{sample.id}': --item-field '{source.field}' is not a string field"
+                )
+            text = value
         labels = _choice_texts(sample.choices, sample.doc)
         if labels is None:
             label, wrong = str(sample.target), []
@@ -79,8 +144,10 @@ def _choice_texts(choices: list[str] | None, doc: dict[str, Any]) -> list[str] |
 
 
 def auto_ngram(items: list[Item]) -> int:
-    """GPT-3 appendix C: the 5th-percentile item length in words, clamped to [8, 13]."""
-    lengths = [len(i.input_words) + len(i.label_words) for i in items]
+    """GPT-3 appendix C: the 5th-percentile item length in words, clamped to [8, 13]. The
+    length is the input's: N-grams are taken within the input and within the label, never
+    across them, so counting the label would choose an N that short inputs cannot hold."""
+    lengths = [len(i.input_words) for i in items]
     if not lengths:
         return AUTO_MAX_N
     p5 = float(np.percentile(lengths, 5))
@@ -228,6 +295,7 @@ class TaskContamination:
     n: int
     n_rule: str  # "fixed" or "auto (GPT-3 appendix C)"
     items: int
+    item_text: str = ""  # which text of each item was matched (ItemText.describe)
     dirty: int = 0
     fraction_dirty: float = 0.0
     input_contaminated: int = 0
@@ -244,13 +312,14 @@ class TaskContamination:
 class Tally:
     """Merges batches of hits into per-item results, in stream order."""
 
-    def __init__(self, indexes: list[TaskIndex], rules: dict[str, str]) -> None:
+    def __init__(self, indexes: list[TaskIndex], rules: dict[str, str], texts: dict[str, str] | None = None) -> None:
         self.tasks = {
             ix.task: TaskContamination(
                 ix.task,
                 ix.n,
                 rules[ix.task],
                 len(ix.items),
+                (texts or {}).get(ix.task, ""),
                 per_item=[ItemContamination(i.id, len(i.input_words) + len(i.label_words)) for i in ix.items],
             )
             for ix in indexes

@@ -2,8 +2,11 @@
 
 Every document's signature is computed while the corpus streams (see `minhash.py`);
 the LSH step runs afterwards on the signature matrix, vectorised: per band, rows with
-equal band hashes are found by sorting, and each candidate pair is kept only when its
-MinHash Jaccard estimate reaches the threshold (so a band collision alone never counts).
+equal band hashes are found by sorting, and each candidate pair is verified, so a band
+collision alone never counts. `verify="exact"` (the default) computes the candidates' true
+Jaccard from their shingle sets in a second pass over the corpus; `verify="estimate"` uses
+the MinHash estimate, which for a pair exactly at the threshold is below it about half the
+time (a binomial share of 128 permutations), so recall just above the threshold is ≈ 50-80 %.
 Documents whose normalised text is identical are exact duplicates and enter the LSH once.
 
 Bands and rows are chosen so that a pair exactly at the threshold becomes a candidate
@@ -13,6 +16,7 @@ time); the S-curve is reported so that choice is visible.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +28,11 @@ from llmassay.types import LlmassayError
 
 MAX_BUCKET = 256  # a band bucket larger than this pairs each member with its first 256 neighbours only
 S_CURVE_POINTS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
+VERIFY_MODES = ("exact", "estimate")
+# Jaccard buckets for recall reports: fine around the usual 0.8 threshold, where the
+# estimate's verification loses pairs.
+JACCARD_BUCKETS = ((0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.75), (0.75, 0.8), (0.8, 0.85), (0.85, 0.9),
+                   (0.9, 1.0), (1.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -33,8 +42,11 @@ class DedupSettings:
     shingle: int = 5
     seed: int = 1
     bands: int | None = None  # None: choose_bands(threshold, num_perm)
+    verify: str = "exact"  # "exact": true Jaccard of the candidates' shingle sets; "estimate": MinHash's
 
     def __post_init__(self) -> None:
+        if self.verify not in VERIFY_MODES:
+            raise LlmassayError(f"--verify: '{self.verify}' is not one of {', '.join(VERIFY_MODES)}")
         if not 0.0 < self.threshold <= 1.0:
             raise LlmassayError(f"--threshold: {self.threshold} must be in (0, 1]")
         if not 2 <= self.num_perm <= 4096:
@@ -86,6 +98,7 @@ class DedupResult:
     pairs: np.ndarray  # (m, 2) verified near-duplicate pairs (representatives), lo < hi
     pair_estimates: np.ndarray  # their MinHash Jaccard estimates
     candidates: int  # LSH candidate pairs before verification
+    pair_jaccard: np.ndarray = field(default_factory=lambda: np.empty(0))  # their exact Jaccard (verify="exact")
     keep: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0, dtype=bool))
     exact_of: np.ndarray = field(
         repr=False, default_factory=lambda: np.empty(0, dtype=np.int64)
@@ -108,7 +121,9 @@ class DedupResult:
             **asdict(self.settings),
             "bands": self.bands,
             "rows": self.rows,
-            "verification": "MinHash Jaccard estimate >= threshold",
+            "verification": "exact Jaccard of the candidates' shingle sets (64-bit hashes) >= threshold"
+            if self.settings.verify == "exact"
+            else "MinHash Jaccard estimate >= threshold",
             "shingles": f"word {self.settings.shingle}-grams of normalised text",
             "s_curve": {str(j): round(candidate_probability(j, self.bands, self.rows), 4) for j in S_CURVE_POINTS},
             "normalisation": Normalisation().as_dict(),
@@ -145,20 +160,48 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return np.stack([unique // n, unique % n], axis=1)
 
 
+def minhash_estimates(sigs: np.ndarray, pairs: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """MinHash Jaccard estimate of each (a, b) row pair, in chunks to bound memory."""
+    chunks = (pairs[i : i + chunk] for i in range(0, len(pairs), chunk))
+    parts = [jaccard_estimate(sigs[p[:, 0]], sigs[p[:, 1]]) for p in chunks]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
 def verify_pairs(
     sigs: np.ndarray, pairs: np.ndarray, threshold: float, chunk: int = 65536
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs whose MinHash estimate is ≥ threshold, and those estimates."""
-    keep, estimates = [], []
-    for start in range(0, len(pairs), chunk):
-        part = pairs[start : start + chunk]
-        est = jaccard_estimate(sigs[part[:, 0]], sigs[part[:, 1]])
-        ok = est >= threshold - 1e-12
-        keep.append(part[ok])
-        estimates.append(est[ok])
-    if not keep:
-        return np.empty((0, 2), dtype=np.int64), np.empty(0)
-    return np.concatenate(keep), np.concatenate(estimates)
+    est = minhash_estimates(sigs, pairs, chunk)
+    ok = est >= threshold - 1e-12
+    return pairs[ok], est[ok]
+
+
+def exact_jaccard(pairs: np.ndarray, shingle_sets: dict[int, np.ndarray]) -> np.ndarray:
+    """Jaccard of each (a, b) pair's sorted unique shingle-hash arrays."""
+    out = np.empty(len(pairs))
+    for k, (a, b) in enumerate(pairs.tolist()):
+        sa, sb = shingle_sets[a], shingle_sets[b]
+        inter = len(np.intersect1d(sa, sb, assume_unique=True))
+        out[k] = inter / (len(sa) + len(sb) - inter)
+    return out
+
+
+def recall_by_jaccard(
+    found: Iterable[tuple[int, int]],
+    truth: dict[tuple[int, int], float],
+    buckets: tuple[tuple[float, float], ...] = JACCARD_BUCKETS,
+) -> dict[str, tuple[float, int]]:
+    """Share of the true pairs in each Jaccard bucket [lo, hi) that were found (a bucket with
+    lo == hi holds pairs at exactly that value), and how many pairs the bucket has: how a
+    threshold's recall falls off near it, which one overall figure hides."""
+    got = {tuple(sorted(p)) for p in found}
+    out = {}
+    for lo, hi in buckets:
+        members = [p for p, j in truth.items() if (j == lo if lo == hi else lo <= j < hi)]
+        name = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+        out[name] = (sum(tuple(sorted(p)) in got for p in members) / len(members) if members else float("nan"),
+                     len(members))
+    return out
 
 
 def _components(n: int, edges: np.ndarray) -> np.ndarray:
@@ -180,15 +223,30 @@ def _components(n: int, edges: np.ndarray) -> np.ndarray:
     return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
-def deduplicate(sigs: np.ndarray, exact_of: np.ndarray, empty: np.ndarray, settings: DedupSettings) -> DedupResult:
+def deduplicate(
+    sigs: np.ndarray,
+    exact_of: np.ndarray,
+    empty: np.ndarray,
+    settings: DedupSettings,
+    jaccard: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> DedupResult:
     """Clusters from exact duplicates (`exact_of[i]` = first doc with the same normalised
-    text, or i) and verified LSH pairs among the first occurrences."""
+    text, or i) and verified LSH pairs among the first occurrences. With verify="exact",
+    `jaccard` gives the true Jaccard of (m, 2) document pairs (`audit_dedup` reads them
+    from the corpus)."""
     n = len(sigs)
     bands, rows = settings.band_layout()
     reps = np.flatnonzero((exact_of == np.arange(n)) & ~empty)
     cand = candidate_pairs(sigs[reps], bands, rows) if len(reps) > 1 else np.empty((0, 2), dtype=np.int64)
-    verified, estimates = verify_pairs(sigs[reps], cand, settings.threshold)
-    pairs = reps[verified] if len(verified) else np.empty((0, 2), dtype=np.int64)
+    estimates = minhash_estimates(sigs[reps], cand)
+    if settings.verify == "exact":
+        if jaccard is None:
+            raise LlmassayError("--verify exact needs the documents' shingles: run it through audit_dedup")
+        scores = jaccard(reps[cand]) if len(cand) else np.empty(0)
+    else:
+        scores = estimates
+    ok = scores >= settings.threshold - 1e-12
+    pairs = reps[cand[ok]] if ok.any() else np.empty((0, 2), dtype=np.int64)
     exact_edges = np.stack([np.flatnonzero(exact_of != np.arange(n)), exact_of[exact_of != np.arange(n)]], axis=1)
     roots = _components(n, np.concatenate([pairs.reshape(-1, 2), exact_edges]))
     keep = roots == np.arange(n)
@@ -208,8 +266,9 @@ def deduplicate(sigs: np.ndarray, exact_of: np.ndarray, empty: np.ndarray, setti
         kept=int(keep.sum()),
         clusters=[groups[r] for r in sorted(groups)],
         pairs=pairs,
-        pair_estimates=estimates,
+        pair_estimates=estimates[ok],
         candidates=int(len(cand)),
+        pair_jaccard=scores[ok] if settings.verify == "exact" else np.empty(0),
         keep=keep,
         exact_of=exact_of,
     )

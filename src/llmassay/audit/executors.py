@@ -38,9 +38,10 @@ class LocalExecutor:
         pass
 
 
-class RayExecutor:
-    """Ray tasks over shards of the stream; `shared` (e.g. the contamination index) is put
-    in the object store once. At most `2 × workers` batches are in flight, so memory stays
+class RayShardExecutor:
+    """Ray tasks over shards of the stream (named apart from the engine's RayExecutor, whose
+    workers are model actors); `shared` (e.g. the contamination index) is put in the object
+    store once. At most `2 × workers` batches are in flight, so memory stays
     bounded on any corpus size."""
 
     name = "ray"
@@ -71,5 +72,5 @@ def make_executor(name: str, num_cpus: int | None = None) -> BatchExecutor:
     if name == "local":
         return LocalExecutor()
     if name == "ray":
-        return RayExecutor(num_cpus=num_cpus)
+        return RayShardExecutor(num_cpus=num_cpus)
     raise LlmassayError(f"--executor: '{name}' is not one of {', '.join(EXECUTORS)}")

@@ -56,6 +56,14 @@ def shingle_hashes(word_hashes: np.ndarray, k: int) -> np.ndarray:
     return fold32(ngram_hashes(word_hashes, n))
 
 
+def shingle_set(normalised: str, k: int) -> np.ndarray:
+    """The sorted unique 64-bit hashes of a normalised document's shingles, as the signature
+    sees them (a document shorter than k words is one shingle): what exact verification
+    compares. Two distinct shingles share a hash with probability ≈ 2^-64."""
+    wh = word_hashes(normalised) if normalised else np.empty(0, dtype=np.uint64)
+    return np.unique(ngram_hashes(wh, min(k, len(wh)))) if len(wh) else np.empty(0, dtype=np.uint64)
+
+
 class SignatureBuilder:
     """Signatures for batches of normalised documents, with numpy work per batch, not per document."""
 

@@ -5,10 +5,13 @@ Candidates come from regular expressions; each is then validated by a library th
 the format: `phonenumbers` (Google's libphonenumber) for phones, `python-stdnum` for the
 Luhn and IBAN checksums, `ipaddress` for IPs. A card number must also carry a known
 issuer prefix, which removes most of the 1-in-10 random digit runs that pass Luhn.
+Candidates are not taken greedily: a card is the longest valid span of whole digit groups
+and an IBAN is cut at its country's length, so the token after one cannot make it fail.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections import Counter
@@ -23,8 +26,12 @@ MAX_EXAMPLES_PER_TYPE = 20
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]*\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
+# A run of digit groups (separated by one space or hyphen): the card is searched for inside
+# it, at group boundaries, so an expiry date or a reference after the number does not hide it.
+_DIGIT_RUN = re.compile(r"(?<![\d-])\d+(?:[ -]\d+)*(?![\d-])")
+_CARD_DIGITS = (13, 19)
+_CARD_GROUP = (3, 6)  # digits per printed group when a card is written in groups
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}")
 # Dotted version numbers ("version 1.3.0.1", RCS ",v 1.10.2.3") are valid IPv4 syntax: a
 # candidate right after such a word is not an address (found on Debian copyright files).
 _VERSION_BEFORE = re.compile(r"(?:\bv|\bver\.?|version|release|revision|rev\.?)\s*$", re.IGNORECASE)
@@ -49,6 +56,60 @@ def iban_valid(text: str) -> bool:
     from stdnum import iban
 
     return iban.is_valid(text)
+
+
+@functools.lru_cache(maxsize=None)
+def _iban_pattern(country: str) -> re.Pattern[str] | None:
+    """The country's IBAN with its registry length (python-stdnum's copy of the SWIFT IBAN
+    registry), single spaces allowed, ending at a word boundary; None for no IBAN country.
+    Cutting at the country's length is what lets a following " 00 2024" or " BY" stay out."""
+    from stdnum import numdb
+
+    bban = numdb.get("iban").info(country)[0][1].get("bban")
+    if not bban:
+        return None
+    length = 4 + sum(int(n) for n in re.findall(r"(\d+)!", bban))
+    return re.compile(rf"[A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]){{{length - 4}}}(?![A-Za-z0-9])")
+
+
+def _groups(run: str, offset: int) -> list[tuple[int, int]]:
+    """(start, end) of each digit group in a run, as offsets in the document."""
+    return [(offset + m.start(), offset + m.end()) for m in re.finditer(r"\d+", run)]
+
+
+def _printed_group(group: tuple[int, int]) -> bool:
+    return _CARD_GROUP[0] <= group[1] - group[0] <= _CARD_GROUP[1]
+
+
+def _card_in(text: str, groups: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Card numbers among consecutive digit groups: from each group on, the longest span of
+    whole groups with 13-19 digits, an issuer prefix and a valid Luhn checksum; the search
+    resumes after each card found. A span is one group or groups of 3-6 digits, as cards are
+    printed (4-4-4-4, 4-6-5, 4-6-4, 4-4-4-4-3), so a table of small numbers does not chain
+    into card-length candidates."""
+    found, i = [], 0
+    while i < len(groups):
+        end = None
+        digits = ""
+        spans = []
+        for j in range(i, len(groups)):
+            if j > i and not (_printed_group(groups[i]) and _printed_group(groups[j])):
+                break  # (the groups between were checked on the way)
+            digits += text[groups[j][0] : groups[j][1]]
+            if len(digits) > _CARD_DIGITS[1]:
+                break
+            if len(digits) >= _CARD_DIGITS[0]:
+                spans.append((j, digits))
+        for j, candidate in reversed(spans):
+            if _CARD_PREFIX.match(candidate) and luhn_valid(candidate):
+                end = j
+                break
+        if end is None:
+            i += 1
+            continue
+        found.append((groups[i][0], groups[end][1]))
+        i = end + 1
+    return found
 
 
 class PiiDetector:
@@ -87,14 +148,21 @@ class PiiDetector:
         return [Finding("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
 
     def _ibans(self, text: str) -> list[Finding]:
-        return [Finding("iban", m.start(), m.end()) for m in _IBAN.finditer(text) if iban_valid(m.group())]
+        out: list[Finding] = []
+        for start in _IBAN_START.finditer(text):
+            if out and start.start() < out[-1].end:
+                continue
+            pattern = _iban_pattern(start.group()[:2])
+            m = pattern.match(text, start.start()) if pattern is not None else None
+            if m is not None and iban_valid(m.group()):
+                out.append(Finding("iban", m.start(), m.end()))
+        return out
 
     def _cards(self, text: str) -> list[Finding]:
         out = []
-        for m in _CARD.finditer(text):
-            digits = re.sub(r"[ -]", "", m.group())
-            if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_valid(digits):
-                out.append(Finding("credit_card", m.start(), m.end()))
+        for m in _DIGIT_RUN.finditer(text):
+            if sum(c.isdigit() for c in m.group()) >= _CARD_DIGITS[0]:
+                out += [Finding("credit_card", a, b) for a, b in _card_in(text, _groups(m.group(), m.start()))]
         return out
 
     def _ips(self, text: str) -> list[Finding]:

@@ -17,7 +17,8 @@ from rich.console import Console
 from llmassay.audit import contamination as contam
 from llmassay.audit.dedup import DedupResult, DedupSettings, deduplicate
 from llmassay.audit.executors import BatchExecutor, LocalExecutor
-from llmassay.audit.minhash import MinHashParams, SignatureBuilder
+from llmassay.audit.dedup import exact_jaccard
+from llmassay.audit.minhash import MinHashParams, SignatureBuilder, shingle_set
 from llmassay.audit.normalise import normalise, text_hash
 from llmassay.audit.pii import PiiOptions, PiiTally, detect_batch, detector_for, redact
 from llmassay.audit.readers import CorpusSpec
@@ -48,24 +49,29 @@ def audit_contamination(
     executor: BatchExecutor | None = None,
     console: Console | None = None,
     batch_size: int = BATCH_SIZE,
+    item_text: str = "question",
 ) -> ContaminationAudit:
-    """Which items of `tasks` occur in the corpus (GPT-3 N-gram overlap, Dodge et al. exact match)."""
+    """Which items of `tasks` occur in the corpus (GPT-3 N-gram overlap, Dodge et al. exact
+    match). Items are matched on their question field unless `item_field` names another
+    field or `item_text="prompt"` asks for the rendered prompt; the report says which."""
     if not tasks:
         raise LlmassayError("--tasks: nothing given")
     if ngram != "auto" and not isinstance(ngram, int):
         raise LlmassayError(f"--ngram: '{ngram}' is not an integer or 'auto'")
-    indexes, rules = [], {}
+    indexes, rules, texts = [], {}, {}
     for name in tasks:
         task = load_task(name, num_fewshot=0)
-        items = contam.task_items(task, item_field)
+        source = contam.item_text_source(task, item_field, item_text)
+        items = contam.items_for(task, source)
         n = contam.auto_ngram(items) if ngram == "auto" else int(ngram)
         rules[task.name] = (
-            "auto: 5th-percentile item length in words, clamped to [8, 13] (GPT-3 appendix C)"
+            "auto: 5th-percentile input length in words, clamped to [8, 13] (GPT-3 appendix C)"
             if ngram == "auto"
             else "fixed"
         )
+        texts[task.name] = source.describe()
         indexes.append(contam.build_index(task.name, items, n))
-    tally = contam.Tally(indexes, rules)
+    tally = contam.Tally(indexes, rules, texts)
     executor = executor or LocalExecutor()
     info = StreamInfo.of(corpus)
     for _, hits in stream_batches(
@@ -75,9 +81,7 @@ def audit_contamination(
     settings = {
         "ngram": {ix.task: ix.n for ix in indexes},
         "ngram_option": ngram,
-        "item_text": f"document field '{item_field}'"
-        if item_field
-        else "zero-shot prompt without the task description, plus the gold answer's text",
+        "item_text": texts,
         "dirty_rule": "any N-gram of the item's input or label occurs in a document; an input shorter than N words must occur whole",
         "exact_match_rule": "normalised input occurs word-aligned in a document (input); input_and_label: also the "
         "normalised gold label in the same document, more often than any wrong choice (so a page listing all options "
@@ -99,6 +103,35 @@ def signature_batch(texts: list[str], params: MinHashParams) -> tuple[np.ndarray
     return builder.signatures(normalised), [text_hash(t) if t else 0 for t in normalised], [not t for t in normalised]
 
 
+def shingle_set_batch(docs: list[tuple[int, str]], shingle: int) -> list[tuple[int, np.ndarray]]:
+    """(index, shingle set) of each (index, text) in a batch (runs in a worker)."""
+    return [(index, shingle_set(normalise(text), shingle)) for index, text in docs]
+
+
+class ExactJaccard:
+    """The true Jaccard of candidate pairs: a second pass over the corpus reads the shingle
+    sets of the documents in a pair (only those are kept), then compares them."""
+
+    def __init__(self, corpus: CorpusSpec, shingle: int, executor: BatchExecutor, console: Console | None,
+                 batch_size: int) -> None:
+        self.corpus, self.shingle, self.executor, self.console, self.batch_size = (
+            corpus, shingle, executor, console, batch_size
+        )
+        self.stream: StreamInfo | None = None
+
+    def __call__(self, pairs: np.ndarray) -> np.ndarray:
+        needed = set(np.unique(pairs).tolist())
+        self.stream = StreamInfo.of(self.corpus)
+        sets: dict[int, np.ndarray] = {}
+        chosen = lambda batch: [(d.index, d.text) for d in batch if d.index in needed]  # noqa: E731
+        for _, found in stream_batches(
+            self.corpus, self.executor, shingle_set_batch, self.shingle, chosen, "dedup: exact Jaccard",
+            self.console, self.stream, self.batch_size,
+        ):
+            sets.update(found)
+        return exact_jaccard(pairs, sets)
+
+
 @dataclass
 class DedupAudit:
     result: DedupResult
@@ -106,6 +139,7 @@ class DedupAudit:
     stream: StreamInfo
     executor: str
     output: str | None = None
+    verify_stream: StreamInfo | None = None  # the second pass of verify="exact", when it ran
 
     def report(self, max_clusters: int = 100) -> dict[str, Any]:
         ids = self.doc_ids
@@ -117,6 +151,7 @@ class DedupAudit:
             "clusters": [[ids[i] for i in c] for c in self.result.clusters[:max_clusters]],
             "clusters_listed": min(max_clusters, len(self.result.clusters)),
             "stream": self.stream.as_dict(),
+            "verify_stream": self.verify_stream.as_dict() if self.verify_stream else None,
         }
 
     def write_clusters(self, path: Path) -> None:
@@ -137,7 +172,9 @@ def audit_dedup(
     console: Console | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> DedupAudit:
-    """Exact and near-duplicate clusters; with `output`, a deduplicated JSONL corpus."""
+    """Exact and near-duplicate clusters; with `output`, a deduplicated JSONL corpus. With
+    `settings.verify == "exact"` the LSH candidates are checked by their true Jaccard, read
+    in a second pass over the corpus."""
     executor = executor or LocalExecutor()
     params = settings.minhash
     sig_parts: list[np.ndarray] = []
@@ -156,8 +193,11 @@ def audit_dedup(
             exact_of.append(doc.index if is_empty else first_seen.setdefault(h, doc.index))
     perm = settings.num_perm
     sigs_all = np.concatenate(sig_parts) if sig_parts else np.empty((0, perm), dtype=np.uint32)
-    result = deduplicate(sigs_all, np.asarray(exact_of, dtype=np.int64), np.asarray(empty, dtype=bool), settings)
-    audit = DedupAudit(result, doc_ids, info, executor.name)
+    jaccard = ExactJaccard(corpus, settings.shingle, executor, console, batch_size)
+    result = deduplicate(
+        sigs_all, np.asarray(exact_of, dtype=np.int64), np.asarray(empty, dtype=bool), settings, jaccard
+    )
+    audit = DedupAudit(result, doc_ids, info, executor.name, verify_stream=jaccard.stream)
     if output is not None:
         audit.output = str(write_corpus(corpus, Path(output), keep=result.keep))
     return audit
@@ -219,7 +259,9 @@ def audit_pii(
     settings = {
         "types": ["email", "phone", "ip_address", "credit_card", "iban"]
         + ([f"presidio-analyzer ({presidio_model}): types other than these"] if presidio_model else []),
-        "validation": "phone: phonenumbers (Leniency.VALID); credit_card: issuer prefix + Luhn (python-stdnum); iban: mod-97 (python-stdnum); ip: ipaddress",
+        "validation": "phone: phonenumbers (Leniency.VALID); credit_card: issuer prefix + Luhn (python-stdnum) on "
+        "the longest span of whole digit groups (one of 13-19 digits, or groups of 3-6); iban: the country's "
+        "registry length, then mod-97 and BBAN format (python-stdnum); ip: ipaddress",
         "phone_region": phone_region,
         "text_field": corpus.text_field,
         "executor": executor.name,

@@ -15,7 +15,7 @@ import numpy as np
 from rich.console import Console
 
 from llmassay.audit.executors import BatchExecutor
-from llmassay.audit.progress import Throughput, stream_meter
+from llmassay.progress import Throughput, stream_meter
 from llmassay.audit.readers import CorpusSpec, Document, ReadProblems, batched, read_corpus
 from llmassay.types import LlmassayError
 
