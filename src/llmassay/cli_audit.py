@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
 DEFAULT_OUTPUT_DIR = "runs/audit"
@@ -261,7 +262,3 @@ def _rescore(args: argparse.Namespace) -> None:
     if args.output:
         _write_json(Path(args.output), {task: [s.as_dict() for s in scores] for task, scores in result.items()})
 
-
-def _stdout() -> Console:
-    probe = Console()
-    return probe if probe.is_terminal else Console(width=200)
