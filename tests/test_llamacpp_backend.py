@@ -115,3 +115,40 @@ def test_n_threads_also_bounds_the_batch_threads(smollm2_path):
     assert (backend.llm.n_threads, backend.llm.n_threads_batch) == (1, 1)
     assert backend.llm.context_params.n_threads_batch == 1
     backend.llm.close()
+
+
+@pytest.mark.slow
+def test_without_prefix_reuse_a_score_does_not_depend_on_earlier_requests(smollm2, smollm2_path):
+    import llama_cpp
+
+    from llmassay.backends.llamacpp import LlamaCppBackend
+
+    target = LoglikelihoodRequest(CONTEXT, " B. 4")
+    before = [LoglikelihoodRequest(CONTEXT, " A"), LoglikelihoodRequest(CONTEXT[:60], " x"), LoglikelihoodRequest("Hi", " there")]
+    fresh = LlamaCppBackend(str(smollm2_path), prefix_reuse=False)
+    alone = fresh.loglikelihood([target])[0]
+    after_others = fresh.loglikelihood([*before, target])[-1]
+    fresh.loglikelihood(before[::-1])
+    later = fresh.loglikelihood([target])[0]
+    assert alone.logprob == after_others.logprob == later.logprob  # bitwise
+    assert alone.token_logprobs == later.token_logprobs
+    # what the fresh backend computes is raw llama.cpp scoring the pair from scratch
+    llm = llama_cpp.Llama(model_path=str(smollm2_path), n_ctx=2048, logits_all=True, verbose=False)
+    assert alone.logprob == raw_loglikelihood(llm, target.context, target.continuation)
+    llm.close()
+    # reset() empties the shared backend's cache: what follows it no longer hangs on history
+    smollm2.reset()
+    first = smollm2.loglikelihood([target])[0].logprob
+    smollm2.loglikelihood(before)
+    smollm2.reset()
+    assert smollm2.loglikelihood([target])[0].logprob == first
+    assert fresh.fingerprint()["prefix_reuse"] is False and "prefix_reuse" not in smollm2.fingerprint()
+    fresh.llm.close()
+
+
+def test_prefix_reuse_must_be_a_boolean(smollm2_path):
+    from llmassay.backends.llamacpp import LlamaCppBackend
+    from llmassay.types import LlmassayError
+
+    with pytest.raises(LlmassayError, match="prefix_reuse must be true or false"):
+        LlamaCppBackend(str(smollm2_path), prefix_reuse="no")

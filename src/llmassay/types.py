@@ -39,6 +39,9 @@ class LoglikelihoodResult:
     n_tokens: int  # tokens in the continuation
     n_context_tokens: int = 0
     token_logprobs: tuple[float, ...] = ()
+    # Context tokens dropped from the left to fit the model's window (lm-eval's rule): a
+    # score over a cut context is flagged per result, never silent.
+    n_truncated_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class Generation:
     finish_reason: str
     latency_s: float = 0.0
     ttft_s: float | None = None
+    # Prompt tokens dropped from the left so prompt + max_tokens fit the window.
+    n_truncated_tokens: int = 0
 
 
 Request = LoglikelihoodRequest | GenerateRequest

@@ -16,19 +16,22 @@ from llmassay.types import LlmassayError, LoglikelihoodRequest, LoglikelihoodRes
 class EncodedPair:
     context: tuple[int, ...]
     continuation: tuple[int, ...]
+    n_truncated: int = 0  # context tokens cut from the left to fit the window
 
 
 def encode_pair(
     req: LoglikelihoodRequest,
     encode: Callable[[str], list[int]],
     prefix_token: int,
-    max_length: int | None = None,
+    window: int | None = None,
     encode_plain: Callable[[str], list[int]] | None = None,
 ) -> EncodedPair:
     """lm-eval 0.4.13's `_encode_pair`: trailing spaces of the context move to the
     continuation and the continuation's tokens are the tail of the whole text's tokens.
     An empty context becomes the prefix token (`encode_plain`, without special tokens,
-    encodes the continuation then). With `max_length` the pair is cut from the left."""
+    encodes the continuation then). With `window` (the tokens the model can read: context
+    + continuation[:-1]) the context is cut from the left, as lm-eval does, and the cut is
+    counted; a continuation that alone does not fit is a one-line error."""
     context, continuation = req.context, req.continuation
     if not context:
         cont = (encode_plain or encode)(continuation)
@@ -49,19 +52,17 @@ def encode_pair(
             f"request ({req.context[-40:]!r}, {req.continuation!r}) gives {len(ctx)} context and "
             f"{len(cont)} continuation tokens; both must be > 0"
         )
-    if max_length is not None:
-        overflow = len(ctx) + len(cont) - max_length
-        if overflow > 0:
-            if overflow >= len(ctx):
-                cont = cont[overflow - len(ctx) + 1 :]
-                ctx = ctx[-1:]
-            else:
-                ctx = ctx[overflow:]
-    return EncodedPair(tuple(ctx), tuple(cont))
+    cut = 0 if window is None else max(0, len(ctx) + len(cont) - 1 - window)
+    if cut and len(cont) > window:  # type: ignore[operator]
+        raise LlmassayError(
+            f"continuation {req.continuation[:40]!r} is {len(cont)} tokens, more than the "
+            f"context window of {window}"
+        )
+    return EncodedPair(tuple(ctx[cut:]), tuple(cont), cut)
 
 
 def score_continuation(
-    logits: np.ndarray, continuation: Sequence[int], n_context_tokens: int
+    logits: np.ndarray, continuation: Sequence[int], n_context_tokens: int, n_truncated: int = 0
 ) -> LoglikelihoodResult:
     """`logits[i]` predicts `continuation[i]`; returns summed log-probabilities (float64)."""
     rows = np.asarray(logits, dtype=np.float64)
@@ -76,4 +77,5 @@ def score_continuation(
         n_tokens=len(idx),
         n_context_tokens=n_context_tokens,
         token_logprobs=tuple(float(x) for x in token_logprobs),
+        n_truncated_tokens=n_truncated,
     )

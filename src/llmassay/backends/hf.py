@@ -9,7 +9,8 @@ gives the same numbers here and there:
   continuation's tokens as the tail of the whole text's tokens; an empty context becomes
   the BOS (else EOS) token;
 * max_length from the config (n_positions, max_position_embeddings, n_ctx), then the
-  tokenizer's model_max_length, then 2048; too-long inputs lose tokens from the left;
+  tokenizer's model_max_length, then 2048; too-long inputs lose tokens from the left,
+  counted in each result's `n_truncated_tokens` (so do generation prompts);
 * requests whose inputs (context + continuation[:-1]) are the same token sequence share
   one forward pass (the choices of a multiple-choice question); inputs are sorted
   longest first, right-padded with zeros and run without an attention mask, in batches
@@ -33,6 +34,7 @@ Nothing is fetched from a hub.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import inspect
 import json
@@ -208,6 +210,7 @@ class HFBackend:
                         n_tokens=len(cont),
                         n_context_tokens=min(len(ctx), n_in + 1 - len(cont)),
                         token_logprobs=tuple(float(x) for x in token_logprobs),
+                        n_truncated_tokens=max(0, len(key) - self.max_length),
                     )
         return [r for r in results if r is not None]
 
@@ -275,11 +278,12 @@ class HFBackend:
         """Greedy requests with the same settings run in left-padded batches of up to
         `batch_size`, same text as one by one (3.6× faster on bench/generate_until.py's
         few-shot prompts); sampled ones alone."""
-        prompts = [self._prompt_ids(r) for r in reqs]
+        fitted = [self._prompt_ids(r) for r in reqs]
+        prompts = [ids for ids, _ in fitted]
         results: list[Generation | None] = [None] * len(reqs)
         for batch in generation_batches(reqs, [len(p) for p in prompts], self.batch_size):
             for i, g in zip(batch, self._generate_batch([reqs[i] for i in batch], [prompts[i] for i in batch])):
-                results[i] = g
+                results[i] = dataclasses.replace(g, n_truncated_tokens=fitted[i][1])
         return [g for g in results if g is not None]
 
     # -- tokenisation (lm-eval's tok_encode / _encode_pair) ------------------------------
@@ -322,7 +326,9 @@ class HFBackend:
         raise LlmassayError("hf: tokenizer has neither BOS nor EOS for an empty context")
 
     # -- generation -----------------------------------------------------------------------
-    def _prompt_ids(self, req: GenerateRequest) -> list[int]:
+    def _prompt_ids(self, req: GenerateRequest) -> tuple[list[int], int]:
+        """The prompt's tokens, cut from the left so that prompt + max_tokens fit max_length
+        (lm-eval's generate_until rule), and how many were cut (reported per generation)."""
         if req.max_tokens >= self.max_length:
             raise LlmassayError(f"hf: max_tokens {req.max_tokens} must be below max_length {self.max_length}")
         if req.messages is not None:
@@ -332,8 +338,9 @@ class HFBackend:
             prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         else:
             prompt = req.prompt or ""
-        prompt_ids = self._tok_encode(prompt)[-(self.max_length - req.max_tokens) :]
-        return prompt_ids or [self._prefix_token()]
+        ids = self._tok_encode(prompt)
+        cut = max(0, len(ids) - (self.max_length - req.max_tokens))
+        return (ids[cut:] or [self._prefix_token()]), cut
 
     def _generate_batch(self, reqs: list[GenerateRequest], prompts: list[list[int]]) -> list[Generation]:
         """One `model.generate` call over requests that share their decoding settings

@@ -3,12 +3,26 @@
 Loglikelihoods are exact per-token log-softmax values. A context shared by several
 continuations (the choices of one question, or a few-shot prefix shared by all
 questions) is evaluated once: the KV cache is truncated back to the shared prefix and
-only the new tokens are decoded, which gives the same numbers as re-reading everything.
+only the new tokens are decoded. llama.cpp's CPU kernels are not split-invariant, so a
+score then depends (by float rounding, README) on which requests came before it;
+`prefix_reuse=false` scores every request in one pass from an empty KV cache instead.
+
+Too-long inputs follow one rule: a log-likelihood context loses tokens from the left (as
+lm-eval), a generation prompt too (keeping room for max_tokens); either cut is counted in
+the result's `n_truncated_tokens`. A continuation or max_tokens that alone exceeds the
+window is a one-line error.
+
+Constrained decoding compiles JSON schemas with `_gbnf` and test-parses every grammar
+before decoding: llama.cpp hands a grammar it cannot parse to the sampler as a null
+pointer, which kills the process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from itertools import groupby
@@ -16,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from llmassay.backends._gbnf import schema_to_gbnf
 from llmassay.backends._scoring import EncodedPair, encode_pair, score_continuation
 from llmassay.hashing import file_sha256
 from llmassay.models import resolve_model_path
@@ -29,7 +44,9 @@ from llmassay.types import (
 
 
 class LlamaCppBackend:
-    """`llamacpp/<alias or path.gguf>`; model args: n_ctx, n_threads, n_batch."""
+    """`llamacpp/<alias or path.gguf>`; model args: n_ctx, n_threads, n_batch, prefix_reuse
+    (true: share KV-cached prefixes across requests; false: every request starts from an
+    empty cache, so its score does not depend on how requests were grouped)."""
 
     def __init__(
         self,
@@ -38,6 +55,7 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         n_batch: int = 512,
         seed: int = 0,
+        prefix_reuse: bool = True,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -46,7 +64,12 @@ class LlamaCppBackend:
 
         self.model_path = resolve_model_path(model)
         self.name = f"llamacpp/{model}"
-        self._load_params = {"n_ctx": int(n_ctx), "n_batch": int(n_batch)}
+        if not isinstance(prefix_reuse, bool):
+            raise LlmassayError(f"llamacpp: prefix_reuse must be true or false, not {prefix_reuse!r}")
+        self.prefix_reuse = prefix_reuse
+        self._load_params: dict[str, Any] = {"n_ctx": int(n_ctx), "n_batch": int(n_batch)}
+        if not prefix_reuse:  # other numbers: results must not share cache rows
+            self._load_params["prefix_reuse"] = False
         self._llama_cpp = llama_cpp
         self.llm = llama_cpp.Llama(
             model_path=str(self.model_path),
@@ -61,6 +84,7 @@ class LlamaCppBackend:
         self._n_vocab = self.llm.n_vocab()
         self._context_logits: tuple[tuple[int, ...], np.ndarray] | None = None
         self._fingerprint: dict[str, Any] | None = None
+        self._grammars: dict[str, Any] = {}  # GBNF text → checked LlamaGrammar
         self.tokens_evaluated = 0
 
     # -- Protocol -----------------------------------------------------------------------
@@ -82,6 +106,8 @@ class LlamaCppBackend:
         encoded = [self.encode_request(r) for r in reqs]
         # Visit contexts in token order so consecutive ones share the longest prefixes.
         order = sorted(range(len(reqs)), key=lambda i: (encoded[i].context, encoded[i].continuation))
+        if not self.prefix_reuse:
+            return [self._score_from_scratch(pair) for pair in encoded]
         results: list[LoglikelihoodResult | None] = [None] * len(reqs)
         for context, members in groupby(order, key=lambda i: encoded[i].context):
             context_row = self._load_context(context)
@@ -91,6 +117,13 @@ class LlamaCppBackend:
 
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
         return [self._generate_one(r) for r in reqs]
+
+    def reset(self) -> None:
+        """Empty the KV cache: the next request is computed from scratch, exactly as if it
+        were the first one this backend saw (a batch-invariance check calls this)."""
+        self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self.llm.n_tokens = 0
+        self._context_logits = None
 
     @staticmethod
     def request_order(req: LoglikelihoodRequest | GenerateRequest) -> tuple[str, ...]:
@@ -179,9 +212,20 @@ class LlamaCppBackend:
         rows = context_row[None, :]
         if feed:
             rows = np.concatenate([rows, self._decode(feed, logits_from=n_context)])
-        return score_continuation(rows, pair.continuation, n_context)
+        return score_continuation(rows, pair.continuation, n_context, pair.n_truncated)
+
+    def _score_from_scratch(self, pair: EncodedPair) -> LoglikelihoodResult:
+        """Context and continuation in one pass over an empty cache, as raw llama.cpp
+        scores a pair: the numbers depend on this request alone."""
+        self.reset()
+        rows = self._decode([*pair.context, *pair.continuation[:-1]], logits_from=len(pair.context) - 1)
+        self.reset()  # the cache holds a continuation: no later context may reuse it
+        return score_continuation(rows, pair.continuation, len(pair.context), pair.n_truncated)
 
     def _generate_one(self, req: GenerateRequest) -> Generation:
+        n_ctx = self._load_params["n_ctx"]
+        if req.max_tokens >= n_ctx - 1:
+            raise LlmassayError(f"llamacpp: max_tokens {req.max_tokens} leaves no room for a prompt in n_ctx {n_ctx}")
         kwargs: dict[str, Any] = {
             "max_tokens": req.max_tokens,
             "temperature": req.temperature,
@@ -189,19 +233,23 @@ class LlamaCppBackend:
             "stop": list(req.stop) or None,
         }
         if req.json_schema is not None:
-            kwargs["grammar"] = self._llama_cpp.LlamaGrammar.from_json_schema(req.json_schema, verbose=False)
+            kwargs["grammar"] = self._checked_grammar(schema_to_gbnf(req.json_schema))
         elif req.grammar is not None:
-            kwargs["grammar"] = self._llama_cpp.LlamaGrammar.from_string(req.grammar, verbose=False)
+            kwargs["grammar"] = self._checked_grammar(req.grammar)
+        if not self.prefix_reuse:
+            self.reset()
+        cut = [0]
         start = time.perf_counter()
-        if req.messages is not None:
-            messages = [{"role": role, "content": content} for role, content in req.messages]
-            out = self.llm.create_chat_completion(messages=messages, **kwargs)
-            choice = out["choices"][0]
-            text = choice["message"]["content"] or ""
-        else:
-            out = self.llm.create_completion(prompt=req.prompt, **kwargs)
-            choice = out["choices"][0]
-            text = choice["text"]
+        with self._fitted_prompts(req.max_tokens, cut):
+            if req.messages is not None:
+                messages = [{"role": role, "content": content} for role, content in req.messages]
+                out = self.llm.create_chat_completion(messages=messages, **kwargs)
+                choice = out["choices"][0]
+                text = choice["message"]["content"] or ""
+            else:
+                out = self.llm.create_completion(prompt=req.prompt, **kwargs)
+                choice = out["choices"][0]
+                text = choice["text"]
         latency = time.perf_counter() - start
         usage = out["usage"]
         self._context_logits = None  # generation moved the KV cache on
@@ -212,4 +260,67 @@ class LlamaCppBackend:
             n_tokens=usage["completion_tokens"],
             finish_reason=choice.get("finish_reason") or "stop",
             latency_s=latency,
+            n_truncated_tokens=cut[0],
         )
+
+    @contextlib.contextmanager
+    def _fitted_prompts(self, max_tokens: int, cut: list[int]) -> Any:
+        """While active, prompts reaching `llm.create_completion` (directly, or rendered
+        from a chat by llama-cpp-python's chat handler) are cut from the left to leave
+        room for `max_tokens`; `cut[0]` receives the number of tokens dropped. Unfitted,
+        llama-cpp-python raises on a long prompt and silently shortens max_tokens on a
+        nearly long one."""
+        llm, original = self.llm, self.llm.create_completion
+        budget = self._load_params["n_ctx"] - max_tokens - 1
+
+        def create_completion(prompt: Any, *args: Any, **kwargs: Any) -> Any:
+            tokens = prompt if isinstance(prompt, list) else llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+            if len(tokens) > budget:
+                cut[0] = len(tokens) - budget
+                prompt = tokens[cut[0] :]
+            return original(prompt, *args, **kwargs)
+
+        llm.create_completion = create_completion
+        try:
+            yield
+        finally:
+            del llm.create_completion  # the class's method again
+
+    def _checked_grammar(self, gbnf: str) -> Any:
+        """A LlamaGrammar that llama.cpp has parsed, or a one-line error with the parser's
+        reason. llama-cpp-python parses only when sampling starts, where a failure is a
+        null sampler and a segmentation fault."""
+        if gbnf not in self._grammars:
+            llama_cpp = self._llama_cpp
+            with _captured_stderr() as log:
+                sampler = llama_cpp.llama_sampler_init_grammar(self.llm._model.vocab, gbnf.encode("utf-8"), b"root")
+            if not sampler:
+                raise LlmassayError(f"llamacpp: grammar rejected by llama.cpp: {_grammar_error(log.getvalue(), gbnf)}")
+            llama_cpp.llama_sampler_free(sampler)
+            self._grammars[gbnf] = llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+        return self._grammars[gbnf]
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Any:
+    """Collect what llama.cpp writes to file descriptor 2 and to sys.stderr (its log
+    callback), so a parse error becomes a message instead of a screenful."""
+    text = io.StringIO()
+    with tempfile.TemporaryFile(mode="w+b") as sink, contextlib.redirect_stderr(text):
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text.write(sink.read().decode("utf-8", "replace"))
+
+
+def _grammar_error(log: str, gbnf: str) -> str:
+    """The first line of llama.cpp's complaint, shortened (it quotes the rest of the grammar)."""
+    for line in log.splitlines():
+        if "error" in line or "invalid" in line or "unsupported" in line:
+            return line.split("error parsing grammar: ")[-1].strip()[:120]
+    return f"no parse ({len(gbnf)} characters of grammar)"
