@@ -206,9 +206,11 @@ def test_generation_scoring_mode_is_used_and_reported(tmp_path):
 def test_greedy_repeats_agree_on_the_real_model(tmp_path):
     out = run(tmp_path, limit=6, probe_options={"perturbations": "identity", "repeats": 3})
     agreement = metric(out, "repeat_agreement")
-    assert agreement["n"] == 6 and agreement["value"] == 1.0
     rows = [json.loads(line) for line in out.sample_paths[0].read_text().splitlines()]
-    assert all(len(r["repeat_preds"]) == 3 for r in rows)
+    assert all(len(r["repeat_preds"]) == 3 and len(set(r["repeat_preds"])) == 1 for r in rows)  # greedy
+    # Identical answers agree only when they name an option (smollm2 mostly names none here).
+    parsed = sum(r["repeat_preds"][0] is not None for r in rows) / 6
+    assert agreement["n"] == 6 and agreement["value"] == parsed == metric(out, "repeat_parse_rate")["value"]
 
 
 # -- planted truths on a scripted backend ---------------------------------------------------
