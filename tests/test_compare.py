@@ -125,3 +125,38 @@ def test_cli_compare_prints_and_writes_html_and_json(two_models, tmp_path, capsy
 def test_runs_without_a_common_task_are_refused(request, two_models):
     with pytest.raises(LlmassayError, match="no task in common"):
         compare_runs(two_models[0], run_dir("hostile", request))
+
+
+# -- what must not be paired (scripted backends: no model) ------------------------------
+def _scripted_run(tmp_path, name, salt="", **options):
+    from fakes import hashed_backend
+    from llmassay.evaluate import RunConfig, evaluate
+
+    out = tmp_path / name
+    evaluate(RunConfig(model="test/x", tasks=["mmlu_sample"], probes=["brittleness"], limit=6, output_path=str(out),
+                       use_cache=False, probe_options={"perturbations": "case_upper", **options}), backend=hashed_backend(salt))
+    return out
+
+
+def test_runs_with_different_probe_options_are_refused_unless_forced(tmp_path):
+    a = _scripted_run(tmp_path, "a", scoring="acc")
+    b = _scripted_run(tmp_path, "b", salt="other", scoring="acc_norm")
+    with pytest.raises(LlmassayError) as info:
+        compare_runs(a, b)
+    assert str(info.value) == ("mmlu_sample / brittleness: the runs used different options "
+                               "(-P brittleness.scoring: 'acc' vs 'acc_norm'): their metrics measure different things; "
+                               "pass --force to compare anyway")
+    forced = compare_runs(a, b, force=True)
+    assert any("options differ (-P brittleness.scoring" in w for w in forced.warnings)
+    same = compare_runs(a, _scripted_run(tmp_path, "c", salt="other", scoring="acc"))
+    assert not same.warnings and same.paired
+
+
+def test_a_missing_content_hash_is_warned_about(tmp_path):
+    a, b = _scripted_run(tmp_path, "a"), _scripted_run(tmp_path, "b", salt="other")
+    results = next(b.glob("results_*.json"))
+    doc = json.loads(results.read_text())
+    del doc["tasks"]["mmlu_sample"]["content_hash"]
+    results.write_text(json.dumps(doc))
+    warnings = compare_runs(a, b).warnings
+    assert warnings == ["mmlu_sample: a results file records no content hash for this task, so its items cannot be checked"]

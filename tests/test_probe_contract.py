@@ -161,3 +161,21 @@ def test_builtin_registry_is_lazy():
             "print(sorted(m for m in sys.modules if m.startswith(('llmassay.probes.', 'torch', 'ray', 'matplotlib'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['llmassay.probes.base', 'llmassay.probes.options', 'llmassay.probes.registry']"
+
+
+def test_rows_written_by_another_version_or_row_schema_are_not_resumed(tmp_path, monkeypatch):
+    import llmassay.evaluate as ev
+    from llmassay.probes.accuracy import AccuracyProbe
+
+    backend = hashed_backend()
+    cfg = RunConfig(model="test/x", tasks=["arith_sample"], limit=4, output_path=str(tmp_path / "o"), use_cache=False)
+    evaluate(cfg, backend=backend)
+    asked = len(backend.asked)
+    assert "resumed" in evaluate(cfg, backend=backend).results["notes"]["arith_sample/accuracy"][0]
+    assert len(backend.asked) == asked  # same version: nothing asked again
+    monkeypatch.setattr(ev, "llmassay_version", lambda: "99.0")
+    assert "arith_sample/accuracy" not in evaluate(cfg, backend=backend).results["notes"]
+    assert len(backend.asked) == asked + 4  # an upgrade recomputes instead of reusing old rows
+    monkeypatch.setattr(AccuracyProbe, "schema_version", AccuracyProbe.schema_version + 1)
+    evaluate(cfg, backend=backend)
+    assert len(backend.asked) == asked + 8  # so does a probe that bumps its row schema

@@ -94,17 +94,44 @@ def check_tasks(a: RunData, b: RunData, force: bool) -> tuple[list[str], list[st
     if differing and not force:
         t = differing[0]
         raise LlmassayError(
-            f"task '{t}' differs between the runs (content hash {str(hashes_a[t])[:12]} vs {str(hashes_b[t])[:12]}): "
-            "deltas over different items mislead; pass --force to compare anyway"
+            f"task '{t}' differs between the runs (content hash {str(hashes_a.get(t))[:12]} vs "
+            f"{str(hashes_b.get(t))[:12]}): deltas over different items mislead; pass --force to compare anyway"
         )
     return common, differing
+
+
+def probe_options(run: RunData, probe: str) -> dict[str, Any] | None:
+    """The options a run's probe ran with (checked, defaults filled), or None when the
+    results file predates their recording."""
+    record = (run.results.get("probes") or {}).get(probe)
+    return record.get("options") if isinstance(record, dict) and isinstance(record.get("options"), dict) else None
+
+
+def check_options(a: RunData, b: RunData, task: str, probe: str, force: bool) -> list[str]:
+    """A probe's metrics mean what its options make them (which variants, which scoring,
+    which modes): runs whose options differ are not paired metric by metric unless forced."""
+    opts_a, opts_b = probe_options(a, probe), probe_options(b, probe)
+    if opts_a is None or opts_b is None:
+        return [f"{task} / {probe}: a results file does not record the probe's options; compared as if equal"]
+    differing = sorted(k for k in set(opts_a) | set(opts_b) if opts_a.get(k) != opts_b.get(k))
+    if not differing:
+        return []
+    detail = "; ".join(f"-P {probe}.{k}: {opts_a.get(k)!r} vs {opts_b.get(k)!r}" for k in differing)
+    if not force:
+        raise LlmassayError(f"{task} / {probe}: the runs used different options ({detail}): their metrics measure "
+                            "different things; pass --force to compare anyway")
+    return [f"{task} / {probe}: options differ ({detail}), compared anyway (--force)"]
 
 
 def compare_runs(path_a: str | Path, path_b: str | Path, force: bool = False, seed: int = 0) -> Comparison:
     a, b = load_run(path_a), load_run(path_b)
     out = Comparison(a.label, b.label)
     common, differing = check_tasks(a, b, force)
-    out.warnings += [f"{t}: content hashes differ, compared anyway (--force)" for t in differing]
+    hashes = (a.task_hashes(), b.task_hashes())
+    out.warnings += [f"{t}: content hashes differ, compared anyway (--force)" for t in differing
+                     if hashes[0].get(t) and hashes[1].get(t)]
+    out.warnings += [f"{t}: a results file records no content hash for this task, so its items cannot be checked"
+                     for t in common if not (hashes[0].get(t) and hashes[1].get(t))]
     out.warnings += [f"{t}: no samples file in {r.root}; only reported values compared"
                      for r in (a, b) for t in r.missing_samples if t in common]
     for run, into in ((a, out.only_a), (b, out.only_b)):
@@ -116,6 +143,7 @@ def compare_runs(path_a: str | Path, path_b: str | Path, force: bool = False, se
         for probe, metrics_a in a.results["results"][task].items():
             metrics_b = b.probe_metrics(task, probe)
             if metrics_b:
+                out.warnings += check_options(a, b, task, probe, force)
                 _compare_probe(out, a, b, task, probe, metrics_a, metrics_b, seed)
     return out
 
