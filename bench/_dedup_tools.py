@@ -20,11 +20,12 @@ from pathlib import Path
 THRESHOLD, NUM_PERM, SHINGLE = 0.8, 128, 5
 
 
-def run_llmassay(corpus: Path, out: Path) -> dict:
+def run_llmassay(corpus: Path, out: Path, verify: str = "exact") -> dict:
     from llmassay.audit import CorpusSpec, DedupSettings, audit_dedup
 
     start = time.perf_counter()
-    audit = audit_dedup(CorpusSpec((str(corpus),)), DedupSettings(THRESHOLD, NUM_PERM, SHINGLE), batch_size=512)
+    settings = DedupSettings(THRESHOLD, NUM_PERM, SHINGLE, verify=verify)
+    audit = audit_dedup(CorpusSpec((str(corpus),)), settings, batch_size=512)
     seconds = time.perf_counter() - start
     res = audit.result
     members: dict[int, list[int]] = {}
@@ -39,9 +40,20 @@ def run_llmassay(corpus: Path, out: Path) -> dict:
         "seconds": seconds,
         "pairs": sorted(pairs),
         "clusters": res.clusters,
-        "settings": {"bands": res.bands, "rows": res.rows, "candidates": res.candidates, "verified": len(res.pairs)},
+        "settings": {
+            "bands": res.bands,
+            "rows": res.rows,
+            "candidates": res.candidates,
+            "verified": len(res.pairs),
+            "verify": verify,
+        },
         "normaliser": "lowercase, Unicode punctuation → space, whitespace split (word 5-grams)",
     }
+
+
+def run_llmassay_estimate(corpus: Path, out: Path) -> dict:
+    """llmassay with `--verify estimate`: one pass, candidates checked by their MinHash estimate."""
+    return run_llmassay(corpus, out, verify="estimate")
 
 
 def run_datasketch(corpus: Path, out: Path) -> dict:
