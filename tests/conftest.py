@@ -71,6 +71,7 @@ def _fast_tier_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     import llama_cpp
 
     monkeypatch.setattr(llama_cpp.Llama, "__init__", _forbidden("a llama.cpp model loaded"))
+    monkeypatch.setattr(llama_cpp.Llama, "__del__", lambda self: None)  # the refused object has nothing to free
     real_popen = subprocess.Popen.__init__
 
     def popen(self, args, *rest, **kwargs):
@@ -81,6 +82,12 @@ def _fast_tier_guard(monkeypatch: pytest.MonkeyPatch) -> None:
         real_popen(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", popen)
+    try:
+        from playwright.sync_api._generated import BrowserType
+
+        monkeypatch.setattr(BrowserType, "launch", _forbidden("a browser launched"))
+    except ImportError:
+        pass
     try:
         import ray
     except ImportError:

@@ -29,6 +29,8 @@ if not os.environ.get("CI"):
 
 from playwright.sync_api import Page, sync_playwright
 
+pytestmark = pytest.mark.slow  # Chromium and a real model run
+
 
 class Session:
     """One page with everything it did recorded: console messages, errors, requests, dialogs."""

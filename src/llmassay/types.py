@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 
 class LlmassayError(Exception):
@@ -87,20 +87,6 @@ class Generation:
     ttft_s: float | None = None
     # Prompt tokens dropped from the left so prompt + max_tokens fit the window.
     n_truncated_tokens: int = 0
-
-
-Request = LoglikelihoodRequest | GenerateRequest
-
-
-def request_kind(req: Request) -> Literal["loglikelihood", "generate"]:
-    return "loglikelihood" if isinstance(req, LoglikelihoodRequest) else "generate"
-
-
-def to_jsonable(value: Any) -> Any:
-    """Dataclass → plain dict/list structure, for cache rows and sample files."""
-    if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)
-    return value
 
 
 @dataclass(frozen=True)
