@@ -73,7 +73,9 @@ def _flips(row: Row) -> dict[str, float]:
     return {n: float(not agree(canon, v.get("pred"))) for n, v in variants.items() if n != CANONICAL}
 
 
-SPREAD_BRITTLE, SPREAD_WARN = 0.10, 0.05  # summary card: best − worst prompt, in accuracy
+# Summary card: brittle when the answer changes under ≥ 20 % of variants (lower CI end) or
+# accuracy moves ≥ 10 points between wordings (lower CI end); somewhat brittle from 5 %.
+FLIPS_BRITTLE, FLIPS_WARN, SPREAD_BRITTLE = 0.20, 0.05, 0.10
 
 
 class BrittlenessProbe(Probe):
@@ -85,6 +87,10 @@ class BrittlenessProbe(Probe):
     sample_metrics = {
         "acc": _variant_flags("correct"),
         "flip_rate": SampleMetric(_flips, "1 if the variant's answer differs from the canonical one", family=True),
+        "flip_rate_mean": SampleMetric(
+            lambda row: _changed_share(row), "share of the item's variants whose answer is not the canonical one",
+            binary=False,
+        ),
         "sensitivity_mean": SampleMetric(
             lambda row: disagreement(measured_preds(row)),
             "share of the item's variants disagreeing with its majority answer", binary=False,
@@ -140,6 +146,12 @@ class BrittlenessProbe(Probe):
         details["variants"] = self._per_variant(rows, names, controls, mode, metrics)
         self._spread(rows, measured, metrics, details, seed)
         own = [measured_preds(r, measured) for r in rows]  # each item's measured variants, ragged
+
+        # The headline: how often the answer changes when only the wording does — each item's
+        # share of its measured variants whose answer is not the canonical one, averaged.
+        changed = [x for x in (_changed_share(r, measured) for r in rows) if x is not None]
+        if changed:
+            metrics["flip_rate_mean"] = bootstrap_mean(changed, seed)
 
         # Per-item sensitivity: share of variants that disagree with the item's majority answer.
         sensitivity = [disagreement(p) for p in own]
@@ -283,18 +295,19 @@ class BrittlenessProbe(Probe):
         }
 
     def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
-        spread = analysis.metrics.get("spread")
-        if spread is None:
+        """Headline: the answer-change rate; the verdict also names the accuracy spread."""
+        flips, spread = analysis.metrics.get("flip_rate_mean"), analysis.metrics.get("spread")
+        if flips is None:
             return None
-        flips = [m.value for name, m in analysis.metrics.items() if name.startswith("flip_rate[")]
-        flip = f"; the answer changes under {max(flips):.0%} of items for the worst variant" if flips else ""
-        if spread.ci_low >= SPREAD_BRITTLE:
-            verdict, level = f"brittle: accuracy moves {spread.value:.0%} between prompt wordings{flip}", "bad"
-        elif spread.value >= SPREAD_WARN:
-            verdict, level = f"somewhat brittle: spread {spread.value:.0%} between wordings{flip}", "warn"
+        moved = f"; accuracy spread {spread.value:.0%} [{spread.ci_low:.0%}, {spread.ci_high:.0%}]" if spread else ""
+        said = f"the answer changes under {flips.value:.0%} of prompt variants{moved}"
+        if flips.ci_low >= FLIPS_BRITTLE or (spread is not None and spread.ci_low >= SPREAD_BRITTLE):
+            verdict, level = f"brittle: {said}", "bad"
+        elif flips.value >= FLIPS_WARN:
+            verdict, level = f"somewhat brittle: {said}", "warn"
         else:
-            verdict, level = f"stable: spread {spread.value:.0%} between wordings{flip}", "good"
-        return self.line(task, analysis, "spread", verdict, level)
+            verdict, level = f"stable: {said}", "good"
+        return self.line(task, analysis, "flip_rate_mean", verdict, level)
 
     @staticmethod
     def _repeats(rows: list[dict[str, Any]], metrics: dict[str, Metric], seed: int) -> None:
@@ -382,6 +395,16 @@ def measured_preds(row: dict[str, Any], names: Sequence[str] | None = None) -> l
 def agree(a: int | None, b: int | None) -> bool:
     """Two answers agree when both were understood and name the same option."""
     return a is not None and a == b
+
+
+def _changed_share(row: Row, names: Sequence[str] | None = None) -> float | None:
+    """The share of the item's measured variants (controls left out) whose answer is not
+    the canonical answer; None for an item with no variant besides the canonical one."""
+    variants = row.get("variants") or {}
+    keep = names if names is not None else [n for n in variants if not is_control(n)]
+    canon = variants[CANONICAL].get("pred")
+    others = [variants[n].get("pred") for n in keep if n != CANONICAL and n in variants]
+    return float(np.mean([not agree(canon, p) for p in others])) if others else None
 
 
 def disagreement(preds: list[int | None]) -> float:

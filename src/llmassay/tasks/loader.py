@@ -25,6 +25,7 @@ from llmassay.types import LlmassayError, Sample
 DATA_DIR = Path(__file__).parent / "data"
 OUTPUT_TYPES = ("multiple_choice", "generate_until")
 MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes")
+DEFAULT_MC_METRICS = ("acc", "acc_norm", "acc_gen")  # acc_bytes on request, as in lm-eval
 GEN_METRICS = ("exact_match",)
 
 
@@ -468,7 +469,7 @@ def _metric_names(config: dict[str, Any], output_type: str, fail: Any) -> list[s
     known = MC_METRICS if output_type == "multiple_choice" else GEN_METRICS
     entries = config.get("metric_list")
     if entries is None:
-        return list(known)
+        return list(DEFAULT_MC_METRICS if output_type == "multiple_choice" else known)
     if not isinstance(entries, list):
         raise fail("metric_list", "must be a list")
     names = []
