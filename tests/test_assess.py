@@ -65,6 +65,7 @@ def test_report_opens_with_the_card_linking_to_each_section(tmp_path, monkeypatc
     assert main(["assess", "--model", "scripted/x", "--output-path", str(tmp_path / "run"), "--no-cache"]) == 0
     printed = capsys.readouterr().out
     assert "summary" in printed and "prompt brittleness" in printed and "structured output" in printed
+    assert "schema_valid[strict]" in printed  # metric names are text, not rich markup
     report = tmp_path / "run" / "report.html"
     assert f"report: {report}" in printed
     html = report.read_text()

@@ -7,6 +7,7 @@ import sys
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from typing import TYPE_CHECKING, Any
 
@@ -168,7 +169,7 @@ def summary_table(results: dict[str, Any]) -> Table:
     for column in ("challenge", "task", "headline", "verdict"):
         table.add_column(column, overflow="fold")
     for row in summary_rows(results):
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # "schema_valid[strict]" is not markup
     return table
 
 
