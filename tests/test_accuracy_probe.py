@@ -61,6 +61,17 @@ def test_chat_template_setting_decides_how_generations_are_sent(tmp_path, settin
     assert out.results["model"]["chat_template"] is chat_model
 
 
+def test_auto_keeps_a_few_shot_transcript_raw(tmp_path):
+    """A few-shot block is for a model to continue, not a user turn: auto leaves it raw."""
+    backend = NoLogprobs(chat=True)
+    out = run(tmp_path, backend, metrics=["acc_gen"], num_fewshot=2)
+    assert all(r.prompt is not None for r in backend.asked)
+    assert out.results["details"]["mmlu_sample"]["accuracy"]["chat_template"] is False
+    backend = NoLogprobs(chat=True)
+    run(tmp_path / "on", backend, metrics=["acc_gen"], num_fewshot=2, probe_options={"accuracy.chat_template": "on"})
+    assert all(r.messages is not None for r in backend.asked)
+
+
 def test_a_bad_chat_template_value_is_one_line(tmp_path):
     with pytest.raises(LlmassayError, match=r"^-P accuracy\.chat_template: maybe; choose from auto, on, off$"):
         run(tmp_path, NoLogprobs(), probe_options={"accuracy.chat_template": "maybe"})
