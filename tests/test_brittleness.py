@@ -322,3 +322,25 @@ def test_acc_gen_unparsed_answers_are_their_own_outcome(tmp_path):
     # Ensembles vote with the generated answers; log-likelihoods (always "A") play no part.
     assert metrics["ensemble_majority_acc"]["value"] == 0.5
     assert "ensemble_prob_acc" not in metrics and details["ensembling"]["method"] == "majority vote"
+
+
+def test_batch_invariance_clears_the_backend_state_and_counts_its_requests(tmp_path):
+    """The check recomputes (no request cache) from a cleared KV cache, through the run's engine."""
+
+    class Stateful(AlwaysA):
+        def __init__(self):
+            self.resets, self.calls = 0, 0
+
+        def reset(self):
+            self.resets += 1
+
+        def loglikelihood(self, reqs):
+            self.calls += 1
+            return super().loglikelihood(reqs)
+
+    backend = Stateful()
+    out = run(tmp_path, backend=backend, limit=3, probe_options={"perturbations": "case_upper"})
+    check = out.results["details"]["mmlu_sample"]["brittleness"]["batch_invariance"]
+    assert backend.resets == 2 and check["requests"] == 12 and check["max_abs_delta"] == 0.0
+    # 3 items × 2 prompts × 4 choices for the rows, then 12 + 12 for the check, all counted
+    assert out.results["engine"]["requests"] == 24 + 24

@@ -160,6 +160,14 @@ class Engine:
         view.stats, view._fingerprint = self.stats, self._fingerprint
         return view
 
+    def reset_backend(self) -> None:
+        """Ask the backend to forget what it carries between calls (llama.cpp's KV cache of a
+        shared prefix), so the next request is computed as if it were the first; a no-op for
+        a backend without such state. A check of batch invariance is vacuous without it."""
+        reset = getattr(self.backend, "reset", None)
+        if callable(reset):
+            reset()
+
     def _progress(self, n: int) -> None:
         if self.on_progress is not None and n:
             self.on_progress(n)

@@ -320,13 +320,16 @@ class BrittlenessProbe(Probe):
     # -- checks that need the engine ----------------------------------------------------
     def after_rows(self, task: Task, rows: list[Row], engine: Engine, opts: Any, cfg: ProbeConfig) -> dict[str, Any]:
         """Are log-likelihoods identical whether requests arrive one by one or eight at a time?
-        Asked through the run's engine without its cache (a cached answer would make the
-        check vacuous), so the requests are counted like any other."""
+        Asked through the run's engine without its request cache, with the backend's KV cache
+        cleared before each pass (either would make the check vacuous); the requests are
+        counted like any other."""
         canon = [r["variants"][CANONICAL] for r in rows[:BATCH_CHECK_ITEMS]]
         reqs = [LoglikelihoodRequest(v["prompt"], c) for v in canon for c in v["choices"]]
         if not reqs:
             return {}
+        engine.reset_backend()  # neither pass may start from the other's KV cache
         one = engine.without_cache(batch_size=1).loglikelihood(reqs)
+        engine.reset_backend()
         eight = engine.without_cache(batch_size=8).loglikelihood(reqs)
         delta = max(abs(a.logprob - b.logprob) for a, b in zip(one, eight))
         return {"batch_invariance": {"items": len(canon), "requests": len(reqs), "max_abs_delta": delta}}
