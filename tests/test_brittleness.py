@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from scripted_mc import Scripted, always_first, knows_everything, write_task
+from fakes import RuleBackend as Scripted, always_first, knows_everything, write_mc_task as write_task
 
 from llmassay.evaluate import RunConfig, evaluate
 from llmassay.metrics import mcnemar_exact
