@@ -32,7 +32,7 @@ def main(path: str) -> None:
         print()
         print("| summary | value [95 % CI] |")
         print("| --- | --- |")
-        keys = ["spread", "sensitivity_mean", "pss", "posix", "acc_under_permutation",
+        keys = ["flip_rate_mean", "spread", "spread_null", "sensitivity_mean", "pss", "posix", "acc_under_permutation",
                 "ensemble_majority_acc", "ensemble_prob_acc"]
         keys += sorted(k for k in metrics if k.startswith("position_share"))
         for key in keys:
@@ -43,7 +43,9 @@ def main(path: str) -> None:
         half = [k for k in ens if k.endswith("_acc_sd") and k.startswith("ensemble")][0]
         print(f"| {half.replace('_', ' ')} (random subsets) | {ens[half]:.3f} |")
         print(f"| batch sizes 1 vs 8, max abs Δ loglik | {details['batch_invariance']['max_abs_delta']:.2e} |")
-        print(f"\nSpread is between `{details['spread_between'][0]}` and `{details['spread_between'][1]}`. "
+        spread = details["spread"]
+        print(f"\nSpread is between `{spread['between'][0]}` and `{spread['between'][1]}` "
+              f"(permutation p = {spread['p_value']:.3f} against the spread expected with no effect). "
               f"Wall time {doc['wall_time_s']:.0f} s; {doc['engine']['requests']:,} requests, "
               f"{doc['engine']['unique']:,} unique.\n")
 
