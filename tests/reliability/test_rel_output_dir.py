@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from fake_openai import FakeOpenAI
+from llmassay.backends.openai_compat import SELF_CHECK_PROMPT
 from llmassay.cli import main
 from llmassay.engine import cache as cache_module
 from llmassay.engine.store import SampleLog
@@ -322,15 +323,18 @@ def tmpfs(tmp_path):
 
 
 def at_request(fake: FakeOpenAI, n: int, action: Callable[[], None]) -> None:
-    """Run `action` inside the server when it answers request n: the run waits meanwhile."""
+    """Run `action` inside the server when it answers the run's request n (the backend's
+    identity requests at start — GETs and the greedy self-check — are not the run's work and
+    are not counted, as `fake.requests` does not count them): the run waits meanwhile."""
     original = fake.answer
     count = {"n": 0}
 
-    def answer(*args: Any) -> Any:
-        count["n"] += 1
-        if count["n"] == n:
-            action()
-        return original(*args)
+    def answer(path: str, body: dict[str, Any], fault: str) -> Any:
+        if body.get("prompt") != SELF_CHECK_PROMPT or body.get("echo"):
+            count["n"] += 1
+            if count["n"] == n:
+                action()
+        return original(path, body, fault)
 
     fake.answer = answer  # type: ignore[method-assign]
 
