@@ -4,9 +4,11 @@ By default the backend serves a shared prefix (the question, for its choices) fr
 cache and decodes only what follows; llama.cpp's CPU kernels are not split-invariant, so
 the numbers differ by float rounding from scoring each request from an empty cache
 (`prefix_reuse=false`, which is what raw llama.cpp does per request). This prints the
-largest difference and the number of changed picks on the first N `mmlu_sample` questions.
+largest difference and the number of changed picks on the first N `mmlu_sample` questions,
+scored as the task does (one-token letters) or, with --full-text, with each choice's text
+as the continuation (several tokens, decoded after the cached question).
 
-    python bench/split_variance.py --limit 100
+    python bench/split_variance.py --limit 100 [--full-text]
 """
 
 from __future__ import annotations
@@ -23,21 +25,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--full-text", action="store_true", help="continuations are the choice texts")
     args = parser.parse_args()
     task = load_task("mmlu_sample")
     samples = task.samples[: args.limit]
-    reqs = [LoglikelihoodRequest(s.prompt, task.target_delimiter + c) for s in samples for c in s.choices or []]
+    reqs = [
+        LoglikelihoodRequest(s.prompt, task.target_delimiter + str(c))
+        for s in samples
+        for c in (s.doc["choices"] if args.full_text else s.choices or [])
+    ]
     scores = {}
     for reuse in (True, False):
         backend = LlamaCppBackend(args.model, prefix_reuse=reuse)
         start = time.perf_counter()
         scores[reuse] = [r.logprob for r in backend.loglikelihood(reqs)]
-        print(f"prefix_reuse={reuse}: {time.perf_counter() - start:.1f} s, {backend.tokens_evaluated} tokens decoded")
+        print(f"prefix_reuse={reuse}: {time.perf_counter() - start:.1f} s, {backend.tokens_evaluated} tokens decoded", flush=True)
         backend.llm.close()
     deltas = [abs(a - b) for a, b in zip(scores[True], scores[False])]
     picks, k = 0, 0
     for s in samples:
-        n = len(s.choices or [])
+        n = len(s.doc["choices"] if args.full_text else s.choices or [])
         a, b = scores[True][k : k + n], scores[False][k : k + n]
         picks += a.index(max(a)) != b.index(max(b))
         k += n

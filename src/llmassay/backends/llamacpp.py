@@ -104,10 +104,10 @@ class LlamaCppBackend:
 
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         encoded = [self.encode_request(r) for r in reqs]
-        # Visit contexts in token order so consecutive ones share the longest prefixes.
-        order = sorted(range(len(reqs)), key=lambda i: (encoded[i].context, encoded[i].continuation))
         if not self.prefix_reuse:
             return [self._score_from_scratch(pair) for pair in encoded]
+        # Visit contexts in token order so consecutive ones share the longest prefixes.
+        order = sorted(range(len(reqs)), key=lambda i: (encoded[i].context, encoded[i].continuation))
         results: list[LoglikelihoodResult | None] = [None] * len(reqs)
         for context, members in groupby(order, key=lambda i: encoded[i].context):
             context_row = self._load_context(context)
