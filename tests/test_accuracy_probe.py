@@ -75,3 +75,21 @@ def test_auto_keeps_a_few_shot_transcript_raw(tmp_path):
 def test_a_bad_chat_template_value_is_one_line(tmp_path):
     with pytest.raises(LlmassayError, match=r"^-P accuracy\.chat_template: maybe; choose from auto, on, off$"):
         run(tmp_path, NoLogprobs(), probe_options={"accuracy.chat_template": "maybe"})
+
+
+def test_a_cut_prompt_is_flagged_in_its_sample_and_counted_in_the_results(tmp_path):
+    """A backend with a short window cuts long prompts from the left and says by how much."""
+    from dataclasses import replace
+
+    class ShortWindow(NoLogprobs):
+        def generate(self, reqs):
+            out = super().generate(reqs)
+            return [replace(g, n_truncated_tokens=7) if len(prompt_of(r)) > 400 else g for r, g in zip(reqs, out)]
+
+    backend = ShortWindow()
+    out = run(tmp_path, backend, metrics=["acc_gen"])
+    rows = out.probe_results[0].samples
+    long = {s.id for s in MMLU if len(s.prompt) > 400}
+    assert long and {r["id"] for r in rows if r.get("n_truncated_tokens") == 7} == long
+    assert out.results["engine"]["truncated"] == len(long)
+    assert f"{len(long)} requests did not fit the context window" in out.results["notes"]["engine"][0]

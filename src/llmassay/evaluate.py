@@ -216,6 +216,11 @@ def _evaluate_with(
     ]
     results = _results_document(cfg, tasks, jobs, outcomes, fingerprint, engine, load_s, time.perf_counter() - started)
     results["model"]["chat_template"] = chat_model
+    if engine.stats.truncated:
+        results["notes"]["engine"] = [
+            f"{engine.stats.truncated} requests did not fit the context window and were cut from the left "
+            "(n_truncated_tokens in their samples); raise n_ctx / max_length to score them whole"
+        ]
     results_path = store.write_results(results)
     if cache is not None:
         cache.close()

@@ -34,6 +34,7 @@ class EngineStats:
     cache_hits: int = 0
     computed: int = 0
     tokens: int = 0  # tokens read + written by the model for computed requests
+    truncated: int = 0  # unique requests whose input was cut from the left to fit the context window
 
 
 ProgressFn = Callable[[int], None]  # called with the number of requests just answered
@@ -109,6 +110,7 @@ class Engine:
             self.stats.computed += len(batch)
             self.stats.tokens += sum(count_tokens(a) for a in results)
             self._progress(len(batch))
+        self.stats.truncated += sum(1 for a in answers.values() if getattr(a, "n_truncated_tokens", 0))
         return [answers[r] for r in reqs]
 
     def _compute_batch(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from llmassay.metrics import argmax, byte_normalised_loglikelihoods, normalised_loglikelihoods, parse_choice
 from llmassay.probes.base import ProbeConfig
-from llmassay.types import GenerateRequest, LoglikelihoodRequest
+from llmassay.types import GenerateRequest, Generation, LoglikelihoodRequest
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -36,6 +36,7 @@ class MCScore:
     n_tokens: tuple[int, ...]
     is_greedy: tuple[bool, ...]
     generation: str | None = None
+    n_truncated_tokens: int = 0  # the most tokens any of the item's requests lost to the context window
 
     @property
     def pred(self) -> int:
@@ -75,7 +76,7 @@ def score_multiple_choice(
     model's chat template when `chat`."""
     requests = [LoglikelihoodRequest(item.prompt, delimiter + c) for item in items for c in item.choices]
     answers = iter(engine.loglikelihood(requests) if loglik else [])
-    generations: list[str | None] = [None] * len(items)
+    generations: list[Generation | None] = [None] * len(items)
     if generate:
         gen_requests = [
             GenerateRequest(
@@ -89,7 +90,7 @@ def score_multiple_choice(
             )
             for item in items
         ]
-        generations = [g.text for g in engine.generate(gen_requests)]
+        generations = list(engine.generate(gen_requests))
     scores = []
     for item, generation in zip(items, generations):
         results = [next(answers) for _ in item.choices] if loglik else []
@@ -98,7 +99,9 @@ def score_multiple_choice(
                 loglikelihoods=tuple(r.logprob for r in results),
                 n_tokens=tuple(r.n_tokens for r in results),
                 is_greedy=tuple(r.is_greedy for r in results),
-                generation=generation,
+                generation=None if generation is None else generation.text,
+                n_truncated_tokens=max([r.n_truncated_tokens for r in results]
+                                       + [generation.n_truncated_tokens if generation else 0]),
             )
         )
     return scores

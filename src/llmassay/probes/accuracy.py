@@ -98,6 +98,8 @@ class AccuracyProbe(Probe):
                 )
                 if "acc_bytes" in task.metrics:
                     row.update(pred_bytes=score.pred_bytes(choices), acc_bytes=score.pred_bytes(choices) == sample.target)
+            if score.n_truncated_tokens:  # flagged per sample, counted in the results' engine stats
+                row["n_truncated_tokens"] = score.n_truncated_tokens
             if generate:
                 parsed = score.pred_gen(choices)
                 row.update(generation=score.generation, pred_gen=parsed, acc_gen=parsed == sample.target)
@@ -128,6 +130,8 @@ class AccuracyProbe(Probe):
             }
             if chat:
                 row["chat_template"] = True
+            if g.n_truncated_tokens:
+                row["n_truncated_tokens"] = g.n_truncated_tokens
             rows.append(row)
         return rows
 

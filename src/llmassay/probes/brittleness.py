@@ -379,6 +379,8 @@ def _entry(task: Task, sample: Sample, variant: Variant, score: MCScore, mode: s
     }
     if score.generation is not None:
         entry["generation"] = score.generation
+    if score.n_truncated_tokens:
+        entry["n_truncated_tokens"] = score.n_truncated_tokens
     return entry
 
 

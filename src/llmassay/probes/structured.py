@@ -367,7 +367,10 @@ def _demo(task: Task, sample: Sample) -> str:
 
 
 def _output(g: Generation) -> dict[str, Any]:
-    return {"text": g.text, "finish_reason": g.finish_reason, "n_tokens": g.n_tokens, "latency_s": g.latency_s}
+    out = {"text": g.text, "finish_reason": g.finish_reason, "n_tokens": g.n_tokens, "latency_s": g.latency_s}
+    if g.n_truncated_tokens:  # the prompt lost its start to the context window
+        out["n_truncated_tokens"] = g.n_truncated_tokens
+    return out
 
 
 def _cost(gens: list[Generation]) -> dict[str, Any]:
