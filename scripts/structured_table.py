@@ -49,9 +49,12 @@ def tables(results: dict[str, Any]) -> str:
                     f"| {row['wording']}: {row['instruction']} | {ci(row['parse_valid[strict]'])} "
                     f"| {ci(row['schema_valid[extract]'])} |"
                 )
-            spread = results["results"][task]["structured"].get("instruction_spread")
+            metrics = results["results"][task]["structured"]
+            spread, null = metrics.get("instruction_spread"), metrics.get("instruction_spread_null")
             if spread:
-                out.append(f"\nInstruction spread (best − worst schema-valid, paired bootstrap): {ci(spread)}.")
+                expected = f"; expected with no effect (wordings shuffled within items): {ci(null)}" if null else ""
+                out.append(f"\nInstruction spread (best − worst schema-valid, re-picked in each resample): "
+                           f"{ci(spread)}{expected}.")
         engine = results["engine"]
         out.append(
             f"\nWall time {results['wall_time_s']:.0f} s; {engine['requests']:,} generation requests, "
