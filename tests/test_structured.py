@@ -480,3 +480,24 @@ def test_formats_are_enforced_and_a_bare_null_is_invalid_in_every_mode(tmp_path)
     assert rows["Dan"]["classes"] == ["no_json"]
     taxonomy = {e["class"]: e for e in result.details["taxonomy"]}
     assert taxonomy["bad_value"]["failed[strict]"] == 2
+
+
+def test_a_schema_the_backend_cannot_enforce_names_the_item(tmp_path):
+    """The backend names the schema (by title); the probe says which item carries it."""
+    titled = {**SCHEMA, "title": "person", "properties": {**SCHEMA["properties"], "age": {"type": "integer",
+                                                                                          "multipleOf": 3}}}
+    (tmp_path / "s.json").write_text(json.dumps(titled))
+    task = load_task(str(write_task(tmp_path, "json_schema: s.json", RECORDS[:2])))
+
+    class Refuses(Scripted):
+        def generate(self, reqs):
+            if any(r.json_schema for r in reqs):
+                raise LlmassayError(f"{GenerateRequest.schema_label(reqs[0].json_schema)}: keyword 'multipleOf' "
+                                    "cannot be enforced by a grammar")
+            return super().generate(reqs)
+
+    cfg = ProbeConfig(options=(("instructions", 0), ("modes", "constrained")))
+    with pytest.raises(LlmassayError) as info:
+        run_probe(StructuredProbe(), task, Engine(Refuses(FREE, FIXED, CONSTRAINED)), cfg, SampleLog(tmp_path / "l.jsonl"))
+    assert str(info.value) == (f"{task.source}: item 'ann': JSON schema 'person': keyword 'multipleOf' cannot be "
+                               "enforced by a grammar (constrained mode; leave it out with --modes)")

@@ -71,6 +71,16 @@ class GenerateRequest:
     def schema_string(schema: dict[str, Any]) -> str:
         return json.dumps(schema, sort_keys=True, separators=(",", ":"))
 
+    @staticmethod
+    def schema_label(schema_json: str) -> str:
+        """How an error names a schema (its title, else its first characters), so that a
+        probe can tell which of its items a backend's schema error is about."""
+        try:
+            title = json.loads(schema_json).get("title")
+        except (ValueError, AttributeError):
+            title = None
+        return f"JSON schema {title!r}" if title else f"JSON schema {schema_json[:60]!r}"
+
     def size(self) -> int:
         if self.prompt is not None:
             return len(self.prompt)

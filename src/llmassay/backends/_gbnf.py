@@ -21,7 +21,7 @@ from typing import Any
 
 from llama_cpp.llama_grammar import SchemaConverter
 
-from llmassay.types import LlmassayError
+from llmassay.types import GenerateRequest, LlmassayError
 
 # Characters a JSON string may not hold unescaped; generated strings never contain them.
 _JSON_UNSAFE: list[tuple[int, int]] = [(0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C)]
@@ -65,13 +65,7 @@ def schema_to_gbnf(schema_json: str) -> str:
         raise LlmassayError(f"{_schema_label(schema_json)}: cannot be turned into a grammar ({reason})") from None
 
 
-def _schema_label(schema_json: str) -> str:
-    """How an error names a schema: its title if any, else its first characters."""
-    try:
-        title = json.loads(schema_json).get("title")
-    except (ValueError, AttributeError):
-        title = None
-    return f"JSON schema {title!r}" if title else f"JSON schema {schema_json[:60]!r}"
+_schema_label = GenerateRequest.schema_label
 
 
 class _SafeConverter(SchemaConverter):  # type: ignore[misc]

@@ -177,7 +177,10 @@ class StructuredProbe(Probe):
             try:
                 constrained = engine.generate(reqs)
             except LlmassayError as exc:
-                raise LlmassayError(f"{exc} (constrained mode; leave it out with --modes)") from None
+                about = next((it.sample.id for it, r in zip(items, reqs)
+                              if r.json_schema and GenerateRequest.schema_label(r.json_schema) in str(exc)), None)
+                item = f"{task.source}: item '{about}': " if about else ""
+                raise LlmassayError(f"{item}{exc} (constrained mode; leave it out with --modes)") from None
             for row, it, g in zip(rows, items, constrained):
                 row["modes"]["constrained"] = {**judge(g.text, g.finish_reason, "strict", it), "text": g.text,
                                                **_cost([g])}
