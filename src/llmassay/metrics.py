@@ -117,12 +117,12 @@ def exact_match(prediction: str, reference: str) -> bool:
 # any other label in the text.
 _ANSWER_LEAD = re.compile(
     r"\b(?:answer|option|choice)\s*(?::|(?:is|would be|should be|must be|will be)\b\s*:?)\s*"
-    r"(?:(?:option|choice|letter)\s+)?[(\[*]*",
+    r"(?:(?:option|choice|letter)\s+)?[(\[*\"'`]*",
     re.IGNORECASE,
 )
 # A label stands alone: not inside a word, a number ("0.2", "2.5") or a contraction ("I'm").
 _BEFORE = r"(?<![\w'.\-])"
-_AFTER = r"(?=$|[\s,;:!?)\]*]|\.(?!\w))"
+_AFTER = r"(?=$|[\s,;:!?)\]*]|[.'\"`](?!\w))"
 _LABEL_TOKENS = {"letter": (r"[A-Za-z]", r"[A-Z]"), "digit": (r"\d{1,2}", r"\d{1,2}")}
 # "A" and "I" are also English words: "A lot of people say C", "I think B" (but "A is right").
 _WORD_AFTER = re.compile(r"[ \t]+(?!is\b)[a-z]")
@@ -152,7 +152,9 @@ def _label_kind(choices: Sequence[str]) -> str | None:
 
 def _parse_label(text: str, choices: Sequence[str], kind: str) -> int | None:
     keys = [_label_key(c) for c in choices]
-    lenient, strict = (re.compile(_BEFORE + f"(?P<label>{token})" + _AFTER) for token in _LABEL_TOKENS[kind])
+    lenient_token, strict_token = _LABEL_TOKENS[kind]
+    lenient = re.compile(f"(?P<label>{lenient_token})" + _AFTER)  # right after "answer is"
+    strict = re.compile(_BEFORE + f"(?P<label>{strict_token})" + _AFTER)
     explicit = (lenient.match(text, lead.end()) for lead in _ANSWER_LEAD.finditer(text))
     for match in [m for m in explicit if m] + list(strict.finditer(text)):
         key = _label_key(match.group("label"))
@@ -172,10 +174,10 @@ def _is_english_word(text: str, match: re.Match[str]) -> bool:
 
 def _parse_text(text: str, choices: Sequence[str]) -> int | None:
     normed = [normalise_answer(c) for c in choices]
-    candidates = [text[lead.end() :] for lead in _ANSWER_LEAD.finditer(text)] + [text]
-    for candidate in candidates:
-        norm = normalise_answer(candidate)
-        hits = [i for i, c in enumerate(normed) if c and re.match(re.escape(c) + r"(?!\w)", norm)]
+    patterns = [re.compile(re.escape(c) + r"(?!\w)") if c else None for c in normed]
+    norm = normalise_answer(text)
+    for start in [lead.end() for lead in _ANSWER_LEAD.finditer(norm)] + [0]:
+        hits = [i for i, p in enumerate(patterns) if p is not None and p.match(norm, start)]
         if hits:
             return max(hits, key=lambda i: len(normed[i]))  # "New York City" over "New York"
     return None
