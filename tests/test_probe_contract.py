@@ -160,7 +160,7 @@ def test_builtin_registry_is_lazy():
     code = ("import sys, llmassay.probes, llmassay.cli; "
             "print(sorted(m for m in sys.modules if m.startswith(('llmassay.probes.', 'torch', 'ray', 'matplotlib'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['llmassay.probes.base', 'llmassay.probes.options', 'llmassay.probes.registry']"
+    assert out.strip() == "['llmassay.probes._options', 'llmassay.probes._registry', 'llmassay.probes.base']"
 
 
 def test_rows_written_by_another_version_or_row_schema_are_not_resumed(tmp_path, monkeypatch):

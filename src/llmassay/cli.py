@@ -209,8 +209,8 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def _probes() -> None:
-    from llmassay.probes.options import describe
-    from llmassay.probes.registry import probe_class, probe_targets
+    from llmassay.probes._options import describe
+    from llmassay.probes._registry import probe_class, probe_targets
 
     out = _stdout()
     for name in probe_targets():

@@ -5,6 +5,7 @@ The CLI is a thin shell over this function; library users call it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import math
 import platform
@@ -27,7 +28,7 @@ from llmassay.hashing import stable_hash
 from llmassay.home import llmassay_home
 from llmassay.backends.chat import is_chat_model
 from llmassay.probes.base import Probe, ProbeConfig, ProbeResult, run_probe
-from llmassay.probes.registry import probe_class, probe_targets
+from llmassay.probes._registry import probe_class, probe_targets
 from llmassay.progress import terminal_progress
 from llmassay.tasks.loader import Task, load_task
 from llmassay.types import LlmassayError
@@ -97,8 +98,6 @@ def split_probe_options(given: dict[str, Any], probes: list[str]) -> dict[str, d
 
 
 def _option_names(probe: str) -> set[str]:
-    import dataclasses
-
     return {f.name for f in dataclasses.fields(probe_class(probe).Options)}
 
 
@@ -112,8 +111,6 @@ class RunResults:
 
 def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | None = None) -> RunResults:
     console = console or Console(stderr=True)
-    if cfg.limit is not None and cfg.limit <= 0:
-        raise LlmassayError("--limit must be a positive integer")
     if cfg.chunk_size <= 0:
         raise LlmassayError("--chunk-size must be a positive integer")
     if not cfg.tasks or not cfg.probes:

@@ -19,8 +19,8 @@ from llmassay.probes.base import (
     run_probe,
     sample_values,
 )
-from llmassay.probes.options import option
-from llmassay.probes.registry import ENTRY_POINT_GROUP, PROBES, probe_class, probe_targets, register_probe
+from llmassay.probes._options import option
+from llmassay.probes._registry import ENTRY_POINT_GROUP, PROBES, probe_class, probe_targets, register_probe
 
 _CLASSES = {"AccuracyProbe": "accuracy", "BrittlenessProbe": "brittleness", "StructuredProbe": "structured"}
 

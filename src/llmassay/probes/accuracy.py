@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from llmassay.metrics import exact_match, proportion
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
-from llmassay.probes.options import option
+from llmassay.probes._options import option
 from llmassay.types import GenerateRequest, Sample
 
 if TYPE_CHECKING:

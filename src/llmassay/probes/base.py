@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llmassay.probes.options import NoOptions, build_options, options_dict
+from llmassay.probes._options import NoOptions, build_options, options_dict
 from llmassay.types import LlmassayError, Metric, Sample
 
 if TYPE_CHECKING:  # the contract is importable without the engine (the report reads it)

@@ -34,7 +34,7 @@ from llmassay.metrics import (
 from llmassay.perturbations import PERTURBATIONS, Variant, canonical, resolve_perturbations
 from llmassay.probes._mc import SCORING_MODES, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
-from llmassay.probes.options import option as probe_option
+from llmassay.probes._options import option as probe_option
 from llmassay.types import LoglikelihoodRequest, Metric, Sample
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from llmassay.probes._json import (
     text_classes,
 )
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
-from llmassay.probes.options import build_options, option
+from llmassay.probes._options import build_options, option
 from llmassay.types import GenerateRequest, Generation, LlmassayError, Metric, Sample
 
 if TYPE_CHECKING:

@@ -111,7 +111,7 @@ def _module(probe: str) -> ModuleType | None:
 
 def declared_sample_metrics(probe: str) -> Any:
     """The probe's `sample_metrics` when the probe is registered here, else None."""
-    from llmassay.probes.registry import probe_class, probe_targets
+    from llmassay.probes._registry import probe_class, probe_targets
     from llmassay.types import LlmassayError
 
     if probe not in probe_targets():
