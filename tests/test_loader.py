@@ -122,7 +122,7 @@ BAD_YAML_CASES = [
      "doc_to_text: '{{ x'\ndoc_to_target: y\n", r"t\.yaml:5: field 'doc_to_text': template syntax error"),
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: missing.jsonl}\noutput_type: generate_until\n"
      "doc_to_text: a\ndoc_to_target: y\n", r"t\.yaml:3: field 'dataset_kwargs': data file 'missing.jsonl' not found"),
-    ("task: x\nprocess_results: !function utils.process\n", r"'!function' tags run Python code and are not supported"),
+    ("task: x\nprocess_results: !function utils.process\n", r"t\.yaml:2: field 'process_results': '!function utils\.process' runs Python from .*; pass --trust-task-code"),
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: multiple_choice\n"
      "doc_to_text: a\ndoc_to_choice: ['p', 'q']\ndoc_to_target: 7\n", r"field 'doc_to_target': 7 is not a valid choice index"),
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: generate_until\n"

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmassay.metrics import exact_match, proportion
+from llmassay.metrics import proportion
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
@@ -126,7 +126,7 @@ class AccuracyProbe(Probe):
                 "generation": g.text,
                 "finish_reason": g.finish_reason,
                 "n_tokens": g.n_tokens,
-                "exact_match": exact_match(g.text, str(s.target)),
+                **task.score_generation(s, g.text),  # lm-eval's filters and list targets, one result per filter
             }
             if chat:
                 row["chat_template"] = True
@@ -143,7 +143,8 @@ class AccuracyProbe(Probe):
         return Analysis(metrics, details)
 
     def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
-        metric = next((m for m in ("acc", "acc_norm", "exact_match", "acc_gen") if m in analysis.metrics), None)
+        metric = next((m for m in ("acc", "acc_norm", "exact_match", "acc_gen") if m in analysis.metrics),
+                      next(iter(analysis.metrics), None))
         if metric is None:
             return None
         m = analysis.metrics[metric]

@@ -10,7 +10,10 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import os
 import random
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,23 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from llmassay.hashing import stable_hash
+from llmassay.tasks.doclist import DocList
+from llmassay.tasks.filters import GenerationScoring
+from llmassay.tasks.lmeval_yaml import (
+    TaskConfigError,
+    eval_split,
+    excludes_eval_doc,
+    fewshot_split,
+    read_config,
+    resolve_functions,
+    warn_unsupported,
+)
 from llmassay.types import LlmassayError, Sample
 
 DATA_DIR = Path(__file__).parent / "data"
 OUTPUT_TYPES = ("multiple_choice", "generate_until")
+UNSUPPORTED_OUTPUT_TYPES = ("loglikelihood", "loglikelihood_rolling")
+SCORE_CHANGING_KEYS = ("process_results", "use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
 MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes")
 DEFAULT_MC_METRICS = ("acc", "acc_norm", "acc_gen")  # acc_bytes on request, as in lm-eval
 GEN_METRICS = ("exact_match",)
@@ -34,6 +50,21 @@ class TaskError(LlmassayError):
 
 
 _JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_JINJA.filters["regex_replace"] = lambda text, pattern, repl, count=0: re.sub(pattern, repl, text, count=count)
+
+
+def _lm_eval_target(rendered: str, has_choices: bool) -> Any:
+    """lm-eval's reading of a rendered `doc_to_target`: digits index the choices, and a
+    list literal ('['Paris', 'paris , france']') is a list of accepted answers."""
+    if rendered.isdigit() and has_choices and len(rendered) < 100:
+        return int(rendered)
+    if len(rendered) >= 2 and rendered[0] == "[" and rendered[-1] == "]":
+        try:
+            value = ast.literal_eval(rendered)  # a literal, never eval()
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return rendered
+        return value if isinstance(value, list) else rendered
+    return rendered
 
 
 @dataclass
@@ -49,6 +80,18 @@ class Task:
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
     builder: PromptBuilder | None = field(default=None, repr=False, compare=False)
     json_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # sample id → JSON schema
+    targets: dict[str, list[str]] = field(default_factory=dict)  # sample id → every accepted answer (list targets)
+    scoring: GenerationScoring | None = field(default=None, repr=False, compare=False)
+    config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the resolved config
+
+    def references(self, sample: Sample) -> list[str]:
+        """Every answer a generation may match: lm-eval's list targets (nq_open), else the one target."""
+        return self.targets.get(sample.id) or [str(sample.target)]
+
+    def score_generation(self, sample: Sample, text: str) -> dict[str, Any]:
+        """The generation's metrics, one per filter as lm-eval names them (`exact_match,strict-match`)."""
+        scoring = self.scoring or GenerationScoring()
+        return scoring.score(text, self.references(sample))
 
     def json_schema(self, sample_id: str) -> dict[str, Any]:
         """The JSON schema the task's `json_schema` field gives this item."""
@@ -70,7 +113,7 @@ class Task:
         """The task scored with only these metrics (e.g. skip generation for speed)."""
         if not names:
             return self
-        known = MC_METRICS if self.output_type == "multiple_choice" else GEN_METRICS
+        known = MC_METRICS if self.output_type == "multiple_choice" else tuple(self.metrics) or GEN_METRICS
         unknown = [n for n in names if n not in known]
         if unknown:
             raise TaskError(
@@ -96,8 +139,17 @@ def bundled_tasks() -> dict[str, Path]:
     return {p.stem: p for p in sorted(DATA_DIR.glob("*/*.yaml"))}
 
 
-def load_task(name_or_path: str, num_fewshot: int | None = None, seed: int = 0) -> Task:
-    """A bundled task name, or a path to a .yaml, .jsonl or .csv file."""
+def load_task(
+    name_or_path: str, num_fewshot: int | None = None, seed: int = 0, *, trust_task_code: bool = False,
+    data_dir: str | Path | None = None, lm_eval_fewshot: bool = False,
+) -> Task:
+    """A bundled task name, or a path to a .yaml, .jsonl or .csv file.
+
+    `trust_task_code` lets `!function` tags import Python from the task's directory;
+    `data_dir` (else $LLMASSAY_DATA_DIR) holds local copies of hub datasets as
+    `<dataset_path>/<dataset_name or default>/<split>.jsonl`, so lm-eval's configs load
+    unchanged; `lm_eval_fewshot` draws random shots from lm-eval's own seed-1234 stream,
+    so prompts are the ones lm-eval builds."""
     bundled = bundled_tasks()
     if name_or_path in bundled:
         path = bundled[name_or_path]
@@ -110,47 +162,31 @@ def load_task(name_or_path: str, num_fewshot: int | None = None, seed: int = 0) 
         if not exists:
             raise TaskError(f"task '{name_or_path}': not a bundled task ({', '.join(bundled)}) and no such file")
     suffix = path.suffix.lower()
-    if suffix in (".yaml", ".yml"):
+    source = DataSource(path, data_dir)
+    if suffix in (".yaml", ".yml") or path.name.endswith("_yaml"):
         config, lines = _read_yaml(path)
+        try:
+            config = resolve_functions(config, trust_task_code)
+        except TaskConfigError as exc:
+            raise TaskError(str(exc)) from None
         _check_header(path, config, lines)
-        docs = _dataset_docs(path, config, lines)
+        warn_unsupported(path, config, lines)
+        docs = source.docs(config, lines, eval_split(config))
     elif suffix in (".jsonl", ".json", ".csv"):
         docs = _read_records(path)
         config, lines = _plain_config(path, docs), {}
     else:
         raise TaskError(f"{path}: unsupported task file type '{suffix}' (use .yaml, .jsonl or .csv)")
-    return _build_task(path, config, lines, docs, num_fewshot, seed)
+    return _build_task(path, config, lines, docs, num_fewshot, seed, source, lm_eval_fewshot)
 
 
 # -- reading files --------------------------------------------------------------------
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The config with `include:`s merged (lm-eval's rule) and where each key was set."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise TaskError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
-    except OSError as exc:
-        raise TaskError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        config = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        problem = (exc.problem or str(exc)).strip()
-        if "!function" in text and "could not determine a constructor" in str(exc):
-            problem = "'!function' tags run Python code and are not supported; use Jinja2 templates"
-        raise TaskError(f"{path}{line}: invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise TaskError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    except (ValueError, RecursionError) as exc:  # an int over 4300 digits, a bad !!timestamp, deep nesting
-        raise TaskError(f"{path}: invalid YAML: {_reason(exc)}") from None
-    if not isinstance(config, dict):
-        raise TaskError(f"{path}:1: a task file must be a mapping of keys (task, doc_to_text, ...)")
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, _ in node.value:
-            lines[str(key_node.value)] = key_node.start_mark.line + 1
-    return config, lines
+        return read_config(path)
+    except TaskConfigError as exc:
+        raise TaskError(str(exc)) from None
 
 
 def _plain_config(path: Path, docs: list[_Doc]) -> dict[str, Any]:
@@ -240,26 +276,33 @@ def _reason(exc: BaseException) -> str:
 
 
 # -- building the task ----------------------------------------------------------------
-def _field_error(path: Path, lines: dict[str, int]) -> Any:
+def _field_error(path: Path, lines: dict[str, str]) -> Any:
     def fail(key: str, message: str) -> TaskError:
-        where = f"{path}:{lines[key]}" if key in lines else str(path)
+        where = lines.get(key, str(path))
         return TaskError(f"{where}: field '{key}': {message}")
 
     return fail
 
 
-def _check_header(path: Path, config: dict[str, Any], lines: dict[str, int]) -> None:
+def _check_header(path: Path, config: dict[str, Any], lines: dict[str, str]) -> None:
     """Fields that must be right before any data is read."""
     fail = _field_error(path, lines)
     name = config.get("task", path.stem)
     if not isinstance(name, str) or not name:
         raise fail("task", "must be a non-empty string")
-    output_type = config.get("output_type", "multiple_choice")
+    if "group" in config and "task" in config and isinstance(config["task"], list):
+        raise fail("group", "group configs (a 'task:' list) are not supported yet; load each task file")
+    for key in SCORE_CHANGING_KEYS:
+        if config.get(key) is not None:
+            raise fail(key, "is not supported, and ignoring it would change the scores")
+    output_type = config.get("output_type", "generate_until")  # lm-eval's default
+    if output_type in UNSUPPORTED_OUTPUT_TYPES:
+        raise fail("output_type", f"'{output_type}' is not supported yet (use {', '.join(OUTPUT_TYPES)})")
     if output_type not in OUTPUT_TYPES:
         raise fail("output_type", f"'{output_type}' is not one of {', '.join(OUTPUT_TYPES)}")
     for key in ("doc_to_text", "doc_to_target"):
         if key not in config:
-            raise TaskError(f"{path}: missing required field '{key}'")
+            raise TaskError(f"{path}: missing required field '{key}' (in this file and its 'include:' files)")
     if output_type == "multiple_choice" and "doc_to_choice" not in config:
         raise TaskError(f"{path}: missing required field 'doc_to_choice' (needed for multiple_choice)")
 
@@ -267,29 +310,33 @@ def _check_header(path: Path, config: dict[str, Any], lines: dict[str, int]) -> 
 def _build_task(
     path: Path,
     config: dict[str, Any],
-    lines: dict[str, int],
+    lines: dict[str, str],
     docs: list[_Doc],
     num_fewshot: int | None,
     seed: int,
+    source: DataSource | None = None,
+    lm_eval_fewshot: bool = False,
 ) -> Task:
     fail = _field_error(path, lines)
-    name, output_type = config.get("task", path.stem), config.get("output_type", "multiple_choice")
+    name, output_type = config.get("task", path.stem), config.get("output_type", "generate_until")
     if not docs:
         raise TaskError(f"{path}: the dataset has no documents")
-    fewshot_docs = docs
-    if config.get("fewshot_split") and config.get("fewshot_split") != config.get("test_split"):
-        fewshot_docs = _dataset_docs(path, config, lines, split_key="fewshot_split")
     shots = config.get("num_fewshot", 0) if num_fewshot is None else num_fewshot
     if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
         raise fail("num_fewshot", "must be a non-negative integer")
+    fewshot_docs = _fewshot_docs(config, lines, docs, source, fail) if shots else docs
     sampler = _fewshot_sampler(config, fail)
     target_delimiter = _string_field(config, "target_delimiter", " ", fail)
     fewshot_delimiter = _string_field(config, "fewshot_delimiter", "\n\n", fail)
     description_template = _string_field(config, "description", "", fail)
+    gen_prefix = _string_field(config, "gen_prefix", "", fail)
+    group_field = config.get("fewshot_group")
+    if group_field is not None and not isinstance(group_field, str):
+        raise fail("fewshot_group", "must be the name of a document field")
     gen_kwargs = config.get("generation_kwargs") or {}
     if not isinstance(gen_kwargs, dict):
         raise fail("generation_kwargs", "must be a mapping (until, max_gen_toks)")
-    until = gen_kwargs.get("until", ["\n\n"])
+    until = gen_kwargs.get("until", [fewshot_delimiter])  # lm-eval's default: the few-shot delimiter
     if isinstance(until, str):
         until = [until]
     if not isinstance(until, list) or not all(isinstance(u, str) for u in until):
@@ -298,6 +345,9 @@ def _build_task(
     if not isinstance(max_gen, int) or isinstance(max_gen, bool) or max_gen <= 0:
         raise fail("generation_kwargs", "'max_gen_toks' must be a positive integer")
     metrics = _metric_names(config, output_type, fail)
+    scoring = GenerationScoring.from_config(config, fail) if output_type == "generate_until" else None
+    if scoring is not None and metrics == ["exact_match"]:
+        metrics = scoring.metric_names()  # one result per filter: exact_match,strict-match ...
 
     builder = PromptBuilder(
         renderer=_Renderer(config, output_type, fail),
@@ -309,7 +359,12 @@ def _build_task(
         target_delimiter=target_delimiter,
         fewshot_delimiter=fewshot_delimiter,
         fail=fail,
+        gen_prefix=gen_prefix,
+        same_split=fewshot_docs is docs,
+        group_field=group_field,
     )
+    if lm_eval_fewshot and shots and sampler == "default":
+        builder.draw_lm_eval_stream(docs, exclude_self=excludes_eval_doc(config))
     samples: list[Sample] = []
     seen: dict[str, str] = {}
     for index, doc in enumerate(docs):
@@ -319,11 +374,14 @@ def _build_task(
         seen[sid] = doc.where
         builder.docs_by_id[sid] = doc
         samples.append(builder.build(sid, doc.data))
+    builder.warn_short_groups(name)
     schemas = _json_schemas(path, config, docs, [s.id for s in samples], fail)
     content_hash = stable_hash(
         [[s.id, s.prompt, s.choices, s.target] for s in samples]
         + [output_type, target_delimiter, until, max_gen]
         + ([schemas] if schemas else [])
+        + ([builder.targets] if builder.targets else [])
+        + ([scoring.record()] if scoring is not None and scoring.lm_eval else [])
     )
     return Task(
         name=name,
@@ -337,7 +395,28 @@ def _build_task(
         generation_kwargs={"until": until, "max_gen_toks": max_gen},
         builder=builder,
         json_schemas=schemas,
+        targets=builder.targets,
+        scoring=scoring,
+        config=config,
     )
+
+
+def _fewshot_docs(
+    config: dict[str, Any], lines: dict[str, str], docs: list[_Doc], source: DataSource | None, fail: Any
+) -> list[_Doc]:
+    """lm-eval's few-shot pool: `fewshot_config.samples`, else the few-shot split (which is
+    the evaluated documents themselves when the split and its files are the same)."""
+    fewshot = config.get("fewshot_config") if isinstance(config.get("fewshot_config"), dict) else {}
+    split = fewshot_split(config)
+    if fewshot.get("samples") is not None and config.get("fewshot_split") is None and fewshot.get("split") is None:
+        samples = fewshot["samples"]
+        samples = samples() if callable(samples) else samples
+        if not isinstance(samples, list) or not all(isinstance(d, dict) for d in samples):
+            raise fail("fewshot_config", "samples must be a list of documents (mappings)")
+        return [_Doc(d, f"fewshot_config.samples[{i}]") for i, d in enumerate(samples)]
+    if source is None or split == eval_split(config) or source.same_files(config, split, eval_split(config)):
+        return docs
+    return source.docs(config, lines, split, role="few-shot")
 
 
 def _json_schemas(path: Path, config: dict[str, Any], docs: list[_Doc], ids: list[str], fail: Any) -> dict[str, Any]:
@@ -391,7 +470,8 @@ def _check_schema(schema: dict[str, Any], where: str, fail: Any) -> None:
 
 @dataclass
 class PromptBuilder:
-    """Renders one document into a Sample: description, few-shot examples, the item."""
+    """Renders one document into a Sample: description, few-shot examples, the item, as
+    lm-eval's `fewshot_context` joins them (`gen_prefix` and delimiters included)."""
 
     renderer: _Renderer
     description: str
@@ -402,7 +482,27 @@ class PromptBuilder:
     target_delimiter: str
     fewshot_delimiter: str
     fail: Any
+    gen_prefix: str = ""
+    same_split: bool = True  # the shots come from the evaluated documents: an item is never its own shot
+    group_field: str | None = None  # llmassay's `fewshot_group`: shots share this field's value (MMLU subject)
     docs_by_id: dict[str, _Doc] = field(default_factory=dict)
+    targets: dict[str, list[str]] = field(default_factory=dict)
+    fixed_shots: dict[int, list[_Doc]] = field(default_factory=dict)  # id(doc) → lm-eval's stream draw
+    short: dict[str, int] = field(default_factory=dict)  # sample id → shots it got, where its group had fewer
+
+    def draw_lm_eval_stream(self, docs: list[_Doc], exclude_self: bool) -> None:
+        """lm-eval's default sampler: one `Random(1234)` drawn in document order, n + 1
+        then the item removed (by equality) when shots come from the test split."""
+        rng = random.Random(1234)
+        pool = self.fewshot_docs
+        for doc in docs:
+            if exclude_self:
+                drawn = [d for d in rng.sample(pool, self.shots + 1) if d.data != doc.data][: self.shots]
+                if len(drawn) < self.shots:
+                    drawn = rng.sample([d for d in pool if d.data != doc.data], self.shots)
+            else:
+                drawn = rng.sample(pool, self.shots)
+            self.fixed_shots[id(doc)] = drawn
 
     def build(
         self, sid: str, data: dict[str, Any], fewshot_seed: str | None = None, shot_order_seed: str | None = None
@@ -410,34 +510,77 @@ class PromptBuilder:
         original = self.docs_by_id[sid]
         doc = original if data is original.data else _Doc(data, original.where)
         text, choices, target = self.renderer.render(doc)
+        if isinstance(target, list):
+            self.targets[sid] = target
+            target = target[0]
         prefix = self.renderer.template("description", self.description, doc) if self.description else ""
         if self.shots:
-            if len(self.fewshot_docs) < self.shots + 1:
-                raise self.fail(
-                    "num_fewshot", f"{self.shots} shots requested but only {len(self.fewshot_docs)} documents to draw from"
-                )
-            if self.sampler == "first_n" and fewshot_seed is None:
-                # lm-eval's FirstNSampler: the first documents in file order, the item itself left out.
-                drawn = [d for d in self.fewshot_docs if d is not original][: self.shots]
-            else:
-                # As lm-eval's default: draw one extra and drop the document itself if it was drawn.
-                # A perturbation that asks for other shots (fewshot_seed) draws at random here too.
-                rng = random.Random(fewshot_seed or f"{self.seed}:{sid}")
-                drawn = [d for d in rng.sample(self.fewshot_docs, self.shots + 1) if d is not original][: self.shots]
+            drawn = self._draw(sid, original, fewshot_seed)
             if shot_order_seed is not None:
                 random.Random(shot_order_seed).shuffle(drawn)
-            parts = []
-            for shot in drawn:
-                s_text, s_choices, s_target = self.renderer.render(shot)
-                answer = s_choices[s_target] if s_choices is not None else str(s_target)
-                parts.append(s_text + self.target_delimiter + answer)
-            prefix += self.fewshot_delimiter.join(parts) + self.fewshot_delimiter
-        return Sample(id=sid, prompt=prefix + text, choices=choices, target=target, doc=data)
+            prefix += "".join(self._shot(shot) for shot in drawn)
+        prompt = prefix + text
+        if self.gen_prefix:
+            gen_prefix = self.renderer.template("gen_prefix", self.gen_prefix, doc)
+            prompt += (self.target_delimiter if _needs_delimiter(text, gen_prefix) else "") + gen_prefix
+        return Sample(id=sid, prompt=prompt, choices=choices, target=target, doc=data)
+
+    def _draw(self, sid: str, original: _Doc, fewshot_seed: str | None) -> list[_Doc]:
+        pool = self.fewshot_docs
+        if self.group_field is not None:
+            key = original.data.get(self.group_field)
+            pool = [d for d in pool if d.data.get(self.group_field) == key]
+        others = [d for d in pool if d is not original] if self.same_split else pool
+        if self.group_field is not None and len(others) < self.shots:
+            self.short[sid] = len(others)  # said once per task by warn_short_groups, never silent
+            return list(others)
+        needed = self.shots + 1 if self.same_split else self.shots
+        if len(pool) < needed:
+            raise self.fail(
+                "num_fewshot", f"{self.shots} shots requested but only {len(others)} documents to draw from"
+            )
+        if fewshot_seed is None and id(original) in self.fixed_shots:
+            return list(self.fixed_shots[id(original)])
+        if self.sampler == "first_n" and fewshot_seed is None:
+            # lm-eval's FirstNSampler: the first documents in file order, the item itself left out.
+            return others[: self.shots]
+        # As lm-eval's default: draw one extra and drop the document itself if it was drawn.
+        # A perturbation that asks for other shots (fewshot_seed) draws at random here too.
+        rng = random.Random(fewshot_seed or f"{self.seed}:{sid}")
+        if not self.same_split:
+            return rng.sample(pool, self.shots)
+        return [d for d in rng.sample(pool, self.shots + 1) if d is not original][: self.shots]
+
+    def _shot(self, shot: _Doc) -> str:
+        """One answered example, as lm-eval's `build_qa_turn` writes it."""
+        s_text, s_choices, s_target = self.renderer.render(shot)
+        if isinstance(s_target, list):
+            s_target = s_target[0]
+        answer = s_choices[s_target] if s_choices is not None and isinstance(s_target, int) else str(s_target)
+        if not self.gen_prefix:
+            return s_text + self.target_delimiter + answer + self.fewshot_delimiter
+        gen_prefix = self.renderer.template("gen_prefix", self.gen_prefix, shot)
+        joined = gen_prefix + (" " if _needs_delimiter(gen_prefix, answer) else "") + answer
+        return s_text + (self.target_delimiter if _needs_delimiter(s_text, gen_prefix) else "") + joined + self.fewshot_delimiter
+
+    def warn_short_groups(self, task_name: str) -> None:
+        if self.short:
+            counts = sorted(set(self.short.values()))
+            warnings.warn(
+                f"{task_name}: {self.shots} shots requested, but {len(self.short)} items have only "
+                f"{'/'.join(map(str, counts))} other documents with the same '{self.group_field}' and get those",
+                stacklevel=3,
+            )
 
     def description_text(self, data: dict[str, Any], sid: str) -> str:
         if not self.description:
             return ""
         return self.renderer.template("description", self.description, _Doc(data, self.docs_by_id[sid].where))
+
+
+def _needs_delimiter(prefix: str, suffix: str) -> bool:
+    """lm-eval's `requires_delimiter`: neither side has whitespace at the join."""
+    return bool(prefix) and bool(suffix) and not (prefix[-1].isspace() or suffix[0].isspace())
 
 
 FEWSHOT_SAMPLERS = ("default", "first_n")
@@ -481,44 +624,88 @@ def _metric_names(config: dict[str, Any], output_type: str, fail: Any) -> list[s
     return names
 
 
-def _dataset_docs(
-    path: Path, config: dict[str, Any], lines: dict[str, int], split_key: str = "test_split"
-) -> list[_Doc]:
-    fail = _field_error(path, lines)
-    dataset_path = config.get("dataset_path")
-    if dataset_path not in ("json", "csv"):
-        raise fail(
-            "dataset_path",
-            f"'{dataset_path}' cannot be read offline; use 'json' or 'csv' with dataset_kwargs.data_files",
-        )
-    kwargs = config.get("dataset_kwargs") or {}
-    files = kwargs.get("data_files") if isinstance(kwargs, dict) else None
-    if files is None:
-        raise fail("dataset_kwargs", "needs data_files (a path, a list of paths, or split → path)")
-    split = config.get(split_key) or "train"
-    if not isinstance(split, str):
-        raise fail(split_key, f"must be a string, not {type(split).__name__}")
-    if isinstance(files, dict):
-        if split not in files:
-            raise fail(split_key, f"split '{split}' is not in dataset_kwargs.data_files ({', '.join(map(str, files))})")
-        files = files[split]
-    if isinstance(files, str):
-        files = [files]
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        raise fail("dataset_kwargs", "data_files must be a string, a list of strings, or a mapping")
-    docs: list[_Doc] = []
-    for name in files:
+class DataSource:
+    """Where a task's documents come from: `dataset_path: json|csv` with `data_files`
+    (relative to the YAML, then to the working directory, as lm-eval resolves them), or a
+    hub dataset's local copy under the data directory; `process_docs` applied per split."""
+
+    def __init__(self, path: Path, data_dir: str | Path | None = None) -> None:
+        self.path = path
+        root = data_dir if data_dir is not None else os.environ.get("LLMASSAY_DATA_DIR")
+        self.data_dir = Path(root).expanduser() if root else None
+
+    def files(self, config: dict[str, Any], lines: dict[str, str], split: str) -> list[Path]:
+        fail = _field_error(self.path, lines)
+        dataset_path = config.get("dataset_path")
+        if dataset_path not in ("json", "csv"):
+            return [self._mirrored(config, split, fail)]
+        kwargs = config.get("dataset_kwargs") or {}
+        files = kwargs.get("data_files") if isinstance(kwargs, dict) else None
+        if files is None:
+            raise fail("dataset_kwargs", "needs data_files (a path, a list of paths, or split → path)")
+        if isinstance(files, dict):
+            if split not in files:
+                key = next((k for k in ("test_split", "validation_split", "fewshot_split", "training_split")
+                            if config.get(k) == split), "test_split")
+                raise fail(key, f"split '{split}' is not in dataset_kwargs.data_files ({', '.join(map(str, files))})")
+            files = files[split]
+        if isinstance(files, str):
+            files = [files]
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise fail("dataset_kwargs", "data_files must be a string, a list of strings, or a mapping")
+        return [self._data_file(name, fail) for name in files]
+
+    def _data_file(self, name: str, fail: Any) -> Path:
         try:
-            data_path = (path.parent / name).resolve() if not Path(name).is_absolute() else Path(name)
-            exists = data_path.exists()
+            candidates = [Path(name)] if Path(name).is_absolute() else [self.path.parent / name, Path.cwd() / name]
+            found = next((c for c in candidates if c.exists()), None)
         except (OSError, ValueError, RuntimeError) as exc:  # a name too long, a NUL byte, a symlink loop
             raise fail("dataset_kwargs", f"data file '{name}' cannot be accessed ({_reason(exc)})") from None
-        if not exists:
-            raise fail("dataset_kwargs", f"data file '{name}' not found (relative to {path.parent})")
-        if not data_path.is_file():  # a directory, a FIFO that would block forever
+        if found is None:
+            raise fail("dataset_kwargs", f"data file '{name}' not found (relative to {self.path.parent} or the working directory)")
+        if not found.is_file():  # a directory, a FIFO that would block forever
             raise fail("dataset_kwargs", f"data file '{name}' is not a regular file")
-        docs.extend(_read_records(data_path))
-    return docs
+        return found.resolve()
+
+    def _mirrored(self, config: dict[str, Any], split: str, fail: Any) -> Path:
+        dataset_path = config.get("dataset_path")
+        name = config.get("dataset_name") or "default"
+        if isinstance(dataset_path, str) and self.data_dir is not None:
+            for suffix in (".jsonl", ".csv"):
+                file = self.data_dir / dataset_path / str(name) / f"{split}{suffix}"
+                if file.is_file():
+                    return file
+        where = f" (looked for {self.data_dir / str(dataset_path) / str(name) / split}.jsonl)" if self.data_dir else ""
+        raise fail(
+            "dataset_path",
+            f"'{dataset_path}' cannot be read offline; use 'json' or 'csv' with dataset_kwargs.data_files, or "
+            f"--data-dir DIR holding <dataset_path>/<dataset_name>/<split>.jsonl{where}",
+        )
+
+    def same_files(self, config: dict[str, Any], split_a: str, split_b: str) -> bool:
+        try:
+            return self.files(config, {}, split_a) == self.files(config, {}, split_b)
+        except TaskError:
+            return False
+
+    def docs(self, config: dict[str, Any], lines: dict[str, str], split: str, role: str = "evaluated") -> list[_Doc]:
+        docs: list[_Doc] = []
+        for file in self.files(config, lines, split):
+            docs.extend(_read_records(file))
+        process = config.get("process_docs")
+        if process is None:
+            return docs
+        if not callable(process):
+            raise _field_error(self.path, lines)("process_docs", "must be a !function")
+        try:
+            processed = list(process(DocList(d.data for d in docs)))
+        except Exception as exc:  # the task's own code: one line naming where it failed
+            raise _field_error(self.path, lines)(
+                "process_docs", f"failed on the {role} split '{split}': {type(exc).__name__}: {exc}"
+            ) from None
+        same = len(processed) == len(docs)
+        return [_Doc(dict(d), docs[i].where if same else f"{split}[{i}] after process_docs")
+                for i, d in enumerate(processed)]
 
 
 class _Renderer:
@@ -546,25 +733,41 @@ class _Renderer:
 
     def _value(self, key: str, doc: _Doc) -> Any:
         spec = self.config[key]
+        if callable(spec):  # a trusted `!function`
+            try:
+                return spec(doc.data)
+            except Exception as exc:  # the task's own code: one line naming where it failed
+                raise self.fail(key, f"function failed on {doc.where}: {type(exc).__name__}: {exc}") from None
         if isinstance(spec, str) and spec in doc.data:
             return doc.data[spec]
         if isinstance(spec, str):
             return self.template(key, spec, doc)
         return spec
 
-    def render(self, doc: _Doc) -> tuple[str, list[str] | None, int | str]:
+    def render(self, doc: _Doc) -> tuple[str, list[str] | None, int | str | list[str]]:
         text = self._value("doc_to_text", doc)
+        if isinstance(text, int) and not isinstance(text, bool) and self.config.get("doc_to_choice") is not None:
+            raise self.fail("doc_to_text", "gives a choice index: per-choice contexts (winogrande-style partial "
+                                           "evaluation) are not supported yet")
         if not isinstance(text, str):
             raise self.fail("doc_to_text", f"gave {type(text).__name__}, not text, on {doc.where}")
         target = self._value("doc_to_target", doc)
+        if isinstance(target, str) and not self._is_field("doc_to_target", doc):
+            target = _lm_eval_target(target, self.config.get("doc_to_choice") is not None)
         if self.output_type == "generate_until":
-            if isinstance(target, list):
-                target = target[0] if target else ""
             if isinstance(target, dict):  # a gold record (json_schema tasks): kept as JSON text
                 return text, None, json.dumps(target, ensure_ascii=False)
+            if self.config.get("doc_to_choice") is not None and isinstance(target, int):
+                return text, None, str(self._choices(doc)[target])
+            if isinstance(target, list):  # lm-eval's list targets: any of them is right
+                return text, None, [str(t) for t in target] or [""]
             return text, None, str(target)
         choices = self._choices(doc)
         return text, choices, self._target_index(target, choices, doc)
+
+    def _is_field(self, key: str, doc: _Doc) -> bool:
+        spec = self.config[key]
+        return isinstance(spec, str) and spec in doc.data
 
     def _choices(self, doc: _Doc) -> list[str]:
         spec = self.config["doc_to_choice"]
@@ -572,6 +775,8 @@ class _Renderer:
             raise self.fail("doc_to_choice", f"no choices for {doc.where}")
         if isinstance(spec, list):
             choices: Any = [self.template("doc_to_choice", str(c), doc) for c in spec]
+        elif isinstance(spec, dict):  # lm-eval: a mapping's values
+            choices = [str(c) for c in spec.values()]
         else:
             choices = self._value("doc_to_choice", doc)
             if isinstance(choices, str):

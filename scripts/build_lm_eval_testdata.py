@@ -1,0 +1,103 @@
+"""Write the small local datasets the lm-eval compatibility tests load (CC0-1.0).
+
+The task configs in tests/data/lm_eval/tasks/ are lm-eval 0.4.13's own files, byte for
+byte (MIT, EleutherAI). Their hub datasets are replaced by a few synthetic records per
+split, written here for llmassay, with each dataset's real field names and shapes, under
+tests/data/lm_eval/data/<dataset_path>/<dataset_name or default>/<split>.jsonl — the
+layout `--data-dir` reads. Run: python scripts/build_lm_eval_testdata.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "tests" / "data" / "lm_eval" / "data"
+FACTS = [  # (question, right answer, three wrong answers)
+    ("Which planet is closest to the Sun", "Mercury", "Venus", "Mars", "Jupiter"),
+    ("What gas do plants take in for photosynthesis", "carbon dioxide", "oxygen", "helium", "neon"),
+    ("What is frozen water called", "ice", "steam", "sand", "salt"),
+    ("How many legs does a spider have", "eight", "six", "four", "ten"),
+    ("Which organ pumps blood", "the heart", "the liver", "the lung", "the skin"),
+    ("What force pulls objects toward Earth", "gravity", "magnetism", "friction", "tension"),
+    ("Which metal is liquid at room temperature", "mercury", "iron", "copper", "zinc"),
+    ("What is the boiling point of water at sea level in Celsius", "100", "50", "0", "212"),
+    ("Which animal is a mammal", "a whale", "a shark", "a trout", "a frog"),
+    ("What do bees make", "honey", "silk", "wax paper", "milk"),
+]
+
+
+def write(dataset: str, name: str, split: str, rows: list[dict]) -> None:
+    folder = ROOT / dataset / name
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    (folder / f"{split}.jsonl").write_text(text, encoding="utf-8")
+
+
+def slices() -> dict[str, list[tuple]]:
+    return {"train": FACTS[:6], "validation": FACTS[6:8] + FACTS[:2], "test": FACTS[8:] + FACTS[2:5]}
+
+
+def arc(name: str) -> None:
+    for split, facts in slices().items():
+        rows = []
+        for i, (q, right, *wrong) in enumerate(facts):
+            options = wrong[: i % 4] + [right] + wrong[i % 4:]
+            labels = ["A", "B", "C", "D"] if i % 3 else ["1", "2", "3", "4"]
+            rows.append({"id": f"{name}-{split}-{i}", "question": q + "?",
+                         "choices": {"text": options, "label": labels}, "answerKey": labels[i % 4]})
+        write("allenai/ai2_arc", name, split, rows)
+
+
+def main() -> None:
+    arc("ARC-Easy")
+    arc("ARC-Challenge")
+    for split, facts in slices().items():
+        write("baber/piqa", "default", split, [
+            {"goal": f"To answer '{q}'", "sol1": (right if i % 2 else wrong[0]), "sol2": (wrong[0] if i % 2 else right),
+             "label": 0 if i % 2 else 1} for i, (q, right, *wrong) in enumerate(facts)])
+        write("aps/super_glue", "boolq", split, [
+            {"passage": f"The answer to '{q}' is {right}.", "question": f"is it {right if i % 2 else wrong[1]}",
+             "label": 1 if i % 2 else 0, "idx": i} for i, (q, right, *wrong) in enumerate(facts)])
+        write("google-research-datasets/nq_open", "default", split, [
+            {"question": q.lower(), "answer": [right, f"{right.title()}", f"the {right}"]}
+            for q, right, *_ in facts])
+        write("allenai/sciq", "default", split, [
+            {"question": q + "?", "distractor1": w[0], "distractor2": w[1], "distractor3": w[2],
+             "correct_answer": right, "support": f"  Science notes: {right} is the answer.\n"}
+            for q, right, *w in facts])
+        write("allenai/openbookqa", "main", split, [
+            {"id": f"obqa-{split}-{i}", "question_stem": q, "fact1": "",
+             "choices": {"text": [w[0], right, w[1], w[2]], "label": ["A", "B", "C", "D"]},
+             "answerKey": " B" if i == 0 else "B"} for i, (q, right, *w) in enumerate(facts)])
+        write("mandarjoshi/trivia_qa", "rc.nocontext", split, [
+            {"question": q, "question_id": f"tq{i}", "answer": {"aliases": [right, right.upper()], "value": right}}
+            for i, (q, right, *_) in enumerate(facts)])
+        write("Rowan/hellaswag", "default", split, [
+            {"ind": i, "activity_label": "Science quiz", "ctx_a": f"A teacher asks: {q}?",
+             "ctx_b": "the student answers", "ctx": "", "endings": [f"[title] {right}.", w[0] + ".", w[1], w[2]],
+             "source_id": "x", "split": split, "split_type": "indomain", "label": str(i % 1)}
+            for i, (q, right, *w) in enumerate(facts)])
+        write("nyu-mll/glue", "cola", split, [
+            {"sentence": f"{right} is the answer." if i % 2 else f"answer the is {right}", "label": i % 2, "idx": i}
+            for i, (q, right, *_) in enumerate(facts)])
+        write("nyu-mll/glue", "rte", split, [
+            {"sentence1": f"The answer to '{q}' is {right}.", "sentence2": f"The answer is {right if i % 2 else w[0]}.",
+             "label": 0 if i % 2 else 1, "idx": i} for i, (q, right, *w) in enumerate(facts)])
+        write("allenai/winogrande", "winogrande_xl", split, [
+            {"sentence": f"The student knew {right} but not {w[0]} because _ was taught.",
+             "option1": right, "option2": w[0], "answer": "1"} for q, right, *w in facts])
+    for split, facts in (("train", FACTS[:7]), ("test", FACTS[7:])):
+        write("openai/gsm8k", "main", split, [
+            {"question": f"Tom has {i + 2} apples and buys {i * 3} more. How many apples does he have?",
+             "answer": f"Tom has {i + 2} + {i * 3} = {4 * i + 2} apples.\n#### {4 * i + 2}"}
+            for i, _ in enumerate(facts)])
+    for subject, offset in (("anatomy", 0), ("astronomy", 3)):
+        for split, facts in (("dev", FACTS[offset: offset + 5]), ("test", FACTS[5:] + FACTS[:1])):
+            write("cais/mmlu", subject, split, [
+                {"question": f" {q}? ({subject}) ", "subject": subject, "choices": [w[0], right, w[1], w[2]],
+                 "answer": 1} for q, right, *w in facts])
+
+
+if __name__ == "__main__":
+    main()
