@@ -60,7 +60,7 @@ def main() -> None:
             {"passage": f"The answer to '{q}' is {right}.", "question": f"is it {right if i % 2 else wrong[1]}",
              "label": 1 if i % 2 else 0, "idx": i} for i, (q, right, *wrong) in enumerate(facts)])
         write("google-research-datasets/nq_open", "default", split, [
-            {"question": q.lower(), "answer": [right, f"{right.title()}", f"the {right}"]}
+            {"question": q.lower(), "answer": [f"{right} exactly", right, f"the {right}"]}
             for q, right, *_ in facts])
         write("allenai/sciq", "default", split, [
             {"question": q + "?", "distractor1": w[0], "distractor2": w[1], "distractor3": w[2],

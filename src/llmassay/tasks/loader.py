@@ -169,8 +169,8 @@ def load_task(
             config = resolve_functions(config, trust_task_code)
         except TaskConfigError as exc:
             raise TaskError(str(exc)) from None
-        _check_header(path, config, lines)
         warn_unsupported(path, config, lines)
+        _check_header(path, config, lines)
         docs = source.docs(config, lines, eval_split(config))
     elif suffix in (".jsonl", ".json", ".csv"):
         docs = _read_records(path)

@@ -1,0 +1,48 @@
+"""The scripted model both sides of the lm-eval agreement test answer with (pure Python).
+
+`scripts/lm_eval_reference.py` runs lm-eval 0.4.13's own evaluator with this model, and
+tests/test_lm_eval_compat.py runs llmassay with it: equal prompts and equal metrics then
+mean the task layers agree. Log-likelihoods are a hash of the request; generations answer
+the last question in the prompt right, in a varied surface form, or wrong, by a hash, so
+filters, `exact_match` options and list targets all decide some scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+ANSWERS = {  # question stem (lower case) → right answer, as in scripts/build_lm_eval_testdata.py
+    "which planet is closest to the sun": "Mercury",
+    "what gas do plants take in for photosynthesis": "carbon dioxide",
+    "what is frozen water called": "ice",
+    "how many legs does a spider have": "eight",
+    "which organ pumps blood": "the heart",
+    "what force pulls objects toward earth": "gravity",
+    "which metal is liquid at room temperature": "mercury",
+    "what is the boiling point of water at sea level in celsius": "100",
+    "which animal is a mammal": "a whale",
+    "what do bees make": "honey",
+}
+
+
+def digest(*parts: str) -> int:
+    return int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:8], "big")
+
+
+def score(context: str, continuation: str) -> float:
+    """log P(continuation | context): arbitrary but fixed."""
+    return -(digest(context, continuation) % 10_000) / 1_000
+
+
+def answer(prompt: str) -> str:
+    """A generation for the prompt's last question."""
+    h = digest(prompt) % 6
+    sums = re.findall(r"Tom has (\d+) apples and buys (\d+) more", prompt)
+    if sums:
+        a, b = map(int, sums[-1])
+        return [f" {a} + {b} = {a + b}.\n#### {a + b}", f" The total is {a + b} apples.", f" #### {a + b + 1}",
+                f" He has {a + b}", " I do not know.", f" #### {a + b}"][h]
+    stem = next((q for q in sorted(ANSWERS, key=len, reverse=True) if q in prompt.lower().rsplit("\n\n", 1)[-1]), None)
+    right = ANSWERS.get(stem or "", "nothing")
+    return [f" {right}", f" {right.upper()}.", f" the {right}, I think", " nothing", f"  {right}\n", f" An {right}"][h]

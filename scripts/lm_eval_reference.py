@@ -1,0 +1,87 @@
+"""Run lm-eval 0.4.13's own evaluator on the test configs and store what it produced.
+
+Writes tests/data/lm_eval/reference.json: per task and shot count, the prompt lm-eval
+built for every document (`arguments`' context), its generations, and its metrics, with
+the scripted model of scripts/lm_eval_fake.py answering. tests/test_lm_eval_compat.py
+checks llmassay against this file; rerun this script when the configs or data change.
+
+Needs lm-eval in its own environment (it pulls datasets, pyarrow, pandas, evaluate):
+    python -m venv /tmp/lmeval-venv && /tmp/lmeval-venv/bin/pip install lm-eval==0.4.13
+    /tmp/lmeval-venv/bin/python scripts/lm_eval_reference.py
+Hub datasets are replaced by the local copies under tests/data/lm_eval/data/ (the layout
+llmassay's --data-dir reads), so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import datasets
+import lm_eval
+from lm_eval.api.model import LM
+from lm_eval.api.task import ConfigurableTask
+from lm_eval.tasks import TaskManager
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from lm_eval_fake import answer, score  # noqa: E402
+
+ROOT = HERE.parent / "tests" / "data" / "lm_eval"
+# (task, num_fewshot): None keeps the config's own num_fewshot.
+RUNS = [
+    ("arc_easy", 0), ("arc_easy", 3), ("arc_challenge", 2), ("piqa", 2), ("boolq", 1), ("sciq", 0),
+    ("openbookqa", 2), ("hellaswag", 2), ("mmlu_anatomy", 5), ("mmlu_astronomy", 0), ("rte", 1),
+    ("nq_open", 2), ("triviaqa", 0), ("gsm8k", None),
+]
+
+
+def local_download(self: ConfigurableTask, dataset_kwargs=None, **kwargs) -> None:
+    folder = ROOT / "data" / self.DATASET_PATH / (self.DATASET_NAME or "default")
+    files = {p.stem: str(p) for p in sorted(folder.glob("*.jsonl"))}
+    self.dataset = datasets.load_dataset("json", data_files=files)
+
+
+class FakeLM(LM):
+    def loglikelihood(self, requests):
+        return [(score(*r.args[:2]), False) for r in requests]
+
+    def loglikelihood_rolling(self, requests):
+        raise NotImplementedError
+
+    def generate_until(self, requests):
+        return [answer(r.args[0]) for r in requests]
+
+
+def main() -> None:
+    ConfigurableTask.download = local_download
+    manager = TaskManager(include_path=str(ROOT / "tasks"), include_defaults=False)
+    out: dict[str, dict] = {"lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4.13",
+                            "runs": {}}
+    for task, shots in RUNS:
+        result = lm_eval.simple_evaluate(model=FakeLM(), tasks=[task], num_fewshot=shots, task_manager=manager,
+                                         log_samples=True, bootstrap_iters=0)
+        logged = sorted(result["samples"][task], key=lambda s: s["doc_id"])  # one line per doc and filter
+        samples = [s for i, s in enumerate(logged) if i == 0 or logged[i - 1]["doc_id"] != s["doc_id"]]
+        filtered = {}
+        for s in logged:
+            filtered.setdefault(s["doc_id"], []).append(s["filtered_resps"][0])
+        metrics = {k: v for k, v in result["results"][task].items() if k != "alias" and "_stderr" not in k}
+        out["runs"][f"{task}@{shots}"] = {
+            "task": task,
+            "num_fewshot": shots,
+            "n_shot": result["n-shot"][task],
+            "prompts": [s["arguments"][0][0] for s in samples],
+            "continuations": [[a[1] for a in s["arguments"]] for s in samples],
+            "resps": [s["resps"] for s in samples],
+            "filters": list(dict.fromkeys(s["filter"] for s in logged)),
+            "filtered_resps": [filtered[s["doc_id"]] for s in samples],
+            "metrics": metrics,
+        }
+        print(task, shots, metrics)
+    (ROOT / "reference.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

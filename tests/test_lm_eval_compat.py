@@ -1,0 +1,183 @@
+"""lm-eval 0.4.13's own task configs, byte for byte, give lm-eval's prompts and metrics.
+
+tests/data/lm_eval/tasks/ holds configs copied from the lm-eval 0.4.13 wheel (includes and
+`!function` helpers too); tests/data/lm_eval/data/ their local data
+(scripts/build_lm_eval_testdata.py); reference.json what lm-eval's own evaluator built and
+scored on them with the scripted model of scripts/lm_eval_fake.py
+(scripts/lm_eval_reference.py). The same scripted model answers llmassay here, so equal
+prompts and equal metrics mean the task layers agree.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+from fakes import ScriptedBackend, prompt_of
+from llmassay.engine.engine import Engine
+from llmassay.probes.accuracy import AccuracyProbe
+from llmassay.probes.base import ProbeConfig
+from llmassay.tasks.loader import TaskError, load_task
+
+ROOT = Path(__file__).parent / "data" / "lm_eval"
+REFERENCE = json.loads((ROOT / "reference.json").read_text(encoding="utf-8"))
+FILES = {
+    "arc_easy": "arc/arc_easy.yaml", "arc_challenge": "arc/arc_challenge.yaml", "piqa": "piqa/piqa.yaml",
+    "boolq": "super_glue/boolq/default.yaml", "sciq": "sciq/sciq.yaml", "openbookqa": "openbookqa/openbookqa.yaml",
+    "hellaswag": "hellaswag/hellaswag.yaml", "mmlu_anatomy": "mmlu/default/mmlu_anatomy.yaml",
+    "mmlu_astronomy": "mmlu/default/mmlu_astronomy.yaml", "rte": "glue/rte/default.yaml",
+    "nq_open": "nq_open/nq_open.yaml", "triviaqa": "triviaqa/default.yaml", "gsm8k": "gsm8k/gsm8k.yaml",
+}
+
+
+def _fake_model():
+    spec = importlib.util.spec_from_file_location("lm_eval_fake", ROOT.parents[2] / "scripts" / "lm_eval_fake.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FAKE = _fake_model()
+
+
+def load(name: str, shots: int | None = None, **kwargs):
+    kwargs = {"data_dir": ROOT / "data", "trust_task_code": True, "lm_eval_fewshot": True, **kwargs}
+    return load_task(str(ROOT / "tasks" / FILES[name]), num_fewshot=shots, **kwargs)
+
+
+def test_the_configs_are_lm_eval_s_own_files():
+    """Byte for byte: the wheel's files, not retyped ones (sizes pinned from lm-eval 0.4.13)."""
+    assert (ROOT / "tasks" / "arc" / "arc_challenge.yaml").read_text() == (
+        "include: arc_easy.yaml\ntask: arc_challenge\ndataset_name: ARC-Challenge\n"
+    )
+    assert len(FILES) + 3 >= 15  # + winogrande, cola, lambada: refused with a named reason below
+
+
+@pytest.mark.parametrize("run", sorted(REFERENCE["runs"]))
+def test_prompts_equal_lm_eval_s(run):
+    ref = REFERENCE["runs"][run]
+    task = load(ref["task"], ref["num_fewshot"])
+    assert task.num_fewshot == ref["n_shot"]
+    assert [s.prompt for s in task.samples] == ref["prompts"]
+    if task.output_type == "multiple_choice":
+        assert [[task.target_delimiter + c for c in s.choices] for s in task.samples] == ref["continuations"]
+
+
+@pytest.mark.parametrize("run", sorted(REFERENCE["runs"]))
+def test_metrics_equal_lm_eval_s(run):
+    ref = REFERENCE["runs"][run]
+    task = load(ref["task"], ref["num_fewshot"])
+    backend = ScriptedBackend(FAKE.score, lambda req: FAKE.answer(prompt_of(req)))
+    probe, cfg = AccuracyProbe(), ProbeConfig()
+    opts = probe.options({})
+    if task.output_type == "multiple_choice":
+        task = task.with_metrics([m.split(",")[0] for m in ref["metrics"] if "," in m])
+    rows = probe.evaluate(task, task.samples, Engine(backend), opts, cfg)
+    analysis = probe.analyse(task, rows, opts, cfg)
+    ours = {(k if "," in k else f"{k},none"): m.value for k, m in analysis.metrics.items()}
+    theirs = {k: v for k, v in ref["metrics"].items() if "," in k}
+    assert ours == pytest.approx(theirs)
+    if task.output_type == "generate_until":  # each filter's answer, as lm-eval's filtered_resps
+        names = ref["filters"]
+        for row, filtered in zip(rows, ref["filtered_resps"]):
+            assert [row[f"filtered_resps,{n}"] for n in names] == filtered
+
+
+def test_lm_eval_scores_differ_from_what_a_naive_loader_gives():
+    """The planted differences matter: without list targets nq_open's exact match falls, and
+    gsm8k's two filters disagree on the same generations."""
+    ref = REFERENCE["runs"]["nq_open@2"]["metrics"]["exact_match,remove_whitespace"]
+    task = load("nq_open", 2)
+    single = {**task.__dict__, "targets": {}}
+    backend = ScriptedBackend(FAKE.score, lambda req: FAKE.answer(prompt_of(req)))
+    probe = AccuracyProbe()
+    rows = probe.evaluate(type(task)(**single), task.samples, Engine(backend), probe.options({}), ProbeConfig())
+    assert sum(r["exact_match,remove_whitespace"] for r in rows) / len(rows) < ref
+    gsm = REFERENCE["runs"]["gsm8k@None"]["metrics"]
+    assert gsm["exact_match,strict-match"] != gsm["exact_match,flexible-extract"]
+
+
+def test_include_is_resolved_relative_to_the_including_file_and_local_keys_win():
+    easy, challenge = load("arc_easy"), load("arc_challenge")
+    assert challenge.name == "arc_challenge" and easy.name == "arc_easy"
+    assert challenge.config["doc_to_text"] == easy.config["doc_to_text"]  # from arc_easy.yaml
+    assert challenge.config["dataset_name"] == "ARC-Challenge"  # its own key wins
+    assert [s.doc["id"] for s in challenge.samples][0].startswith("ARC-Challenge-test")
+    anatomy = load("mmlu_anatomy")  # includes _default_template_yaml (no .yaml suffix)
+    assert anatomy.config["fewshot_config"] == {"sampler": "first_n"}
+
+
+def test_splits_are_chosen_as_lm_eval_chooses_them():
+    """test_split, else validation_split (piqa and boolq are validation-only: not train)."""
+    assert all(s.doc["id"].startswith("ARC-Easy-test-") for s in load("arc_easy").samples)
+    piqa = load("piqa")
+    validation = (ROOT / "data/baber/piqa/default/validation.jsonl").read_text().splitlines()
+    assert [s.doc for s in piqa.samples] == [json.loads(line) for line in validation]
+
+
+def test_five_shot_mmlu_draws_the_first_dev_questions_from_the_few_shot_split():
+    task = load("mmlu_anatomy", 5)
+    dev = [json.loads(x) for x in (ROOT / "data/cais/mmlu/anatomy/dev.jsonl").read_text().splitlines()]
+    first = task.samples[0].prompt
+    positions = [first.index(d["question"].strip()) for d in dev]
+    assert positions == sorted(positions)  # the dev questions, in file order, every one
+    assert all(s.prompt.split("Answer:")[:5] == first.split("Answer:")[:5] for s in task.samples)
+
+
+def test_function_tags_need_trust_task_code():
+    with pytest.raises(TaskError, match=r"hellaswag\.yaml:\d+: field 'process_docs': '!function utils\.process_docs' "
+                                        r"runs Python from .*; pass --trust-task-code"):
+        load("hellaswag", trust_task_code=False)
+    assert load("hellaswag").samples[0].choices[0] == " mercury."  # utils.process_docs ran
+
+
+@pytest.mark.parametrize("path,pattern", [
+    ("winogrande/default.yaml", r"field 'doc_to_text': gives a choice index: per-choice contexts .* not supported"),
+    ("glue/cola/default.yaml", r"field 'metric_list': metric 'mcc' is not supported"),
+    ("lambada/lambada_openai.yaml", r"field 'output_type': 'loglikelihood' is not supported yet"),
+])
+def test_what_is_not_supported_yet_is_refused_by_name(path, pattern):
+    with pytest.raises(TaskError, match=pattern):
+        load_task(str(ROOT / "tasks" / path), data_dir=ROOT / "data", trust_task_code=True)
+
+
+def test_unknown_keys_are_named_in_a_warning(tmp_path):
+    text = (ROOT / "tasks/arc/arc_easy.yaml").read_text() + "doc_to_image: img\nunsafe_code: false\n"
+    (tmp_path / "arc_x.yaml").write_text(text)
+    with pytest.warns(UserWarning, match=r"arc_x\.yaml:\d+: key 'unsafe_code' is not supported and is ignored"):
+        with pytest.raises(TaskError, match="field 'doc_to_image': is not supported, and ignoring it would change"):
+            load_task(str(tmp_path / "arc_x.yaml"), data_dir=ROOT / "data")
+    (tmp_path / "arc_y.yaml").write_text(text.replace("doc_to_image: img\n", ""))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        load_task(str(tmp_path / "arc_y.yaml"), data_dir=ROOT / "data")
+    assert [str(w.message).split(": ", 1)[1] for w in said] == ["key 'unsafe_code' is not supported and is ignored"]
+
+
+def test_include_errors_name_include(tmp_path):
+    (tmp_path / "a.yaml").write_text("include: missing.yaml\ntask: a\n")
+    with pytest.raises(TaskError, match=r"a\.yaml:1: field 'include': 'missing\.yaml' not found"):
+        load_task(str(tmp_path / "a.yaml"))
+    (tmp_path / "b.yaml").write_text("include: c.yaml\ntask: b\n")
+    (tmp_path / "c.yaml").write_text("include: b.yaml\n")
+    with pytest.raises(TaskError, match=r"field 'include': 'b\.yaml' includes itself"):
+        load_task(str(tmp_path / "b.yaml"))
+    (tmp_path / "d.yaml").write_text("task: d\ndataset_path: json\n")
+    with pytest.raises(TaskError, match=r"missing required field 'doc_to_text' \(in this file and its 'include:' files\)"):
+        load_task(str(tmp_path / "d.yaml"))
+
+
+def test_data_files_are_found_beside_the_yaml_then_in_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "d.jsonl").write_text('{"q": "2+2", "a": "4"}\n')
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "t.yaml").write_text(
+        "task: t\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\ndoc_to_text: '{{q}}='\ndoc_to_target: a\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    task = load_task(str(tmp_path / "t" / "t.yaml"))
+    assert task.output_type == "generate_until"  # lm-eval's default when output_type is omitted
+    assert task.samples[0].prompt == "2+2=" and task.samples[0].target == "4"
