@@ -181,3 +181,21 @@ def test_data_files_are_found_beside_the_yaml_then_in_the_working_directory(tmp_
     task = load_task(str(tmp_path / "t" / "t.yaml"))
     assert task.output_type == "generate_until"  # lm-eval's default when output_type is omitted
     assert task.samples[0].prompt == "2+2=" and task.samples[0].target == "4"
+
+
+def test_bundled_mmlu_few_shot_uses_the_subject_s_own_dev_questions_first():
+    """#25 item 6: 'about abstract algebra' prompts get abstract algebra examples, the
+    first in file order (lm-eval's MMLU), never the item itself; 5 shots leave 4 (said)."""
+    with pytest.warns(UserWarning, match=r"mmlu_sample: 5 shots requested, but 281 items have only 2/3/4 other"):
+        task = load_task("mmlu_sample", num_fewshot=5)
+    by_id = {s.id: s for s in task.samples}
+    subject = [s for s in load_task("mmlu_sample").samples if s.doc["subject"] == "anatomy"]  # zero-shot
+    head = "The following are multiple choice questions (with answers) about anatomy.\n\n"
+    for s in subject:
+        shots = "".join(f"{o.prompt[len(head):]} {'ABCD'[o.target]}\n\n" for o in subject if o is not s)
+        assert by_id[s.id].prompt == head + shots + s.prompt[len(head):]
+    three = load_task("mmlu_sample", num_fewshot=3)
+    first = next(s for s in three.samples if s.id == "virology_0")
+    assert first.prompt.count("Answer:") == 4 and "virology_1" not in first.prompt
+    questions = [s.doc["question"].strip() for s in three.samples if s.doc["subject"] == "virology"]
+    assert [q in first.prompt for q in questions] == [True, True, True, True, False]
