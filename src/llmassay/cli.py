@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmassay.backends.base import parse_model_args
 from llmassay.cli_audit import add_audit_commands, run_audit_command
+from llmassay.cli_lmeval import add_lmeval_flags, task_names, task_options, write_lmeval_results
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -51,6 +52,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
 
     run.add_argument("--report", action="store_true", help="also write OUTPUT_PATH/report.html")
+    add_lmeval_flags(run)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of a run")
     report.add_argument("run_dir", help="a run's --output-path (or one results_*.json file)")
@@ -121,7 +123,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
 
     cfg = RunConfig(
         model=args.model,
-        tasks=[t for t in args.tasks.split(",") if t],
+        tasks=task_names(args),
         probes=[p for p in args.probe.split(",") if p],
         model_args=parse_model_args(args.model_args),
         output_path=args.output_path,
@@ -137,8 +139,11 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         workers=args.workers,
         metrics=[m for m in args.metrics.split(",") if m] if args.metrics else None,
         probe_options=probe_options(args),
+        task_options=task_options(args),
     )
-    _print_outcome(evaluate(cfg), args.report)
+    outcome = evaluate(cfg)
+    write_lmeval_results(args, cfg, outcome)
+    _print_outcome(outcome, args.report)
 
 
 def _assess(args: argparse.Namespace) -> None:

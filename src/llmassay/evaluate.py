@@ -58,6 +58,8 @@ class RunConfig:
     workers: int | None = None
     # (task, probe, limit) to run instead of tasks × probes at `limit` (what `assess` plans)
     jobs: list[tuple[str, str, int | None]] | None = None
+    # load_task's keywords for lm-eval task files: trust_task_code, data_dir, lm_eval_fewshot
+    task_options: dict[str, Any] = field(default_factory=dict)
 
     def planned(self) -> list[tuple[str, str, int | None]]:
         return [tuple(j) for j in self.jobs] if self.jobs else [(t, p, self.limit) for t in self.tasks for p in self.probes]
@@ -131,7 +133,7 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
     for task_name, _, limit in plan:  # each task loads once, with the most items any job asks for
         before = limits.get(task_name, 0)
         limits[task_name] = None if limit is None or before is None else max(before, limit)
-    tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed).with_metrics(cfg.metrics).limited(limit)
+    tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed, **cfg.task_options).with_metrics(cfg.metrics).limited(limit)
              for name, limit in limits.items()}
     jobs = [Job(tasks[t].limited(limit), probes[p], options[p], given[p]) for t, p, limit in plan]
     for job in jobs:  # before the model loads: an unsupported pair ends the run now, not mid-way

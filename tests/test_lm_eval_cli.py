@@ -1,0 +1,62 @@
+"""`llmassay run` on lm-eval task folders: tags expand, flags reach the loader, and the
+lm-eval-shaped results file carries lm-eval's keys and lm-eval's numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import llmassay.evaluate
+from fakes import ScriptedBackend, prompt_of
+from llmassay.cli import main
+from test_lm_eval_compat import FAKE, REFERENCE, ROOT
+
+
+@pytest.fixture()
+def scripted(monkeypatch):
+    backend = ScriptedBackend(FAKE.score, lambda req: FAKE.answer(prompt_of(req)))
+    monkeypatch.setattr(llmassay.evaluate, "load_executor", lambda *a, **k: backend)
+    return backend
+
+
+def run(tmp_path, *extra: str) -> int:
+    return main(["run", "--model", "test/fake-model", "--include-path", str(ROOT / "tasks"), "--data-dir",
+                 str(ROOT / "data"), "--output-path", str(tmp_path / "out"), "--no-cache", *extra])
+
+
+def test_a_tag_runs_its_tasks_and_results_read_like_lm_eval_s(tmp_path, scripted):
+    assert run(tmp_path, "--tasks", "ai2_arc", "--num-fewshot", "3", "--lm-eval-fewshot", "--lm-eval-results") == 0
+    [results_file] = (tmp_path / "out" / "test__fake-model").glob("results_*.json")
+    doc = json.loads(results_file.read_text())
+    assert set(doc["results"]) == {"arc_easy", "arc_challenge"}
+    ref = REFERENCE["runs"]["arc_easy@3"]["metrics"]
+    assert doc["results"]["arc_easy"]["acc,none"] == pytest.approx(ref["acc,none"])
+    assert doc["results"]["arc_easy"]["acc_norm,none"] == pytest.approx(ref["acc_norm,none"])
+    assert {"acc_stderr,none", "alias"} <= set(doc["results"]["arc_easy"])
+    assert doc["versions"] == {"arc_easy": 1.0, "arc_challenge": 1.0} and doc["n-shot"]["arc_easy"] == 3
+    assert doc["configs"]["arc_challenge"]["dataset_name"] == "ARC-Challenge"
+    assert doc["higher_is_better"]["arc_easy"] == {"acc": True, "acc_norm": True}
+    assert {"config", "git_hash", "date", "total_evaluation_time_seconds", "n-samples"} <= set(doc)
+    assert "ci_low" in doc["llmassay"]["results"]["arc_easy"]["accuracy"]["acc"]
+    [samples] = (tmp_path / "out" / "test__fake-model").glob("samples_arc_easy_*.jsonl")
+    lines = [json.loads(x) for x in samples.read_text().splitlines()]
+    assert [x["doc_id"] for x in lines] == list(range(5))
+    assert [x["arguments"][0][0] for x in lines] == REFERENCE["runs"]["arc_easy@3"]["prompts"]
+    assert {"doc", "target", "resps", "filtered_resps", "filter", "metrics", "doc_hash", "prompt_hash",
+            "target_hash"} <= set(lines[0])
+
+
+def test_filters_are_reported_one_result_each(tmp_path, scripted):
+    assert run(tmp_path, "--tasks", "gsm8k", "--lm-eval-fewshot", "--lm-eval-results") == 0
+    [results_file] = (tmp_path / "out" / "test__fake-model").glob("results_*.json")
+    got = json.loads(results_file.read_text())["results"]["gsm8k"]
+    ref = REFERENCE["runs"]["gsm8k@None"]["metrics"]
+    assert got["exact_match,strict-match"] == pytest.approx(ref["exact_match,strict-match"])
+    assert got["exact_match,flexible-extract"] == pytest.approx(ref["exact_match,flexible-extract"])
+
+
+def test_function_tags_are_refused_without_the_flag(tmp_path, scripted, capsys):
+    assert run(tmp_path, "--tasks", "hellaswag") == 2
+    assert "pass --trust-task-code" in capsys.readouterr().err
+    assert run(tmp_path, "--tasks", "hellaswag", "--trust-task-code") == 0
