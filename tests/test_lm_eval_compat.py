@@ -29,7 +29,7 @@ FILES = {
     "arc_easy": "arc/arc_easy.yaml", "arc_challenge": "arc/arc_challenge.yaml", "piqa": "piqa/piqa.yaml",
     "boolq": "super_glue/boolq/default.yaml", "sciq": "sciq/sciq.yaml", "openbookqa": "openbookqa/openbookqa.yaml",
     "hellaswag": "hellaswag/hellaswag.yaml", "mmlu_anatomy": "mmlu/default/mmlu_anatomy.yaml",
-    "mmlu_astronomy": "mmlu/default/mmlu_astronomy.yaml", "rte": "glue/rte/default.yaml",
+    "mmlu_astronomy": "mmlu/default/mmlu_astronomy.yaml", "rte": "glue/rte/default.yaml", "cola": "glue/cola/default.yaml",
     "nq_open": "nq_open/nq_open.yaml", "triviaqa": "triviaqa/default.yaml", "gsm8k": "gsm8k/gsm8k.yaml",
 }
 
@@ -54,7 +54,7 @@ def test_the_configs_are_lm_eval_s_own_files():
     assert (ROOT / "tasks" / "arc" / "arc_challenge.yaml").read_text() == (
         "include: arc_easy.yaml\ntask: arc_challenge\ndataset_name: ARC-Challenge\n"
     )
-    assert len(FILES) + 3 >= 15  # + winogrande, cola, lambada: refused with a named reason below
+    assert len(FILES) + 2 >= 16  # + winogrande, lambada: refused with a named reason below
 
 
 @pytest.mark.parametrize("run", sorted(REFERENCE["runs"]))
@@ -137,7 +137,6 @@ def test_function_tags_need_trust_task_code():
 
 @pytest.mark.parametrize("path,pattern", [
     ("winogrande/default.yaml", r"field 'doc_to_text': gives a choice index: per-choice contexts .* not supported"),
-    ("glue/cola/default.yaml", r"field 'metric_list': metric 'mcc' is not supported"),
     ("lambada/lambada_openai.yaml", r"field 'output_type': 'loglikelihood' is not supported yet"),
 ])
 def test_what_is_not_supported_yet_is_refused_by_name(path, pattern):
@@ -199,3 +198,23 @@ def test_bundled_mmlu_few_shot_uses_the_subject_s_own_dev_questions_first():
     assert first.prompt.count("Answer:") == 4 and "virology_1" not in first.prompt
     questions = [s.doc["question"].strip() for s in three.samples if s.doc["subject"] == "virology"]
     assert [q in first.prompt for q in questions] == [True, True, True, True, False]
+
+
+def test_f1_and_mcc_are_over_the_corpus_with_a_bootstrap_interval():
+    from llmassay.tasks.corpus_metrics import corpus_metric
+
+    rows = [{"target": t, "pred": p} for t, p in [(0, 0), (1, 1), (0, 1), (1, 1)] * 10]
+    mcc, f1 = corpus_metric("mcc", rows), corpus_metric("f1", rows)
+    assert mcc.value == pytest.approx(2 / 12 ** 0.5) and f1.value == pytest.approx(0.8)
+    assert mcc.ci_low < mcc.value < mcc.ci_high and mcc.n == 40 and mcc.method == "bootstrap"
+    sklearn = pytest.importorskip("sklearn.metrics")  # lm-eval's formulas: the same numbers
+    import numpy as np
+
+    from llmassay.tasks.corpus_metrics import f1 as our_f1, mcc as our_mcc
+
+    rng = np.random.default_rng(0)
+    for k in (2, 3, 4):
+        pairs = rng.integers(0, k, size=(60, 2))
+        assert our_mcc(pairs, k) == pytest.approx(sklearn.matthews_corrcoef(pairs[:, 0], pairs[:, 1]))
+    binary = rng.integers(0, 2, size=(60, 2))
+    assert our_f1(binary) == pytest.approx(sklearn.f1_score(binary[:, 0], binary[:, 1]))

@@ -21,6 +21,7 @@ from llmassay.metrics import proportion
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
+from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric
 from llmassay.types import GenerateRequest, Sample
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class AccuracyProbe(Probe):
     ) -> list[Row]:
         delim = task.target_delimiter
         generate = "acc_gen" in task.metrics
-        loglik = any(m in LOGLIK_METRICS for m in task.metrics)
+        loglik = any(m in LOGLIK_METRICS or m in CORPUS_METRICS for m in task.metrics)
         items = [MCItem(s.prompt, tuple(s.choices or ())) for s in samples]
         rows = []
         scores = score_multiple_choice(engine, items, delim, cfg, generate, loglik=loglik, chat=chat)
@@ -136,7 +137,8 @@ class AccuracyProbe(Probe):
         return rows
 
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
-        metrics = {name: proportion([bool(r[name]) for r in rows]) for name in task.metrics}
+        metrics = {name: corpus_metric(name, rows, cfg.seed) if name in CORPUS_METRICS
+                   else proportion([bool(r[name]) for r in rows]) for name in task.metrics}
         if "acc_gen" in task.metrics:
             metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])
         details: dict[str, Any] = {"chat_template": uses_chat(opts, cfg, task)} if _generates(task) else {}

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from llmassay.tasks.corpus_metrics import CORPUS_METRICS
 from llmassay.tasks.loader import Task
 from llmassay.types import LlmassayError
 
@@ -70,12 +71,16 @@ def documents(results: dict[str, Any], rows: dict[str, list[dict[str, Any]]], ta
         entry: dict[str, Any] = {"alias": task.config.get("task_alias", name)}
         better: dict[str, bool] = {}
         for metric in task.metrics:
-            values = [float(r[metric]) for r in task_rows if isinstance(r.get(metric), bool)]
-            if not values:
-                continue
             base, filt = lm_eval_key(metric)
-            entry[f"{base},{filt}"] = sum(values) / len(values)
-            entry[f"{base}_stderr,{filt}"] = stderr(values)
+            values = [float(r[metric]) for r in task_rows if isinstance(r.get(metric), bool)]
+            corpus = ours.get("accuracy", {}).get(metric) if metric in CORPUS_METRICS else None
+            if corpus is not None:  # f1, mcc: over the corpus, not a mean of items
+                entry[f"{base},{filt}"], entry[f"{base}_stderr,{filt}"] = corpus["value"], corpus["stderr"] or "N/A"
+            elif values:
+                entry[f"{base},{filt}"] = sum(values) / len(values)
+                entry[f"{base}_stderr,{filt}"] = stderr(values)
+            else:
+                continue
             better[base] = base not in LOWER_IS_BETTER
         out["results"][name] = entry
         out["group_subtasks"][name] = []

@@ -40,7 +40,7 @@ DATA_DIR = Path(__file__).parent / "data"
 OUTPUT_TYPES = ("multiple_choice", "generate_until")
 UNSUPPORTED_OUTPUT_TYPES = ("loglikelihood", "loglikelihood_rolling")
 SCORE_CHANGING_KEYS = ("process_results", "use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
-MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes")
+MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes", "f1", "mcc")  # f1, mcc: over the corpus, as lm-eval
 DEFAULT_MC_METRICS = ("acc", "acc_norm", "acc_gen")  # acc_bytes on request, as in lm-eval
 GEN_METRICS = ("exact_match",)
 

@@ -1,0 +1,47 @@
+"""lm-eval's corpus-level multiple-choice metrics: `f1` and `mcc` over (gold, pick) pairs.
+
+They are not means of per-item scores, so their interval is a percentile bootstrap over
+items (`metrics.bootstrap_statistic`). lm-eval computes them with scikit-learn
+(`f1_score`, binary; `matthews_corrcoef`); here they are read off the confusion matrix,
+which is the same formula (checked against scikit-learn in the tests) and fast enough to
+recompute for every bootstrap resample without the dependency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from llmassay.metrics import bootstrap_statistic
+from llmassay.types import Metric
+
+CORPUS_METRICS = ("f1", "mcc")
+
+
+def _confusion(pairs: np.ndarray, k: int) -> np.ndarray:
+    return np.bincount(pairs[:, 0].astype(int) * k + pairs[:, 1].astype(int), minlength=k * k).reshape(k, k)
+
+
+def f1(pairs: np.ndarray, k: int = 2) -> float:
+    """Binary F1 of label 1 (scikit-learn's `f1_score` default); 0 when undefined."""
+    c = _confusion(pairs, max(k, 2))
+    tp = c[1, 1]
+    fp, fn = c[:, 1].sum() - tp, c[1, :].sum() - tp
+    return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 0.0
+
+
+def mcc(pairs: np.ndarray, k: int = 2) -> float:
+    """Matthews correlation for any number of classes (Gorodkin's R_K, as scikit-learn)."""
+    c = _confusion(pairs, k).astype(float)
+    t, p, correct, n = c.sum(axis=1), c.sum(axis=0), np.trace(c), c.sum()
+    denominator = np.sqrt((n * n - p @ p) * (n * n - t @ t))
+    return float((correct * n - t @ p) / denominator) if denominator else 0.0
+
+
+def corpus_metric(name: str, rows: list[dict[str, Any]], seed: int = 0) -> Metric:
+    """`name` over the rows' (target, pred) pairs, with a bootstrap CI over items."""
+    pairs = np.array([[r["target"], r["pred"]] for r in rows if r.get("pred") is not None], dtype=int)
+    k = int(pairs.max()) + 1 if len(pairs) else 2
+    fn = f1 if name == "f1" else mcc
+    return bootstrap_statistic(pairs, lambda m: fn(m.astype(int), k), seed=seed)
