@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmassay.backends.base import parse_model_args
 from llmassay.cli_audit import add_audit_commands, run_audit_command
+from llmassay.progress import show_notices
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -116,8 +117,19 @@ def probe_options(args: argparse.Namespace) -> dict[str, str]:
     return given
 
 
+def _check_shortcuts(args: argparse.Namespace, probes: list[str]) -> None:
+    """A shortcut flag of a probe the run does not include would do nothing: say so."""
+    for flag, target in SHORTCUTS.items():
+        owner = target.split(".")[0]
+        if getattr(args, flag.lstrip("-").replace("-", "_")) is not None and owner not in probes:
+            raise LlmassayError(f"{flag} is an option of --probe {owner}, which this run does not include "
+                                f"(--probe {','.join(probes)}); add --probe {','.join([*probes, owner])}")
+
+
 def _run(args: argparse.Namespace, console: Console) -> None:
     from llmassay.evaluate import RunConfig, evaluate
+
+    _check_shortcuts(args, [p for p in args.probe.split(",") if p])
 
     cfg = RunConfig(
         model=args.model,
@@ -266,6 +278,7 @@ INTERRUPTED = {
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     console = Console(stderr=True)
+    show_notices()
     try:
         if args.command == "run":
             _run(args, console)
