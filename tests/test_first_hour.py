@@ -3,16 +3,22 @@ fix proved with a fake server, a scripted backend or a fixed-width console."""
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 
 from fake_openai import FakeOpenAI
+from fakes import ScriptedBackend
 from llmassay.backends.openai_compat import OpenAIBackend
 from llmassay.cli import main
+from llmassay.engine.cache import RequestCache
+from llmassay.evaluate import RunConfig, RunInterrupted, evaluate
 from llmassay.types import GenerateRequest, LlmassayError
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 0.3}
@@ -87,10 +93,103 @@ def test_an_option_of_an_unselected_probe_is_a_one_line_error(tmp_path, capsys, 
 
 
 def test_the_python_api_refuses_a_bare_option_of_an_unselected_probe(tmp_path):
-    from llmassay.evaluate import RunConfig, evaluate
-
     cfg = RunConfig(model="test/x", tasks=["arith_sample"], output_path=str(tmp_path / "o"),
                     probe_options={"perturbations": "typos_5"})
     with pytest.raises(LlmassayError, match="option 'perturbations': it is an option of brittleness, "
                                             "and --probe is accuracy"):
         evaluate(cfg, backend=object())  # refused before the backend is touched
+
+
+# -- item 1: progress moves with each answer; Ctrl-C says exactly what was kept ------------
+class AnsweringBackend(ScriptedBackend):
+    """Answers one request at a time through `on_answer`, as llamacpp and openai do; raises
+    KeyboardInterrupt (a Ctrl-C) instead of computing request number `interrupt_at`."""
+
+    def __init__(self, interrupt_at: int | None = None) -> None:
+        super().__init__(lambda c, x: -1.0, lambda r: " 7")
+        self.interrupt_at, self.computed = interrupt_at, 0
+
+    def generate(self, reqs, on_answer=None):
+        out = []
+        for i, r in enumerate(reqs):
+            if self.computed == self.interrupt_at:
+                raise KeyboardInterrupt
+            self.computed += 1
+            (answer,) = super().generate([r])
+            out.append(answer)
+            if on_answer is not None:
+                on_answer(i, answer)
+        return out
+
+
+def arith_run(tmp_path: Path, limit: int, chunk_size: int = 32, cache: bool = True) -> RunConfig:
+    return RunConfig(model="test/answering", tasks=["arith_sample"], limit=limit, chunk_size=chunk_size,
+                     output_path=str(tmp_path / "out"), use_cache=cache, cache_path=str(tmp_path / "c.sqlite"))
+
+
+def test_the_bar_moves_with_every_answer_inside_one_chunk(tmp_path, monkeypatch):
+    import llmassay.evaluate as ev
+
+    seen: list[tuple[float, int]] = []
+
+    class Recording(ev.RunMeter):
+        def _show(self, **fields):
+            super()._show(**fields)
+            seen.append((self.position, self.done))
+
+    monkeypatch.setattr(ev, "RunMeter", Recording)
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120)
+    evaluate(arith_run(tmp_path, limit=4), backend=AnsweringBackend(), console=console)
+    assert "4/4 requests" in screen.getvalue() and "samples" in screen.getvalue()  # the bar was drawn
+    during = [pos for pos, done in seen if done == 0]
+    # Four samples in one chunk of 32: before, the bar sat at 0/4 until the chunk ended.
+    assert [round(p, 6) for p in during] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert seen[-1] == (4.0, 4)
+    assert all(a <= b for (a, _), (b, _) in zip(seen, seen[1:]))  # never backwards
+
+
+def test_ctrl_c_counts_the_saved_samples_and_cached_answers(tmp_path):
+    cfg = arith_run(tmp_path, limit=20, chunk_size=8)
+    with pytest.raises(RunInterrupted) as info:
+        evaluate(cfg, backend=AnsweringBackend(interrupt_at=11))
+    out = Path(cfg.output_path)
+    (log,) = out.glob(".llmassay/*/arith_sample__accuracy.jsonl")
+    assert len(log.read_text().splitlines()) == 8 and len(RequestCache(cfg.cache_path)) == 11
+    assert str(info.value) == (f"interrupted: 8 of 20 samples are saved in {out / '.llmassay'}; 11 answers kept "
+                               f"in the cache {cfg.cache_path}; rerun the same command to resume")
+    backend = AnsweringBackend()
+    done = evaluate(cfg, backend=backend)  # the rerun computes only what was not kept
+    assert backend.computed == 20 - 11 and done.results["results"]["arith_sample"]["accuracy"]["exact_match"]["n"] == 20
+
+
+def test_ctrl_c_with_nothing_kept_says_so(tmp_path, monkeypatch, capsys):
+    cfg = arith_run(tmp_path, limit=20, cache=False)  # the issue's run: 20 samples, chunk 32, --no-cache
+    with pytest.raises(RunInterrupted) as info:
+        evaluate(cfg, backend=AnsweringBackend(interrupt_at=15))
+    said = str(info.value)
+    assert said == ("interrupted: no sample is saved (0 of 20: a sample is saved when its chunk of 32 finishes; "
+                    "see --chunk-size); no answers are kept (--no-cache); nothing to resume")
+    assert not list(Path(cfg.output_path).glob(".llmassay/*/*.jsonl")) or not any(
+        p.read_text() for p in Path(cfg.output_path).glob(".llmassay/*/*.jsonl"))
+
+    import llmassay.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise RunInterrupted(said)
+
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert main(["run", "--model", "llamacpp/x", "--tasks", "arith_sample"]) == 130
+    assert capsys.readouterr().err.strip() == said
+
+
+@pytest.mark.slow
+def test_llamacpp_reports_each_answer_as_it_is_computed(smollm2):
+    from llmassay.types import LoglikelihoodRequest
+
+    reqs = [LoglikelihoodRequest("The sky is", c) for c in (" blue", " green")] + [LoglikelihoodRequest("2+2=", " 4")]
+    heard: dict[int, object] = {}
+    assert smollm2.loglikelihood(reqs, on_answer=heard.__setitem__) == [heard[i] for i in range(3)]
+    gens: dict[int, object] = {}
+    out = smollm2.generate([GenerateRequest(prompt="Hi", max_tokens=2)] * 2, on_answer=gens.__setitem__)
+    assert out == [gens[0], gens[1]]

@@ -268,8 +268,8 @@ def _perturbations() -> None:
 # What Ctrl-C leaves behind: `run` keeps every finished sample and resumes; an audit
 # writes its files only at the end.
 INTERRUPTED = {
-    "run": "interrupted: finished samples are saved; rerun the same command to resume",
-    "assess": "interrupted: finished samples are saved; rerun the same command to resume",
+    "run": "interrupted: samples whose chunk finished are saved in OUTPUT_PATH/.llmassay; rerun the same command to resume",
+    "assess": "interrupted: samples whose chunk finished are saved in OUTPUT_PATH/.llmassay; rerun the same command to resume",
     "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
     "rescore": "interrupted: nothing was written; rerun to start again",
 }
@@ -301,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     except LlmassayError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    except KeyboardInterrupt:
-        console.print(INTERRUPTED.get(args.command, "interrupted"), markup=False)
+    except KeyboardInterrupt as exc:
+        # A run counts what it kept (evaluate.RunInterrupted); other commands say it in general.
+        console.print(str(exc) or INTERRUPTED.get(args.command, "interrupted"), markup=False, soft_wrap=True)
         return 130
     return 0
 

@@ -15,11 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 
 
-def terminal_progress(console: Console, *columns: ProgressColumn | str) -> AbstractContextManager[Progress | None]:
+def terminal_progress(
+    console: Console, *columns: ProgressColumn | str, speed_estimate_period: float = 30.0
+) -> AbstractContextManager[Progress | None]:
     """`with terminal_progress(console, ...) as progress:` — progress is None off a terminal."""
     if not console.is_terminal:
         return nullcontext(None)
-    return Progress(*columns, console=console, transient=True)
+    return Progress(*columns, console=console, transient=True, speed_estimate_period=speed_estimate_period)
 
 
 @dataclass

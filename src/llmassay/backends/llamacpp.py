@@ -24,9 +24,9 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,16 @@ from llmassay.types import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
 )
+
+
+AnswerFn = Callable[[int, Any], None]  # (index in the batch, its answer), as each is computed
+T = TypeVar("T")
+
+
+def _heard(on_answer: AnswerFn | None, i: int, answer: T) -> T:
+    if on_answer is not None:
+        on_answer(i, answer)
+    return answer
 
 
 class LlamaCppBackend:
@@ -102,21 +112,27 @@ class LlamaCppBackend:
             }
         return self._fingerprint
 
-    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+    def loglikelihood(
+        self, reqs: Sequence[LoglikelihoodRequest], on_answer: AnswerFn | None = None
+    ) -> list[LoglikelihoodResult]:
+        """`on_answer(i, result)` hears each answer as it is computed: the engine caches it
+        and moves the progress bar, so a slow model shows progress within a batch."""
         encoded = [self.encode_request(r) for r in reqs]
+        results: list[LoglikelihoodResult | None] = [None] * len(reqs)
         if not self.prefix_reuse:
-            return [self._score_from_scratch(pair) for pair in encoded]
+            for i, pair in enumerate(encoded):
+                results[i] = _heard(on_answer, i, self._score_from_scratch(pair))
+            return [r for r in results if r is not None]
         # Visit contexts in token order so consecutive ones share the longest prefixes.
         order = sorted(range(len(reqs)), key=lambda i: (encoded[i].context, encoded[i].continuation))
-        results: list[LoglikelihoodResult | None] = [None] * len(reqs)
         for context, members in groupby(order, key=lambda i: encoded[i].context):
             context_row = self._load_context(context)
             for i in members:
-                results[i] = self._score_after_context(encoded[i], context_row)
+                results[i] = _heard(on_answer, i, self._score_after_context(encoded[i], context_row))
         return [r for r in results if r is not None]
 
-    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
-        return [self._generate_one(r) for r in reqs]
+    def generate(self, reqs: Sequence[GenerateRequest], on_answer: AnswerFn | None = None) -> list[Generation]:
+        return [_heard(on_answer, i, self._generate_one(r)) for i, r in enumerate(reqs)]
 
     def reset(self) -> None:
         """Empty the KV cache: the next request is computed from scratch, exactly as if it
