@@ -193,3 +193,37 @@ def test_llamacpp_reports_each_answer_as_it_is_computed(smollm2):
     gens: dict[int, object] = {}
     out = smollm2.generate([GenerateRequest(prompt="Hi", max_tokens=2)] * 2, on_answer=gens.__setitem__)
     assert out == [gens[0], gens[1]]
+
+
+# -- item 5: a folder of several runs is refused unless a file is named; the file used is said --
+def test_a_folder_of_two_runs_is_refused_and_one_run_rerun_is_read_with_a_note(tmp_path, capsys):
+    first = evaluate(arith_run(tmp_path, limit=3), backend=AnsweringBackend())
+    again = evaluate(arith_run(tmp_path, limit=3), backend=AnsweringBackend())  # the same command, rerun
+    folder = tmp_path / "out"
+    assert main(["report", str(folder), "--output", str(tmp_path / "r.html")]) == 0
+    err = capsys.readouterr().err
+    assert f"reading {again.results_path} (the newest of 2 results files of the same run)" in err
+    other = RunConfig(**{**arith_run(tmp_path, limit=3).__dict__, "model": "test/other"})
+    third = evaluate(other, backend=AnsweringBackend())
+    capsys.readouterr()
+    for argv in (["report", str(folder)], ["compare", str(folder), str(first.results_path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {folder}: holds results of 2 different runs (test/answering: "
+                              f"{again.results_path.name}; test/other: {third.results_path.name}); name one")
+        assert "\n" not in err
+    assert main(["report", str(third.results_path), "--output", str(tmp_path / "r3.html")]) == 0
+
+
+def test_the_default_output_path_and_a_shared_folder_are_said(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.INFO, logger="llmassay"):
+        evaluate(RunConfig(model="test/a", tasks=["arith_sample"], limit=2, use_cache=False), backend=AnsweringBackend())
+        evaluate(RunConfig(model="test/b", tasks=["arith_sample"], limit=2, use_cache=False), backend=AnsweringBackend())
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count(f"wrote {tmp_path / 'runs' / 'latest'} (the default output path; give --output-path "
+                      "/ output_path to choose)") == 2
+    assert [m for m in said if m.startswith("note: ")] == [
+        f"note: runs/latest now holds results of several runs; name the results file "
+        f"({sorted((tmp_path / 'runs' / 'latest').glob('results_*.json'))[-1].name}) to report or compare it, "
+        "or give each run its own --output-path"]

@@ -47,7 +47,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk-size", type=int, default=32, help="samples per resume checkpoint")
     run.add_argument("--executor", default="local", choices=["local", "ray"], help="where requests run (same results)")
     run.add_argument("--workers", type=int, default=None, help="--executor ray: backend actors (default 2)")
-    run.add_argument("--output-path", default="runs/latest")
+    run.add_argument("--output-path", default="runs/latest", help="results folder, one per run (default runs/latest)")
     run.add_argument("--no-cache", action="store_true", help="bypass the request cache")
     run.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import logging
 import math
 import platform
 import subprocess
@@ -30,9 +31,12 @@ from llmassay.backends.chat import is_chat_model
 from llmassay.probes.base import Probe, ProbeConfig, ProbeResult, run_probe
 from llmassay.probes._registry import probe_class, probe_targets
 from llmassay.progress import terminal_progress
+from llmassay.runfiles import pick_results
 from llmassay.tasks.loader import Task, load_task
 from llmassay.types import LlmassayError
 
+log = logging.getLogger(__name__)
+DEFAULT_OUTPUT_PATH = "runs/latest"
 VERSIONED_PACKAGES = ("llmassay", "llama_cpp_python", "numpy", "httpx", "jinja2", "pydantic", "transformers", "torch")
 
 
@@ -42,7 +46,7 @@ class RunConfig:
     tasks: list[str]
     probes: list[str] = field(default_factory=lambda: ["accuracy"])
     model_args: dict[str, Any] = field(default_factory=dict)
-    output_path: str = "runs/latest"
+    output_path: str = DEFAULT_OUTPUT_PATH  # relative to the working directory; said when used
     limit: int | None = None
     seed: int = 0
     num_fewshot: int | None = None
@@ -237,6 +241,14 @@ def _write_run(
             "(n_truncated_tokens in their samples); raise n_ctx / max_length to score them whole"
         ]
     results_path = store.write_results(results)
+    if cfg.output_path == DEFAULT_OUTPUT_PATH:
+        log.info("wrote %s (the default output path; give --output-path / output_path to choose)",
+                 store.root.resolve())
+    try:
+        pick_results(store.root)
+    except LlmassayError:
+        log.warning("note: %s now holds results of several runs; name the results file (%s) to report or "
+                    "compare it, or give each run its own --output-path", store.root, results_path.name)
     return RunResults(results, outcomes, results_path, sample_paths)
 
 

@@ -97,4 +97,3 @@ def show_notices(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False
