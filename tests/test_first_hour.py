@@ -227,3 +227,46 @@ def test_the_default_output_path_and_a_shared_folder_are_said(tmp_path, monkeypa
         f"note: runs/latest now holds results of several runs; name the results file "
         f"({sorted((tmp_path / 'runs' / 'latest').glob('results_*.json'))[-1].name}) to report or compare it, "
         "or give each run its own --output-path"]
+
+
+# -- item 3: tables fit 80 columns without cutting a name or a number ----------------------
+def ci(value: float, low: float, high: float, n: int = 50) -> dict:
+    return {"value": value, "ci_low": low, "ci_high": high, "n": n}
+
+
+NARROW_RESULTS = {
+    "results": {"mmlu_sample": {
+        "accuracy": {"acc": ci(0.31, 0.2, 0.45), "acc_norm": ci(0.33, 0.21, 0.47)},
+        "brittleness": {f"acc[options_rot{i}]": ci(0.25 + i / 100, 0.1234, 0.3999) for i in range(1, 4)}}},
+    "details": {"mmlu_sample": {"brittleness": {"scoring": "acc", "variants": [
+        {"variant": f"options_rot{i}", "acc": ci(0.3, 0.2, 0.4), "flip_rate": ci(0.5, 0.4, 0.6),
+         "delta": ci(-0.05, -0.1, 0.01), "mcnemar_p_acc": 0.0312} for i in range(1, 4)]}}},
+}
+
+
+def printed_at(width: int, tables) -> str:
+    console = Console(width=width, file=io.StringIO(), record=True)
+    for table in tables:
+        console.print(table)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_result_tables_fit_a_narrow_console_whole(width):
+    from llmassay.report.table import details_tables, metrics_table
+
+    text = printed_at(width, [*metrics_table(NARROW_RESULTS, "llamacpp/smollm2-135m", width),
+                              *details_tables(NARROW_RESULTS, width)])
+    assert max(map(len, text.splitlines())) <= width and "…" not in text
+    for i in range(1, 4):  # each name whole on one line: three rows are told apart
+        assert f"acc[options_rot{i}]" in text and f"{0.25 + i / 100:.4f}" in text
+    assert text.count("[0.1234, 0.3999]") == 3 and "[0.2000, 0.4500]" in text
+    assert text.count("0.5000 [0.4000, 0.6000]") == 3 and text.count("-0.0500 [-0.1000, 0.0100]") == 3
+    assert text.count("0.0312") == 3
+
+
+def test_a_wide_console_keeps_one_table():
+    from llmassay.report.table import metrics_table
+
+    (table,) = metrics_table(NARROW_RESULTS, "m", 200)
+    assert [c.header.plain for c in table.columns] == ["task", "probe", "metric", "value", "95% CI", "n"]

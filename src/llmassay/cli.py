@@ -178,9 +178,13 @@ def summary_table(results: dict[str, Any]) -> Table:
     from llmassay.report.table import summary_rows
 
     table = Table(title="summary", title_justify="left")
+    rows = summary_rows(results)
     for column in ("challenge", "task", "headline", "verdict"):
-        table.add_column(column, overflow="fold")
-    for row in summary_rows(results):
+        if column == "headline":  # figures never fold mid-number (terminal.py)
+            table.add_column(column, no_wrap=True, min_width=max([len(r[2]) for r in rows] + [8]))
+        else:
+            table.add_column(column, overflow="fold")
+    for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # "schema_valid[strict]" is not markup
     return table
 
@@ -191,8 +195,8 @@ def _print_outcome(outcome: RunResults, report: bool) -> None:
 
     out = _stdout()
     cfg_model = outcome.results["model"]["spec"]
-    out.print(metrics_table(outcome.results, title=cfg_model))
-    for table in details_tables(outcome.results):
+    for table in [*metrics_table(outcome.results, title=cfg_model, width=out.width),
+                  *details_tables(outcome.results, width=out.width)]:
         out.print(table)
     engine = outcome.results["engine"]
     evaluated = engine.get("tokens_evaluated_by_backend")
@@ -212,7 +216,7 @@ def _compare(args: argparse.Namespace) -> None:
 
     comparison = compare_runs(args.run_a, args.run_b, force=args.force, seed=args.seed)
     out = _stdout()
-    for table in comparison_tables(comparison):
+    for table in comparison_tables(comparison, width=out.width):
         out.print(table)
     for line in [*comparison.warnings, *(f"only in A: {m}" for m in comparison.only_a),
                  *(f"only in B: {m}" for m in comparison.only_b),
