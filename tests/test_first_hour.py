@@ -270,3 +270,67 @@ def test_a_wide_console_keeps_one_table():
 
     (table,) = metrics_table(NARROW_RESULTS, "m", 200)
     assert [c.header.plain for c in table.columns] == ["task", "probe", "metric", "value", "95% CI", "n"]
+
+
+# -- item 8: small things ------------------------------------------------------------------
+def test_version_flag(capsys):
+    from llmassay import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"llmassay {__version__}"
+
+
+@pytest.mark.parametrize("args,says", [
+    ("n_ctx=abc", "--model-args n_ctx=abc: llamacpp expects an integer for n_ctx"),
+    ("prefix_reuse=maybe", "--model-args prefix_reuse=maybe: llamacpp expects true or false for prefix_reuse"),
+    ("n_threads=2.5", "--model-args n_threads=2.5: llamacpp expects an integer for n_threads"),
+])
+def test_a_model_arg_of_the_wrong_type_is_named(tmp_path, capsys, args, says):
+    code = main(["run", "--model", "llamacpp/smollm2-135m", "--model-args", args, "--tasks", "arith_sample",
+                 "--output-path", str(tmp_path / "o")])
+    assert code == 2 and capsys.readouterr().err.strip() == f"error: {says}"
+
+
+def test_openai_model_args_are_checked_too():
+    from llmassay.backends.base import load_backend
+
+    with pytest.raises(LlmassayError, match="--model-args timeout=soon: openai expects a number for timeout"):
+        load_backend("openai/m", base_url="http://127.0.0.1:9/v1", timeout="soon")
+    assert load_backend("openai/m", base_url="http://127.0.0.1:9/v1", timeout=5, repeat_penalty=None).model == "m"
+
+
+@pytest.fixture(scope="module")
+def broken_ggufs(tmp_path_factory) -> dict[str, Path]:
+    """Three files a user may hold: a cut download, a cut header, an HTML page."""
+    from llmassay.models import resolve_model_path
+
+    root = tmp_path_factory.mktemp("gguf")
+    with resolve_model_path("smollm2-135m").open("rb") as handle:
+        head = handle.read(2_000_000)
+    files = {"cut": head, "header": head[:300], "html": b"<!DOCTYPE html><p>404</p>", "empty": b""}
+    for name, data in files.items():
+        (root / f"{name}.gguf").write_bytes(data)
+    return {name: root / f"{name}.gguf" for name in files}
+
+
+@pytest.mark.parametrize("which,says", [
+    ("cut", "is a truncated GGUF file: its tensors need 98,362,432 bytes, the file has 2,000,000 "
+            "(96,362,432 missing; an interrupted download?)"),
+    ("header", "is a truncated GGUF file: its header ends early, at byte 300"),
+    ("html", "is not a GGUF file (it starts with b'<!DO', not b'GGUF'; a download error page or another format?)"),
+    ("empty", "is empty, not a GGUF file"),
+])
+def test_a_broken_gguf_is_named_before_llama_cpp_sees_it(broken_ggufs, tmp_path, capsys, which, says):
+    path = broken_ggufs[which]
+    code = main(["run", "--model", f"llamacpp/{path}", "--tasks", "arith_sample", "--output-path", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"error: model '{path}': {path} {says}") and "\n" not in err
+
+
+def test_whole_ggufs_pass_the_check():
+    from llmassay.backends._gguf_check import check_gguf
+    from llmassay.models import resolve_model_path
+
+    for name in ("smollm2-135m", "gemma3-270m"):
+        check_gguf(resolve_model_path(name), name)  # raises on a problem

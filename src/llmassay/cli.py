@@ -11,6 +11,7 @@ from rich.text import Text
 
 from typing import TYPE_CHECKING, Any
 
+from llmassay import __version__
 from llmassay.backends.base import parse_model_args
 from llmassay.cli_audit import add_audit_commands, run_audit_command
 from llmassay.progress import show_notices
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmassay", description="Measure and mitigate LLM failure modes.")
+    parser.add_argument("--version", action="version", version=f"llmassay {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="evaluate a model on tasks with probes")

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from llmassay.backends._gbnf import schema_to_gbnf
+from llmassay.backends._gguf_check import check_gguf
 from llmassay.backends._scoring import EncodedPair, encode_pair, score_continuation
 from llmassay.hashing import file_sha256
 from llmassay.models import resolve_model_path
@@ -73,6 +74,7 @@ class LlamaCppBackend:
         import llama_cpp
 
         self.model_path = resolve_model_path(model)
+        check_gguf(self.model_path, model)  # llama.cpp would say only "failed to load"
         self.name = f"llamacpp/{model}"
         if not isinstance(prefix_reuse, bool):
             raise LlmassayError(f"llamacpp: prefix_reuse must be true or false, not {prefix_reuse!r}")
