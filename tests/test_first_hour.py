@@ -4,7 +4,9 @@ fix proved with a fake server, a scripted backend or a fixed-width console."""
 from __future__ import annotations
 
 import io
+import json
 import logging
+import re
 import socket
 import time
 from pathlib import Path
@@ -334,3 +336,91 @@ def test_whole_ggufs_pass_the_check():
 
     for name in ("smollm2-135m", "gemma3-270m"):
         check_gguf(resolve_model_path(name), name)  # raises on a problem
+
+
+# -- item 7: the sample browser shows what matters -------------------------------------------
+def test_brittleness_rows_show_the_picked_label_and_the_right_one_per_variant():
+    from llmassay.report.section import SectionContext
+    from llmassay.report.sections.brittleness import browser_rows
+
+    variant = {"prompt": "Q?\nA. x\nB. y\nC. z\nD. w\nAnswer:", "choices": [" A", " B", " C", " D"],
+               "order": [1, 2, 3, 0], "loglikelihoods": [-3.0, -1.0, -2.0, -4.0], "pred_slot": 1, "pred": 2,
+               "correct": False}
+    generated = {**variant, "generation": " B", "pred_slot": 1}
+    rows = [{"id": "q1", "target": 3, "variants": {"canonical": variant, "options_rot1": generated}}]
+    out = browser_rows(SectionContext("t", "brittleness", {}, {}, rows))
+    assert [(r.variant, r.output, r.gold) for r in out] == [
+        ("canonical", "picked 'B' (slot 1) = option 2", "'C' = option 3"),  # option 3 is shown in slot 2
+        ("options_rot1", "' B' → picked 'B' (slot 1) = option 2", "'C' = option 3"),
+    ]
+
+
+def test_generation_and_choice_rows_carry_their_gold():
+    from llmassay.report.sections.generic import gold_text
+
+    assert gold_text({"generation": "8", "target": "7"}) == "7"
+    assert gold_text({"choices": [" Paris", " Rome"], "target": 1}) == "Rome (choice 1)"
+    assert gold_text({"target": {"name": "Ada"}}) == '{"name": "Ada"}'
+    assert gold_text({"id": 1}) == ""
+
+
+@pytest.mark.parametrize("engine,says", [
+    ({"tokens": 0, "computed": 0, "cache_hits": 120, "tokens_evaluated_by_backend": 944},
+     "none computed: every answer (120) came from the cache; the backend evaluated 944 "
+     "(checks outside the counted requests included)"),
+    ({"tokens": 2672, "computed": 32, "cache_hits": 0, "tokens_evaluated_by_backend": 580},
+     "2,672 in 32 computed requests; 580 evaluated after prefix reuse"),
+    ({"tokens": 1336, "computed": 16, "cache_hits": 16, "tokens_evaluated_by_backend": None},
+     "1,336 in 16 computed requests (16 cached answers cost none)"),
+])
+def test_the_token_line_explains_a_cached_run(engine, says):
+    from llmassay.report.table import token_line
+
+    assert token_line(engine) == says
+
+
+def test_structured_instruction_names_are_whole():
+    import json as _json
+
+    from llmassay.probes.structured import INSTRUCTIONS
+
+    stored = _json.loads((Path(__file__).parent / "data" / "regression" / "structured.json").read_text())
+    shown = {r["wording"]: r["instruction"] for r in stored["details"]["json_sample"]["instructions"]}
+    assert shown and all(text == INSTRUCTIONS[int(k)].split("\n")[0] for k, text in shown.items())
+    assert any(len(text) > 60 for text in shown.values())  # the old cut at 60 characters is gone
+
+
+def scripted_brittleness_run(root: Path) -> tuple[Path, Path]:
+    """Two runs on scripted backends, their results files: brittleness on position-biased
+    choices (rotations flip answers) and arithmetic generation answered by rule."""
+    from fakes import position_bias_backend
+
+    mmlu = evaluate(RunConfig(model="test/position", tasks=["mmlu_sample"], probes=["accuracy", "brittleness"],
+                              limit=12, output_path=str(root / "mmlu"), use_cache=False,
+                              probe_options={"brittleness.perturbations": "options_rot1,options_rot2,labels_numeric"}),
+                    backend=position_bias_backend(slot=0))
+    arith = evaluate(RunConfig(model="test/rule", tasks=["arith_sample"], limit=6, output_path=str(root / "arith"),
+                               use_cache=False), backend=AnsweringBackend())
+    return mmlu.results_path, arith.results_path
+
+
+def test_the_report_labels_mcnemar_and_keeps_the_spread_ci_non_negative(tmp_path):
+    from llmassay.report.html import build_report
+    from llmassay.report.rundir import load_run
+
+    first, second = scripted_brittleness_run(tmp_path)
+    run = load_run(first)
+    spread = run.results["results"]["mmlu_sample"]["brittleness"]["spread"]
+    assert 0.0 <= spread["ci_low"] <= spread["value"] <= spread["ci_high"]
+    html = build_report(run)
+    assert "McNemar p (accuracy vs canonical)" in html and ">mcnemar_p<" not in html
+    rows = json.loads(re.search(r'id="llmassay-samples">(.*?)</script>', html, re.S).group(1))
+    brittle = [r for r in rows if r["p"] == "brittleness"]
+    assert len(brittle) == 12 * 4
+    for r in brittle:  # the position-biased backend always picks slot 0
+        assert re.fullmatch(r"picked '(A|1)' \(slot 0\) = option [0-3]", r["out"]), r["out"]
+        assert re.fullmatch(r"'[A-D1-4]' = option [0-3]", r["g"]) and (r["c"] is True) == (r["g"][1] in "A1"), r
+    arith = load_run(second)
+    gen = json.loads(re.search(r'id="llmassay-samples">(.*?)</script>', build_report(arith), re.S).group(1))
+    assert [r["g"] for r in gen] == [row["target"] for row in arith.samples["arith_sample"]]
+    assert all(r["g"] for r in gen)

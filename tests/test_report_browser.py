@@ -9,6 +9,7 @@ Skipped only where /usr/bin/chromium is absent and CI is unset; in CI these must
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,4 +170,30 @@ def test_screenshot_is_saved_and_not_blank(request, session, tmp_path_factory):
     assert colours is not None and len(colours) > 50  # text, plots and tables, not one flat colour
     assert max(ImageStat.Stat(image).stddev) > 20
     print(f"report screenshot: {shot}")
+    session.assert_quiet(html)
+
+
+def test_browser_shows_each_variants_pick_the_gold_and_a_labelled_mcnemar(session, tmp_path):
+    """Issue #25 item 7, on scripted runs (no model): what a reader needs is on the page."""
+    from test_first_hour import scripted_brittleness_run
+
+    mmlu, arith = scripted_brittleness_run(tmp_path)
+    html = write_report(mmlu, tmp_path / "mmlu.html")
+    page = session.open(html)
+    assert page.locator("th", has_text="McNemar p (accuracy vs canonical)").first.is_visible()
+    page.select_option("#f-probe", "brittleness")
+    rows = visible_rows(page)
+    assert len(rows) == 48
+    for row in rows:  # output cell: the picked label per variant, then the gold label
+        output = row[5].split("\n")
+        assert output[0].startswith("picked '") and " (slot 0) = option " in output[0]
+        assert output[1].startswith("gold: '") and " = option " in output[1]
+    session.assert_quiet(html)
+
+    html = write_report(arith, tmp_path / "arith.html")
+    session.requests.clear()
+    page = session.open(html)
+    golds = page.eval_on_selector_all("#sample-rows div.gold", "ds => ds.map(d => d.textContent)")
+    targets = [json.loads(line)["target"] for line in next(arith.parent.glob("samples_arith_sample_*.jsonl")).read_text().splitlines()]
+    assert golds == [f"gold: {t}" for t in targets] and len(golds) == 6
     session.assert_quiet(html)

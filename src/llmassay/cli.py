@@ -193,7 +193,7 @@ def summary_table(results: dict[str, Any]) -> Table:
 
 def _print_outcome(outcome: RunResults, report: bool) -> None:
     from llmassay.report import write_report
-    from llmassay.report.table import details_tables, metrics_table
+    from llmassay.report.table import details_tables, metrics_table, token_line
 
     out = _stdout()
     cfg_model = outcome.results["model"]["spec"]
@@ -201,13 +201,11 @@ def _print_outcome(outcome: RunResults, report: bool) -> None:
                   *details_tables(outcome.results, width=out.width)]:
         out.print(table)
     engine = outcome.results["engine"]
-    evaluated = engine.get("tokens_evaluated_by_backend")
     out.print(
         f"wall {outcome.results['wall_time_s']:.1f} s · requests {engine['requests']:,} "
-        f"(unique {engine['unique']:,}, cached {engine['cache_hits']:,}) · tokens requested {engine['tokens']:,}"
-        + (f", evaluated after prefix reuse {evaluated:,}" if evaluated is not None else "")
-        + f" · results: {outcome.results_path}",
-        soft_wrap=True,
+        f"(unique {engine['unique']:,}, cached {engine['cache_hits']:,}) · tokens: {token_line(engine)}"
+        f" · results: {outcome.results_path}",
+        soft_wrap=True, markup=False, highlight=False,
     )
     if report:
         out.print(f"report: {write_report(outcome.results_path)}", markup=False, soft_wrap=True)

@@ -8,6 +8,7 @@ the columns are split over several tables that each repeat the row names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -15,7 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-NAME_MIN = 12  # a folded name column keeps at least this many characters per line
+TEXT_MIN = 12  # a wrapped text column keeps at least this many characters per line
+# A cell of figures: numbers, CIs "[0.1, 0.2]", "n=50", "—", "nan", percentages, yes/no.
+FIGURE = re.compile(r"[-+0-9.,eE\[\]\s%=n/a—inf]*|yes|no|true|false|True|False")
 
 
 def stdout_console() -> Console:
@@ -29,16 +32,18 @@ def fitted_tables(
 ) -> list[Table]:
     """`rows` as one table, or as several when `width` is too narrow for all columns.
 
-    The first `keys` columns name a row (they fold when narrow and repeat in every part);
-    the others hold figures and are never wrapped or cut.
+    The first `keys` columns name a row (they wrap when narrow and repeat in every part);
+    columns of figures are never wrapped or cut; other text columns wrap at spaces.
     """
     need = [max([len(r[i]) for r in rows] + [1]) for i in range(len(headers))]
-    name_min = [min(need[i], max(NAME_MIN, _longest_word(headers[i]))) for i in range(keys)]
-    budget = None if width is None else width - sum(w + 3 for w in name_min) - 1
+    figures = {i for i in range(keys, len(headers)) if all(FIGURE.fullmatch(r[i]) for r in rows)}
+    least = [need[i] if i in figures else min(need[i], max(TEXT_MIN, _longest_word(headers[i])))
+             for i in range(len(headers))]
+    budget = None if width is None else width - sum(least[i] + 3 for i in range(keys)) - 1
     groups: list[list[int]] = [[]]
     used = 0
     for i in range(keys, len(headers)):
-        cost = max(need[i], _longest_word(headers[i])) + 3
+        cost = max(least[i], _longest_word(headers[i])) + 3
         if budget is not None and groups[-1] and used + cost > budget:
             groups.append([])
             used = 0
@@ -48,10 +53,11 @@ def fitted_tables(
     for n, group in enumerate(groups, 1):
         part = f"{title} ({n}/{len(groups)})" if title and len(groups) > 1 else title
         table = Table(title=escape(part) if part else None, title_justify="left")  # a title is markup
-        for i in range(keys):
-            table.add_column(Text(headers[i]), overflow="fold", min_width=name_min[i])
-        for i in group:
-            table.add_column(Text(headers[i]), justify="right", no_wrap=True, min_width=need[i], overflow="fold")
+        for i in [*range(keys), *group]:
+            if i in figures:
+                table.add_column(Text(headers[i]), justify="right", no_wrap=True, min_width=need[i])
+            else:
+                table.add_column(Text(headers[i]), overflow="fold", min_width=least[i])
         for row in rows:
             table.add_row(*(Text(row[i]) for i in [*range(keys), *group]))  # "[x]" is not markup
         tables.append(table)

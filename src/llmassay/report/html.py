@@ -24,14 +24,14 @@ from markupsafe import Markup
 
 from llmassay.report.rundir import RunData, load_run
 from llmassay.report.section import BrowserRow, Section, SectionContext, hook
-from llmassay.report.table import summary_rows
+from llmassay.report.table import summary_rows, token_line
 from llmassay.types import LlmassayError
 
 REPORT_NAME = "report.html"
 LEVELS = ("good", "warn", "bad", "info")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 _BROWSER_KEYS = {"task": "t", "probe": "p", "id": "id", "variant": "v", "correct": "c", "brittle": "b",
-                 "json_valid": "j", "prompt": "prompt", "output": "out", "scores": "s"}
+                 "json_valid": "j", "prompt": "prompt", "output": "out", "scores": "s", "gold": "g"}
 
 
 def environment() -> Environment:
@@ -88,9 +88,7 @@ def header(run: RunData) -> list[tuple[str, str]]:
     config = r.get("config") or {}
     engine = r.get("engine") or {}
     tasks = r.get("tasks") or {}
-    tokens = f"{r.get('tokens_processed', '?'):,}" if isinstance(r.get("tokens_processed"), int) else "?"
-    if isinstance(engine.get("tokens_evaluated_by_backend"), int):
-        tokens += f" requested, {engine['tokens_evaluated_by_backend']:,} evaluated after prefix reuse"
+    tokens = token_line(engine)
     wall = r.get("wall_time_s")
     return [
         ("model", str(model.get("spec", "?"))),

@@ -52,7 +52,8 @@ def details_tables(results: dict[str, Any], width: int | None = None) -> list[Ta
                 columns = list(dict.fromkeys(k for row in rows for k in row))
                 suffix = f"scoring {details.get('scoring')}" if key == "variants" else key
                 cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-                tables += fitted_tables(f"{task} · {probe} · {suffix}", columns, cells, width, keys=1)
+                tables += fitted_tables(f"{task} · {probe} · {suffix}", [column_label(c) for c in columns], cells,
+                                        width, keys=1)
     return tables
 
 
@@ -82,3 +83,32 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             rows.append((str(line.get("challenge", "")), str(line.get("task", "")), headline(line),
                          str(line.get("verdict", ""))))
     return rows
+
+
+def token_line(engine: dict[str, Any]) -> str:
+    """What the model read and wrote, said so that a cached run does not read as free work
+    or as work from nowhere: cached answers cost no tokens, and a backend may evaluate
+    tokens outside the counted requests (checks such as batch invariance)."""
+    tokens, computed = engine.get("tokens"), engine.get("computed")
+    evaluated = engine.get("tokens_evaluated_by_backend")
+    if not isinstance(tokens, int) or not isinstance(computed, int):
+        return "?"
+    cached = engine.get("cache_hits") if isinstance(engine.get("cache_hits"), int) else 0
+    if computed == 0:
+        line = f"none computed: every answer ({cached:,}) came from the cache"
+    else:
+        line = f"{tokens:,} in {computed:,} computed requests" + (f" ({cached:,} cached answers cost none)" if cached else "")
+    if isinstance(evaluated, int) and evaluated:
+        if computed and evaluated <= tokens:
+            line += f"; {evaluated:,} evaluated after prefix reuse"
+        else:
+            line += f"; the backend evaluated {evaluated:,} (checks outside the counted requests included)"
+    return line
+
+
+# Column names whose meaning the bare key hides (terminal and HTML tables alike).
+COLUMN_LABELS = {"mcnemar_p": "McNemar p (accuracy vs canonical)"}
+
+
+def column_label(name: str) -> str:
+    return COLUMN_LABELS.get(name, name)

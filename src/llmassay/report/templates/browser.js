@@ -13,7 +13,7 @@
   let page = 0;
 
   rows.forEach((r) => {
-    r.hay = [r.id, r.v || "", r.prompt, r.out, r.t, r.p].join("\n").toLowerCase();
+    r.hay = [r.id, r.v || "", r.prompt, r.out, r.g || "", r.t, r.p].join("\n").toLowerCase();
   });
 
   function unique(values) {
@@ -85,6 +85,7 @@
     tr.appendChild(text("td", flags.filter(Boolean).join(", ")));
     const cell = document.createElement("td");
     cell.appendChild(text("pre", r.out, "output"));
+    if (r.g) cell.appendChild(text("div", "gold: " + r.g, "gold"));
     const more = document.createElement("details");
     more.appendChild(text("summary", "prompt (" + r.prompt.length + " chars) and scores"));
     more.appendChild(text("pre", r.prompt, "prompt"));
