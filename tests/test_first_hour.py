@@ -424,3 +424,30 @@ def test_the_report_labels_mcnemar_and_keeps_the_spread_ci_non_negative(tmp_path
     gen = json.loads(re.search(r'id="llmassay-samples">(.*?)</script>', build_report(arith), re.S).group(1))
     assert [r["g"] for r in gen] == [row["target"] for row in arith.samples["arith_sample"]]
     assert all(r["g"] for r in gen)
+
+
+# -- item 9: a large run's samples travel gzipped inside the one file -------------------------
+def test_large_sample_sets_are_embedded_gzipped_and_round_trip(tmp_path, monkeypatch):
+    import base64
+    import gzip
+
+    import llmassay.report.html as report_html
+    from llmassay.report.html import build_report, embedded_samples
+    from llmassay.report.rundir import load_run
+
+    rows = [{"id": str(i), "prompt": "Question: <b>2+2</b>?\nAnswer:" * 20, "out": "4", "v": f"variant_{i % 14}"}
+            for i in range(700)]
+    small = embedded_samples(rows[:3])
+    assert small["kind"] == "json" and json.loads(str(small["text"])) == rows[:3]
+    packed = embedded_samples(rows, inline_limit=10_000)
+    assert packed["kind"] == "gzip" and packed["rows"] == 700
+    assert json.loads(gzip.decompress(base64.b64decode(str(packed["text"])))) == rows
+    assert len(str(packed["text"])) * 10 < len(json.dumps(rows))  # repeated prompts shrink > 10×
+    assert set(str(packed["text"])) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+    first, _ = scripted_brittleness_run(tmp_path)
+    plain = build_report(load_run(first))
+    monkeypatch.setattr(report_html, "INLINE_LIMIT", 1000)
+    html = build_report(load_run(first))
+    assert 'id="llmassay-samples"' in plain and 'id="llmassay-samples-gzip" data-rows="60"' in html
+    assert 'id="llmassay-samples"' not in html and len(html) < len(plain)

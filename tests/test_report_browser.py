@@ -197,3 +197,28 @@ def test_browser_shows_each_variants_pick_the_gold_and_a_labelled_mcnemar(sessio
     targets = [json.loads(line)["target"] for line in next(arith.parent.glob("samples_arith_sample_*.jsonl")).read_text().splitlines()]
     assert golds == [f"gold: {t}" for t in targets] and len(golds) == 6
     session.assert_quiet(html)
+
+
+def test_a_gzipped_sample_set_unpacks_and_browses_like_the_plain_one(session, tmp_path, monkeypatch):
+    """Issue #25 item 9: large runs embed their rows gzipped; the page must show the same rows."""
+    import llmassay.report.html as report_html
+    from test_first_hour import scripted_brittleness_run
+
+    mmlu, _ = scripted_brittleness_run(tmp_path)
+    plain = write_report(mmlu, tmp_path / "plain.html")
+    page = session.open(plain)
+    expected = visible_rows(page)
+    monkeypatch.setattr(report_html, "INLINE_LIMIT", 1000)
+    packed = write_report(mmlu, tmp_path / "packed.html")
+    assert "llmassay-samples-gzip" in packed.read_text()
+    session.requests.clear()
+    page = session.open(packed)
+    page.wait_for_function("document.getElementById('count').textContent.endsWith(' rows')"
+                           " && !document.getElementById('count').textContent.startsWith('unpacking')")
+    assert page.locator("#count").inner_text() == "60 of 60 rows" and visible_rows(page) == expected
+    page.select_option("#f-variant", "options_rot1")
+    assert {r[2] for r in visible_rows(page)} == {"options_rot1"} and len(visible_rows(page)) == 12
+    page.select_option("#f-variant", "")
+    page.fill("#q", "picked '1'")  # the search reaches the unpacked rows: labels_numeric's picks only
+    assert len(visible_rows(page)) == 12 and {r[2] for r in visible_rows(page)} == {"labels_numeric"}
+    session.assert_quiet(packed)
