@@ -451,3 +451,38 @@ def test_large_sample_sets_are_embedded_gzipped_and_round_trip(tmp_path, monkeyp
     html = build_report(load_run(first))
     assert 'id="llmassay-samples"' in plain and 'id="llmassay-samples-gzip" data-rows="60"' in html
     assert 'id="llmassay-samples"' not in html and len(html) < len(plain)
+
+
+# -- item 8: plain multiple-choice files can show their options ------------------------------
+def test_a_plain_mc_file_renders_cloze_by_default_and_lettered_on_request(tmp_path):
+    from llmassay.tasks.loader import load_task
+
+    path = tmp_path / "mc.jsonl"
+    path.write_text('{"question": "Capital of France?", "choices": ["Rome", "Paris", "Oslo"], "answer": 1}\n'
+                    '{"question": "2+2?", "choices": ["3", "4"], "answer": "4"}\n', encoding="utf-8")
+    cloze, lettered = load_task(str(path)), load_task(str(path), mc_format="lettered")
+    assert [(s.prompt, s.choices, s.target) for s in cloze.samples] == [
+        ("Question: Capital of France?\nAnswer:", ["Rome", "Paris", "Oslo"], 1), ("Question: 2+2?\nAnswer:", ["3", "4"], 1)]
+    assert [(s.prompt, s.choices, s.target) for s in lettered.samples] == [
+        ("Capital of France?\nA. Rome\nB. Paris\nC. Oslo\nAnswer:", ["A", "B", "C"], 1),
+        ("2+2?\nA. 3\nB. 4\nAnswer:", ["A", "B"], 1)]
+    assert cloze.content_hash != lettered.content_hash  # cache and resume keys tell them apart
+
+
+def test_lettered_is_scored_on_the_letters_and_refused_for_a_yaml_task(tmp_path, capsys):
+    from fakes import answer_key_backend
+
+    path = tmp_path / "mc.jsonl"
+    path.write_text("".join(json.dumps({"question": f"q{i}", "choices": ["x", "y", "z"], "answer": i % 3}) + "\n"
+                            for i in range(6)), encoding="utf-8")
+    # answers every second item with its right letter, the others with a wrong one: 3/6 on the letters
+    key = {f"q{i}": "ABC"[(i + i % 2) % 3] for i in range(6)}
+    backend = answer_key_backend(lambda prompt: key[prompt.split("\n")[0]])
+    done = evaluate(RunConfig(model="test/key", tasks=[str(path)], mc_format="lettered", use_cache=False,
+                              output_path=str(tmp_path / "o"), metrics=["acc"]), backend=backend)
+    assert done.results["results"]["mc"]["accuracy"]["acc"]["value"] == pytest.approx(0.5)
+    code = main(["run", "--model", "llamacpp/smollm2-135m", "--tasks", "mmlu_sample", "--mc-format", "lettered",
+                 "--output-path", str(tmp_path / "p")])
+    assert code == 2 and capsys.readouterr().err.strip() == (
+        "error: --mc-format applies to plain .jsonl/.csv files; task 'mmlu_sample' has its own prompt "
+        "(doc_to_text in its YAML)")

@@ -39,6 +39,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics", default=None, help="override the tasks' metrics, e.g. acc,acc_norm (no generation)")
     run.add_argument("--limit", type=int, default=None, help="first N samples of each task")
     run.add_argument("--num-fewshot", type=int, default=None)
+    run.add_argument("--mc-format", default=None, choices=["cloze", "lettered"],
+                     help="plain .jsonl/.csv multiple choice: cloze (default: choices scored as text, not shown) "
+                          "or lettered (options listed A., B., …; letters scored, as MMLU)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--temperature", type=float, default=0.0)
     run.add_argument("--batch-size", type=int, default=64, help="requests per backend call")
@@ -150,6 +153,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         executor=args.executor,
         workers=args.workers,
         metrics=[m for m in args.metrics.split(",") if m] if args.metrics else None,
+        mc_format=args.mc_format,
         probe_options=probe_options(args),
     )
     _print_outcome(evaluate(cfg), args.report)

@@ -58,6 +58,7 @@ class RunConfig:
     # "probe.key" (as `-P probe.key=value`) or a bare "key" that one of the run's probes declares
     probe_options: dict[str, Any] = field(default_factory=dict)
     metrics: list[str] | None = None  # override the tasks' metric_list (e.g. acc,acc_norm: no generation)
+    mc_format: str | None = None  # plain .jsonl/.csv multiple choice: "cloze" (default) or "lettered"
     executor: str = "local"  # or "ray": same results, requests sharded over `workers` actors
     workers: int | None = None
     # (task, probe, limit) to run instead of tasks × probes at `limit` (what `assess` plans)
@@ -72,6 +73,8 @@ class RunConfig:
         keys = ("model", "tasks", "probes", "model_args", "limit", "seed", "num_fewshot", "temperature", "metrics", "jobs")
         out = {k: getattr(self, k) for k in keys}
         out["probe_options"] = probe_records if probe_records is not None else self.probe_options
+        if self.mc_format is not None:  # only when given: older runs keep their config hash
+            out["mc_format"] = self.mc_format
         return out
 
 
@@ -135,7 +138,7 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
     for task_name, _, limit in plan:  # each task loads once, with the most items any job asks for
         before = limits.get(task_name, 0)
         limits[task_name] = None if limit is None or before is None else max(before, limit)
-    tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed).with_metrics(cfg.metrics).limited(limit)
+    tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed, cfg.mc_format).with_metrics(cfg.metrics).limited(limit)
              for name, limit in limits.items()}
     jobs = [Job(tasks[t].limited(limit), probes[p], options[p], given[p]) for t, p, limit in plan]
     for job in jobs:  # before the model loads: an unsupported pair ends the run now, not mid-way

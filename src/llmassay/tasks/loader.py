@@ -96,8 +96,11 @@ def bundled_tasks() -> dict[str, Path]:
     return {p.stem: p for p in sorted(DATA_DIR.glob("*/*.yaml"))}
 
 
-def load_task(name_or_path: str, num_fewshot: int | None = None, seed: int = 0) -> Task:
-    """A bundled task name, or a path to a .yaml, .jsonl or .csv file."""
+def load_task(name_or_path: str, num_fewshot: int | None = None, seed: int = 0, mc_format: str | None = None) -> Task:
+    """A bundled task name, or a path to a .yaml, .jsonl or .csv file. `mc_format`
+    ("cloze" or "lettered", see MC_FORMATS) chooses a plain file's multiple-choice prompt."""
+    if mc_format is not None and mc_format not in MC_FORMATS:
+        raise TaskError(f"--mc-format '{mc_format}': unknown (known: {', '.join(MC_FORMATS)})")
     bundled = bundled_tasks()
     if name_or_path in bundled:
         path = bundled[name_or_path]
@@ -110,13 +113,16 @@ def load_task(name_or_path: str, num_fewshot: int | None = None, seed: int = 0) 
         if not exists:
             raise TaskError(f"task '{name_or_path}': not a bundled task ({', '.join(bundled)}) and no such file")
     suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml") and mc_format is not None:
+        raise TaskError(f"--mc-format applies to plain .jsonl/.csv files; task '{name_or_path}' has its own "
+                        "prompt (doc_to_text in its YAML)")
     if suffix in (".yaml", ".yml"):
         config, lines = _read_yaml(path)
         _check_header(path, config, lines)
         docs = _dataset_docs(path, config, lines)
     elif suffix in (".jsonl", ".json", ".csv"):
         docs = _read_records(path)
-        config, lines = _plain_config(path, docs), {}
+        config, lines = _plain_config(path, docs, mc_format or "cloze"), {}
     else:
         raise TaskError(f"{path}: unsupported task file type '{suffix}' (use .yaml, .jsonl or .csv)")
     return _build_task(path, config, lines, docs, num_fewshot, seed)
@@ -153,20 +159,33 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     return config, lines
 
 
-def _plain_config(path: Path, docs: list[_Doc]) -> dict[str, Any]:
+# A plain file's multiple-choice prompt. "cloze" scores each choice's text after
+# "Answer:" and never shows the options (lm-eval's cloze style, e.g. ARC-easy); "lettered"
+# lists them as "A. …" and scores the letters, as lm-eval's MMLU does.
+MC_FORMATS = {
+    "cloze": ("Question: {{question}}\nAnswer:", "choices", "answer"),
+    "lettered": ("{{question}}\n{% for c in choices %}{{ 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[loop.index0] }}. {{c}}\n"
+                 "{% endfor %}Answer:", "{{ 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[:choices|length]|list }}",
+                 # an answer given as a choice's text names that choice, not a letter
+                 "{{ choices.index(answer) if answer in choices else answer }}"),
+}
+
+
+def _plain_config(path: Path, docs: list[_Doc], mc_format: str = "cloze") -> dict[str, Any]:
     """Column conventions for files without a YAML: question/choices/answer → multiple
-    choice, input/target → generation. The first record decides."""
+    choice (prompt per `mc_format`), input/target → generation. The first record decides."""
     if not docs:
         raise TaskError(f"{path}: no records")
     first = docs[0]
     keys = set(first.data)
     if {"question", "choices", "answer"} <= keys or {"question", "A", "B", "answer"} <= keys:
+        text, choice, target = MC_FORMATS[mc_format] if "choices" in keys else MC_FORMATS["cloze"]
         return {
             "task": path.stem,
             "output_type": "multiple_choice",
-            "doc_to_text": "Question: {{question}}\nAnswer:",
-            "doc_to_choice": "choices" if "choices" in keys else None,
-            "doc_to_target": "answer",
+            "doc_to_text": text,
+            "doc_to_choice": choice if "choices" in keys else None,
+            "doc_to_target": target,
         }
     if {"input", "target"} <= keys:
         return {
