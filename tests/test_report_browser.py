@@ -9,6 +9,7 @@ Skipped only where /usr/bin/chromium is absent and CI is unset; in CI these must
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,3 +171,54 @@ def test_screenshot_is_saved_and_not_blank(request, session, tmp_path_factory):
     assert max(ImageStat.Stat(image).stddev) > 20
     print(f"report screenshot: {shot}")
     session.assert_quiet(html)
+
+
+def test_browser_shows_each_variants_pick_the_gold_and_a_labelled_mcnemar(session, tmp_path):
+    """Issue #25 item 7, on scripted runs (no model): what a reader needs is on the page."""
+    from test_first_hour import scripted_brittleness_run
+
+    mmlu, arith = scripted_brittleness_run(tmp_path)
+    html = write_report(mmlu, tmp_path / "mmlu.html")
+    page = session.open(html)
+    assert page.locator("th", has_text="McNemar p (accuracy vs canonical)").first.is_visible()
+    page.select_option("#f-probe", "brittleness")
+    rows = visible_rows(page)
+    assert len(rows) == 48
+    for row in rows:  # output cell: the picked label per variant, then the gold label
+        output = row[5].split("\n")
+        assert output[0].startswith("picked '") and " (slot 0) = option " in output[0]
+        assert output[1].startswith("gold: '") and " = option " in output[1]
+    session.assert_quiet(html)
+
+    html = write_report(arith, tmp_path / "arith.html")
+    session.requests.clear()
+    page = session.open(html)
+    golds = page.eval_on_selector_all("#sample-rows div.gold", "ds => ds.map(d => d.textContent)")
+    targets = [json.loads(line)["target"] for line in next(arith.parent.glob("samples_arith_sample_*.jsonl")).read_text().splitlines()]
+    assert golds == [f"gold: {t}" for t in targets] and len(golds) == 6
+    session.assert_quiet(html)
+
+
+def test_a_gzipped_sample_set_unpacks_and_browses_like_the_plain_one(session, tmp_path, monkeypatch):
+    """Issue #25 item 9: large runs embed their rows gzipped; the page must show the same rows."""
+    import llmassay.report.html as report_html
+    from test_first_hour import scripted_brittleness_run
+
+    mmlu, _ = scripted_brittleness_run(tmp_path)
+    plain = write_report(mmlu, tmp_path / "plain.html")
+    page = session.open(plain)
+    expected = visible_rows(page)
+    monkeypatch.setattr(report_html, "INLINE_LIMIT", 1000)
+    packed = write_report(mmlu, tmp_path / "packed.html")
+    assert "llmassay-samples-gzip" in packed.read_text()
+    session.requests.clear()
+    page = session.open(packed)
+    page.wait_for_function("document.getElementById('count').textContent.endsWith(' rows')"
+                           " && !document.getElementById('count').textContent.startsWith('unpacking')")
+    assert page.locator("#count").inner_text() == "60 of 60 rows" and visible_rows(page) == expected
+    page.select_option("#f-variant", "options_rot1")
+    assert {r[2] for r in visible_rows(page)} == {"options_rot1"} and len(visible_rows(page)) == 12
+    page.select_option("#f-variant", "")
+    page.fill("#q", "picked '1'")  # the search reaches the unpacked rows: labels_numeric's picks only
+    assert len(visible_rows(page)) == 12 and {r[2] for r in visible_rows(page)} == {"labels_numeric"}
+    session.assert_quiet(packed)

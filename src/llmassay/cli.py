@@ -11,9 +11,11 @@ from rich.text import Text
 
 from typing import TYPE_CHECKING, Any
 
+from llmassay import __version__
 from llmassay.backends.base import parse_model_args
 from llmassay.cli_audit import add_audit_commands, run_audit_command
 from llmassay.cli_lmeval import add_lmeval_flags, task_names, task_options, write_lmeval_results
+from llmassay.progress import show_notices
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmassay", description="Measure and mitigate LLM failure modes.")
+    parser.add_argument("--version", action="version", version=f"llmassay {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="evaluate a model on tasks with probes")
@@ -37,6 +40,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics", default=None, help="override the tasks' metrics, e.g. acc,acc_norm (no generation)")
     run.add_argument("--limit", type=int, default=None, help="first N samples of each task")
     run.add_argument("--num-fewshot", type=int, default=None)
+    run.add_argument("--mc-format", default=None, choices=["cloze", "lettered"],
+                     help="plain .jsonl/.csv multiple choice: cloze (default: choices scored as text, not shown) "
+                          "or lettered (options listed A., B., …; letters scored, as MMLU)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--temperature", type=float, default=0.0)
     run.add_argument("--batch-size", type=int, default=64, help="requests per backend call")
@@ -47,7 +53,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk-size", type=int, default=32, help="samples per resume checkpoint")
     run.add_argument("--executor", default="local", choices=["local", "ray"], help="where requests run (same results)")
     run.add_argument("--workers", type=int, default=None, help="--executor ray: backend actors (default 2)")
-    run.add_argument("--output-path", default="runs/latest")
+    run.add_argument("--output-path", default="runs/latest", help="results folder, one per run (default runs/latest)")
     run.add_argument("--no-cache", action="store_true", help="bypass the request cache")
     run.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
 
@@ -118,8 +124,19 @@ def probe_options(args: argparse.Namespace) -> dict[str, str]:
     return given
 
 
+def _check_shortcuts(args: argparse.Namespace, probes: list[str]) -> None:
+    """A shortcut flag of a probe the run does not include would do nothing: say so."""
+    for flag, target in SHORTCUTS.items():
+        owner = target.split(".")[0]
+        if getattr(args, flag.lstrip("-").replace("-", "_")) is not None and owner not in probes:
+            raise LlmassayError(f"{flag} is an option of --probe {owner}, which this run does not include "
+                                f"(--probe {','.join(probes)}); add --probe {','.join([*probes, owner])}")
+
+
 def _run(args: argparse.Namespace, console: Console) -> None:
     from llmassay.evaluate import RunConfig, evaluate
+
+    _check_shortcuts(args, [p for p in args.probe.split(",") if p])
 
     cfg = RunConfig(
         model=args.model,
@@ -138,6 +155,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         executor=args.executor,
         workers=args.workers,
         metrics=[m for m in args.metrics.split(",") if m] if args.metrics else None,
+        mc_format=args.mc_format,
         probe_options=probe_options(args),
         task_options=task_options(args),
     )
@@ -171,30 +189,32 @@ def summary_table(results: dict[str, Any]) -> Table:
     from llmassay.report.table import summary_rows
 
     table = Table(title="summary", title_justify="left")
+    rows = summary_rows(results)
     for column in ("challenge", "task", "headline", "verdict"):
-        table.add_column(column, overflow="fold")
-    for row in summary_rows(results):
+        if column == "headline":  # figures never fold mid-number (terminal.py)
+            table.add_column(column, no_wrap=True, min_width=max([len(r[2]) for r in rows] + [8]))
+        else:
+            table.add_column(column, overflow="fold")
+    for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # "schema_valid[strict]" is not markup
     return table
 
 
 def _print_outcome(outcome: RunResults, report: bool) -> None:
     from llmassay.report import write_report
-    from llmassay.report.table import details_tables, metrics_table
+    from llmassay.report.table import details_tables, metrics_table, token_line
 
     out = _stdout()
     cfg_model = outcome.results["model"]["spec"]
-    out.print(metrics_table(outcome.results, title=cfg_model))
-    for table in details_tables(outcome.results):
+    for table in [*metrics_table(outcome.results, title=cfg_model, width=out.width),
+                  *details_tables(outcome.results, width=out.width)]:
         out.print(table)
     engine = outcome.results["engine"]
-    evaluated = engine.get("tokens_evaluated_by_backend")
     out.print(
         f"wall {outcome.results['wall_time_s']:.1f} s · requests {engine['requests']:,} "
-        f"(unique {engine['unique']:,}, cached {engine['cache_hits']:,}) · tokens requested {engine['tokens']:,}"
-        + (f", evaluated after prefix reuse {evaluated:,}" if evaluated is not None else "")
-        + f" · results: {outcome.results_path}",
-        soft_wrap=True,
+        f"(unique {engine['unique']:,}, cached {engine['cache_hits']:,}) · tokens: {token_line(engine)}"
+        f" · results: {outcome.results_path}",
+        soft_wrap=True, markup=False, highlight=False,
     )
     if report:
         out.print(f"report: {write_report(outcome.results_path)}", markup=False, soft_wrap=True)
@@ -205,7 +225,7 @@ def _compare(args: argparse.Namespace) -> None:
 
     comparison = compare_runs(args.run_a, args.run_b, force=args.force, seed=args.seed)
     out = _stdout()
-    for table in comparison_tables(comparison):
+    for table in comparison_tables(comparison, width=out.width):
         out.print(table)
     for line in [*comparison.warnings, *(f"only in A: {m}" for m in comparison.only_a),
                  *(f"only in B: {m}" for m in comparison.only_b),
@@ -261,8 +281,8 @@ def _perturbations() -> None:
 # What Ctrl-C leaves behind: `run` keeps every finished sample and resumes; an audit
 # writes its files only at the end.
 INTERRUPTED = {
-    "run": "interrupted: finished samples are saved; rerun the same command to resume",
-    "assess": "interrupted: finished samples are saved; rerun the same command to resume",
+    "run": "interrupted: samples whose chunk finished are saved in OUTPUT_PATH/.llmassay; rerun the same command to resume",
+    "assess": "interrupted: samples whose chunk finished are saved in OUTPUT_PATH/.llmassay; rerun the same command to resume",
     "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
     "rescore": "interrupted: nothing was written; rerun to start again",
 }
@@ -271,6 +291,7 @@ INTERRUPTED = {
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     console = Console(stderr=True)
+    show_notices()
     try:
         if args.command == "run":
             _run(args, console)
@@ -293,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     except LlmassayError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    except KeyboardInterrupt:
-        console.print(INTERRUPTED.get(args.command, "interrupted"), markup=False)
+    except KeyboardInterrupt as exc:
+        # A run counts what it kept (evaluate.RunInterrupted); other commands say it in general.
+        console.print(str(exc) or INTERRUPTED.get(args.command, "interrupted"), markup=False, soft_wrap=True)
         return 130
     return 0
 

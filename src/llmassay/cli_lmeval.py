@@ -66,6 +66,6 @@ def write_lmeval_results(args: argparse.Namespace, cfg: RunConfig, outcome: RunR
             rows[result.task] = result.samples
     tasks = {}
     for name in cfg.tasks:
-        task = load_task(name, cfg.num_fewshot, cfg.seed, **cfg.task_options)
+        task = load_task(name, cfg.num_fewshot, cfg.seed, cfg.mc_format, **cfg.task_options)
         tasks[task.name] = task.with_metrics(cfg.metrics)
     return lmeval_results.write(cfg.output_path, outcome.results, rows, tasks)

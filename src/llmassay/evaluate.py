@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import logging
 import math
 import platform
 import subprocess
@@ -17,22 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmassay.backends.base import Backend
 from llmassay.engine.cache import RequestCache
 from llmassay.engine.engine import Engine
 from llmassay.engine.executors import load_executor
-from llmassay.engine.store import RunStore
+from llmassay.engine.store import PROGRESS_DIR, RunStore
 from llmassay.hashing import stable_hash
 from llmassay.home import llmassay_home
 from llmassay.backends.chat import is_chat_model
 from llmassay.probes.base import Probe, ProbeConfig, ProbeResult, run_probe
 from llmassay.probes._registry import probe_class, probe_targets
 from llmassay.progress import terminal_progress
+from llmassay.runfiles import pick_results
 from llmassay.tasks.loader import Task, load_task
 from llmassay.types import LlmassayError
 
+log = logging.getLogger(__name__)
+DEFAULT_OUTPUT_PATH = "runs/latest"
 VERSIONED_PACKAGES = ("llmassay", "llama_cpp_python", "numpy", "httpx", "jinja2", "pydantic", "transformers", "torch")
 
 
@@ -42,7 +46,7 @@ class RunConfig:
     tasks: list[str]
     probes: list[str] = field(default_factory=lambda: ["accuracy"])
     model_args: dict[str, Any] = field(default_factory=dict)
-    output_path: str = "runs/latest"
+    output_path: str = DEFAULT_OUTPUT_PATH  # relative to the working directory; said when used
     limit: int | None = None
     seed: int = 0
     num_fewshot: int | None = None
@@ -54,6 +58,7 @@ class RunConfig:
     # "probe.key" (as `-P probe.key=value`) or a bare "key" that one of the run's probes declares
     probe_options: dict[str, Any] = field(default_factory=dict)
     metrics: list[str] | None = None  # override the tasks' metric_list (e.g. acc,acc_norm: no generation)
+    mc_format: str | None = None  # plain .jsonl/.csv multiple choice: "cloze" (default) or "lettered"
     executor: str = "local"  # or "ray": same results, requests sharded over `workers` actors
     workers: int | None = None
     # (task, probe, limit) to run instead of tasks × probes at `limit` (what `assess` plans)
@@ -70,6 +75,8 @@ class RunConfig:
         keys = ("model", "tasks", "probes", "model_args", "limit", "seed", "num_fewshot", "temperature", "metrics", "jobs")
         out = {k: getattr(self, k) for k in keys}
         out["probe_options"] = probe_records if probe_records is not None else self.probe_options
+        if self.mc_format is not None:  # only when given: older runs keep their config hash
+            out["mc_format"] = self.mc_format
         return out
 
 
@@ -133,7 +140,8 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
     for task_name, _, limit in plan:  # each task loads once, with the most items any job asks for
         before = limits.get(task_name, 0)
         limits[task_name] = None if limit is None or before is None else max(before, limit)
-    tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed, **cfg.task_options).with_metrics(cfg.metrics).limited(limit)
+    tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed, cfg.mc_format, **cfg.task_options)
+             .with_metrics(cfg.metrics).limited(limit)
              for name, limit in limits.items()}
     jobs = [Job(tasks[t].limited(limit), probes[p], options[p], given[p]) for t, p, limit in plan]
     for job in jobs:  # before the model loads: an unsupported pair ends the run now, not mid-way
@@ -142,7 +150,11 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
             raise LlmassayError(f"--probe {job.probe.name}: {reason}")
     load_started = time.perf_counter()
     owned = backend is None
-    backend = backend or load_executor(cfg.executor, cfg.model, cfg.model_args, cfg.workers)
+    try:
+        backend = backend or load_executor(cfg.executor, cfg.model, cfg.model_args, cfg.workers)
+    except KeyboardInterrupt:
+        raise RunInterrupted("interrupted while loading the model: no sample was evaluated; "
+                             "rerun the same command to start") from None
     try:
         return _evaluate_with(cfg, backend, list(tasks.values()), jobs, store, console, started,
                               time.perf_counter() - load_started)
@@ -177,18 +189,13 @@ def _evaluate_with(
 
     outcomes: list[ProbeResult] = []
     total = sum(len(job.task.samples) for job in jobs)
+    kept = Kept(total, cfg.chunk_size, store.root, cache.path if cache is not None else None)
     with _progress(console) as progress:
-        bar = progress.add_task("evaluating", total=total, tps="") if progress else None
-
-        def advance(n: int) -> None:
-            if progress is not None and bar is not None:
-                elapsed = max(1e-9, time.perf_counter() - started)
-                progress.update(bar, advance=n, tps=f"{engine.stats.tokens / elapsed:,.0f} tok/s")
-
+        meter = RunMeter(progress, engine, total, cfg.chunk_size)
+        engine.on_progress = meter.answered
         for job in jobs:
             task, probe = job.task, job.probe
-            if progress is not None and bar is not None:
-                progress.update(bar, description=f"{task.name} · {probe.name}")
+            meter.start_job(f"{task.name} · {probe.name}", len(task.samples))
             probe_cfg = ProbeConfig(cfg.seed, cfg.temperature, tuple(sorted(job.given.items())), chat_model)
             # The resume key holds only what changes this probe's rows: another probe's
             # options do not, and rows written by another llmassay version are not reused.
@@ -207,8 +214,27 @@ def _evaluate_with(
                 }
             )
             log = store.sample_log(task.name, probe.name, key)
-            outcomes.append(run_probe(probe, task, engine, probe_cfg, log, cfg.chunk_size, advance, job.opts))
+            kept.logs.append(log)
+            try:
+                outcomes.append(run_probe(probe, task, engine, probe_cfg, log, cfg.chunk_size, meter.samples,
+                                          job.opts))
+            except KeyboardInterrupt:
+                raise RunInterrupted(kept.say(engine.kept)) from None
 
+    try:
+        return _write_run(cfg, tasks, jobs, outcomes, store, engine, fingerprint, chat_model, load_s, started)
+    except KeyboardInterrupt:
+        raise RunInterrupted(f"interrupted while writing the results files: all {total} samples are saved in "
+                             f"{store.root / PROGRESS_DIR}; rerun the same command to write them") from None
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _write_run(
+    cfg: RunConfig, tasks: list[Task], jobs: list[Job], outcomes: list[ProbeResult], store: RunStore,
+    engine: Engine, fingerprint: dict[str, Any], chat_model: bool, load_s: float, started: float,
+) -> RunResults:
     sample_paths = [
         store.write_samples(task.name, [row for o in outcomes if o.task == task.name for row in o.samples])
         for task in tasks
@@ -221,8 +247,14 @@ def _evaluate_with(
             "(n_truncated_tokens in their samples); raise n_ctx / max_length to score them whole"
         ]
     results_path = store.write_results(results)
-    if cache is not None:
-        cache.close()
+    if cfg.output_path == DEFAULT_OUTPUT_PATH:
+        log.info("wrote %s (the default output path; give --output-path / output_path to choose)",
+                 store.root.resolve())
+    try:
+        pick_results(store.root)
+    except LlmassayError:
+        log.warning("note: %s now holds results of several runs; name the results file (%s) to report or "
+                    "compare it, or give each run its own --output-path", store.root, results_path.name)
     return RunResults(results, outcomes, results_path, sample_paths)
 
 
@@ -231,10 +263,89 @@ def _progress(console: Console) -> AbstractContextManager[Progress | None]:
         console,
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("samples · {task.fields[tps]}"),
+        TextColumn("{task.fields[samples]} samples · {task.fields[work]}"),
         TimeRemainingColumn(),
+        speed_estimate_period=600.0,  # a slow model answers once a minute: average over minutes
     )
+
+
+class RunMeter:
+    """Moves the bar with every answer, not every chunk: the bar's position is the finished
+    samples plus the share of the current chunk's requests answered, so a run of four slow
+    samples moves (and has an ETA) from its first answer. Samples are counted whole."""
+
+    def __init__(self, progress: Progress | None, engine: Engine, total: int, chunk_size: int) -> None:
+        self.progress, self.engine, self.total, self.chunk_size = progress, engine, total, chunk_size
+        self.bar = progress.add_task("evaluating", total=total, samples="", work="") if progress else None
+        self.done = 0  # finished samples, all jobs
+        self.job_left = 0  # samples of the current job not finished
+        self.position = 0.0
+        self.calls_before = 0  # engine calls made before the current chunk began
+        self.started = time.perf_counter()
+
+    def start_job(self, description: str, n_samples: int) -> None:
+        self.job_left = n_samples
+        self.calls_before = self.engine.pending.calls
+        self._show(description=description)
+
+    def samples(self, n: int) -> None:
+        """A chunk finished (or resumed samples were found): it now counts whole."""
+        self.done += n
+        self.job_left -= n
+        self.calls_before = self.engine.pending.calls
+        self._show()
+
+    def answered(self, n: int) -> None:
+        self._show()
+
+    def _share(self) -> float:
+        """The current chunk's answered share of its requests, as samples."""
+        pending = self.engine.pending
+        if pending.calls <= self.calls_before or not pending.total:
+            return 0.0
+        return min(self.chunk_size, max(self.job_left, 0)) * min(1.0, pending.done / pending.total)
+
+    def _show(self, **fields: str) -> None:
+        # Never backwards: a probe's second engine call in one chunk (retries) restarts its share.
+        self.position = min(self.total, max(self.position, self.done + self._share()))
+        if self.progress is None or self.bar is None:
+            return
+        elapsed = max(1e-9, time.perf_counter() - self.started)
+        pending = self.engine.pending
+        self.progress.update(
+            self.bar, completed=self.position, samples=f"{self.done:,}/{self.total:,}",
+            work=f"{pending.done}/{pending.total} requests · {pending.tokens / elapsed:,.0f} tok/s", **fields,
+        )
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, carrying what was kept (the CLI prints it)."""
+
+
+@dataclass
+class Kept:
+    """What an interrupted run leaves behind, counted rather than promised: samples in the
+    progress files (a sample is saved when its chunk finishes) and answers in the cache."""
+
+    total: int
+    chunk_size: int
+    root: Path
+    cache: Path | None
+    logs: list[Any] = field(default_factory=list)
+
+    def say(self, cached: int) -> str:
+        saved = sum(len(log.rows) for log in self.logs)
+        if saved:
+            samples = f"{saved} of {self.total} samples are saved in {self.root / PROGRESS_DIR}"
+        else:
+            samples = (f"no sample is saved (0 of {self.total}: a sample is saved when its chunk of "
+                       f"{self.chunk_size} finishes; see --chunk-size)")
+        if self.cache is None:
+            answers = "no answers are kept (--no-cache)"
+        else:
+            answers = f"{cached} answer{'' if cached == 1 else 's'} kept in the cache {self.cache}"
+        resume = "rerun the same command to resume" if saved or cached else "nothing to resume"
+        return f"interrupted: {samples}; {answers}; {resume}"
 
 
 def _results_document(

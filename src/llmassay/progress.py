@@ -4,6 +4,8 @@ bytes and seconds every audit reports."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -13,11 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 
 
-def terminal_progress(console: Console, *columns: ProgressColumn | str) -> AbstractContextManager[Progress | None]:
+def terminal_progress(
+    console: Console, *columns: ProgressColumn | str, speed_estimate_period: float = 30.0
+) -> AbstractContextManager[Progress | None]:
     """`with terminal_progress(console, ...) as progress:` — progress is None off a terminal."""
     if not console.is_terminal:
         return nullcontext(None)
-    return Progress(*columns, console=console, transient=True)
+    return Progress(*columns, console=console, transient=True, speed_estimate_period=speed_estimate_period)
 
 
 @dataclass
@@ -71,3 +75,25 @@ def stream_meter(description: str, total_bytes: int | None, console: Console | N
     )
     with terminal_progress(console, *columns) as progress:
         yield StreamMeter(progress, total_bytes)
+
+
+class _CurrentStderr(logging.Handler):
+    """Writes to whatever sys.stderr is *now*: under a live bar rich swaps it for a proxy
+    that prints above the bar, so a notice never tears the bar apart."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # a closed stream must not end a run
+            self.handleError(record)
+
+
+def show_notices(level: int = logging.INFO) -> None:
+    """Print the `llmassay` logger's notices (retries, which results file was read) as
+    bare lines on stderr: what the CLI does; library users configure logging themselves."""
+    logger = logging.getLogger("llmassay")
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)

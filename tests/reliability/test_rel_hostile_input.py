@@ -389,7 +389,7 @@ BAD_ARGS = [
     ("--num-fewshot -1", ["--num-fewshot", "-1"], "field 'num_fewshot': must be a non-negative integer"),
     ("--num-fewshot 100000", ["--num-fewshot", "100000"], "100000 shots requested"),
     ("--model-args garbage", ["--model-args", "garbage"], "'garbage' is not of the form key=value"),
-    ("--model-args timeout=abc", ["--model-args", "timeout=abc"], "cannot load (could not convert string to float"),
+    ("--model-args timeout=abc", ["--model-args", "timeout=abc"], "--model-args timeout=abc: openai expects a number for timeout"),
     ("--model-args nosuch=1", ["--model-args", "nosuch=1"], "openai: unknown model args: nosuch"),
     ("--tasks no_such_task", ["--tasks", "no_such_task"], "not a bundled task"),
     ("--tasks (300-character name)", ["--tasks", "t" * 300 + ".yaml"], "cannot access (File name too long)"),
@@ -398,9 +398,9 @@ BAD_ARGS = [
     ("--model nosuch/x", ["--model", "nosuch/x"], "unknown backend 'nosuch'"),
     ("--model without a kind", ["--model", "smollm2"], "expected KIND/NAME"),
     ("--model-args n_ctx=abc (llamacpp)", ["--model", "llamacpp/smollm2-135m", "--model-args", "n_ctx=abc"],
-     "cannot load (invalid literal for int()"),
+     "--model-args n_ctx=abc: llamacpp expects an integer for n_ctx"),
     pytest.param("--model llamacpp/ a file that is not a GGUF", ["--model", "llamacpp/GARBAGE", "--model-args", ""],
-                 "cannot load", marks=pytest.mark.slow),
+                 "has a corrupt GGUF header (GGUF version", marks=pytest.mark.slow),
 ]
 
 

@@ -7,6 +7,9 @@ to three calls (as lm-eval does) is what lets one engine cache and batch for eve
 from __future__ import annotations
 
 import importlib
+import inspect
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -107,9 +110,35 @@ def load_backend(spec: str, **model_args: Any) -> Backend:
     """`llamacpp/smollm2-135m` → a ready backend instance."""
     kind, name = split_model_spec(spec)
     factory = backend_factory(spec)
+    check_arg_types(kind, factory, model_args)
     try:
         return factory(name, **model_args)
     except TypeError as exc:
         raise LlmassayError(f"--model-args for '{kind}': {exc}") from exc
     except ValueError as exc:  # n_ctx=abc, timeout=soon; a file that is not a model
         raise LlmassayError(f"--model '{spec}': cannot load ({exc})") from None
+
+
+def check_arg_types(kind: str, factory: Any, model_args: dict[str, Any]) -> None:
+    """`n_ctx=abc` names n_ctx: each model arg is checked against the number or boolean the
+    backend's constructor declares, before the backend (and its model) is touched."""
+    try:
+        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    except Exception:  # annotations a backend cannot resolve: leave the check to it
+        return
+    for key, value in model_args.items():
+        hint = hints.get(key)
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        allowed = set(typing.get_args(hint)) if union else {hint}
+        if value is None and type(None) in allowed:
+            continue
+        if bool in allowed:
+            ok, what = isinstance(value, bool), "true or false"
+        elif int in allowed:
+            ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif float in allowed:
+            ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:
+            continue
+        if not ok:
+            raise LlmassayError(f"--model-args {key}={value}: {kind} expects {what} for {key}")

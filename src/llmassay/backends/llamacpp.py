@@ -24,13 +24,14 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from llmassay.backends._gbnf import schema_to_gbnf
+from llmassay.backends._gguf_check import check_gguf
 from llmassay.backends._scoring import EncodedPair, encode_pair, score_continuation
 from llmassay.hashing import file_sha256
 from llmassay.models import resolve_model_path
@@ -41,6 +42,16 @@ from llmassay.types import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
 )
+
+
+AnswerFn = Callable[[int, Any], None]  # (index in the batch, its answer), as each is computed
+T = TypeVar("T")
+
+
+def _heard(on_answer: AnswerFn | None, i: int, answer: T) -> T:
+    if on_answer is not None:
+        on_answer(i, answer)
+    return answer
 
 
 class LlamaCppBackend:
@@ -63,6 +74,7 @@ class LlamaCppBackend:
         import llama_cpp
 
         self.model_path = resolve_model_path(model)
+        check_gguf(self.model_path, model)  # llama.cpp would say only "failed to load"
         self.name = f"llamacpp/{model}"
         if not isinstance(prefix_reuse, bool):
             raise LlmassayError(f"llamacpp: prefix_reuse must be true or false, not {prefix_reuse!r}")
@@ -102,21 +114,27 @@ class LlamaCppBackend:
             }
         return self._fingerprint
 
-    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+    def loglikelihood(
+        self, reqs: Sequence[LoglikelihoodRequest], on_answer: AnswerFn | None = None
+    ) -> list[LoglikelihoodResult]:
+        """`on_answer(i, result)` hears each answer as it is computed: the engine caches it
+        and moves the progress bar, so a slow model shows progress within a batch."""
         encoded = [self.encode_request(r) for r in reqs]
+        results: list[LoglikelihoodResult | None] = [None] * len(reqs)
         if not self.prefix_reuse:
-            return [self._score_from_scratch(pair) for pair in encoded]
+            for i, pair in enumerate(encoded):
+                results[i] = _heard(on_answer, i, self._score_from_scratch(pair))
+            return [r for r in results if r is not None]
         # Visit contexts in token order so consecutive ones share the longest prefixes.
         order = sorted(range(len(reqs)), key=lambda i: (encoded[i].context, encoded[i].continuation))
-        results: list[LoglikelihoodResult | None] = [None] * len(reqs)
         for context, members in groupby(order, key=lambda i: encoded[i].context):
             context_row = self._load_context(context)
             for i in members:
-                results[i] = self._score_after_context(encoded[i], context_row)
+                results[i] = _heard(on_answer, i, self._score_after_context(encoded[i], context_row))
         return [r for r in results if r is not None]
 
-    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
-        return [self._generate_one(r) for r in reqs]
+    def generate(self, reqs: Sequence[GenerateRequest], on_answer: AnswerFn | None = None) -> list[Generation]:
+        return [_heard(on_answer, i, self._generate_one(r)) for i, r in enumerate(reqs)]
 
     def reset(self) -> None:
         """Empty the KV cache: the next request is computed from scratch, exactly as if it

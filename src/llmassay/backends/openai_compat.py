@@ -2,7 +2,9 @@
 
 Two things matter more than features here:
 - transient faults (429, 5xx, timeouts, dropped connections) are retried with capped
-  exponential backoff and jitter, honouring Retry-After, and end in a one-line error;
+  exponential backoff and jitter, honouring Retry-After, each retry said on the
+  `llmassay` logger, and end in a one-line error; a connection that cannot be made at all
+  (refused, unknown host) is no transient fault and fails at once;
 - loglikelihoods are only trusted after a self-check. Some servers score echoed prompt
   tokens wrongly, which silently corrupts every multiple-choice score. llama-cpp-python's
   server (0.3.x, abetlen/llama-cpp-python#1983) is one: for a model without a BOS token it
@@ -20,6 +22,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import json
+import logging
 import math
 import os
 import random
@@ -47,6 +50,8 @@ SELF_CHECK_PROMPT = "The three primary colours are red, yellow and"
 RETRY_AFTER_MAX_S = 300.0  # a server's Retry-After is honoured, up to this
 SELF_CHECK_TOLERANCE = 0.05  # nats; servers compute the two passes in different batches
 CREATED_IS_NOW_S = 60.0  # a /v1/models `created` this recent is the answer's time, not the model's
+
+log = logging.getLogger(__name__)
 
 AnswerFn = Callable[[int, Any], None]  # (index in the batch, its answer), called as each arrives
 
@@ -212,6 +217,9 @@ class OpenAIBackend:
                 response = self._client.request(method, url, json=payload)
             except httpx.TimeoutException:
                 last_cause, last_status = "timed out", None
+            except httpx.ConnectError as exc:
+                # Refused or unknown host: no server listens there, and waiting will not start one.
+                raise LlmassayError(f"openai: cannot connect to {url}: {_connect_reason(exc)}") from None
             except httpx.TransportError as exc:
                 last_cause, last_status = f"connection failed ({type(exc).__name__})", None
             else:
@@ -223,7 +231,12 @@ class OpenAIBackend:
                     raise _StatusError(f"openai: {url} answered {last_cause}", last_status)
             if attempt < self.max_retries:
                 self._count(retries=1)
-                time.sleep(self._delay(attempt, response))
+                delay = self._delay(attempt, response)
+                log.warning("openai: retrying in %s s: %s, attempt %d/%d",
+                            f"{delay:.2g}" if delay < 10 else f"{delay:.0f}",
+                            last_cause.split(":")[0] if last_status else last_cause,
+                            attempt + 2, self.max_retries + 1)
+                time.sleep(delay)
         message = f"openai: {url} failed after {self.max_retries + 1} attempts: {last_cause}"
         raise _StatusError(message, last_status) if last_status else LlmassayError(message)
 
@@ -556,6 +569,17 @@ def _count_field(usage: dict[str, Any], key: str) -> int:
     """A usage count; servers that send none or garbage count as 0 (it is informational)."""
     value = usage.get(key, 0)
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0
+
+
+def _connect_reason(exc: httpx.ConnectError) -> str:
+    """"connection refused" / "unknown host" rather than errno text; anything else as is."""
+    text = str(exc)
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused (is the server running, on this port?)"
+    if any(s in lowered for s in ("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution")):
+        return "unknown host (check base_url)"
+    return text or type(exc).__name__
 
 
 def _retry_after_seconds(header: str) -> float | None:

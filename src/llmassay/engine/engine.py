@@ -40,6 +40,18 @@ class EngineStats:
 ProgressFn = Callable[[int], None]  # called with the number of requests just answered
 
 
+@dataclass
+class Pending:
+    """The engine call in progress, for a progress bar that moves with each answer: its
+    unique requests, how many are answered (cached ones included), and the tokens of the
+    answers computed so far in this engine's life."""
+
+    total: int = 0
+    done: int = 0
+    tokens: int = 0
+    calls: int = 0  # engine calls so far: tells a new call's share from the last one's
+
+
 class Engine:
     def __init__(
         self,
@@ -55,6 +67,7 @@ class Engine:
         self.stats = EngineStats()
         self._fingerprint: dict[str, Any] | None = None
         self._kept = 0  # answers this engine wrote to the cache (named when a backend fails)
+        self.pending = Pending()
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -100,35 +113,41 @@ class Engine:
                 if keys[r] in cached:
                     answers[r] = decode(cached[keys[r]])
             self.stats.cache_hits += len(answers)
-            self._progress(len(answers))
+        self.pending.total, self.pending.done = len(unique), 0
+        self.pending.calls += 1
+        self._progress(len(answers))
         todo = sorted((r for r in unique if r not in answers), key=self._order_key())
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
-            results = self._compute_batch(kind, batch, keys, compute)
+            results = self._compute_batch(kind, batch, keys, compute, count_tokens)
             for r, a in zip(batch, results):
                 answers[r] = a
             self.stats.computed += len(batch)
             self.stats.tokens += sum(count_tokens(a) for a in results)
-            self._progress(len(batch))
         self.stats.truncated += sum(1 for a in answers.values() if getattr(a, "n_truncated_tokens", 0))
         return [answers[r] for r in reqs]
 
     def _compute_batch(
-        self, kind: str, batch: list[Req], keys: dict[Req, str], compute: Callable[..., list[Ans]]
+        self, kind: str, batch: list[Req], keys: dict[Req, str], compute: Callable[..., list[Ans]],
+        count_tokens: Callable[[Ans], int],
     ) -> list[Ans]:
-        """One backend call; each answer goes to the cache as soon as the backend reports
-        it, the rest when the batch returns. A backend error says how many answers were
-        kept, so the user knows a rerun will not pay for them again."""
+        """One backend call; each answer goes to the cache (and the progress bar) as soon
+        as the backend reports it, the rest when the batch returns. A backend error says how
+        many answers were kept, so the user knows a rerun will not pay for them again."""
         stored: set[int] = set()
+        heard: set[int] = set()
         lock = threading.Lock()
 
         def keep(i: int, answer: Ans) -> None:
-            if self.cache is None:
-                return
-            self.cache.put_many(kind, [(keys[batch[i]], asdict(answer))])
+            if self.cache is not None:
+                self.cache.put_many(kind, [(keys[batch[i]], asdict(answer))])
             with lock:
-                stored.add(i)
-                self._kept += 1
+                heard.add(i)
+                self.pending.tokens += count_tokens(answer)
+                if self.cache is not None:
+                    stored.add(i)
+                    self._kept += 1
+                self._progress(1)  # under the lock: answers arrive on several threads
 
         try:
             results = compute(batch, on_answer=keep) if _reports_answers(compute) else compute(batch)
@@ -145,6 +164,9 @@ class Engine:
             rest = [(keys[r], asdict(a)) for i, (r, a) in enumerate(zip(batch, results)) if i not in stored]
             self.cache.put_many(kind, rest)
             self._kept += len(rest)
+        unheard = [a for i, a in enumerate(results) if i not in heard]
+        self.pending.tokens += sum(count_tokens(a) for a in unheard)
+        self._progress(len(unheard))
         return results
 
     def _order_key(self) -> Callable[[Any], Any]:
@@ -159,7 +181,7 @@ class Engine:
         """The same backend and counters, computing every request afresh: a check of
         nondeterminism (batch invariance, re-asking) must not read its answer from the cache."""
         view = Engine(self.backend, None, batch_size or self.batch_size, self.on_progress)
-        view.stats, view._fingerprint = self.stats, self._fingerprint
+        view.stats, view._fingerprint, view.pending = self.stats, self._fingerprint, self.pending
         return view
 
     def reset_backend(self) -> None:
@@ -170,7 +192,14 @@ class Engine:
         if callable(reset):
             reset()
 
+    @property
+    def kept(self) -> int:
+        """Answers this engine wrote to the cache: what an interrupted run keeps besides
+        its finished samples."""
+        return self._kept
+
     def _progress(self, n: int) -> None:
+        self.pending.done += n
         if self.on_progress is not None and n:
             self.on_progress(n)
 

@@ -272,7 +272,7 @@ class StructuredProbe(Probe):
             schema = proportion([r["instructions"][k]["extract_schema_valid"] for r in rows])
             metrics[f"instruction_parse_valid[{k}]"] = strict
             metrics[f"instruction_schema_valid[{k}]"] = schema
-            out.append({"wording": k, "instruction": INSTRUCTIONS[int(k)].split("\n")[0][:60],
+            out.append({"wording": k, "instruction": INSTRUCTIONS[int(k)].split("\n")[0],  # whole: tables wrap it
                         "parse_valid[strict]": strict.as_dict(), "schema_valid[extract]": schema.as_dict()})
         matrix = np.array([[r["instructions"][k]["extract_schema_valid"] for k in keys] for r in rows], dtype=float)
         # As the brittleness probe: best − worst wording, re-picked in each resample, against

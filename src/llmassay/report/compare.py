@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 from rich.table import Table
-from rich.text import Text
 
 from llmassay.metrics import bootstrap_statistic, mcnemar_exact
+from llmassay.terminal import fitted_tables
 from llmassay.report.rundir import RunData, load_run
 from llmassay.report.section import hook
 from llmassay.types import LlmassayError
@@ -204,20 +204,15 @@ def unpaired_rows(cmp: Comparison) -> list[list[str]]:
     return [[d.task, d.probe, d.metric, interval(d.a), interval(d.b), _signed(d.delta)] for d in cmp.unpaired]
 
 
-def comparison_tables(cmp: Comparison) -> list[Table]:
+def comparison_tables(cmp: Comparison, width: int | None = None) -> list[Table]:
+    """The paired and unpaired deltas; split into parts that fit `width` (terminal.py)."""
     tables = []
     for title, columns, rows in (
         (f"paired on common samples · A = {cmp.a} · B = {cmp.b}", PAIRED_COLUMNS, paired_rows(cmp)),
         ("reported values without per-sample pairing (no CI for the delta)", UNPAIRED_COLUMNS, unpaired_rows(cmp)),
     ):
-        if not rows:
-            continue
-        table = Table(title=Text(title))
-        for i, column in enumerate(columns):
-            table.add_column(column, justify="left" if i < 3 else "right")
-        for row in rows:
-            table.add_row(*(Text(c) for c in row))
-        tables.append(table)
+        if rows:
+            tables += fitted_tables(title, columns, rows, width, keys=3)
     return tables
 
 

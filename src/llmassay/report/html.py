@@ -11,6 +11,7 @@ so even markup that slipped through could neither run nor load anything.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import math
@@ -24,14 +25,15 @@ from markupsafe import Markup
 
 from llmassay.report.rundir import RunData, load_run
 from llmassay.report.section import BrowserRow, Section, SectionContext, hook
-from llmassay.report.table import summary_rows
+from llmassay.report.table import summary_rows, token_line
 from llmassay.types import LlmassayError
 
 REPORT_NAME = "report.html"
+INLINE_LIMIT = 4_000_000  # characters of sample JSON kept readable inline; more is gzipped
 LEVELS = ("good", "warn", "bad", "info")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 _BROWSER_KEYS = {"task": "t", "probe": "p", "id": "id", "variant": "v", "correct": "c", "brittle": "b",
-                 "json_valid": "j", "prompt": "prompt", "output": "out", "scores": "s"}
+                 "json_valid": "j", "prompt": "prompt", "output": "out", "scores": "s", "gold": "g"}
 
 
 def environment() -> Environment:
@@ -53,6 +55,19 @@ def script_json(value: Any) -> Markup:
     for char, escaped in _SCRIPT_ESCAPES.items():
         text = text.replace(char, escaped)
     return Markup(text)
+
+
+def embedded_samples(rows: list[dict[str, Any]], inline_limit: int | None = None) -> dict[str, Any]:
+    """The browser's rows as the template embeds them: plain JSON while small (readable
+    with view-source), gzip + base64 beyond `inline_limit` characters. A brittleness run
+    repeats each question in every variant's prompt, so gzip shrinks it about tenfold and a
+    14k-item report stays one file; the page decompresses it with the browser's own
+    DecompressionStream after the rest has rendered."""
+    text = str(script_json(rows))
+    if len(text) <= (INLINE_LIMIT if inline_limit is None else inline_limit):
+        return {"kind": "json", "text": Markup(text)}
+    packed = base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
+    return {"kind": "gzip", "text": Markup(packed), "rows": len(rows)}
 
 
 def browser_script() -> str:
@@ -88,9 +103,7 @@ def header(run: RunData) -> list[tuple[str, str]]:
     config = r.get("config") or {}
     engine = r.get("engine") or {}
     tasks = r.get("tasks") or {}
-    tokens = f"{r.get('tokens_processed', '?'):,}" if isinstance(r.get("tokens_processed"), int) else "?"
-    if isinstance(engine.get("tokens_evaluated_by_backend"), int):
-        tokens += f" requested, {engine['tokens_evaluated_by_backend']:,} evaluated after prefix reuse"
+    tokens = token_line(engine)
     wall = r.get("wall_time_s")
     return [
         ("model", str(model.get("spec", "?"))),
@@ -139,7 +152,7 @@ def build_report(run: RunData) -> str:
         notes=notes,
         metrics=run.metrics(),
         sections=sections,
-        samples_json=script_json([{_BROWSER_KEYS[k]: v for k, v in asdict(b).items()} for b in rows]),
+        samples=embedded_samples([{_BROWSER_KEYS[k]: v for k, v in asdict(b).items()} for b in rows]),
         script=Markup(script),
         script_hashes=csp_hash(script),
     )

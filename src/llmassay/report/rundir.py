@@ -9,15 +9,17 @@ bad file is one line naming the file and the field.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmassay.runfiles import latest_results, safe_name
+from llmassay.runfiles import pick_results, safe_name
 from llmassay.types import LlmassayError
 
 METRIC_FIELDS = ("value", "ci_low", "ci_high", "n")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,12 @@ class RunData:
 
 
 def load_run(path: str | Path) -> RunData:
-    """A run directory (its newest results file) or one results_<ts>.json file."""
+    """A run directory (its one run's newest results file) or one results_<ts>.json file."""
     path = Path(path)
     if path.is_dir():
-        results_path = latest_results(path)
-        if results_path is None:
-            raise LlmassayError(f"{path}: no results_*.json in this directory (is it an --output-path of `llmassay run`?)")
+        results_path, note = pick_results(path)
+        if note:
+            log.info(note)  # the CLI shows it: which of several files a folder stood for is never silent
     elif path.is_file():
         results_path = path
     else:

@@ -67,6 +67,7 @@ class BrowserRow:
     brittle: bool | None = None
     json_valid: bool | None = None
     scores: str = ""
+    gold: str = ""  # the expected answer, as the row's output would show it
 
 
 @dataclass(frozen=True)

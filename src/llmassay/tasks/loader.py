@@ -140,16 +140,19 @@ def bundled_tasks() -> dict[str, Path]:
 
 
 def load_task(
-    name_or_path: str, num_fewshot: int | None = None, seed: int = 0, *, trust_task_code: bool = False,
-    data_dir: str | Path | None = None, lm_eval_fewshot: bool = False,
+    name_or_path: str, num_fewshot: int | None = None, seed: int = 0, mc_format: str | None = None, *,
+    trust_task_code: bool = False, data_dir: str | Path | None = None, lm_eval_fewshot: bool = False,
 ) -> Task:
     """A bundled task name, or a path to a .yaml, .jsonl or .csv file.
 
-    `trust_task_code` lets `!function` tags import Python from the task's directory;
-    `data_dir` (else $LLMASSAY_DATA_DIR) holds local copies of hub datasets as
-    `<dataset_path>/<dataset_name or default>/<split>.jsonl`, so lm-eval's configs load
-    unchanged; `lm_eval_fewshot` draws random shots from lm-eval's own seed-1234 stream,
-    so prompts are the ones lm-eval builds."""
+    `mc_format` ("cloze" or "lettered", see MC_FORMATS) chooses a plain file's
+    multiple-choice prompt; `trust_task_code` lets `!function` tags import Python from the
+    task's directory; `data_dir` (else $LLMASSAY_DATA_DIR) holds local copies of hub
+    datasets as `<dataset_path>/<dataset_name or default>/<split>.jsonl`, so lm-eval's
+    configs load unchanged; `lm_eval_fewshot` draws random shots from lm-eval's own
+    seed-1234 stream, so prompts are the ones lm-eval builds."""
+    if mc_format is not None and mc_format not in MC_FORMATS:
+        raise TaskError(f"--mc-format '{mc_format}': unknown (known: {', '.join(MC_FORMATS)})")
     bundled = bundled_tasks()
     if name_or_path in bundled:
         path = bundled[name_or_path]
@@ -163,7 +166,11 @@ def load_task(
             raise TaskError(f"task '{name_or_path}': not a bundled task ({', '.join(bundled)}) and no such file")
     suffix = path.suffix.lower()
     source = DataSource(path, data_dir)
-    if suffix in (".yaml", ".yml") or path.name.endswith("_yaml"):
+    is_yaml = suffix in (".yaml", ".yml") or path.name.endswith("_yaml")
+    if is_yaml and mc_format is not None:
+        raise TaskError(f"--mc-format applies to plain .jsonl/.csv files; task '{name_or_path}' has its own "
+                        "prompt (doc_to_text in its YAML)")
+    if is_yaml:
         config, lines = _read_yaml(path)
         try:
             config = resolve_functions(config, trust_task_code)
@@ -174,7 +181,7 @@ def load_task(
         docs = source.docs(config, lines, eval_split(config))
     elif suffix in (".jsonl", ".json", ".csv"):
         docs = _read_records(path)
-        config, lines = _plain_config(path, docs), {}
+        config, lines = _plain_config(path, docs, mc_format or "cloze"), {}
     else:
         raise TaskError(f"{path}: unsupported task file type '{suffix}' (use .yaml, .jsonl or .csv)")
     return _build_task(path, config, lines, docs, num_fewshot, seed, source, lm_eval_fewshot)
@@ -189,20 +196,33 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise TaskError(str(exc)) from None
 
 
-def _plain_config(path: Path, docs: list[_Doc]) -> dict[str, Any]:
+# A plain file's multiple-choice prompt. "cloze" scores each choice's text after
+# "Answer:" and never shows the options (lm-eval's cloze style, e.g. ARC-easy); "lettered"
+# lists them as "A. …" and scores the letters, as lm-eval's MMLU does.
+MC_FORMATS = {
+    "cloze": ("Question: {{question}}\nAnswer:", "choices", "answer"),
+    "lettered": ("{{question}}\n{% for c in choices %}{{ 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[loop.index0] }}. {{c}}\n"
+                 "{% endfor %}Answer:", "{{ 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[:choices|length]|list }}",
+                 # an answer given as a choice's text names that choice, not a letter
+                 "{{ choices.index(answer) if answer in choices else answer }}"),
+}
+
+
+def _plain_config(path: Path, docs: list[_Doc], mc_format: str = "cloze") -> dict[str, Any]:
     """Column conventions for files without a YAML: question/choices/answer → multiple
-    choice, input/target → generation. The first record decides."""
+    choice (prompt per `mc_format`), input/target → generation. The first record decides."""
     if not docs:
         raise TaskError(f"{path}: no records")
     first = docs[0]
     keys = set(first.data)
     if {"question", "choices", "answer"} <= keys or {"question", "A", "B", "answer"} <= keys:
+        text, choice, target = MC_FORMATS[mc_format] if "choices" in keys else MC_FORMATS["cloze"]
         return {
             "task": path.stem,
             "output_type": "multiple_choice",
-            "doc_to_text": "Question: {{question}}\nAnswer:",
-            "doc_to_choice": "choices" if "choices" in keys else None,
-            "doc_to_target": "answer",
+            "doc_to_text": text,
+            "doc_to_choice": choice if "choices" in keys else None,
+            "doc_to_target": target,
         }
     if {"input", "target"} <= keys:
         return {

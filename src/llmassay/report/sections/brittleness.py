@@ -59,9 +59,28 @@ def browser_rows(ctx: SectionContext) -> list[BrowserRow]:
         for name, v in (row.get("variants") or {}).items():
             lines = [f"{i}: {c!r}  loglik {ll:.3f}" for i, (c, ll) in enumerate(zip(v.get("choices", []), v.get("loglikelihoods", [])))]
             lines.append(f"picked slot {v.get('pred_slot')} = option {v.get('pred')}; target option {row.get('target')}")
-            base = BrowserRow(ctx.task, ctx.probe, str(row["id"]), str(v.get("prompt", "")), str(v.get("generation", "")))
+            base = BrowserRow(ctx.task, ctx.probe, str(row["id"]), str(v.get("prompt", "")), picked(v))
             out.append(replace(
                 base, variant=name, correct=v.get("correct"), brittle=sensitivity.get(str(row["id"]), 0.0) > 0,
-                scores="\n".join(lines),
+                scores="\n".join(lines), gold=expected(v, row.get("target")),
             ))
     return out
+
+
+def picked(variant: dict[str, Any]) -> str:
+    """What the model answered under one variant: its generation, or the label it scored
+    highest, with the slot and the original option it maps back to."""
+    said = f"{variant['generation']!r} → " if isinstance(variant.get("generation"), str) else ""
+    slot, choices, pred = variant.get("pred_slot"), variant.get("choices") or [], variant.get("pred")
+    if pred is None:
+        return f"{said}no option recognised"
+    label = f"{str(choices[slot]).strip()!r} (slot {slot}) = " if isinstance(slot, int) and 0 <= slot < len(choices) else ""
+    return f"{said}picked {label}option {pred}"
+
+
+def expected(variant: dict[str, Any], target: Any) -> str:
+    """The right label under this variant's option order, and the option it stands for."""
+    order, choices = variant.get("order") or [], variant.get("choices") or []
+    if target in order and order.index(target) < len(choices):
+        return f"{str(choices[order.index(target)]).strip()!r} = option {target}"
+    return "" if target is None else f"option {target}"

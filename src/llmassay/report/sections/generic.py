@@ -13,6 +13,7 @@ from typing import Any
 
 from llmassay.report.plots import bars_with_ci
 from llmassay.report.section import BrowserRow, Plot, Section, SectionContext, TableBlock
+from llmassay.report.table import column_label
 
 OUTPUT_FIELDS = ("generation", "output", "text", "response", "completion")
 CORRECT_FIELDS = ("correct", "acc", "exact_match")
@@ -95,7 +96,8 @@ def details_tables(details: dict[str, Any]) -> tuple[list[TableBlock], dict[str,
             tables.append(TableBlock(name, ["key", "value"], [[str(k), cell(v)] for k, v in value.items()]))
         elif isinstance(value, list) and value and all(isinstance(r, dict) and all(_is_scalar(v) for v in r.values()) for r in value):
             columns = list(dict.fromkeys(k for r in value for k in r))
-            tables.append(TableBlock(name, columns, [[cell(r.get(c)) for c in columns] for r in value]))
+            tables.append(TableBlock(name, [column_label(c) for c in columns],
+                                     [[cell(r.get(c)) for c in columns] for r in value]))
         else:
             raw[name] = value
     if scalars:
@@ -136,9 +138,21 @@ def browser_rows(ctx: SectionContext) -> list[BrowserRow]:
             correct=first_bool(r, CORRECT_FIELDS),
             json_valid=first_bool(r, JSON_VALID_FIELDS),
             scores=scores_text(r),
+            gold=gold_text(r),
         )
         for r in ctx.rows
     ]
+
+
+def gold_text(row: dict[str, Any]) -> str:
+    """The expected answer: a generation's target text, or a choice's text and index."""
+    target, choices = row.get("target"), row.get("choices")
+    if isinstance(target, int) and not isinstance(target, bool) and isinstance(choices, list) \
+            and 0 <= target < len(choices):
+        return f"{str(choices[target]).strip()} (choice {target})"
+    if target is None:
+        return ""
+    return target if isinstance(target, str) else json.dumps(target, ensure_ascii=False, default=str)
 
 
 def prompt_text(row: dict[str, Any]) -> str:
