@@ -242,7 +242,8 @@ class WindowBackend:
     (question, answer); asked a question whose fact is in view it gives the answer (inside a
     verbose sentence, which exact-match scoring must accept), else "I cannot find it". Its
     effective context length is `window` by construction; with side="first" it also never
-    sees the question and answers with the first fact in view. Records every prompt it read."""
+    sees the question and answers with the first fact in view; side="both" sees the first
+    and the last `window` tokens, losing the middle. Records every prompt it read."""
 
     name = "test/window"
 
@@ -252,6 +253,8 @@ class WindowBackend:
 
     def visible(self, text: str) -> str:
         words = text.split()
+        if self.side == "both":  # the start and the end, not the middle: a planted U
+            return " ".join(words[: self.window] + ["…"] + words[-self.window:])
         return " ".join(words[-self.window:] if self.side == "last" else words[: self.window])
 
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
