@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from llmassay.types import GenerateRequest
 
+STOP = ("\n\n", "\nQuestion:")
 CHAT_MARGIN = 48  # tokens a chat template may add around the message (role markers, system prompt)
 
 
@@ -19,7 +20,8 @@ def request(instruction: str, context: str, question: str, chat: bool, max_token
     text = prompt_text(instruction, context, question, chat)
     if chat:
         return GenerateRequest(messages=(("user", text),), max_tokens=max_tokens, seed=seed, temperature=temperature)
-    return GenerateRequest(prompt=text, max_tokens=max_tokens, stop=("\n",), seed=seed, temperature=temperature)
+    # Not "\n": a base model often starts its answer on a new line.
+    return GenerateRequest(prompt=text, max_tokens=max_tokens, stop=STOP, seed=seed, temperature=temperature)
 
 
 def overhead(max_tokens: int, chat: bool) -> int:
