@@ -70,7 +70,9 @@ def test_quadratic_fit_recovers_known_terms():
 
 def test_bad_positions_and_too_few_items_are_one_line_errors(tmp_path):
     with pytest.raises(LlmassayError, match=r"^-P position\.positions: positions run from 1 to passages=5"):
-        run(tmp_path, WindowBackend(FACTS, 10), limit=2, passages=5, positions="0,3")
+        run(tmp_path, WindowBackend(FACTS, 10), limit=2, passages=5, positions="2,6")
+    with pytest.raises(LlmassayError, match=r"^-P position\.positions: 0,x: positions are whole numbers from 1"):
+        PositionProbe.options({"positions": "0,x"})
     with pytest.raises(LlmassayError, match=r"^-P position\.passages=50: task position_sample has only 2 items"):
         cfg = ProbeConfig(options=(("passages", 50),))
         run_probe(PositionProbe(), TASK.limited(2), Engine(WindowBackend(FACTS, 10)), cfg, SampleLog(tmp_path / "x.jsonl"))

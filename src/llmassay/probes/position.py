@@ -40,10 +40,16 @@ FIELDS = ("passage", "question", "answer")
 EPS = 1e-9  # a fit on constant accuracies is 0 up to float noise
 
 
+def _whole_positions(values: tuple[str, ...]) -> None:
+    if not all(v.isdigit() and int(v) >= 1 for v in values):
+        raise LlmassayError(f"{','.join(values)}: positions are whole numbers from 1")
+
+
 @dataclass(frozen=True)
 class PositionOptions:
     passages: int = option(10, "documents shown per prompt (one holds the answer)", minimum=2, maximum=50)
-    positions: tuple[str, ...] = option((), "positions of the gold document to test, 1-based (default: all)")
+    positions: tuple[str, ...] = option((), "positions of the gold document to test, 1-based (default: all)",
+                                        check=_whole_positions)
     closed_book: bool = option(True, "also ask each question without documents (the guessing baseline)")
     answer_tokens: int = option(24, "tokens the answer may take", minimum=1)
     prompt_format: str = option("auto", "auto (chat when the model has a template), chat or raw", choices=PROMPT_FORMATS)
