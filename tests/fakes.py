@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,54 @@ class RuleBackend:
 
     def fingerprint(self):
         return {"backend": "test-scripted", "id": id(self)}
+
+
+# -- a reader with a known context window, for long-context probes ---------------------------
+class WindowBackend:
+    """Reads only the last (or first) `window` tokens of every prompt, one token per word,
+    and answers by looking up facts in what it sees: `facts` maps a fact's text to
+    (question, answer); asked a question whose fact is in view it gives the answer (inside a
+    verbose sentence, which exact-match scoring must accept), else "I cannot find it". Its
+    effective context length is `window` by construction; with side="first" it also never
+    sees the question and answers with the first fact in view; side="both" sees the first
+    and the last `window` tokens, losing the middle. Records every prompt it read."""
+
+    name = "test/window"
+
+    def __init__(self, facts: dict[str, tuple[str, str]], window: int, side: str = "last") -> None:
+        self.facts, self.window, self.side = facts, window, side
+        self.prompts: list[str] = []
+
+    def visible(self, text: str) -> str:
+        words = text.split()
+        if self.side == "both":  # the start and the end, not the middle: a planted U
+            return " ".join(words[: self.window] + ["…"] + words[-self.window:])
+        return " ".join(words[-self.window:] if self.side == "last" else words[: self.window])
+
+    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
+        out = []
+        for r in reqs:
+            prompt = prompt_of(r)
+            self.prompts.append(prompt)
+            seen = self.visible(prompt)
+            asked = re.search(r"Question: (.*?\?)", seen)
+            question = asked.group(1) if asked else None
+            hits = [(fact, ans) for fact, (q, ans) in self.facts.items() if fact in seen and question in (None, q)]
+            hits.sort(key=lambda h: seen.index(h[0]))
+            text = f"The answer is {hits[0][1]}, as the text says." if hits else "I cannot find it."
+            out.append(Generation(text, len(self.tokenize(prompt)), len(text.split()), "stop", 0.001))
+        return out
+
+    @staticmethod
+    def request_order(req: GenerateRequest) -> str:
+        """Text order, as a backend that keeps a shared prefix's KV cache asks (llama.cpp)."""
+        return prompt_of(req)
+
+    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        raise AssertionError("a long-context reader is only asked to generate")
+
+    def tokenize(self, text: str) -> list[int]:
+        return [zlib.crc32(w.encode()) for w in text.split()]
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": self.name, "window": self.window, "side": self.side}

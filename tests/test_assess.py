@@ -12,7 +12,7 @@ from fakes import answer_key_backend, position_bias_backend
 from llmassay.assess import assess_config
 from llmassay.backends.base import _REGISTRY
 from llmassay.evaluate import evaluate
-from llmassay.probes import probe_class
+from llmassay.probes import probe_class, probe_targets
 from llmassay.report.html import write_report
 from llmassay.tasks.loader import load_task
 from llmassay.types import LlmassayError
@@ -21,7 +21,7 @@ from llmassay.types import LlmassayError
 def test_quick_plan_is_each_probes_own_preset_and_overrides_win(tmp_path):
     cfg = assess_config("test/x", str(tmp_path), "quick", overrides={"brittleness.repeats": "2"})
     expected = [(task, name, probe_class(name).presets["quick"].limit)
-                for name in ("accuracy", "brittleness", "structured") for task in probe_class(name).presets["quick"].tasks]
+                for name in probe_targets() if probe_class(name).presets for task in probe_class(name).presets["quick"].tasks]
     assert cfg.jobs == expected
     assert cfg.probe_options["brittleness.repeats"] == "2"
     assert cfg.probe_options["structured.modes"] == "strict,extract,repair,constrained"  # the preset's own option
@@ -62,7 +62,8 @@ def test_report_opens_with_the_card_linking_to_each_section(tmp_path, monkeypatc
     monkeypatch.setitem(_REGISTRY, "scripted", "fakes:hashed_backend")
     from llmassay.cli import main
 
-    assert main(["assess", "--model", "scripted/x", "--output-path", str(tmp_path / "run"), "--no-cache"]) == 0
+    assert main(["assess", "--model", "scripted/x", "--output-path", str(tmp_path / "run"), "--no-cache",
+                 "--probe", "accuracy,brittleness,structured"]) == 0
     printed = capsys.readouterr().out
     assert "summary" in printed and "prompt brittleness" in printed and "structured output" in printed
     assert "schema_valid[strict]" in printed  # metric names are text, not rich markup

@@ -29,6 +29,9 @@ _EXPORTS: dict[str, str] = {
          "run_probe", "sample_values"),
         "llmassay.probes",
     ),
+    "NeedleProbe": "llmassay.probes.needle",
+    "PositionProbe": "llmassay.probes.position",
+    "effective_length": "llmassay.longctx.grid",
     **dict.fromkeys(("compare_runs", "write_report"), "llmassay.report"),
     **dict.fromkeys(("Task", "TaskError", "bundled_tasks", "load_task"), "llmassay.tasks.loader"),
     **dict.fromkeys(

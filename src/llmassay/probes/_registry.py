@@ -22,6 +22,8 @@ ENTRY_POINT_GROUP = "llmassay.probes"
 _BUILTIN: dict[str, str] = {
     "accuracy": "llmassay.probes.accuracy:AccuracyProbe",
     "brittleness": "llmassay.probes.brittleness:BrittlenessProbe",
+    "needle": "llmassay.probes.needle:NeedleProbe",
+    "position": "llmassay.probes.position:PositionProbe",
     "structured": "llmassay.probes.structured:StructuredProbe",
 }
 _ADDED: dict[str, str] = {}

@@ -143,3 +143,24 @@ def heatmap(key: str, matrix: Sequence[Sequence[float]], labels: Sequence[str], 
         ax.set_title(title)
         fig.colorbar(image, ax=ax, shrink=0.8)
         return _svg(fig)
+
+
+def grid_heatmap(key: str, matrix: Sequence[Sequence[float | None]], rows: Sequence[str], columns: Sequence[str], *,
+                 title: str, row_label: str, column_label: str) -> str:
+    """A rows × columns matrix of shares in [0, 1] (None: not measured), each cell annotated
+    (e.g. needle accuracy by context length × depth)."""
+    values = [[math.nan if v is None else float(v) for v in r] for r in matrix]
+    with _figure(key, 1.8 + 0.7 * len(columns), 1.2 + 0.45 * len(rows)) as fig:
+        ax = fig.subplots()
+        image = ax.imshow(values, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
+        ax.set_xticks(range(len(columns)), list(columns))
+        ax.set_yticks(range(len(rows)), list(rows))
+        ax.set_xlabel(column_label)
+        ax.set_ylabel(row_label)
+        for i, line in enumerate(values):
+            for j, value in enumerate(line):
+                ax.text(j, i, "–" if not math.isfinite(value) else f"{value:.2f}", ha="center", va="center", color="#111")
+        ax.spines[:].set_visible(False)
+        ax.set_title(title)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+        return _svg(fig)

@@ -1,0 +1,172 @@
+"""Lost in the middle: accuracy by the position of the one passage that holds the answer.
+
+Each task item is a passage with a question only it answers (`passage`, `question`,
+`answer` fields; the bundled `position_sample` has documents about invented villages).
+The item's passage is shown among `passages − 1` distractors — the next items' passages
+in task order, always in the same order — at every position in turn, then the question;
+a closed-book prompt (the question alone) is the reference of guessing. Scoring is exact:
+the answer must appear in the reply.
+
+Accuracy per position is a Wilson interval over items; the shape is a quadratic fit over
+positions from −1 (first) to +1 (last) with bootstrap CIs over items: `u_term` (> 0: a U,
+Liu et al.'s lost-in-the-middle) and `recency_slope` (> 0: better near the question).
+Prompts that differ only from the gold passage's position onwards share their prefix, so
+a backend reusing a shared prefix's KV cache (llama.cpp) prefills it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from llmassay.longctx.needles import found
+from llmassay.longctx.prompt import request
+from llmassay.longctx.shape import fit_shape
+from llmassay.metrics import bootstrap_mean, proportion
+from llmassay.probes._options import option
+from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
+from llmassay.types import LlmassayError, Sample
+
+if TYPE_CHECKING:
+    from llmassay.engine.engine import Engine
+    from llmassay.tasks.loader import Task
+
+INSTRUCTION = "Answer the question using the documents below. Only one of them holds the answer."
+CLOSED_BOOK = "Answer the question."
+PROMPT_FORMATS = ("auto", "chat", "raw")
+FIELDS = ("passage", "question", "answer")
+EPS = 1e-9  # a fit on constant accuracies is 0 up to float noise
+
+
+def _whole_positions(values: tuple[str, ...]) -> None:
+    if not all(v.isdigit() and int(v) >= 1 for v in values):
+        raise LlmassayError(f"{','.join(values)}: positions are whole numbers from 1")
+
+
+@dataclass(frozen=True)
+class PositionOptions:
+    passages: int = option(10, "documents shown per prompt (one holds the answer)", minimum=2, maximum=50)
+    positions: tuple[str, ...] = option((), "positions of the gold document to test, 1-based (default: all)",
+                                        check=_whole_positions)
+    closed_book: bool = option(True, "also ask each question without documents (the guessing baseline)")
+    answer_tokens: int = option(24, "tokens the answer may take", minimum=1)
+    prompt_format: str = option("auto", "auto (chat when the model has a template), chat or raw", choices=PROMPT_FORMATS)
+
+
+def _positions(opts: PositionOptions) -> list[int]:
+    """0-based positions to test, checked against the number of passages."""
+    if not opts.positions:
+        return list(range(opts.passages))
+    try:
+        chosen = sorted({int(p) - 1 for p in opts.positions})
+    except ValueError:
+        raise LlmassayError(f"-P position.positions: {','.join(opts.positions)} are not whole numbers") from None
+    if chosen[0] < 0 or chosen[-1] >= opts.passages:
+        raise LlmassayError(f"-P position.positions: positions run from 1 to passages={opts.passages}")
+    return chosen
+
+
+def documents(passages: list[str]) -> str:
+    return "\n\n".join(f"Document [{i}]: {p}" for i, p in enumerate(passages, 1))
+
+
+class PositionProbe(Probe):
+    name = "position"
+    description = "lost in the middle: accuracy by the position of the passage holding the answer"
+    challenge = "long context"
+    task_types = ("generate_until",)
+    Options = PositionOptions
+    schema_version = 1
+    sample_metrics = {
+        "found": SampleMetric(lambda row: {str(k): v for k, v in row["positions"].items()},
+                              "1 if the answer was found with the gold document at this position", family=True),
+        "closed_book": SampleMetric(lambda row: row.get("closed_book"), "1 if answered without documents"),
+    }
+    presets = {
+        "quick": Preset(("position_sample",), limit=12, options=(("passages", 5),)),
+        "full": Preset(("position_sample",), limit=40),
+    }
+
+    def supports(self, task: Task) -> str | None:
+        reason = super().supports(task)
+        if reason:
+            return reason
+        if task.samples and any(f not in task.samples[0].doc for f in FIELDS):
+            return f"task '{task.name}' lacks the fields passage, question and answer"
+        return None
+
+    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: PositionOptions, cfg: ProbeConfig) -> list[Row]:
+        chat = opts.prompt_format == "chat" or (opts.prompt_format == "auto" and cfg.chat_model)
+        index = {s.id: i for i, s in enumerate(task.samples)}
+        positions = _positions(opts)
+        if len(task.samples) < opts.passages:
+            raise LlmassayError(f"-P position.passages={opts.passages}: task {task.name} has only {len(task.samples)} items "
+                                "to draw distractors from")
+
+        def ask(context: str, question: str, instruction: str = INSTRUCTION) -> Any:
+            return request(instruction, context, question, chat, opts.answer_tokens, cfg.seed, cfg.temperature)
+
+        reqs = []
+        for s in samples:
+            i = index[s.id]
+            others = [task.samples[(i + j) % len(task.samples)].doc["passage"] for j in range(1, opts.passages)]
+            for pos in positions:
+                reqs.append(ask(documents(others[:pos] + [s.doc["passage"]] + others[pos:]), s.doc["question"]))
+            if opts.closed_book:
+                reqs.append(ask("(no documents)", s.doc["question"], CLOSED_BOOK))
+        answers = iter(engine.generate(reqs))
+        rows = []
+        for s in samples:
+            gens = {pos + 1: next(answers) for pos in positions}
+            row: Row = {
+                "id": s.id,
+                "answer": str(s.doc["answer"]),
+                "positions": {str(p): found(g.text, str(s.doc["answer"])) for p, g in gens.items()},
+                "generations": {str(p): g.text for p, g in gens.items()},
+                "prompt_tokens": sum(g.n_prompt_tokens for g in gens.values()),
+                "latency_s": round(sum(g.latency_s for g in gens.values()), 6),
+            }
+            if opts.closed_book:
+                book = next(answers)
+                row["closed_book"] = found(book.text, str(s.doc["answer"]))
+                row["closed_book_generation"] = book.text
+            rows.append(row)
+        return rows
+
+    def analyse(self, task: Task, rows: list[Row], opts: PositionOptions, cfg: ProbeConfig) -> Analysis:
+        keys = sorted({int(k) for r in rows for k in r.get("positions", {})})
+        if not rows or not keys:
+            return Analysis({}, {})
+        matrix = np.array([[float(r["positions"][str(k)]) for k in keys] for r in rows])
+        metrics = {f"accuracy[{k}]": proportion(matrix[:, j].tolist()) for j, k in enumerate(keys)}
+        metrics["accuracy"] = bootstrap_mean(matrix.mean(1), seed=cfg.seed)  # each item once
+        book = [r["closed_book"] for r in rows if "closed_book" in r]
+        if book:
+            metrics["closed_book"] = proportion(book)
+        if len(keys) >= 3:
+            shape = fit_shape(matrix, seed=cfg.seed)
+            metrics["u_term"], metrics["recency_slope"], metrics["middle_drop"] = shape.u_term, shape.recency_slope, shape.middle_drop
+        details = {
+            "passages": opts.passages,
+            "positions": keys,
+            "curve": {"positions": keys, "accuracy": matrix.mean(0).round(6).tolist()},
+            "fit": "accuracy = a + b*x + c*x^2 with x from -1 (first document) to +1 (last); u_term = c, recency_slope = b",
+            "prompt_tokens": int(sum(r.get("prompt_tokens", 0) for r in rows)),
+            "latency_s": round(sum(r.get("latency_s", 0.0) for r in rows), 3),
+        }
+        return Analysis(metrics, details)
+
+    def summary(self, task: Task, analysis: Analysis, opts: PositionOptions) -> SummaryLine | None:
+        u, slope = analysis.metrics.get("u_term"), analysis.metrics.get("recency_slope")
+        if u is None or slope is None:
+            return None
+        if u.ci_low > EPS:
+            return self.line(task, analysis, "u_term", "lost in the middle: better at both ends than in the middle", "warn")
+        if slope.ci_low > EPS:
+            return self.line(task, analysis, "recency_slope", "recency: answers better when the passage is near the question", "warn")
+        if slope.ci_high < -EPS:
+            return self.line(task, analysis, "recency_slope", "primacy: answers better when the passage comes first", "warn")
+        return self.line(task, analysis, "u_term", "no position effect the CIs can tell from noise", "good")
+

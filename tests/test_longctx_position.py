@@ -1,0 +1,78 @@
+"""The position probe recovers a planted position effect: a reader of the last N words
+shows recency (a positive slope, no U), a reader of the first and last N words shows a U,
+and a reader of everything shows neither; the closed-book baseline of invented facts is 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakes import WindowBackend
+from llmassay.engine.engine import Engine
+from llmassay.engine.store import SampleLog
+from llmassay.longctx.shape import fit_shape, quadratic
+from llmassay.probes import ProbeConfig, run_probe
+from llmassay.probes.position import PositionProbe
+from llmassay.tasks.loader import load_task
+from llmassay.types import LlmassayError
+
+TASK = load_task("position_sample")
+FACTS = {s.doc["passage"]: (s.doc["question"], s.doc["answer"]) for s in TASK.samples}
+
+
+def run(tmp_path: Path, backend, limit: int = 20, **options):
+    cfg = ProbeConfig(seed=0, options=tuple(sorted(options.items())))
+    log = SampleLog(tmp_path / f"log-{len(list(tmp_path.iterdir()))}.jsonl")
+    return run_probe(PositionProbe(), TASK.limited(limit), Engine(backend), cfg, log)
+
+
+def test_bundled_documents_answer_only_their_own_question():
+    for s in TASK.samples:
+        assert s.doc["answer"] in s.doc["passage"]
+        assert s.doc["question"].split()[-1].rstrip("?") in s.doc["passage"]  # the village it asks about
+    assert len({s.doc["question"] for s in TASK.samples}) == 40
+
+
+def test_a_reader_of_the_last_words_shows_recency_and_no_u(tmp_path):
+    words_per_doc = 50  # a document is 45-50 words: the last 3 of 10 are in view
+    m = run(tmp_path, WindowBackend(FACTS, 3 * words_per_doc), passages=10).metrics
+    curve = [m[f"accuracy[{p}]"].value for p in range(1, 11)]
+    assert curve[:6] == [0.0] * 6 and curve[-2:] == [1.0, 1.0]
+    assert m["recency_slope"].ci_low > 0
+    assert m["middle_drop"].value < 0.5
+    assert m["closed_book"].value == 0.0
+
+
+def test_a_reader_of_both_ends_shows_a_u(tmp_path):
+    m = run(tmp_path, WindowBackend(FACTS, 120, side="both"), passages=10).metrics
+    curve = [m[f"accuracy[{p}]"].value for p in range(1, 11)]
+    assert curve[0] == 1.0 and curve[-1] == 1.0 and curve[4] == 0.0 and curve[5] == 0.0
+    assert m["u_term"].ci_low > 0 and m["middle_drop"].ci_low > 0.5
+
+
+def test_a_reader_of_everything_shows_no_position_effect(tmp_path):
+    result = run(tmp_path, WindowBackend(FACTS, 100_000), passages=6)
+    m = result.metrics
+    assert all(m[f"accuracy[{p}]"].value == 1.0 for p in range(1, 7))
+    assert m["u_term"].value == pytest.approx(0, abs=1e-9) and m["recency_slope"].value == pytest.approx(0, abs=1e-9)
+    assert result.summary.level == "good"
+
+
+def test_quadratic_fit_recovers_known_terms():
+    x = np.linspace(-1, 1, 7)
+    a, b, c = quadratic(0.5 + 0.2 * x + 0.3 * x**2)
+    assert (a, b, c) == pytest.approx((0.5, 0.2, 0.3))
+    flat = fit_shape(np.ones((10, 5)))
+    assert flat.u_term.value == pytest.approx(0) and flat.u_term.ci_low == pytest.approx(0, abs=1e-9)
+
+
+def test_bad_positions_and_too_few_items_are_one_line_errors(tmp_path):
+    with pytest.raises(LlmassayError, match=r"^-P position\.positions: positions run from 1 to passages=5"):
+        run(tmp_path, WindowBackend(FACTS, 10), limit=2, passages=5, positions="2,6")
+    with pytest.raises(LlmassayError, match=r"^-P position\.positions: 0,x: positions are whole numbers from 1"):
+        PositionProbe.options({"positions": "0,x"})
+    with pytest.raises(LlmassayError, match=r"^-P position\.passages=50: task position_sample has only 2 items"):
+        cfg = ProbeConfig(options=(("passages", 50),))
+        run_probe(PositionProbe(), TASK.limited(2), Engine(WindowBackend(FACTS, 10)), cfg, SampleLog(tmp_path / "x.jsonl"))
