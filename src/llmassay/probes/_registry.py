@@ -22,6 +22,7 @@ ENTRY_POINT_GROUP = "llmassay.probes"
 _BUILTIN: dict[str, str] = {
     "accuracy": "llmassay.probes.accuracy:AccuracyProbe",
     "brittleness": "llmassay.probes.brittleness:BrittlenessProbe",
+    "factuality": "llmassay.probes.factuality:FactualityProbe",
     "structured": "llmassay.probes.structured:StructuredProbe",
 }
 _ADDED: dict[str, str] = {}
