@@ -284,3 +284,94 @@ class WindowBackend:
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": self.name, "window": self.window, "side": self.side}
+
+
+# -- factuality: answers with planted true and false facts ------------------------------
+_QUESTION = re.compile(r"(?:capital|continent is|currency|official language|calling code) of ([^?]+)\?|"
+                       r"On which continent is ([^?]+)\?|profile of ([^.]+)\.")
+
+
+class FactBackend:
+    """Answers country questions from a knowledge base, wrong on purpose for chosen items.
+
+    `wrong` holds "<code>.<field>" for short answers that name another country's value and
+    "<code>.profile" → fields whose value is another country's (JSON and prose alike);
+    `abstain` holds codes it answers "I don't know" for; with `copy_context` it answers
+    with the value of the first passage on the asked field in any context it is shown (a
+    model that copies; `context_kb` is the KB those passages come from, e.g. an edited one).
+    Judge prompts ("Is the claim supported") are answered `judge_says`.
+    """
+
+    name = "test/facts"
+
+    def __init__(self, kb: Any, wrong: dict[str, Sequence[str]] | None = None, abstain: Sequence[str] = (),
+                 copy_context: bool = False, judge_says: str = "yes", context_kb: Any = None) -> None:
+        self.kb, self.wrong, self.abstain = kb, dict(wrong or {}), set(abstain)
+        self.copy_context, self.judge_says = copy_context, judge_says
+        self.context_kb = context_kb or kb
+        self.by_text = {p.text: p for p in self.context_kb.passages.values()}
+        self.asked: list[GenerateRequest] = []
+
+    def loglikelihood(self, reqs):  # pragma: no cover - the factuality probe only generates
+        raise NotImplementedError
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(text.encode())
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": self.name, "id": id(self)}
+
+    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
+        self.asked += reqs
+        return [Generation(self._answer(r), 1, 1, "stop") for r in reqs]
+
+    def _value(self, code: str, field: str, wrong: bool) -> Any:
+        if wrong:  # the next country (code order) with a different value
+            codes = sorted(self.kb.countries)
+            mine = self.kb.countries[code].first(field)
+            if isinstance(mine, (int, float)):  # far outside any tolerance
+                return int(mine * 3)
+            for step in range(1, len(codes)):
+                other = self.kb.countries[codes[(codes.index(code) + step) % len(codes)]].first(field)
+                if other and str(other).lower() != str(mine).lower() and other != mine:
+                    return other
+        return self.kb.countries[code].first(field)
+
+    def _answer(self, r: GenerateRequest) -> str:
+        text = prompt_of(r)
+        if "Is the claim supported" in text:
+            return self.judge_says
+        asked = text.split("\n\n")[-1]
+        if self.copy_context and text.startswith("Context:\n"):
+            shown = [self.by_text[t] for t in text.split("\n\n")[0].split("\n")[1:] if t in self.by_text]
+            field = next((f for f, words in _FIELD_WORDS.items() if words in asked), None)
+            passage = next((p for p in shown if p.field == field), None)
+            if passage is not None:  # the first passage on the asked field, whoever it is about
+                value = self.context_kb.countries[passage.country].first(passage.field)
+                return value[0] if isinstance(value, list) else str(value)
+        match = _QUESTION.search(asked)
+        country = self.kb.country(next(g for g in match.groups() if g).strip()) if match else None
+        if country is None:
+            return "I don't know"
+        if country.code in self.abstain:
+            return "I don't know"
+        if "profile of" in text:
+            bad = set(self.wrong.get(f"{country.code}.profile", ()))
+            record = {f: self._value(country.code, f, f in bad) for f in _PROFILE_FIELDS if country.first(f)}
+            record = {f: (v[:1] if isinstance(v, list) else v) for f, v in record.items()}
+            if r.json_schema is not None:
+                return json.dumps(record)
+            return " ".join(_PROSE[f].format(name=country.name, v=v[0] if isinstance(v, list) else v)
+                            for f, v in record.items() if f in _PROSE) + " It is a nice place to visit."
+        field = next(f for f, words in _FIELD_WORDS.items() if words in asked)
+        value = self._value(country.code, field, f"{country.code}.{field}" in self.wrong)
+        return value[0] if isinstance(value, list) else str(value)
+
+
+_PROFILE_FIELDS = ("capital", "continent", "currencies", "languages", "population", "area_km2", "neighbours",
+                   "calling_code")
+_FIELD_WORDS = {"capital": "capital", "continent": "continent", "currencies": "currency",
+                "languages": "official language", "calling_code": "calling code"}
+_PROSE = {"capital": "Its capital is {v}.", "continent": "{name} is a country in {v}.",
+          "currencies": "The currency is {v}.", "population": "The population of {name} is about {v}.",
+          "languages": "People speak {v}.", "calling_code": "The calling code of {name} is +{v}."}

@@ -16,6 +16,7 @@ from llmassay.backends.base import parse_model_args
 from llmassay.cli_audit import add_audit_commands, run_audit_command
 from llmassay.cli_lmeval import add_lmeval_flags, task_names, task_options, write_lmeval_results
 from llmassay.progress import show_notices
+from llmassay.cli_facts import add_facts_commands, run_facts_command
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -93,6 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list bundled tasks")
     sub.add_parser("perturbations", help="list prompt perturbations for --probe brittleness")
     add_audit_commands(sub)
+    add_facts_commands(sub)
     return parser
 
 
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             _tasks(console)
         elif args.command == "perturbations":
             _perturbations()
-        else:
+        elif not run_facts_command(args):
             run_audit_command(args)
     except LlmassayError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)

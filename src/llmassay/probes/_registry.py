@@ -24,6 +24,7 @@ _BUILTIN: dict[str, str] = {
     "brittleness": "llmassay.probes.brittleness:BrittlenessProbe",
     "needle": "llmassay.probes.needle:NeedleProbe",
     "position": "llmassay.probes.position:PositionProbe",
+    "factuality": "llmassay.probes.factuality:FactualityProbe",
     "structured": "llmassay.probes.structured:StructuredProbe",
 }
 _ADDED: dict[str, str] = {}

@@ -1,0 +1,1 @@
+"""Hallucination and retrieval: an offline country KB, judge-free fact verification, RAG indexes."""
