@@ -279,3 +279,19 @@ def injection_backend(plan: Callable[[dict[str, str], int], str]) -> ScriptedBac
         return " ".join(s.strip() for s in sentences)
 
     return ScriptedBackend(lambda c, x: -1.0, answer, identity="injection-plan")
+
+
+def unigram_backend(
+    word_logprob: Callable[[str], float], bias: Callable[[str, str], float] | None = None, noise: float = 0.01
+) -> ScriptedBackend:
+    """A model whose only knowledge is how frequent each word is: log P(continuation) is the
+    sum of `word_logprob(word)`, whatever the context, plus a tiny hashed noise (so pairs do
+    not tie) and an optional planted `bias(context, continuation)` in nats. Frequency is the
+    only "bias" it has unless one is planted."""
+
+    def score(context: str, continuation: str) -> float:
+        jitter = noise * ((_digest(context, continuation) % 2001) / 1000 - 1)
+        base = sum(word_logprob(w) for w in continuation.split())
+        return base + jitter + (bias(context, continuation) if bias else 0.0)
+
+    return ScriptedBackend(score, lambda req: "", identity=f"unigram:{noise}")

@@ -24,6 +24,7 @@ _BUILTIN: dict[str, str] = {
     "brittleness": "llmassay.probes.brittleness:BrittlenessProbe",
     "structured": "llmassay.probes.structured:StructuredProbe",
     "injection": "llmassay.probes.injection:InjectionProbe",
+    "stereotype": "llmassay.probes.stereotype:StereotypeProbe",
 }
 _ADDED: dict[str, str] = {}
 
