@@ -25,6 +25,7 @@ _BUILTIN: dict[str, str] = {
     "structured": "llmassay.probes.structured:StructuredProbe",
     "injection": "llmassay.probes.injection:InjectionProbe",
     "stereotype": "llmassay.probes.stereotype:StereotypeProbe",
+    "bbq": "llmassay.probes.bbq:BBQProbe",
 }
 _ADDED: dict[str, str] = {}
 
