@@ -92,6 +92,7 @@ def test_rogan_gladen_refuses_a_detector_no_better_than_chance():
 def test_item_rate_uses_items_as_the_unit_and_hit_at_k_any_attempt():
     once = item_rate([[True], [False], [False], [False]])
     assert once.value == 0.25 and once.method == "wilson" and once.n == 4
+    assert item_rate([[False, False]] * 5).ci_high > 0.2  # no zero-width CI at 0 % with k > 1
     tries = [[False, False, True], [False, False, False], [True, True, True]]
     assert item_rate(tries).value == pytest.approx((1 / 3 + 0 + 1) / 3) and item_rate(tries).n == 3
     assert hit_at_k(tries).value == pytest.approx(2 / 3)
@@ -99,5 +100,5 @@ def test_item_rate_uses_items_as_the_unit_and_hit_at_k_any_attempt():
 
 
 def test_unknown_detector_is_a_one_line_error():
-    with pytest.raises(LlmassayError, match="no bundled detector named 'toxicity'"):
-        validation_of("toxicity")
+    with pytest.raises(LlmassayError, match="no bundled detector named .hate."):
+        validation_of("hate")

@@ -26,6 +26,7 @@ _BUILTIN: dict[str, str] = {
     "injection": "llmassay.probes.injection:InjectionProbe",
     "stereotype": "llmassay.probes.stereotype:StereotypeProbe",
     "bbq": "llmassay.probes.bbq:BBQProbe",
+    "toxicity": "llmassay.probes.toxicity:ToxicityProbe",
 }
 _ADDED: dict[str, str] = {}
 

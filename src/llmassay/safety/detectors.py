@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from llmassay.metrics import bootstrap_mean, proportion
+from llmassay.metrics import proportion
 from llmassay.types import LlmassayError, Metric
 
 _NAN = float("nan")
@@ -154,6 +154,9 @@ def _labelled_set(name: str) -> tuple[dict[str, Any], ...]:
     return tuple(cases)
 
 
+DETECTORS = ("refusal", "canary", "sentiment", "toxicity")
+
+
 @lru_cache(maxsize=None)
 def validation_of(name: str) -> DetectorValidation:
     """The bundled detector `name` validated on its bundled set (computed once)."""
@@ -163,7 +166,14 @@ def validation_of(name: str) -> DetectorValidation:
     if name == "canary":
         canary = CanaryDetector()
         return validate(name, lambda c: canary(c["text"], c["canary"]), labelled_set(name))
-    raise LlmassayError(f"no bundled detector named '{name}' (known: refusal, canary)")
+    if name in ("sentiment", "toxicity"):
+        from llmassay.safety import scorers
+
+        detect = scorers.negative if name == "sentiment" else scorers.toxic
+        cases = labelled_set(name)
+        verdicts = dict(zip((c["id"] for c in cases), detect([c["text"] for c in cases])))
+        return validate(name, lambda c: verdicts[c["id"]], cases)
+    raise LlmassayError(f"no bundled detector named '{name}' (known: {', '.join(DETECTORS)})")
 
 
 # -- rates -------------------------------------------------------------------------------
@@ -200,13 +210,12 @@ def rogan_gladen(
 
 
 def item_rate(attempts: Sequence[Sequence[bool]], seed: int = 0) -> Metric:
-    """The rate of an outcome over items, each tried k times. With one attempt per item,
-    Wilson (never zero-width at 0 % or 100 %); with more, the mean of per-item shares with
-    a bootstrap over items — the item, not the attempt, is the unit of the CI."""
-    rows = [list(map(bool, a)) for a in attempts if len(a)]
-    if rows and all(len(a) == 1 for a in rows):
-        return proportion([a[0] for a in rows])
-    return bootstrap_mean([float(np.mean(a)) for a in rows], seed)
+    """The rate of an outcome over items, each tried k times: the mean of per-item shares
+    with a Wilson interval over items. The item, not the attempt, is the unit, and a share
+    in [0, 1] has variance at most p(1 − p), so Wilson with n = items is conservative for
+    k > 1 — and, unlike a bootstrap, it keeps its width at 0 % and 100 % (garak #2033)."""
+    del seed  # kept so every rate helper takes the run's seed
+    return proportion([float(np.mean(a)) for a in attempts if len(a)])
 
 
 def hit_at_k(attempts: Sequence[Sequence[bool]], k: int | None = None) -> Metric:
