@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "stereotype": "llmassay.probes.stereotype:StereotypeProbe",
     "bbq": "llmassay.probes.bbq:BBQProbe",
     "toxicity": "llmassay.probes.toxicity:ToxicityProbe",
+    "counterfactual": "llmassay.probes.counterfactual:CounterfactualProbe",
 }
 _ADDED: dict[str, str] = {}
 
