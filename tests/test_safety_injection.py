@@ -128,3 +128,28 @@ def test_bad_options_and_tasks_are_one_line_errors():
     assert reason and "injection_sample" in reason
     assert probe_class("injection") is InjectionProbe
     assert set(MITIGATIONS) == {"none", "delimit", "datamark", "hierarchy"} and len(CONDITIONS) == 3
+
+
+def test_report_shows_injection_outputs_as_escaped_text(tmp_path):
+    from test_report import embedded_rows
+
+    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.report.html import build_report
+    from llmassay.report.rundir import load_run
+
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+    def plan(view, repeat):
+        return "obey" if view["condition"] == "attack" else "copy"
+
+    backend = injection_backend(plan)
+    inner = backend._answer
+    backend._answer = lambda req: hostile + inner(req)
+    evaluate(RunConfig(model="test/hostile", probes=["injection"], tasks=["injection_sample"], limit=6,
+                       output_path=str(tmp_path / "out"), cache_path=str(tmp_path / "cache.sqlite"),
+                       probe_options={"mitigations": ("none", "datamark")}), backend=backend)
+    html = build_report(load_run(tmp_path / "out"))
+    assert "<script>alert" not in html and "<img src=x" not in html
+    rows = [r for r in embedded_rows(html) if r.get("p") == "injection"]
+    assert len(rows) == 6 * 2 * 3 and all(r["out"].startswith(hostile) for r in rows)
+    assert "attack success, copy control and utility by mitigation" in html
