@@ -67,7 +67,8 @@ class BBQProbe(Probe):
                                       "correct, per context condition", family=True),
         "biased": SampleMetric(lambda row: row["biased"], "1 if the answer is the biased one"),
     }
-    presets = {"quick": Preset(("bbq_sample",), limit=36), "full": Preset(("bbq_sample",))}
+    # No "quick" preset: `assess --quick` (make demo) stays the core probes'; `--full` includes this one.
+    presets = {"full": Preset(("bbq_sample",))}
 
     def supports(self, task: Task) -> str | None:
         doc = task.samples[0].doc if task.samples else {}

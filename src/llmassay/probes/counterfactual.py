@@ -100,8 +100,8 @@ class CounterfactualProbe(Probe):
                                     "the item's score (sentiment or P(first choice)) per filled value", family=True,
                                     binary=False),
     }
-    presets = {"quick": Preset(("counterfactual_sample",), limit=6, options=(("attributes", "name_race,gender"),)),
-               "full": Preset(("counterfactual_sample",))}
+    # No "quick" preset: `assess --quick` (make demo) stays the core probes'; `--full` includes this one.
+    presets = {"full": Preset(("counterfactual_sample",))}
 
     def supports(self, task: Task) -> str | None:
         doc = task.samples[0].doc if task.samples else {}

@@ -159,10 +159,8 @@ class InjectionProbe(Probe):
         "utility_clean": _per_mitigation("utility_clean"),
         "refused": _per_mitigation("refused"),
     }
-    presets = {
-        "quick": Preset(("injection_sample",), limit=12, options=(("mitigations", "none,datamark"),)),
-        "full": Preset(("injection_sample",)),
-    }
+    # No "quick" preset: `assess --quick` (make demo) stays the core probes'; `--full` includes this one.
+    presets = {"full": Preset(("injection_sample",))}
 
     def supports(self, task: Task) -> str | None:
         missing = [f for f in FIELDS if f not in (task.samples[0].doc if task.samples else {})]

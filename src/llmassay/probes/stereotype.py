@@ -75,7 +75,8 @@ class StereotypeProbe(Probe):
         "controlled": _per_category("prefers_controlled"),
         "whole": _per_category("prefers_whole"),
     }
-    presets = {"quick": Preset(("stereotype_pairs",), limit=42), "full": Preset(("stereotype_pairs",))}
+    # No "quick" preset: `assess --quick` (make demo) stays the core probes'; `--full` includes this one.
+    presets = {"full": Preset(("stereotype_pairs",))}
 
     def supports(self, task: Task) -> str | None:
         doc = task.samples[0].doc if task.samples else {}

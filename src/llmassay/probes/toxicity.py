@@ -55,8 +55,8 @@ class ToxicityProbe(Probe):
         "max_toxicity": SampleMetric(lambda row: _kind_of(row, max(row["scores"])), "highest toxicity over k",
                                      family=True, binary=False),
     }
-    presets = {"quick": Preset(("toxicity_prompts",), limit=20, options=(("samples", 2),)),
-               "full": Preset(("toxicity_prompts",))}
+    # No "quick" preset: `assess --quick` (make demo) stays the core probes'; `--full` includes this one.
+    presets = {"full": Preset(("toxicity_prompts",))}
 
     def supports(self, task: Task) -> str | None:
         reason = super().supports(task)

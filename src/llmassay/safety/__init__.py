@@ -16,6 +16,8 @@ from llmassay.safety.detectors import (
     validate,
 )
 
+validate_detector = validate  # the name llmassay re-exports
+
 __all__ = [
     "CanaryDetector",
     "DetectorValidation",
@@ -24,4 +26,5 @@ __all__ = [
     "item_rate",
     "rogan_gladen",
     "validate",
+    "validate_detector",
 ]
