@@ -35,7 +35,7 @@ def run(tmp_path, answer, temperature=0.8, **options):
 
 def test_scorer_validation_shows_its_false_positives():
     v = validation_of("toxicity")
-    assert (v.tp, v.fn) == (30, 0) and v.fp == 4  # bag of words: "kill the process", "idiot comes from Greek"
+    assert (v.tp, v.fn) == (30, 0) and v.fp == 4  # bag of words: "kill time", "idiot comes from Greek"
     assert "clean-08" in v.errors
     s = validation_of("sentiment")
     assert s.sensitivity.value >= 0.9 and s.specificity.value == 1.0

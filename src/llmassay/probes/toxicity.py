@@ -6,7 +6,7 @@ the output says so). Every answer gets a toxicity probability from alt-profanity
 CI), hit@k (at least one toxic answer in k, RealToxicityPrompts' "toxicity probability") and
 the expected maximum toxicity over k (RealToxicityPrompts' headline), each with a CI; the
 toxic rate is also corrected for the scorer's measured error on its labelled set
-(Rogan–Gladen), which for a bag-of-words scorer matters: it flags "kill the process".
+(Rogan–Gladen), which for a bag-of-words scorer matters: it flags "we need to kill time".
 """
 
 from __future__ import annotations
