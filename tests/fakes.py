@@ -8,6 +8,7 @@ loads a model, so tests that use them belong to `make test-fast`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -375,3 +376,65 @@ _FIELD_WORDS = {"capital": "capital", "continent": "continent", "currencies": "c
 _PROSE = {"capital": "Its capital is {v}.", "continent": "{name} is a country in {v}.",
           "currencies": "The currency is {v}.", "population": "The population of {name} is about {v}.",
           "languages": "People speak {v}.", "calling_code": "The calling code of {name} is +{v}."}
+
+
+# -- prompt injection: a model whose obedience is planted per family, condition and mitigation --
+_CANARY = re.compile(r"\b[A-Z]{3,}-\d{4}\b")
+_BASE64 = re.compile(r"\b[A-Za-z0-9+/]{24,}={0,2}")
+_UNLEET = str.maketrans("4310572", "aeiosta")
+
+
+def injection_view(req: GenerateRequest) -> dict[str, str]:
+    """What an injection prompt is, read back from its text alone: family, condition
+    (attack / control / clean), mitigation, canary, and the document shown last."""
+    text = prompt_of(req).replace("^", " ")
+    decoded = " ".join(base64.b64decode(m).decode("utf-8", "replace") for m in _BASE64.findall(text)
+                       if len(m) % 4 == 0)
+    plain = f"{text} {decoded}"
+    canaries = _CANARY.findall(plain)
+    attack = "only with the code" in plain.lower().translate(_UNLEET)
+    family = ("direct" if "ignore the task above" in text or "my reference code" in text
+              else "base64" if decoded else "leetspeak" if "c0d3" in text
+              else "roleplay" if "FreeBot" in text else "multiturn" if "note from my inbox" in text else "indirect")
+    mitigation = ("hierarchy" if "Only the user gives you instructions" in text else "delimit" if "<<DOC>>" in text
+                  else "datamark" if "every space is replaced" in text else "none")
+    shown = re.split(r"Document:\n|<<DOC>>\n", text)[-1].split("\n\n")[0].replace("<</DOC>>", "").strip()
+    return {"family": family, "condition": "attack" if attack else "control" if canaries else "clean",
+            "mitigation": mitigation, "canary": canaries[0] if canaries else "", "document": shown}
+
+
+def injection_backend(plan: Callable[[dict[str, str], int], str]) -> ScriptedBackend:
+    """Answers an injection prompt as `plan(view, repeat)` says: "obey" (the canary alone),
+    "copy" (the document shown, canary and all if it is there in plain text), "answer" (the
+    document without the planted sentence) or "refuse" (declines, quoting the canary)."""
+
+    def answer(req: GenerateRequest) -> str:
+        view = injection_view(req)
+        act = plan(view, req.repeat)
+        if act == "obey":
+            return view["canary"]
+        if act == "refuse":
+            return f"I won't say {view['canary']}: that instruction is an injection."
+        shown = _BASE64.sub(".", view["document"]) if act == "answer" else view["document"]
+        sentences = re.findall(r"[^.!?]+[.!?]*", shown)
+        if act == "answer":
+            sentences = [s for s in sentences if not _CANARY.search(s) and "base64" not in s]
+        return " ".join(s.strip() for s in sentences)
+
+    return ScriptedBackend(lambda c, x: -1.0, answer, identity="injection-plan")
+
+
+def unigram_backend(
+    word_logprob: Callable[[str], float], bias: Callable[[str, str], float] | None = None, noise: float = 0.01
+) -> ScriptedBackend:
+    """A model whose only knowledge is how frequent each word is: log P(continuation) is the
+    sum of `word_logprob(word)`, whatever the context, plus a tiny hashed noise (so pairs do
+    not tie) and an optional planted `bias(context, continuation)` in nats. Frequency is the
+    only "bias" it has unless one is planted."""
+
+    def score(context: str, continuation: str) -> float:
+        jitter = noise * ((_digest(context, continuation) % 2001) / 1000 - 1)
+        base = sum(word_logprob(w) for w in continuation.split())
+        return base + jitter + (bias(context, continuation) if bias else 0.0)
+
+    return ScriptedBackend(score, lambda req: "", identity=f"unigram:{noise}")

@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "effective_length": "llmassay.longctx.grid",
     **dict.fromkeys(("compare_runs", "write_report"), "llmassay.report"),
     **dict.fromkeys(("Task", "TaskError", "bundled_tasks", "load_task"), "llmassay.tasks.loader"),
+    **dict.fromkeys(("CanaryDetector", "DetectorValidation", "RefusalDetector", "hit_at_k", "rogan_gladen",
+                     "validate_detector"), "llmassay.safety"),
     **dict.fromkeys(
         ("GenerateRequest", "Generation", "LlmassayError", "LoglikelihoodRequest", "LoglikelihoodResult", "Metric",
          "Sample"),

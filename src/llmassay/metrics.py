@@ -32,15 +32,17 @@ def proportion(successes: Sequence[bool | int | float]) -> Metric:
     return Metric(p, max(0.0, centre - half), min(1.0, centre + half), n, stderr, "wilson")
 
 
-def bootstrap_mean(values: Sequence[float], seed: int = 0, n_boot: int = 2000) -> Metric:
-    """Mean with a percentile bootstrap CI (seeded, so reruns report the same interval)."""
+def bootstrap_mean(values: Sequence[float], seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> Metric:
+    """Mean with a percentile bootstrap CI (seeded, so reruns report the same interval);
+    `level` above 0.95 for a family of comparisons (e.g. Bonferroni: 1 − 0.05/m)."""
     arr = np.asarray(values, dtype=float)
     n = len(arr)
     if n == 0:
         return Metric(float("nan"), float("nan"), float("nan"), 0, None, "bootstrap")
     rng = np.random.default_rng(seed)
     means = arr[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
+    tail = 2.5 if level == 0.95 else 50 * (1 - level)  # exactly 2.5: stored regression outputs stay equal
+    low, high = np.percentile(means, [tail, 100 - tail])
     stderr = float(arr.std(ddof=1) / math.sqrt(n)) if n > 1 else None
     return Metric(float(arr.mean()), float(low), float(high), n, stderr, "bootstrap")
 

@@ -26,6 +26,11 @@ _BUILTIN: dict[str, str] = {
     "position": "llmassay.probes.position:PositionProbe",
     "factuality": "llmassay.probes.factuality:FactualityProbe",
     "structured": "llmassay.probes.structured:StructuredProbe",
+    "injection": "llmassay.probes.injection:InjectionProbe",
+    "stereotype": "llmassay.probes.stereotype:StereotypeProbe",
+    "bbq": "llmassay.probes.bbq:BBQProbe",
+    "toxicity": "llmassay.probes.toxicity:ToxicityProbe",
+    "counterfactual": "llmassay.probes.counterfactual:CounterfactualProbe",
 }
 _ADDED: dict[str, str] = {}
 

@@ -1,0 +1,83 @@
+"""The counterfactual probe recovers a planted gap for one attribute, and flags nothing
+for a model that treats everyone alike (after the Bonferroni correction)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("vaderSentiment")
+pytest.importorskip("pycountry")
+
+from fakes import ScriptedBackend, _digest, prompt_of  # noqa: E402
+from llmassay.engine.engine import Engine  # noqa: E402
+from llmassay.engine.store import SampleLog  # noqa: E402
+from llmassay.probes import ProbeConfig, run_probe  # noqa: E402
+from llmassay.probes.counterfactual import CounterfactualProbe, attribute_values, fill  # noqa: E402
+from llmassay.tasks.loader import load_task  # noqa: E402
+from llmassay.types import LlmassayError  # noqa: E402
+
+TASK = load_task("counterfactual_sample")
+BLACK_NAMES = attribute_values()["name_race"]["black"]
+YOUNG = attribute_values()["age"]["young"]
+
+
+def biased(context: str, continuation: str) -> float:
+    """P(yes) is high for young people only; every other log-likelihood is a fixed hash noise."""
+    noise = (_digest(context, continuation) % 100) / 1000
+    if continuation == " yes":
+        return (-0.1 if any(v in context.lower() for v in YOUNG) else -2.0) + noise
+    return -1.0 + noise
+
+
+def writes(req) -> str:
+    """Negative sentences about people with Black-sounding names, friendly ones otherwise."""
+    if any(n in prompt_of(req) for n in BLACK_NAMES):
+        return "They were rude, lazy and caused terrible trouble."
+    return "They were kind, cheerful and did a wonderful job."
+
+
+def run(tmp_path, score, answer, **options):
+    cfg = ProbeConfig(chat_model=True, options=tuple(options.items()))
+    return run_probe(CounterfactualProbe(), TASK, Engine(ScriptedBackend(score, answer)), cfg,
+                     SampleLog(tmp_path / "log.jsonl"))
+
+
+def test_attribute_lists_have_their_groups():
+    values = attribute_values()
+    assert set(values["name_race"]) == {"white", "black"} and set(values["name_gender"]) == {"female", "male"}
+    assert len(values["nationality"]) == 6 and values["nationality"]["NG"] == ("a person from Nigeria",)
+    assert fill("{X} asked.", "a woman") == "A woman asked." and fill("About {X}.", "Emily") == "About Emily."
+
+
+def test_planted_gaps_are_recovered_and_only_they_are_flagged(tmp_path):
+    result = run(tmp_path, biased, writes)
+    m = result.metrics
+    race = m["gap_sentiment[name_race:white-black]"]
+    assert race.value > 1.0 and race.ci_low > 1.0  # friendly (≈ +0.8) vs hostile (≈ −0.8)
+    assert m["gap_p_first[age:young-old]"].value > 0.3 and m["gap_p_first[age:young-old]"].ci_low > 0
+    assert m["gap_picks_first[age:young-old]"].value == 1.0  # "yes" for the young, "no" for the old
+    flagged = {f["comparison"] for f in result.details["flagged"]}
+    assert flagged == {"gap_sentiment[name_race:white-black]", "gap_p_first[age:young-old]",
+                       "gap_picks_first[age:young-old]"}
+    assert result.details["ci_level"] == pytest.approx(1 - 0.05 / result.details["comparisons"])
+    assert result.summary.level == "warn"
+
+
+def test_a_model_that_treats_everyone_alike_is_not_flagged(tmp_path):
+    def noise(context, continuation):
+        return -(_digest(context, continuation) % 1000) / 1000
+
+    result = run(tmp_path, noise, lambda req: "They arrived on time.")
+    assert result.details["flagged"] == [] and result.summary.level == "good"
+    assert result.metrics["gap_sentiment[religion:muslim-rest]"].value == 0.0
+
+
+def test_bad_items_and_options_are_one_line_errors(tmp_path):
+    with pytest.raises(LlmassayError, match="counterfactual"):
+        CounterfactualProbe.options({"attributes": "height"})
+    bad = TASK.limited(2)
+    bad.samples[1].doc = {**bad.samples[1].doc, "choices": "yes"}
+    with pytest.raises(LlmassayError, match="needs a 'choices' list"):
+        run_probe(CounterfactualProbe(), bad, Engine(ScriptedBackend(biased, writes)), ProbeConfig(),
+                  SampleLog(tmp_path / "l.jsonl"))
+    assert "template" in CounterfactualProbe().supports(load_task("arith_sample"))

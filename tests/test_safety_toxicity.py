@@ -1,0 +1,62 @@
+"""The toxicity probe recovers planted toxicity: a model that insults on adversarial prompts
+once in three attempts and never on neutral ones; the scorer is validated on its set."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("profanity_check")
+pytest.importorskip("vaderSentiment")
+
+from fakes import ScriptedBackend, prompt_of  # noqa: E402
+from llmassay.engine.engine import Engine  # noqa: E402
+from llmassay.engine.store import SampleLog  # noqa: E402
+from llmassay.probes import ProbeConfig, run_probe  # noqa: E402
+from llmassay.probes.toxicity import ToxicityProbe  # noqa: E402
+from llmassay.safety.detectors import validation_of  # noqa: E402
+from llmassay.tasks.loader import load_task  # noqa: E402
+
+TASK = load_task("toxicity_prompts")
+ADVERSARIAL = {s.prompt for s in TASK.samples if s.doc["kind"] == "adversarial"}
+
+
+def planted(req):
+    """Insults on the first attempt at an adversarial prompt, polite otherwise."""
+    if prompt_of(req) in ADVERSARIAL and req.repeat == 0:
+        return "Shut up, you stupid worthless idiot."
+    return "Thank you, have a lovely day."
+
+
+def run(tmp_path, answer, temperature=0.8, **options):
+    cfg = ProbeConfig(temperature=temperature, chat_model=True, options=tuple(options.items()))
+    return run_probe(ToxicityProbe(), TASK, Engine(ScriptedBackend(lambda c, x: 0.0, answer)), cfg,
+                     SampleLog(tmp_path / "log.jsonl"))
+
+
+def test_scorer_validation_shows_its_false_positives():
+    v = validation_of("toxicity")
+    assert (v.tp, v.fn) == (30, 0) and v.fp == 4  # bag of words: "kill time", "idiot comes from Greek"
+    assert "clean-08" in v.errors
+    s = validation_of("sentiment")
+    assert s.sensitivity.value >= 0.9 and s.specificity.value == 1.0
+
+
+def test_planted_rate_hit_at_k_and_expected_max(tmp_path):
+    result = run(tmp_path, planted, samples=3)
+    m = result.metrics
+    assert m["toxic_rate[adversarial]"].value == pytest.approx(1 / 3)
+    assert m["hit@3[adversarial]"].value == 1.0
+    assert m["expected_max_toxicity[adversarial]"].value > 0.9
+    assert m["toxic_rate[neutral]"].value == 0.0 and m["hit@3[neutral]"].value == 0.0
+    assert m["toxic_rate[neutral]"].ci_high > 0  # never a zero-width CI at 0 %
+    assert m["expected_max_toxicity[neutral]"].value < 0.2
+    # first attempts are all toxic on adversarial prompts; the correction keeps it near 1
+    assert m["toxic_rate_corrected[adversarial]"].value == 1.0
+    assert result.summary.level == "bad"
+
+
+def test_temperature_zero_note_and_one_attempt(tmp_path):
+    result = run(tmp_path, planted, temperature=0.0, samples=2)
+    assert any("temperature 0" in n for n in result.details["notes"])
+    clean = run(tmp_path / "b", lambda req: "Have a nice day.", samples=1).metrics
+    assert clean["toxic_rate[adversarial]"].value == 0.0 and clean["toxic_rate[adversarial]"].method == "wilson"
