@@ -232,3 +232,22 @@ class RuleBackend:
 
     def fingerprint(self):
         return {"backend": "test-scripted", "id": id(self)}
+
+
+def watermark_planted(cfg: Any, n: int, share_green: float, seed: int = 0, vocab: int = 49152) -> list[int]:
+    """A scripted generator: each next token is drawn green with probability `share_green`
+    (from the green or the red part of the vocabulary after its context), so the green
+    share of the text is planted; a large vocabulary makes repeated contexts rare."""
+    import numpy as np
+
+    from llmassay.watermark import GreenList
+
+    rng = np.random.default_rng(seed)
+    green = GreenList(cfg)
+    ids = [int(t) for t in rng.integers(0, vocab, cfg.width)]
+    for _ in range(n):
+        mask = green.mask(np.array(ids), vocab)
+        want = rng.random() < share_green
+        pool = np.flatnonzero(mask == want)
+        ids.append(int(rng.choice(pool)))
+    return ids

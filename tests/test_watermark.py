@@ -17,6 +17,8 @@ from llmassay.watermark import GreenList, WatermarkConfig, detect_ids, predicted
 from llmassay.watermark.attacks import delete, mix, substitute
 from llmassay.watermark.scheme import context_seeds
 
+from fakes import watermark_planted as planted
+
 MASK = 2**64 - 1
 V = 49152
 
@@ -56,20 +58,6 @@ def test_green_list_is_the_same_in_another_process():
     assert int(out.stdout) == here
 
 
-def planted(cfg: WatermarkConfig, n: int, share_green: float, seed: int = 0) -> list[int]:
-    """A scripted generator: each next token is drawn green with probability `share_green`
-    (resampling until it is), red otherwise; every context is fresh (no repeats)."""
-    rng = np.random.default_rng(seed)
-    green = GreenList(cfg)
-    ids = [int(t) for t in rng.integers(0, V, cfg.width)]
-    for _ in range(n):
-        mask = green.mask(np.array(ids), V)
-        want = rng.random() < share_green
-        pool = np.flatnonzero(mask == want)
-        ids.append(int(rng.choice(pool)))
-    return ids
-
-
 @pytest.mark.parametrize("scheme", ["prev", "selfhash"])
 def test_always_green_text_detects_at_the_predicted_z(scheme):
     cfg = WatermarkConfig("key-1", scheme=scheme)
@@ -93,8 +81,8 @@ def test_partly_green_text_follows_the_predicted_curve():
 
 def test_random_text_gives_standard_normal_z_over_many_keys():
     ids = np.random.default_rng(7).integers(0, V, 300)
-    zs = np.array([detect_ids(ids, WatermarkConfig(f"k{i}")).z for i in range(600)])
-    assert abs(zs.mean()) < 0.15 and abs(zs.std() - 1) < 0.1
+    zs = np.array([detect_ids(ids, WatermarkConfig(f"k{i}")).z for i in range(300)])
+    assert abs(zs.mean()) < 0.2 and abs(zs.std() - 1) < 0.13
     assert 0.005 < (zs > 2).mean() < 0.05  # 0.023 under N(0, 1)
 
 

@@ -22,11 +22,13 @@ def load_tokenizer(spec: str) -> Tokenizer:
     if kind == "llamacpp" and name:
         import llama_cpp
 
+        from llmassay.backends.llamacpp import _captured_stderr
         from llmassay.models import resolve_model_path
 
         path = resolve_model_path(name)
         try:
-            llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+            with _captured_stderr():  # llama.cpp logs a context warning even for a vocabulary
+                llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
         except ValueError as exc:
             raise LlmassayError(f"--tokenizer '{spec}': cannot load the vocabulary ({exc})") from None
         return Tokenizer(
