@@ -36,3 +36,40 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+TASK_DIR = Path(__file__).resolve().parents[1] / "src/llmassay/tasks/data/prose_continue"
+N_PROMPTS = 100
+
+
+def build_task() -> None:
+    """prose_continue: 100 passage openings from the chapters *after* the bundled human
+    text (so prompts never overlap the null's text): the first sentences of a long
+    paragraph (<= 320 characters) as the prompt, the paragraph's rest as the reference."""
+    import json
+
+    text = SOURCE.read_text(encoding="utf-8")
+    text = text[text.index("CHAPTER I:") :]
+    used = TARGET.read_text(encoding="utf-8")
+    paragraphs = [re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", text)]
+    later = [p for p in paragraphs if p and p not in used and not p.startswith("CHAPTER") and len(p) >= 600]
+    TASK_DIR.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for p in later:
+        sentences = re.split(r"(?<=[.;:!?]) ", p)
+        prefix = ""
+        for s in sentences:
+            if len(prefix) + len(s) > 320 and prefix:
+                break
+            prefix = (prefix + " " + s).strip()
+        if len(prefix) < 80 or len(prefix) > 400:
+            continue
+        rows.append({"id": f"prose_{len(rows)}", "prefix": prefix, "continuation": p[len(prefix) :].strip()})
+        if len(rows) == N_PROMPTS:
+            break
+    (TASK_DIR / "prose_continue.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    print(f"{TASK_DIR}: {len(rows)} prompts")
+
+
+if __name__ == "__main__":
+    build_task()

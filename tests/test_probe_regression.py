@@ -25,6 +25,7 @@ CASES = {
     "accuracy": dict(tasks=["mmlu_sample", "arith_sample"], limit=6),
     "brittleness": dict(tasks=["mmlu_sample"], limit=6, probe_options={"repeats": 2}),
     "structured": dict(tasks=["json_sample"], limit=6),
+    "watermark": dict(tasks=["prose_continue"], limit=4, probe_options={"max_tokens": 16, "null_keys": 20}),
 }
 
 
