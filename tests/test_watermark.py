@@ -136,3 +136,11 @@ def test_attacks_edit_the_planted_share():
     human = list(range(1000, 2000))
     mixed = mix(ids, human, 0.25, seed=2)
     assert len(mixed) == 100 and sum(t < 100 for t in mixed) == 25
+
+
+@pytest.mark.parametrize("key", ["k", "ключ", "x" * 100])
+def test_seeds_are_hmac_sha256_for_any_key_length(key):
+    contexts = np.array([[7, 8, 9], [1, 0, 65535]])
+    expected = [int.from_bytes(hmac.new(key.encode(), b"llmassay-wm/1" + struct.pack("<3I", *c), hashlib.sha256).digest()[:8], "little")
+                for c in contexts.tolist()]
+    assert context_seeds(key, contexts).tolist() == expected

@@ -22,9 +22,11 @@ Arithmetic is uint64 in numpy, which wraps identically everywhere.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -100,17 +102,32 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+@lru_cache(maxsize=64)
+def _hmac_pads(key: str) -> tuple[Any, Any]:
+    """SHA-256 states after the key's inner and outer pads (RFC 2104): per message, HMAC is
+    then two copies and two updates, ~2.7x faster than `hmac.digest` (which sets the key up
+    again each call); the bytes are the same (tests/test_watermark.py checks against hmac)."""
+    k = key.encode("utf-8")
+    if len(k) > 64:
+        k = hashlib.sha256(k).digest()
+    k = k.ljust(64, b"\0")
+    return hashlib.sha256(bytes(c ^ 0x36 for c in k)), hashlib.sha256(bytes(c ^ 0x5C for c in k))
+
+
 def context_seeds(key: str, contexts: np.ndarray) -> np.ndarray:
     """HMAC-SHA256 seeds (uint64) of each row of `contexts` (shape (m, width), token ids)."""
     rows = np.ascontiguousarray(contexts, dtype="<u4")
     width = rows.shape[1] * 4
     buf = rows.tobytes()
-    k = key.encode("utf-8")
-    digest = hmac.digest
-    seeds = b"".join(
-        digest(k, DOMAIN + buf[i : i + width], "sha256")[:8] for i in range(0, len(buf), width)
-    )
-    return np.frombuffer(seeds, dtype="<u8").astype(np.uint64)
+    inner, outer = _hmac_pads(key)
+    out = bytearray()
+    for i in range(0, len(buf), width):
+        h = inner.copy()
+        h.update(DOMAIN + buf[i : i + width])
+        o = outer.copy()
+        o.update(h.digest())
+        out += o.digest()[:8]
+    return np.frombuffer(bytes(out), dtype="<u8").astype(np.uint64)
 
 
 def is_green(seeds: np.ndarray, tokens: np.ndarray, threshold: np.uint64) -> np.ndarray:
