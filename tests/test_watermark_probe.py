@@ -69,3 +69,14 @@ def test_same_seed_same_rows(tmp_path):
     a = run(tmp_path / "a", n=3, null_keys=0, zero_shot=False).samples
     b = run(tmp_path / "b", n=3, null_keys=0, zero_shot=False).samples
     assert a == b
+
+
+def test_a_server_backend_refuses_watermarked_requests():
+    from fake_openai import FakeOpenAI
+    from llmassay.backends.openai_compat import OpenAIBackend
+    from llmassay.types import GenerateRequest, LlmassayError
+    from llmassay.watermark import WatermarkConfig
+
+    with FakeOpenAI() as fake, pytest.raises(LlmassayError, match="watermarked generation needs a local backend"):
+        OpenAIBackend("toy", base_url=fake.base_url).generate(
+            [GenerateRequest(prompt="hi", watermark=WatermarkConfig("k").spec())])
