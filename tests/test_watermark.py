@@ -144,3 +144,15 @@ def test_seeds_are_hmac_sha256_for_any_key_length(key):
     expected = [int.from_bytes(hmac.new(key.encode(), b"llmassay-wm/1" + struct.pack("<3I", *c), hashlib.sha256).digest()[:8], "little")
                 for c in contexts.tolist()]
     assert context_seeds(key, contexts).tolist() == expected
+
+
+def test_spike_entropy_bound_matches_the_paper_limits():
+    from llmassay.watermark.entropy import green_bound, spike_entropy
+
+    one_hot = np.array([[50.0] + [0.0] * 999])
+    uniform = np.zeros((1, 1000))
+    s_hot, s_flat = spike_entropy(one_hot, 0.25, 2.0)[0], spike_entropy(uniform, 0.25, 2.0)[0]
+    assert s_flat == pytest.approx(1 / (1 + 0.001 * (0.75 * (math.e**2 - 1) / (1 + 0.25 * (math.e**2 - 1)))))
+    # a uniform distribution: the bias makes green e^2 times as likely: g = 0.25 e^2 / (0.75 + 0.25 e^2)
+    assert green_bound(s_flat, 0.25, 2.0) == pytest.approx(0.25 * math.e**2 / (0.75 + 0.25 * math.e**2), rel=2e-3)
+    assert green_bound(s_hot, 0.25, 2.0) < 0.27  # a certain model cannot be steered: ~gamma
