@@ -438,3 +438,74 @@ def unigram_backend(
         return base + jitter + (bias(context, continuation) if bias else 0.0)
 
     return ScriptedBackend(score, lambda req: "", identity=f"unigram:{noise}")
+
+
+def watermark_planted(cfg: Any, n: int, share_green: float, seed: int = 0, vocab: int = 49152) -> list[int]:
+    """A scripted generator: each next token is drawn green with probability `share_green`
+    (from the green or the red part of the vocabulary after its context), so the green
+    share of the text is planted; a large vocabulary makes repeated contexts rare."""
+    import numpy as np
+
+    from llmassay.watermark import GreenList
+
+    rng = np.random.default_rng(seed)
+    green = GreenList(cfg)
+    ids = [int(t) for t in rng.integers(0, vocab, cfg.width)]
+    for _ in range(n):
+        mask = green.mask(np.array(ids), vocab)
+        want = rng.random() < share_green
+        pool = np.flatnonzero(mask == want)
+        ids.append(int(rng.choice(pool)))
+    return ids
+
+
+class WatermarkBackend:
+    """Words as tokens ('w12' ↔ 12; any other word hashes to an id) and planted texts:
+    a watermarked request gets `marked_share` green tokens under its own watermark spec
+    ('w' words), a plain one random 'v' words; a paraphrase request (its text names
+    paraphrasing or other words) gets plain words, which carry no watermark; short-answer
+    requests (with stop strings) are right plain (from `key`) and wrong watermarked. Log-probabilities:
+    -2 per 'v' word, -3 per 'w' word, -5 per other word, so the planted perplexity ratio
+    of watermarked to plain text is e and the zero-shot detector separates model text
+    from human text perfectly."""
+
+    name = "test/watermark"
+    VOCAB = 49152
+
+    def __init__(self, marked_share: dict[float, float], length: int, key: dict[str, str] | None = None) -> None:
+        self.marked_share, self.length = marked_share, length  # temperature → green share
+        self.key = key or {}  # prompt → right short answer
+
+    def tokenize(self, text: str) -> list[int]:
+        return [int(w[1:]) if re.fullmatch(r"[vw]\d+", w) else _digest(w) % self.VOCAB for w in text.split()]
+
+    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
+        from llmassay.watermark import WatermarkConfig
+
+        out = []
+        for r in reqs:
+            text = prompt_of(r)
+            seed = _digest(text, str(r.temperature), str(r.watermark)) % 2**32
+            if r.stop:  # a short answer
+                answer = "wrong" if r.watermark else self.key.get(text, "unknown")
+            elif r.watermark and "Paraphrase" not in text and "other words" not in text:
+                cfg = WatermarkConfig.from_spec(r.watermark)
+                ids = watermark_planted(cfg, self.length - cfg.width, self.marked_share[r.temperature], seed)
+                answer = " ".join(f"w{i}" for i in ids)
+            else:
+                rng = __import__("random").Random(seed)
+                answer = " ".join(f"v{rng.randrange(self.VOCAB)}" for _ in range(self.length))
+            out.append(Generation(answer, len(text.split()), len(answer.split()), "length"))
+        return out
+
+    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        cost = {"v": -2.0, "w": -3.0}
+        out = []
+        for r in reqs:
+            words = r.continuation.split()
+            lp = sum(cost.get(w[0], -5.0) if re.fullmatch(r"[vw]\d+", w) else -5.0 for w in words)
+            out.append(LoglikelihoodResult(lp, False, len(words), len(r.context.split())))
+        return out
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": "test-watermark", "share": sorted(self.marked_share.items()), "length": self.length}

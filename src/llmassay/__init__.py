@@ -41,6 +41,8 @@ _EXPORTS: dict[str, str] = {
          "Sample"),
         "llmassay.types",
     ),
+    **dict.fromkeys(("WatermarkConfig", "detect_ids", "z_threshold"), "llmassay.watermark"),
+    "WatermarkProbe": "llmassay.probes.watermark",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -17,6 +17,7 @@ from llmassay.cli_audit import add_audit_commands, run_audit_command
 from llmassay.cli_lmeval import add_lmeval_flags, task_names, task_options, write_lmeval_results
 from llmassay.progress import show_notices
 from llmassay.cli_facts import add_facts_commands, run_facts_command
+from llmassay.cli_watermark import add_watermark_commands, run_watermark_command
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -95,6 +96,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("perturbations", help="list prompt perturbations for --probe brittleness")
     add_audit_commands(sub)
     add_facts_commands(sub)
+    add_watermark_commands(sub)
     return parser
 
 
@@ -311,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             _tasks(console)
         elif args.command == "perturbations":
             _perturbations()
+        elif args.command == "watermark":
+            run_watermark_command(args)
         elif not run_facts_command(args):
             run_audit_command(args)
     except LlmassayError as exc:

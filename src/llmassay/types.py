@@ -62,6 +62,7 @@ class GenerateRequest:
     json_schema: str | None = None
     grammar: str | None = None
     repeat: int = 0
+    watermark: str | None = None  # a WatermarkConfig.spec(): green-list bias while decoding
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):

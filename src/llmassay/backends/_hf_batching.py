@@ -49,7 +49,7 @@ def batch_key(req: GenerateRequest, index: int) -> tuple[Any, ...]:
     constrained = req.json_schema is not None or req.grammar is not None
     if req.temperature > 0 or (constrained and req.stop):
         return ("alone", index)
-    return ("greedy", req.max_tokens, req.stop, constrained)
+    return ("greedy", req.max_tokens, req.stop, constrained, req.watermark)
 
 
 def generation_batches(reqs: Sequence[GenerateRequest], prompt_lengths: Sequence[int], max_batch: int) -> list[list[int]]:

@@ -374,6 +374,10 @@ class HFBackend:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if req.json_schema is not None or req.grammar is not None:
             gen_kwargs["logits_processor"] = [self._grammar_processor(reqs)]
+        if req.watermark is not None:  # batch_key keeps one watermark per batch
+            from llmassay.watermark.processor import hf_processor
+
+            gen_kwargs.setdefault("logits_processor", []).insert(0, hf_processor(req.watermark))
         start = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(ids, attention_mask=mask, **gen_kwargs)

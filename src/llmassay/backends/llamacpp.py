@@ -254,6 +254,10 @@ class LlamaCppBackend:
             kwargs["grammar"] = self._checked_grammar(schema_to_gbnf(req.json_schema))
         elif req.grammar is not None:
             kwargs["grammar"] = self._checked_grammar(req.grammar)
+        if req.watermark is not None:
+            from llmassay.watermark.processor import llamacpp_processor
+
+            kwargs["logits_processor"] = llamacpp_processor(req.watermark)
         if not self.prefix_reuse:
             self.reset()
         cut = [0]

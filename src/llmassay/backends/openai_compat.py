@@ -155,6 +155,8 @@ class OpenAIBackend:
     ) -> list[Generation]:
         """`on_answer(i, answer)` hears each answer as it arrives (the engine caches it at
         once), so a request that fails later does not take its neighbours' answers with it."""
+        if any(r.watermark is not None for r in reqs):  # a server's sampler cannot take our logits bias
+            raise LlmassayError("openai: watermarked generation needs a local backend (llamacpp/ or hf/)")
         return self._map(self._generate_one, reqs, on_answer)
 
     def loglikelihood(

@@ -31,6 +31,7 @@ _BUILTIN: dict[str, str] = {
     "bbq": "llmassay.probes.bbq:BBQProbe",
     "toxicity": "llmassay.probes.toxicity:ToxicityProbe",
     "counterfactual": "llmassay.probes.counterfactual:CounterfactualProbe",
+    "watermark": "llmassay.probes.watermark:WatermarkProbe",
 }
 _ADDED: dict[str, str] = {}
 

@@ -1,0 +1,142 @@
+"""`llmassay watermark detect|null`: argument wiring and output only; the work is in
+`llmassay.watermark` (imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from llmassay.terminal import stdout_console as _stdout
+from llmassay.types import LlmassayError
+
+DEFAULT_OUTPUT_DIR = Path("runs/watermark")
+
+
+def add_watermark_commands(sub: Any) -> None:
+    wm = sub.add_parser("watermark", help="green-list watermark: detect it from the tokenizer alone, calibrate its null")
+    kinds = wm.add_subparsers(dest="watermark_command", required=True)
+    detect = kinds.add_parser("detect", help="z-score, p-value and green fraction of each text (no model weights)")
+    detect.add_argument("file", help="JSONL with a text field per line, or a plain text file (one text)")
+    detect.add_argument("--key", required=True, help="the watermark key")
+    _scheme_args(detect)
+    detect.add_argument("--text-field", default="text", help="JSONL field holding the text (default text)")
+    detect.add_argument("--fpr", type=float, default=1e-3, help="false-positive rate of the per-length threshold (default 1e-3)")
+    detect.add_argument("--output", default=None, help="JSON results (default runs/watermark/detect_<file>.json)")
+    null = kinds.add_parser("null", help="empirical false-positive rate: human text under many random keys")
+    _scheme_args(null)
+    null.add_argument("--keys", type=int, default=1000, help="random keys (default 1000)")
+    null.add_argument("--window", type=int, default=200, help="scored tokens per text (default 200)")
+    null.add_argument("--text", default=None, help="human text file (default: the bundled News from Nowhere)")
+    null.add_argument("--output", default=None, help="JSON summary (default runs/watermark/null.json)")
+
+
+def _scheme_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tokenizer", required=True, help="llamacpp/<model or .gguf> (vocabulary only) or hf/<local dir>")
+    parser.add_argument("--scheme", default="selfhash", choices=("prev", "selfhash"), help="seeding scheme (default selfhash)")
+    parser.add_argument("--h", type=int, default=4, help="selfhash window in tokens, the token included (default 4)")
+    parser.add_argument("--gamma", type=float, default=0.25, help="green share of the vocabulary (default 0.25)")
+
+
+def run_watermark_command(args: argparse.Namespace) -> None:
+    if args.watermark_command == "detect":
+        _detect(args)
+    else:
+        _null(args)
+
+
+def read_texts(path: Path, field: str) -> list[str]:
+    """JSONL (`.jsonl`, or a first line that is a JSON object) → its `field` per line; anything else is one text."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LlmassayError(f"{path}: cannot read ({exc})") from None
+    first = raw.lstrip()[:1]
+    if path.suffix != ".jsonl" and first != "{":
+        return [raw]
+    texts = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise LlmassayError(f"{path}:{number}: not JSON ({exc})") from None
+        if not isinstance(record, dict) or not isinstance(record.get(field), str):
+            raise LlmassayError(f"{path}:{number}: no string field '{field}'")
+        texts.append(record[field])
+    if not texts:
+        raise LlmassayError(f"{path}: no texts")
+    return texts
+
+
+def _config(args: argparse.Namespace, key: str) -> Any:
+    from llmassay.watermark import WatermarkConfig
+
+    return WatermarkConfig(key, gamma=args.gamma, scheme=args.scheme, h=args.h)
+
+
+def _detect(args: argparse.Namespace) -> None:
+    from llmassay.watermark import detect_ids, z_threshold
+    from llmassay.watermark.tokenizers import load_tokenizer
+
+    if not 0 < args.fpr < 1:
+        raise LlmassayError(f"--fpr {args.fpr} must lie strictly between 0 and 1")
+    path = Path(args.file)
+    cfg = _config(args, args.key)
+    texts = read_texts(path, args.text_field)
+    tok = load_tokenizer(args.tokenizer)
+    rows = []
+    for i, text in enumerate(texts):
+        d = detect_ids(tok.encode(text), cfg)
+        threshold = z_threshold(d.n_scored, cfg.gamma, args.fpr)
+        rows.append({"index": i, **d.as_dict(), "threshold_z": threshold, "watermarked": d.z > threshold})
+    out = Path(args.output) if args.output else DEFAULT_OUTPUT_DIR / f"detect_{path.stem}.json"
+    record = {"file": str(path), "tokenizer": args.tokenizer, "scheme": cfg.scheme, "h": cfg.h, "gamma": cfg.gamma,
+              "fpr": args.fpr, "texts": rows}
+    _write(out, record)
+    table = Table(title=f"watermark detect {path.name} ({cfg.scheme}, gamma {cfg.gamma}, FPR {args.fpr:g})")
+    for column in ("#", "tokens", "green", "z", "p", "z (all positions)", f"z needed", "watermarked"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(str(r["index"]), str(r["n_scored"]), f"{r['green_fraction']:.3f}", f"{r['z']:.2f}",
+                      f"{r['p_value']:.2g}", f"{r['z_all']:.2f}", f"{r['threshold_z']:.2f}", "yes" if r["watermarked"] else "no")
+    _stdout().print(table)
+    _stdout().print(f"wrote {out}", markup=False, soft_wrap=True)
+
+
+def _null(args: argparse.Namespace) -> None:
+    from llmassay.watermark.null import human_text, null_zscores
+    from llmassay.watermark.tokenizers import load_tokenizer
+
+    if args.keys < 1 or args.window < 1:
+        raise LlmassayError("--keys and --window must be at least 1")
+    text = read_texts(Path(args.text), "text")[0] if args.text else human_text()
+    tok = load_tokenizer(args.tokenizer)
+    try:
+        cal = null_zscores(tok.encode(text), _config(args, "unused"), n_keys=args.keys, window=args.window)
+    except ValueError as exc:
+        raise LlmassayError(f"watermark null: {exc}") from None
+    summary = {"tokenizer": args.tokenizer, "scheme": args.scheme, "h": args.h, "gamma": args.gamma, **cal.summary()}
+    out = Path(args.output) if args.output else DEFAULT_OUTPUT_DIR / "null.json"
+    _write(out, summary)
+    fpr, fpr_all = summary["fpr"], summary["fpr_all_positions"]
+    _stdout().print(
+        f"{summary['n_z']} null z-scores ({args.keys} keys x {cal.n_windows} windows of {args.window} tokens): "
+        f"FPR at z > 4 = {fpr['value']:.2g} [{fpr['ci_low']:.2g}, {fpr['ci_high']:.2g}] "
+        f"(all positions: {fpr_all['value']:.2g} [{fpr_all['ci_low']:.2g}, {fpr_all['ci_high']:.2g}]); "
+        f"theory {summary['theoretical_fpr']:.2g}; z sd {summary['z_sd']:.3f} (all positions {summary['z_all_sd']:.3f})",
+        markup=False, soft_wrap=True,
+    )
+    _stdout().print(f"wrote {out}", markup=False, soft_wrap=True)
+
+
+def _write(path: Path, record: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    except OSError as exc:
+        raise LlmassayError(f"{path}: cannot write ({exc})") from None
