@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmassay.backends.base import parse_model_args
 from llmassay.cli_audit import add_audit_commands, run_audit_command
+from llmassay.cli_tokens import add_tokens_commands, run_tokens_command
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -85,6 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list bundled tasks")
     sub.add_parser("perturbations", help="list prompt perturbations for --probe brittleness")
     add_audit_commands(sub)
+    add_tokens_commands(sub)
     return parser
 
 
@@ -283,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             _tasks(console)
         elif args.command == "perturbations":
             _perturbations()
+        elif args.command == "tokens":
+            run_tokens_command(args)
         else:
             run_audit_command(args)
     except LlmassayError as exc:
