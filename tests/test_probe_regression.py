@@ -25,6 +25,7 @@ CASES = {
     "accuracy": dict(tasks=["mmlu_sample", "arith_sample"], limit=6),
     "brittleness": dict(tasks=["mmlu_sample"], limit=6, probe_options={"repeats": 2}),
     "structured": dict(tasks=["json_sample"], limit=6),
+    "strategies": dict(tasks=["arith_sample"], limit=4, probe_options={"k": 2}),
 }
 
 
