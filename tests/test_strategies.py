@@ -186,3 +186,12 @@ def test_the_bundled_reasoning_tasks_load() -> None:
         assert len(task.samples) == 100 and all(str(s.target).isdigit() for s in task.samples)
         assert task.samples[0].prompt.startswith("Question: ") and task.samples[0].prompt.endswith("\nAnswer:")
     assert np.mean([int(s.target) for s in load_task("legs_sample").samples]) > 10
+
+
+def test_report_shows_the_cost_accuracy_plane(tmp_path) -> None:
+    from llmassay.report import write_report
+
+    run(tmp_path, fixed_backend(), limit=6, strategies="icl1,cot,sc", k=2)
+    html = (write_report(str(tmp_path / "out"), None)).read_text()
+    assert "accuracy vs tokens spent" in html and "strategies against zero-shot" in html
+    assert "no significant gain at" in html
