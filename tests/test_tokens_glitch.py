@@ -65,9 +65,9 @@ class PlantedProber:
         self.untrained = untrained
         self.asked: list[int] = []
 
-    def max_prob(self, token_id: int) -> float:
-        self.asked.append(token_id)
-        return 1e-5 if token_id in self.untrained else 0.6
+    def max_probs(self, token_ids: list[int]) -> list[float]:
+        self.asked += token_ids
+        return [1e-5 if t in self.untrained else 0.6 for t in token_ids]
 
 
 @pytest.mark.parametrize("style", ["llama", "gpt2"])
@@ -112,6 +112,7 @@ def test_confirmation_recovers_the_planted_repeat_probabilities(tmp_path) -> Non
     assert all(f.verdict == "not confirmed" for f in report.checked if f.id not in strong)
     assert len(report.controls) == 10 and all(f.verdict == "not confirmed" for f in report.controls)
     assert report.planted["invalid_utf8_flagged"] == 13 and report.planted["frequent_flagged"] == 0
+    assert report.planted["invalid_utf8_verdicts"] == {"strong": 13}
     assert [f.rank for f in report.checked] == sorted(f.rank for f in report.checked)
     json.dumps(report.as_dict())  # the CLI writes it as JSON
     again = find_glitch_tokens(read_vocab(tmp_path / "m.gguf"), PlantedProber(set()), max_confirm=50, n_controls=10)
@@ -145,4 +146,5 @@ def test_gemma_invalid_bytes_are_flagged_and_confirmed(tmp_path) -> None:
     report = find_glitch_tokens(vocab, prober, max_confirm=3, n_controls=2, frequent=frequent)
     assert report.planted["invalid_utf8_flagged"] == 13 and report.planted["frequent_flagged"] == 0
     assert all(f.verdict == "strong" for f in report.checked)
-    assert prober.max_prob(frequent[0]) > 0.1  # an ordinary token is repeated
+    assert report.planted["invalid_utf8_verdicts"].get("strong", 0) >= 10
+    assert prober.max_probs([frequent[0]])[0] > 0.1  # an ordinary token is repeated

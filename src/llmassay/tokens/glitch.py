@@ -46,8 +46,8 @@ class Indicator:
 class RepeatProber(Protocol):
     templates: tuple[str, ...]
 
-    def max_prob(self, token_id: int) -> float:
-        """The largest probability, over the repeat prompts, that the model repeats the token."""
+    def max_probs(self, token_ids: list[int]) -> list[float]:
+        """Per token, the largest probability over the repeat prompts that the model repeats it."""
 
 
 @dataclass(frozen=True)
@@ -178,19 +178,17 @@ def find_glitch_tokens(
     position = np.empty(len(order), dtype=int)
     position[order] = np.arange(len(order))
 
-    def finding(t: int) -> TokenFinding:
-        base = TokenFinding(t, vocab.display(t), float(ind.scores[t]), int(position[t]))
-        if prober is None:
-            return base
-        p = prober.max_prob(t)
-        return TokenFinding(base.id, base.token, base.score, base.rank, p, verdict(p))
-
-    checked = [finding(t) for t in cand[:max_confirm]]
     pool = np.setdiff1d(np.flatnonzero(ind.eligible), cand)
     picks = np.random.default_rng(seed).choice(pool, size=min(n_controls, len(pool)), replace=False) if len(pool) else []
-    controls = [finding(int(t)) for t in sorted(picks)]
-    n_eligible = int(ind.eligible.sum())
+    checked_ids, control_ids = cand[:max_confirm], [int(t) for t in sorted(picks)]
     invalid = vocab.invalid_utf8_tokens()
+    asked = checked_ids + control_ids + invalid
+    probs = prober.max_probs(asked) if prober is not None else [None] * len(asked)
+    findings = [TokenFinding(t, vocab.display(t), float(ind.scores[t]), int(position[t]), p,
+                             "unchecked" if p is None else verdict(p))
+                for t, p in zip(asked, probs)]
+    checked, controls = findings[:len(checked_ids)], findings[len(checked_ids):len(checked_ids) + len(control_ids)]
+    n_eligible = int(ind.eligible.sum())
     planted = {
         "invalid_utf8_tokens": len(invalid),
         "invalid_utf8_flagged": sum(t in rank for t in invalid),
@@ -198,6 +196,7 @@ def find_glitch_tokens(
         "frequent_tokens": len(frequent),
         "frequent_flagged": sum(t in rank for t in frequent),
         "frequent_best_percentile": min((float(position[t]) / n_eligible for t in frequent), default=None),
+        "invalid_utf8_verdicts": dict(Counter(f.verdict for f in findings[len(checked_ids) + len(control_ids):])),
     }
     return GlitchReport(
         str(vocab.path.name), vocab.n_vocab, vocab.tied, ind.name, ind.reference, len(ind.reference_ids), n_eligible,

@@ -28,14 +28,19 @@ class LlamaCppProber:
         self._prefixes = [self.llm.tokenize(a.encode(), add_bos=True, special=False) for a, _ in TEMPLATES]
         self._suffixes = [self.llm.tokenize(b.encode(), add_bos=False, special=False) for _, b in TEMPLATES]
 
-    def max_prob(self, token_id: int) -> float:
-        return max(self._prob(p, token_id, s) for p, s in zip(self._prefixes, self._suffixes))
+    def max_probs(self, token_ids: list[int]) -> list[float]:
+        """Per token, the largest repeat probability over the templates (template by
+        template, so each prefix is evaluated once)."""
+        best = [0.0] * len(token_ids)
+        for prefix, suffix in zip(self._prefixes, self._suffixes):
+            self.llm.reset()
+            self.llm.eval(prefix)
+            for i, token_id in enumerate(token_ids):
+                best[i] = max(best[i], self._prob(prefix, token_id, suffix))
+        return best
 
     def _prob(self, prefix: list[int], token_id: int, suffix: list[int]) -> float:
         llm = self.llm
-        if list(llm.input_ids[: len(prefix)]) != prefix or llm.n_tokens < len(prefix):
-            llm.reset()
-            llm.eval(prefix)
         llm.n_tokens = len(prefix)  # eval() drops the cache past this point
         llm.eval([token_id, *suffix])
         logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
