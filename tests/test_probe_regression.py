@@ -28,6 +28,7 @@ CASES = {
     "needle": dict(tasks=["needle_sample"], limit=4, probe_options={"lengths": "1024,2048", "depths": "0,0.5,1"}),
     "position": dict(tasks=["position_sample"], limit=4, probe_options={"passages": 3}),
     "watermark": dict(tasks=["prose_continue"], limit=4, probe_options={"max_tokens": 16, "null_keys": 20}),
+    "strategies": dict(tasks=["arith_sample"], limit=4, probe_options={"k": 2}),
 }
 
 

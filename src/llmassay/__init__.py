@@ -36,6 +36,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("Task", "TaskError", "bundled_tasks", "load_task"), "llmassay.tasks.loader"),
     **dict.fromkeys(("CanaryDetector", "DetectorValidation", "RefusalDetector", "hit_at_k", "rogan_gladen",
                      "validate_detector"), "llmassay.safety"),
+    **dict.fromkeys(("ParallelText", "measure_premium", "read_parallel"), "llmassay.tokens"),
+    "find_glitch_tokens": "llmassay.tokens.glitch",
+    "read_vocab": "llmassay.tokens.gguf_vocab",
     **dict.fromkeys(
         ("GenerateRequest", "Generation", "LlmassayError", "LoglikelihoodRequest", "LoglikelihoodResult", "Metric",
          "Sample"),

@@ -18,6 +18,7 @@ from llmassay.cli_lmeval import add_lmeval_flags, task_names, task_options, writ
 from llmassay.progress import show_notices
 from llmassay.cli_facts import add_facts_commands, run_facts_command
 from llmassay.cli_watermark import add_watermark_commands, run_watermark_command
+from llmassay.cli_tokens import add_tokens_commands, run_tokens_command
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -97,6 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_audit_commands(sub)
     add_facts_commands(sub)
     add_watermark_commands(sub)
+    add_tokens_commands(sub)
     return parser
 
 
@@ -313,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             _tasks(console)
         elif args.command == "perturbations":
             _perturbations()
+        elif args.command == "tokens":
+            run_tokens_command(args)
         elif args.command == "watermark":
             run_watermark_command(args)
         elif not run_facts_command(args):

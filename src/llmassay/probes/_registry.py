@@ -32,6 +32,7 @@ _BUILTIN: dict[str, str] = {
     "toxicity": "llmassay.probes.toxicity:ToxicityProbe",
     "counterfactual": "llmassay.probes.counterfactual:CounterfactualProbe",
     "watermark": "llmassay.probes.watermark:WatermarkProbe",
+    "strategies": "llmassay.probes.strategies:StrategiesProbe",
 }
 _ADDED: dict[str, str] = {}
 
