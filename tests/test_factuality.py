@@ -212,3 +212,25 @@ def test_bundled_tasks_come_from_the_committed_script():
     # Rebuilding gives the same first items (deterministic shuffle).
     assert {s.doc["field"] for s in facts.samples[:40]} == {"capital", "continent", "currencies", "languages",
                                                             "calling_code"}
+
+
+def test_report_colours_facts_by_verdict_and_escapes_model_text(tmp_path):
+    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.report.html import write_report
+
+    codes = FULL[:3]
+
+    class Hostile(FactBackend):
+        def _answer(self, r):  # a JSON profile whose capital is markup
+            text = super()._answer(r)
+            return json.dumps({**json.loads(text), "capital": "<script>alert(1)</script>"}) if r.json_schema else text
+
+    rows = short_rows(codes[:2], ("capital",)) + profile_rows(codes)
+    evaluate(RunConfig(model="test/facts", tasks=[write_task(tmp_path, rows)], probes=["factuality"],
+                       output_path=str(tmp_path / "out"), cache_path=str(tmp_path / "c.sqlite")),
+             backend=Hostile(KB, {f"{codes[0]}.profile": ("capital",)}))
+    html = write_report(tmp_path / "out").read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)" in html
+    # The markup capital of 3 JSON profiles, and the planted wrong capital in one prose profile.
+    assert html.count('class="verdict v-contradicted"') == 4
+    assert f'title="{codes[0]}.capital"' in html and 'class="verdict v-supported"' in html

@@ -24,6 +24,7 @@ VOLATILE = {"latency_s", "ttft_s"}  # wall-clock values: not part of a row's mea
 CASES = {
     "accuracy": dict(tasks=["mmlu_sample", "arith_sample"], limit=6),
     "brittleness": dict(tasks=["mmlu_sample"], limit=6, probe_options={"repeats": 2}),
+    "factuality": dict(tasks=["country_facts", "country_profiles"], limit=4, probe_options={"rag": "none,bm25"}),
     "structured": dict(tasks=["json_sample"], limit=6),
     "needle": dict(tasks=["needle_sample"], limit=4, probe_options={"lengths": "1024,2048", "depths": "0,0.5,1"}),
     "position": dict(tasks=["position_sample"], limit=4, probe_options={"passages": 3}),

@@ -22,6 +22,9 @@ _EXPORTS: dict[str, str] = {
     "RunStore": "llmassay.engine.store",
     **dict.fromkeys(("RunConfig", "RunResults", "evaluate"), "llmassay.evaluate"),
     "assess_config": "llmassay.assess",
+    **dict.fromkeys(("KnowledgeBase", "bundled_kb", "load_kb"), "llmassay.factuality.kb"),
+    **dict.fromkeys(("Fact", "verify"), "llmassay.factuality.verify"),
+    "FactualityProbe": "llmassay.probes.factuality",
     **dict.fromkeys(("bootstrap_mean", "proportion"), "llmassay.metrics"),
     **dict.fromkeys(
         ("PROBES", "AccuracyProbe", "BrittlenessProbe", "StructuredProbe", "Analysis", "Preset", "Probe",

@@ -216,11 +216,11 @@ PROFILE_SCHEMA: dict[str, Any] = {
     "properties": {
         "capital": {"type": "string"},
         "continent": {"type": "string"},
-        "currencies": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
-        "languages": {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+        "currencies": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+        "languages": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
         "population": {"type": "integer"},
         "area_km2": {"type": "integer"},
-        "neighbours": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
+        "neighbours": {"type": "array", "items": {"type": "string"}, "maxItems": 4},
         "calling_code": {"type": "string"},
     },
     "required": list(FIELDS),
@@ -385,7 +385,8 @@ def _profile_metrics(entries: list[dict[str, Any]], f1_k: int, seed: int) -> dic
         "factscore_penalised": bootstrap_mean([p * q for p, q in zip(prec, penalty)], seed),
         "contradicted_rate": bootstrap_mean([c["contradicted"] / sum(c.values()) for c in answered], seed),
         "facts_per_answer": bootstrap_mean([sum(c.values()) for c in answered], seed),
-        "abstention": proportion([not sum(e["counts"].values()) for e in entries]),
+        "abstention": proportion([not sum(e["counts"].values()) for e in entries]),  # no checkable fact
+        "parsed": proportion([bool(e.get("parsed")) for e in entries]),  # free text always "parses"
         "f1_at_k": bootstrap_mean(f1, seed),
     }
 
