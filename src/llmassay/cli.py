@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmassay.backends.base import parse_model_args
 from llmassay.cli_audit import add_audit_commands, run_audit_command
+from llmassay.cli_judge import JUDGE_COMMANDS, add_judge_commands, run_judge_command
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -85,6 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list bundled tasks")
     sub.add_parser("perturbations", help="list prompt perturbations for --probe brittleness")
     add_audit_commands(sub)
+    add_judge_commands(sub)
     return parser
 
 
@@ -260,6 +262,7 @@ INTERRUPTED = {
     "assess": "interrupted: finished samples are saved; rerun the same command to resume",
     "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
     "rescore": "interrupted: nothing was written; rerun to start again",
+    "judge": "interrupted: judge answers so far are in the request cache; rerun the same command to resume",
 }
 
 
@@ -283,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             _tasks(console)
         elif args.command == "perturbations":
             _perturbations()
+        elif args.command in JUDGE_COMMANDS:
+            run_judge_command(args)
         else:
             run_audit_command(args)
     except LlmassayError as exc:

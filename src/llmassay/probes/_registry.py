@@ -23,6 +23,7 @@ _BUILTIN: dict[str, str] = {
     "accuracy": "llmassay.probes.accuracy:AccuracyProbe",
     "brittleness": "llmassay.probes.brittleness:BrittlenessProbe",
     "structured": "llmassay.probes.structured:StructuredProbe",
+    "judge_calibration": "llmassay.probes.judge_calibration:JudgeCalibrationProbe",
 }
 _ADDED: dict[str, str] = {}
 
