@@ -30,6 +30,9 @@ _EXPORTS: dict[str, str] = {
         "llmassay.probes",
     ),
     **dict.fromkeys(("compare_runs", "write_report"), "llmassay.report"),
+    **dict.fromkeys(("JudgeConfig", "run_judgement"), "llmassay.judge.session"),
+    **dict.fromkeys(("OracleJudge", "PairItem", "analyse_pairs", "judge_pairs"), "llmassay.judge"),
+    "agreement": "llmassay.review.agreement",
     **dict.fromkeys(("Task", "TaskError", "bundled_tasks", "load_task"), "llmassay.tasks.loader"),
     **dict.fromkeys(
         ("GenerateRequest", "Generation", "LlmassayError", "LoglikelihoodRequest", "LoglikelihoodResult", "Metric",
