@@ -33,6 +33,7 @@ def add_judge_commands(sub: Any) -> None:
     judge.add_argument("--with-reference", action="store_true", help="show the judge the reference answer")
     judge.add_argument("--max-tokens", type=int, default=192, help="judge output tokens (default 192)")
     judge.add_argument("--seed", type=int, default=0)
+    judge.add_argument("--batch-size", type=int, default=8, help="judge requests per backend call (and cache write)")
     judge.add_argument("--no-cache", action="store_true", help="bypass the request cache")
     judge.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
 
@@ -84,7 +85,7 @@ def _judge(args: argparse.Namespace) -> None:
         rubric=args.rubric, scale=args.scale, calibrate=None if args.calibrate == "none" else args.calibrate,
         calibration_limit=args.calibration_limit, limit=args.limit, repeats=args.repeats,
         repeat_temperature=args.repeat_temperature, with_reference=args.with_reference, max_tokens=args.max_tokens,
-        seed=args.seed, use_cache=not args.no_cache, cache_path=args.cache_path,
+        seed=args.seed, use_cache=not args.no_cache, cache_path=args.cache_path, batch_size=args.batch_size,
     )
     result = run_judgement(cfg)
     out = _stdout()

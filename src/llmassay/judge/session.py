@@ -40,6 +40,7 @@ class JudgeConfig:
     with_reference: bool = False
     max_tokens: int = 192
     seed: int = 0
+    batch_size: int = 8
     use_cache: bool = True
     cache_path: str | None = None
 
@@ -60,7 +61,7 @@ def run_judgement(cfg: JudgeConfig, judge: Judge | None = None) -> dict[str, Any
     out = Path(cfg.output_path)
     out.mkdir(parents=True, exist_ok=True)
     judge = judge or load_judge(cfg.judge_model, cfg.model_args, cfg.cache_path, cfg.use_cache,
-                                max_tokens=cfg.max_tokens, seed=cfg.seed)
+                                batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, seed=cfg.seed)
     result: dict[str, Any] = {"runs": {"a": cfg.run_a, "b": cfg.run_b}, "judge": judge.describe(),
                               "templates": {"pairwise": templates.pairwise, "grade": templates.grade}}
     if cfg.calibrate:

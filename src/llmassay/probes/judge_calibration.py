@@ -52,7 +52,8 @@ class JudgeCalibrationProbe(Probe):
         "position_consistency": _group("plain", consistent),
         "first_slot_rate": _group("plain", first_slot),
     }
-    presets = {"quick": Preset(("arith_sample",), limit=20), "full": Preset(("arith_sample",), limit=100)}
+    # Not in `assess --quick`: 4 judge requests of up to max_tokens per item would dominate its time.
+    presets = {"full": Preset(("arith_sample",), limit=100)}
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         templates = load_templates(opts.template or None)
