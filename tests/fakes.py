@@ -509,3 +509,45 @@ class WatermarkBackend:
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "test-watermark", "share": sorted(self.marked_share.items()), "length": self.length}
+
+
+# -- judges whose biases are planted (they read the default MT-Bench judge prompts) --
+_SHOWN = re.compile(r"\[The Start of Assistant ([AB])'s Answer\]\n(.*?)\n\[The End of Assistant \1's Answer\]", re.S)
+_QUESTION = re.compile(r"\[(?:User )?Question\]\n(.*?)\n\n\[The Start", re.S)
+_GRADED = re.compile(r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of Assistant's Answer\]", re.S)
+ECHO = 'output "[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.'
+
+
+def judge_backend(rule: str, key: Callable[[str], str] | None = None, flip_repeats: bool = False) -> ScriptedBackend:
+    """A judge with a known bias: `first` always names slot A, `longer` the longer answer
+    (tie when equal), `correct` the answer equal to `key(question)` (tie when both or
+    neither), `echo` repeats the format instructions (unparseable by construction). With
+    `flip_repeats`, a request asked again at temperature > 0 (odd `repeat`) gets the other
+    slot: its repetition stability is 0. Grade prompts get [[PASS]]/[[FAIL]] by `key`."""
+
+    def answer(req: GenerateRequest) -> str:
+        text = prompt_of(req)
+        question = _QUESTION.search(text).group(1)
+        graded = _GRADED.search(text)
+        if graded:
+            right = key is not None and graded.group(1).strip() == key(question)
+            return "Looks right. [[PASS]]" if right else "Wrong. [[FAIL]]"
+        shown = dict(_SHOWN.findall(text))
+        a, b = shown["A"], shown["B"]
+        if rule == "echo":
+            return ECHO
+        if rule == "first":
+            slot = "A"
+        elif rule == "longer":
+            slot = "A" if len(a) > len(b) else "B" if len(b) > len(a) else "C"
+        elif rule == "correct":
+            truth = key(question) if key else None
+            hits = [a.strip() == truth, b.strip() == truth]
+            slot = "AB"[hits.index(True)] if hits.count(True) == 1 else "C"
+        else:
+            raise ValueError(rule)
+        if flip_repeats and req.temperature > 0 and req.repeat % 2 == 1 and slot != "C":
+            slot = "B" if slot == "A" else "A"
+        return f"Both answers were considered. Final verdict: [[{slot}]]"
+
+    return ScriptedBackend(lambda c, x: 0.0, answer, identity=f"judge:{rule}:{flip_repeats}")

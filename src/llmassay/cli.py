@@ -19,6 +19,7 @@ from llmassay.progress import show_notices
 from llmassay.cli_facts import add_facts_commands, run_facts_command
 from llmassay.cli_watermark import add_watermark_commands, run_watermark_command
 from llmassay.cli_tokens import add_tokens_commands, run_tokens_command
+from llmassay.cli_judge import JUDGE_COMMANDS, add_judge_commands, run_judge_command
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -99,6 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_facts_commands(sub)
     add_watermark_commands(sub)
     add_tokens_commands(sub)
+    add_judge_commands(sub)
     return parser
 
 
@@ -291,6 +293,7 @@ INTERRUPTED = {
     "assess": "interrupted: samples whose chunk finished are saved in OUTPUT_PATH/.llmassay; rerun the same command to resume",
     "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
     "rescore": "interrupted: nothing was written; rerun to start again",
+    "judge": "interrupted: judge answers so far are in the request cache; rerun the same command to resume",
 }
 
 
@@ -315,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             _tasks(console)
         elif args.command == "perturbations":
             _perturbations()
+        elif args.command in JUDGE_COMMANDS:
+            run_judge_command(args)
         elif args.command == "tokens":
             run_tokens_command(args)
         elif args.command == "watermark":

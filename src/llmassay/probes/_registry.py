@@ -33,6 +33,7 @@ _BUILTIN: dict[str, str] = {
     "counterfactual": "llmassay.probes.counterfactual:CounterfactualProbe",
     "watermark": "llmassay.probes.watermark:WatermarkProbe",
     "strategies": "llmassay.probes.strategies:StrategiesProbe",
+    "judge_calibration": "llmassay.probes.judge_calibration:JudgeCalibrationProbe",
 }
 _ADDED: dict[str, str] = {}
 

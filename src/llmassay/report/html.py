@@ -94,6 +94,9 @@ def sections_and_rows(run: RunData) -> tuple[list[Section], list[BrowserRow]]:
                                  run.rows(task, probe), index=len(sections))
             sections.append(hook(probe, "build")(ctx))
             rows += hook(probe, "browser_rows")(ctx)
+    from llmassay.judge.report import judge_sections  # judge figures and human agreement, when present
+
+    sections += judge_sections(run.root)
     return sections, rows
 
 

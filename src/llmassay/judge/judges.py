@@ -1,0 +1,111 @@
+"""Who answers a judge prompt: a model through the engine, or a rule that is right by
+construction (the oracle), so the machinery can be checked against a judge whose every
+verdict is known. Both return raw text, parsed by the same `verdict` functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from llmassay.metrics import exact_match
+from llmassay.types import GenerateRequest, LlmassayError
+
+if TYPE_CHECKING:
+    from llmassay.engine.engine import Engine
+
+ORACLE = "oracle"
+SLOTS = "AB"
+
+
+@dataclass(frozen=True)
+class JudgeQuery:
+    """One judge request: the rendered prompt and what it shows (for the oracle)."""
+
+    prompt: str
+    kind: str  # "pairwise" | "grade"
+    answers: tuple[str, ...]  # in slot order: (A, B) or (answer,)
+    reference: str | None = None
+    scale: str = "pass-fail"
+    temperature: float = 0.0
+    repeat: int = 0
+
+
+class Judge(Protocol):
+    name: str
+
+    def ask(self, queries: Sequence[JudgeQuery]) -> list[str]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class ModelJudge:
+    """A model as judge; every request goes through the engine (deduplicated, cached so a
+    rerun resumes for free, counted in the engine's stats)."""
+
+    def __init__(self, engine: Engine, name: str, chat: bool, max_tokens: int = 192, seed: int = 0) -> None:
+        self.engine, self.name, self.chat, self.max_tokens, self.seed = engine, name, chat, max_tokens, seed
+
+    def requests(self, queries: Sequence[JudgeQuery]) -> list[GenerateRequest]:
+        common = dict(max_tokens=self.max_tokens, seed=self.seed)
+        return [
+            GenerateRequest(messages=(("user", q.prompt),), temperature=q.temperature, repeat=q.repeat, **common)
+            if self.chat
+            else GenerateRequest(prompt=q.prompt, temperature=q.temperature, repeat=q.repeat, **common)
+            for q in queries
+        ]
+
+    def ask(self, queries: Sequence[JudgeQuery]) -> list[str]:
+        return [g.text for g in self.engine.generate(self.requests(queries))]
+
+    def describe(self) -> dict[str, Any]:
+        return {"judge": self.name, "chat_template": self.chat, "max_tokens": self.max_tokens, "seed": self.seed,
+                "fingerprint": self.engine.fingerprint}
+
+
+class OracleJudge:
+    """Right by construction on tasks with exact answers: prefers the answer that matches
+    the reference (exact match after normalisation), ties when both or neither do."""
+
+    name = ORACLE
+
+    def ask(self, queries: Sequence[JudgeQuery]) -> list[str]:
+        return [self._one(q) for q in queries]
+
+    def _one(self, q: JudgeQuery) -> str:
+        if q.reference is None:
+            raise LlmassayError("--judge-model oracle: an item has no reference answer (needs a task with exact answers)")
+        right = [exact_match(a, q.reference) for a in q.answers]
+        if q.kind == "grade":
+            if q.scale == "pass-fail":
+                return "[[PASS]]" if right[0] else "[[FAIL]]"
+            return "[[10]]" if right[0] else "[[1]]"
+        return f"[[{SLOTS[right.index(True)]}]]" if right.count(True) == 1 else "[[C]]"
+
+    def describe(self) -> dict[str, Any]:
+        return {"judge": ORACLE, "rule": "exact match against the reference"}
+
+
+def load_judge(
+    spec: str,
+    model_args: dict[str, Any] | None = None,
+    cache_path: str | None = None,
+    use_cache: bool = True,
+    batch_size: int = 16,
+    max_tokens: int = 192,
+    seed: int = 0,
+) -> Judge:
+    """`oracle`, or a model spec as for `llmassay run` (loaded locally, cached requests)."""
+    if spec == ORACLE:
+        return OracleJudge()
+    from llmassay.backends.chat import is_chat_model
+    from llmassay.engine.cache import RequestCache
+    from llmassay.engine.engine import Engine
+    from llmassay.engine.executors import load_executor
+    from llmassay.home import llmassay_home
+
+    args = model_args or {}
+    backend = load_executor("local", spec, args)
+    cache = RequestCache(cache_path or llmassay_home() / "cache.sqlite") if use_cache else None
+    engine = Engine(backend, cache=cache, batch_size=batch_size)
+    return ModelJudge(engine, spec, is_chat_model(backend, spec, args), max_tokens, seed)

@@ -1,0 +1,78 @@
+"""Agreement between raters, each with its uncertainty: Cohen's κ (scikit-learn) per pair
+of raters on their common items with a bootstrap CI over items, and Krippendorff's α
+(nominal, the `krippendorff` package) over all raters, which copes with missing labels."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+JUDGE = "judge"
+
+
+def cohen_kappa(x: list[str], y: list[str], seed: int = 0, n_boot: int = 2000) -> dict[str, Any]:
+    """κ from scikit-learn; its CI from κ of item resamples, computed for all resamples at
+    once from per-item agreement and label indicators (same formula, vectorised)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    labels = sorted(set(x) | set(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # κ is undefined (nan) when both raters use one label only
+        value = float(cohen_kappa_score(x, y, labels=labels))
+    xs, ys = np.asarray(x), np.asarray(y)
+    idx = np.random.default_rng(seed).integers(0, len(xs), size=(n_boot, len(xs)))
+    agree = (xs == ys).astype(float)[idx].mean(axis=1)
+    expected = sum((xs == v).astype(float)[idx].mean(axis=1) * (ys == v).astype(float)[idx].mean(axis=1)
+                   for v in labels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = (agree - expected) / (1 - expected)
+    finite = draws[np.isfinite(draws)]
+    low, high = np.percentile(finite, [2.5, 97.5]) if len(finite) else (float("nan"), float("nan"))
+    return {"kappa": value, "ci_low": float(low), "ci_high": float(high), "n": len(x),
+            "observed_agreement": float(np.mean(xs == ys))}
+
+
+def krippendorff_alpha(labels: Mapping[str, Mapping[str, str]]) -> dict[str, Any] | None:
+    """α over every rater and item (missing labels allowed); None with fewer than 2 raters."""
+    import krippendorff
+
+    raters = sorted(labels)
+    items = sorted({i for r in raters for i in labels[r]})
+    values = sorted({v for r in raters for v in labels[r].values()})
+    if len(raters) < 2 or len(values) < 2:
+        return None
+    code = {v: k for k, v in enumerate(values)}
+    data = np.full((len(raters), len(items)), np.nan)
+    for i, r in enumerate(raters):
+        for j, item in enumerate(items):
+            if item in labels[r]:
+                data[i, j] = code[labels[r][item]]
+    pairable = int(np.sum(np.sum(~np.isnan(data), axis=0) >= 2))
+    if pairable == 0:
+        return None
+    alpha = float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+    return {"alpha": alpha, "raters": raters, "items": pairable}
+
+
+def agreement(humans: Mapping[str, Mapping[str, str]], judge: Mapping[str, str] | None = None,
+              seed: int = 0) -> dict[str, Any]:
+    """κ for every pair of raters (the judge counts as one) with ≥ 2 common items, and α
+    over the humans when there are more than two of them or labels are missing."""
+    raters: dict[str, Mapping[str, str]] = dict(humans)
+    if judge:
+        raters[JUDGE] = judge
+    pairs = []
+    for a, b in combinations(sorted(raters), 2):
+        common = sorted(set(raters[a]) & set(raters[b]))
+        if len(common) >= 2:
+            pairs.append({"raters": [a, b], **cohen_kappa([raters[a][i] for i in common],
+                                                           [raters[b][i] for i in common], seed)})
+    out: dict[str, Any] = {"cohen_kappa": pairs}
+    items = {i for r in humans.values() for i in r}
+    if len(humans) > 2 or (len(humans) == 2 and any(len(r) < len(items) for r in humans.values())):
+        out["krippendorff_alpha"] = krippendorff_alpha(humans)
+    return out

@@ -1,0 +1,113 @@
+"""What reviewers see, most informative first.
+
+A judge output directory (`judge_pairs.jsonl`) gives pairwise items (label A / B / tie);
+a run directory gives single answers (label correct / incorrect). Order: items the judge
+got inconsistent across orders, then where the judge and the exact-match metric disagree,
+then the most brittle items (answers that flip under the brittleness probe's variants),
+then the rest in file order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from llmassay.metrics import exact_match
+from llmassay.types import LlmassayError
+
+PAIR_LABELS = ("a", "b", "tie")
+SINGLE_LABELS = ("correct", "incorrect")
+REASONS = ("judge inconsistent across orders", "judge and metric disagree", "brittle item", "")
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    key: str  # "task/id": unique across tasks
+    kind: str  # "pairwise" | "single"
+    prompt: str
+    outputs: tuple[str, ...]
+    reference: str | None = None
+    judge: str | None = None  # the judge's label in this item's label set (None: no verdict)
+    metric: str | None = None  # the exact-match metric's label, when a reference exists
+    reason: str = ""  # why it is early in the queue
+    flips: float = 0.0
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return PAIR_LABELS if self.kind == "pairwise" else SINGLE_LABELS
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                raise LlmassayError(f"{path}:{lineno}: not a JSON line") from None
+    return rows
+
+
+def _metric_winner(a: str, b: str, reference: str | None) -> str | None:
+    if reference is None:
+        return None
+    right = (exact_match(a, reference), exact_match(b, reference))
+    return "a" if right == (True, False) else "b" if right == (False, True) else "tie"
+
+
+def _pair_items(path: Path) -> list[ReviewItem]:
+    items = []
+    for r in _jsonl(path):
+        judge = {"a": "a", "b": "b", "tie": "tie", "inconsistent": "tie"}.get(r.get("outcome", ""))
+        metric = _metric_winner(r["answer_a"], r["answer_b"], r.get("reference"))
+        reason = (REASONS[0] if r.get("outcome") == "inconsistent"
+                  else REASONS[1] if metric is not None and judge is not None and metric != judge else "")
+        items.append(ReviewItem(f"{r.get('group', '')}/{r['id']}", "pairwise", r["question"],
+                                (r["answer_a"], r["answer_b"]), r.get("reference"), judge, metric, reason))
+    return items
+
+
+def _flip_counts(rows: list[dict[str, Any]]) -> dict[str, float]:
+    out = {}
+    for r in rows:
+        variants = r.get("variants")
+        if isinstance(variants, dict) and variants:
+            preds = [v.get("pred") for v in variants.values() if isinstance(v, dict)]
+            out[str(r["id"])] = float(len(set(map(str, preds))) - 1)
+    return out
+
+
+def _single_items(run_dir: Path) -> list[ReviewItem]:
+    items = []
+    for path in sorted(run_dir.glob("samples_*.jsonl")):
+        task = path.name.removeprefix("samples_").rsplit("_", 1)[0]
+        rows = _jsonl(path)
+        flips = _flip_counts(rows)
+        seen = set()
+        for r in rows:
+            if not isinstance(r.get("generation"), str) or str(r.get("id")) in seen:
+                continue
+            seen.add(str(r["id"]))
+            target = r.get("target") if isinstance(r.get("target"), str) else None
+            metric = None if target is None else ("correct" if exact_match(r["generation"], target) else "incorrect")
+            f = flips.get(str(r["id"]), 0.0)
+            items.append(ReviewItem(f"{task}/{r['id']}", "single", str(r.get("prompt", "")), (r["generation"],),
+                                    target, None, metric, REASONS[2] if f > 0 else "", f))
+    return items
+
+
+def load_queue(run_dir: str | Path) -> list[ReviewItem]:
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise LlmassayError(f"{root}: not a directory (a run's or `llmassay judge`'s --output-path)")
+    pairs = root / "judge_pairs.jsonl"
+    items = _pair_items(pairs) if pairs.exists() else _single_items(root)
+    if not items:
+        raise LlmassayError(f"{root}: nothing to review (no judge_pairs.jsonl, no samples with a generation)")
+    rank = {reason: i for i, reason in enumerate(REASONS)}
+    return sorted(items, key=lambda it: (rank[it.reason], -it.flips))  # stable: file order within a rank
