@@ -25,6 +25,9 @@ CASES = {
     "accuracy": dict(tasks=["mmlu_sample", "arith_sample"], limit=6),
     "brittleness": dict(tasks=["mmlu_sample"], limit=6, probe_options={"repeats": 2}),
     "structured": dict(tasks=["json_sample"], limit=6),
+    "injection": dict(tasks=["injection_sample"], limit=6, probe_options={"mitigations": ("none", "datamark")}),
+    "stereotype": dict(tasks=["stereotype_pairs"], limit=7),
+    "bbq": dict(tasks=["bbq_sample"], limit=6),
 }
 
 
