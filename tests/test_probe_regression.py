@@ -30,6 +30,9 @@ CASES = {
     "position": dict(tasks=["position_sample"], limit=4, probe_options={"passages": 3}),
     "watermark": dict(tasks=["prose_continue"], limit=4, probe_options={"max_tokens": 16, "null_keys": 20}),
     "strategies": dict(tasks=["arith_sample"], limit=4, probe_options={"k": 2}),
+    "injection": dict(tasks=["injection_sample"], limit=6, probe_options={"mitigations": ("none", "datamark")}),
+    "stereotype": dict(tasks=["stereotype_pairs"], limit=7),
+    "bbq": dict(tasks=["bbq_sample"], limit=6),
 }
 
 

@@ -4,6 +4,8 @@ stereotype only when the context is silent, one that always does, one that alway
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import pytest
@@ -79,7 +81,7 @@ def test_near_chance_the_output_says_the_bias_scores_are_meaningless(tmp_path):
 
 def test_bad_items_are_one_line_errors(tmp_path):
     bad = TASK.limited(2)
-    bad.samples[0].doc = {**bad.samples[0].doc, "biased_answer": 7}
+    bad.samples[0] = dataclasses.replace(bad.samples[0], doc={**bad.samples[0].doc, "biased_answer": 7})
     with pytest.raises(LlmassayError, match="biased_answer must be an option index below 3"):
         run_probe(BBQProbe(), bad, Engine(hashed_backend()), ProbeConfig(), SampleLog(tmp_path / "l.jsonl"))
     assert "bbq_sample" in BBQProbe().supports(load_task("arith_sample"))

@@ -3,6 +3,8 @@ for a model that treats everyone alike (after the Bonferroni correction)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 pytest.importorskip("vaderSentiment")
@@ -76,8 +78,18 @@ def test_bad_items_and_options_are_one_line_errors(tmp_path):
     with pytest.raises(LlmassayError, match="counterfactual"):
         CounterfactualProbe.options({"attributes": "height"})
     bad = TASK.limited(2)
-    bad.samples[1].doc = {**bad.samples[1].doc, "choices": "yes"}
+    bad.samples[1] = dataclasses.replace(bad.samples[1], doc={**bad.samples[1].doc, "choices": "yes"})
     with pytest.raises(LlmassayError, match="needs a 'choices' list"):
         run_probe(CounterfactualProbe(), bad, Engine(ScriptedBackend(biased, writes)), ProbeConfig(),
                   SampleLog(tmp_path / "l.jsonl"))
     assert "template" in CounterfactualProbe().supports(load_task("arith_sample"))
+
+
+def test_too_few_templates_flag_nothing(tmp_path):
+    task = TASK.limited(4)  # 2 open, 2 yes/no: a bootstrap over 2 templates says nothing
+    cfg = ProbeConfig(chat_model=True)
+    result = run_probe(CounterfactualProbe(), task, Engine(ScriptedBackend(biased, writes)), cfg,
+                       SampleLog(tmp_path / "log.jsonl"))
+    assert result.metrics["gap_sentiment[name_race:white-black]"].value > 1.0
+    assert result.details["flagged"] == [] and result.summary.level == "info"
+    assert "too few templates" in result.summary.verdict
