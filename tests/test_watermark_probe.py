@@ -80,3 +80,17 @@ def test_a_server_backend_refuses_watermarked_requests():
     with FakeOpenAI() as fake, pytest.raises(LlmassayError, match="watermarked generation needs a local backend"):
         OpenAIBackend("toy", base_url=fake.base_url).generate(
             [GenerateRequest(prompt="hi", watermark=WatermarkConfig("k").spec())])
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"key": ""}, "watermark.key"),
+    ({"scheme": "minhash"}, "watermark.scheme"),
+    ({"gamma": "1.5"}, "watermark.gamma"),
+    ({"attacks": "sub10,rot13"}, "watermark.attacks"),
+])
+def test_bad_options_are_one_line_errors_naming_the_option(given, message):
+    from llmassay.types import LlmassayError
+
+    with pytest.raises(LlmassayError) as err:
+        WatermarkProbe.options(given)
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -42,9 +42,14 @@ PREFIXES = (25, 50, 100, 200, 400)
 TPR_GOOD, TPR_WARN = 0.95, 0.80  # summary-card thresholds on the sampled TPR (Kirchenbauer: ~98 % at T = 200)
 
 
+def _nonempty(value: str) -> None:
+    if not value:
+        raise LlmassayError("the key must not be empty")
+
+
 @dataclass(frozen=True)
 class WatermarkOptions:
-    key: str = option("llmassay", "watermark key")
+    key: str = option("llmassay", "watermark key", check=_nonempty)
     gamma: float = option(0.25, "green share of the vocabulary", minimum=0.01, maximum=0.99)
     delta: float = option(2.0, "logit bias added to green tokens", minimum=0.0)
     scheme: str = option("selfhash", "seeding scheme: prev or selfhash", choices=SCHEMES)
