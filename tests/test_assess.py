@@ -76,8 +76,8 @@ def test_report_opens_with_the_card_linking_to_each_section(tmp_path, monkeypatc
     card = html[html.index('id="report-card"'):html.index('id="run"')]
     links = re.findall(r'<a href="#(section-\d+)">', card)
     results = json.loads(next((tmp_path / "run").glob("results_*.json")).read_text())
-    jobs = assess_config("scripted/x", str(tmp_path / "plan"), "quick").jobs  # one card line per (task, probe)
-    assert len(links) == len(results["summary"]) == len(jobs) >= 4  # accuracy ×2 tasks, brittleness, structured, …
+    assert len(links) == len(results["summary"]) >= 4  # accuracy ×2 tasks, brittleness, structured, newer presets
+    assert {"accuracy", "brittleness", "structured"} <= {line["probe"] for line in results["summary"]}
     assert all(f'id="{anchor}"' in html for anchor in links)
     assert html.index('id="report-card"') < html.index('id="run"')  # the first thing on the page
 
