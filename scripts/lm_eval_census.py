@@ -30,13 +30,13 @@ from llmassay.tasks.loader import TaskError, _check_header, _field_error, _fewsh
 
 
 def _functions(file: Path) -> set[str]:
-    """Names a module defines; '*' where it also makes names at import (`globals()[...] =`)."""
+    """Names a module defines; '*' where it also makes names at import (`globals()[...] = ...`, `globals().update(...)`)."""
     try:
         source = file.read_text(encoding="utf-8")
         tree = ast.parse(source)
     except (OSError, SyntaxError, UnicodeDecodeError):
         return set()
-    dynamic = {"*"} if "globals()[" in source else set()
+    dynamic = {"*"} if "globals()" in source else set()
     return dynamic | {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))} | {
         t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
 

@@ -32,7 +32,7 @@ ROOT = HERE.parent / "tests" / "data" / "lm_eval"
 # (task, num_fewshot): None keeps the config's own num_fewshot.
 RUNS = [
     ("arc_easy", 0), ("arc_easy", 3), ("arc_challenge", 2), ("piqa", 2), ("boolq", 1), ("sciq", 0),
-    ("openbookqa", 2), ("hellaswag", 2), ("mmlu_anatomy", 5), ("mmlu_astronomy", 0), ("rte", 1), ("cola", 1),
+    ("openbookqa", 2), ("hellaswag", 2), ("mmlu_anatomy", 5), ("mmlu_astronomy", 0), ("rte", 1), ("cola", 1), ("winogrande", 0), ("winogrande", 2),
     ("nq_open", 2), ("triviaqa", 0), ("gsm8k", None),
 ]
 
@@ -73,6 +73,7 @@ def main() -> None:
             "num_fewshot": shots,
             "n_shot": result["n-shot"][task],
             "prompts": [s["arguments"][0][0] for s in samples],
+            "contexts": [[a[0] for a in s["arguments"]] for s in samples],
             "continuations": [[a[1] for a in s["arguments"]] for s in samples],
             "resps": [s["resps"] for s in samples],
             "filters": list(dict.fromkeys(s["filter"] for s in logged)),

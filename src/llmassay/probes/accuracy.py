@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmassay.metrics import proportion
-from llmassay.probes._mc import LOGLIK_METRICS, MCItem, score_multiple_choice
+from llmassay.probes._mc import LOGLIK_METRICS, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
 from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric
-from llmassay.types import GenerateRequest, Sample
+from llmassay.types import GenerateRequest, LoglikelihoodRequest, Sample
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -83,7 +83,11 @@ class AccuracyProbe(Probe):
         loglik = any(m in LOGLIK_METRICS or m in CORPUS_METRICS for m in task.metrics)
         items = [MCItem(s.prompt, tuple(s.choices or ())) for s in samples]
         rows = []
-        scores = score_multiple_choice(engine, items, delim, cfg, generate, loglik=loglik, chat=chat)
+        if task.continuations:  # lm-eval's per-choice contexts (winogrande): one continuation after each
+            scores = score_partial(engine, samples, task.continuations, delim)
+            generate = False
+        else:
+            scores = score_multiple_choice(engine, items, delim, cfg, generate, loglik=loglik, chat=chat)
         for sample, score in zip(samples, scores):
             choices = sample.choices or []
             row: Row = {"id": sample.id, "prompt": sample.prompt, "choices": [delim + c for c in choices],
@@ -158,6 +162,18 @@ class AccuracyProbe(Probe):
         else:
             verdict, level = f"{metric} {m.value:.0%} on {task.name}", "info"
         return self.line(task, analysis, metric, verdict, level)
+
+
+def score_partial(engine: Engine, samples: list[Sample], continuations: dict[str, str], delim: str) -> list[MCScore]:
+    """log P(continuation | prompt + choice) per choice, as lm-eval scores winogrande."""
+    requests = [LoglikelihoodRequest(s.prompt + c, delim + continuations[s.id]) for s in samples for c in s.choices or ()]
+    answers = iter(engine.loglikelihood(requests))
+    scores = []
+    for s in samples:
+        got = [next(answers) for _ in s.choices or ()]
+        scores.append(MCScore(tuple(a.logprob for a in got), tuple(a.n_tokens for a in got),
+                              tuple(a.is_greedy for a in got), None, max((a.n_truncated_tokens for a in got), default=0)))
+    return scores
 
 
 def _generates(task: Task) -> bool:

@@ -115,6 +115,9 @@ def _sample_lines(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
         if task.output_type == "multiple_choice":
             target = sample.target
             arguments = [[sample.prompt, c] for c in row.get("choices", [])]
+            if sample.id in task.continuations:  # per-choice contexts (winogrande)
+                cont = task.target_delimiter + task.continuations[sample.id]
+                arguments = [[sample.prompt + c, cont] for c in sample.choices or ()]
             resps = [[[ll, g]] for ll, g in zip(row.get("loglikelihoods", []), row.get("is_greedy", []))]
             filtered = [r[0] for r in resps]
             metrics = {m: float(row[m]) for m in task.metrics if isinstance(row.get(m), bool)}

@@ -56,7 +56,7 @@ _JINJA.filters["regex_replace"] = lambda text, pattern, repl, count=0: re.sub(pa
 def _lm_eval_target(rendered: str, has_choices: bool) -> Any:
     """lm-eval's reading of a rendered `doc_to_target`: digits index the choices, and a
     list literal ('['Paris', 'paris , france']') is a list of accepted answers."""
-    if rendered.isdigit() and has_choices and len(rendered) < 100:
+    if rendered.isdecimal() and has_choices and len(rendered) < 100:  # not '²': isdigit(), but int() refuses it
         return int(rendered)
     if len(rendered) >= 2 and rendered[0] == "[" and rendered[-1] == "]":
         try:
@@ -81,6 +81,9 @@ class Task:
     builder: PromptBuilder | None = field(default=None, repr=False, compare=False)
     json_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # sample id → JSON schema
     targets: dict[str, list[str]] = field(default_factory=dict)  # sample id → every accepted answer (list targets)
+    # lm-eval's per-choice contexts (winogrande): sample id → the continuation scored after
+    # prompt + each choice; the choices are then contexts, not answers
+    continuations: dict[str, str] = field(default_factory=dict)
     scoring: GenerationScoring | None = field(default=None, repr=False, compare=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the resolved config
 
@@ -165,6 +168,9 @@ def load_task(
     source = DataSource(path, data_dir)
     if suffix in (".yaml", ".yml") or path.name.endswith("_yaml"):
         config, lines = _read_yaml(path)
+        for key in ("test_split", "validation_split", "training_split", "fewshot_split"):
+            if config.get(key) is not None and not isinstance(config[key], str):
+                raise _field_error(path, lines)(key, f"must be a string, not {type(config[key]).__name__}")
         try:
             config = resolve_functions(config, trust_task_code)
         except TaskConfigError as exc:
@@ -325,6 +331,9 @@ def _build_task(
     if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
         raise fail("num_fewshot", "must be a non-negative integer")
     fewshot_docs = _fewshot_docs(config, lines, docs, source, fail) if shots else docs
+    available = len(fewshot_docs) - (1 if fewshot_docs is docs else 0)  # an item is never its own shot
+    if shots > available:
+        raise fail("num_fewshot", f"{shots} shots requested but only {available} documents to draw from")
     sampler = _fewshot_sampler(config, fail)
     target_delimiter = _string_field(config, "target_delimiter", " ", fail)
     fewshot_delimiter = _string_field(config, "fewshot_delimiter", "\n\n", fail)
@@ -381,6 +390,7 @@ def _build_task(
         + [output_type, target_delimiter, until, max_gen]
         + ([schemas] if schemas else [])
         + ([builder.targets] if builder.targets else [])
+        + ([builder.continuations] if builder.continuations else [])
         + ([scoring.record()] if scoring is not None and scoring.lm_eval else [])
     )
     return Task(
@@ -396,6 +406,7 @@ def _build_task(
         builder=builder,
         json_schemas=schemas,
         targets=builder.targets,
+        continuations=builder.continuations,
         scoring=scoring,
         config=config,
     )
@@ -487,6 +498,7 @@ class PromptBuilder:
     group_field: str | None = None  # llmassay's `fewshot_group`: shots share this field's value (MMLU subject)
     docs_by_id: dict[str, _Doc] = field(default_factory=dict)
     targets: dict[str, list[str]] = field(default_factory=dict)
+    continuations: dict[str, str] = field(default_factory=dict)  # sample id → continuation after each context
     fixed_shots: dict[int, list[_Doc]] = field(default_factory=dict)  # id(doc) → lm-eval's stream draw
     short: dict[str, int] = field(default_factory=dict)  # sample id → shots it got, where its group had fewer
 
@@ -510,6 +522,9 @@ class PromptBuilder:
         original = self.docs_by_id[sid]
         doc = original if data is original.data else _Doc(data, original.where)
         text, choices, target = self.renderer.render(doc)
+        if isinstance(text, int):  # per-choice contexts: the prompt is what they share
+            self.continuations[sid] = str(target)
+            text, target = "", text
         if isinstance(target, list):
             self.targets[sid] = target
             target = target[0]
@@ -554,6 +569,8 @@ class PromptBuilder:
     def _shot(self, shot: _Doc) -> str:
         """One answered example, as lm-eval's `build_qa_turn` writes it."""
         s_text, s_choices, s_target = self.renderer.render(shot)
+        if isinstance(s_text, int) and s_choices is not None:  # lm-eval: the gold context, then the continuation
+            s_text, s_choices = s_choices[s_text], None
         if isinstance(s_target, list):
             s_target = s_target[0]
         answer = s_choices[s_target] if s_choices is not None and isinstance(s_target, int) else str(s_target)
@@ -747,8 +764,14 @@ class _Renderer:
     def render(self, doc: _Doc) -> tuple[str, list[str] | None, int | str | list[str]]:
         text = self._value("doc_to_text", doc)
         if isinstance(text, int) and not isinstance(text, bool) and self.config.get("doc_to_choice") is not None:
-            raise self.fail("doc_to_text", "gives a choice index: per-choice contexts (winogrande-style partial "
-                                           "evaluation) are not supported yet")
+            # lm-eval's "multiple input" (winogrande's partial evaluation): the text is the
+            # gold index, the choices are per-choice contexts, the target their shared continuation.
+            if self.output_type != "multiple_choice":
+                raise self.fail("doc_to_text", f"gave a number, not text, on {doc.where}")
+            contexts = self._choices(doc)
+            if not 0 <= text < len(contexts):
+                raise self.fail("doc_to_text", f"{text} is not a valid context index on {doc.where}")
+            return text, contexts, str(self._value("doc_to_target", doc))
         if not isinstance(text, str):
             raise self.fail("doc_to_text", f"gave {type(text).__name__}, not text, on {doc.where}")
         target = self._value("doc_to_target", doc)
