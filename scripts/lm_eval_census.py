@@ -16,6 +16,7 @@ but their `aggregate_metric_list` is not computed.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 import tempfile
 import warnings
@@ -91,7 +92,7 @@ def _reason(message: str) -> str:
     for marker in ("field '", "key '"):
         if marker in text:
             text = text[text.index(marker):]
-    text = text.split(" on ")[0].split(" (relative")[0]
+    text = re.sub(r"<function [^>]*>", "a !function", text.split(" on ")[0].split(" (relative")[0])
     if "not supported for" in text:
         text = text.split("metric ", 1)[-1]
     return text[:110]
