@@ -87,6 +87,9 @@ def main() -> None:
         write("allenai/winogrande", "winogrande_xl", split, [
             {"sentence": f"The student knew {right} but not {w[0]} because _ was taught.",
              "option1": right, "option2": w[0], "answer": "1"} for q, right, *w in facts])
+    write("EleutherAI/lambada_openai", "default", "test", [
+        {"text": f"The teacher asked the class {q.lower()} and every student wrote down {right.split()[-1]}"}
+        for q, right, *_ in FACTS])
     for split, facts in (("train", FACTS[:7]), ("test", FACTS[7:])):
         write("openai/gsm8k", "main", split, [
             {"question": f"Tom has {i + 2} apples and buys {i * 3} more. How many apples does he have?",

@@ -35,6 +35,11 @@ def score(context: str, continuation: str) -> float:
     return -(digest(context, continuation) % 10_000) / 1_000
 
 
+def greedy(context: str, continuation: str) -> bool:
+    """Whether greedy decoding would write the continuation: arbitrary but fixed."""
+    return digest("greedy", context, continuation) % 3 == 0
+
+
 def answer(prompt: str) -> str:
     """A generation for the prompt's last question."""
     h = digest(prompt) % 6

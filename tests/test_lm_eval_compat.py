@@ -10,6 +10,7 @@ prompts and equal metrics mean the task layers agree.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import warnings
@@ -30,6 +31,7 @@ FILES = {
     "boolq": "super_glue/boolq/default.yaml", "sciq": "sciq/sciq.yaml", "openbookqa": "openbookqa/openbookqa.yaml",
     "hellaswag": "hellaswag/hellaswag.yaml", "mmlu_anatomy": "mmlu/default/mmlu_anatomy.yaml",
     "mmlu_astronomy": "mmlu/default/mmlu_astronomy.yaml", "rte": "glue/rte/default.yaml", "cola": "glue/cola/default.yaml", "winogrande": "winogrande/default.yaml",
+    "lambada_openai": "lambada/lambada_openai.yaml",
     "nq_open": "nq_open/nq_open.yaml", "triviaqa": "triviaqa/default.yaml", "gsm8k": "gsm8k/gsm8k.yaml",
 }
 
@@ -44,6 +46,17 @@ def _fake_model():
 FAKE = _fake_model()
 
 
+class Backend(ScriptedBackend):
+    """The scripted model of scripts/lm_eval_fake.py, greedy flags included."""
+
+    def __init__(self) -> None:
+        super().__init__(FAKE.score, lambda req: FAKE.answer(prompt_of(req)))
+
+    def loglikelihood(self, reqs):
+        return [dataclasses.replace(r, is_greedy=FAKE.greedy(q.context, q.continuation))
+                for q, r in zip(reqs, super().loglikelihood(reqs))]
+
+
 def load(name: str, shots: int | None = None, **kwargs):
     kwargs = {"data_dir": ROOT / "data", "trust_task_code": True, "lm_eval_fewshot": True, **kwargs}
     return load_task(str(ROOT / "tasks" / FILES[name]), num_fewshot=shots, **kwargs)
@@ -54,7 +67,7 @@ def test_the_configs_are_lm_eval_s_own_files():
     assert (ROOT / "tasks" / "arc" / "arc_challenge.yaml").read_text() == (
         "include: arc_easy.yaml\ntask: arc_challenge\ndataset_name: ARC-Challenge\n"
     )
-    assert len(FILES) + 1 >= 16  # + lambada: refused with a named reason below
+    assert len(FILES) + 1 >= 17  # + wikitext, refused by name below
 
 
 @pytest.mark.parametrize("run", sorted(REFERENCE["runs"]))
@@ -75,7 +88,7 @@ def test_prompts_equal_lm_eval_s(run):
 def test_metrics_equal_lm_eval_s(run):
     ref = REFERENCE["runs"][run]
     task = load(ref["task"], ref["num_fewshot"])
-    backend = ScriptedBackend(FAKE.score, lambda req: FAKE.answer(prompt_of(req)))
+    backend = Backend()
     probe, cfg = AccuracyProbe(), ProbeConfig()
     opts = probe.options({})
     if task.output_type == "multiple_choice":
@@ -140,7 +153,7 @@ def test_function_tags_need_trust_task_code():
 
 
 @pytest.mark.parametrize("path,pattern", [
-    ("lambada/lambada_openai.yaml", r"field 'output_type': 'loglikelihood' is not supported yet"),
+    ("wikitext/wikitext.yaml", r"wikitext\.yaml:10: field 'process_results': is not supported, and ignoring it"),
 ])
 def test_what_is_not_supported_yet_is_refused_by_name(path, pattern):
     with pytest.raises(TaskError, match=pattern):

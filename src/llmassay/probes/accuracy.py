@@ -21,7 +21,7 @@ from llmassay.metrics import proportion
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
-from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric
+from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, perplexity
 from llmassay.types import GenerateRequest, LoglikelihoodRequest, Sample
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def _flag(name: str) -> SampleMetric:
 
 class AccuracyProbe(Probe):
     name = "accuracy"
+    task_types = ("multiple_choice", "generate_until", "loglikelihood")
     description = "the task's own metrics: acc, acc_norm, acc_gen (multiple choice), exact_match (generation)"
     challenge = "accuracy"
     Options = AccuracyOptions
@@ -71,6 +72,8 @@ class AccuracyProbe(Probe):
     }
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
+        if task.output_type == "loglikelihood":
+            return score_loglikelihood(engine, samples)
         if task.output_type == "multiple_choice":
             return self._multiple_choice(task, samples, engine, uses_chat(opts, cfg, task), cfg)
         return self._generation(task, samples, engine, uses_chat(opts, cfg, task), cfg)
@@ -142,6 +145,7 @@ class AccuracyProbe(Probe):
 
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
         metrics = {name: corpus_metric(name, rows, cfg.seed) if name in CORPUS_METRICS
+                   else perplexity(rows, cfg.seed) if name == "perplexity"
                    else proportion([bool(r[name]) for r in rows]) for name in task.metrics}
         if "acc_gen" in task.metrics:
             metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])
@@ -164,6 +168,20 @@ class AccuracyProbe(Probe):
         return self.line(task, analysis, metric, verdict, level)
 
 
+def score_loglikelihood(engine: Engine, samples: list[Sample]) -> list[Row]:
+    """lm-eval's `loglikelihood` tasks (lambada): log P(target | prompt), and whether greedy
+    decoding would have written the target (`acc`)."""
+    results = engine.loglikelihood([LoglikelihoodRequest(s.prompt, str(s.target)) for s in samples])
+    rows: list[Row] = []
+    for s, r in zip(samples, results):
+        row: Row = {"id": s.id, "prompt": s.prompt, "target": s.target, "loglikelihood": r.logprob,
+                    "is_greedy": r.is_greedy, "acc": bool(r.is_greedy)}
+        if r.n_truncated_tokens:
+            row["n_truncated_tokens"] = r.n_truncated_tokens
+        rows.append(row)
+    return rows
+
+
 def score_partial(engine: Engine, samples: list[Sample], continuations: dict[str, str], delim: str) -> list[MCScore]:
     """log P(continuation | prompt + choice) per choice, as lm-eval scores winogrande."""
     requests = [LoglikelihoodRequest(s.prompt + c, delim + continuations[s.id]) for s in samples for c in s.choices or ()]
@@ -177,7 +195,7 @@ def score_partial(engine: Engine, samples: list[Sample], continuations: dict[str
 
 
 def _generates(task: Task) -> bool:
-    return task.output_type != "multiple_choice" or "acc_gen" in task.metrics
+    return task.output_type == "generate_until" or "acc_gen" in task.metrics
 
 
 def _chance(task: Task) -> float | None:

@@ -1,4 +1,4 @@
-"""lm-eval's corpus-level multiple-choice metrics: `f1` and `mcc` over (gold, pick) pairs.
+"""lm-eval's corpus-level metrics: `f1` and `mcc` over (gold, pick) pairs, `perplexity`.
 
 They are not means of per-item scores, so their interval is a percentile bootstrap over
 items (`metrics.bootstrap_statistic`). lm-eval computes them with scikit-learn
@@ -45,3 +45,9 @@ def corpus_metric(name: str, rows: list[dict[str, Any]], seed: int = 0) -> Metri
     k = int(pairs.max()) + 1 if len(pairs) else 2
     fn = f1 if name == "f1" else mcc
     return bootstrap_statistic(pairs, lambda m: fn(m.astype(int), k), seed=seed)
+
+
+def perplexity(rows: list[dict[str, Any]], seed: int = 0) -> Metric:
+    """lm-eval's `perplexity` aggregation, exp(-mean log-likelihood), with a bootstrap CI."""
+    lls = np.array([[r["loglikelihood"]] for r in rows], dtype=float)
+    return bootstrap_statistic(lls, lambda m: float(np.exp(-m[:, 0].mean())), seed=seed)

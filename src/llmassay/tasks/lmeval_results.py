@@ -26,7 +26,8 @@ from llmassay.tasks.corpus_metrics import CORPUS_METRICS
 from llmassay.tasks.loader import Task
 from llmassay.types import LlmassayError
 
-LOWER_IS_BETTER: frozenset[str] = frozenset()
+LOWER_IS_BETTER = frozenset({"perplexity"})
+AGGREGATES = (*CORPUS_METRICS, "perplexity")  # not means of per-item scores: taken from the probe's metrics
 
 
 def sanitize_model_name(name: str) -> str:
@@ -73,8 +74,8 @@ def documents(results: dict[str, Any], rows: dict[str, list[dict[str, Any]]], ta
         for metric in task.metrics:
             base, filt = lm_eval_key(metric)
             values = [float(r[metric]) for r in task_rows if isinstance(r.get(metric), bool)]
-            corpus = ours.get("accuracy", {}).get(metric) if metric in CORPUS_METRICS else None
-            if corpus is not None:  # f1, mcc: over the corpus, not a mean of items
+            corpus = ours.get("accuracy", {}).get(metric) if metric in AGGREGATES else None
+            if corpus is not None:  # f1, mcc, perplexity: over the corpus, not a mean of items
                 entry[f"{base},{filt}"], entry[f"{base}_stderr,{filt}"] = corpus["value"], corpus["stderr"] or "N/A"
             elif values:
                 entry[f"{base},{filt}"] = sum(values) / len(values)

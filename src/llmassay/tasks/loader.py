@@ -37,8 +37,9 @@ from llmassay.tasks.lmeval_yaml import (
 from llmassay.types import LlmassayError, Sample
 
 DATA_DIR = Path(__file__).parent / "data"
-OUTPUT_TYPES = ("multiple_choice", "generate_until")
-UNSUPPORTED_OUTPUT_TYPES = ("loglikelihood", "loglikelihood_rolling")
+OUTPUT_TYPES = ("multiple_choice", "generate_until", "loglikelihood")
+UNSUPPORTED_OUTPUT_TYPES = ("loglikelihood_rolling",)
+LOGLIKELIHOOD_METRICS = ("perplexity", "acc")  # lm-eval's: exp(-mean log P(target)), and 'target is greedy'
 SCORE_CHANGING_KEYS = ("process_results", "use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
 MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes", "f1", "mcc")  # f1, mcc: over the corpus, as lm-eval
 DEFAULT_MC_METRICS = ("acc", "acc_norm", "acc_gen")  # acc_bytes on request, as in lm-eval
@@ -116,7 +117,8 @@ class Task:
         """The task scored with only these metrics (e.g. skip generation for speed)."""
         if not names:
             return self
-        known = MC_METRICS if self.output_type == "multiple_choice" else tuple(self.metrics) or GEN_METRICS
+        known = {"multiple_choice": MC_METRICS, "loglikelihood": LOGLIKELIHOOD_METRICS}.get(
+            self.output_type, tuple(self.metrics) or GEN_METRICS)
         unknown = [n for n in names if n not in known]
         if unknown:
             raise TaskError(
@@ -626,7 +628,7 @@ def _string_field(config: dict[str, Any], key: str, default: str, fail: Any) -> 
 
 
 def _metric_names(config: dict[str, Any], output_type: str, fail: Any) -> list[str]:
-    known = MC_METRICS if output_type == "multiple_choice" else GEN_METRICS
+    known = {"multiple_choice": MC_METRICS, "loglikelihood": LOGLIKELIHOOD_METRICS}.get(output_type, GEN_METRICS)
     entries = config.get("metric_list")
     if entries is None:
         return list(DEFAULT_MC_METRICS if output_type == "multiple_choice" else known)
@@ -777,7 +779,7 @@ class _Renderer:
         target = self._value("doc_to_target", doc)
         if isinstance(target, str) and not self._is_field("doc_to_target", doc):
             target = _lm_eval_target(target, self.config.get("doc_to_choice") is not None)
-        if self.output_type == "generate_until":
+        if self.output_type != "multiple_choice":  # generate_until, loglikelihood: text targets
             if isinstance(target, dict):  # a gold record (json_schema tasks): kept as JSON text
                 return text, None, json.dumps(target, ensure_ascii=False)
             if self.config.get("doc_to_choice") is not None and isinstance(target, int):
