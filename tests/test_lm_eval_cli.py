@@ -69,3 +69,17 @@ def test_loglikelihood_tasks_report_perplexity_lower_is_better(tmp_path, scripte
     assert doc["results"]["lambada_openai"]["perplexity,none"] == pytest.approx(ref["perplexity,none"])
     assert doc["results"]["lambada_openai"]["acc,none"] == pytest.approx(ref["acc,none"])
     assert doc["higher_is_better"]["lambada_openai"] == {"perplexity": False, "acc": True}
+
+
+def test_groups_and_tags_expand_to_their_task_files(tmp_path):
+    from llmassay.tasks.registry import TaskIndex
+
+    (tmp_path / "g.yaml").write_text("group: my_suite\ntask:\n  - ai2_arc\n  - piqa\n"
+                                     "aggregate_metric_list:\n  - metric: acc\n")
+    with pytest.warns(UserWarning, match=r"g\.yaml: group 'my_suite': aggregate_metric_list is not computed"):
+        index = TaskIndex.scan([ROOT / "tasks", tmp_path])
+    names = [p.rsplit("/", 2)[-2:] for p in index.expand("my_suite")]
+    assert names == [["arc", "arc_challenge.yaml"], ["arc", "arc_easy.yaml"], ["piqa", "piqa.yaml"]]
+    assert index.expand("mmlu_stem_tasks") == [str(ROOT / "tasks/mmlu/default/mmlu_anatomy.yaml"),
+                                               str(ROOT / "tasks/mmlu/default/mmlu_astronomy.yaml")]
+    assert index.expand("not_a_task") == ["not_a_task"]  # left for load_task to refuse by name
