@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -31,12 +32,13 @@ FILES = {
     "boolq": "super_glue/boolq/default.yaml", "sciq": "sciq/sciq.yaml", "openbookqa": "openbookqa/openbookqa.yaml",
     "hellaswag": "hellaswag/hellaswag.yaml", "mmlu_anatomy": "mmlu/default/mmlu_anatomy.yaml",
     "mmlu_astronomy": "mmlu/default/mmlu_astronomy.yaml", "rte": "glue/rte/default.yaml", "cola": "glue/cola/default.yaml", "winogrande": "winogrande/default.yaml",
-    "lambada_openai": "lambada/lambada_openai.yaml",
+    "lambada_openai": "lambada/lambada_openai.yaml", "galician_bench_flores_en-gl": "galician_bench/flores_gl/flores_en-gl.yaml",
     "nq_open": "nq_open/nq_open.yaml", "triviaqa": "triviaqa/default.yaml", "gsm8k": "gsm8k/gsm8k.yaml",
 }
 
 
 def _fake_model():
+    sys.path.insert(0, str(ROOT.parents[2] / "scripts"))  # the fake translates with the data builder's lexicon
     spec = importlib.util.spec_from_file_location("lm_eval_fake", ROOT.parents[2] / "scripts" / "lm_eval_fake.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -21,7 +21,8 @@ from llmassay.metrics import proportion
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
-from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, perplexity
+from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, perplexity, text_metric
+from llmassay.tasks.filters import TEXT_METRICS
 from llmassay.types import GenerateRequest, LoglikelihoodRequest, Sample
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class AccuracyProbe(Probe):
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
         metrics = {name: corpus_metric(name, rows, cfg.seed) if name in CORPUS_METRICS
                    else perplexity(rows, cfg.seed) if name == "perplexity"
+                   else text_metric(name, rows, cfg.seed) if name.split(",")[0] in TEXT_METRICS
                    else proportion([bool(r[name]) for r in rows]) for name in task.metrics}
         if "acc_gen" in task.metrics:
             metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])

@@ -43,7 +43,7 @@ LOGLIKELIHOOD_METRICS = ("perplexity", "acc")  # lm-eval's: exp(-mean log P(targ
 SCORE_CHANGING_KEYS = ("process_results", "use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
 MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes", "f1", "mcc")  # f1, mcc: over the corpus, as lm-eval
 DEFAULT_MC_METRICS = ("acc", "acc_norm", "acc_gen")  # acc_bytes on request, as in lm-eval
-GEN_METRICS = ("exact_match",)
+GEN_METRICS = ("exact_match", "bleu", "chrf", "ter")  # bleu, chrf, ter: sacrebleu over the corpus
 
 
 class TaskError(LlmassayError):
@@ -357,7 +357,7 @@ def _build_task(
         raise fail("generation_kwargs", "'max_gen_toks' must be a positive integer")
     metrics = _metric_names(config, output_type, fail)
     scoring = GenerationScoring.from_config(config, fail) if output_type == "generate_until" else None
-    if scoring is not None and metrics == ["exact_match"]:
+    if scoring is not None:
         metrics = scoring.metric_names()  # one result per filter: exact_match,strict-match ...
 
     builder = PromptBuilder(
