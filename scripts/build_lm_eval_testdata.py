@@ -106,6 +106,11 @@ def main() -> None:
         write("facebook/flores", "all", split, [
             {"id": i, "sentence_eng_Latn": e, "sentence_glg_Latn": " ".join(GALICIAN.get(w, w) for w in e.split())}
             for i, e in enumerate(rows)])
+    write("hails/agieval-math", "default", "test", [
+        {"query": f"Q: {q}? A:", "answer": right if i % 3 else "$\\frac{1}{2}$"} for i, (q, right, *_) in enumerate(FACTS)])
+    write("hails/agieval-aqua-rat", "default", "test", [
+        {"query": f"Q: {q}? Answer Choices: (A){w[0]} (B){right} (C){w[1]} (D){w[2]}\nA: Among A through D, the answer is",
+         "choices": ["(A)", "(B)", "(C)", "(D)"], "gold": [1]} for q, right, *w in FACTS])
     write("EleutherAI/lambada_openai", "default", "test", [
         {"text": f"The teacher asked the class {q.lower()} and every student wrote down {right.split()[-1]}"}
         for q, right, *_ in FACTS])

@@ -33,6 +33,7 @@ ROOT = HERE.parent / "tests" / "data" / "lm_eval"
 RUNS = [
     ("arc_easy", 0), ("arc_easy", 3), ("arc_challenge", 2), ("piqa", 2), ("boolq", 1), ("sciq", 0),
     ("openbookqa", 2), ("hellaswag", 2), ("mmlu_anatomy", 5), ("mmlu_astronomy", 0), ("rte", 1), ("cola", 1), ("winogrande", 0), ("winogrande", 2), ("lambada_openai", 0), ("galician_bench_flores_en-gl", 0), ("galician_bench_flores_en-gl", 2),
+    ("agieval_math", 0), ("agieval_aqua_rat", 0),
     ("nq_open", 2), ("triviaqa", 0), ("gsm8k", None),
 ]
 

@@ -33,6 +33,7 @@ FILES = {
     "hellaswag": "hellaswag/hellaswag.yaml", "mmlu_anatomy": "mmlu/default/mmlu_anatomy.yaml",
     "mmlu_astronomy": "mmlu/default/mmlu_astronomy.yaml", "rte": "glue/rte/default.yaml", "cola": "glue/cola/default.yaml", "winogrande": "winogrande/default.yaml",
     "lambada_openai": "lambada/lambada_openai.yaml", "galician_bench_flores_en-gl": "galician_bench/flores_gl/flores_en-gl.yaml",
+    "agieval_math": "agieval/math.yaml", "agieval_aqua_rat": "agieval/aqua-rat.yaml",
     "nq_open": "nq_open/nq_open.yaml", "triviaqa": "triviaqa/default.yaml", "gsm8k": "gsm8k/gsm8k.yaml",
 }
 
@@ -155,7 +156,7 @@ def test_function_tags_need_trust_task_code():
 
 
 @pytest.mark.parametrize("path,pattern", [
-    ("wikitext/wikitext.yaml", r"wikitext\.yaml:10: field 'process_results': is not supported, and ignoring it"),
+    ("wikitext/wikitext.yaml", r"wikitext\.yaml:4: field 'output_type': 'loglikelihood_rolling' is not supported yet"),
 ])
 def test_what_is_not_supported_yet_is_refused_by_name(path, pattern):
     with pytest.raises(TaskError, match=pattern):

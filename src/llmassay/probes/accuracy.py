@@ -21,7 +21,7 @@ from llmassay.metrics import proportion
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
-from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, perplexity, text_metric
+from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, item_mean, perplexity, text_metric
 from llmassay.tasks.filters import TEXT_METRICS
 from llmassay.types import GenerateRequest, LoglikelihoodRequest, Sample
 
@@ -84,7 +84,8 @@ class AccuracyProbe(Probe):
     ) -> list[Row]:
         delim = task.target_delimiter
         generate = "acc_gen" in task.metrics
-        loglik = any(m in LOGLIK_METRICS or m in CORPUS_METRICS for m in task.metrics)
+        loglik = task.process_results is not None or any(m in LOGLIK_METRICS or m in CORPUS_METRICS for m in task.metrics)
+        generate = generate and task.process_results is None
         items = [MCItem(s.prompt, tuple(s.choices or ())) for s in samples]
         rows = []
         if task.continuations:  # lm-eval's per-choice contexts (winogrande): one continuation after each
@@ -107,6 +108,8 @@ class AccuracyProbe(Probe):
                 )
                 if "acc_bytes" in task.metrics:
                     row.update(pred_bytes=score.pred_bytes(choices), acc_bytes=score.pred_bytes(choices) == sample.target)
+            if task.process_results is not None:  # the task's own scoring replaces ours, as in lm-eval
+                row.update(task.custom_scores(sample, list(zip(score.loglikelihoods, score.is_greedy))))
             if score.n_truncated_tokens:  # flagged per sample, counted in the results' engine stats
                 row["n_truncated_tokens"] = score.n_truncated_tokens
             if generate:
@@ -148,7 +151,7 @@ class AccuracyProbe(Probe):
         metrics = {name: corpus_metric(name, rows, cfg.seed) if name in CORPUS_METRICS
                    else perplexity(rows, cfg.seed) if name == "perplexity"
                    else text_metric(name, rows, cfg.seed) if name.split(",")[0] in TEXT_METRICS
-                   else proportion([bool(r[name]) for r in rows]) for name in task.metrics}
+                   else item_mean([r[name] for r in rows]) for name in task.metrics}
         if "acc_gen" in task.metrics:
             metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])
         details: dict[str, Any] = {"chat_template": uses_chat(opts, cfg, task)} if _generates(task) else {}

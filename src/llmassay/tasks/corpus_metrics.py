@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from llmassay.metrics import bootstrap_statistic
+from llmassay.metrics import bootstrap_mean, bootstrap_statistic, proportion
 from llmassay.types import LlmassayError, Metric
 
 CORPUS_METRICS = ("f1", "mcc")
@@ -74,3 +74,11 @@ def text_metric(name: str, rows: list[dict[str, Any]], seed: int = 0, n_boot: in
         return float(corpus([preds[i] for i in picked], [list(x) for x in zip(*[refs[i] for i in picked])]).score)
 
     return bootstrap_statistic(np.arange(len(rows))[:, None], statistic, seed=seed, n_boot=n_boot)
+
+
+def item_mean(values: list[Any]) -> Metric:
+    """A mean of per-item scores: Wilson for 0/1 scores, a bootstrap for partial credit
+    (a task's own `process_results` may give any number)."""
+    if all(v in (0, 1) for v in values):
+        return proportion([bool(v) for v in values])
+    return bootstrap_mean([float(v) for v in values])

@@ -106,6 +106,7 @@ class GenerationScoring:
     options: dict[str, Any] = field(default_factory=dict)
     lm_eval: bool = False  # lm-eval's strict exact match (its options or filters were given)
     metrics: tuple[str, ...] = ("exact_match",)  # exact_match and corpus text metrics (bleu, chrf, ter)
+    process_results: Callable[..., dict[str, Any]] | None = None  # the task's own scoring, per filtered answer
 
     @classmethod
     def from_config(cls, config: dict[str, Any], fail: Any) -> GenerationScoring:
@@ -133,14 +134,19 @@ class GenerationScoring:
             return list(self.metrics)
         return [f"{m},{p.name}" for p in self.pipelines for m in self.metrics]
 
-    def score(self, text: str, references: list[str]) -> dict[str, Any]:
-        if not self.lm_eval:
+    def score(self, text: str, references: list[str], doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not self.lm_eval and self.process_results is None:
             return {"exact_match": any(normalised_exact_match(text, r) for r in references)}
         pipelines = self.pipelines or [FilterPipeline("none", [_take_first()])]
         out: dict[str, Any] = {}
         for pipeline in pipelines:
             answer = pipeline.apply([text])
             suffix = f",{pipeline.name}" if self.pipelines else ""
+            if self.process_results is not None:
+                values = self.process_results(doc or {}, [answer])
+                out.update({m + suffix: values[m] for m in self.metrics})
+                out[f"filtered_resps,{pipeline.name}"] = answer
+                continue
             for metric in self.metrics:
                 if metric == "exact_match":
                     out[metric + suffix] = any(lm_eval_exact_match(answer, r, **self.options) for r in references)

@@ -16,7 +16,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 import yaml
@@ -40,7 +40,7 @@ DATA_DIR = Path(__file__).parent / "data"
 OUTPUT_TYPES = ("multiple_choice", "generate_until", "loglikelihood")
 UNSUPPORTED_OUTPUT_TYPES = ("loglikelihood_rolling",)
 LOGLIKELIHOOD_METRICS = ("perplexity", "acc")  # lm-eval's: exp(-mean log P(target)), and 'target is greedy'
-SCORE_CHANGING_KEYS = ("process_results", "use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
+SCORE_CHANGING_KEYS = ("use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
 MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes", "f1", "mcc")  # f1, mcc: over the corpus, as lm-eval
 DEFAULT_MC_METRICS = ("acc", "acc_norm", "acc_gen")  # acc_bytes on request, as in lm-eval
 GEN_METRICS = ("exact_match", "bleu", "chrf", "ter")  # bleu, chrf, ter: sacrebleu over the corpus
@@ -86,6 +86,8 @@ class Task:
     # prompt + each choice; the choices are then contexts, not answers
     continuations: dict[str, str] = field(default_factory=dict)
     scoring: GenerationScoring | None = field(default=None, repr=False, compare=False)
+    # a trusted `process_results(doc, results) -> {metric: value}`: the task's own scoring
+    process_results: Callable[..., dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the resolved config
 
     def references(self, sample: Sample) -> list[str]:
@@ -95,7 +97,12 @@ class Task:
     def score_generation(self, sample: Sample, text: str) -> dict[str, Any]:
         """The generation's metrics, one per filter as lm-eval names them (`exact_match,strict-match`)."""
         scoring = self.scoring or GenerationScoring()
-        return scoring.score(text, self.references(sample))
+        return scoring.score(text, self.references(sample), sample.doc)
+
+    def custom_scores(self, sample: Sample, results: list[Any]) -> dict[str, Any]:
+        """The task's own `process_results` on lm-eval's per-request results."""
+        assert self.process_results is not None
+        return _run_process_results(self.process_results, sample, results, self.metrics)
 
     def json_schema(self, sample_id: str) -> dict[str, Any]:
         """The JSON schema the task's `json_schema` field gives this item."""
@@ -303,6 +310,8 @@ def _check_header(path: Path, config: dict[str, Any], lines: dict[str, str]) -> 
     for key in SCORE_CHANGING_KEYS:
         if config.get(key) is not None:
             raise fail(key, "is not supported, and ignoring it would change the scores")
+    if config.get("process_results") is not None and not callable(config["process_results"]):
+        raise fail("process_results", "must be a !function (run with --trust-task-code)")
     output_type = config.get("output_type", "generate_until")  # lm-eval's default
     if output_type in UNSUPPORTED_OUTPUT_TYPES:
         raise fail("output_type", f"'{output_type}' is not supported yet (use {', '.join(OUTPUT_TYPES)})")
@@ -355,8 +364,11 @@ def _build_task(
     max_gen = gen_kwargs.get("max_gen_toks", 256)
     if not isinstance(max_gen, int) or isinstance(max_gen, bool) or max_gen <= 0:
         raise fail("generation_kwargs", "'max_gen_toks' must be a positive integer")
-    metrics = _metric_names(config, output_type, fail)
+    process = config.get("process_results")
+    metrics = _custom_metric_names(config, fail) if process is not None else _metric_names(config, output_type, fail)
     scoring = GenerationScoring.from_config(config, fail) if output_type == "generate_until" else None
+    if scoring is not None and process is not None:
+        scoring.process_results, scoring.metrics = process, tuple(metrics)
     if scoring is not None:
         metrics = scoring.metric_names()  # one result per filter: exact_match,strict-match ...
 
@@ -410,6 +422,7 @@ def _build_task(
         targets=builder.targets,
         continuations=builder.continuations,
         scoring=scoring,
+        process_results=process,
         config=config,
     )
 
@@ -627,6 +640,33 @@ def _string_field(config: dict[str, Any], key: str, default: str, fail: Any) -> 
     return value
 
 
+def _custom_metric_names(config: dict[str, Any], fail: Any) -> list[str]:
+    """With `process_results`, metric_list names what it returns; each is averaged over items."""
+    names = []
+    for entry in config.get("metric_list") or ():
+        name = entry.get("metric") if isinstance(entry, dict) else entry
+        aggregation = entry.get("aggregation", "mean") if isinstance(entry, dict) else "mean"
+        if not isinstance(name, str):
+            raise fail("metric_list", "with process_results, each metric must be a name")
+        if aggregation != "mean":
+            raise fail("metric_list", f"aggregation {aggregation!r} of '{name}' is not supported with "
+                                      "process_results (mean only)")
+        names.append(name)
+    if not names:
+        raise fail("metric_list", "process_results needs a metric_list naming the metrics it returns")
+    return names
+
+
+def _run_process_results(process: Any, sample: Sample, results: list[Any], metrics: list[str]) -> dict[str, Any]:
+    try:
+        values = process(sample.doc, results)
+    except Exception as exc:  # the task's own code: one line naming the item
+        raise TaskError(f"process_results failed on item '{sample.id}': {type(exc).__name__}: {exc}") from None
+    if not isinstance(values, dict) or any(m not in values for m in metrics):
+        raise TaskError(f"process_results gave {type(values).__name__} without {metrics} on item '{sample.id}'")
+    return {m: values[m] for m in metrics}
+
+
 def _metric_names(config: dict[str, Any], output_type: str, fail: Any) -> list[str]:
     known = {"multiple_choice": MC_METRICS, "loglikelihood": LOGLIKELIHOOD_METRICS}.get(output_type, GEN_METRICS)
     entries = config.get("metric_list")
@@ -788,6 +828,8 @@ class _Renderer:
                 return text, None, [str(t) for t in target] or [""]
             return text, None, str(target)
         choices = self._choices(doc)
+        if isinstance(target, list) and target and self.config.get("process_results") is not None:
+            target = target[0]  # the task's own process_results reads the gold from the document
         return text, choices, self._target_index(target, choices, doc)
 
     def _is_field(self, key: str, doc: _Doc) -> bool:
