@@ -27,7 +27,14 @@ from typing import Any
 
 from llmassay.tasks.filters import GenerationScoring
 from llmassay.tasks.lmeval_yaml import FunctionRef, TaskConfigError, read_config
-from llmassay.tasks.loader import TaskError, _check_header, _field_error, _fewshot_sampler, _metric_names
+from llmassay.tasks.loader import (
+    TaskError,
+    _check_header,
+    _custom_metric_names,
+    _fewshot_sampler,
+    _field_error,
+    _metric_names,
+)
 
 
 def _functions(file: Path) -> set[str]:
@@ -77,7 +84,10 @@ def verdict(path: Path, cache: dict[Path, set[str]]) -> tuple[str, bool]:
             warnings.simplefilter("ignore")
             _check_header(path, config, lines)
             output_type = config.get("output_type", "generate_until")
-            _metric_names(config, output_type, fail)
+            if config.get("process_results") is not None:
+                _custom_metric_names(config, fail)
+            else:
+                _metric_names(config, output_type, fail)
             _fewshot_sampler(config, fail)
             if output_type == "generate_until":
                 GenerationScoring.from_config(config, fail)
