@@ -27,6 +27,17 @@ FACTS = [  # (question, right answer, three wrong answers)
 ]
 
 
+GALICIAN = {"the": "o", "cat": "gato", "sleeps": "dorme", "on": "en", "warm": "morna", "red": "vermella",
+            "mat": "alfombra", "a": "un", "small": "pequeno", "dog": "can", "runs": "corre", "in": "no",
+            "green": "verde", "park": "parque", "old": "vello", "man": "home", "reads": "le", "long": "longo",
+            "book": "libro", "my": "a miña", "sister": "irmá", "drinks": "bebe", "cold": "fría", "water": "auga",
+            "every": "cada", "day": "día", "children": "nenos", "play": "xogan", "near": "preto do",
+            "big": "grande", "river": "río", "tall": "alta", "tree": "árbore", "grows": "medra",
+            "behind": "detrás da", "white": "branca", "house": "casa", "teacher": "mestre", "writes": "escribe",
+            "black": "negro", "board": "encerado", "our": "os nosos", "friends": "amigos", "eat": "comen",
+            "fresh": "fresco", "bread": "pan", "morning": "mañá"}
+
+
 def write(dataset: str, name: str, split: str, rows: list[dict]) -> None:
     folder = ROOT / dataset / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,6 +98,22 @@ def main() -> None:
         write("allenai/winogrande", "winogrande_xl", split, [
             {"sentence": f"The student knew {right} but not {w[0]} because _ was taught.",
              "option1": right, "option2": w[0], "answer": "1"} for q, right, *w in facts])
+    english = ["the cat sleeps on the warm red mat", "a small dog runs in the green park", "the old man reads a long book",
+               "my sister drinks cold water every day", "the children play near the big river",
+               "a tall tree grows behind the white house", "the teacher writes on the black board",
+               "our friends eat fresh bread in the morning"]
+    for split, rows in (("dev", english[:4]), ("devtest", english[4:])):
+        write("facebook/flores", "all", split, [
+            {"id": i, "sentence_eng_Latn": e, "sentence_glg_Latn": " ".join(GALICIAN.get(w, w) for w in e.split())}
+            for i, e in enumerate(rows)])
+    write("hails/agieval-math", "default", "test", [
+        {"query": f"Q: {q}? A:", "answer": right if i % 3 else "$\\frac{1}{2}$"} for i, (q, right, *_) in enumerate(FACTS)])
+    write("hails/agieval-aqua-rat", "default", "test", [
+        {"query": f"Q: {q}? Answer Choices: (A){w[0]} (B){right} (C){w[1]} (D){w[2]}\nA: Among A through D, the answer is",
+         "choices": ["(A)", "(B)", "(C)", "(D)"], "gold": [1]} for q, right, *w in FACTS])
+    write("EleutherAI/lambada_openai", "default", "test", [
+        {"text": f"The teacher asked the class {q.lower()} and every student wrote down {right.split()[-1]}"}
+        for q, right, *_ in FACTS])
     for split, facts in (("train", FACTS[:7]), ("test", FACTS[7:])):
         write("openai/gsm8k", "main", split, [
             {"question": f"Tom has {i + 2} apples and buys {i * 3} more. How many apples does he have?",

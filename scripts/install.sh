@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
-EXTRAS="${EXTRAS:-hf,server,models,ray,report,audit,facts,safety,watermark,tokens,judge,dev}"
+EXTRAS="${EXTRAS:-hf,server,models,ray,report,audit,facts,safety,watermark,tokens,judge,lmeval,dev}"
 LLAMA_VERSION="0.3.36"
 
 cpu_key=$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m; "$PYTHON" -c 'import sys; print(sys.version_info[:2])') | sha256sum | cut -c1-12)

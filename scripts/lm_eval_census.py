@@ -16,6 +16,7 @@ but their `aggregate_metric_list` is not computed.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 import tempfile
 import warnings
@@ -26,17 +27,24 @@ from typing import Any
 
 from llmassay.tasks.filters import GenerationScoring
 from llmassay.tasks.lmeval_yaml import FunctionRef, TaskConfigError, read_config
-from llmassay.tasks.loader import TaskError, _check_header, _field_error, _fewshot_sampler, _metric_names
+from llmassay.tasks.loader import (
+    TaskError,
+    _check_header,
+    _custom_metric_names,
+    _fewshot_sampler,
+    _field_error,
+    _metric_names,
+)
 
 
 def _functions(file: Path) -> set[str]:
-    """Names a module defines; '*' where it also makes names at import (`globals()[...] =`)."""
+    """Names a module defines; '*' where it also makes names at import (`globals()[...] = ...`, `globals().update(...)`)."""
     try:
         source = file.read_text(encoding="utf-8")
         tree = ast.parse(source)
     except (OSError, SyntaxError, UnicodeDecodeError):
         return set()
-    dynamic = {"*"} if "globals()[" in source else set()
+    dynamic = {"*"} if "globals()" in source else set()
     return dynamic | {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))} | {
         t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
 
@@ -76,7 +84,10 @@ def verdict(path: Path, cache: dict[Path, set[str]]) -> tuple[str, bool]:
             warnings.simplefilter("ignore")
             _check_header(path, config, lines)
             output_type = config.get("output_type", "generate_until")
-            _metric_names(config, output_type, fail)
+            if config.get("process_results") is not None:
+                _custom_metric_names(config, fail)
+            else:
+                _metric_names(config, output_type, fail)
             _fewshot_sampler(config, fail)
             if output_type == "generate_until":
                 GenerationScoring.from_config(config, fail)
@@ -91,7 +102,7 @@ def _reason(message: str) -> str:
     for marker in ("field '", "key '"):
         if marker in text:
             text = text[text.index(marker):]
-    text = text.split(" on ")[0].split(" (relative")[0]
+    text = re.sub(r"<function [^>]*>", "a !function", text.split(" on ")[0].split(" (relative")[0])
     if "not supported for" in text:
         text = text.split("metric ", 1)[-1]
     return text[:110]

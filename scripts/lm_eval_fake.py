@@ -35,9 +35,19 @@ def score(context: str, continuation: str) -> float:
     return -(digest(context, continuation) % 10_000) / 1_000
 
 
+def greedy(context: str, continuation: str) -> bool:
+    """Whether greedy decoding would write the continuation: arbitrary but fixed."""
+    return digest("greedy", context, continuation) % 3 == 0
+
+
 def answer(prompt: str) -> str:
     """A generation for the prompt's last question."""
     h = digest(prompt) % 6
+    if prompt.endswith("Galician sentence:"):  # translate the last sentence, knowing some words
+        from build_lm_eval_testdata import GALICIAN
+
+        words = prompt.rsplit("English sentence: ", 1)[-1].split("\n")[0].split()
+        return " " + " ".join(GALICIAN.get(w, w) if digest(w, prompt) % 4 else w for w in words)
     sums = re.findall(r"Tom has (\d+) apples and buys (\d+) more", prompt)
     if sums:
         a, b = map(int, sums[-1])

@@ -26,13 +26,14 @@ from lm_eval.tasks import TaskManager
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from lm_eval_fake import answer, score  # noqa: E402
+from lm_eval_fake import answer, greedy, score  # noqa: E402
 
 ROOT = HERE.parent / "tests" / "data" / "lm_eval"
 # (task, num_fewshot): None keeps the config's own num_fewshot.
 RUNS = [
     ("arc_easy", 0), ("arc_easy", 3), ("arc_challenge", 2), ("piqa", 2), ("boolq", 1), ("sciq", 0),
-    ("openbookqa", 2), ("hellaswag", 2), ("mmlu_anatomy", 5), ("mmlu_astronomy", 0), ("rte", 1), ("cola", 1),
+    ("openbookqa", 2), ("hellaswag", 2), ("mmlu_anatomy", 5), ("mmlu_astronomy", 0), ("rte", 1), ("cola", 1), ("winogrande", 0), ("winogrande", 2), ("lambada_openai", 0), ("galician_bench_flores_en-gl", 0), ("galician_bench_flores_en-gl", 2),
+    ("agieval_math", 0), ("agieval_aqua_rat", 0),
     ("nq_open", 2), ("triviaqa", 0), ("gsm8k", None),
 ]
 
@@ -45,7 +46,7 @@ def local_download(self: ConfigurableTask, dataset_kwargs=None, **kwargs) -> Non
 
 class FakeLM(LM):
     def loglikelihood(self, requests):
-        return [(score(*r.args[:2]), False) for r in requests]
+        return [(score(*r.args[:2]), greedy(*r.args[:2])) for r in requests]
 
     def loglikelihood_rolling(self, requests):
         raise NotImplementedError
@@ -73,6 +74,7 @@ def main() -> None:
             "num_fewshot": shots,
             "n_shot": result["n-shot"][task],
             "prompts": [s["arguments"][0][0] for s in samples],
+            "contexts": [[a[0] for a in s["arguments"]] for s in samples],
             "continuations": [[a[1] for a in s["arguments"]] for s in samples],
             "resps": [s["resps"] for s in samples],
             "filters": list(dict.fromkeys(s["filter"] for s in logged)),

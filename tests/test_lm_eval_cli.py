@@ -8,14 +8,13 @@ import json
 import pytest
 
 import llmassay.evaluate
-from fakes import ScriptedBackend, prompt_of
 from llmassay.cli import main
-from test_lm_eval_compat import FAKE, REFERENCE, ROOT
+from test_lm_eval_compat import REFERENCE, ROOT, Backend
 
 
 @pytest.fixture()
 def scripted(monkeypatch):
-    backend = ScriptedBackend(FAKE.score, lambda req: FAKE.answer(prompt_of(req)))
+    backend = Backend()
     monkeypatch.setattr(llmassay.evaluate, "load_executor", lambda *a, **k: backend)
     return backend
 
@@ -60,3 +59,27 @@ def test_function_tags_are_refused_without_the_flag(tmp_path, scripted, capsys):
     assert run(tmp_path, "--tasks", "hellaswag") == 2
     assert "pass --trust-task-code" in capsys.readouterr().err
     assert run(tmp_path, "--tasks", "hellaswag", "--trust-task-code") == 0
+
+
+def test_loglikelihood_tasks_report_perplexity_lower_is_better(tmp_path, scripted):
+    assert run(tmp_path, "--tasks", "lambada_openai", "--lm-eval-results") == 0
+    [results_file] = (tmp_path / "out" / "test__fake-model").glob("results_*.json")
+    doc = json.loads(results_file.read_text())
+    ref = REFERENCE["runs"]["lambada_openai@0"]["metrics"]
+    assert doc["results"]["lambada_openai"]["perplexity,none"] == pytest.approx(ref["perplexity,none"])
+    assert doc["results"]["lambada_openai"]["acc,none"] == pytest.approx(ref["acc,none"])
+    assert doc["higher_is_better"]["lambada_openai"] == {"perplexity": False, "acc": True}
+
+
+def test_groups_and_tags_expand_to_their_task_files(tmp_path):
+    from llmassay.tasks.registry import TaskIndex
+
+    (tmp_path / "g.yaml").write_text("group: my_suite\ntask:\n  - ai2_arc\n  - piqa\n"
+                                     "aggregate_metric_list:\n  - metric: acc\n")
+    with pytest.warns(UserWarning, match=r"g\.yaml: group 'my_suite': aggregate_metric_list is not computed"):
+        index = TaskIndex.scan([ROOT / "tasks", tmp_path])
+    names = [p.rsplit("/", 2)[-2:] for p in index.expand("my_suite")]
+    assert names == [["arc", "arc_challenge.yaml"], ["arc", "arc_easy.yaml"], ["piqa", "piqa.yaml"]]
+    assert index.expand("mmlu_stem_tasks") == [str(ROOT / "tasks/mmlu/default/mmlu_anatomy.yaml"),
+                                               str(ROOT / "tasks/mmlu/default/mmlu_astronomy.yaml")]
+    assert index.expand("not_a_task") == ["not_a_task"]  # left for load_task to refuse by name

@@ -128,7 +128,7 @@ BAD_YAML_CASES = [
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: generate_until\n"
      "doc_to_text: a\ndoc_to_target: y\nnum_fewshot: -1\n", r"t\.yaml:7: field 'num_fewshot': must be a non-negative integer"),
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: generate_until\n"
-     "doc_to_text: a\ndoc_to_target: y\nmetric_list: [bleu]\n", r"field 'metric_list': metric 'bleu' is not supported"),
+     "doc_to_text: a\ndoc_to_target: y\nmetric_list: [rouge]\n", r"field 'metric_list': metric 'rouge' is not supported"),
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: generate_until\n"
      "doc_to_text: a\ndoc_to_target: y\nfewshot_config: {sampler: balanced}\n",
      r"t\.yaml:7: field 'fewshot_config': sampler 'balanced' is not one of default, first_n"),

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmassay.metrics import proportion
-from llmassay.probes._mc import LOGLIK_METRICS, MCItem, score_multiple_choice
+from llmassay.probes._mc import LOGLIK_METRICS, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
-from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric
-from llmassay.types import GenerateRequest, Sample
+from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, item_mean, perplexity, text_metric
+from llmassay.tasks.filters import TEXT_METRICS
+from llmassay.types import GenerateRequest, LoglikelihoodRequest, Sample
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -55,6 +56,7 @@ def _flag(name: str) -> SampleMetric:
 
 class AccuracyProbe(Probe):
     name = "accuracy"
+    task_types = ("multiple_choice", "generate_until", "loglikelihood")
     description = "the task's own metrics: acc, acc_norm, acc_gen (multiple choice), exact_match (generation)"
     challenge = "accuracy"
     Options = AccuracyOptions
@@ -71,6 +73,8 @@ class AccuracyProbe(Probe):
     }
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
+        if task.output_type == "loglikelihood":
+            return score_loglikelihood(engine, samples)
         if task.output_type == "multiple_choice":
             return self._multiple_choice(task, samples, engine, uses_chat(opts, cfg, task), cfg)
         return self._generation(task, samples, engine, uses_chat(opts, cfg, task), cfg)
@@ -80,10 +84,15 @@ class AccuracyProbe(Probe):
     ) -> list[Row]:
         delim = task.target_delimiter
         generate = "acc_gen" in task.metrics
-        loglik = any(m in LOGLIK_METRICS or m in CORPUS_METRICS for m in task.metrics)
+        loglik = task.process_results is not None or any(m in LOGLIK_METRICS or m in CORPUS_METRICS for m in task.metrics)
+        generate = generate and task.process_results is None
         items = [MCItem(s.prompt, tuple(s.choices or ())) for s in samples]
         rows = []
-        scores = score_multiple_choice(engine, items, delim, cfg, generate, loglik=loglik, chat=chat)
+        if task.continuations:  # lm-eval's per-choice contexts (winogrande): one continuation after each
+            scores = score_partial(engine, samples, task.continuations, delim)
+            generate = False
+        else:
+            scores = score_multiple_choice(engine, items, delim, cfg, generate, loglik=loglik, chat=chat)
         for sample, score in zip(samples, scores):
             choices = sample.choices or []
             row: Row = {"id": sample.id, "prompt": sample.prompt, "choices": [delim + c for c in choices],
@@ -99,6 +108,8 @@ class AccuracyProbe(Probe):
                 )
                 if "acc_bytes" in task.metrics:
                     row.update(pred_bytes=score.pred_bytes(choices), acc_bytes=score.pred_bytes(choices) == sample.target)
+            if task.process_results is not None:  # the task's own scoring replaces ours, as in lm-eval
+                row.update(task.custom_scores(sample, list(zip(score.loglikelihoods, score.is_greedy))))
             if score.n_truncated_tokens:  # flagged per sample, counted in the results' engine stats
                 row["n_truncated_tokens"] = score.n_truncated_tokens
             if generate:
@@ -138,7 +149,9 @@ class AccuracyProbe(Probe):
 
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
         metrics = {name: corpus_metric(name, rows, cfg.seed) if name in CORPUS_METRICS
-                   else proportion([bool(r[name]) for r in rows]) for name in task.metrics}
+                   else perplexity(rows, cfg.seed) if name == "perplexity"
+                   else text_metric(name, rows, cfg.seed) if name.split(",")[0] in TEXT_METRICS
+                   else item_mean([r[name] for r in rows]) for name in task.metrics}
         if "acc_gen" in task.metrics:
             metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])
         details: dict[str, Any] = {"chat_template": uses_chat(opts, cfg, task)} if _generates(task) else {}
@@ -160,8 +173,34 @@ class AccuracyProbe(Probe):
         return self.line(task, analysis, metric, verdict, level)
 
 
+def score_loglikelihood(engine: Engine, samples: list[Sample]) -> list[Row]:
+    """lm-eval's `loglikelihood` tasks (lambada): log P(target | prompt), and whether greedy
+    decoding would have written the target (`acc`)."""
+    results = engine.loglikelihood([LoglikelihoodRequest(s.prompt, str(s.target)) for s in samples])
+    rows: list[Row] = []
+    for s, r in zip(samples, results):
+        row: Row = {"id": s.id, "prompt": s.prompt, "target": s.target, "loglikelihood": r.logprob,
+                    "is_greedy": r.is_greedy, "acc": bool(r.is_greedy)}
+        if r.n_truncated_tokens:
+            row["n_truncated_tokens"] = r.n_truncated_tokens
+        rows.append(row)
+    return rows
+
+
+def score_partial(engine: Engine, samples: list[Sample], continuations: dict[str, str], delim: str) -> list[MCScore]:
+    """log P(continuation | prompt + choice) per choice, as lm-eval scores winogrande."""
+    requests = [LoglikelihoodRequest(s.prompt + c, delim + continuations[s.id]) for s in samples for c in s.choices or ()]
+    answers = iter(engine.loglikelihood(requests))
+    scores = []
+    for s in samples:
+        got = [next(answers) for _ in s.choices or ()]
+        scores.append(MCScore(tuple(a.logprob for a in got), tuple(a.n_tokens for a in got),
+                              tuple(a.is_greedy for a in got), None, max((a.n_truncated_tokens for a in got), default=0)))
+    return scores
+
+
 def _generates(task: Task) -> bool:
-    return task.output_type != "multiple_choice" or "acc_gen" in task.metrics
+    return task.output_type == "generate_until" or "acc_gen" in task.metrics
 
 
 def _chance(task: Task) -> float | None:

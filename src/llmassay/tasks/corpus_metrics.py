@@ -1,4 +1,4 @@
-"""lm-eval's corpus-level multiple-choice metrics: `f1` and `mcc` over (gold, pick) pairs.
+"""lm-eval's corpus-level metrics: `f1` and `mcc` over (gold, pick) pairs, `perplexity`.
 
 They are not means of per-item scores, so their interval is a percentile bootstrap over
 items (`metrics.bootstrap_statistic`). lm-eval computes them with scikit-learn
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from llmassay.metrics import bootstrap_statistic
-from llmassay.types import Metric
+from llmassay.metrics import bootstrap_mean, bootstrap_statistic, proportion
+from llmassay.types import LlmassayError, Metric
 
 CORPUS_METRICS = ("f1", "mcc")
 
@@ -45,3 +45,40 @@ def corpus_metric(name: str, rows: list[dict[str, Any]], seed: int = 0) -> Metri
     k = int(pairs.max()) + 1 if len(pairs) else 2
     fn = f1 if name == "f1" else mcc
     return bootstrap_statistic(pairs, lambda m: fn(m.astype(int), k), seed=seed)
+
+
+def perplexity(rows: list[dict[str, Any]], seed: int = 0) -> Metric:
+    """lm-eval's `perplexity` aggregation, exp(-mean log-likelihood), with a bootstrap CI."""
+    lls = np.array([[r["loglikelihood"]] for r in rows], dtype=float)
+    return bootstrap_statistic(lls, lambda m: float(np.exp(-m[:, 0].mean())), seed=seed)
+
+
+TEXT_LOWER_IS_BETTER = ("ter",)
+
+
+def text_metric(name: str, rows: list[dict[str, Any]], seed: int = 0, n_boot: int = 200) -> Metric:
+    """sacrebleu's corpus `bleu`/`chrf`/`ter` of the rows' answers (`rows[name]`) against
+    their references, as lm-eval aggregates them, with a bootstrap CI over items."""
+    try:
+        import sacrebleu
+    except ImportError:
+        raise LlmassayError(f"metric '{name}' needs sacrebleu: pip install 'llmassay[lmeval]'") from None
+    corpus = {"bleu": sacrebleu.corpus_bleu, "chrf": sacrebleu.corpus_chrf, "ter": sacrebleu.corpus_ter}[name.split(",")[0]]
+    preds = [str(r[name]) for r in rows]
+    refs = [list(r["references"]) for r in rows]
+    if len({len(r) for r in refs}) > 1:
+        raise LlmassayError(f"metric '{name}': every item needs the same number of references (sacrebleu)")
+
+    def statistic(m: np.ndarray) -> float:
+        picked = m[:, 0].astype(int)
+        return float(corpus([preds[i] for i in picked], [list(x) for x in zip(*[refs[i] for i in picked])]).score)
+
+    return bootstrap_statistic(np.arange(len(rows))[:, None], statistic, seed=seed, n_boot=n_boot)
+
+
+def item_mean(values: list[Any]) -> Metric:
+    """A mean of per-item scores: Wilson for 0/1 scores, a bootstrap for partial credit
+    (a task's own `process_results` may give any number)."""
+    if all(v in (0, 1) for v in values):
+        return proportion([bool(v) for v in values])
+    return bootstrap_mean([float(v) for v in values])

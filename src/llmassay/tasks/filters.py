@@ -21,6 +21,7 @@ from typing import Any
 from llmassay.metrics import exact_match as normalised_exact_match
 
 Filter = Callable[[list[str]], list[str]]
+TEXT_METRICS = ("bleu", "chrf", "ter")  # sacrebleu's corpus scores, as lm-eval's
 EXACT_MATCH_OPTIONS = ("ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore")
 
 
@@ -104,6 +105,8 @@ class GenerationScoring:
     pipelines: list[FilterPipeline] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     lm_eval: bool = False  # lm-eval's strict exact match (its options or filters were given)
+    metrics: tuple[str, ...] = ("exact_match",)  # exact_match and corpus text metrics (bleu, chrf, ter)
+    process_results: Callable[..., dict[str, Any]] | None = None  # the task's own scoring, per filtered answer
 
     @classmethod
     def from_config(cls, config: dict[str, Any], fail: Any) -> GenerationScoring:
@@ -121,23 +124,37 @@ class GenerationScoring:
         for pattern in regexes or ():
             _compile(pattern, "metric_list", fail)
         pipelines = _pipelines(config.get("filter_list"), fail)
-        return cls(pipelines, options, lm_eval=bool(options) or bool(pipelines))
+        named = [e.get("metric") if isinstance(e, dict) else e for e in config.get("metric_list") or ()]
+        metrics = tuple(m for m in named if m in ("exact_match", *TEXT_METRICS)) or ("exact_match",)
+        text = any(m in TEXT_METRICS for m in metrics)
+        return cls(pipelines, options, lm_eval=bool(options) or bool(pipelines) or text, metrics=metrics)
 
     def metric_names(self) -> list[str]:
         if not self.pipelines:
-            return ["exact_match"]
-        return [f"exact_match,{p.name}" for p in self.pipelines]
+            return list(self.metrics)
+        return [f"{m},{p.name}" for p in self.pipelines for m in self.metrics]
 
-    def score(self, text: str, references: list[str]) -> dict[str, Any]:
-        if not self.lm_eval:
+    def score(self, text: str, references: list[str], doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not self.lm_eval and self.process_results is None:
             return {"exact_match": any(normalised_exact_match(text, r) for r in references)}
         pipelines = self.pipelines or [FilterPipeline("none", [_take_first()])]
         out: dict[str, Any] = {}
         for pipeline in pipelines:
             answer = pipeline.apply([text])
-            key = "exact_match" if not self.pipelines else f"exact_match,{pipeline.name}"
-            out[key] = any(lm_eval_exact_match(answer, r, **self.options) for r in references)
+            suffix = f",{pipeline.name}" if self.pipelines else ""
+            if self.process_results is not None:
+                values = self.process_results(doc or {}, [answer])
+                out.update({m + suffix: values[m] for m in self.metrics})
+                out[f"filtered_resps,{pipeline.name}"] = answer
+                continue
+            for metric in self.metrics:
+                if metric == "exact_match":
+                    out[metric + suffix] = any(lm_eval_exact_match(answer, r, **self.options) for r in references)
+                else:  # a corpus metric: the answer is kept, the score is computed over all rows
+                    out[metric + suffix] = answer
             out[f"filtered_resps,{pipeline.name}"] = answer
+        if any(m in TEXT_METRICS for m in self.metrics):
+            out["references"] = references
         return out
 
     def record(self) -> dict[str, Any]:

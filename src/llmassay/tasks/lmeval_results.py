@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from llmassay.tasks.corpus_metrics import CORPUS_METRICS
+from llmassay.tasks.filters import TEXT_METRICS
 from llmassay.tasks.loader import Task
 from llmassay.types import LlmassayError
 
-LOWER_IS_BETTER: frozenset[str] = frozenset()
+LOWER_IS_BETTER = frozenset({"perplexity", "ter"})
+AGGREGATES = (*CORPUS_METRICS, "perplexity", *TEXT_METRICS)  # not means of per-item scores: taken from the probe's metrics
 
 
 def sanitize_model_name(name: str) -> str:
@@ -73,8 +75,8 @@ def documents(results: dict[str, Any], rows: dict[str, list[dict[str, Any]]], ta
         for metric in task.metrics:
             base, filt = lm_eval_key(metric)
             values = [float(r[metric]) for r in task_rows if isinstance(r.get(metric), bool)]
-            corpus = ours.get("accuracy", {}).get(metric) if metric in CORPUS_METRICS else None
-            if corpus is not None:  # f1, mcc: over the corpus, not a mean of items
+            corpus = ours.get("accuracy", {}).get(metric) if base in AGGREGATES else None
+            if corpus is not None:  # f1, mcc, perplexity: over the corpus, not a mean of items
                 entry[f"{base},{filt}"], entry[f"{base}_stderr,{filt}"] = corpus["value"], corpus["stderr"] or "N/A"
             elif values:
                 entry[f"{base},{filt}"] = sum(values) / len(values)
@@ -115,6 +117,9 @@ def _sample_lines(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
         if task.output_type == "multiple_choice":
             target = sample.target
             arguments = [[sample.prompt, c] for c in row.get("choices", [])]
+            if sample.id in task.continuations:  # per-choice contexts (winogrande)
+                cont = task.target_delimiter + task.continuations[sample.id]
+                arguments = [[sample.prompt + c, cont] for c in sample.choices or ()]
             resps = [[[ll, g]] for ll, g in zip(row.get("loglikelihoods", []), row.get("is_greedy", []))]
             filtered = [r[0] for r in resps]
             metrics = {m: float(row[m]) for m in task.metrics if isinstance(row.get(m), bool)}
@@ -125,7 +130,8 @@ def _sample_lines(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
         for metric in task.metrics:
             _, filt = lm_eval_key(metric)
             filtered = row.get(f"filtered_resps,{filt}", row.get("generation"))
-            metric_value = {metric.split(",")[0]: float(row[metric])} if metric in row else {}
+            value = row.get(metric)
+            metric_value = {metric.split(",")[0]: float(value)} if isinstance(value, bool) else {}
             lines.append(_line(doc_id, sample, target, arguments, [[row.get("generation")]], [filtered], filt,
                                metric_value, row))
     return lines

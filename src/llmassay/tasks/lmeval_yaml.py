@@ -177,16 +177,20 @@ def _with_includes(
 def resolve_functions(config: dict[str, Any], trusted: bool) -> dict[str, Any]:
     """Every `!function` in the config, imported (trusted) or refused naming the flag."""
 
-    def walk(value: Any, key: str) -> Any:
+    def walk(value: Any, key: str, seen: frozenset[int]) -> Any:
         if isinstance(value, FunctionRef):
             return value.load(key, trusted)
+        if id(value) in seen:  # a self-referencing YAML anchor: left as it is, for the field checks to refuse
+            return value
         if isinstance(value, dict):
-            return {k: walk(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+            inner = seen | {id(value)}
+            return {k: walk(v, f"{key}.{k}" if key else str(k), inner) for k, v in value.items()}
         if isinstance(value, list):
-            return [walk(v, key) for v in value]
+            inner = seen | {id(value)}
+            return [walk(v, key, inner) for v in value]
         return value
 
-    return walk(config, "")
+    return walk(config, "", frozenset())
 
 
 def warn_unsupported(path: Path, config: dict[str, Any], lines: dict[str, str]) -> list[str]:

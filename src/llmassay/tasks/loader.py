@@ -16,7 +16,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 import yaml
@@ -37,12 +37,13 @@ from llmassay.tasks.lmeval_yaml import (
 from llmassay.types import LlmassayError, Sample
 
 DATA_DIR = Path(__file__).parent / "data"
-OUTPUT_TYPES = ("multiple_choice", "generate_until")
-UNSUPPORTED_OUTPUT_TYPES = ("loglikelihood", "loglikelihood_rolling")
-SCORE_CHANGING_KEYS = ("process_results", "use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
+OUTPUT_TYPES = ("multiple_choice", "generate_until", "loglikelihood")
+UNSUPPORTED_OUTPUT_TYPES = ("loglikelihood_rolling",)
+LOGLIKELIHOOD_METRICS = ("perplexity", "acc")  # lm-eval's: exp(-mean log P(target)), and 'target is greedy'
+SCORE_CHANGING_KEYS = ("use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
 MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes", "f1", "mcc")  # f1, mcc: over the corpus, as lm-eval
 DEFAULT_MC_METRICS = ("acc", "acc_norm", "acc_gen")  # acc_bytes on request, as in lm-eval
-GEN_METRICS = ("exact_match",)
+GEN_METRICS = ("exact_match", "bleu", "chrf", "ter")  # bleu, chrf, ter: sacrebleu over the corpus
 
 
 class TaskError(LlmassayError):
@@ -56,7 +57,7 @@ _JINJA.filters["regex_replace"] = lambda text, pattern, repl, count=0: re.sub(pa
 def _lm_eval_target(rendered: str, has_choices: bool) -> Any:
     """lm-eval's reading of a rendered `doc_to_target`: digits index the choices, and a
     list literal ('['Paris', 'paris , france']') is a list of accepted answers."""
-    if rendered.isdigit() and has_choices and len(rendered) < 100:
+    if rendered.isdecimal() and has_choices and len(rendered) < 100:  # not '²': isdigit(), but int() refuses it
         return int(rendered)
     if len(rendered) >= 2 and rendered[0] == "[" and rendered[-1] == "]":
         try:
@@ -81,7 +82,12 @@ class Task:
     builder: PromptBuilder | None = field(default=None, repr=False, compare=False)
     json_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # sample id → JSON schema
     targets: dict[str, list[str]] = field(default_factory=dict)  # sample id → every accepted answer (list targets)
+    # lm-eval's per-choice contexts (winogrande): sample id → the continuation scored after
+    # prompt + each choice; the choices are then contexts, not answers
+    continuations: dict[str, str] = field(default_factory=dict)
     scoring: GenerationScoring | None = field(default=None, repr=False, compare=False)
+    # a trusted `process_results(doc, results) -> {metric: value}`: the task's own scoring
+    process_results: Callable[..., dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the resolved config
 
     def references(self, sample: Sample) -> list[str]:
@@ -91,7 +97,12 @@ class Task:
     def score_generation(self, sample: Sample, text: str) -> dict[str, Any]:
         """The generation's metrics, one per filter as lm-eval names them (`exact_match,strict-match`)."""
         scoring = self.scoring or GenerationScoring()
-        return scoring.score(text, self.references(sample))
+        return scoring.score(text, self.references(sample), sample.doc)
+
+    def custom_scores(self, sample: Sample, results: list[Any]) -> dict[str, Any]:
+        """The task's own `process_results` on lm-eval's per-request results."""
+        assert self.process_results is not None
+        return _run_process_results(self.process_results, sample, results, self.metrics)
 
     def json_schema(self, sample_id: str) -> dict[str, Any]:
         """The JSON schema the task's `json_schema` field gives this item."""
@@ -113,7 +124,8 @@ class Task:
         """The task scored with only these metrics (e.g. skip generation for speed)."""
         if not names:
             return self
-        known = MC_METRICS if self.output_type == "multiple_choice" else tuple(self.metrics) or GEN_METRICS
+        known = {"multiple_choice": MC_METRICS, "loglikelihood": LOGLIKELIHOOD_METRICS}.get(
+            self.output_type, tuple(self.metrics) or GEN_METRICS)
         unknown = [n for n in names if n not in known]
         if unknown:
             raise TaskError(
@@ -172,6 +184,9 @@ def load_task(
                         "prompt (doc_to_text in its YAML)")
     if is_yaml:
         config, lines = _read_yaml(path)
+        for key in ("test_split", "validation_split", "training_split", "fewshot_split"):
+            if config.get(key) is not None and not isinstance(config[key], str):
+                raise _field_error(path, lines)(key, f"must be a string, not {type(config[key]).__name__}")
         try:
             config = resolve_functions(config, trust_task_code)
         except TaskConfigError as exc:
@@ -315,6 +330,8 @@ def _check_header(path: Path, config: dict[str, Any], lines: dict[str, str]) -> 
     for key in SCORE_CHANGING_KEYS:
         if config.get(key) is not None:
             raise fail(key, "is not supported, and ignoring it would change the scores")
+    if config.get("process_results") is not None and not callable(config["process_results"]):
+        raise fail("process_results", "must be a !function (run with --trust-task-code)")
     output_type = config.get("output_type", "generate_until")  # lm-eval's default
     if output_type in UNSUPPORTED_OUTPUT_TYPES:
         raise fail("output_type", f"'{output_type}' is not supported yet (use {', '.join(OUTPUT_TYPES)})")
@@ -345,6 +362,9 @@ def _build_task(
     if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
         raise fail("num_fewshot", "must be a non-negative integer")
     fewshot_docs = _fewshot_docs(config, lines, docs, source, fail) if shots else docs
+    available = len(fewshot_docs) - (1 if fewshot_docs is docs else 0)  # an item is never its own shot
+    if shots > available:
+        raise fail("num_fewshot", f"{shots} shots requested but only {available} documents to draw from")
     sampler = _fewshot_sampler(config, fail)
     target_delimiter = _string_field(config, "target_delimiter", " ", fail)
     fewshot_delimiter = _string_field(config, "fewshot_delimiter", "\n\n", fail)
@@ -364,9 +384,12 @@ def _build_task(
     max_gen = gen_kwargs.get("max_gen_toks", 256)
     if not isinstance(max_gen, int) or isinstance(max_gen, bool) or max_gen <= 0:
         raise fail("generation_kwargs", "'max_gen_toks' must be a positive integer")
-    metrics = _metric_names(config, output_type, fail)
+    process = config.get("process_results")
+    metrics = _custom_metric_names(config, fail) if process is not None else _metric_names(config, output_type, fail)
     scoring = GenerationScoring.from_config(config, fail) if output_type == "generate_until" else None
-    if scoring is not None and metrics == ["exact_match"]:
+    if scoring is not None and process is not None:
+        scoring.process_results, scoring.metrics = process, tuple(metrics)
+    if scoring is not None:
         metrics = scoring.metric_names()  # one result per filter: exact_match,strict-match ...
 
     builder = PromptBuilder(
@@ -401,6 +424,7 @@ def _build_task(
         + [output_type, target_delimiter, until, max_gen]
         + ([schemas] if schemas else [])
         + ([builder.targets] if builder.targets else [])
+        + ([builder.continuations] if builder.continuations else [])
         + ([scoring.record()] if scoring is not None and scoring.lm_eval else [])
     )
     return Task(
@@ -416,7 +440,9 @@ def _build_task(
         builder=builder,
         json_schemas=schemas,
         targets=builder.targets,
+        continuations=builder.continuations,
         scoring=scoring,
+        process_results=process,
         config=config,
     )
 
@@ -507,6 +533,7 @@ class PromptBuilder:
     group_field: str | None = None  # llmassay's `fewshot_group`: shots share this field's value (MMLU subject)
     docs_by_id: dict[str, _Doc] = field(default_factory=dict)
     targets: dict[str, list[str]] = field(default_factory=dict)
+    continuations: dict[str, str] = field(default_factory=dict)  # sample id → continuation after each context
     fixed_shots: dict[int, list[_Doc]] = field(default_factory=dict)  # id(doc) → lm-eval's stream draw
     short: dict[str, int] = field(default_factory=dict)  # sample id → shots it got, where its group had fewer
 
@@ -530,6 +557,9 @@ class PromptBuilder:
         original = self.docs_by_id[sid]
         doc = original if data is original.data else _Doc(data, original.where)
         text, choices, target = self.renderer.render(doc)
+        if isinstance(text, int):  # per-choice contexts: the prompt is what they share
+            self.continuations[sid] = str(target)
+            text, target = "", text
         if isinstance(target, list):
             self.targets[sid] = target
             target = target[0]
@@ -574,6 +604,8 @@ class PromptBuilder:
     def _shot(self, shot: _Doc) -> str:
         """One answered example, as lm-eval's `build_qa_turn` writes it."""
         s_text, s_choices, s_target = self.renderer.render(shot)
+        if isinstance(s_text, int) and s_choices is not None:  # lm-eval: the gold context, then the continuation
+            s_text, s_choices = s_choices[s_text], None
         if isinstance(s_target, list):
             s_target = s_target[0]
         answer = s_choices[s_target] if s_choices is not None and isinstance(s_target, int) else str(s_target)
@@ -628,8 +660,35 @@ def _string_field(config: dict[str, Any], key: str, default: str, fail: Any) -> 
     return value
 
 
+def _custom_metric_names(config: dict[str, Any], fail: Any) -> list[str]:
+    """With `process_results`, metric_list names what it returns; each is averaged over items."""
+    names = []
+    for entry in config.get("metric_list") or ():
+        name = entry.get("metric") if isinstance(entry, dict) else entry
+        aggregation = entry.get("aggregation", "mean") if isinstance(entry, dict) else "mean"
+        if not isinstance(name, str):
+            raise fail("metric_list", "with process_results, each metric must be a name")
+        if aggregation != "mean":
+            raise fail("metric_list", f"aggregation {aggregation!r} of '{name}' is not supported with "
+                                      "process_results (mean only)")
+        names.append(name)
+    if not names:
+        raise fail("metric_list", "process_results needs a metric_list naming the metrics it returns")
+    return names
+
+
+def _run_process_results(process: Any, sample: Sample, results: list[Any], metrics: list[str]) -> dict[str, Any]:
+    try:
+        values = process(sample.doc, results)
+    except Exception as exc:  # the task's own code: one line naming the item
+        raise TaskError(f"process_results failed on item '{sample.id}': {type(exc).__name__}: {exc}") from None
+    if not isinstance(values, dict) or any(m not in values for m in metrics):
+        raise TaskError(f"process_results gave {type(values).__name__} without {metrics} on item '{sample.id}'")
+    return {m: values[m] for m in metrics}
+
+
 def _metric_names(config: dict[str, Any], output_type: str, fail: Any) -> list[str]:
-    known = MC_METRICS if output_type == "multiple_choice" else GEN_METRICS
+    known = {"multiple_choice": MC_METRICS, "loglikelihood": LOGLIKELIHOOD_METRICS}.get(output_type, GEN_METRICS)
     entries = config.get("metric_list")
     if entries is None:
         return list(DEFAULT_MC_METRICS if output_type == "multiple_choice" else known)
@@ -767,14 +826,20 @@ class _Renderer:
     def render(self, doc: _Doc) -> tuple[str, list[str] | None, int | str | list[str]]:
         text = self._value("doc_to_text", doc)
         if isinstance(text, int) and not isinstance(text, bool) and self.config.get("doc_to_choice") is not None:
-            raise self.fail("doc_to_text", "gives a choice index: per-choice contexts (winogrande-style partial "
-                                           "evaluation) are not supported yet")
+            # lm-eval's "multiple input" (winogrande's partial evaluation): the text is the
+            # gold index, the choices are per-choice contexts, the target their shared continuation.
+            if self.output_type != "multiple_choice":
+                raise self.fail("doc_to_text", f"gave a number, not text, on {doc.where}")
+            contexts = self._choices(doc)
+            if not 0 <= text < len(contexts):
+                raise self.fail("doc_to_text", f"{text} is not a valid context index on {doc.where}")
+            return text, contexts, str(self._value("doc_to_target", doc))
         if not isinstance(text, str):
             raise self.fail("doc_to_text", f"gave {type(text).__name__}, not text, on {doc.where}")
         target = self._value("doc_to_target", doc)
         if isinstance(target, str) and not self._is_field("doc_to_target", doc):
             target = _lm_eval_target(target, self.config.get("doc_to_choice") is not None)
-        if self.output_type == "generate_until":
+        if self.output_type != "multiple_choice":  # generate_until, loglikelihood: text targets
             if isinstance(target, dict):  # a gold record (json_schema tasks): kept as JSON text
                 return text, None, json.dumps(target, ensure_ascii=False)
             if self.config.get("doc_to_choice") is not None and isinstance(target, int):
@@ -783,6 +848,8 @@ class _Renderer:
                 return text, None, [str(t) for t in target] or [""]
             return text, None, str(target)
         choices = self._choices(doc)
+        if isinstance(target, list) and target and self.config.get("process_results") is not None:
+            target = target[0]  # the task's own process_results reads the gold from the document
         return text, choices, self._target_index(target, choices, doc)
 
     def _is_field(self, key: str, doc: _Doc) -> bool:
