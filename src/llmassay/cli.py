@@ -255,7 +255,7 @@ def _tasks(console: Console) -> None:
 
     table = Table(title="bundled tasks")
     for column in ("task", "type", "samples", "metrics", "file"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a path or description wraps, never "…"
     for name, path in bundled_tasks().items():
         task = load_task(name)
         table.add_row(name, task.output_type, str(len(task.samples)), ", ".join(task.metrics), str(path))
@@ -267,7 +267,7 @@ def _perturbations() -> None:
 
     table = Table(title="perturbations (* = default set)")
     for column in ("name", "family", "what it does"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for p in PERTURBATIONS.values():
         table.add_row(p.name + (" *" if p.name in DEFAULT_PERTURBATIONS else ""), p.family, p.description)
     _stdout().print(table)
