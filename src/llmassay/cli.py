@@ -276,8 +276,11 @@ def _perturbations() -> None:
 # What Ctrl-C leaves behind: `run` keeps every finished sample and resumes; an audit
 # writes its files only at the end.
 INTERRUPTED = {
-    "run": "interrupted: samples whose chunk finished are saved in OUTPUT_PATH/.llmassay; rerun the same command to resume",
-    "assess": "interrupted: samples whose chunk finished are saved in OUTPUT_PATH/.llmassay; rerun the same command to resume",
+    # evaluate() counts what it kept (RunInterrupted); these are for a Ctrl-C outside it
+    "run": "interrupted outside the evaluation (before the model loaded, or while printing): no finished sample "
+           "was lost; rerun the same command to resume",
+    "assess": "interrupted outside the evaluation (before the model loaded, or while writing the report): no "
+              "finished sample was lost; rerun the same command to resume",
     "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
     "rescore": "interrupted: nothing was written; rerun to start again",
 }
