@@ -18,6 +18,7 @@ from llmassay.report.html import build_report, script_json, write_report
 from llmassay.report.rundir import load_run
 from llmassay.report.section import SectionContext, hook
 from llmassay.report.sections import brittleness, generic, structured
+from llmassay.report.sections.brittleness import picked
 from llmassay.types import LlmassayError
 
 SAMPLES_JSON = re.compile(r'<script type="application/json" id="llmassay-samples">(.*?)</script>', re.DOTALL)
@@ -86,7 +87,7 @@ def test_report_of_a_real_run_has_header_summary_plots_and_every_sample(smollm2_
     exact = {(r["id"], r["v"]): (r["prompt"], r["out"], r["c"]) for r in rows if r["p"] == "brittleness"}
     for sample in brittle_samples:
         for name, v in sample["variants"].items():
-            assert exact[(sample["id"], name)] == (v["prompt"], v.get("generation", ""), v["correct"])
+            assert exact[(sample["id"], name)] == (v["prompt"], picked(v), v["correct"])  # the pick, not ""
     for sample in (r for r in samples if r["probe"] == "accuracy"):
         (row,) = [r for r in rows if r["p"] == "accuracy" and r["id"] == sample["id"]]
         assert (row["prompt"], row["out"], row["c"]) == (sample["prompt"], sample["generation"], sample["acc"])

@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "Engine": "llmassay.engine.engine",
     "RunStore": "llmassay.engine.store",
     **dict.fromkeys(("RunConfig", "RunResults", "evaluate"), "llmassay.evaluate"),
+    "RunInterrupted": "llmassay.run_progress",  # Ctrl-C in evaluate(), saying what was kept
     "assess_config": "llmassay.assess",
     **dict.fromkeys(("KnowledgeBase", "bundled_kb", "load_kb"), "llmassay.factuality.kb"),
     **dict.fromkeys(("Fact", "verify"), "llmassay.factuality.verify"),

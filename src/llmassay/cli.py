@@ -268,7 +268,7 @@ def _tasks(console: Console) -> None:
 
     table = Table(title="bundled tasks")
     for column in ("task", "type", "samples", "metrics", "file"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a path or description wraps, never "…"
     for name, path in bundled_tasks().items():
         task = load_task(name)
         table.add_row(name, task.output_type, str(len(task.samples)), ", ".join(task.metrics), str(path))
@@ -280,7 +280,7 @@ def _perturbations() -> None:
 
     table = Table(title="perturbations (* = default set)")
     for column in ("name", "family", "what it does"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for p in PERTURBATIONS.values():
         table.add_row(p.name + (" *" if p.name in DEFAULT_PERTURBATIONS else ""), p.family, p.description)
     _stdout().print(table)
@@ -289,8 +289,11 @@ def _perturbations() -> None:
 # What Ctrl-C leaves behind: `run` keeps every finished sample and resumes; an audit
 # writes its files only at the end.
 INTERRUPTED = {
-    "run": "interrupted: samples whose chunk finished are saved in OUTPUT_PATH/.llmassay; rerun the same command to resume",
-    "assess": "interrupted: samples whose chunk finished are saved in OUTPUT_PATH/.llmassay; rerun the same command to resume",
+    # evaluate() counts what it kept (RunInterrupted); these are for a Ctrl-C outside it
+    "run": "interrupted outside the evaluation (before the model loaded, or while printing): no finished sample "
+           "was lost; rerun the same command to resume",
+    "assess": "interrupted outside the evaluation (before the model loaded, or while writing the report): no "
+              "finished sample was lost; rerun the same command to resume",
     "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
     "rescore": "interrupted: nothing was written; rerun to start again",
     "judge": "interrupted: judge answers so far are in the request cache; rerun the same command to resume",
