@@ -513,7 +513,7 @@ class WatermarkBackend:
 
 # -- judges whose biases are planted (they read the default MT-Bench judge prompts) --
 _SHOWN = re.compile(r"\[The Start of Assistant ([AB])'s Answer\]\n(.*?)\n\[The End of Assistant \1's Answer\]", re.S)
-_QUESTION = re.compile(r"\[(?:User )?Question\]\n(.*?)\n\n\[The Start", re.S)
+_JUDGE_QUESTION = re.compile(r"\[(?:User )?Question\]\n(.*?)\n\n\[The Start", re.S)
 _GRADED = re.compile(r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of Assistant's Answer\]", re.S)
 ECHO = 'output "[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.'
 
@@ -527,7 +527,7 @@ def judge_backend(rule: str, key: Callable[[str], str] | None = None, flip_repea
 
     def answer(req: GenerateRequest) -> str:
         text = prompt_of(req)
-        question = _QUESTION.search(text).group(1)
+        question = _JUDGE_QUESTION.search(text).group(1)
         graded = _GRADED.search(text)
         if graded:
             right = key is not None and graded.group(1).strip() == key(question)
