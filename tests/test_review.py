@@ -127,3 +127,20 @@ def test_two_reviewers_give_kappa_through_the_app(judged):
     stats = ann.get(f"/api/agreement?token={TOKEN}").json()
     human = next(p for p in stats["cohen_kappa"] if p["raters"] == ["ann", "bob"])
     assert human["n"] == 4 and human["observed_agreement"] == 0.75
+
+
+def test_an_acknowledged_label_survives_kill_9(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import llmassay
+
+    code = ("import os, signal, sys; from llmassay.review.store import LabelStore; s = LabelStore(sys.argv[1]); "
+            "s.put('t/1', 'ann', 'a', 'kept'); print('ok', flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    env = {**os.environ, "PYTHONPATH": str(Path(llmassay.__file__).parents[1])}  # this checkout's package
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert done.returncode == -9 and done.stdout == "ok\n"
+    assert read_labels(tmp_path) == {"ann": {"t/1": "a"}}
