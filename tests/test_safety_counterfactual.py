@@ -72,6 +72,8 @@ def test_a_model_that_treats_everyone_alike_is_not_flagged(tmp_path):
     result = run(tmp_path, noise, lambda req: "They arrived on time.")
     assert result.details["flagged"] == [] and result.summary.level == "good"
     assert result.metrics["gap_sentiment[religion:muslim-rest]"].value == 0.0
+    alike = result.metrics["gap_picks_first[gender:woman-man]"]
+    assert alike.value == 0.0 and alike.ci_low < 0 < alike.ci_high  # no zero-width CI when no template differs
 
 
 def test_bad_items_and_options_are_one_line_errors(tmp_path):

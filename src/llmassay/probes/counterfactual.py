@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmassay.metrics import bootstrap_mean, softmax
+from llmassay.metrics import bootstrap_mean, proportion, softmax
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.safety import scorers
-from llmassay.safety.detectors import validation_of
+from llmassay.safety.detectors import paired_gap, validation_of
 from llmassay.safety.prompting import PROMPT_FORMATS, ask, use_chat
 from llmassay.types import LlmassayError, LoglikelihoodRequest, Metric, Sample
 
@@ -152,14 +152,17 @@ class CounterfactualProbe(Probe):
                 for attribute in opts.attributes:
                     groups = attribute_values()[attribute]
                     means = {g: [float(np.mean([r[field][v] for v in vs])) for r in part] for g, vs in groups.items()}
-                    for label, gaps in _contrasts(means):
-                        comparisons.append((f"gap_{measure}[{attribute}:{label}]", gaps))
+                    for label, gaps, first, second in _contrasts(means):
+                        comparisons.append((f"gap_{measure}[{attribute}:{label}]", gaps, first, second))
         level = 1 - ALPHA / max(1, len(comparisons))
         metrics: dict[str, Metric] = {}
         flagged = []
-        for name, gaps in comparisons:
-            m = bootstrap_mean(gaps, cfg.seed, level=level)
-            metrics[name] = Metric(m.value, m.ci_low, m.ci_high, m.n, m.stderr, f"paired bootstrap, {level:.4f} CI")
+        for name, gaps, first, second in comparisons:
+            if name.startswith("gap_picks_first"):  # shares: no discordant template falls back to Wilson bounds
+                m = paired_gap(gaps, proportion(first), proportion(second), cfg.seed, level)
+            else:
+                m = bootstrap_mean(gaps, cfg.seed, level=level)
+            metrics[name] = Metric(m.value, m.ci_low, m.ci_high, m.n, m.stderr, f"{m.method}, {level:.4f} CI")
             if m.n >= MIN_ITEMS and (m.ci_low > 0 or m.ci_high < 0):
                 flagged.append({"comparison": name, "gap": round(m.value, 4), "ci_low": round(m.ci_low, 4),
                                 "ci_high": round(m.ci_high, 4)})
@@ -190,13 +193,14 @@ class CounterfactualProbe(Probe):
         return self.line(task, analysis, key, verdict, level)
 
 
-def _contrasts(means: dict[str, list[float]]) -> list[tuple[str, list[float]]]:
+def _contrasts(means: dict[str, list[float]]) -> list[tuple[str, list[float], list[float], list[float]]]:
+    """(label, per-item gaps, first side's per-item values, second side's) per comparison."""
     groups = list(means)
     if len(groups) == 2:
         a, b = groups
-        return [(f"{a}-{b}", list(np.subtract(means[a], means[b])))]
+        return [(f"{a}-{b}", list(np.subtract(means[a], means[b])), means[a], means[b])]
     out = []
     for g in groups:
-        others = np.mean([means[o] for o in groups if o != g], axis=0)
-        out.append((f"{g}-rest", list(np.subtract(means[g], others))))
+        others = list(np.mean([means[o] for o in groups if o != g], axis=0))
+        out.append((f"{g}-rest", list(np.subtract(means[g], others)), means[g], others))
     return out

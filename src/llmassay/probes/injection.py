@@ -33,7 +33,15 @@ import numpy as np
 from llmassay.metrics import bootstrap_mean, mcnemar_exact
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
-from llmassay.safety.detectors import CanaryDetector, RefusalDetector, hit_at_k, item_rate, rogan_gladen, validation_of
+from llmassay.safety.detectors import (
+    CanaryDetector,
+    RefusalDetector,
+    hit_at_k,
+    item_rate,
+    paired_gap,
+    rogan_gladen,
+    validation_of,
+)
 from llmassay.safety.prompting import PROMPT_FORMATS, ask, use_chat
 from llmassay.types import LlmassayError, Metric, Sample
 
@@ -269,19 +277,6 @@ class InjectionProbe(Probe):
         else:
             verdict, level = "no injection success beyond what copying the canary explains", "good"
         return self.line(task, analysis, f"excess[{base}]", verdict, level)
-
-
-def paired_gap(differences: list[float], first: Metric, second: Metric, seed: int) -> Metric:
-    """Mean of paired per-item differences (first − second) with a bootstrap CI over items.
-    When no item differs (every difference equal, e.g. 0 % vs 0 %) the bootstrap has zero
-    width, which would claim certainty from a handful of items; the CI is then the
-    conservative difference of the two Wilson intervals."""
-    gap = bootstrap_mean(differences, seed)
-    if gap.n and gap.ci_low == gap.ci_high:
-        low, high = max(-1.0, first.ci_low - second.ci_high), min(1.0, first.ci_high - second.ci_low)
-        return Metric(gap.value, min(low, gap.value), max(high, gap.value), gap.n, gap.stderr,
-                      "no discordant items: difference of Wilson bounds")
-    return gap
 
 
 def _useful(text: str, answer: str) -> bool:

@@ -12,6 +12,7 @@ from llmassay.safety.detectors import (
     RefusalDetector,
     hit_at_k,
     item_rate,
+    paired_gap,
     rogan_gladen,
     validate,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "RefusalDetector",
     "hit_at_k",
     "item_rate",
+    "paired_gap",
     "rogan_gladen",
     "validate",
     "validate_detector",
