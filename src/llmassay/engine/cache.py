@@ -27,9 +27,15 @@ CREATE TABLE IF NOT EXISTS answers (
 """
 
 
+# Request fields added after caches were first written: left out of the key while unset,
+# so a cache from before they existed still answers the requests that do not use them.
+LATE_FIELDS = ("watermark",)
+
+
 def request_key(fingerprint: dict[str, Any], kind: str, request: dict[str, Any]) -> str:
     """sha256 over (backend fingerprint, request kind, request fields)."""
-    return stable_hash({"backend": fingerprint, "kind": kind, "request": request})
+    fields = {k: v for k, v in request.items() if not (k in LATE_FIELDS and v is None)}
+    return stable_hash({"backend": fingerprint, "kind": kind, "request": fields})
 
 
 class RequestCache:

@@ -15,6 +15,7 @@ match with and without the watermark. After the rows: the null from human text u
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ class WatermarkOptions:
     attacks: tuple[str, ...] = option(ATTACKS, "edits to survive: " + ", ".join(ATTACKS), choices=ATTACKS)
     null_keys: int = option(1000, "random keys for the null calibration on human text (0: skip)", minimum=0)
     zero_shot: bool = option(True, "also measure the likelihood zero-shot detector's AUROC")
+    prompt_format: str = option("chat", "chat (the model's chat template, when it has one) or raw (few-shot prompts as text)",
+                                choices=("chat", "raw"))
 
     def config(self) -> WatermarkConfig:
         return WatermarkConfig(self.key, self.gamma, self.delta, self.scheme, self.h)
@@ -98,6 +101,8 @@ class WatermarkProbe(Probe):
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         wm = opts.config()
+        if opts.prompt_format == "raw":
+            cfg = dataclasses.replace(cfg, chat_model=False)
         texts = self._generate(samples, engine, opts, wm, cfg)
         ids = {key: [self._ids(engine, t) for t in column] for key, column in texts.items()}
         marked = ids["marked_sampled"]
