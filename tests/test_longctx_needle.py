@@ -63,6 +63,7 @@ def test_haystack_fits_the_token_budget_and_places_the_needle_at_its_depth():
             assert budget - 3 * filler.mean_sentence_tokens <= size <= budget
             at = hay.text.index("NEEDLE.") / len(hay.text)
             assert abs(at - depth) <= 2 * filler.mean_sentence_tokens / size + 0.01, (budget, depth, at)
+            assert abs(hay.needle_depth - at) <= filler.mean_sentence_tokens / size + 0.01  # reported where it landed
 
 
 def test_filler_that_is_too_short_or_missing_is_a_one_line_error(tmp_path):

@@ -131,6 +131,7 @@ def nearest_boundary(depths: Sequence[float], depth: float) -> int:
 class Haystack:
     text: str  # filler with the needles in it
     n_sentences: int
+    needle_depth: float = 0.0  # where the first needle landed: whole sentences make depths coarse at short lengths
 
 
 def build_haystack(
@@ -166,4 +167,6 @@ def build_haystack(
             best = Haystack(text, n)
     if best is None:
         raise LlmassayError(f"a context of {budget} tokens cannot hold the question and its needles")
-    return best
+    depths = filler.sentence_depths(best.n_sentences)
+    landed = depths[nearest_boundary(depths, needles[0].depth)] if needles else 0.0
+    return Haystack(best.text, best.n_sentences, landed)

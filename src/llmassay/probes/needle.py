@@ -78,7 +78,8 @@ class NeedleOptions:
     haystack: str = option("", "filler text file (default: bundled News from Nowhere, public domain)", check=_file_exists)
     needles: int = option(1, "needles per haystack (the item's own plus others from the task)", minimum=1, maximum=8)
     ask_all: bool = option(True, "with needles > 1: ask every needle's question of the same haystack")
-    answer_tokens: int = option(32, "tokens the answer may take", minimum=1)
+    # 64: a chat model restates the question before a 36-character UUID (32 cut it, RULER #99)
+    answer_tokens: int = option(64, "tokens the answer may take", minimum=1)
     prompt_format: str = option("auto", "auto (chat when the model has a template), chat or raw", choices=PROMPT_FORMATS)
 
 
@@ -131,7 +132,7 @@ class NeedleProbe(Probe):
         index = {s.id: i for i, s in enumerate(task.samples)}
         spare = overhead(opts.answer_tokens, chat)
 
-        plans: list[tuple[Sample, _Cell, list[Needle]]] = []
+        plans: list[tuple[Sample, _Cell, list[Needle], float]] = []
         requests = []
         for sample in samples:
             own = needles[index[sample.id]]
@@ -146,7 +147,7 @@ class NeedleProbe(Probe):
                         return filler.tokens(prompt_text(INSTRUCTION, text, q, chat)) + spare
 
                     hay = build_haystack(filler, placed, length, measure)
-                    plans.append((sample, _Cell(length, depth), asked))
+                    plans.append((sample, _Cell(length, depth), asked, hay.needle_depth))
                     requests += [request(INSTRUCTION, hay.text, n.question, chat, opts.answer_tokens, cfg.seed,
                                          cfg.temperature) for n in asked]
         answers = engine.generate(requests)
@@ -155,11 +156,12 @@ class NeedleProbe(Probe):
         rows: dict[str, Row] = {s.id: {"id": s.id, "kind": s.doc.get("kind", "custom"), "answer": str(s.target), "cells": {}}
                                 for s in samples}
         at = 0
-        for sample, cell, asked in plans:
+        for sample, cell, asked, landed in plans:
             gens = answers[at : at + len(asked)]
             hits = [found(g.text, n.answer) for g, n in zip(gens, asked)]
             entry: dict[str, Any] = {
                 "found": hits[0],
+                "depth_actual": round(landed, 4),  # the sentence boundary nearest the asked depth
                 "generation": gens[0].text,
                 "prompt_tokens": sum(g.n_prompt_tokens for g in gens),
                 "tokens": sum(g.n_prompt_tokens + g.n_tokens for g in gens),
