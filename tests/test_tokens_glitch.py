@@ -93,6 +93,14 @@ def test_without_declared_unused_the_invalid_bytes_are_the_reference_left_one_ou
     assert not cand & set(planted["frequent"])
 
 
+def test_an_indicator_that_flags_frequent_tokens_is_called_out(tmp_path) -> None:
+    planted = write_gguf(tmp_path / "m.gguf")
+    glitches = planted["glitch"]
+    report = find_glitch_tokens(read_vocab(tmp_path / "m.gguf"), None, max_confirm=5, n_controls=0, frequent=glitches)
+    assert report.planted["frequent_flagged"] == N_GLITCH and report.planted["frequent_not_flagged"] is False
+    assert all(f.verdict == "unchecked" for f in report.checked)
+
+
 def test_untied_embeddings_use_the_norm(tmp_path) -> None:
     planted = write_gguf(tmp_path / "m.gguf", tied=False)
     vocab = read_vocab(tmp_path / "m.gguf")
@@ -112,7 +120,7 @@ def test_confirmation_recovers_the_planted_repeat_probabilities(tmp_path) -> Non
     assert all(f.verdict == "not confirmed" for f in report.checked if f.id not in strong)
     assert len(report.controls) == 10 and all(f.verdict == "not confirmed" for f in report.controls)
     assert report.planted["invalid_utf8_flagged"] == 13 and report.planted["frequent_flagged"] == 0
-    assert report.planted["invalid_utf8_verdicts"] == {"strong": 13}
+    assert report.planted["invalid_utf8_verdicts"] == {"strong": 13} and report.planted["frequent_not_flagged"]
     assert [f.rank for f in report.checked] == sorted(f.rank for f in report.checked)
     json.dumps(report.as_dict())  # the CLI writes it as JSON
     again = find_glitch_tokens(read_vocab(tmp_path / "m.gguf"), PlantedProber(set()), max_confirm=50, n_controls=10)

@@ -135,4 +135,8 @@ def _glitch(args: argparse.Namespace) -> None:
     counts = {v: sum(f.verdict == v for f in report.checked) for v in ("strong", "weak", "not confirmed")}
     console.print(f"confirmed among {len(report.checked)} checked: {counts}; planted checks: {report.planted}",
                   markup=False, soft_wrap=True)
+    if report.planted.get("frequent_not_flagged") is False:
+        console.print(f"warning: {report.planted['frequent_flagged']} of the {report.planted['frequent_tokens']} most "
+                      "frequent tokens are candidates: the indicator does not separate under-trained tokens in this "
+                      "model", markup=False, soft_wrap=True)
     console.print(f"wrote {target}", markup=False, soft_wrap=True)
