@@ -93,6 +93,14 @@ def test_without_declared_unused_the_invalid_bytes_are_the_reference_left_one_ou
     assert not cand & set(planted["frequent"])
 
 
+def test_an_indicator_that_flags_frequent_tokens_is_called_out(tmp_path) -> None:
+    planted = write_gguf(tmp_path / "m.gguf")
+    glitches = planted["glitch"]
+    report = find_glitch_tokens(read_vocab(tmp_path / "m.gguf"), None, max_confirm=5, n_controls=0, frequent=glitches)
+    assert report.planted["frequent_flagged"] == N_GLITCH and report.planted["frequent_not_flagged"] is False
+    assert all(f.verdict == "unchecked" for f in report.checked)
+
+
 def test_untied_embeddings_use_the_norm(tmp_path) -> None:
     planted = write_gguf(tmp_path / "m.gguf", tied=False)
     vocab = read_vocab(tmp_path / "m.gguf")
@@ -112,7 +120,7 @@ def test_confirmation_recovers_the_planted_repeat_probabilities(tmp_path) -> Non
     assert all(f.verdict == "not confirmed" for f in report.checked if f.id not in strong)
     assert len(report.controls) == 10 and all(f.verdict == "not confirmed" for f in report.controls)
     assert report.planted["invalid_utf8_flagged"] == 13 and report.planted["frequent_flagged"] == 0
-    assert report.planted["invalid_utf8_verdicts"] == {"strong": 13}
+    assert report.planted["invalid_utf8_verdicts"] == {"strong": 13} and report.planted["frequent_not_flagged"]
     assert [f.rank for f in report.checked] == sorted(f.rank for f in report.checked)
     json.dumps(report.as_dict())  # the CLI writes it as JSON
     again = find_glitch_tokens(read_vocab(tmp_path / "m.gguf"), PlantedProber(set()), max_confirm=50, n_controls=10)
@@ -134,7 +142,9 @@ def test_a_file_that_is_not_gguf_is_a_one_line_error(tmp_path) -> None:
 @pytest.mark.slow
 def test_gemma_invalid_bytes_are_flagged_and_confirmed(tmp_path) -> None:
     """Planted truth on the real model: Gemma's 13 byte tokens that valid UTF-8 never produces
-    fall in its top 2 % against the <unusedN> reference, and the top candidates fail to repeat."""
+    fall in its top 2 % against the <unusedN> reference, no frequent token does, and the top
+    candidate and an invalid byte fail to repeat while a frequent token repeats. (Most of the
+    time goes to parsing the 262k-token vocabulary; only three tokens are put to the model.)"""
     from llmassay.models import resolve_model_path
     from llmassay.tokens.repeat import LlamaCppProber
 
@@ -143,8 +153,7 @@ def test_gemma_invalid_bytes_are_flagged_and_confirmed(tmp_path) -> None:
     prober = LlamaCppProber(str(path))
     frequent = frequent_tokens(lambda s: prober.llm.tokenize(s.encode(), add_bos=False, special=False),
                                ["All human beings are born free and equal in dignity and rights. " * 3])
-    report = find_glitch_tokens(vocab, prober, max_confirm=3, n_controls=2, frequent=frequent)
-    assert report.planted["invalid_utf8_flagged"] == 13 and report.planted["frequent_flagged"] == 0
-    assert all(f.verdict == "strong" for f in report.checked)
-    assert report.planted["invalid_utf8_verdicts"].get("strong", 0) >= 10
-    assert prober.max_probs([frequent[0]])[0] > 0.1  # an ordinary token is repeated
+    report = find_glitch_tokens(vocab, None, max_confirm=1, n_controls=0, frequent=frequent)
+    assert report.planted["invalid_utf8_flagged"] == 13 and report.planted["frequent_not_flagged"]
+    top, invalid, common = prober.max_probs([report.checked[0].id, vocab.invalid_utf8_tokens()[0], frequent[0]])
+    assert top < 0.001 and invalid < 0.001 and common > 0.1

@@ -37,6 +37,7 @@ def add_tokens_commands(sub: Any) -> None:
     glitch.add_argument("--max-confirm", type=int, default=100, help="most suspicious candidates to confirm")
     glitch.add_argument("--controls", type=int, default=20, help="random non-candidate tokens to test alike")
     glitch.add_argument("--share", type=float, default=0.02, help="share of eligible tokens that are candidates")
+    glitch.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     glitch.add_argument("--seed", type=int, default=0)
     glitch.add_argument("--output-dir", default="runs/tokens", help="glitch_<model>.json goes here")
 
@@ -111,7 +112,7 @@ def _glitch(args: argparse.Namespace) -> None:
         raise LlmassayError("--share must be between 0 and 1")
     path = resolve_model_path(name)
     vocab = read_vocab(path)
-    prober = LlamaCppProber(str(path))
+    prober = LlamaCppProber(str(path), n_threads=args.threads)
     english = [item[ENGLISH] for t in (bundled_parallel(), country_names()) for item in t.items]
     encode = lambda s: prober.llm.tokenize(s.encode(), add_bos=False, special=False)  # noqa: E731
     report = find_glitch_tokens(vocab, prober, args.max_confirm, args.controls, frequent_tokens(encode, english),
@@ -134,4 +135,8 @@ def _glitch(args: argparse.Namespace) -> None:
     counts = {v: sum(f.verdict == v for f in report.checked) for v in ("strong", "weak", "not confirmed")}
     console.print(f"confirmed among {len(report.checked)} checked: {counts}; planted checks: {report.planted}",
                   markup=False, soft_wrap=True)
+    if report.planted.get("frequent_not_flagged") is False:
+        console.print(f"warning: {report.planted['frequent_flagged']} of the {report.planted['frequent_tokens']} most "
+                      "frequent tokens are candidates: the indicator does not separate under-trained tokens in this "
+                      "model", markup=False, soft_wrap=True)
     console.print(f"wrote {target}", markup=False, soft_wrap=True)

@@ -198,6 +198,9 @@ def find_glitch_tokens(
         "frequent_best_percentile": min((float(position[t]) / n_eligible for t in frequent), default=None),
         "invalid_utf8_verdicts": dict(Counter(f.verdict for f in findings[len(checked_ids) + len(control_ids):])),
     }
+    # The negative control: an indicator that makes frequent tokens candidates does not
+    # separate under-trained tokens in this model, whatever the repeat prompts then say.
+    planted["frequent_not_flagged"] = planted["frequent_flagged"] == 0 if frequent else None
     return GlitchReport(
         str(vocab.path.name), vocab.n_vocab, vocab.tied, ind.name, ind.reference, len(ind.reference_ids), n_eligible,
         len(cand), checked, controls, planted, tuple(prober.templates) if prober is not None else (),
