@@ -76,7 +76,7 @@ def test_verdicts_and_number_tolerance():
     assert verify(KB, pe, "anthem", "x").verdict == "not_in_kb"
     assert verify(KB, None, "capital", "Lima").verdict == "not_in_kb"
     assert parse_number("33.4 million") == 33_400_000 and parse_number("1,285,216") == 1285216
-    facts = profile_facts(KB, pe, {"capital": "Lima", "currencies": ["PEN", "Euro"], "languages": []})
+    facts = profile_facts(KB, pe, {"capital": "Lima", "currencies": ["PEN", "Euro", "euro"], "languages": []})
     assert [(f.value, f.verdict, f.evidence) for f in facts] == [
         ("Lima", "supported", "PE.capital"), ("PEN", "supported", "PE.currencies"),
         ("Euro", "contradicted", "PE.currencies")]
