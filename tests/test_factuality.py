@@ -76,7 +76,7 @@ def test_verdicts_and_number_tolerance():
     assert verify(KB, pe, "anthem", "x").verdict == "not_in_kb"
     assert verify(KB, None, "capital", "Lima").verdict == "not_in_kb"
     assert parse_number("33.4 million") == 33_400_000 and parse_number("1,285,216") == 1285216
-    facts = profile_facts(KB, pe, {"capital": "Lima", "currencies": ["PEN", "Euro"], "languages": []})
+    facts = profile_facts(KB, pe, {"capital": "Lima", "currencies": ["PEN", "Euro", "euro"], "languages": []})
     assert [(f.value, f.verdict, f.evidence) for f in facts] == [
         ("Lima", "supported", "PE.capital"), ("PEN", "supported", "PE.currencies"),
         ("Euro", "contradicted", "PE.currencies")]
@@ -234,3 +234,18 @@ def test_report_colours_facts_by_verdict_and_escapes_model_text(tmp_path):
     # The markup capital of 3 JSON profiles, and the planted wrong capital in one prose profile.
     assert html.count('class="verdict v-contradicted"') == 4
     assert f'title="{codes[0]}.capital"' in html and 'class="verdict v-supported"' in html
+
+
+@pytest.mark.slow
+def test_dense_index_finds_the_gold_passage_and_round_trips(tmp_path, monkeypatch):
+    """Loads the packaged all-MiniLM-L6-v2 (sentence-transformers): slow tier."""
+    from llmassay.factuality.kb import KnowledgeBase
+    from llmassay.factuality.retrieval import Index, open_index
+
+    monkeypatch.setenv("LLMASSAY_HOME", str(tmp_path / "home"))
+    codes = ["PE", "JP", "FR", "CL", "EC", "CN", "DE", "BR"]  # a small KB: embedding all 1,909 passages takes long
+    index = Index(KnowledgeBase({c: KB.countries[c] for c in codes}), "dense")
+    assert index.search("What is the capital of Peru?", 3)[0] == "PE.capital"
+    index.save(tmp_path / "idx")
+    again = open_index(str(tmp_path / "idx"))
+    assert again.kind == "dense" and again.search("What currency does Japan use?", 3)[0] == "JP.currencies"

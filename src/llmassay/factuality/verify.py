@@ -109,9 +109,11 @@ def profile_facts(kb: KnowledgeBase, country: Country | None, record: Any) -> li
     facts = []
     for name in FIELDS:
         value = record.get(name)
+        seen: set[str] = set()
         for v in _as_list(value) if name in LIST_FIELDS else [value]:
-            if v is None or v == "" or isinstance(v, (dict, list)):
-                continue
+            if v is None or v == "" or isinstance(v, (dict, list)) or norm(v) in seen:
+                continue  # a repeated list element is one fact, as FActScore dedupes claims
+            seen.add(norm(v))
             facts.append(verify(kb, country, name, v, f"{name}: {v}"))
     return facts
 
