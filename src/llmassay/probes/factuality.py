@@ -86,9 +86,9 @@ class FactualityProbe(Probe):
         "fact_precision": SampleMetric(_precision, "supported ÷ all facts of the profile, per mode/path",
                                        family=True, binary=False),
     }
-    # No `assess` presets yet: tests/test_assess.py pins the probes `assess --quick` runs, and
-    # a profile under constrained decoding costs minutes on a loaded 2-core machine.
-    presets: dict[str, Preset] = {}
+    # quick: short questions only (a profile under constrained decoding costs minutes on 2 cores)
+    presets = {"quick": Preset(("country_facts",), limit=20, options=(("rag", "none,bm25"),)),
+               "full": Preset(("country_facts", "country_profiles"), limit=200, options=(("rag", "none,bm25,dense"),))}
 
     def supports(self, task: Task) -> str | None:
         if task.output_type != "generate_until" or not task.samples or "country" not in task.samples[0].doc:

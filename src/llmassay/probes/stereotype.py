@@ -76,7 +76,8 @@ class StereotypeProbe(Probe):
         "whole": _per_category("prefers_whole"),
     }
     # No "quick" preset: `assess --quick` (make demo) stays the core probes'; `--full` includes this one.
-    presets = {"full": Preset(("stereotype_pairs",))}
+    # quick: 6 pairs of each of the 7 categories (the file interleaves them)
+    presets = {"quick": Preset(("stereotype_pairs",), limit=42), "full": Preset(("stereotype_pairs",))}
 
     def supports(self, task: Task) -> str | None:
         doc = task.samples[0].doc if task.samples else {}
