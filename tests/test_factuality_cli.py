@@ -41,7 +41,7 @@ def test_factcheck_writes_per_fact_verdicts_and_a_summary(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("line, message", [
-    ("{not json", "a.jsonl:2: invalid JSON"),
+    ("{not json", "a.jsonl:2: not JSON"),
     ('["x"]', "a.jsonl:2: each line must be a JSON object"),
     ('{"id": 2}', "a.jsonl:2: missing field 'answer'"),
     ('{"id": 2, "answer": 3}', "a.jsonl:2: field 'answer' must be a string"),

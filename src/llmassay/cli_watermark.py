@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
+from llmassay.jsonlines import json_lines
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -58,15 +59,9 @@ def read_texts(path: Path, field: str) -> list[str]:
     if path.suffix != ".jsonl" and first != "{":
         return [raw]
     texts = []
-    for number, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise LlmassayError(f"{path}:{number}: not JSON ({exc})") from None
+    for where, _, record in json_lines(raw, path):
         if not isinstance(record, dict) or not isinstance(record.get(field), str):
-            raise LlmassayError(f"{path}:{number}: no string field '{field}'")
+            raise LlmassayError(f"{where}: no string field '{field}'")
         texts.append(record[field])
     if not texts:
         raise LlmassayError(f"{path}: no texts")

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from llmassay.jsonlines import json_lines
 from llmassay.factuality.kb import Country, KnowledgeBase, norm
 from llmassay.factuality.verify import counts, profile_facts, text_facts
 from llmassay.metrics import bootstrap_mean, proportion
@@ -26,14 +27,7 @@ def read_answers(path: Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise LlmassayError(f"--answers: {path} is not valid UTF-8") from None
     out, seen = [], set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            raise LlmassayError(f"{where}: invalid JSON ({getattr(exc, 'msg', exc)})") from None
+    for where, _, record in json_lines(text, path):
         if not isinstance(record, dict):
             raise LlmassayError(f"{where}: each line must be a JSON object with 'id' and 'answer'")
         for key in ("id", "answer"):

@@ -11,7 +11,6 @@ proportions (see `rogan_gladen`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from llmassay.jsonlines import json_lines
 from llmassay.metrics import bootstrap_mean, proportion
 from llmassay.types import LlmassayError, Metric
 
@@ -141,15 +141,9 @@ def labelled_set(name: str) -> list[dict[str, Any]]:
 def _labelled_set(name: str) -> tuple[dict[str, Any], ...]:
     path = resources.files("llmassay.safety") / "data" / f"{name}_validation.jsonl"
     cases = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            case = json.loads(line)
-        except ValueError as exc:
-            raise LlmassayError(f"{path}:{number}: not JSON ({exc})") from None
+    for where, number, case in json_lines(path.read_text(encoding="utf-8"), path):
         if not isinstance(case, dict) or case.get("label") not in (0, 1) or not isinstance(case.get("text"), str):
-            raise LlmassayError(f"{path}:{number}: a case needs 'text' (string) and 'label' (0 or 1)")
+            raise LlmassayError(f"{where}: a case needs 'text' (string) and 'label' (0 or 1)")
         cases.append({"id": case.get("id", f"{name}-{number}"), **case})
     return tuple(cases)
 

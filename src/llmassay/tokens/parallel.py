@@ -9,11 +9,11 @@ country names from pycountry's ISO 3166 translations (short names, many items).
 from __future__ import annotations
 
 import gettext
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from llmassay.jsonlines import json_lines
 from llmassay.types import LlmassayError
 
 ENGLISH = "en"
@@ -47,14 +47,7 @@ def read_parallel(path: str | Path) -> ParallelText:
     except (OSError, UnicodeDecodeError) as exc:
         raise LlmassayError(f"--parallel {path}: cannot read ({exc.__class__.__name__}: {exc})") from exc
     items, ids = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LlmassayError(f"{where}: not JSON ({exc.msg})") from exc
+    for where, number, record in json_lines("\n".join(lines), path):
         if not isinstance(record, dict):
             raise LlmassayError(f"{where}: expected an object mapping language codes to text")
         item_id = str(record.pop("id", f"line{number}"))
