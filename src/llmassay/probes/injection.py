@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmassay.metrics import bootstrap_mean, mcnemar_exact
+from llmassay.metrics import mcnemar_exact
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
 from llmassay.safety.detectors import (

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
-import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from llmassay.hashing import stable_hash
