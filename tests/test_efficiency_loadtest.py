@@ -91,3 +91,24 @@ def test_bad_plans_are_one_line_errors():
         LoadPlan("http://127.0.0.1:1/v1", "m", requests=0).check()
     with pytest.raises(LlmassayError, match="--stream"):
         LoadPlan("http://127.0.0.1:1/v1", "m", slo_ttft_s=0.1).check()
+
+
+def test_cli_writes_the_record_and_curves_and_refuses_remote_hosts(tmp_path, capsys):
+    import json
+
+    from llmassay.cli import main
+
+    with FakeOpenAI() as fake:
+        fake.service_s = 0.01
+        rc = main(["loadtest", "--model", "openai/fake-model", "--model-args", f"base_url={fake.base_url}",
+                   "--concurrency", "1,2", "--rate", "50", "--requests", "6", "--output-path", str(tmp_path)])
+    assert rc == 0
+    record = json.loads((tmp_path / "loadtest.json").read_text())
+    assert [(lv["mode"], lv["level"]) for lv in record["levels"]] == [("concurrency", 1), ("concurrency", 2),
+                                                                       ("rate", 50.0)]
+    assert all(len(lv["requests"]) == 6 for lv in record["levels"]) and "api_key" not in record["plan"]
+    assert (tmp_path / "loadtest.svg").read_text().startswith("<svg")
+    assert "L/XW" in capsys.readouterr().out
+    rc = main(["loadtest", "--model", "openai/m", "--model-args", "base_url=http://10.0.0.1:8000/v1",
+               "--output-path", str(tmp_path / "x")])
+    assert rc == 2 and "not a loopback address" in capsys.readouterr().err
