@@ -31,10 +31,10 @@ def test_planted_ttft_and_decode_rate_are_recovered(tmp_path):
     backend = SleepyBackend(ttft_s=0.06, tpot_s=0.02, n_out=6)
     result = _run(tmp_path, backend, limit=5, warmup=1)
     m = result.metrics
-    assert 0.06 <= m["ttft_s[p50]"].value < 0.06 + 0.05
-    assert 0.06 + 5 * 0.02 <= m["e2e_s[p50]"].value < 0.16 + 0.1
-    assert 30 < m["decode_tps"].value <= 50.5
-    assert m["tpot_s"].value == pytest.approx(0.02, abs=0.015)
+    assert 0.06 <= m["ttft_s[p50]"].value < 0.06 + 0.15
+    assert 0.06 + 5 * 0.02 <= m["e2e_s[p50]"].value < 0.16 + 0.3
+    assert 20 < m["decode_tps"].value <= 50.5
+    assert 0.02 <= m["tpot_s"].value < 0.02 + 0.03
     assert m["e2e_s[p50]"].ci_low <= m["e2e_s[p50]"].value <= m["e2e_s[p95]"].value <= m["e2e_s[p99]"].value
     assert m["e2e_s[p99]"].n == 5 and m["seconds_per_1k"].value == pytest.approx(1000 * m["e2e_s[p50]"].value, rel=0.3)
     assert result.details["timing_method"] == [STREAM]
