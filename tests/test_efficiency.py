@@ -118,3 +118,20 @@ def test_llamacpp_perf_counters_time_the_whole_prompt(smollm2):
         assert timing.n_prompt == len(smollm2.tokenize(req.prompt))
         assert timing.n_decode in (gen.n_tokens - 1, gen.n_tokens) and timing.decode_tps > 0
         assert 0 < timing.ttft_s < timing.e2e_s and timing.prefill_s > 0
+
+
+def test_spec_run_reports_where_two_token_streams_part():
+    from llmassay.efficiency.speculative import SpecRun
+
+    assert SpecRun(0, [1, 2, 3], [1, 2, 3], 1.0, 0.5).first_difference is None
+    assert SpecRun(0, [1, 2, 3], [1, 9, 3], 1.0, 0.5).first_difference == 1
+    assert SpecRun(0, [1, 2, 3], [1, 2], 1.0, 0.5).first_difference == 2
+
+
+@pytest.mark.slow
+def test_prompt_lookup_keeps_the_greedy_tokens_of_an_extraction_prompt(smollm2_path):
+    from llmassay.efficiency.speculative import compare_prompt_lookup
+
+    prompt = load_task("json_sample").samples[0].prompt  # measured: identical for 32 tokens
+    (run,) = compare_prompt_lookup(smollm2_path, [prompt], max_tokens=12, n_ctx=512)
+    assert len(run.tokens_plain) == 12 and run.identical, run.as_dict()
