@@ -135,3 +135,43 @@ def test_prompt_lookup_keeps_the_greedy_tokens_of_an_extraction_prompt(smollm2_p
     prompt = load_task("json_sample").samples[0].prompt  # measured: identical for 32 tokens
     (run,) = compare_prompt_lookup(smollm2_path, [prompt], max_tokens=12, n_ctx=512)
     assert len(run.tokens_plain) == 12 and run.identical, run.as_dict()
+
+
+def test_divergence_of_a_model_from_itself_is_zero_and_grows_with_planted_noise():
+    import numpy as np
+
+    from llmassay.efficiency.quantize import _log_softmax, divergence, source_note
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(40, 50)) * 3
+    tokens = rng.integers(0, 50, size=41).tolist()
+    same = divergence(_log_softmax(logits), _log_softmax(logits), tokens)
+    assert same.kl.value == pytest.approx(0.0, abs=1e-12) and same.same_top.value == 1.0 and same.delta_p.value == 0
+    small = divergence(_log_softmax(logits), _log_softmax(logits + rng.normal(size=logits.shape) * 0.1), tokens)
+    large = divergence(_log_softmax(logits), _log_softmax(logits + rng.normal(size=logits.shape) * 2.0), tokens)
+    assert 0 < small.kl.value < large.kl.value and large.same_top.value < small.same_top.value <= 1.0
+    # Exact KL of one position against a hand computation
+    p, q = np.log(np.array([[0.5, 0.5]])), np.log(np.array([[0.9, 0.1]]))
+    assert divergence(p, q, [0, 1]).kl.value == pytest.approx(0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1))
+    assert "cannot recover" in source_note(3) and "unquantised" in source_note(1)
+
+
+def test_unknown_quantisation_type_is_a_one_line_error():
+    from llmassay.efficiency.quantize import ftype_of
+
+    with pytest.raises(LlmassayError, match="unknown type 'q9_k'"):
+        ftype_of("q9_k")
+    assert ftype_of("q8_0") == 7
+
+
+@pytest.mark.slow
+def test_quantize_sweep_cli_writes_kl_table_and_pareto(tmp_path, smollm2_path, capsys):
+    from llmassay.cli import main
+
+    rc = main(["quantize-sweep", "--model", str(smollm2_path), "--types", "q8_0", "--task", "arith_sample",
+               "--limit", "2", "--text-tokens", "32", "--no-brittleness", "--output-path", str(tmp_path)])
+    assert rc == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "quantize.json").read_text())
+    source, q8 = record["variants"]
+    assert source["kl"]["value"] == 0 and 0 <= q8["kl"]["value"] < 0.1 and q8["same_top"]["value"] > 0.8
+    assert "cannot recover" in record["note"] and (tmp_path / "pareto.svg").read_text().startswith("<svg")

@@ -14,7 +14,7 @@ from llmassay.backends.base import parse_model_args
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
-EFFICIENCY_COMMANDS = ("loadtest",)
+EFFICIENCY_COMMANDS = ("loadtest", "quantize-sweep")
 
 
 def _numbers(kind: type, flag: str) -> Any:
@@ -45,13 +45,50 @@ def add_efficiency_commands(sub: Any) -> None:
     lt.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrival times")
     lt.add_argument("--output-path", required=True, help="folder for loadtest.json and loadtest.svg")
 
+    qs = sub.add_parser("quantize-sweep", help="quantised variants of a GGUF: KL divergence, accuracy, brittleness, size")
+    qs.add_argument("--model", required=True, help="a GGUF: an alias (smollm2-135m) or a path, optionally llamacpp/…")
+    qs.add_argument("--types", default="q8_0,q5_k_m,q4_k_m,q3_k_m,q2_k", help="llama.cpp quantisation types")
+    qs.add_argument("--task", default="mmlu_sample", help="task for accuracy and brittleness (default mmlu_sample)")
+    qs.add_argument("--limit", type=int, default=40, help="items of the task (default 40)")
+    qs.add_argument("--text-tokens", type=int, default=256, help="tokens of the fixed text for KL (default 256)")
+    qs.add_argument("--no-brittleness", action="store_true", help="accuracy only")
+    qs.add_argument("--output-path", required=True, help="folder for the variants, quantize.json/.md and pareto.svg")
+
 
 def run_efficiency_command(args: argparse.Namespace) -> bool:
     """Runs an efficiency command; False when the command is someone else's."""
     if args.command == "loadtest":
         _loadtest(args)
         return True
+    if args.command == "quantize-sweep":
+        _quantize_sweep(args)
+        return True
     return False
+
+
+def _quantize_sweep(args: argparse.Namespace) -> None:
+    from llmassay.efficiency.quantize import file_type, make_variants, score_variants, source_note
+    from llmassay.efficiency.report import pareto_points, quantize_markdown
+    from llmassay.efficiency.plots import pareto
+    from llmassay.models import resolve_model_path
+
+    source = resolve_model_path(args.model.removeprefix("llamacpp/"))
+    types = tuple(t.strip() for t in args.types.split(",") if t.strip())
+    out = Path(args.output_path)
+    note = source_note(file_type(source))
+    variants = make_variants(source, types, out / "variants", args.text_tokens)
+    score_variants(variants, args.task, args.limit, out, brittleness=not args.no_brittleness)
+    record = {"source": str(source), "note": note, "task": args.task, "limit": args.limit,
+              "text_tokens": args.text_tokens, "variants": [v.as_dict() for v in variants]}
+    (out / "quantize.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    table = quantize_markdown(variants, note, args.task)
+    (out / "quantize.md").write_text(table + "\n", encoding="utf-8")
+    points = pareto_points(variants)
+    if points:
+        (out / "pareto.svg").write_text(pareto(points, "file size, MB (exact)", f"accuracy on {args.task} (95% CI)"),
+                                        encoding="utf-8")
+    _stdout().print(table, markup=False, soft_wrap=True)
+    _stdout().print(f"quantize-sweep: {out / 'quantize.json'}", markup=False, soft_wrap=True)
 
 
 def _loadtest(args: argparse.Namespace) -> None:
