@@ -52,6 +52,7 @@ def add_efficiency_commands(sub: Any) -> None:
     qs.add_argument("--limit", type=int, default=40, help="items of the task (default 40)")
     qs.add_argument("--text-tokens", type=int, default=256, help="tokens of the fixed text for KL (default 256)")
     qs.add_argument("--no-brittleness", action="store_true", help="accuracy only")
+    qs.add_argument("--perturbations", default=None, help="brittleness perturbations (default: its default set)")
     qs.add_argument("--output-path", required=True, help="folder for the variants, quantize.json/.md and pareto.svg")
 
 
@@ -77,9 +78,10 @@ def _quantize_sweep(args: argparse.Namespace) -> None:
     out = Path(args.output_path)
     note = source_note(file_type(source))
     variants = make_variants(source, types, out / "variants", args.text_tokens)
-    score_variants(variants, args.task, args.limit, out, brittleness=not args.no_brittleness)
+    score_variants(variants, args.task, args.limit, out, brittleness=not args.no_brittleness,
+                   perturbations=args.perturbations)
     record = {"source": str(source), "note": note, "task": args.task, "limit": args.limit,
-              "text_tokens": args.text_tokens, "variants": [v.as_dict() for v in variants]}
+              "text_tokens": args.text_tokens, "perturbations": args.perturbations, "variants": [v.as_dict() for v in variants]}
     (out / "quantize.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     table = quantize_markdown(variants, note, args.task)
     (out / "quantize.md").write_text(table + "\n", encoding="utf-8")

@@ -171,7 +171,7 @@ TASK_METRICS = (("accuracy", "acc"), ("accuracy", "exact_match"), ("brittleness"
 
 
 def score_variants(variants: list[Variant], task: str, limit: int | None, folder: Path,
-                   brittleness: bool = True, seed: int = 0) -> None:
+                   brittleness: bool = True, seed: int = 0, perturbations: str | None = None) -> None:
     """Accuracy (and brittleness spread) of every variant on `task`, through `evaluate`."""
     from rich.console import Console
 
@@ -179,9 +179,10 @@ def score_variants(variants: list[Variant], task: str, limit: int | None, folder
     from llmassay.types import Metric as M
 
     probes = ["accuracy", "brittleness"] if brittleness else ["accuracy"]
+    options = {"brittleness.perturbations": perturbations} if brittleness and perturbations else {}
     for v in variants:
         out = evaluate(RunConfig(model=f"llamacpp/{v.path}", tasks=[task], probes=probes, limit=limit, seed=seed,
-                                 output_path=str(folder / "runs" / v.qtype)), console=Console(stderr=True, quiet=True))
+                                 probe_options=options, output_path=str(folder / "runs" / v.qtype)), console=Console(stderr=True, quiet=True))
         found: dict[str, Metric] = {}
         for probe, name in TASK_METRICS:
             m = out.results["results"][task].get(probe, {}).get(name)
