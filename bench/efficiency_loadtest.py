@@ -30,7 +30,7 @@ def _fake_rows() -> list[str]:
     for slots in (None, 1):
         with FakeOpenAI() as fake:
             fake.service_s, fake.slots = SERVICE_S, slots
-            plan = LoadPlan(fake.base_url, "fake-model", concurrency=(1, 2, 4, 8), rates=(10.0, 40.0), requests=60)
+            plan = LoadPlan(fake.base_url, "fake-model", concurrency=(1, 2, 4, 8), rates=(10.0, 40.0), requests=120)
             for lv in run_loadtest(plan):
                 m, li = lv.metrics, lv.little
                 rows.append(f"| fake, S = {SERVICE_S} s, {'unlimited' if slots is None else slots} slot(s) | "

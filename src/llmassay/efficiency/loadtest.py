@@ -229,7 +229,9 @@ def little_check(records: list[RequestRecord]) -> dict[str, float]:
     """Little's law L = XW over the arrival window [first start, last start]: L is the
     time-average in flight, X the completions per second in the window (in steady state the
     arrival rate; for a closed loop, arrivals in the window over-count by the c that are still
-    in flight), W the mean latency. `offered_rps` is the arrival rate in the window."""
+    in flight), W the mean latency. `offered_rps` is the arrival rate in the window. Edge
+    effects (requests in flight at the window's ends; faster requests as a closed loop
+    drains) shrink as requests per level grow."""
     if len(records) < 2:
         return {}
     lo, hi = records[0].start, max(r.start for r in records)
