@@ -52,6 +52,14 @@ def test_every_request_runs_on_the_backend_even_when_the_cache_holds_it(tmp_path
     assert result.details["cache"].startswith("bypassed")
 
 
+def test_the_engine_counts_the_probes_requests_as_computed(tmp_path):
+    task = load_task("arith_sample").limited(3)
+    engine = Engine(SleepyBackend(0.0, 0.0, 2))
+    run_probe(probe_class("efficiency")(), task, engine, ProbeConfig(options=(("warmup", 0),)),
+              SampleLog(tmp_path / "rows.jsonl"))
+    assert (engine.stats.requests, engine.stats.computed, engine.stats.cache_hits) == (3, 3, 0)
+
+
 def test_backend_without_streaming_reports_end_to_end_only_never_a_guessed_ttft(tmp_path):
     result = _run(tmp_path, hashed_backend(), limit=4, warmup=0)
     assert "ttft_s[p50]" not in result.metrics and "decode_tps" not in result.metrics
