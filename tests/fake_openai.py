@@ -37,6 +37,10 @@ first n requests normally and then always with `fault`. Fault names:
   "502-html"                     HTTP 502 with an HTML body, as a proxy sends
   "close"                        the connection closes before any response
   "stall-body"                   headers arrive, the body stalls for STALL_S seconds
+
+For load tests: every answered request takes `service_s` seconds before its first token and
+`token_s` between tokens; `slots` (None: unlimited) requests are served at once, the rest
+wait, as llama.cpp's server with one slot. `stream: true` answers as server-sent events.
 """
 
 from __future__ import annotations
@@ -90,6 +94,9 @@ class FakeOpenAI:
         self.props_path: str | None = None
         self.identity: list[str] = []  # "GET /v1/models", … (see the module docstring)
         self.identity_fault: str | None = None  # the answer to every identity request, when set
+        self.service_s, self.token_s = 0.0, 0.0  # known service time (load tests)
+        self.slots: int | None = None  # requests served at once (None: unlimited)
+        self._slot_gate: threading.Semaphore | None = None
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
@@ -265,6 +272,35 @@ class FakeOpenAI:
                     else:
                         self._send(200, json.dumps(answer).encode())
                 else:
-                    self._send(200, json.dumps(fake.answer(self.path, body, fault)).encode())
+                    fake._serve(self, body, fault)
 
         return Handler
+
+    def _serve(self, handler: Any, body: dict[str, Any], fault: str) -> None:
+        """A normal answer after the known service time, inside one of `slots`."""
+        with self.lock:
+            if self.slots is not None and self._slot_gate is None:
+                self._slot_gate = threading.Semaphore(self.slots)
+        gate = self._slot_gate if self.slots is not None else None
+        if gate is not None:
+            gate.acquire()
+        try:
+            time.sleep(self.service_s)
+            answer = self.answer(handler.path, body, fault)
+            if not body.get("stream"):
+                handler._send(200, json.dumps(answer).encode())
+                return
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/event-stream")
+            handler.end_headers()
+            for i, token in enumerate(toy_tokens(answer["choices"][0]["text"])):
+                if i:
+                    time.sleep(self.token_s)
+                event = {"choices": [{"index": 0, "text": token, "finish_reason": None}]}
+                handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                handler.wfile.flush()
+            handler.wfile.write(b"data: [DONE]\n\n")
+            handler.close_connection = True
+        finally:
+            if gate is not None:
+                gate.release()

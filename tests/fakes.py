@@ -551,3 +551,22 @@ def judge_backend(rule: str, key: Callable[[str], str] | None = None, flip_repea
         return f"Both answers were considered. Final verdict: [[{slot}]]"
 
     return ScriptedBackend(lambda c, x: 0.0, answer, identity=f"judge:{rule}:{flip_repeats}")
+
+
+class SleepyBackend(ScriptedBackend):
+    """Streams `n_out` tokens: the first after `ttft_s` seconds, each next one `tpot_s`
+    later. Its true TTFT and decode rate (1 / tpot_s tokens/s) are planted."""
+
+    name = "test/sleepy"
+
+    def __init__(self, ttft_s: float = 0.05, tpot_s: float = 0.01, n_out: int = 8) -> None:
+        super().__init__(lambda c, x: 0.0, lambda r: " tok" * n_out, identity=f"sleepy:{ttft_s}:{tpot_s}:{n_out}")
+        self.ttft_s, self.tpot_s, self.n_out = ttft_s, tpot_s, n_out
+
+    def generate_stream(self, req: GenerateRequest) -> Any:
+        import time
+
+        self.asked.append(req)
+        for i in range(self.n_out):
+            time.sleep(self.tpot_s if i else self.ttft_s)  # each gap at least the planted one
+            yield " tok"

@@ -53,6 +53,9 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(("WatermarkConfig", "detect_ids", "z_threshold"), "llmassay.watermark"),
     "WatermarkProbe": "llmassay.probes.watermark",
+    "EfficiencyProbe": "llmassay.probes.efficiency",
+    **dict.fromkeys(("EnergyMeter", "RequestTiming", "timed_generate"), "llmassay.efficiency"),
+    **dict.fromkeys(("LoadPlan", "run_loadtest"), "llmassay.efficiency.loadtest"),
 }
 
 __all__ = sorted(_EXPORTS)

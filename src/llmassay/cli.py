@@ -20,6 +20,7 @@ from llmassay.cli_facts import add_facts_commands, run_facts_command
 from llmassay.cli_watermark import add_watermark_commands, run_watermark_command
 from llmassay.cli_tokens import add_tokens_commands, run_tokens_command
 from llmassay.cli_judge import JUDGE_COMMANDS, add_judge_commands, run_judge_command
+from llmassay.cli_efficiency import EFFICIENCY_COMMANDS, add_efficiency_commands, run_efficiency_command
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -101,6 +102,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_watermark_commands(sub)
     add_tokens_commands(sub)
     add_judge_commands(sub)
+    add_efficiency_commands(sub)
     return parser
 
 
@@ -327,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             run_tokens_command(args)
         elif args.command == "watermark":
             run_watermark_command(args)
+        elif args.command in EFFICIENCY_COMMANDS:
+            run_efficiency_command(args)
         elif not run_facts_command(args):
             run_audit_command(args)
     except LlmassayError as exc:

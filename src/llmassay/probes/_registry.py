@@ -34,6 +34,7 @@ _BUILTIN: dict[str, str] = {
     "watermark": "llmassay.probes.watermark:WatermarkProbe",
     "strategies": "llmassay.probes.strategies:StrategiesProbe",
     "judge_calibration": "llmassay.probes.judge_calibration:JudgeCalibrationProbe",
+    "efficiency": "llmassay.probes.efficiency:EfficiencyProbe",
 }
 _ADDED: dict[str, str] = {}
 

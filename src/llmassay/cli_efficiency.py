@@ -1,0 +1,145 @@
+"""`llmassay loadtest` (and the efficiency commands that follow): argument wiring and
+output only; the work is in `llmassay.efficiency` (imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from llmassay.backends.base import parse_model_args
+from llmassay.terminal import stdout_console as _stdout
+from llmassay.types import LlmassayError
+
+EFFICIENCY_COMMANDS = ("loadtest", "quantize-sweep")
+
+
+def _numbers(kind: type, flag: str) -> Any:
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: comma-separated numbers, not {text!r}") from None
+
+    return parse
+
+
+def add_efficiency_commands(sub: Any) -> None:
+    lt = sub.add_parser("loadtest", help="load-test a local OpenAI-compatible endpoint (closed loop and Poisson)")
+    lt.add_argument("--model", required=True, help="openai/NAME (the served model's name)")
+    lt.add_argument("--model-args", default=None, help="base_url=http://127.0.0.1:PORT/v1[,api_key_env=VAR]")
+    lt.add_argument("--concurrency", type=_numbers(int, "--concurrency"), default=(1, 2, 4, 8),
+                    help="closed-loop levels (default 1,2,4,8; empty string: none)")
+    lt.add_argument("--rate", type=_numbers(float, "--rate"), default=(), help="Poisson arrival rates, requests/s")
+    lt.add_argument("--requests", type=int, default=32, help="requests per level (default 32)")
+    lt.add_argument("--max-tokens", type=int, default=16, help="output tokens per request (default 16)")
+    lt.add_argument("--task", default="arith_sample", help="prompts come from this task (default arith_sample)")
+    lt.add_argument("--stream", action="store_true", help="stream answers: measures TTFT and TPOT")
+    lt.add_argument("--slo-e2e", type=float, default=2.0, help="goodput SLO on end-to-end latency, s (default 2)")
+    lt.add_argument("--slo-ttft", type=float, default=None, help="goodput SLO on TTFT, s (needs --stream)")
+    lt.add_argument("--max-seconds", type=float, default=300.0, help="each level stops after this (default 300)")
+    lt.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, s (default 60)")
+    lt.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrival times")
+    lt.add_argument("--output-path", required=True, help="folder for loadtest.json and loadtest.svg")
+
+    qs = sub.add_parser("quantize-sweep", help="quantised variants of a GGUF: KL divergence, accuracy, brittleness, size")
+    qs.add_argument("--model", required=True, help="a GGUF: an alias (smollm2-135m) or a path, optionally llamacpp/…")
+    qs.add_argument("--types", default="q8_0,q5_k_m,q4_k_m,q3_k_m,q2_k", help="llama.cpp quantisation types")
+    qs.add_argument("--task", default="mmlu_sample", help="task for accuracy and brittleness (default mmlu_sample)")
+    qs.add_argument("--limit", type=int, default=40, help="items of the task (default 40)")
+    qs.add_argument("--text-tokens", type=int, default=256, help="tokens of the fixed text for KL (default 256)")
+    qs.add_argument("--no-brittleness", action="store_true", help="accuracy only")
+    qs.add_argument("--perturbations", default=None, help="brittleness perturbations (default: its default set)")
+    qs.add_argument("--output-path", required=True, help="folder for the variants, quantize.json/.md and pareto.svg")
+
+
+def run_efficiency_command(args: argparse.Namespace) -> bool:
+    """Runs an efficiency command; False when the command is someone else's."""
+    if args.command == "loadtest":
+        _loadtest(args)
+        return True
+    if args.command == "quantize-sweep":
+        _quantize_sweep(args)
+        return True
+    return False
+
+
+def _quantize_sweep(args: argparse.Namespace) -> None:
+    from llmassay.efficiency.quantize import file_type, make_variants, score_variants, source_note
+    from llmassay.efficiency.report import pareto_points, quantize_markdown
+    from llmassay.efficiency.plots import pareto
+    from llmassay.models import resolve_model_path
+
+    source = resolve_model_path(args.model.removeprefix("llamacpp/"))
+    types = tuple(t.strip() for t in args.types.split(",") if t.strip())
+    out = Path(args.output_path)
+    note = source_note(file_type(source))
+    variants = make_variants(source, types, out / "variants", args.text_tokens)
+    score_variants(variants, args.task, args.limit, out, brittleness=not args.no_brittleness,
+                   perturbations=args.perturbations)
+    record = {"source": str(source), "note": note, "task": args.task, "limit": args.limit,
+              "text_tokens": args.text_tokens, "perturbations": args.perturbations, "variants": [v.as_dict() for v in variants]}
+    (out / "quantize.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    table = quantize_markdown(variants, note, args.task)
+    (out / "quantize.md").write_text(table + "\n", encoding="utf-8")
+    points = pareto_points(variants)
+    if points:
+        (out / "pareto.svg").write_text(pareto(points, "file size, MB (exact)", f"accuracy on {args.task} (95% CI)"),
+                                        encoding="utf-8")
+    _stdout().print(table, markup=False, soft_wrap=True)
+    _stdout().print(f"quantize-sweep: {out / 'quantize.json'}", markup=False, soft_wrap=True)
+
+
+def _loadtest(args: argparse.Namespace) -> None:
+    import os
+
+    from llmassay.efficiency.loadtest import LoadPlan, run_loadtest
+    from llmassay.efficiency.plots import loadtest_curves
+    from llmassay.tasks.loader import load_task
+
+    kind, _, name = args.model.partition("/")
+    if kind != "openai" or not name:
+        raise LlmassayError(f"loadtest: --model must be openai/NAME, not {args.model!r}")
+    margs = parse_model_args(args.model_args)
+    if "base_url" not in margs:
+        raise LlmassayError("loadtest: --model-args must give base_url=http://127.0.0.1:PORT/v1")
+    key = os.environ.get(str(margs["api_key_env"])) if "api_key_env" in margs else None
+    prompts = tuple(s.prompt for s in load_task(args.task).samples)
+    plan = LoadPlan(
+        base_url=str(margs["base_url"]), model=name, prompts=prompts, max_tokens=args.max_tokens,
+        concurrency=args.concurrency, rates=args.rate, requests=args.requests, slo_e2e_s=args.slo_e2e,
+        slo_ttft_s=args.slo_ttft, stream=args.stream, timeout_s=args.timeout, max_seconds=args.max_seconds,
+        seed=args.seed, api_key=key,
+    )
+    levels = run_loadtest(plan)
+    out = Path(args.output_path)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"plan": {k: v for k, v in plan.__dict__.items() if k not in ("api_key", "prompts")},
+              "task": args.task, "levels": [lv.as_dict() for lv in levels]}
+    (out / "loadtest.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    if any("throughput_rps" in lv.metrics for lv in levels):
+        (out / "loadtest.svg").write_text(loadtest_curves(levels), encoding="utf-8")
+    _print(levels)
+    _stdout().print(f"loadtest: {out / 'loadtest.json'}", markup=False, soft_wrap=True)
+
+
+def _print(levels: list[Any]) -> None:
+    table = Table(title="load test (E2E percentiles with 95% bootstrap CIs over requests)")
+    for col in ("mode", "level", "req/s", "goodput", "E2E p50 s", "E2E p95 s", "failed", "L", "X·W", "L/XW"):
+        table.add_column(col)
+
+    def ci(m: Any) -> str:
+        return f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]" if m else "-"
+
+    for lv in levels:
+        m, little = lv.metrics, lv.little
+        table.add_row(
+            lv.mode, f"{lv.level:g}", f"{m['throughput_rps'].value:.2f}" if "throughput_rps" in m else "-",
+            f"{m['goodput_rps'].value:.2f}" if "goodput_rps" in m else "-", ci(m.get("e2e_s[p50]")),
+            ci(m.get("e2e_s[p95]")), f"{m['failed'].value:.0f}", f"{little.get('L', float('nan')):.2f}",
+            f"{little.get('X_W', float('nan')):.2f}", f"{little.get('ratio', float('nan')):.3f}",
+        )
+    _stdout().print(table)

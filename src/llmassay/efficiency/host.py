@@ -1,0 +1,122 @@
+"""What the machine is and what a run cost it: CPU model, threads, peak RSS, CPU time, energy.
+
+Energy is measured from RAPL (`/sys/class/powercap/intel-rapl:*/energy_uj`, the package
+counters) when the file is readable — on most Linux hosts it is root-only since
+CVE-2020-8694, which is why CodeCarbon falls back (codecarbon #244, #477). Otherwise it is
+*estimated* as CPU-seconds × a per-core power figure, and every figure says which it is.
+
+The default figure: 85 W package power (CodeCarbon's documented default CPU TDP when the
+CPU model is unknown, docs 2024) shared by the host's logical cores, all busy, i.e.
+85 W / cores per CPU-second. Override it with `-P efficiency.watts_per_core=…`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+RAPL_ROOT = Path("/sys/class/powercap")
+DEFAULT_PACKAGE_WATTS = 85.0
+POWER_SOURCE = "85 W package / logical cores: CodeCarbon's default CPU TDP (docs, 2024)"
+MEASURED, ESTIMATED = "measured", "estimated"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def thread_count() -> int:
+    """Threads of this process now (llama.cpp's worker pool included)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    import threading
+
+    return threading.active_count()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process since it started (ru_maxrss: KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def host_facts() -> dict[str, Any]:
+    return {"cpu_model": cpu_model(), "logical_cores": os.cpu_count() or 1, "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def _rapl_files(root: Path = RAPL_ROOT) -> list[Path]:
+    """Readable package-level energy counters (intel-rapl:N, not their sub-zones)."""
+    files = []
+    for zone in sorted(root.glob("intel-rapl:*")):
+        if zone.name.count(":") == 1 and (zone / "energy_uj").exists():
+            try:
+                int((zone / "energy_uj").read_text())
+                files.append(zone / "energy_uj")
+            except (OSError, ValueError):
+                return []  # one unreadable package: the sum would be wrong
+    return files
+
+
+@dataclass(frozen=True)
+class Energy:
+    joules: float
+    kind: str  # "measured" (RAPL) or "estimated"
+    method: str
+
+    @property
+    def wh(self) -> float:
+        return self.joules / 3600
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "wh": self.wh}
+
+
+class EnergyMeter:
+    """Energy of a stretch of work: `start()`, run, `stop(cpu_seconds)`."""
+
+    def __init__(self, watts_per_core: float | None = None, rapl_root: Path = RAPL_ROOT) -> None:
+        cores = os.cpu_count() or 1
+        self.watts_per_core = watts_per_core if watts_per_core else DEFAULT_PACKAGE_WATTS / cores
+        self.source = "given by -P efficiency.watts_per_core" if watts_per_core else POWER_SOURCE
+        self.rapl = _rapl_files(rapl_root)
+        self._start: list[int] = []
+
+    @property
+    def kind(self) -> str:
+        return MEASURED if self.rapl else ESTIMATED
+
+    def start(self) -> None:
+        self._start = [int(f.read_text()) for f in self.rapl]
+
+    def stop(self, cpu_seconds: float) -> Energy:
+        if self.rapl and self._start:
+            total = 0
+            for f, before in zip(self.rapl, self._start):
+                after = int(f.read_text())
+                if after < before:  # the counter wrapped
+                    limit = f.with_name("max_energy_range_uj")
+                    after += int(limit.read_text()) if limit.exists() else 0
+                total += after - before
+            return Energy(total / 1e6, MEASURED, "RAPL package counters (whole host, not only this process)")
+        return Energy(cpu_seconds * self.watts_per_core, ESTIMATED,
+                      f"CPU-seconds × {self.watts_per_core:.2f} W per core ({self.source})")
+
+
+def clock() -> tuple[float, float]:
+    """(wall, process CPU) seconds now."""
+    return time.perf_counter(), time.process_time()

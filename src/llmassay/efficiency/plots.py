@@ -1,0 +1,47 @@
+"""Load-test curves and the quantisation Pareto plot, as SVG (the report's matplotlib setup)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llmassay.report.plots import PALETTE, _figure, _svg
+
+
+def loadtest_curves(levels: Sequence[Any]) -> str:
+    """Throughput and latency (p50, p95 with bootstrap CIs) against the load, one line per
+    mode: fixed concurrency (closed loop) and Poisson rate (open loop)."""
+    modes = [m for m in ("concurrency", "rate") if any(lv.mode == m for lv in levels)]
+    with _figure("loadtest", 4.2 * len(modes), 3.4) as fig:
+        axes = fig.subplots(2, len(modes), squeeze=False)
+        for col, mode in enumerate(modes):
+            mine = [lv for lv in levels if lv.mode == mode and "throughput_rps" in lv.metrics]
+            xs = [lv.level for lv in mine]
+            top, bottom = axes[0][col], axes[1][col]
+            top.plot(xs, [lv.metrics["throughput_rps"].value for lv in mine], "o-", color=PALETTE[0], label="throughput")
+            top.plot(xs, [lv.metrics["goodput_rps"].value for lv in mine], "s--", color=PALETTE[2], label="goodput")
+            top.set_ylabel("requests/s")
+            top.legend(frameon=False)
+            for i, q in enumerate(("p50", "p95")):
+                ms = [lv.metrics[f"e2e_s[{q}]"] for lv in mine]
+                err = [[m.value - m.ci_low for m in ms], [m.ci_high - m.value for m in ms]]
+                bottom.errorbar(xs, [m.value for m in ms], yerr=err, fmt="o-", capsize=3, color=PALETTE[1 + 2 * i],
+                                label=f"E2E {q} (95% CI)")
+            bottom.set_ylabel("seconds")
+            bottom.set_xlabel("concurrent requests" if mode == "concurrency" else "Poisson arrival rate (req/s)")
+            bottom.legend(frameon=False)
+        return _svg(fig)
+
+
+def pareto(points: Sequence[dict[str, Any]], x_label: str, y_label: str) -> str:
+    """Accuracy against cost, each with its CI, one labelled point per variant."""
+    with _figure("pareto", 5.0, 3.6) as fig:
+        ax = fig.subplots()
+        for i, p in enumerate(points):
+            x, y = p["x"], p["y"]
+            ax.errorbar([x[0]], [y[0]], xerr=[[x[0] - x[1]], [x[2] - x[0]]], yerr=[[y[0] - y[1]], [y[2] - y[0]]],
+                        fmt="o", capsize=3, color=PALETTE[i % len(PALETTE)], label=p["label"])
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        ax.legend(frameon=False, fontsize=8)
+        return _svg(fig)

@@ -1,0 +1,78 @@
+"""Prompt-lookup speculative decoding (llama-cpp-python's `LlamaPromptLookupDecoding`)
+against plain decoding: the same greedy tokens, and how much faster.
+
+Prompt lookup drafts the next tokens by finding the last n-gram of the text so far in the
+prompt and copying what followed it; the model verifies the draft in one batch. It helps
+when the output copies the prompt (extraction) and costs a little when it does not
+(arithmetic). Greedy verification keeps the output the model would have produced, except
+where llama.cpp's batched and one-token kernels round differently and flip a near-tie:
+`identical` reports it, token for token, never assumed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SpecRun:
+    prompt_index: int
+    tokens_plain: list[int]
+    tokens_lookup: list[int]
+    seconds_plain: float
+    seconds_lookup: float
+
+    @property
+    def identical(self) -> bool:
+        return self.tokens_plain == self.tokens_lookup
+
+    @property
+    def first_difference(self) -> int | None:
+        for i, (a, b) in enumerate(zip(self.tokens_plain, self.tokens_lookup)):
+            if a != b:
+                return i
+        return None if self.identical else min(len(self.tokens_plain), len(self.tokens_lookup))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "identical": self.identical, "first_difference": self.first_difference}
+
+
+def _load(model_path: Path, draft: Any, n_ctx: int, n_threads: int | None) -> Any:
+    import llama_cpp
+
+    return llama_cpp.Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                           draft_model=draft, verbose=False, seed=0)
+
+
+def greedy_tokens(llm: Any, prompt: str, max_tokens: int) -> tuple[list[int], float]:
+    """Greedy token ids after `prompt` (stopping at end-of-generation) and the wall time."""
+    import llama_cpp
+
+    llm.reset()
+    tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+    out: list[int] = []
+    start = time.perf_counter()
+    for token in llm.generate(tokens, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0, reset=True):
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or len(out) >= max_tokens:
+            break
+        out.append(token)
+    return out, time.perf_counter() - start
+
+
+def compare_prompt_lookup(model_path: Path, prompts: list[str], max_tokens: int = 48, num_pred_tokens: int = 10,
+                          n_ctx: int = 2048, n_threads: int | None = None) -> list[SpecRun]:
+    """Each prompt decoded greedily by a plain model and by the same weights with prompt
+    lookup; each model loaded once, the two runs of a prompt back to back."""
+    from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+    plain = _load(model_path, None, n_ctx, n_threads)
+    lookup = _load(model_path, LlamaPromptLookupDecoding(num_pred_tokens=num_pred_tokens), n_ctx, n_threads)
+    runs = []
+    for i, prompt in enumerate(prompts):
+        a, ta = greedy_tokens(plain, prompt, max_tokens)
+        b, tb = greedy_tokens(lookup, prompt, max_tokens)
+        runs.append(SpecRun(i, a, b, ta, tb))
+    return runs

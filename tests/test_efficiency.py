@@ -1,0 +1,185 @@
+"""The efficiency probe recovers planted timings, bypasses the cache and tags its energy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fakes import ScriptedBackend, SleepyBackend, hashed_backend
+from llmassay.efficiency.host import ESTIMATED, MEASURED, EnergyMeter
+from llmassay.efficiency.stats import percentile_metric
+from llmassay.efficiency.timing import E2E_ONLY, STREAM, timed_generate
+from llmassay.engine.cache import RequestCache
+from llmassay.engine.engine import Engine
+from llmassay.engine.store import SampleLog
+from llmassay.probes import ProbeConfig, probe_class, run_probe
+from llmassay.tasks.loader import load_task
+from llmassay.types import GenerateRequest, LlmassayError
+
+
+def _run(tmp_path, backend, limit=6, cache=None, **options):
+    task = load_task("arith_sample").limited(limit)
+    engine = Engine(backend, cache)
+    cfg = ProbeConfig(options=tuple(options.items()))
+    return run_probe(probe_class("efficiency")(), task, engine, cfg, SampleLog(tmp_path / "rows.jsonl"))
+
+
+def test_planted_ttft_and_decode_rate_are_recovered(tmp_path):
+    # First token after 60 ms, then one every 20 ms (50 tokens/s); a loaded machine only
+    # makes sleeps longer, so the bounds are tight below and generous above.
+    backend = SleepyBackend(ttft_s=0.06, tpot_s=0.02, n_out=6)
+    result = _run(tmp_path, backend, limit=5, warmup=1)
+    m = result.metrics
+    assert 0.06 <= m["ttft_s[p50]"].value < 0.06 + 0.15
+    assert 0.06 + 5 * 0.02 <= m["e2e_s[p50]"].value < 0.16 + 0.3
+    assert 20 < m["decode_tps"].value <= 50.5
+    assert 0.02 <= m["tpot_s"].value < 0.02 + 0.03
+    assert m["e2e_s[p50]"].ci_low <= m["e2e_s[p50]"].value <= m["e2e_s[p95]"].value <= m["e2e_s[p99]"].value
+    assert m["e2e_s[p99]"].n == 5 and m["seconds_per_1k"].value == pytest.approx(1000 * m["e2e_s[p50]"].value, rel=0.3)
+    assert result.details["timing_method"] == [STREAM]
+    assert len(backend.asked) == 5 + 1  # the warm-up request ran, untimed
+
+
+def test_every_request_runs_on_the_backend_even_when_the_cache_holds_it(tmp_path):
+    backend = SleepyBackend(ttft_s=0.0, tpot_s=0.0, n_out=2)
+    cache = RequestCache(tmp_path / "cache.sqlite")
+    task = load_task("arith_sample").limited(3)
+    Engine(backend, cache).generate([GenerateRequest(prompt=s.prompt, max_tokens=32) for s in task.samples])
+    asked_before = len(backend.asked)
+    result = _run(tmp_path, backend, limit=3, cache=cache, warmup=0)
+    assert len(backend.asked) - asked_before == 3
+    assert result.details["cache"].startswith("bypassed")
+
+
+def test_the_engine_counts_the_probes_requests_as_computed(tmp_path):
+    task = load_task("arith_sample").limited(3)
+    engine = Engine(SleepyBackend(0.0, 0.0, 2))
+    run_probe(probe_class("efficiency")(), task, engine, ProbeConfig(options=(("warmup", 0),)),
+              SampleLog(tmp_path / "rows.jsonl"))
+    assert (engine.stats.requests, engine.stats.computed, engine.stats.cache_hits) == (3, 3, 0)
+
+
+def test_backend_without_streaming_reports_end_to_end_only_never_a_guessed_ttft(tmp_path):
+    result = _run(tmp_path, hashed_backend(), limit=4, warmup=0)
+    assert "ttft_s[p50]" not in result.metrics and "decode_tps" not in result.metrics
+    assert "e2e_s[p50]" in result.metrics and result.details["timing_method"] == [E2E_ONLY]
+
+
+def test_energy_is_estimated_from_cpu_time_and_says_so(tmp_path):
+    meter = EnergyMeter(watts_per_core=10.0, rapl_root=tmp_path)  # no RAPL files here
+    meter.start()
+    energy = meter.stop(cpu_seconds=36.0)
+    assert energy.kind == ESTIMATED and energy.joules == 360.0 and energy.wh == pytest.approx(0.1)
+    assert "10.00 W per core" in energy.method
+    result = _run(tmp_path, SleepyBackend(0.0, 0.0, 2), limit=3, warmup=0, watts_per_core=5.0)
+    rows = result.samples
+    assert all(r["energy_kind"] in (ESTIMATED, MEASURED) for r in rows)
+    assert result.details["energy"]["kind"] and result.metrics["energy_wh_per_1k"].value == pytest.approx(
+        1000 * result.metrics["energy_wh"].value)
+
+
+def test_rapl_counters_are_read_and_wraps_handled(tmp_path):
+    zone = tmp_path / "intel-rapl:0"
+    zone.mkdir()
+    (zone / "energy_uj").write_text("999000000")
+    (zone / "max_energy_range_uj").write_text("1000000000")
+    meter = EnergyMeter(rapl_root=tmp_path)
+    meter.start()
+    (zone / "energy_uj").write_text("2000000")  # wrapped: 1 J to the top, then 2 J
+    energy = meter.stop(cpu_seconds=100.0)
+    assert energy.kind == MEASURED and energy.joules == pytest.approx(3.0)
+
+
+def test_percentile_ci_brackets_the_value_and_p99_of_few_requests_is_near_the_max():
+    values = [float(v) for v in range(1, 101)]
+    p50 = percentile_metric(values, 50)
+    assert p50.value == pytest.approx(50.5) and p50.ci_low < 50.5 < p50.ci_high
+    assert percentile_metric(values[:10], 99).value == pytest.approx(9.91)
+
+
+def test_usd_per_1k_scales_seconds_by_the_price(tmp_path):
+    result = _run(tmp_path, SleepyBackend(0.0, 0.0, 2), limit=3, warmup=0, usd_per_hour=3.6)
+    m = result.metrics
+    assert m["usd_per_1k"].value == pytest.approx(m["seconds_per_1k"].value * 3.6 / 3600)
+
+
+def test_rows_are_json_and_bad_options_are_one_line_errors(tmp_path):
+    result = _run(tmp_path, SleepyBackend(0.0, 0.0, 2), limit=2, warmup=0)
+    json.dumps(result.samples)
+    with pytest.raises(LlmassayError, match="efficiency.warmup"):
+        probe_class("efficiency").options({"warmup": "-1"})
+
+
+def test_timed_generate_e2e_only_uses_the_backend_once():
+    backend = ScriptedBackend(lambda c, x: 0.0, lambda r: "a b c")
+    gen, timing = timed_generate(backend, GenerateRequest(prompt="x", max_tokens=4))
+    assert gen.text == "a b c" and timing.method == E2E_ONLY and timing.ttft_s is None and len(backend.asked) == 1
+
+
+@pytest.mark.slow
+def test_llamacpp_perf_counters_time_the_whole_prompt(smollm2):
+    req = GenerateRequest(prompt="The capital of France is", max_tokens=6)
+    for _ in range(2):  # the second run must prefill the whole prompt again: the KV cache was emptied
+        gen, timing = timed_generate(smollm2, req)
+        assert timing.method == "llama.cpp perf counters"
+        assert timing.n_prompt == len(smollm2.tokenize(req.prompt))
+        assert timing.n_decode in (gen.n_tokens - 1, gen.n_tokens) and timing.decode_tps > 0
+        assert 0 < timing.ttft_s < timing.e2e_s and timing.prefill_s > 0
+
+
+def test_spec_run_reports_where_two_token_streams_part():
+    from llmassay.efficiency.speculative import SpecRun
+
+    assert SpecRun(0, [1, 2, 3], [1, 2, 3], 1.0, 0.5).first_difference is None
+    assert SpecRun(0, [1, 2, 3], [1, 9, 3], 1.0, 0.5).first_difference == 1
+    assert SpecRun(0, [1, 2, 3], [1, 2], 1.0, 0.5).first_difference == 2
+
+
+@pytest.mark.slow
+def test_prompt_lookup_keeps_the_greedy_tokens_of_an_extraction_prompt(smollm2_path):
+    from llmassay.efficiency.speculative import compare_prompt_lookup
+
+    prompt = load_task("json_sample").samples[0].prompt  # measured: identical for 32 tokens
+    (run,) = compare_prompt_lookup(smollm2_path, [prompt], max_tokens=12, n_ctx=512)
+    assert len(run.tokens_plain) == 12 and run.identical, run.as_dict()
+
+
+def test_divergence_of_a_model_from_itself_is_zero_and_grows_with_planted_noise():
+    import numpy as np
+
+    from llmassay.efficiency.quantize import _log_softmax, divergence, source_note
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(40, 50)) * 3
+    tokens = rng.integers(0, 50, size=41).tolist()
+    same = divergence(_log_softmax(logits), _log_softmax(logits), tokens)
+    assert same.kl.value == pytest.approx(0.0, abs=1e-12) and same.same_top.value == 1.0 and same.delta_p.value == 0
+    small = divergence(_log_softmax(logits), _log_softmax(logits + rng.normal(size=logits.shape) * 0.1), tokens)
+    large = divergence(_log_softmax(logits), _log_softmax(logits + rng.normal(size=logits.shape) * 2.0), tokens)
+    assert 0 < small.kl.value < large.kl.value and large.same_top.value < small.same_top.value <= 1.0
+    # Exact KL of one position against a hand computation
+    p, q = np.log(np.array([[0.5, 0.5]])), np.log(np.array([[0.9, 0.1]]))
+    assert divergence(p, q, [0, 1]).kl.value == pytest.approx(0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1))
+    assert "cannot recover" in source_note(3) and "unquantised" in source_note(1)
+
+
+def test_unknown_quantisation_type_is_a_one_line_error():
+    from llmassay.efficiency.quantize import ftype_of
+
+    with pytest.raises(LlmassayError, match="unknown type 'q9_k'"):
+        ftype_of("q9_k")
+    assert ftype_of("q8_0") == 7
+
+
+@pytest.mark.slow
+def test_quantize_sweep_cli_writes_kl_table_and_pareto(tmp_path, smollm2_path, capsys):
+    from llmassay.cli import main
+
+    rc = main(["quantize-sweep", "--model", str(smollm2_path), "--types", "q8_0", "--task", "arith_sample",
+               "--limit", "2", "--text-tokens", "32", "--no-brittleness", "--output-path", str(tmp_path)])
+    assert rc == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "quantize.json").read_text())
+    source, q8 = record["variants"]
+    assert source["kl"]["value"] == 0 and 0 <= q8["kl"]["value"] < 0.1 and q8["same_top"]["value"] > 0.8
+    assert "cannot recover" in record["note"] and (tmp_path / "pareto.svg").read_text().startswith("<svg")

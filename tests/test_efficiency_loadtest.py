@@ -1,0 +1,114 @@
+"""The load generator offers the load it claims: against a local fake server with a known
+service time, throughput, latency and Little's law come out as queueing theory says."""
+
+from __future__ import annotations
+
+import pytest
+
+from fake_openai import FakeOpenAI
+from llmassay.efficiency.loadtest import LoadPlan, check_loopback, run_loadtest
+from llmassay.types import LlmassayError
+
+SERVICE_S = 0.05
+
+
+def _plan(fake: FakeOpenAI, **kw) -> LoadPlan:
+    return LoadPlan(base_url=fake.base_url, model="fake-model", **{"requests": 24, "concurrency": (), **kw})
+
+
+def test_closed_loop_on_an_unlimited_server_scales_throughput_with_concurrency():
+    with FakeOpenAI() as fake:
+        fake.service_s = SERVICE_S
+        levels = run_loadtest(_plan(fake, concurrency=(1, 4)))
+    one, four = (lv.metrics for lv in levels)
+    for lv, c in zip(levels, (1, 4)):
+        m = lv.metrics
+        assert m["failed"].value == 0
+        assert m["e2e_s[p50]"].value >= SERVICE_S  # never faster than the planted service time
+        assert m["throughput_rps"].value <= c / SERVICE_S * 1.05
+        # A closed loop keeps c requests in flight: X = c / W (the machine's load only stretches W).
+        assert m["throughput_rps"].value == pytest.approx(c / lv.little["W_s"], rel=0.15)
+        assert lv.little["ratio"] == pytest.approx(1.0, abs=0.10)  # Little's law within 10 %
+    assert four["throughput_rps"].value > 2 * one["throughput_rps"].value
+
+
+def test_a_one_slot_server_gives_flat_throughput_and_growing_latency():
+    with FakeOpenAI() as fake:
+        fake.service_s, fake.slots = SERVICE_S, 1
+        one, four = run_loadtest(_plan(fake, concurrency=(1, 4), requests=40))
+    assert four.metrics["throughput_rps"].value < 1.3 * one.metrics["throughput_rps"].value
+    assert four.metrics["e2e_s[p50]"].value > 2.5 * one.metrics["e2e_s[p50]"].value
+    assert four.little["ratio"] == pytest.approx(1.0, abs=0.10)
+
+
+def test_poisson_arrivals_offer_the_rate_and_satisfy_littles_law():
+    with FakeOpenAI() as fake:
+        fake.service_s = SERVICE_S
+        (level,) = run_loadtest(_plan(fake, rates=(40.0,), requests=60, seed=3))
+    little = level.little
+    assert little["offered_rps"] == pytest.approx(40.0, rel=0.35)  # 60 exponential gaps: sd ≈ 13 %
+    assert little["ratio"] == pytest.approx(1.0, abs=0.10)
+    # Against the planted service time: L = λS, up to the client's own overhead (W ≥ S).
+    assert little["W_s"] >= SERVICE_S
+    assert little["L"] == pytest.approx(little["offered_rps"] * little["W_s"], rel=0.10)
+    assert little["L"] >= 0.9 * little["offered_rps"] * SERVICE_S
+
+
+def test_streaming_measures_ttft_and_tpot_and_goodput_applies_the_slo():
+    with FakeOpenAI() as fake:
+        fake.service_s, fake.token_s, fake.completion = SERVICE_S, 0.02, " a b c d e"
+        (level,) = run_loadtest(_plan(fake, concurrency=(2,), requests=8, stream=True, slo_e2e_s=10.0,
+                                      slo_ttft_s=0.001))
+    m = level.metrics
+    assert SERVICE_S <= m["ttft_s[p50]"].value < SERVICE_S + 0.1
+    assert m["tpot_s"].value == pytest.approx(0.02, abs=0.02)
+    assert m["goodput_rps"].value == 0.0  # no first token can come within 1 ms
+    assert m["output_tps"].value == pytest.approx(5 * m["throughput_rps"].value)
+
+
+def test_failures_are_counted_not_raised():
+    with FakeOpenAI() as fake:
+        fake.faults.extend(["500", "500"])
+        (level,) = run_loadtest(_plan(fake, concurrency=(1,), requests=6))
+    assert level.metrics["failed"].value == 2
+
+
+def test_a_level_stops_itself_after_max_seconds():
+    with FakeOpenAI() as fake:
+        fake.service_s = 0.3
+        (level,) = run_loadtest(_plan(fake, concurrency=(1,), requests=50, max_seconds=0.5))
+    assert level.stopped_early and level.metrics["failed"].value >= 45
+
+
+@pytest.mark.parametrize("url", ["http://example.com/v1", "http://8.8.8.8:8000/v1", "nohost"])
+def test_only_loopback_endpoints_are_load_tested(url):
+    with pytest.raises(LlmassayError, match="loadtest"):
+        check_loopback(url)
+
+
+def test_bad_plans_are_one_line_errors():
+    with pytest.raises(LlmassayError, match="--requests"):
+        LoadPlan("http://127.0.0.1:1/v1", "m", requests=0).check()
+    with pytest.raises(LlmassayError, match="--stream"):
+        LoadPlan("http://127.0.0.1:1/v1", "m", slo_ttft_s=0.1).check()
+
+
+def test_cli_writes_the_record_and_curves_and_refuses_remote_hosts(tmp_path, capsys):
+    import json
+
+    from llmassay.cli import main
+
+    with FakeOpenAI() as fake:
+        fake.service_s = 0.01
+        rc = main(["loadtest", "--model", "openai/fake-model", "--model-args", f"base_url={fake.base_url}",
+                   "--concurrency", "1,2", "--rate", "50", "--requests", "6", "--output-path", str(tmp_path)])
+    assert rc == 0
+    record = json.loads((tmp_path / "loadtest.json").read_text())
+    assert [(lv["mode"], lv["level"]) for lv in record["levels"]] == [("concurrency", 1), ("concurrency", 2),
+                                                                       ("rate", 50.0)]
+    assert all(len(lv["requests"]) == 6 for lv in record["levels"]) and "api_key" not in record["plan"]
+    assert (tmp_path / "loadtest.svg").read_text().startswith("<svg")
+    assert "L/XW" in capsys.readouterr().out
+    rc = main(["loadtest", "--model", "openai/m", "--model-args", "base_url=http://10.0.0.1:8000/v1",
+               "--output-path", str(tmp_path / "x")])
+    assert rc == 2 and "not a loopback address" in capsys.readouterr().err
