@@ -192,6 +192,14 @@ class Engine:
         if callable(reset):
             reset()
 
+    def count_direct(self, tokens: int) -> None:
+        """A request a probe ran on `self.backend` itself (to time it: a cached answer has no
+        latency) counts in the run's footer like any the engine computed."""
+        self.stats.requests += 1
+        self.stats.unique += 1
+        self.stats.computed += 1
+        self.stats.tokens += tokens
+
     @property
     def kept(self) -> int:
         """Answers this engine wrote to the cache: what an interrupted run keeps besides

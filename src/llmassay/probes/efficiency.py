@@ -41,16 +41,6 @@ def _field(name: str, help_text: str) -> SampleMetric:
     return SampleMetric(lambda row: row[name], help_text, binary=False)
 
 
-def _count(engine: Engine, tokens: int) -> None:
-    """The run's footer counts these requests as computed, like any other the model ran."""
-    stats = getattr(engine, "stats", None)
-    if stats is not None:
-        stats.requests += 1
-        stats.unique += 1
-        stats.computed += 1
-        stats.tokens += tokens
-
-
 class EfficiencyProbe(Probe):
     name = "efficiency"
     description = "latency (TTFT, E2E percentiles), prefill/decode tokens/s, CPU, memory, energy and cost per answer"
@@ -81,7 +71,7 @@ class EfficiencyProbe(Probe):
             meter.start()
             gen, timing = timed_generate(backend, req)
             energy = meter.stop(timing.cpu_s)
-            _count(engine, gen.n_prompt_tokens + gen.n_tokens)
+            engine.count_direct(gen.n_prompt_tokens + gen.n_tokens)
             rows.append({"id": sample.id, "text": gen.text, **timing.as_dict(), "energy_wh": energy.wh,
                          "energy_kind": energy.kind, "energy_method": energy.method,
                          "peak_rss_mb": peak_rss_mb(), "threads": thread_count()})
