@@ -523,34 +523,42 @@ def judge_backend(rule: str, key: Callable[[str], str] | None = None, flip_repea
     (tie when equal), `correct` the answer equal to `key(question)` (tie when both or
     neither), `echo` repeats the format instructions (unparseable by construction). With
     `flip_repeats`, a request asked again at temperature > 0 (odd `repeat`) gets the other
-    slot: its repetition stability is 0. Grade prompts get [[PASS]]/[[FAIL]] by `key`."""
+    slot: its repetition stability is 0. Grade prompts get [[PASS]]/[[FAIL]] by `key`.
+    Scored by log-likelihood (`--verdict loglik`), its choice gets log P 0 and every other
+    continuation −5: a tie by the rule is a dead heat of A and B."""
 
-    def answer(req: GenerateRequest) -> str:
-        text = prompt_of(req)
+    def decide(text: str) -> str:
         question = _JUDGE_QUESTION.search(text).group(1)
         graded = _GRADED.search(text)
         if graded:
-            right = key is not None and graded.group(1).strip() == key(question)
-            return "Looks right. [[PASS]]" if right else "Wrong. [[FAIL]]"
+            return "PASS" if key is not None and graded.group(1).strip() == key(question) else "FAIL"
         shown = dict(_SHOWN.findall(text))
         a, b = shown["A"], shown["B"]
-        if rule == "echo":
-            return ECHO
         if rule == "first":
-            slot = "A"
-        elif rule == "longer":
-            slot = "A" if len(a) > len(b) else "B" if len(b) > len(a) else "C"
-        elif rule == "correct":
+            return "A"
+        if rule == "longer":
+            return "A" if len(a) > len(b) else "B" if len(b) > len(a) else "C"
+        if rule == "correct":
             truth = key(question) if key else None
             hits = [a.strip() == truth, b.strip() == truth]
-            slot = "AB"[hits.index(True)] if hits.count(True) == 1 else "C"
-        else:
-            raise ValueError(rule)
+            return "AB"[hits.index(True)] if hits.count(True) == 1 else "C"
+        raise ValueError(rule)
+
+    def answer(req: GenerateRequest) -> str:
+        text = prompt_of(req)
+        if rule == "echo" and not _GRADED.search(text):
+            return ECHO
+        slot = decide(text)
+        if slot in ("PASS", "FAIL"):
+            return "Looks right. [[PASS]]" if slot == "PASS" else "Wrong. [[FAIL]]"
         if flip_repeats and req.temperature > 0 and req.repeat % 2 == 1 and slot != "C":
             slot = "B" if slot == "A" else "A"
         return f"Both answers were considered. Final verdict: [[{slot}]]"
 
-    return ScriptedBackend(lambda c, x: 0.0, answer, identity=f"judge:{rule}:{flip_repeats}")
+    def score(context: str, continuation: str) -> float:
+        return 0.0 if continuation == decide(context) else -5.0
+
+    return ScriptedBackend(score, answer, identity=f"judge:{rule}:{flip_repeats}")
 
 
 class SleepyBackend(ScriptedBackend):

@@ -32,6 +32,10 @@ def add_judge_commands(sub: Any) -> None:
     judge.add_argument("--repeat-temperature", type=float, default=0.7)
     judge.add_argument("--with-reference", action="store_true", help="show the judge the reference answer")
     judge.add_argument("--max-tokens", type=int, default=192, help="judge output tokens (default 192)")
+    judge.add_argument("--verdict", default="generate", choices=("generate", "loglik"),
+                       help="generate: parse [[A]]/[[B]]/[[C]] from the judge's text; loglik: its most likely of "
+                            "A/B after the prompt (never unparseable; for small judges)")
+    judge.add_argument("--ties", action="store_true", help="--verdict loglik: allow C (tie) as a third choice")
     judge.add_argument("--seed", type=int, default=0)
     judge.add_argument("--batch-size", type=int, default=8, help="judge requests per backend call (and cache write)")
     judge.add_argument("--no-cache", action="store_true", help="bypass the request cache")
@@ -77,6 +81,7 @@ def _review(args: argparse.Namespace) -> None:
 
 def _judge(args: argparse.Namespace) -> None:
     from llmassay.backends.base import parse_model_args
+    from llmassay.judge.progress import judge_meter
     from llmassay.judge.session import JudgeConfig, run_judgement
 
     cfg = JudgeConfig(
@@ -86,8 +91,10 @@ def _judge(args: argparse.Namespace) -> None:
         calibration_limit=args.calibration_limit, limit=args.limit, repeats=args.repeats,
         repeat_temperature=args.repeat_temperature, with_reference=args.with_reference, max_tokens=args.max_tokens,
         seed=args.seed, use_cache=not args.no_cache, cache_path=args.cache_path, batch_size=args.batch_size,
+        verdict=args.verdict, ties=args.ties,
     )
-    result = run_judgement(cfg)
+    with judge_meter() as meter:
+        result = run_judgement(cfg, meter=meter)
     out = _stdout()
     for table in judge_tables(result):
         out.print(table)

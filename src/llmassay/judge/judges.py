@@ -59,8 +59,8 @@ class ModelJudge:
         return [g.text for g in self.engine.generate(self.requests(queries))]
 
     def describe(self) -> dict[str, Any]:
-        return {"judge": self.name, "chat_template": self.chat, "max_tokens": self.max_tokens, "seed": self.seed,
-                "fingerprint": self.engine.fingerprint}
+        return {"judge": self.name, "verdict": "generate", "chat_template": self.chat, "max_tokens": self.max_tokens,
+                "seed": self.seed, "fingerprint": self.engine.fingerprint}
 
 
 class OracleJudge:
@@ -94,8 +94,11 @@ def load_judge(
     batch_size: int = 16,
     max_tokens: int = 192,
     seed: int = 0,
+    verdict: str = "generate",
+    ties: bool = False,
 ) -> Judge:
-    """`oracle`, or a model spec as for `llmassay run` (loaded locally, cached requests)."""
+    """`oracle`, or a model spec as for `llmassay run` (loaded locally, cached requests),
+    whose verdict is generated text (`generate`) or its most likely answer (`loglik`)."""
     if spec == ORACLE:
         return OracleJudge()
     from llmassay.backends.chat import is_chat_model
@@ -103,9 +106,14 @@ def load_judge(
     from llmassay.engine.engine import Engine
     from llmassay.engine.executors import load_executor
     from llmassay.home import llmassay_home
+    from llmassay.judge.loglik import VERDICT_MODES, LoglikJudge
 
+    if verdict not in VERDICT_MODES:
+        raise LlmassayError(f"--verdict {verdict}: unknown (known: {', '.join(VERDICT_MODES)})")
     args = model_args or {}
     backend = load_executor("local", spec, args)
     cache = RequestCache(cache_path or llmassay_home() / "cache.sqlite") if use_cache else None
     engine = Engine(backend, cache=cache, batch_size=batch_size)
+    if verdict == "loglik":
+        return LoglikJudge(engine, spec, ties, seed)
     return ModelJudge(engine, spec, is_chat_model(backend, spec, args), max_tokens, seed)

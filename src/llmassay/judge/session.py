@@ -13,6 +13,7 @@ from llmassay.judge.calibration import calibration_metrics, calibration_pairs, i
 from llmassay.judge.grading import grade_answers, grade_metrics
 from llmassay.judge.judges import Judge, load_judge
 from llmassay.judge.pairwise import PairItem, judge_pairs
+from llmassay.judge.progress import JudgeMeter
 from llmassay.judge.runs import paired_answers
 from llmassay.judge.stats import UNINFORMATIVE, analyse_pairs
 from llmassay.judge.templates import load_templates
@@ -43,9 +44,11 @@ class JudgeConfig:
     batch_size: int = 8
     use_cache: bool = True
     cache_path: str | None = None
+    verdict: str = "generate"  # or "loglik": the judge's most likely of A/B(/C), never unparseable
+    ties: bool = False  # loglik: "C" (tie) is one of the choices
 
 
-def run_judgement(cfg: JudgeConfig, judge: Judge | None = None) -> dict[str, Any]:
+def run_judgement(cfg: JudgeConfig, judge: Judge | None = None, meter: JudgeMeter | None = None) -> dict[str, Any]:
     """Everything `llmassay judge` reports, also written to OUTPUT_PATH/judge_results.json."""
     from llmassay.tasks.loader import load_task
 
@@ -61,10 +64,16 @@ def run_judgement(cfg: JudgeConfig, judge: Judge | None = None) -> dict[str, Any
     out = Path(cfg.output_path)
     out.mkdir(parents=True, exist_ok=True)
     judge = judge or load_judge(cfg.judge_model, cfg.model_args, cfg.cache_path, cfg.use_cache,
-                                batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, seed=cfg.seed)
+                                batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, seed=cfg.seed,
+                                verdict=cfg.verdict, ties=cfg.ties)
+    engine = getattr(judge, "engine", None)
+    meter = meter or JudgeMeter(None)
+    if engine is not None:
+        meter.attach(engine)
     result: dict[str, Any] = {"runs": {"a": cfg.run_a, "b": cfg.run_b}, "judge": judge.describe(),
                               "templates": {"pairwise": templates.pairwise, "grade": templates.grade}}
     if cfg.calibrate:
+        meter.phase("calibration")
         task = load_task(cfg.calibrate, num_fewshot=0).limited(cfg.calibration_limit)
         cal_rows = judge_pairs(calibration_pairs(items_of(task.samples, task.name), cfg.seed), judge, templates)
         cal_metrics, cal_details = calibration_metrics(cal_rows, cfg.seed)
@@ -75,6 +84,7 @@ def run_judgement(cfg: JudgeConfig, judge: Judge | None = None) -> dict[str, Any
         result["informative"] = None  # not calibrated: nothing vouches for the judge
     items = [PairItem(a.id, a.question, a.generation, b.generation, a.reference, None, a.task, cfg.with_reference)
              for a, b in pairs]
+    meter.phase("pairs, both orders")
     rows = judge_pairs(items, judge, templates, cfg.repeats, cfg.repeat_temperature)
     metrics, details = analyse_pairs(rows, cfg.seed)
     result.update(metrics=_dicts(metrics), details=details)
@@ -82,11 +92,11 @@ def run_judgement(cfg: JudgeConfig, judge: Judge | None = None) -> dict[str, Any
     if rubric is not None:
         grading: dict[str, Any] = {"scale": cfg.scale, "rubric": rubric}
         for side, index in (("a", 0), ("b", 1)):
+            meter.phase(f"rubric grades of {side.upper()}")
             grades = grade_answers([p[index] for p in pairs], judge, templates, rubric, cfg.scale)
             grading[side] = _dicts(grade_metrics(grades, cfg.scale, cfg.seed))
             _jsonl(out / f"judge_grades_{side}.jsonl", grades)
         result["grading"] = grading
-    engine = getattr(judge, "engine", None)
     if engine is not None:
         result["engine"] = dict(engine.stats.__dict__)
     result["warning"] = None if result["informative"] else (
