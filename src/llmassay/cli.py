@@ -237,6 +237,10 @@ def _compare(args: argparse.Namespace) -> None:
     out = _stdout()
     for table in comparison_tables(comparison, width=out.width):
         out.print(table)
+    from llmassay.cli_judge import review_tables  # judge–human agreement, when labels exist
+
+    for table in review_tables(args.run_a, args.run_b):
+        out.print(table)
     for line in [*comparison.warnings, *(f"only in A: {m}" for m in comparison.only_a),
                  *(f"only in B: {m}" for m in comparison.only_b),
                  *(f"written: {p}" for p in write_compare(comparison, args.html, args.json))]:

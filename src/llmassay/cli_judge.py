@@ -123,3 +123,25 @@ def judge_tables(result: dict[str, Any]) -> list[Table]:
             table.add_row(name, f"{m['value']:.3f}", f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]", str(m["n"]), flag)
         tables.append(table)
     return tables
+
+
+def review_tables(*runs: str) -> list[Table]:
+    """Judge–human (and human–human) agreement for `llmassay compare`: the label databases
+    at or directly under each run (a results file stands for its directory)."""
+    from pathlib import Path
+
+    from llmassay.judge.report import review_sections
+
+    tables = []
+    for run in runs:
+        root = Path(run) if Path(run).is_dir() else Path(run).parent
+        for section in review_sections(root):
+            for block in section.tables:
+                table = Table(title=f"human review ({section.task}): {block.title}", title_justify="left")
+                for column in block.columns:
+                    table.add_column(column)
+                for row in block.rows:
+                    table.add_row(*row)
+                table.caption = "; ".join(section.notes) or None
+                tables.append(table)
+    return tables

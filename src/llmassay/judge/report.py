@@ -40,21 +40,32 @@ def _judge_section(path: Path) -> Section:
 
 
 def _review_section(root: Path) -> Section | None:
-    from llmassay.review.agreement import agreement
     from llmassay.review.queue import load_queue
-    from llmassay.review.store import read_labels
+    from llmassay.review.store import read_labels, read_scores
 
-    labels = read_labels(root)
-    if not labels:
+    labels = read_labels(root) or {}
+    scores = read_scores(root) or {}
+    if not labels and not scores:
         return None
     items = load_queue(root)
+    section = Section(task=str(root.name), probe="human review")
+    section.tables.append(TableBlock("labels", ["reviewer", "items labelled", "answers scored"],
+                                     [[r, str(len(labels.get(r, {}))), str(len(scores.get(r, {})))]
+                                      for r in sorted(set(labels) | set(scores))]))
+    if labels:
+        _label_agreement(section, labels, items)
+    if scores:
+        _score_agreement(section, scores, items)
+    return section
+
+
+def _label_agreement(section: Section, labels: dict[str, dict[str, str]], items: list[Any]) -> None:
+    from llmassay.review.agreement import agreement
+
     judge = {it.key: it.judge for it in items if it.judge is not None}
     metric = {it.key: it.metric for it in items if it.metric is not None and it.kind == "single"}
     stats = agreement(labels, judge or metric or None)
     rater = "judge" if judge else "metric"
-    section = Section(task=str(root.name), probe="human review")
-    section.tables.append(TableBlock("labels", ["reviewer", "items labelled"],
-                                     [[r, str(len(v))] for r, v in sorted(labels.items())]))
     section.tables.append(TableBlock(
         f"agreement (Cohen's kappa, 95% bootstrap CI; '{rater}' is the {rater})",
         ["raters", "kappa", "95% CI", "n", "observed agreement"],
@@ -64,19 +75,49 @@ def _review_section(root: Path) -> Section | None:
     if alpha:
         section.notes.append(f"Krippendorff's alpha (nominal) over {', '.join(alpha['raters'])}: "
                              f"{alpha['alpha']:.3f} on {alpha['items']} items")
-    return section
+
+
+def _score_agreement(section: Section, scores: dict[str, dict[str, int]], items: list[Any]) -> None:
+    from llmassay.review.agreement import score_agreement
+    from llmassay.review.app import judge_score_map
+
+    stats = score_agreement(scores, judge_score_map(items) or None)
+    section.tables.append(TableBlock(
+        "rubric scores 1-10 (quadratically weighted kappa, 95% bootstrap CI; 'judge' is the judge's --rubric grade)",
+        ["raters", "weighted kappa", "95% CI", "n", "mean |difference|"],
+        [[" vs ".join(p["raters"]), f"{p['kappa']:.3f}", f"[{p['ci_low']:.3f}, {p['ci_high']:.3f}]", str(p["n"]),
+          f"{p['mean_abs_difference']:.2f}"] for p in stats["weighted_kappa"]]))
+    for alpha in stats.get("krippendorff_alpha", []):
+        section.notes.append(f"Krippendorff's alpha ({alpha['level']}) on rubric scores over "
+                             f"{', '.join(alpha['raters'])}: {alpha['alpha']:.3f} on {alpha['items']} answers")
+
+
+def _places(root: Path) -> list[Path]:
+    return [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))]
+
+
+def review_section(where: Path) -> Section | None:
+    """Human labels and their agreement in `where`, or None when it holds no labels."""
+    if not (where / "review.sqlite").exists():
+        return None
+    try:
+        return _review_section(where)
+    except ImportError as exc:  # labels exist but the [judge] extra is not installed
+        return Section(task=str(where.name), probe="human review", notes=[f"agreement not computed: {exc}"])
+
+
+def review_sections(root: Path) -> list[Section]:
+    """Human-review sections at or directly under `root` (what `llmassay compare` shows)."""
+    return [s for s in (review_section(w) for w in _places(root)) if s is not None]
 
 
 def judge_sections(root: Path) -> list[Section]:
     """Sections for every judgement and label database at or directly under `root`."""
     out: list[Section] = []
-    for where in [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))]:
+    for where in _places(root):
         if (where / RESULTS).exists():
             out.append(_judge_section(where / RESULTS))
-        try:
-            review = _review_section(where) if (where / "review.sqlite").exists() else None
-        except ImportError as exc:  # labels exist but the [judge] extra is not installed
-            review = Section(task=str(where.name), probe="human review", notes=[f"agreement not computed: {exc}"])
+        review = review_section(where)
         if review is not None:
             out.append(review)
     return out

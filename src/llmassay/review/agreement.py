@@ -1,6 +1,8 @@
 """Agreement between raters, each with its uncertainty: Cohen's κ (scikit-learn) per pair
 of raters on their common items with a bootstrap CI over items, and Krippendorff's α
-(nominal, the `krippendorff` package) over all raters, which copes with missing labels."""
+(nominal, the `krippendorff` package) over all raters, which copes with missing labels.
+Rubric scores (1–10) are ordered: quadratically weighted κ per pair (a 7 against an 8
+is nearly agreement) and α at the ordinal and interval levels."""
 
 from __future__ import annotations
 
@@ -36,8 +38,31 @@ def cohen_kappa(x: list[str], y: list[str], seed: int = 0, n_boot: int = 2000) -
             "observed_agreement": float(np.mean(xs == ys))}
 
 
-def krippendorff_alpha(labels: Mapping[str, Mapping[str, str]]) -> dict[str, Any] | None:
-    """α over every rater and item (missing labels allowed); None with fewer than 2 raters."""
+def weighted_kappa(x: list[int], y: list[int], seed: int = 0, n_boot: int = 2000,
+                   scale: tuple[int, int] = (1, 10)) -> dict[str, Any]:
+    """Quadratically weighted κ of two raters' scores (scikit-learn, on the whole scale);
+    its bootstrap CI from the same statistic in closed form, 1 − mean((x−y)²) /
+    (var x + var y + (mean x − mean y)²), for all item resamples at once."""
+    from sklearn.metrics import cohen_kappa_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # undefined (nan) when neither rater varies
+        value = float(cohen_kappa_score(x, y, labels=list(range(scale[0], scale[1] + 1)), weights="quadratic"))
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(xs), size=(n_boot, len(xs)))
+    bx, by = xs[idx], ys[idx]
+    expected = bx.var(axis=1) + by.var(axis=1) + (bx.mean(axis=1) - by.mean(axis=1)) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = 1 - ((bx - by) ** 2).mean(axis=1) / expected
+    finite = draws[np.isfinite(draws)]
+    low, high = np.percentile(finite, [2.5, 97.5]) if len(finite) else (float("nan"), float("nan"))
+    return {"kappa": value, "ci_low": float(low), "ci_high": float(high), "n": len(x),
+            "mean_abs_difference": float(np.mean(np.abs(xs - ys)))}
+
+
+def krippendorff_alpha(labels: Mapping[str, Mapping[str, Any]], level: str = "nominal") -> dict[str, Any] | None:
+    """α over every rater and item (missing labels allowed); None with fewer than 2 raters.
+    Nominal labels are coded as categories; ordinal and interval ones are used as numbers."""
     import krippendorff
 
     raters = sorted(labels)
@@ -50,12 +75,13 @@ def krippendorff_alpha(labels: Mapping[str, Mapping[str, str]]) -> dict[str, Any
     for i, r in enumerate(raters):
         for j, item in enumerate(items):
             if item in labels[r]:
-                data[i, j] = code[labels[r][item]]
+                value = labels[r][item]
+                data[i, j] = code[value] if level == "nominal" else float(value)
     pairable = int(np.sum(np.sum(~np.isnan(data), axis=0) >= 2))
     if pairable == 0:
         return None
-    alpha = float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
-    return {"alpha": alpha, "raters": raters, "items": pairable}
+    alpha = float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))
+    return {"alpha": alpha, "level": level, "raters": raters, "items": pairable}
 
 
 def agreement(humans: Mapping[str, Mapping[str, str]], judge: Mapping[str, str] | None = None,
@@ -75,4 +101,24 @@ def agreement(humans: Mapping[str, Mapping[str, str]], judge: Mapping[str, str] 
     items = {i for r in humans.values() for i in r}
     if len(humans) > 2 or (len(humans) == 2 and any(len(r) < len(items) for r in humans.values())):
         out["krippendorff_alpha"] = krippendorff_alpha(humans)
+    return out
+
+
+def score_agreement(humans: Mapping[str, Mapping[str, int]], judge: Mapping[str, int] | None = None,
+                    seed: int = 0) -> dict[str, Any]:
+    """Weighted κ for every pair of raters of rubric scores (the judge's grades counting as
+    one) with ≥ 2 common items, and α (ordinal and interval) over the humans when ≥ 2."""
+    raters: dict[str, Mapping[str, int]] = dict(humans)
+    if judge:
+        raters[JUDGE] = judge
+    pairs = []
+    for a, b in combinations(sorted(raters), 2):
+        common = sorted(set(raters[a]) & set(raters[b]))
+        if len(common) >= 2:
+            pairs.append({"raters": [a, b], **weighted_kappa([raters[a][i] for i in common],
+                                                              [raters[b][i] for i in common], seed)})
+    out: dict[str, Any] = {"weighted_kappa": pairs}
+    if len(humans) >= 2:
+        out["krippendorff_alpha"] = [a for a in (krippendorff_alpha(humans, level) for level in ("ordinal", "interval"))
+                                     if a is not None]
     return out

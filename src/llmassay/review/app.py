@@ -17,9 +17,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from llmassay.review.agreement import agreement
+from llmassay.review.agreement import agreement, score_agreement
 from llmassay.review.queue import ReviewItem, load_queue
-from llmassay.review.store import LabelStore
+from llmassay.review.store import SCORE_RANGE, LabelStore, score_key
 
 PAGE = Path(__file__).with_name("page.html")
 TOKEN_HEADER = "x-review-token"
@@ -29,6 +29,12 @@ class LabelIn(BaseModel):
     key: str = Field(max_length=500)
     label: str = Field(max_length=20)  # as shown: "A", "B", "tie", "correct", "incorrect"
     note: str = Field(default="", max_length=5000)
+
+
+class ScoreIn(BaseModel):
+    key: str = Field(max_length=500)
+    slot: str = Field(default="", pattern="^[ABab]?$")  # as shown: "A"/"B" for a pair, "" for one answer
+    score: int = Field(ge=SCORE_RANGE[0], le=SCORE_RANGE[1])
 
 
 def swapped(reviewer: str, key: str) -> bool:
@@ -57,13 +63,17 @@ def create_app(run_dir: str | Path, reviewer: str, token: str, blind: bool = Fal
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
-    def shown(it: ReviewItem, mine: str | None) -> dict[str, Any]:
+    def shown(it: ReviewItem, mine: str | None, my_scores: dict[str, int]) -> dict[str, Any]:
         swap = blind and it.kind == "pairwise" and swapped(reviewer, it.key)
         outputs = list(reversed(it.outputs)) if swap else list(it.outputs)
+        slots = _slots(it, swap)
         out = {"key": it.key, "kind": it.kind, "prompt": it.prompt, "outputs": outputs,
-               "reference": it.reference, "reason": "" if blind else it.reason, "label": _display(mine, swap)}
+               "reference": it.reference, "reason": "" if blind else it.reason, "label": _display(mine, swap),
+               "scores": [my_scores.get(score_key(it.key, s)) for s in slots]}
         if not blind:
             out["judge"], out["metric"] = it.judge, it.metric
+            if it.judge_scores:
+                out["judge_scores"] = list(it.judge_scores)
         return out
 
     @app.get("/", response_class=HTMLResponse)
@@ -73,7 +83,9 @@ def create_app(run_dir: str | Path, reviewer: str, token: str, blind: bool = Fal
     @app.get("/api/items")
     def list_items() -> dict[str, Any]:
         mine = store.by_reviewer().get(reviewer, {})
-        return {"reviewer": reviewer, "blind": blind, "items": [shown(it, mine.get(it.key)) for it in items]}
+        my_scores = store.scores_by_reviewer().get(reviewer, {})
+        return {"reviewer": reviewer, "blind": blind, "scale": list(SCORE_RANGE),
+                "items": [shown(it, mine.get(it.key), my_scores) for it in items]}
 
     @app.post("/api/label")
     def put_label(body: LabelIn) -> JSONResponse:
@@ -87,6 +99,18 @@ def create_app(run_dir: str | Path, reviewer: str, token: str, blind: bool = Fal
         store.put(it.key, reviewer, label, body.note, blind)
         return JSONResponse({"ok": True, "label": body.label})
 
+    @app.post("/api/score")
+    def put_score(body: ScoreIn) -> JSONResponse:
+        it = by_key.get(body.key)
+        if it is None:
+            return JSONResponse({"error": f"unknown item {body.key!r}"}, status_code=400)
+        slots = _slots(it, blind and it.kind == "pairwise" and swapped(reviewer, it.key))
+        shown_slots = ["A", "B"] if it.kind == "pairwise" else [""]
+        if body.slot.upper() not in shown_slots:
+            return JSONResponse({"error": f"slot {body.slot!r}: not one of {shown_slots}"}, status_code=400)
+        store.put_score(it.key, slots[shown_slots.index(body.slot.upper())], reviewer, body.score)
+        return JSONResponse({"ok": True, "score": body.score})
+
     @app.get("/api/export")
     def export() -> PlainTextResponse:
         return PlainTextResponse(store.export_jsonl(), media_type="application/x-ndjson")
@@ -94,10 +118,26 @@ def create_app(run_dir: str | Path, reviewer: str, token: str, blind: bool = Fal
     @app.get("/api/agreement")
     def agree() -> dict[str, Any]:
         judge = {it.key: it.judge for it in items if it.judge is not None}
-        return agreement(store.by_reviewer(), judge or None)
+        out = agreement(store.by_reviewer(), judge or None)
+        scores = store.scores_by_reviewer()
+        if scores:
+            out["scores"] = score_agreement(scores, judge_score_map(items) or None)
+        return out
 
     app.state.store = store
     return app
+
+
+def _slots(it: ReviewItem, swap: bool) -> list[str]:
+    """The stored slot of each shown answer: ["a", "b"] (reversed when blind-swapped) or [""]."""
+    if it.kind != "pairwise":
+        return [""]
+    return ["b", "a"] if swap else ["a", "b"]
+
+
+def judge_score_map(items: list[ReviewItem]) -> dict[str, int]:
+    """score key → the judge's rubric grade, for agreement with people's scores."""
+    return {score_key(it.key, slot): g for it in items for slot, g in zip(("a", "b"), it.judge_scores) if g is not None}
 
 
 def _canonical(shown_label: str, swap: bool) -> str:

@@ -33,6 +33,7 @@ class ReviewItem:
     metric: str | None = None  # the exact-match metric's label, when a reference exists
     reason: str = ""  # why it is early in the queue
     flips: float = 0.0
+    judge_scores: tuple[int | None, ...] = ()  # the judge's 1–10 rubric grade per answer (`--rubric`)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -60,15 +61,29 @@ def _metric_winner(a: str, b: str, reference: str | None) -> str | None:
     return "a" if right == (True, False) else "b" if right == (False, True) else "tie"
 
 
+def judge_grades(root: Path) -> dict[str, dict[str, int]]:
+    """slot ("a"/"b") → "task/id" → the judge's 1–10 grade, from `judge --rubric --scale 1-10`."""
+    out: dict[str, dict[str, int]] = {}
+    for slot in ("a", "b"):
+        path = root / f"judge_grades_{slot}.jsonl"
+        if path.exists():
+            out[slot] = {f"{r.get('task', '')}/{r['id']}": int(r["grade"]) for r in _jsonl(path)
+                         if str(r.get("grade", "")).isdigit()}
+    return out
+
+
 def _pair_items(path: Path) -> list[ReviewItem]:
     items = []
+    grades = judge_grades(path.parent)
     for r in _jsonl(path):
         judge = {"a": "a", "b": "b", "tie": "tie", "inconsistent": "tie"}.get(r.get("outcome", ""))
         metric = _metric_winner(r["answer_a"], r["answer_b"], r.get("reference"))
         reason = (REASONS[0] if r.get("outcome") == "inconsistent"
                   else REASONS[1] if metric is not None and judge is not None and metric != judge else "")
-        items.append(ReviewItem(f"{r.get('group', '')}/{r['id']}", "pairwise", r["question"],
-                                (r["answer_a"], r["answer_b"]), r.get("reference"), judge, metric, reason))
+        key = f"{r.get('group', '')}/{r['id']}"
+        scores = tuple(grades.get(slot, {}).get(key) for slot in ("a", "b")) if grades else ()
+        items.append(ReviewItem(key, "pairwise", r["question"], (r["answer_a"], r["answer_b"]), r.get("reference"),
+                                judge, metric, reason, judge_scores=scores))
     return items
 
 
