@@ -25,7 +25,7 @@ from llmassay.judge.progress import JudgeMeter
 from llmassay.judge.session import JudgeConfig, run_judgement
 from llmassay.judge.templates import JudgeTemplates
 from llmassay.tasks.loader import load_task
-from llmassay.types import LlmassayError
+from llmassay.types import LlmassayError, LoglikelihoodRequest
 
 
 def _judge(rule, key=None, tmp_path=None, ties=False):
@@ -114,3 +114,22 @@ def test_session_records_the_mode_and_moves_the_bar(tmp_path):
 def test_an_unknown_verdict_mode_is_one_line():
     with pytest.raises(LlmassayError, match="--verdict vote: unknown"):
         load_judge("llamacpp/none", verdict="vote")
+
+
+@pytest.mark.parametrize(("rule", "accuracy", "bias"), [("correct", 1.0, 0.0), ("first", 0.5, 0.5)])
+def test_calibration_probe_with_loglik_verdicts(tmp_path, rule, accuracy, bias):
+    from llmassay.evaluate import RunConfig, evaluate
+
+    task = load_task("arith_sample", num_fewshot=0)
+    answers = {question_of(s): str(s.target) for s in task.samples}
+    backend = judge_backend(rule, answers.get)
+    out = evaluate(
+        RunConfig(model="test/judge", tasks=["arith_sample"], probes=["judge_calibration"], limit=8, num_fewshot=0,
+                  output_path=str(tmp_path / "run"), cache_path=str(tmp_path / "c.sqlite"),
+                  probe_options={"judge_calibration.verdict": "loglik"}),
+        backend=backend,
+    )
+    assert backend.asked and all(isinstance(r, LoglikelihoodRequest) for r in backend.asked)
+    metrics = out.results["results"]["arith_sample"]["judge_calibration"]
+    assert metrics["accuracy"]["value"] == accuracy and metrics["first_slot_bias"]["value"] == bias
+    assert metrics["unparseable_verdicts"]["value"] == 0.0

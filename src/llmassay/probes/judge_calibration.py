@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmassay.judge.calibration import calibration_metrics, calibration_pairs, items_of
-from llmassay.judge.judges import ModelJudge
+from llmassay.judge.judges import Judge, ModelJudge
+from llmassay.judge.loglik import LoglikJudge
 from llmassay.judge.pairwise import judge_pairs
 from llmassay.judge.stats import UNINFORMATIVE, analyse_pairs, consistent, correct_share, first_slot
 from llmassay.judge.templates import load_templates
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 class JudgeCalibrationOptions:
     max_tokens: int = option(192, "tokens the judge may write before its [[A]]/[[B]]/[[C]] verdict", minimum=1)
     template: str = option("", "a pairwise judge template file (Jinja: question, answer_a, answer_b); empty: MT-Bench's")
+    verdict: str = option("generate", "generate: parse [[A]]/[[B]]/[[C]] from the judge's text; loglik: its most "
+                          "likely of A/B after the prompt (never unparseable)", choices=("generate", "loglik"))
 
 
 def _group(name: str, read: Any) -> SampleMetric:
@@ -57,7 +60,8 @@ class JudgeCalibrationProbe(Probe):
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         templates = load_templates(opts.template or None)
-        judge = ModelJudge(engine, "model under test", cfg.chat_model, opts.max_tokens, cfg.seed)
+        judge: Judge = (LoglikJudge(engine, "model under test", seed=cfg.seed) if opts.verdict == "loglik"
+                        else ModelJudge(engine, "model under test", cfg.chat_model, opts.max_tokens, cfg.seed))
         rows = judge_pairs(calibration_pairs(items_of(samples, task.name), cfg.seed), judge, templates)
         out: dict[str, Row] = {}
         for r in rows:
