@@ -4,7 +4,9 @@ Strategies (`-P strategies.strategies=…`):
 
 - `zero_shot`: the task's prompt with no exemplars (the baseline every other is paired with);
 - `icl1`, `icl3`, `icl5`: k worked exemplars drawn from the task, seeded per item; the
-  largest k is also asked under `orders` other exemplar orders (a brittleness family);
+  largest k is also asked under `orders` other exemplar orders (a brittleness family: the
+  spread of the orders' accuracies against its permutation null, and the share of items
+  whose verdict flips with the order alone);
 - `cot`: zero-shot chain of thought (Kojima et al.): "Let's think step by step.", then the
   answer is read by a second prompt, "Therefore, the answer is";
 - `sc`: self-consistency (Wang et al.): `k` chains of thought sampled at `sc_temperature`,
@@ -21,7 +23,8 @@ whether a gain is significant and at how many times zero-shot's tokens.
 
 Chat models: with `chat_template=auto`, every strategy except k-shot goes through the
 chat template (a few-shot transcript stays raw, as the accuracy probe does); later stages
-are further turns of the same conversation. Each row records whether it was used.
+are further turns of the same conversation. Each row records whether it was used, and the
+run which template (a hash of its text, `chat_template_id`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmassay.backends.chat import chat_template_id
 from llmassay.metrics import bootstrap_mean, exact_match, mcnemar_exact, normalise_answer, proportion, spread_with_null
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
@@ -175,6 +179,7 @@ class StrategiesProbe(Probe):
                 extra[name] = [[c[i].text for c in chains] for i in range(len(samples))]
             else:
                 results[name] = self._least_to_most(asker, zero, chat[name], opts)
+        template = chat_template_id(engine.backend) if any(chat.values()) else None
         rows = []
         for i, s in enumerate(samples):
             target = str(s.target)
@@ -192,7 +197,7 @@ class StrategiesProbe(Probe):
                     entry.update(generation=spent[i].text, answer=read_answer(spent[i].text, target))
                 entry["correct"] = exact_match(entry["answer"], target) if entry["answer"] else False
                 entries[name] = entry
-            rows.append({"id": s.id, "target": target, "results": entries})
+            rows.append({"id": s.id, "target": target, "results": entries, "chat_template_id": template})
         return rows
 
     @staticmethod
@@ -268,6 +273,7 @@ class StrategiesProbe(Probe):
                 "tokens": metrics[f"tokens[{name}]"].value,
                 "tokens_ci": [metrics[f"tokens[{name}]"].ci_low, metrics[f"tokens[{name}]"].ci_high],
                 "cost_ratio": metrics[f"tokens[{name}]"].value / base_tokens if base_tokens else float("nan"),
+                "prompt_tokens": metrics[f"prompt_tokens[{name}]"].value, "gen_tokens": metrics[f"gen_tokens[{name}]"].value,
                 "chat_template": bool(rows[0]["results"][name]["chat_template"]), "n": len(rows),
             }
             if name != BASELINE:
@@ -283,15 +289,19 @@ class StrategiesProbe(Probe):
                 entry.update(k=opts.k, maj_at_k=entry["acc"], pass_at_k=metrics["pass_at_k"].value,
                              sample_acc=metrics["sc_sample_acc"].value)
             table.append(entry)
-        details: dict[str, Any] = {"strategies": table, "baseline": BASELINE}
+        details: dict[str, Any] = {"strategies": table, "baseline": BASELINE,
+                                   "chat_template_id": rows[0].get("chat_template_id")}
         family = [n for n in names if "@order" in n]
         if family:
             columns = [family[0].split("@")[0], *family]
             matrix = np.array([[r["results"][n]["correct"] for n in columns] for r in rows], dtype=float)
             spread = spread_with_null(matrix, columns, cfg.seed)
             metrics["order_spread"] = spread.metric
+            flips = proportion((matrix.min(1) != matrix.max(1)).tolist())
+            metrics["order_flip_rate"] = flips
             details["exemplar_order"] = {"variants": columns, "spread": spread.metric.value,
-                                         "null_mean": spread.null.value, "p_value": spread.p_value}
+                                         "null_mean": spread.null.value, "p_value": spread.p_value,
+                                         "flip_rate": flips.value, "flip_rate_ci": [flips.ci_low, flips.ci_high]}
         details["literature"] = (
             "self-consistency: +17.9 points on GSM8K for PaLM-540B (Wang et al. 2023); least-to-most: ≥ 99 % on SCAN "
             "length split vs 16 % for CoT (Zhou et al. 2023); CoT gains appear only at large scale (Wei et al. 2022): "
