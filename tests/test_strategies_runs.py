@@ -5,6 +5,7 @@ cross-run table and cost–accuracy grid of `llmassay tokens strategies`."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -109,3 +110,24 @@ def test_tokens_strategies_writes_the_table_and_the_grid(tmp_path) -> None:
     bad = subprocess.run([sys.executable, "-m", "llmassay.cli", "tokens", "strategies", str(tmp_path / "empty")],
                          capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "no results_" in bad.stderr
+
+
+def test_reasoning_cut_by_the_cap_is_counted_and_kept(tmp_path) -> None:
+    def rambler(words: int) -> ScriptedBackend:
+        def answer(req) -> str:
+            q = question(req)
+            return " ".join(["so"] * words) if req.max_tokens > 12 else f" {wrong(q)}"
+
+        backend = ScriptedBackend(lambda c, x: 0.0, answer, identity=f"ramble{words}")
+        backend.cut_at_max_tokens = True
+        return backend
+
+    long = run(tmp_path, rambler(40), limit=5, strategies="cot,sc,ltm", k=2, reasoning_tokens=16)
+    short = run(tmp_path / "s", rambler(5), limit=5, strategies="cot,sc,ltm", k=2, reasoning_tokens=16)
+    for name in ("cot", "sc", "ltm"):
+        assert table(long)[name]["capped_share"] == 1.0 and table(short)[name]["capped_share"] == 0.0
+    assert "capped_share" not in table(long)["zero_shot"]
+    rows = [json.loads(line) for line in next((tmp_path / "out").glob("samples_*.jsonl")).read_text().splitlines()]
+    steps = {n: len(rows[0]["results"][n]["reasoning"]) for n in ("cot", "sc", "ltm")}
+    assert steps == {"cot": 1, "sc": 2, "ltm": 2}  # one chain; k chains; decompose, then solve
+    assert rows[0]["results"]["cot"]["reasoning"] == [" ".join(["so"] * 16)]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,10 +88,17 @@ class Spent:
     text: str = ""
     prompt_tokens: int = 0
     gen_tokens: int = 0
+    reasoning: list[str] = field(default_factory=list)  # the reasoning steps' texts, in order
+    capped: int = 0  # reasoning steps cut by `reasoning_tokens` (finish_reason "length")
 
     def add(self, g: Generation) -> None:
         self.prompt_tokens += g.n_prompt_tokens
         self.gen_tokens += g.n_tokens
+
+    def add_step(self, g: Generation) -> None:
+        self.add(g)
+        self.reasoning.append(g.text)
+        self.capped += g.finish_reason == "length"
 
 
 def read_answer(text: str, target: str) -> str:
@@ -188,6 +195,8 @@ class StrategiesProbe(Probe):
                 base = name.split("@")[0]
                 entry: dict[str, Any] = {"prompt_tokens": spent[i].prompt_tokens, "gen_tokens": spent[i].gen_tokens,
                                          "chat_template": chat[base]}
+                if spent[i].reasoning:
+                    entry.update(reasoning=spent[i].reasoning, capped=spent[i].capped)
                 if name in extra:
                     answers = [read_answer(t, target) for t in extra[name][i]]
                     verdicts = [exact_match(a, target) for a in answers]
@@ -246,8 +255,9 @@ class StrategiesProbe(Probe):
         out = []
         for gens, answer in zip(spent_so_far, answers):
             spent = Spent(answer.text)
-            for g in [*gens, answer]:
-                spent.add(g)
+            for g in gens:
+                spent.add_step(g)
+            spent.add(answer)
             out.append(spent)
         return out
 
@@ -276,6 +286,9 @@ class StrategiesProbe(Probe):
                 "prompt_tokens": metrics[f"prompt_tokens[{name}]"].value, "gen_tokens": metrics[f"gen_tokens[{name}]"].value,
                 "chat_template": bool(rows[0]["results"][name]["chat_template"]), "n": len(rows),
             }
+            steps = sum(len(r["results"][name].get("reasoning", ())) for r in rows)
+            if steps:  # how often `reasoning_tokens` cut a step: a high share means the cap shapes the result
+                entry["capped_share"] = sum(r["results"][name]["capped"] for r in rows) / steps
             if name != BASELINE:
                 delta = bootstrap_mean((correct.astype(float) - base.astype(float)).tolist(), cfg.seed)
                 metrics[f"delta_acc[{name}]"] = delta
@@ -342,4 +355,6 @@ def _total(spent: Any) -> Spent:
     for s in spent:
         out.prompt_tokens += s.prompt_tokens
         out.gen_tokens += s.gen_tokens
+        out.reasoning += s.reasoning
+        out.capped += s.capped
     return out
