@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 from fakes import ScriptedBackend, prompt_of
-from test_strategies import TRUTH, fixed_backend, question, run, table, wrong
+from test_strategies import TASK, TRUTH, is_answer_stage, fixed_backend, question, run, table, wrong
 
 from llmassay.backends.chat import chat_template_id
+from llmassay.metrics import holm
+from llmassay.tasks.loader import load_task
 from llmassay.tokens.strategy_runs import load_panels, markdown_table
 from llmassay.types import LlmassayError
 
@@ -131,3 +133,31 @@ def test_reasoning_cut_by_the_cap_is_counted_and_kept(tmp_path) -> None:
     steps = {n: len(rows[0]["results"][n]["reasoning"]) for n in ("cot", "sc", "ltm")}
     assert steps == {"cot": 1, "sc": 2, "ltm": 2}  # one chain; k chains; decompose, then solve
     assert rows[0]["results"]["cot"]["reasoning"] == [" ".join(["so"] * 16)]
+
+
+def test_a_gain_significant_alone_is_not_called_one_among_several(tmp_path) -> None:
+    """Planted: chain of thought turns exactly 6 of 40 wrong items right (McNemar p = 2/2⁶ =
+    0.031); tested beside three other strategies, Holm multiplies it by 4: not a gain."""
+    items = [s.doc["input"] for s in load_task(TASK).samples[:40]]
+    helped = set(items[:6])
+
+    def answer(req) -> str:
+        q = question(req)
+        if req.max_tokens > 12:
+            return f"It is {TRUTH[q] if q in helped else wrong(q)}."
+        if is_answer_stage(req):
+            return " " + re.findall(r"It is (-?\d+)", prompt_of(req))[-1]
+        return f" {wrong(q)}"
+
+    backend = ScriptedBackend(lambda c, x: 0.0, answer, identity="six")
+    alone = table(run(tmp_path, backend, strategies="cot"))["cot"]
+    assert alone["gained"] == 6 and alone["lost"] == 0 and alone["mcnemar_p"] == pytest.approx(2 / 2**6)
+    assert alone["holm_p"] == alone["mcnemar_p"] and alone["verdict"].startswith("gain of +15%")
+    among = table(run(tmp_path / "four", backend, strategies="icl3,cot,sc,ltm", k=3, orders=0))
+    assert among["cot"]["holm_p"] == pytest.approx(4 * 2 / 2**6)
+    assert among["cot"]["verdict"].startswith("no significant gain") and "Holm-adjusted over 4: 0.12" in among["cot"]["verdict"]
+
+
+def test_holm_adjustment() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002]) and holm([]) == [] and holm([0.9, 0.4]) == [0.9, 0.8]

@@ -19,7 +19,9 @@ a number, else the first line), so only the strategy differs. Tokens spent are t
 backend's counts, prompt and generated, summed over every call the strategy made.
 Per strategy: accuracy (Wilson CI), mean tokens (bootstrap CI), the paired accuracy
 difference with zero-shot (bootstrap CI) and McNemar's exact test; the verdict says
-whether a gain is significant and at how many times zero-shot's tokens.
+whether a gain is significant and at how many times zero-shot's tokens. Several strategies
+are tested against one baseline, so "significant" is judged on Holm-adjusted p-values: the
+chance that any of them is called a gain by luck stays at α = 0.05.
 
 Chat models: with `chat_template=auto`, every strategy except k-shot goes through the
 chat template (a few-shot transcript stays raw, as the accuracy probe does); later stages
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmassay.backends.chat import chat_template_id
-from llmassay.metrics import bootstrap_mean, exact_match, mcnemar_exact, normalise_answer, proportion, spread_with_null
+from llmassay.metrics import bootstrap_mean, exact_match, holm, mcnemar_exact, normalise_answer, proportion, spread_with_null
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.types import GenerateRequest, Generation, LlmassayError, Metric, Sample
@@ -295,13 +297,16 @@ class StrategiesProbe(Probe):
                 lost, gained = int((base & ~correct).sum()), int((~base & correct).sum())
                 entry.update(delta=delta.value, delta_ci=[delta.ci_low, delta.ci_high], lost=lost, gained=gained,
                              mcnemar_p=mcnemar_exact(lost, gained))
-                entry["verdict"] = verdict(entry["delta"], entry["mcnemar_p"], entry["cost_ratio"])
             if name == "sc":
                 metrics["pass_at_k"] = proportion([r["results"]["sc"]["pass"] for r in rows])
                 metrics["sc_sample_acc"] = bootstrap_mean([r["results"]["sc"]["sample_acc"] for r in rows], cfg.seed)
                 entry.update(k=opts.k, maj_at_k=entry["acc"], pass_at_k=metrics["pass_at_k"].value,
                              sample_acc=metrics["sc_sample_acc"].value)
             table.append(entry)
+        tested = [e for e in table if "mcnemar_p" in e]
+        for e, adjusted in zip(tested, holm([e["mcnemar_p"] for e in tested])):
+            e["holm_p"] = adjusted
+            e["verdict"] = verdict(e["delta"], e["mcnemar_p"], e["cost_ratio"], adjusted, len(tested))
         details: dict[str, Any] = {"strategies": table, "baseline": BASELINE,
                                    "chat_template_id": rows[0].get("chat_template_id")}
         family = [n for n in names if "@order" in n]
@@ -326,24 +331,27 @@ class StrategiesProbe(Probe):
         table = [e for e in analysis.details.get("strategies", []) if e["strategy"] != BASELINE]
         if not table:
             return None
-        gains = [e for e in table if e["mcnemar_p"] < ALPHA and e["delta"] > 0]
+        gains = [e for e in table if e["holm_p"] < ALPHA and e["delta"] > 0]
         if gains:
             best = max(gains, key=lambda e: e["delta"])
             return self.line(task, analysis, f"acc[{best['strategy']}]", f"{best['strategy']}: {best['verdict']}", "good")
         cheapest = min(table, key=lambda e: e["cost_ratio"])
         dearest = max(e["cost_ratio"] for e in table)
-        verdict_text = (f"no strategy beats zero-shot significantly (p ≥ {ALPHA}) at {cheapest['cost_ratio']:.1f}–"
+        verdict_text = (f"no strategy beats zero-shot significantly (Holm-adjusted p ≥ {ALPHA}) at {cheapest['cost_ratio']:.1f}–"
                         f"{dearest:.1f}× the tokens")
         return self.line(task, analysis, f"acc[{BASELINE}]", verdict_text, "info")
 
 
-def verdict(delta: float, p: float, cost_ratio: float) -> str:
-    """Plain words for one strategy against zero-shot (McNemar at α = 0.05)."""
-    if p < ALPHA and delta > 0:
-        return f"gain of {delta:+.0%} (McNemar p = {p:.2g}) at {cost_ratio:.1f}× the cost"
-    if p < ALPHA:
-        return f"significant loss of {delta:+.0%} (McNemar p = {p:.2g}) at {cost_ratio:.1f}× the cost"
-    return f"no significant gain at {cost_ratio:.1f}× the cost (Δ {delta:+.0%}, McNemar p = {p:.2g})"
+def verdict(delta: float, p: float, cost_ratio: float, holm_p: float | None = None, family: int = 1) -> str:
+    """Plain words for one strategy against zero-shot: McNemar's exact test, significant
+    when its Holm-adjusted p (over the `family` strategies tested) is below α = 0.05."""
+    adjusted = p if holm_p is None else holm_p
+    test = f"McNemar p = {p:.2g}" + (f", Holm-adjusted over {family}: {adjusted:.2g}" if family > 1 else "")
+    if adjusted < ALPHA and delta > 0:
+        return f"gain of {delta:+.0%} ({test}) at {cost_ratio:.1f}× the cost"
+    if adjusted < ALPHA:
+        return f"significant loss of {delta:+.0%} ({test}) at {cost_ratio:.1f}× the cost"
+    return f"no significant gain at {cost_ratio:.1f}× the cost (Δ {delta:+.0%}, {test})"
 
 
 def _tokens(entry: dict[str, Any]) -> int:

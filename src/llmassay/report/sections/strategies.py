@@ -27,9 +27,9 @@ def build(ctx: SectionContext) -> Section:
     if isinstance(table, list) and table:
         rows = [[str(e.get("strategy")), _ci(e.get("acc"), e.get("acc_ci")), _ci(e.get("tokens"), e.get("tokens_ci"), ".0f"),
                  f"{e.get('cost_ratio', float('nan')):.1f}×", generic.cell(e.get("mcnemar_p", "")),
-                 str(e.get("verdict", "baseline"))] for e in table]
+                 generic.cell(e.get("holm_p", "")), str(e.get("verdict", "baseline"))] for e in table]
         section.tables.insert(0, TableBlock("strategies against zero-shot", [
-            "strategy", "accuracy (95 % CI)", "tokens per item (95 % CI)", "cost", "McNemar p", "verdict"], rows))
+            "strategy", "accuracy (95 % CI)", "tokens per item (95 % CI)", "cost", "McNemar p", "Holm-adjusted p", "verdict"], rows))
     return section
 
 
