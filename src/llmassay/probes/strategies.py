@@ -55,6 +55,10 @@ ALPHA = 0.05
 COT_CUE = " Let's think step by step."
 ANSWER_CUE = "\nTherefore, the answer is"
 CHAT_ANSWER = "What is the final answer? Reply with the answer only."
+# A chat model asked the bare "Question: …\nAnswer:" explains first and is cut at the task's
+# few answer tokens (SmolLM2: "To calculate -5 / 5, we need to perform"), which would read
+# "-5" as its answer: zero-shot in chat is told what the reasoning strategies' last turn is.
+CHAT_DIRECT = "Reply with the answer only.\n\n"
 LTM_DECOMPOSE = " Let's break this problem down into simpler sub-questions.\n1."
 LTM_SOLVE = "\nNow let's answer the sub-questions one by one.\n"
 REASONING_STOP = ("\nQuestion:", "\n\n\n")
@@ -172,7 +176,8 @@ class StrategiesProbe(Probe):
         chat = {n: self._chat(n, opts, cfg) for n in names}
         for name in names:
             if name == BASELINE:
-                results[name] = self._direct(asker, [z.prompt for z in zero], chat[name])
+                results[name] = self._direct(asker, [(CHAT_DIRECT if chat[name] else "") + z.prompt for z in zero],
+                                             chat[name])
             elif name.startswith("icl"):
                 k = int(name[3:])
                 results[name] = self._direct(asker, [self._render(task, s, k, cfg).prompt for s in samples], chat[name])
