@@ -50,21 +50,10 @@ def glitch(path: str) -> None:
 
 
 def strategies(*dirs: str) -> None:
-    print("| model | task | strategy | accuracy (95 % CI) | tokens/item (95 % CI) | cost | Δ vs zero-shot | McNemar p | verdict |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for d in dirs:
-        for path in sorted(Path(d).glob("results_*.json")):
-            res = json.loads(path.read_text())
-            model = res.get("model", {}).get("name") or res.get("config", {}).get("model", "?")
-            for task, probes in res["details"].items():
-                for e in probes.get("strategies", {}).get("strategies", []):
-                    acc = {"value": e["acc"], "ci_low": e["acc_ci"][0], "ci_high": e["acc_ci"][1]}
-                    tok = {"value": e["tokens"], "ci_low": e["tokens_ci"][0], "ci_high": e["tokens_ci"][1]}
-                    delta = f"{e['delta']:+.2f}" if "delta" in e else ""
-                    p = f"{e['mcnemar_p']:.2g}" if "mcnemar_p" in e else ""
-                    name = e["strategy"] + (f" (maj@{e['k']}; pass@{e['k']} {e['pass_at_k']:.2f})" if "k" in e else "")
-                    print(f"| {model} | {task} | {name} | {_ci(acc)} | {_ci(tok, '.0f')} | {e['cost_ratio']:.1f}× | "
-                          f"{delta} | {p} | {e.get('verdict', 'baseline')} |")
+    """The same table as `llmassay tokens strategies RUN…` prints."""
+    from llmassay.tokens.strategy_runs import load_panels, markdown_table
+
+    print(markdown_table(load_panels(list(dirs))))
 
 
 if __name__ == "__main__":

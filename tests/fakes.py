@@ -49,6 +49,7 @@ class ScriptedBackend:
     ) -> None:
         self._score, self._answer, self.identity = score, answer, identity
         self.asked: list[LoglikelihoodRequest | GenerateRequest] = []
+        self.cut_at_max_tokens = False  # opt in: words past max_tokens are cut, finish_reason "length"
 
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         self.asked += reqs
@@ -62,8 +63,10 @@ class ScriptedBackend:
         self.asked += reqs
         out = []
         for r in reqs:
-            text = self._answer(r)
-            out.append(Generation(text, len(prompt_of(r).split()), max(1, len(text.split())), "stop", 0.0))
+            text, finish = self._answer(r), "stop"
+            if self.cut_at_max_tokens and len(text.split()) > r.max_tokens:
+                text, finish = " ".join(text.split()[: r.max_tokens]), "length"
+            out.append(Generation(text, len(prompt_of(r).split()), max(1, len(text.split())), finish, 0.0))
         return out
 
     def tokenize(self, text: str) -> list[int]:

@@ -41,10 +41,16 @@ def add_tokens_commands(sub: Any) -> None:
     glitch.add_argument("--seed", type=int, default=0)
     glitch.add_argument("--output-dir", default="runs/tokens", help="glitch_<model>.json goes here")
 
+    strategies = kinds.add_parser("strategies", help="the strategies probe across runs: markdown table, cost–accuracy grid")
+    strategies.add_argument("runs", nargs="+", metavar="RUN", help="run folders (--output-path) or results_*.json files")
+    strategies.add_argument("--plot", default=None, metavar="FILE.png", help="write the grid: a row per model, a column per task")
+
 
 def run_tokens_command(args: argparse.Namespace) -> None:
     if args.tokens_command == "premium":
         _premium(args)
+    elif args.tokens_command == "strategies":
+        _strategies(args)
     else:
         _glitch(args)
 
@@ -140,3 +146,12 @@ def _glitch(args: argparse.Namespace) -> None:
                       "frequent tokens are candidates: the indicator does not separate under-trained tokens in this "
                       "model", markup=False, soft_wrap=True)
     console.print(f"wrote {target}", markup=False, soft_wrap=True)
+
+
+def _strategies(args: argparse.Namespace) -> None:
+    from llmassay.tokens.strategy_runs import cost_accuracy_png, load_panels, markdown_table
+
+    panels = load_panels(args.runs)
+    _stdout().print(markdown_table(panels), markup=False, soft_wrap=True, highlight=False)
+    if args.plot:
+        _stdout().print(f"wrote {cost_accuracy_png(panels, Path(args.plot))}", markup=False, soft_wrap=True)

@@ -72,6 +72,18 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (in the given order): a family of tests against one
+    baseline keeps its chance of any false "significant" at α."""
+    m = len(p_values)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def softmax(logprobs: Sequence[float]) -> np.ndarray:
     values = np.asarray(logprobs, dtype=float)
     exp = np.exp(values - values.max())

@@ -57,3 +57,17 @@ def _gguf_file_says_chat(name: str) -> bool:
         return _gguf_says_chat(dict(llm.metadata), path)
     finally:
         llm.close()
+
+
+def chat_template_id(backend: Any) -> str | None:
+    """Which chat template a backend applies, as a short hash of its Jinja text (two runs
+    used the same template iff the hashes agree); None when the backend does not say."""
+    import hashlib
+
+    llm = getattr(backend, "llm", None)
+    metadata = getattr(llm, "metadata", None)
+    text = metadata.get("tokenizer.chat_template") if isinstance(metadata, dict) else None
+    text = text or getattr(getattr(backend, "tokenizer", None), "chat_template", None)
+    if not isinstance(text, str) or not text:
+        return None
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -4,7 +4,9 @@ Strategies (`-P strategies.strategies=…`):
 
 - `zero_shot`: the task's prompt with no exemplars (the baseline every other is paired with);
 - `icl1`, `icl3`, `icl5`: k worked exemplars drawn from the task, seeded per item; the
-  largest k is also asked under `orders` other exemplar orders (a brittleness family);
+  largest k is also asked under `orders` other exemplar orders (a brittleness family: the
+  spread of the orders' accuracies against its permutation null, and the share of items
+  whose verdict flips with the order alone);
 - `cot`: zero-shot chain of thought (Kojima et al.): "Let's think step by step.", then the
   answer is read by a second prompt, "Therefore, the answer is";
 - `sc`: self-consistency (Wang et al.): `k` chains of thought sampled at `sc_temperature`,
@@ -17,11 +19,14 @@ a number, else the first line), so only the strategy differs. Tokens spent are t
 backend's counts, prompt and generated, summed over every call the strategy made.
 Per strategy: accuracy (Wilson CI), mean tokens (bootstrap CI), the paired accuracy
 difference with zero-shot (bootstrap CI) and McNemar's exact test; the verdict says
-whether a gain is significant and at how many times zero-shot's tokens.
+whether a gain is significant and at how many times zero-shot's tokens. Several strategies
+are tested against one baseline, so "significant" is judged on Holm-adjusted p-values: the
+chance that any of them is called a gain by luck stays at α = 0.05.
 
 Chat models: with `chat_template=auto`, every strategy except k-shot goes through the
 chat template (a few-shot transcript stays raw, as the accuracy probe does); later stages
-are further turns of the same conversation. Each row records whether it was used.
+are further turns of the same conversation. Each row records whether it was used, and the
+run which template (a hash of its text, `chat_template_id`).
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmassay.metrics import bootstrap_mean, exact_match, mcnemar_exact, normalise_answer, proportion, spread_with_null
+from llmassay.backends.chat import chat_template_id
+from llmassay.metrics import bootstrap_mean, exact_match, holm, mcnemar_exact, normalise_answer, proportion, spread_with_null
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.types import GenerateRequest, Generation, LlmassayError, Metric, Sample
@@ -49,6 +55,10 @@ ALPHA = 0.05
 COT_CUE = " Let's think step by step."
 ANSWER_CUE = "\nTherefore, the answer is"
 CHAT_ANSWER = "What is the final answer? Reply with the answer only."
+# A chat model asked the bare "Question: …\nAnswer:" explains first and is cut at the task's
+# few answer tokens (SmolLM2: "To calculate -5 / 5, we need to perform"), which would read
+# "-5" as its answer: zero-shot in chat is told what the reasoning strategies' last turn is.
+CHAT_DIRECT = "Reply with the answer only.\n\n"
 LTM_DECOMPOSE = " Let's break this problem down into simpler sub-questions.\n1."
 LTM_SOLVE = "\nNow let's answer the sub-questions one by one.\n"
 REASONING_STOP = ("\nQuestion:", "\n\n\n")
@@ -84,10 +94,17 @@ class Spent:
     text: str = ""
     prompt_tokens: int = 0
     gen_tokens: int = 0
+    reasoning: list[str] = field(default_factory=list)  # the reasoning steps' texts, in order
+    capped: int = 0  # reasoning steps cut by `reasoning_tokens` (finish_reason "length")
 
     def add(self, g: Generation) -> None:
         self.prompt_tokens += g.n_prompt_tokens
         self.gen_tokens += g.n_tokens
+
+    def add_step(self, g: Generation) -> None:
+        self.add(g)
+        self.reasoning.append(g.text)
+        self.capped += g.finish_reason == "length"
 
 
 def read_answer(text: str, target: str) -> str:
@@ -159,7 +176,8 @@ class StrategiesProbe(Probe):
         chat = {n: self._chat(n, opts, cfg) for n in names}
         for name in names:
             if name == BASELINE:
-                results[name] = self._direct(asker, [z.prompt for z in zero], chat[name])
+                results[name] = self._direct(asker, [(CHAT_DIRECT if chat[name] else "") + z.prompt for z in zero],
+                                             chat[name])
             elif name.startswith("icl"):
                 k = int(name[3:])
                 results[name] = self._direct(asker, [self._render(task, s, k, cfg).prompt for s in samples], chat[name])
@@ -175,6 +193,7 @@ class StrategiesProbe(Probe):
                 extra[name] = [[c[i].text for c in chains] for i in range(len(samples))]
             else:
                 results[name] = self._least_to_most(asker, zero, chat[name], opts)
+        template = chat_template_id(engine.backend) if any(chat.values()) else None
         rows = []
         for i, s in enumerate(samples):
             target = str(s.target)
@@ -183,6 +202,8 @@ class StrategiesProbe(Probe):
                 base = name.split("@")[0]
                 entry: dict[str, Any] = {"prompt_tokens": spent[i].prompt_tokens, "gen_tokens": spent[i].gen_tokens,
                                          "chat_template": chat[base]}
+                if spent[i].reasoning:
+                    entry.update(reasoning=spent[i].reasoning, capped=spent[i].capped)
                 if name in extra:
                     answers = [read_answer(t, target) for t in extra[name][i]]
                     verdicts = [exact_match(a, target) for a in answers]
@@ -192,7 +213,7 @@ class StrategiesProbe(Probe):
                     entry.update(generation=spent[i].text, answer=read_answer(spent[i].text, target))
                 entry["correct"] = exact_match(entry["answer"], target) if entry["answer"] else False
                 entries[name] = entry
-            rows.append({"id": s.id, "target": target, "results": entries})
+            rows.append({"id": s.id, "target": target, "results": entries, "chat_template_id": template})
         return rows
 
     @staticmethod
@@ -241,8 +262,9 @@ class StrategiesProbe(Probe):
         out = []
         for gens, answer in zip(spent_so_far, answers):
             spent = Spent(answer.text)
-            for g in [*gens, answer]:
-                spent.add(g)
+            for g in gens:
+                spent.add_step(g)
+            spent.add(answer)
             out.append(spent)
         return out
 
@@ -268,30 +290,41 @@ class StrategiesProbe(Probe):
                 "tokens": metrics[f"tokens[{name}]"].value,
                 "tokens_ci": [metrics[f"tokens[{name}]"].ci_low, metrics[f"tokens[{name}]"].ci_high],
                 "cost_ratio": metrics[f"tokens[{name}]"].value / base_tokens if base_tokens else float("nan"),
+                "prompt_tokens": metrics[f"prompt_tokens[{name}]"].value, "gen_tokens": metrics[f"gen_tokens[{name}]"].value,
                 "chat_template": bool(rows[0]["results"][name]["chat_template"]), "n": len(rows),
             }
+            steps = sum(len(r["results"][name].get("reasoning", ())) for r in rows)
+            if steps:  # how often `reasoning_tokens` cut a step: a high share means the cap shapes the result
+                entry["capped_share"] = sum(r["results"][name]["capped"] for r in rows) / steps
             if name != BASELINE:
                 delta = bootstrap_mean((correct.astype(float) - base.astype(float)).tolist(), cfg.seed)
                 metrics[f"delta_acc[{name}]"] = delta
                 lost, gained = int((base & ~correct).sum()), int((~base & correct).sum())
                 entry.update(delta=delta.value, delta_ci=[delta.ci_low, delta.ci_high], lost=lost, gained=gained,
                              mcnemar_p=mcnemar_exact(lost, gained))
-                entry["verdict"] = verdict(entry["delta"], entry["mcnemar_p"], entry["cost_ratio"])
             if name == "sc":
                 metrics["pass_at_k"] = proportion([r["results"]["sc"]["pass"] for r in rows])
                 metrics["sc_sample_acc"] = bootstrap_mean([r["results"]["sc"]["sample_acc"] for r in rows], cfg.seed)
                 entry.update(k=opts.k, maj_at_k=entry["acc"], pass_at_k=metrics["pass_at_k"].value,
                              sample_acc=metrics["sc_sample_acc"].value)
             table.append(entry)
-        details: dict[str, Any] = {"strategies": table, "baseline": BASELINE}
+        tested = [e for e in table if "mcnemar_p" in e]
+        for e, adjusted in zip(tested, holm([e["mcnemar_p"] for e in tested])):
+            e["holm_p"] = adjusted
+            e["verdict"] = verdict(e["delta"], e["mcnemar_p"], e["cost_ratio"], adjusted, len(tested))
+        details: dict[str, Any] = {"strategies": table, "baseline": BASELINE,
+                                   "chat_template_id": rows[0].get("chat_template_id")}
         family = [n for n in names if "@order" in n]
         if family:
             columns = [family[0].split("@")[0], *family]
             matrix = np.array([[r["results"][n]["correct"] for n in columns] for r in rows], dtype=float)
             spread = spread_with_null(matrix, columns, cfg.seed)
             metrics["order_spread"] = spread.metric
+            flips = proportion((matrix.min(1) != matrix.max(1)).tolist())
+            metrics["order_flip_rate"] = flips
             details["exemplar_order"] = {"variants": columns, "spread": spread.metric.value,
-                                         "null_mean": spread.null.value, "p_value": spread.p_value}
+                                         "null_mean": spread.null.value, "p_value": spread.p_value,
+                                         "flip_rate": flips.value, "flip_rate_ci": [flips.ci_low, flips.ci_high]}
         details["literature"] = (
             "self-consistency: +17.9 points on GSM8K for PaLM-540B (Wang et al. 2023); least-to-most: ≥ 99 % on SCAN "
             "length split vs 16 % for CoT (Zhou et al. 2023); CoT gains appear only at large scale (Wei et al. 2022): "
@@ -303,24 +336,27 @@ class StrategiesProbe(Probe):
         table = [e for e in analysis.details.get("strategies", []) if e["strategy"] != BASELINE]
         if not table:
             return None
-        gains = [e for e in table if e["mcnemar_p"] < ALPHA and e["delta"] > 0]
+        gains = [e for e in table if e["holm_p"] < ALPHA and e["delta"] > 0]
         if gains:
             best = max(gains, key=lambda e: e["delta"])
             return self.line(task, analysis, f"acc[{best['strategy']}]", f"{best['strategy']}: {best['verdict']}", "good")
         cheapest = min(table, key=lambda e: e["cost_ratio"])
         dearest = max(e["cost_ratio"] for e in table)
-        verdict_text = (f"no strategy beats zero-shot significantly (p ≥ {ALPHA}) at {cheapest['cost_ratio']:.1f}–"
+        verdict_text = (f"no strategy beats zero-shot significantly (Holm-adjusted p ≥ {ALPHA}) at {cheapest['cost_ratio']:.1f}–"
                         f"{dearest:.1f}× the tokens")
         return self.line(task, analysis, f"acc[{BASELINE}]", verdict_text, "info")
 
 
-def verdict(delta: float, p: float, cost_ratio: float) -> str:
-    """Plain words for one strategy against zero-shot (McNemar at α = 0.05)."""
-    if p < ALPHA and delta > 0:
-        return f"gain of {delta:+.0%} (McNemar p = {p:.2g}) at {cost_ratio:.1f}× the cost"
-    if p < ALPHA:
-        return f"significant loss of {delta:+.0%} (McNemar p = {p:.2g}) at {cost_ratio:.1f}× the cost"
-    return f"no significant gain at {cost_ratio:.1f}× the cost (Δ {delta:+.0%}, McNemar p = {p:.2g})"
+def verdict(delta: float, p: float, cost_ratio: float, holm_p: float | None = None, family: int = 1) -> str:
+    """Plain words for one strategy against zero-shot: McNemar's exact test, significant
+    when its Holm-adjusted p (over the `family` strategies tested) is below α = 0.05."""
+    adjusted = p if holm_p is None else holm_p
+    test = f"McNemar p = {p:.2g}" + (f", Holm-adjusted over {family}: {adjusted:.2g}" if family > 1 else "")
+    if adjusted < ALPHA and delta > 0:
+        return f"gain of {delta:+.0%} ({test}) at {cost_ratio:.1f}× the cost"
+    if adjusted < ALPHA:
+        return f"significant loss of {delta:+.0%} ({test}) at {cost_ratio:.1f}× the cost"
+    return f"no significant gain at {cost_ratio:.1f}× the cost (Δ {delta:+.0%}, {test})"
 
 
 def _tokens(entry: dict[str, Any]) -> int:
@@ -332,4 +368,6 @@ def _total(spent: Any) -> Spent:
     for s in spent:
         out.prompt_tokens += s.prompt_tokens
         out.gen_tokens += s.gen_tokens
+        out.reasoning += s.reasoning
+        out.capped += s.capped
     return out
