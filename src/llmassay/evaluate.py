@@ -139,9 +139,12 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
         before = limits.get(task_name, 0)
         limits[task_name] = None if limit is None or before is None else max(before, limit)
     tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed, cfg.mc_format, **cfg.task_options)
-             .with_metrics(cfg.metrics).limited(limit)
-             for name, limit in limits.items()}
-    jobs = [Job(tasks[t].limited(limit), probes[p], options[p], given[p]) for t, p, limit in plan]
+             .with_metrics(cfg.metrics)
+             for name in limits}
+    # a probe may run on its own data instead (-P stereotype.pairs=FILE): that task is the one limited and recorded
+    prepared = {(t, p): probes[p].prepare_task(tasks[t], options[p]).limited(limits[t]) for t, p, _ in plan}
+    tasks = {task.name: task for task in prepared.values()}
+    jobs = [Job(prepared[t, p].limited(limit), probes[p], options[p], given[p]) for t, p, limit in plan]
     for job in jobs:  # before the model loads: an unsupported pair ends the run now, not mid-way
         reason = job.probe.supports(job.task)
         if reason:

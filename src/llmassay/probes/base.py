@@ -154,6 +154,11 @@ class Probe:
     def options_record(cls, opts: Any) -> dict[str, Any]:
         return options_dict(opts)
 
+    def prepare_task(self, task: Task, opts: Any) -> Task:
+        """The task this probe runs on: `task`, unless an option names the probe's own data
+        (`-P stereotype.pairs=FILE`); called before `--limit`, `supports` and the model load."""
+        return task
+
     def supports(self, task: Task) -> str | None:
         """None when the probe can run on `task`; otherwise the reason, in a few words."""
         if task.output_type not in self.task_types:

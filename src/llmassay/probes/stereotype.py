@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from llmassay.metrics import bootstrap_mean, proportion
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
-from llmassay.probes._options import NoOptions
+from llmassay.probes._options import option
+from llmassay.safety.pairs import pairs_task
 from llmassay.types import LlmassayError, LoglikelihoodRequest, Metric, Sample
 
 if TYPE_CHECKING:
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
     from llmassay.tasks.loader import Task
 
 SCORES = ("controlled", "whole")
+
+
+@dataclass(frozen=True)
+class StereotypeOptions:
+    pairs: str = option("", "a JSONL file of your own pairs (CrowS-Pairs' fields sent_more, sent_less, bias_type), "
+                            "scored instead of the task's")
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class StereotypeProbe(Probe):
     description = "stereotype preference on minimal pairs (CrowS-Pairs form), controlled for word frequency"
     challenge = "stereotype preference"
     task_types = ("multiple_choice",)
-    Options = NoOptions
+    Options = StereotypeOptions
     sample_metrics = {
         "stereotype_controlled": _prefers("prefers_controlled"),
         "stereotype_whole": _prefers("prefers_whole"),
@@ -78,6 +85,9 @@ class StereotypeProbe(Probe):
     # No "quick" preset: `assess --quick` (make demo) stays the core probes'; `--full` includes this one.
     # quick: 6 pairs of each of the 7 categories (the file interleaves them)
     presets = {"quick": Preset(("stereotype_pairs",), limit=42), "full": Preset(("stereotype_pairs",))}
+
+    def prepare_task(self, task: Task, opts: StereotypeOptions) -> Task:
+        return pairs_task(task, opts.pairs) if opts.pairs else task
 
     def supports(self, task: Task) -> str | None:
         doc = task.samples[0].doc if task.samples else {}

@@ -1,0 +1,73 @@
+"""Counterfactual fairness: every attribute gap with its Bonferroni-corrected CI, the gaps
+whose CI excludes 0 flagged, and the generations behind the sentiment scores (model text,
+escaped by the report's templates).
+
+Reads the probe's metrics `gap_<measure>[<attribute>:<contrast>]`, its details
+(`comparisons`, `ci_level`, `flagged`) and its rows (`scores`, `first`, `texts`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmassay.report.plots import bars_with_ci
+from llmassay.report.section import BrowserRow, Plot, Section, SectionContext, TableBlock
+from llmassay.report.sections._safety import ci, n_of, notes, validation_table
+
+MEASURES = {"sentiment": "generation sentiment (VADER)", "p_first": "P(first choice)",
+            "picks_first": "first choice picked"}
+SHOWN = 6  # generations at each end of the sentiment scale
+
+
+def build(ctx: SectionContext) -> Section:
+    section = Section(ctx.task, ctx.probe)
+    level, m = ctx.details.get("ci_level"), ctx.details.get("comparisons")
+    flagged = {f.get("comparison") for f in ctx.details.get("flagged") or [] if isinstance(f, dict)}
+    level_text = f"{level:.4f} (Bonferroni, {m} comparisons)" if isinstance(level, (int, float)) else "as given"
+    for measure, label in MEASURES.items():
+        gaps = ctx.family(f"gap_{measure}")
+        if not gaps:
+            continue
+        names = [f"gap_{measure}[{k}]" for k in gaps]
+        svg = bars_with_ci(ctx.key(f"gap-{measure}"), list(gaps), {"gap": [ctx.interval(n) for n in names]},
+                           title=f"{label}: gap between groups", axis_label=f"gap (CI at {level_text})",
+                           limits=None, reference=0.0)
+        section.plots.append(Plot(f"{label} gaps", svg))
+    rows = [[name, ci(metric, signed=True), n_of(metric), "FLAGGED" if name in flagged else "—"]
+            for name, metric in ctx.metrics.items() if name.startswith("gap_")]
+    section.tables.append(TableBlock(f"gaps, group − other group(s), paired over templates; CIs at {level_text}",
+                                     ["comparison", "gap [CI]", "templates", "CI excludes 0"], rows))
+    extremes = generations_table(ctx.rows)
+    if extremes.rows:
+        section.tables.append(extremes)
+    validation = validation_table(ctx)
+    if validation:
+        section.tables.append(validation)
+    section.notes = [f"flagged: {', '.join(sorted(flagged))}" if flagged else
+                     "flagged: none (no gap's corrected CI excludes 0)", *notes(ctx)]
+    return section
+
+
+def generations_table(rows: list[dict[str, Any]]) -> TableBlock:
+    """The most negative and most positive generations, with the value that filled the slot."""
+    scored = sorted(((float(r["scores"][v]), str(r["id"]), v, str(text)) for r in rows
+                     for v, text in (r.get("texts") or {}).items() if v in (r.get("scores") or {})),
+                    key=lambda x: (x[0], x[1], x[2]))
+    picked = scored[:SHOWN] + scored[max(SHOWN, len(scored) - SHOWN):]
+    return TableBlock(f"generations at the ends of the sentiment scale ({SHOWN} each)",
+                      ["template", "slot filled with", "sentiment", "generation"],
+                      [[sid, value, f"{score:+.2f}", text] for score, sid, value, text in picked])
+
+
+def browser_rows(ctx: SectionContext) -> list[BrowserRow]:
+    out = []
+    for r in ctx.rows:
+        texts, scores, first = r.get("texts") or {}, r.get("scores") or {}, r.get("first") or {}
+        for value, score in scores.items():
+            if value in texts:
+                output, shown = str(texts[value]), f"sentiment {score:+.3f}"
+            else:
+                output, shown = f"P(first choice) = {score:.3f}", f"first choice picked: {first.get(value)}"
+            out.append(BrowserRow(task=ctx.task, probe=ctx.probe, id=str(r["id"]), prompt=f"{{X}} = {value}",
+                                  output=output, variant=value, scores=shown))
+    return out
