@@ -183,6 +183,7 @@ def test_quantize_sweep_cli_writes_kl_table_and_pareto(tmp_path, smollm2_path, c
     source, q8 = record["variants"]
     assert source["kl"]["value"] == 0 and 0 <= q8["kl"]["value"] < 0.1 and q8["same_top"]["value"] > 0.8
     assert "cannot recover" in record["note"] and (tmp_path / "pareto.svg").read_text().startswith("<svg")
+    assert "q8_0" in (tmp_path / "quantize.html").read_text()
 
 
 def test_default_power_cites_codecarbon_and_warns_on_a_few_core_host(monkeypatch):
