@@ -40,7 +40,9 @@ first n requests normally and then always with `fault`. Fault names:
 
 For load tests: every answered request takes `service_s` seconds before its first token and
 `token_s` between tokens; `slots` (None: unlimited) requests are served at once, the rest
-wait, as llama.cpp's server with one slot. `stream: true` answers as server-sent events.
+wait, as llama.cpp's server with one slot. `stream: true` answers as server-sent events
+(chat: `delta.content`), then a usage event when `stream_options.include_usage` asks for
+one, unless `streams` is False (a server that ignores `stream` and answers JSON).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class FakeOpenAI:
         self.identity_fault: str | None = None  # the answer to every identity request, when set
         self.service_s, self.token_s = 0.0, 0.0  # known service time (load tests)
         self.slots: int | None = None  # requests served at once (None: unlimited)
+        self.streams = True  # False: `stream: true` is ignored and answered with plain JSON
         self._slot_gate: threading.Semaphore | None = None
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -287,18 +290,25 @@ class FakeOpenAI:
         try:
             time.sleep(self.service_s)
             answer = self.answer(handler.path, body, fault)
-            if not body.get("stream"):
+            if not body.get("stream") or not self.streams:
                 handler._send(200, json.dumps(answer).encode())
                 return
             handler.send_response(200)
             handler.send_header("Content-Type", "text/event-stream")
             handler.end_headers()
-            for i, token in enumerate(toy_tokens(answer["choices"][0]["text"])):
+            choice = answer["choices"][0]
+            chat = "message" in choice
+            tokens = toy_tokens(choice["message"]["content"] if chat else choice["text"])
+            for i, token in enumerate(tokens):
                 if i:
                     time.sleep(self.token_s)
-                event = {"choices": [{"index": 0, "text": token, "finish_reason": None}]}
+                piece = {"delta": {"content": token}} if chat else {"text": token}
+                event = {"choices": [{"index": 0, **piece, "finish_reason": None}]}
                 handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 handler.wfile.flush()
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = {**answer["usage"], "completion_tokens": len(tokens)}
+                handler.wfile.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
             handler.wfile.write(b"data: [DONE]\n\n")
             handler.close_connection = True
         finally:

@@ -183,3 +183,17 @@ def test_quantize_sweep_cli_writes_kl_table_and_pareto(tmp_path, smollm2_path, c
     source, q8 = record["variants"]
     assert source["kl"]["value"] == 0 and 0 <= q8["kl"]["value"] < 0.1 and q8["same_top"]["value"] > 0.8
     assert "cannot recover" in record["note"] and (tmp_path / "pareto.svg").read_text().startswith("<svg")
+    assert "q8_0" in (tmp_path / "quantize.html").read_text()
+
+
+def test_default_power_cites_codecarbon_and_warns_on_a_few_core_host(monkeypatch):
+    from llmassay.efficiency import host
+
+    assert "POWER_CONSTANT" in host.POWER_SOURCE and host.DEFAULT_PACKAGE_WATTS == 85.0
+    monkeypatch.setattr(host.os, "cpu_count", lambda: 2)
+    assert EnergyMeter(rapl_root=host.Path("/nonexistent")).watts_per_core == 42.5
+    caveat = host.energy_caveat([ESTIMATED], 0.0)["caveat"]
+    assert "2 logical cores (42.5 W each)" in caveat and "efficiency.watts_per_core" in caveat
+    assert host.energy_caveat([ESTIMATED], 2.2) == {} and host.energy_caveat([MEASURED], 0.0) == {}
+    monkeypatch.setattr(host.os, "cpu_count", lambda: 64)
+    assert host.energy_caveat([ESTIMATED], 0.0) == {}

@@ -14,7 +14,7 @@ from llmassay.backends.base import parse_model_args
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
-EFFICIENCY_COMMANDS = ("loadtest", "quantize-sweep")
+EFFICIENCY_COMMANDS = ("loadtest", "quantize-sweep", "pareto")
 
 
 def _numbers(kind: type, flag: str) -> Any:
@@ -53,7 +53,21 @@ def add_efficiency_commands(sub: Any) -> None:
     qs.add_argument("--text-tokens", type=int, default=256, help="tokens of the fixed text for KL (default 256)")
     qs.add_argument("--no-brittleness", action="store_true", help="accuracy only")
     qs.add_argument("--perturbations", default=None, help="brittleness perturbations (default: its default set)")
-    qs.add_argument("--output-path", required=True, help="folder for the variants, quantize.json/.md and pareto.svg")
+    qs.add_argument("--efficiency", action="store_true", help="also time each variant (efficiency probe): "
+                    "accuracy vs decode tokens/s and vs energy in quantize.html")
+    qs.add_argument("--model-args", default=None, help="llama.cpp args for the task runs (e.g. n_threads=1)")
+    qs.add_argument("--output-path", required=True,
+                    help="folder for the variants, quantize.json/.md/.html and pareto.svg")
+
+    pa = sub.add_parser("pareto", help="quality against cost across run directories: an HTML page with the frontier")
+    pa.add_argument("runs", nargs="+", help="run directories (or results files), one point each")
+    pa.add_argument("--task", required=True, help="the task all runs share")
+    pa.add_argument("--quality", default="accuracy.acc", help="probe.metric, better high (default accuracy.acc)")
+    pa.add_argument("--cost", default="efficiency.decode_tps",
+                    help="probe.metric (default efficiency.decode_tps; rates ending tps/rps are better high, "
+                         "anything else low: efficiency.energy_wh_per_1k, efficiency.e2e_s[p50], …)")
+    pa.add_argument("--labels", default=None, help="comma-separated point labels (default: the runs' model specs)")
+    pa.add_argument("--output-path", required=True, help="the HTML file to write")
 
 
 def run_efficiency_command(args: argparse.Namespace) -> bool:
@@ -64,12 +78,16 @@ def run_efficiency_command(args: argparse.Namespace) -> bool:
     if args.command == "quantize-sweep":
         _quantize_sweep(args)
         return True
+    if args.command == "pareto":
+        _pareto(args)
+        return True
     return False
 
 
 def _quantize_sweep(args: argparse.Namespace) -> None:
     from llmassay.efficiency.quantize import file_type, make_variants, score_variants, source_note
-    from llmassay.efficiency.report import pareto_points, quantize_markdown
+    from llmassay.efficiency.pareto import write_pareto_html
+    from llmassay.efficiency.report import pareto_points, quantize_markdown, variant_panels
     from llmassay.efficiency.plots import pareto
     from llmassay.models import resolve_model_path
 
@@ -79,7 +97,8 @@ def _quantize_sweep(args: argparse.Namespace) -> None:
     note = source_note(file_type(source))
     variants = make_variants(source, types, out / "variants", args.text_tokens)
     score_variants(variants, args.task, args.limit, out, brittleness=not args.no_brittleness,
-                   perturbations=args.perturbations)
+                   perturbations=args.perturbations, efficiency=args.efficiency,
+                   model_args=parse_model_args(args.model_args))
     record = {"source": str(source), "note": note, "task": args.task, "limit": args.limit,
               "text_tokens": args.text_tokens, "perturbations": args.perturbations, "variants": [v.as_dict() for v in variants]}
     (out / "quantize.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
@@ -89,8 +108,27 @@ def _quantize_sweep(args: argparse.Namespace) -> None:
     if points:
         (out / "pareto.svg").write_text(pareto(points, "file size, MB (exact)", f"accuracy on {args.task} (95% CI)"),
                                         encoding="utf-8")
+    write_pareto_html(out / "quantize.html", f"quantize-sweep of {source.name}", variant_panels(variants, args.task),
+                      [note])
     _stdout().print(table, markup=False, soft_wrap=True)
-    _stdout().print(f"quantize-sweep: {out / 'quantize.json'}", markup=False, soft_wrap=True)
+    _stdout().print(f"quantize-sweep: {out / 'quantize.json'}, {out / 'quantize.html'}", markup=False, soft_wrap=True)
+
+
+def _pareto(args: argparse.Namespace) -> None:
+    from llmassay.efficiency.pareto import COST_LABELS, points_from_runs, write_pareto_html
+
+    labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
+    if labels is not None and len(labels) != len(args.runs):
+        raise LlmassayError(f"pareto: --labels has {len(labels)} labels for {len(args.runs)} runs")
+    points = points_from_runs(args.runs, args.task, args.quality, args.cost, labels)
+    panel = {"title": f"{args.quality} vs {args.cost} on {args.task}", "quality": f"{args.quality} (95% CI)",
+             "cost": COST_LABELS.get(args.cost, f"{args.cost} (95% CI)"), "points": points}
+    path = write_pareto_html(Path(args.output_path), f"Pareto: {args.task}", [panel])
+    for p in points:
+        _stdout().print(f"{'*' if p.on_frontier else ' '} {p.label}: {args.quality} {p.quality[0]:.3f} "
+                        f"[{p.quality[1]:.3f}, {p.quality[2]:.3f}], {args.cost} {p.cost[0]:.3g} "
+                        f"[{p.cost[1]:.3g}, {p.cost[2]:.3g}]", markup=False, soft_wrap=True)
+    _stdout().print(f"pareto: {path} (* on the frontier)", markup=False, soft_wrap=True)
 
 
 def _loadtest(args: argparse.Namespace) -> None:

@@ -342,7 +342,14 @@ class HFBackend:
         cut = max(0, len(ids) - (self.max_length - req.max_tokens))
         return (ids[cut:] or [self._prefix_token()]), cut
 
-    def _generate_batch(self, reqs: list[GenerateRequest], prompts: list[list[int]]) -> list[Generation]:
+    def generate_stream(self, req: GenerateRequest) -> Any:
+        """`req` token by token, for timing (TTFT, inter-token latency)."""
+        from llmassay.backends._streaming import hf_stream
+
+        return hf_stream(self, req)
+
+    def _generate_batch(self, reqs: list[GenerateRequest], prompts: list[list[int]],
+                        streamer: Any = None) -> list[Generation]:
         """One `model.generate` call over requests that share their decoding settings
         (`_hf_batching.batch_key`), left-padded under an attention mask; a row's latency
         is its share of the call's time."""
@@ -378,6 +385,8 @@ class HFBackend:
             from llmassay.watermark.processor import hf_processor
 
             gen_kwargs.setdefault("logits_processor", []).insert(0, hf_processor(req.watermark))
+        if streamer is not None:
+            gen_kwargs["streamer"] = streamer
         start = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(ids, attention_mask=mask, **gen_kwargs)

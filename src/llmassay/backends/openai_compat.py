@@ -251,7 +251,14 @@ class OpenAIBackend:
         return text.replace(self._secret, "[api key]") if self._secret else text
 
     # -- generation ---------------------------------------------------------------------
-    def _generate_one(self, req: GenerateRequest) -> Generation:
+    def generate_stream(self, req: GenerateRequest) -> Any:
+        """`req` streamed as server-sent events, for timing (TTFT, inter-token latency)."""
+        from llmassay.backends._streaming import openai_stream
+
+        return openai_stream(self, req)
+
+    def _body(self, req: GenerateRequest) -> dict[str, Any]:
+        """The request's decoding settings, without its prompt or messages."""
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": req.max_tokens,
@@ -264,6 +271,10 @@ class OpenAIBackend:
             body["grammar"] = req.grammar  # llama.cpp-family extension
         if self.repeat_penalty is not None:
             body["repeat_penalty"] = self.repeat_penalty
+        return body
+
+    def _generate_one(self, req: GenerateRequest) -> Generation:
+        body = self._body(req)
         start = time.perf_counter()
         if req.messages is not None:
             body["messages"] = [{"role": r, "content": c} for r, c in req.messages]

@@ -5,9 +5,16 @@ counters) when the file is readable — on most Linux hosts it is root-only sinc
 CVE-2020-8694, which is why CodeCarbon falls back (codecarbon #244, #477). Otherwise it is
 *estimated* as CPU-seconds × a per-core power figure, and every figure says which it is.
 
-The default figure: 85 W package power (CodeCarbon's documented default CPU TDP when the
-CPU model is unknown, docs 2024) shared by the host's logical cores, all busy, i.e.
-85 W / cores per CPU-second. Override it with `-P efficiency.watts_per_core=…`.
+The default figure is CodeCarbon's, formula and constant: its process-mode CPU estimate is
+power = TDP × (process CPU-seconds per second) / logical cores (`CPU._get_power_from_cpu_load`,
+tracking_mode "process", cores from `psutil.cpu_count()`), and for a CPU not in its table
+the TDP is `POWER_CONSTANT = 85` W ("default W value for a CPU if no model is found in the
+ref csv"), both in `codecarbon/external/hardware.py` of mlco2/codecarbon (read at commit
+004e88f6e4ee4b7e7bc6a42f96c869bc199f52a0). So: 85 W / logical cores per CPU-second. It is
+a generic desktop/server package figure, not this machine's: on a virtual machine that sees
+a few vCPUs of a many-core server CPU it overstates the power of each vCPU many times
+(an AMD EPYC 7763 is 280 W over 128 threads, ≈ 2.2 W per thread, AMD's datasheet), so pass
+this host's figure with `-P efficiency.watts_per_core=…` and the result says it was given.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from typing import Any
 
 RAPL_ROOT = Path("/sys/class/powercap")
 DEFAULT_PACKAGE_WATTS = 85.0
-POWER_SOURCE = "85 W package / logical cores: CodeCarbon's default CPU TDP (docs, 2024)"
+POWER_SOURCE = ("85 W / logical cores: CodeCarbon's POWER_CONSTANT (TDP of an unknown CPU) in its process-mode "
+                "CPU-load formula, codecarbon/external/hardware.py; overstates a VM's few vCPUs of a server CPU")
+FEW_CORES = 4  # at most this many logical cores: likely a slice of a bigger CPU (see the docstring)
 MEASURED, ESTIMATED = "measured", "estimated"
 
 
@@ -120,3 +129,13 @@ class EnergyMeter:
 def clock() -> tuple[float, float]:
     """(wall, process CPU) seconds now."""
     return time.perf_counter(), time.process_time()
+
+
+def energy_caveat(kinds: list[str], watts_per_core: float) -> dict[str, str]:
+    """A warning for the default estimate on a host with few logical cores (see the docstring)."""
+    cores = os.cpu_count() or 1
+    if ESTIMATED not in kinds or watts_per_core or cores > FEW_CORES:
+        return {}
+    return {"caveat": f"estimated with CodeCarbon's generic 85 W over only {cores} logical cores "
+                      f"({DEFAULT_PACKAGE_WATTS / cores:.1f} W each): on a VM slice of a server CPU this overstates "
+                      "energy several-fold; pass -P efficiency.watts_per_core=<W per logical core of this CPU>"}

@@ -33,10 +33,15 @@ def loadtest_curves(levels: Sequence[Any]) -> str:
         return _svg(fig)
 
 
-def pareto(points: Sequence[dict[str, Any]], x_label: str, y_label: str) -> str:
-    """Accuracy against cost, each with its CI, one labelled point per variant."""
-    with _figure("pareto", 5.0, 3.6) as fig:
+def pareto(points: Sequence[dict[str, Any]], x_label: str, y_label: str,
+           frontier: Sequence[tuple[float, float]] = (), key: str = "pareto") -> str:
+    """Quality against cost, each with its CI, one labelled point per variant; `frontier`
+    (points in x order) is drawn as a dashed line through the non-dominated points."""
+    with _figure(key, 5.0, 3.6) as fig:
         ax = fig.subplots()
+        if len(frontier) > 1:
+            ax.plot([f[0] for f in frontier], [f[1] for f in frontier], "--", color="#999999", linewidth=1,
+                    label="Pareto frontier", zorder=0)
         for i, p in enumerate(points):
             x, y = p["x"], p["y"]
             ax.errorbar([x[0]], [y[0]], xerr=[[x[0] - x[1]], [x[2] - x[0]]], yerr=[[y[0] - y[1]], [y[2] - y[0]]],

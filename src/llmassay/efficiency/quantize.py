@@ -167,22 +167,26 @@ def make_variants(source: Path, types: tuple[str, ...], folder: Path, n_tokens: 
     return out
 
 
-TASK_METRICS = (("accuracy", "acc"), ("accuracy", "exact_match"), ("brittleness", "spread"))
+TASK_METRICS = (("accuracy", "acc"), ("accuracy", "exact_match"), ("brittleness", "spread"),
+                ("efficiency", "decode_tps"), ("efficiency", "energy_wh_per_1k"))
 
 
 def score_variants(variants: list[Variant], task: str, limit: int | None, folder: Path,
-                   brittleness: bool = True, seed: int = 0, perturbations: str | None = None) -> None:
-    """Accuracy (and brittleness spread) of every variant on `task`, through `evaluate`."""
+                   brittleness: bool = True, seed: int = 0, perturbations: str | None = None,
+                   efficiency: bool = False, model_args: dict[str, Any] | None = None) -> None:
+    """Accuracy (and brittleness spread; with `efficiency`, decode tokens/s and energy) of
+    every variant on `task`, through `evaluate`."""
     from rich.console import Console
 
     from llmassay.evaluate import RunConfig, evaluate
     from llmassay.types import Metric as M
 
-    probes = ["accuracy", "brittleness"] if brittleness else ["accuracy"]
+    probes = ["accuracy"] + (["brittleness"] if brittleness else []) + (["efficiency"] if efficiency else [])
     options = {"brittleness.perturbations": perturbations} if brittleness and perturbations else {}
     for v in variants:
         out = evaluate(RunConfig(model=f"llamacpp/{v.path}", tasks=[task], probes=probes, limit=limit, seed=seed,
-                                 probe_options=options, output_path=str(folder / "runs" / v.qtype)), console=Console(stderr=True, quiet=True))
+                                 model_args=dict(model_args or {}), probe_options=options,
+                                 output_path=str(folder / "runs" / v.qtype)), console=Console(stderr=True, quiet=True))
         found: dict[str, Metric] = {}
         for probe, name in TASK_METRICS:
             m = out.results["results"][task].get(probe, {}).get(name)

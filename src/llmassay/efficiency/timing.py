@@ -3,9 +3,13 @@
 A latency needs the model to run, so these timers call the backend itself, never the
 engine's cache (a cached answer has no latency). Three methods, each named in the result:
 
-- `stream`: the backend yields its output token by token (`generate_stream(req)`): TTFT is
-  the wall time to the first piece, decode time the rest (TPOT = (E2EL − TTFT)/(n_out − 1),
-  as `vllm bench serve` defines it);
+- `stream`: the backend yields its output piece by piece (`generate_stream(req)`: the
+  openai backend's server-sent events, the hf backend's streamer, see
+  `backends/_streaming.py`): TTFT is the wall time to the first piece, decode time the
+  rest (TPOT = (E2EL − TTFT)/(n_out − 1), as `vllm bench serve` defines it, with n_out the
+  backend's token count when the stream ends with one), and the inter-token latencies
+  (ITL) are the gaps between pieces — per piece, not per token, so ITL and TPOT differ
+  when a server sends several tokens at once (vllm #6531);
 - `llama.cpp perf counters`: llama.cpp's own prompt-eval and eval times for the request
   (`llama_perf_context`, what llama-bench reports), read after the KV cache was emptied so
   the whole prompt is prefilled; TTFT = E2EL − eval time of the tokens after the first;
@@ -36,6 +40,7 @@ class RequestTiming:
     n_decode: int  # tokens decoded in decode_s
     cpu_s: float
     method: str
+    itl_s: tuple[float, ...] = ()  # gaps between streamed pieces (stream method only)
 
     @property
     def prefill_tps(self) -> float | None:
@@ -50,20 +55,22 @@ class RequestTiming:
         return self.decode_s / self.n_decode if self.decode_s is not None and self.n_decode else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "prefill_tps": self.prefill_tps, "decode_tps": self.decode_tps, "tpot_s": self.tpot_s}
+        return {**asdict(self), "itl_s": list(self.itl_s), "prefill_tps": self.prefill_tps, "decode_tps": self.decode_tps,
+                "tpot_s": self.tpot_s}
 
 
-def timing_method(backend: Any) -> str:
-    if hasattr(backend, "generate_stream"):
+def timing_method(backend: Any, stream: bool = True) -> str:
+    if stream and hasattr(backend, "generate_stream"):
         return STREAM
     if _llama_context(backend) is not None:
         return PERF_COUNTERS
     return E2E_ONLY
 
 
-def timed_generate(backend: Any, req: GenerateRequest) -> tuple[Generation, RequestTiming]:
-    """Run `req` once on `backend` (uncached) and time it by the best method it allows."""
-    method = timing_method(backend)
+def timed_generate(backend: Any, req: GenerateRequest, stream: bool = True) -> tuple[Generation, RequestTiming]:
+    """Run `req` once on `backend` (uncached) and time it by the best method it allows
+    (`stream=False`: never by streaming, for a server that cannot stream)."""
+    method = timing_method(backend, stream)
     if method == STREAM:
         return _streamed(backend, req)
     if method == PERF_COUNTERS:
@@ -76,18 +83,29 @@ def timed_generate(backend: Any, req: GenerateRequest) -> tuple[Generation, Requ
 
 def _streamed(backend: Any, req: GenerateRequest) -> tuple[Generation, RequestTiming]:
     pieces: list[str] = []
-    first: float | None = None
+    stamps: list[float] = []  # arrival of each piece, seconds after the request
+    final: Generation | None = None  # the stream's own summary (token counts), when it sends one
+    stream = backend.generate_stream(req)  # set-up (imports, tokens) before the clock; the request starts at next()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    for piece in backend.generate_stream(req):
-        if first is None:
-            first = time.perf_counter() - t0
-        pieces.append(piece)
+    for item in stream:
+        now = time.perf_counter() - t0
+        if isinstance(item, Generation):
+            final = item
+            continue
+        stamps.append(now)
+        pieces.append(item)
     e2e, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    prompt = req.prompt if req.prompt is not None else "\n".join(c for _, c in req.messages or ())
-    n_prompt = len(backend.tokenize(prompt))
-    gen = Generation("".join(pieces), n_prompt, len(pieces), "stop", e2e, first)
+    if final is not None:
+        n_prompt, n_out = final.n_prompt_tokens, final.n_tokens or len(pieces)
+    else:
+        prompt = req.prompt if req.prompt is not None else "\n".join(c for _, c in req.messages or ())
+        n_prompt, n_out = len(backend.tokenize(prompt)), len(pieces)
+    first = stamps[0] if stamps else None
+    gen = Generation("".join(pieces), n_prompt, n_out, final.finish_reason if final else "stop", e2e, first,
+                     final.n_truncated_tokens if final else 0)
     decode = e2e - first if first is not None else None
-    return gen, RequestTiming(e2e, n_prompt, len(pieces), first, first, decode, max(0, len(pieces) - 1), cpu, STREAM)
+    itl = tuple(b - a for a, b in zip(stamps, stamps[1:]))
+    return gen, RequestTiming(e2e, n_prompt, n_out, first, first, decode, max(0, n_out - 1), cpu, STREAM, itl)
 
 
 def _llama_context(backend: Any) -> Any:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmassay.efficiency.host import EnergyMeter, host_facts, peak_rss_mb, thread_count
-from llmassay.efficiency.stats import mean_metric, percentiles, scaled
+from llmassay.efficiency.host import EnergyMeter, energy_caveat, host_facts, peak_rss_mb, thread_count
+from llmassay.efficiency.stats import mean_metric, percentiles, pooled_percentiles, scaled
 from llmassay.efficiency.timing import timed_generate
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
@@ -31,8 +31,10 @@ PER_1K = 1000
 class EfficiencyOptions:
     max_tokens: int = option(32, "output tokens per request (0: the task's max_gen_toks)", minimum=0)
     warmup: int = option(1, "untimed requests before each chunk's timed ones", minimum=0)
-    watts_per_core: float = option(0.0, "power per busy core for estimated energy (0: 85 W / cores, CodeCarbon's "
-                                        "default TDP)", minimum=0)
+    watts_per_core: float = option(0.0, "power per busy logical core for estimated energy (0: 85 W / logical cores, "
+                                        "CodeCarbon's TDP for an unknown CPU; give this host's figure)", minimum=0)
+    stream: bool = option(True, "time streamed answers where the backend streams (openai, hf): TTFT and "
+                                "inter-token latency; false: end-to-end only (a server that cannot stream)")
     usd_per_hour: float = option(0.0, "price of the machine per hour, for cost per 1k items (0: not priced)",
                                  minimum=0)
 
@@ -64,12 +66,12 @@ class EfficiencyProbe(Probe):
         max_tokens = opts.max_tokens or int(task.generation_kwargs.get("max_gen_toks", 32))
         requests = [self._request(s, max_tokens, cfg) for s in samples]
         for req in requests[: opts.warmup]:
-            timed_generate(backend, req)
+            timed_generate(backend, req, opts.stream)
         meter = EnergyMeter(opts.watts_per_core or None)
         rows = []
         for sample, req in zip(samples, requests):
             meter.start()
-            gen, timing = timed_generate(backend, req)
+            gen, timing = timed_generate(backend, req, opts.stream)
             energy = meter.stop(timing.cpu_s)
             engine.count_direct(gen.n_prompt_tokens + gen.n_tokens)
             rows.append({"id": sample.id, "text": gen.text, **timing.as_dict(), "energy_wh": energy.wh,
@@ -90,6 +92,8 @@ class EfficiencyProbe(Probe):
             values = [r[name] for r in rows if r.get(name) is not None]
             if values:
                 metrics.update({f"{name}[{k}]": m for k, m in percentiles(values, cfg.seed).items()})
+        itl = pooled_percentiles([r.get("itl_s") or () for r in rows], cfg.seed)
+        metrics.update({f"itl_s[{k}]": m for k, m in itl.items()})
         for name in ("prefill_tps", "decode_tps", "tpot_s", "cpu_s", "energy_wh"):
             values = [r[name] for r in rows if r.get(name) is not None]
             if values:
@@ -108,7 +112,8 @@ class EfficiencyProbe(Probe):
         kinds = sorted({r.get("energy_kind", "") for r in rows})
         details = {
             "timing_method": sorted({r["method"] for r in rows}),
-            "energy": {"kind": kinds, "method": sorted({r.get("energy_method", "") for r in rows})},
+            "energy": {"kind": kinds, "method": sorted({r.get("energy_method", "") for r in rows}),
+                       **energy_caveat(kinds, opts.watts_per_core)},
             "threads": max((r.get("threads", 0) for r in rows), default=0),
             "host": host_facts(),
             "max_tokens": opts.max_tokens,

@@ -1,0 +1,124 @@
+"""Streamed timing of the openai and hf backends: planted TTFT and inter-token gaps are
+recovered, token counts come from the backend, and a server that cannot stream fails in
+one line."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fake_openai import FakeOpenAI
+from llmassay.backends.openai_compat import OpenAIBackend
+from llmassay.efficiency.stats import pooled_percentiles
+from llmassay.efficiency.timing import E2E_ONLY, STREAM, timed_generate
+from llmassay.engine.engine import Engine
+from llmassay.engine.store import SampleLog
+from llmassay.probes import ProbeConfig, probe_class, run_probe
+from llmassay.tasks.loader import load_task
+from llmassay.types import GenerateRequest, Generation, LlmassayError
+
+TTFT, GAP = 0.06, 0.02  # planted: first token after 60 ms, then one every 20 ms
+
+
+def _backend(fake: FakeOpenAI) -> OpenAIBackend:
+    return OpenAIBackend("fake-model", base_url=fake.base_url, max_retries=0, concurrency=1)
+
+
+def test_openai_stream_recovers_planted_ttft_itl_and_counts_tokens_from_usage(tmp_path):
+    with FakeOpenAI() as fake:
+        fake.service_s, fake.token_s, fake.completion = TTFT, GAP, " a b c d e"
+        engine = Engine(_backend(fake))
+        task = load_task("arith_sample").limited(4)
+        result = run_probe(probe_class("efficiency")(), task, engine, ProbeConfig(options=(("warmup", 1),)),
+                           SampleLog(tmp_path / "rows.jsonl"))
+        asked = [r["body"] for r in fake.requests]
+    m = result.metrics
+    assert result.details["timing_method"] == [STREAM]
+    assert all(b["stream"] and b["stream_options"] == {"include_usage": True} for b in asked) and len(asked) == 5
+    # Sleeps only get longer on a loaded machine: tight below, generous above.
+    assert TTFT <= m["ttft_s[p50]"].value < TTFT + 0.15
+    assert GAP <= m["itl_s[p50]"].value < GAP + 0.03 and m["itl_s[p50]"].n == 4 * 4  # 4 gaps per request
+    assert GAP <= m["tpot_s"].value < GAP + 0.03
+    assert 1 / (GAP + 0.03) < m["decode_tps"].value <= 1 / GAP + 0.5
+    rows = result.samples
+    assert all(r["n_out"] == 5 and r["n_decode"] == 4 and len(r["itl_s"]) == 4 and r["text"] == " a b c d e"
+               for r in rows)
+    assert all(r["n_prompt"] == len(s.prompt.split()) for r, s in zip(rows, task.samples))  # the server's usage
+
+
+def test_openai_chat_streams_delta_content():
+    with FakeOpenAI() as fake:
+        fake.chat_content = "x y z"
+        gen, timing = timed_generate(_backend(fake), GenerateRequest(messages=(("user", "hi"),), max_tokens=8))
+    assert gen.text == "x y z" and timing.method == STREAM and timing.n_out == 3 and len(timing.itl_s) == 2
+    assert fake.requests[0]["path"].endswith("/chat/completions")
+
+
+def test_a_server_that_does_not_stream_is_a_one_line_error_and_can_be_timed_end_to_end():
+    with FakeOpenAI() as fake:
+        fake.streams = False
+        backend = _backend(fake)
+        with pytest.raises(LlmassayError, match=r"does not stream \(Content-Type application/json.*efficiency.stream=false"):
+            timed_generate(backend, GenerateRequest(prompt="1+1=", max_tokens=4))
+        gen, timing = timed_generate(backend, GenerateRequest(prompt="1+1=", max_tokens=4), stream=False)
+    assert timing.method == E2E_ONLY and timing.ttft_s is None and gen.text == " 7"
+
+
+def test_a_failed_stream_is_one_line_and_never_retried():
+    with FakeOpenAI() as fake:
+        fake.faults.append("503")
+        backend = OpenAIBackend("fake-model", base_url=fake.base_url, max_retries=3)
+        with pytest.raises(LlmassayError, match=r"answered HTTP 503: server exploded \(streamed requests are not retried\)"):
+            timed_generate(backend, GenerateRequest(prompt="1+1=", max_tokens=4))
+        assert fake.seen() == 1
+
+
+def test_pooled_percentiles_resample_requests_not_gaps():
+    fast, slow = [0.01] * 9, [0.05] * 9
+    m = pooled_percentiles([fast, slow, fast, slow], seed=0)
+    assert m["p50"].value == pytest.approx(0.03) and m["p50"].n == 36
+    # Whole requests are resampled: a draw of only fast (or only slow) requests happens.
+    assert m["p50"].ci_low == pytest.approx(0.01) and m["p50"].ci_high == pytest.approx(0.05)
+    assert pooled_percentiles([[], []]) == {}
+
+
+class _ScriptedHF:
+    """The parts of HFBackend that `hf_stream` uses, with a planted generation: transformers
+    puts the prompt, then each new token after `ttft` / `gap` seconds, then ends."""
+
+    def __init__(self, n_out: int = 5, fail: bool = False) -> None:
+        import torch
+
+        from llmassay.backends.hf import HFBackend
+
+        self._torch, self.n_out, self.fail = torch, n_out, fail
+        self.generate_stream = HFBackend.generate_stream.__get__(self)
+        self.tokenizer = type("Tok", (), {"decode": staticmethod(lambda ids: "".join(f" t{i}" for i in ids))})()
+
+    def _prompt_ids(self, req: GenerateRequest) -> tuple[list[int], int]:
+        return [101, 102, 103], 2
+
+    def _generate_batch(self, reqs, prompts, streamer=None):
+        torch = self._torch
+        streamer.put(torch.tensor([prompts[0]]))
+        for i in range(self.n_out):
+            time.sleep(GAP if i else TTFT)
+            if self.fail and i == 2:
+                raise LlmassayError("hf: planted failure")
+            streamer.put(torch.tensor([i]))
+        streamer.end()
+        return [Generation("".join(f" t{i}" for i in range(self.n_out)), 3, self.n_out, "length", 0.0)]
+
+
+def test_hf_stream_skips_the_prompt_and_recovers_planted_timing():
+    gen, timing = timed_generate(_ScriptedHF(n_out=5), GenerateRequest(prompt="x", max_tokens=5))
+    assert timing.method == STREAM and gen.text == " t0 t1 t2 t3 t4" and gen.n_truncated_tokens == 2
+    assert (timing.n_prompt, timing.n_out, timing.n_decode) == (3, 5, 4)
+    assert TTFT <= timing.ttft_s < TTFT + 0.15
+    assert len(timing.itl_s) == 4 and all(GAP <= g < GAP + 0.05 for g in timing.itl_s)
+
+
+def test_hf_stream_raises_the_generation_error_in_the_caller():
+    with pytest.raises(LlmassayError, match="planted failure"):
+        timed_generate(_ScriptedHF(fail=True), GenerateRequest(prompt="x", max_tokens=5))
