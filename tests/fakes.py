@@ -510,8 +510,81 @@ class WatermarkBackend:
             out.append(LoglikelihoodResult(lp, False, len(words), len(r.context.split())))
         return out
 
+    def token_stats(self, reqs: Sequence[Any]) -> list[Any]:
+        """Planted statistics: every position has mean log p −2.5 and variance 1; a 'v' word
+        (plain model text) is the mode (log p −2), a 'w' word second (−3), any other word
+        (human text) rank 40 (−5)."""
+        from llmassay.backends.token_stats import TokenStats
+
+        planted = {"v": (-2.0, 1), "w": (-3.0, 2)}
+        out = []
+        for r in reqs:
+            words = r.continuation.split()
+            picked = [planted.get(w[0], (-5.0, 40)) if re.fullmatch(r"[vw]\d+", w) else (-5.0, 40) for w in words]
+            n = len(words)
+            out.append(TokenStats(tuple(lp for lp, _ in picked), (-2.5,) * n, (1.0,) * n,
+                                  tuple(rank for _, rank in picked), n, 1))
+        return out
+
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "test-watermark", "share": sorted(self.marked_share.items()), "length": self.length}
+
+
+class ToyLMBackend:
+    """A bigram language model with known logits over the words 't0' … 't{V−1}' (row V:
+    after BOS), scored through the same logit statistics as the real backends; it writes
+    texts at its mode (from a random first word), sampled from itself, or from the tail
+    of its distribution (words ranked in the lower half), so a detector's separation of
+    "model" from "human" text is planted."""
+
+    name = "test/toylm"
+
+    def __init__(self, vocab: int = 64, scale: float = 3.0, seed: int = 0) -> None:
+        import numpy as np
+
+        self.vocab = vocab
+        self.logits = np.random.default_rng(seed).normal(0.0, scale, (vocab + 1, vocab))
+
+    def tokenize(self, text: str) -> list[int]:
+        return [int(w[1:]) for w in text.split()]
+
+    def token_stats(self, reqs: Sequence[Any]) -> list[Any]:
+        from llmassay.backends.token_stats import StatsAccumulator
+
+        out = []
+        for r in reqs:
+            ids = self.tokenize(r.continuation)
+            acc = StatsAccumulator(ids)
+            acc.add(self.logits[[self.vocab, *ids[:-1]]])
+            out.append(acc.result(1))
+        return out
+
+    def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        return [LoglikelihoodResult(sum(s.token_logprobs), False, s.n_tokens, 1, s.token_logprobs)
+                for s in self.token_stats(reqs)]
+
+    def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": "test-toylm", "vocab": self.vocab}
+
+    def write(self, n: int, how: str, seed: int) -> str:
+        """n words: `mode`, `sample` or `tail`."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        ids = [int(rng.integers(self.vocab))] if how == "mode" else []
+        while len(ids) < n:
+            row = self.logits[ids[-1] if ids else self.vocab]
+            if how == "mode":
+                ids.append(int(row.argmax()))
+            elif how == "sample":
+                p = np.exp(row - row.max())
+                ids.append(int(rng.choice(self.vocab, p=p / p.sum())))
+            else:
+                ids.append(int(rng.choice(np.argsort(row)[: self.vocab // 2])))
+        return " ".join(f"t{i}" for i in ids)
 
 
 # -- judges whose biases are planted (they read the default MT-Bench judge prompts) --

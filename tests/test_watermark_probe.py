@@ -53,7 +53,15 @@ def test_probe_recovers_planted_detection_quality_and_attacks(tmp_path):
     # null and zero-shot
     assert res.details["null"]["n_z"] == 40 * res.details["null"]["n_windows"]
     assert abs(res.details["null"]["z_sd"] - 1) < 0.1
-    assert res.details["zero_shot"]["auroc"]["value"] == 1.0
+    zs = res.details["zero_shot"]
+    assert zs["n_model"] == zs["n_human"] == 8
+    # planted: plain model words are the mode, watermarked ones second, human words rank 40
+    for name in ("likelihood", "logrank", "fastdetectgpt"):
+        assert zs["auroc"][name]["plain"]["value"] == 1.0 and zs["auroc"][name]["marked"]["value"] == 1.0
+    # the watermark tells only its own text from human text; plain model text it cannot
+    assert zs["auroc"]["watermark_z"]["marked"]["value"] == 1.0
+    plain = zs["auroc"]["watermark_z"]["plain"]
+    assert plain["ci_low"] < 0.5 < plain["ci_high"]
     assert res.summary is not None and res.summary.level == "good"
 
 
@@ -63,6 +71,20 @@ def test_exact_match_with_and_without_the_watermark(tmp_path):
     assert res.metrics["exact_match[marked]"].value == 0.0
     assert res.metrics["exact_match_change"].value == -1.0 and res.metrics["exact_match_change"].n == 5
     assert set(res.details) >= {"z_vs_tokens", "thresholds"} and "null" not in res.details
+
+
+def test_likelihood_baseline_alone_scores_on_a_backend_without_token_statistics(tmp_path):
+    from fakes import WatermarkBackend as Planted
+
+    class ScoringOnly(Planted):
+        token_stats = None  # a server backend: log-likelihoods, no distributions
+
+    task = load_task("prose_continue")
+    task = dataclasses.replace(task, samples=task.samples[:4])
+    cfg = ProbeConfig(options=(("attacks", "sub10"), ("baseline", "likelihood"), ("max_tokens", T), ("null_keys", 0)))
+    res = run_probe(WatermarkProbe(), task, Engine(ScoringOnly({0.0: 0.6, 0.7: 1.0}, T)), cfg, SampleLog(tmp_path / "l.jsonl"))
+    assert set(res.details["zero_shot"]["auroc"]) == {"likelihood", "watermark_z"}
+    assert res.details["zero_shot"]["auroc"]["likelihood"]["plain"]["value"] == 1.0
 
 
 def test_same_seed_same_rows(tmp_path):
@@ -87,6 +109,7 @@ def test_a_server_backend_refuses_watermarked_requests():
     ({"scheme": "minhash"}, "watermark.scheme"),
     ({"gamma": "1.5"}, "watermark.gamma"),
     ({"attacks": "sub10,rot13"}, "watermark.attacks"),
+    ({"baseline": "likelihood,detectgpt"}, "watermark.baseline"),
 ])
 def test_bad_options_are_one_line_errors_naming_the_option(given, message):
     from llmassay.types import LlmassayError

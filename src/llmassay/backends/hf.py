@@ -47,6 +47,7 @@ from typing import Any
 
 from llmassay.backends._hf_batching import generation_batches, padding_aware_batches, row_stops
 from llmassay.backends._scoring import EncodedPair, encode_pair
+from llmassay.backends.token_stats import StatsAccumulator, TokenStats, TokenStatsRequest
 from llmassay.hashing import file_sha256
 from llmassay.models import llmassay_home
 from llmassay.types import (
@@ -213,6 +214,28 @@ class HFBackend:
                         n_truncated_tokens=max(0, len(key) - self.max_length),
                     )
         return [r for r in results if r is not None]
+
+    def token_stats(self, reqs: Sequence[TokenStatsRequest]) -> list[TokenStats]:
+        """Per-token distribution statistics, one unpadded forward pass per request over the
+        tokens `loglikelihood` would score (only the continuation's positions reach the
+        output layer where the model allows it)."""
+        torch = self._torch
+        out = []
+        for req in reqs:
+            ctx, cont = self._encode_pair(req)
+            if len(cont) > self.max_length:
+                raise LlmassayError(f"hf: continuation {req.continuation[:40]!r} is {len(cont)} tokens, "
+                                    f"more than max_length {self.max_length}")
+            whole = ctx + cont[:-1]
+            ids = torch.tensor([whole[-self.max_length :]], dtype=torch.long)
+            kwargs = {"logits_to_keep": len(cont)} if self._keeps_logits else {}
+            with torch.no_grad():
+                logits = self.model(ids, **kwargs).logits[0, -len(cont) :]
+            self.tokens_evaluated += ids.shape[1]
+            acc = StatsAccumulator(cont)
+            acc.add(logits.float().numpy())
+            out.append(acc.result(min(len(ctx), ids.shape[1] + 1 - len(cont)), max(0, len(whole) - self.max_length)))
+        return out
 
     def _scored_logits(self, inputs: list[list[int]], longests: list[int]) -> tuple[Any, dict[int, int]]:
         """One forward pass over right-padded `inputs`; returns the logits at the positions

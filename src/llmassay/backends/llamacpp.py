@@ -33,6 +33,7 @@ import numpy as np
 from llmassay.backends._gbnf import schema_to_gbnf
 from llmassay.backends._gguf_check import check_gguf
 from llmassay.backends._scoring import EncodedPair, encode_pair, score_continuation
+from llmassay.backends.token_stats import StatsAccumulator, TokenStats, TokenStatsRequest
 from llmassay.hashing import file_sha256
 from llmassay.models import resolve_model_path
 from llmassay.types import (
@@ -169,9 +170,11 @@ class LlamaCppBackend:
     def _prefix_token(self) -> int:
         return int(self.llm.token_bos())
 
-    def _decode(self, tokens: list[int], logits_from: int) -> np.ndarray:
+    def _decode(self, tokens: list[int], logits_from: int,
+                on_rows: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
         """Append `tokens` to the KV cache (which holds `llm.n_tokens` tokens) and return the
-        logits of the appended positions >= `logits_from` (absolute), in order.
+        logits of the appended positions >= `logits_from` (absolute), in order; with
+        `on_rows`, each batch's logits go to it (a view of llama.cpp's buffer) and nothing is kept.
 
         Only those positions are computed through the output layer — for SmolLM2-135M that
         layer is ≈28 M of 135 M parameters, so a prefill that needs one row of logits
@@ -197,7 +200,10 @@ class LlamaCppBackend:
             llm._ctx.decode(llm._batch)
             if wanted:
                 out = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(wanted * self._n_vocab,))
-                rows.append(out.reshape(wanted, self._n_vocab).copy())
+                if on_rows is not None:
+                    on_rows(out.reshape(wanted, self._n_vocab))
+                else:
+                    rows.append(out.reshape(wanted, self._n_vocab).copy())
             llm.input_ids[n_past : n_past + len(chunk)] = chunk
             llm.n_tokens += len(chunk)
         self.tokens_evaluated += len(tokens)
@@ -239,6 +245,26 @@ class LlamaCppBackend:
         rows = self._decode([*pair.context, *pair.continuation[:-1]], logits_from=len(pair.context) - 1)
         self.reset()  # the cache holds a continuation: no later context may reuse it
         return score_continuation(rows, pair.continuation, len(pair.context), pair.n_truncated)
+
+    def token_stats(self, reqs: Sequence[TokenStatsRequest], on_answer: AnswerFn | None = None) -> list[TokenStats]:
+        """Per-token distribution statistics over the same tokens and decode batches as
+        `loglikelihood` (so its log-probabilities equal the scored ones), computed batch by
+        batch from llama.cpp's logits buffer."""
+        return [_heard(on_answer, i, self._token_stats_one(self.encode_request(r))) for i, r in enumerate(reqs)]
+
+    def _token_stats_one(self, pair: EncodedPair) -> TokenStats:
+        acc = StatsAccumulator(pair.continuation)
+        n_context, feed = len(pair.context), list(pair.continuation[:-1])
+        if self.prefix_reuse:
+            acc.add(self._load_context(pair.context)[None, :])
+            self.llm.n_tokens = n_context
+            if feed:
+                self._decode(feed, logits_from=n_context, on_rows=acc.add)
+        else:
+            self.reset()
+            self._decode([*pair.context, *feed], logits_from=n_context - 1, on_rows=acc.add)
+            self.reset()
+        return acc.result(n_context, pair.n_truncated)
 
     def _generate_one(self, req: GenerateRequest) -> Generation:
         n_ctx = self._load_params["n_ctx"]

@@ -20,11 +20,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from llmassay.backends.base import Backend
+from llmassay.backends.token_stats import TokenStats, TokenStatsRequest
 from llmassay.engine.cache import RequestCache, request_key
 from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
 
 Req = TypeVar("Req", LoglikelihoodRequest, GenerateRequest)
-Ans = TypeVar("Ans", LoglikelihoodResult, Generation)
+Ans = TypeVar("Ans", LoglikelihoodResult, Generation, TokenStats)
 
 
 @dataclass
@@ -83,6 +84,17 @@ class Engine:
             lambda d: LoglikelihoodResult(**{**d, "token_logprobs": tuple(d.get("token_logprobs", ()))}),
             lambda r: r.n_tokens + r.n_context_tokens,
         )
+
+    def token_stats(self, reqs: Sequence[TokenStatsRequest]) -> list[TokenStats]:
+        """Per-token distribution statistics (log-rank, Fast-DetectGPT): an optional
+        capability, so a backend without it is named in a one-line error."""
+        compute = getattr(self.backend, "token_stats", None)
+        if not callable(compute):
+            raise LlmassayError(
+                f"{getattr(self.backend, 'name', 'this backend')}: per-token distribution statistics "
+                "(log-rank, Fast-DetectGPT) are not supported by this backend (llamacpp/ and hf/ give them)"
+            )
+        return self._run("token_stats", reqs, compute, TokenStats.from_dict, lambda s: s.n_tokens + s.n_context_tokens)
 
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
         return self._run(

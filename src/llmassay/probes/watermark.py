@@ -10,7 +10,8 @@ predicted curve z ≈ √T (g − γ)/√(γ(1 − γ)). The sampled watermarked
 into human text) and tested again. Quality: perplexity of the sampled texts under the
 unwatermarked model and, on short-answer tasks with stop strings (arith_sample), exact
 match with and without the watermark. After the rows: the null from human text under
-`null_keys` random keys, and the model-likelihood zero-shot detector's AUROC.
+`null_keys` random keys, and zero-shot detectors' AUROC (likelihood, log-rank,
+Fast-DetectGPT's analytic curvature) beside the watermark z's on the same texts.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from llmassay.watermark import WatermarkConfig, detect_ids, predicted_z, tokens_
 from llmassay.watermark.attacks import delete, mix, substitute
 from llmassay.watermark.null import human_text, null_zscores
 from llmassay.watermark.scheme import SCHEMES
-from llmassay.watermark.zeroshot import auroc_metric, human_spans
+from llmassay.watermark.zeroshot import BASELINES, DETECTORS, auroc_metric, human_spans, zero_shot_scores
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -60,7 +61,9 @@ class WatermarkOptions:
     z_threshold: float = option(4.0, "z above which a text counts as watermarked", minimum=0.0)
     attacks: tuple[str, ...] = option(ATTACKS, "edits to survive: " + ", ".join(ATTACKS), choices=ATTACKS)
     null_keys: int = option(1000, "random keys for the null calibration on human text (0: skip)", minimum=0)
-    zero_shot: bool = option(True, "also measure the likelihood zero-shot detector's AUROC")
+    zero_shot: bool = option(True, "also measure zero-shot detectors' AUROC (model vs human text) beside the watermark's")
+    baseline: tuple[str, ...] = option(BASELINES, "zero-shot detectors: " + ", ".join(BASELINES)
+                                       + " (logrank, fastdetectgpt: llamacpp/ or hf/)", choices=BASELINES)
     prompt_format: str = option("chat", "chat (the model's chat template, when it has one) or raw (few-shot prompts as text)",
                                 choices=("chat", "raw"))
 
@@ -78,7 +81,7 @@ def _family(field: str, binary: bool, help: str) -> SampleMetric:
 
 class WatermarkProbe(Probe):
     name = "watermark"
-    description = "green-list watermark: TPR/FPR at z > 4, z vs T, quality cost, robustness to edits, null, zero-shot baseline"
+    description = "green-list watermark: TPR/FPR at z > 4, z vs T, quality cost, robustness to edits, null, zero-shot baselines"
     challenge = "generated-text detection"
     task_types = ("generate_until",)
     Options = WatermarkOptions
@@ -247,19 +250,31 @@ class WatermarkProbe(Probe):
                 raise LlmassayError(f"watermark: null calibration: {exc}") from None
             details["null"] = cal.summary(opts.z_threshold)
         if opts.zero_shot and rows:
-            details["zero_shot"] = self._zero_shot(rows, engine, cfg)
+            details["zero_shot"] = self._zero_shot(rows, engine, opts, cfg)
         return details
 
-    def _zero_shot(self, rows: list[Row], engine: Engine, cfg: ProbeConfig) -> dict[str, Any]:
-        """Mean token log-probability (no prompt) of the plain sampled texts against human spans of the same length."""
-        model = [r["texts"]["plain_sampled"] for r in rows if r["texts"]["plain_sampled"].strip()]
-        human = human_spans(human_text(), [len(t) for t in model], seed=cfg.seed)
-        scores = engine.loglikelihood([LoglikelihoodRequest("", " " + t.strip()) for t in model + human])
-        mean = [s.logprob / max(1, s.n_tokens) for s in scores]
-        metric = auroc_metric(mean[: len(model)], mean[len(model) :], seed=cfg.seed)
-        return {"detector": "mean token log-probability under the model (likelihood baseline)",
+    def _zero_shot(self, rows: list[Row], engine: Engine, opts: Any, cfg: ProbeConfig) -> dict[str, Any]:
+        """Each zero-shot detector, and the watermark's z beside them, on the same texts: the
+        sampled texts (plain, then watermarked) against human spans as long as the plain ones."""
+        kept = [r for r in rows if r["texts"]["plain_sampled"].strip() and r["texts"]["marked_sampled"].strip()]
+        model = {kind: [r["texts"][f"{kind}_sampled"] for r in kept] for kind in ("plain", "marked")}
+        human = human_spans(human_text(), [len(t) for t in model["plain"]], seed=cfg.seed)
+        texts = [" " + t.strip() for t in model["plain"] + model["marked"] + human]
+        scores = zero_shot_scores(engine, texts, opts.baseline)
+        wm = opts.config()
+        scores["watermark_z"] = [r["z"][f"{kind}_sampled"] for kind in ("plain", "marked") for r in kept]
+        scores["watermark_z"] += [detect_ids(self._ids(engine, t), wm).z for t in human]
+        n = len(kept)
+        auroc = {
+            name: {kind: auroc_metric(values[k * n : (k + 1) * n], values[2 * n :], seed=cfg.seed).as_dict()
+                   for k, kind in enumerate(("plain", "marked"))}
+            for name, values in scores.items()
+        }
+        described = {name: DETECTORS[name][1] for name in opts.baseline}
+        described["watermark_z"] = f"green-list z under the key ({opts.scheme}, gamma {opts.gamma:g})"
+        return {"detectors": described, "auroc": auroc,
                 "human_text": "News from Nowhere (William Morris, 1890; public domain)",
-                "auroc": metric.as_dict(), "n_model": len(model), "n_human": len(human)}
+                "n_model": n, "n_human": len(human)}
 
     def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
         m = analysis.metrics.get("tpr[sampled]")

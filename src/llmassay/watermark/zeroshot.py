@@ -1,16 +1,72 @@
-"""Zero-shot baseline: how well the model's own likelihood tells its text from human text.
+"""Zero-shot detection: does the model's own view of a text tell its text from human text?
 
-Fast-DetectGPT's analytic curvature needs the whole next-token distribution at every
-position; the Backend protocol returns only the log-probability of the tokens scored. So
-the baseline here is the likelihood detector Fast-DetectGPT is measured against (mean
-token log-probability under the model), with AUROC and a bootstrap CI over texts.
+Three detectors from one scoring model, each oriented so that a higher score means "more
+likely machine-written" (Fast-DetectGPT, Bao et al. 2024; log-rank, Mitchell et al. 2023):
+
+- `likelihood`: mean log p(x_t) — the baseline both papers compare with;
+- `logrank`: −mean log rank(x_t) in the next-token distribution (rank 1: the mode);
+- `fastdetectgpt`: the analytic sampling discrepancy with the scoring model as its own
+  sampler, Σ_t (log p(x_t) − μ_t) / √(Σ_t σ²_t), where μ_t and σ²_t are the mean and the
+  variance of log p under the model's distribution at position t. Model text sits above
+  what the model expects of its own samples; human text falls near or below it.
+
+Log-rank and Fast-DetectGPT need per-token distribution statistics (`Engine.token_stats`,
+llamacpp/ and hf/); the likelihood alone works on any backend that scores text. AUROC over
+texts has a bootstrap CI that resamples each class on its own.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from llmassay.types import Metric
+from llmassay.backends.token_stats import TokenStats, TokenStatsRequest
+from llmassay.types import LlmassayError, LoglikelihoodRequest, Metric
+
+if TYPE_CHECKING:
+    from llmassay.engine.engine import Engine
+
+
+def likelihood(s: TokenStats) -> float:
+    """Mean token log-probability."""
+    return float(np.mean(s.token_logprobs))
+
+
+def log_rank(s: TokenStats) -> float:
+    """Minus the mean log rank (log 1 = 0 for a token at the mode)."""
+    return -float(np.mean(np.log(s.ranks)))
+
+
+def fast_detectgpt(s: TokenStats) -> float:
+    """Σ(log p − μ)/√Σσ²: the text's log-likelihood standardised against the model's own
+    samples (a text of one-hot positions, Σσ² = 0, scores 0)."""
+    discrepancy = float(np.sum(np.subtract(s.token_logprobs, s.expected_logprobs)))
+    spread = math.sqrt(float(np.sum(s.logprob_variances)))
+    return discrepancy / spread if spread > 0 else 0.0
+
+
+DETECTORS: dict[str, tuple[Callable[[TokenStats], float], str]] = {
+    "likelihood": (likelihood, "mean token log-probability"),
+    "logrank": (log_rank, "minus the mean log rank of each token"),
+    "fastdetectgpt": (fast_detectgpt, "Fast-DetectGPT analytic criterion, same model as sampler and scorer"),
+}
+BASELINES = tuple(DETECTORS)
+
+
+def zero_shot_scores(engine: Engine, texts: Sequence[str], detectors: Sequence[str]) -> dict[str, list[float]]:
+    """Each detector's score of each text, scored alone after the model's BOS. Only the
+    likelihood: log-likelihood requests (any scoring backend); else per-token statistics."""
+    unknown = [d for d in detectors if d not in DETECTORS]
+    if unknown:
+        raise LlmassayError(f"zero-shot detector {unknown[0]!r} unknown (known: {', '.join(BASELINES)})")
+    if set(detectors) <= {"likelihood"}:
+        scored = engine.loglikelihood([LoglikelihoodRequest("", t) for t in texts])
+        return {"likelihood": [r.logprob / max(1, r.n_tokens) for r in scored] for _ in detectors}
+    stats = engine.token_stats([TokenStatsRequest("", t) for t in texts])
+    return {d: [DETECTORS[d][0](s) for s in stats] for d in detectors}
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
