@@ -10,9 +10,16 @@ layout `--data-dir` reads. Run: python scripts/build_lm_eval_testdata.py
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "tests" / "data" / "lm_eval" / "data"
+# Public-domain prose for the perplexity tasks (wikitext, pile_10k): the project's shared
+# copy of William Morris, *News from Nowhere* (1890); its attribution is written beside the data.
+PROSE = Path(__file__).resolve().parents[2] / "shared" / "data" / "news_from_nowhere_william_morris_1890.txt"
+PROSE_NOTE = ("Text: William Morris (1834-1896), *News from Nowhere* (1890), public domain; excerpts of the "
+              "1908 Longmans edition, written by scripts/build_lm_eval_testdata.py.\n")
 FACTS = [  # (question, right answer, three wrong answers)
     ("Which planet is closest to the Sun", "Mercury", "Venus", "Mars", "Jupiter"),
     ("What gas do plants take in for photosynthesis", "carbon dioxide", "oxygen", "helium", "neon"),
@@ -60,7 +67,41 @@ def arc(name: str) -> None:
         write("allenai/ai2_arc", name, split, rows)
 
 
+def paragraphs(text: str, chapter: str, n: int) -> list[str]:
+    """The first `n` paragraphs of a chapter, each on one line."""
+    body = text.split(chapter, 1)[1].split("\nCHAPTER ", 1)[0]
+    paras = [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
+    return paras[:n]
+
+
+def wikitext_page(title: str, paras: list[str]) -> str:
+    """WikiText-2's raw layout: ' = Title = ' headings and tokens split off punctuation,
+    so lm-eval's `wikitext_detokenizer` has work to do (and word counts differ from it)."""
+    def tok(p: str) -> str:
+        p = re.sub(r"(\w)-(\w)", r"\1 @-@ \2", p)
+        p = re.sub(r"([,.;:!?])", r" \1", p)
+        return " " + re.sub(r"\(([^)]*)\)", r"( \1 )", p) + " \n"
+    return f" = {title} = \n" + "".join(tok(p) for p in paras)
+
+
+def perplexity_data() -> None:
+    """wikitext (document-level pages) and pile_10k (plain text) from News from Nowhere."""
+    if not PROSE.exists():
+        print(f"skipping the perplexity data: {PROSE} not found", file=sys.stderr)
+        return
+    text = PROSE.read_text(encoding="utf-8")
+    chapters = re.findall(r"^CHAPTER [IVXL]+: .*$", text, flags=re.M)
+    pages = [wikitext_page(c.split(": ", 1)[1].title(), paragraphs(text, c, 3)) for c in chapters[:8]]
+    for split, rows in (("train", pages[:2]), ("validation", pages[2:4]), ("test", pages[4:8])):
+        write("EleutherAI/wikitext_document_level", "wikitext-2-raw-v1", split, [{"page": p} for p in rows])
+    write("NeelNanda/pile-10k", "default", "train",
+          [{"text": " ".join(paragraphs(text, c, 2)), "meta": {"source": "News from Nowhere"}} for c in chapters[8:13]])
+    for folder in ("EleutherAI/wikitext_document_level", "NeelNanda/pile-10k"):
+        (ROOT / folder / "NOTICE.md").write_text(PROSE_NOTE, encoding="utf-8")
+
+
 def main() -> None:
+    perplexity_data()
     arc("ARC-Easy")
     arc("ARC-Challenge")
     for split, facts in slices().items():

@@ -40,6 +40,20 @@ def greedy(context: str, continuation: str) -> bool:
     return digest("greedy", context, continuation) % 3 == 0
 
 
+ROLLING_PREFIX, ROLLING_WINDOW = 256, 48  # a byte "tokenizer", and a window short enough to roll
+
+
+def rolling_tokens(text: str) -> tuple[list[int], int, int]:
+    """The fake tokenizer for rolling log-likelihood: UTF-8 bytes, prefix token, window."""
+    return list(text.encode("utf-8")), ROLLING_PREFIX, ROLLING_WINDOW
+
+
+def score_tokens(context: list[int] | tuple[int, ...], continuation: list[int] | tuple[int, ...]) -> float:
+    """log P(continuation tokens | context tokens) of one window: arbitrary but fixed."""
+    h = digest(",".join(map(str, context)), ",".join(map(str, continuation)))
+    return -len(continuation) * (0.5 + (h % 1000) / 1000)
+
+
 def answer(prompt: str) -> str:
     """A generation for the prompt's last question."""
     h = digest(prompt) % 6

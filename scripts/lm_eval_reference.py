@@ -26,7 +26,8 @@ from lm_eval.tasks import TaskManager
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from lm_eval_fake import answer, greedy, score  # noqa: E402
+from lm_eval.utils import get_rolling_token_windows, make_disjoint_window  # noqa: E402
+from lm_eval_fake import answer, greedy, rolling_tokens, score, score_tokens  # noqa: E402
 
 ROOT = HERE.parent / "tests" / "data" / "lm_eval"
 # (task, num_fewshot): None keeps the config's own num_fewshot.
@@ -35,7 +36,12 @@ RUNS = [
     ("openbookqa", 2), ("hellaswag", 2), ("mmlu_anatomy", 5), ("mmlu_astronomy", 0), ("rte", 1), ("cola", 1), ("winogrande", 0), ("winogrande", 2), ("lambada_openai", 0), ("galician_bench_flores_en-gl", 0), ("galician_bench_flores_en-gl", 2),
     ("agieval_math", 0), ("agieval_aqua_rat", 0),
     ("nq_open", 2), ("triviaqa", 0), ("gsm8k", None),
+    ("wikitext", 0), ("pile_10k", 0),
 ]
+
+
+def windows(tokens: list[int], prefix: int, max_length: int) -> list:
+    return [list(map(list, make_disjoint_window(w))) for w in get_rolling_token_windows(tokens, prefix, max_length, 1)]
 
 
 def local_download(self: ConfigurableTask, dataset_kwargs=None, **kwargs) -> None:
@@ -49,7 +55,7 @@ class FakeLM(LM):
         return [(score(*r.args[:2]), greedy(*r.args[:2])) for r in requests]
 
     def loglikelihood_rolling(self, requests):
-        raise NotImplementedError
+        return [sum(score_tokens(c, p) for c, p in windows(*rolling_tokens(r.args[0]))) for r in requests]
 
     def generate_until(self, requests):
         return [answer(r.args[0]) for r in requests]
@@ -75,13 +81,15 @@ def main() -> None:
             "n_shot": result["n-shot"][task],
             "prompts": [s["arguments"][0][0] for s in samples],
             "contexts": [[a[0] for a in s["arguments"]] for s in samples],
-            "continuations": [[a[1] for a in s["arguments"]] for s in samples],
+            "continuations": [[a[1] for a in s["arguments"] if len(a) > 1] for s in samples],
             "resps": [s["resps"] for s in samples],
             "filters": list(dict.fromkeys(s["filter"] for s in logged)),
             "filtered_resps": [filtered[s["doc_id"]] for s in samples],
             "metrics": metrics,
         }
         print(task, shots, metrics)
+    # lm-eval's own rolling windows for tokens 0..n-1, prefix -1 (engine/rolling.py must agree)
+    out["rolling_windows"] = {f"{n},{m}": windows(list(range(n)), -1, m) for n in (0, 1, 5, 8, 9, 17, 30) for m in (1, 2, 8)}
     (ROOT / "reference.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -21,9 +23,11 @@ import pytest
 
 from fakes import ScriptedBackend, prompt_of
 from llmassay.engine.engine import Engine
+from llmassay.engine.rolling import rolling_windows
 from llmassay.probes.accuracy import AccuracyProbe
 from llmassay.probes.base import ProbeConfig
 from llmassay.tasks.loader import TaskError, load_task
+from llmassay.types import LlmassayError, LoglikelihoodResult
 
 ROOT = Path(__file__).parent / "data" / "lm_eval"
 REFERENCE = json.loads((ROOT / "reference.json").read_text(encoding="utf-8"))
@@ -35,6 +39,7 @@ FILES = {
     "lambada_openai": "lambada/lambada_openai.yaml", "galician_bench_flores_en-gl": "galician_bench/flores_gl/flores_en-gl.yaml",
     "agieval_math": "agieval/math.yaml", "agieval_aqua_rat": "agieval/aqua-rat.yaml",
     "nq_open": "nq_open/nq_open.yaml", "triviaqa": "triviaqa/default.yaml", "gsm8k": "gsm8k/gsm8k.yaml",
+    "wikitext": "wikitext/wikitext.yaml", "pile_10k": "pile_10k/pile_10k.yaml",
 }
 
 
@@ -59,6 +64,13 @@ class Backend(ScriptedBackend):
         return [dataclasses.replace(r, is_greedy=FAKE.greedy(q.context, q.continuation))
                 for q, r in zip(reqs, super().loglikelihood(reqs))]
 
+    def rolling_tokens(self, text):
+        return FAKE.rolling_tokens(text)
+
+    def loglikelihood_tokens(self, reqs):
+        return [LoglikelihoodResult(FAKE.score_tokens(r.context, r.continuation), False, len(r.continuation))
+                for r in reqs]
+
 
 def load(name: str, shots: int | None = None, **kwargs):
     kwargs = {"data_dir": ROOT / "data", "trust_task_code": True, "lm_eval_fewshot": True, **kwargs}
@@ -70,7 +82,7 @@ def test_the_configs_are_lm_eval_s_own_files():
     assert (ROOT / "tasks" / "arc" / "arc_challenge.yaml").read_text() == (
         "include: arc_easy.yaml\ntask: arc_challenge\ndataset_name: ARC-Challenge\n"
     )
-    assert len(FILES) + 1 >= 17  # + wikitext, refused by name below
+    assert len(FILES) >= 21
 
 
 @pytest.mark.parametrize("run", sorted(REFERENCE["runs"]))
@@ -81,6 +93,9 @@ def test_prompts_equal_lm_eval_s(run):
     if task.continuations:  # winogrande: one context per choice, one continuation after each
         assert [[s.prompt + c for c in s.choices] for s in task.samples] == ref["contexts"]
         assert [[task.target_delimiter + task.continuations[s.id]] * 2 for s in task.samples] == ref["continuations"]
+        return
+    if task.output_type == "loglikelihood_rolling":  # lm-eval's only argument: the document's text
+        assert [s.target for s in task.samples] == ref["prompts"]
         return
     assert [s.prompt for s in task.samples] == ref["prompts"]
     if task.output_type == "multiple_choice":
@@ -155,12 +170,43 @@ def test_function_tags_need_trust_task_code():
     assert load("hellaswag").samples[0].choices[0] == " mercury."  # utils.process_docs ran
 
 
-@pytest.mark.parametrize("path,pattern", [
-    ("wikitext/wikitext.yaml", r"wikitext\.yaml:4: field 'output_type': 'loglikelihood_rolling' is not supported yet"),
-])
-def test_what_is_not_supported_yet_is_refused_by_name(path, pattern):
-    with pytest.raises(TaskError, match=pattern):
-        load_task(str(ROOT / "tasks" / path), data_dir=ROOT / "data", trust_task_code=True)
+@pytest.mark.parametrize("key", sorted(REFERENCE["rolling_windows"]))
+def test_rolling_windows_are_lm_eval_s(key):
+    """engine/rolling.py cuts a document into lm-eval's own disjoint windows (stored from
+    lm_eval.utils.get_rolling_token_windows + make_disjoint_window)."""
+    n, max_length = map(int, key.split(","))
+    ours = [[list(w.context), list(w.continuation)] for w in rolling_windows(list(range(n)), -1, max_length)]
+    assert ours == REFERENCE["rolling_windows"][key]
+    assert [t for w in ours for t in w[1]] == list(range(n))  # every token predicted once
+
+
+def test_rolling_perplexity_recovers_a_planted_per_byte_loss():
+    """A backend that gives every token log P = -0.5 (per byte): bits_per_byte is 0.5/ln 2
+    and byte_perplexity e^0.5 whatever the windows; word_perplexity weighs by words."""
+
+    class Flat(Backend):
+        def loglikelihood_tokens(self, reqs):
+            return [LoglikelihoodResult(-0.5 * len(r.continuation), False, len(r.continuation)) for r in reqs]
+
+    task = load("pile_10k")
+    probe = AccuracyProbe()
+    rows = probe.evaluate(task, task.samples, Engine(Flat()), probe.options({}), ProbeConfig())
+    metrics = probe.analyse(task, rows, probe.options({}), ProbeConfig()).metrics
+    n_bytes = sum(len(str(s.target).encode()) for s in task.samples)
+    n_words = sum(len(re.split(r"\s+", str(s.target))) for s in task.samples)
+    assert metrics["bits_per_byte"].value == pytest.approx(0.5 / math.log(2))
+    assert metrics["byte_perplexity"].value == pytest.approx(math.exp(0.5))
+    assert metrics["word_perplexity"].value == pytest.approx(math.exp(0.5 * n_bytes / n_words))
+    assert all(r["n_windows"] == -(-r["n_tokens"] // FAKE.ROLLING_WINDOW) for r in rows)
+    m = metrics["bits_per_byte"]
+    assert m.n == len(task.samples) and m.ci_low <= m.value <= m.ci_high
+
+
+def test_rolling_needs_a_backend_that_scores_tokens():
+    task = load("pile_10k")
+    with pytest.raises(LlmassayError, match="backend 'test/scripted' cannot score token windows"):
+        AccuracyProbe().evaluate(task, task.samples, Engine(ScriptedBackend(FAKE.score, str)),
+                                 AccuracyProbe().options({}), ProbeConfig())
 
 
 def test_unknown_keys_are_named_in_a_warning(tmp_path):

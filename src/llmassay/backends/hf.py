@@ -175,7 +175,6 @@ class HFBackend:
         return self._fingerprint
 
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        torch = self._torch
         pairs = [self._encode_pair(r) for r in reqs]
         for r, (_, cont) in zip(reqs, pairs):
             if len(cont) > self.max_length:
@@ -183,6 +182,20 @@ class HFBackend:
                     f"hf: continuation {r.continuation[:40]!r} is {len(cont)} tokens, "
                     f"more than max_length {self.max_length}"
                 )
+        return self._score_pairs(pairs)
+
+    def rolling_tokens(self, text: str) -> tuple[list[int], int, int]:
+        """A document's tokens (special tokens only with add_bos_token, as lm-eval's
+        tok_encode), the prefix token and max_length, for lm-eval's rolling windows."""
+        return self._tok_encode(text, add_special_tokens=bool(self.add_bos)), self._prefix_token(), self.max_length
+
+    def loglikelihood_tokens(self, reqs: Sequence[Any]) -> list[LoglikelihoodResult]:
+        """Token windows (`TokenLoglikelihoodRequest`), scored as `loglikelihood` scores pairs."""
+        return self._score_pairs([(list(r.context), list(r.continuation)) for r in reqs])
+
+    def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list[LoglikelihoodResult]:
+        torch = self._torch
+        reqs = pairs
         # One forward pass per distinct context + continuation[:-1] (lm-eval's Collator
         # with group_by="contexts"), longest first, ties by token ids.
         groups: dict[tuple[int, ...], list[int]] = {}

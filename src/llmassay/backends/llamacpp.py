@@ -120,7 +120,19 @@ class LlamaCppBackend:
     ) -> list[LoglikelihoodResult]:
         """`on_answer(i, result)` hears each answer as it is computed: the engine caches it
         and moves the progress bar, so a slow model shows progress within a batch."""
-        encoded = [self.encode_request(r) for r in reqs]
+        return self._score_pairs([self.encode_request(r) for r in reqs], on_answer)
+
+    def rolling_tokens(self, text: str) -> tuple[list[int], int, int]:
+        """A document's tokens (no BOS), the prefix token and the window, for lm-eval's
+        rolling windows (engine/rolling.py)."""
+        return self._encode(text, add_bos=False), self._prefix_token(), self._load_params["n_ctx"]
+
+    def loglikelihood_tokens(self, reqs: Sequence[Any], on_answer: AnswerFn | None = None) -> list[LoglikelihoodResult]:
+        """Token windows (`TokenLoglikelihoodRequest`), scored as `loglikelihood` scores pairs."""
+        return self._score_pairs([EncodedPair(tuple(r.context), tuple(r.continuation)) for r in reqs], on_answer)
+
+    def _score_pairs(self, encoded: list[EncodedPair], on_answer: AnswerFn | None) -> list[LoglikelihoodResult]:
+        reqs = encoded
         results: list[LoglikelihoodResult | None] = [None] * len(reqs)
         if not self.prefix_reuse:
             for i, pair in enumerate(encoded):

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from llmassay.backends.base import Backend
 from llmassay.backends.token_stats import TokenStats, TokenStatsRequest
 from llmassay.engine.cache import RequestCache, request_key
+from llmassay.engine.rolling import TokenLoglikelihoodRequest
 from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
 
 Req = TypeVar("Req", LoglikelihoodRequest, GenerateRequest)
@@ -95,6 +96,16 @@ class Engine:
                 "(log-rank, Fast-DetectGPT) are not supported by this backend (llamacpp/ and hf/ give them)"
             )
         return self._run("token_stats", reqs, compute, TokenStats.from_dict, lambda s: s.n_tokens + s.n_context_tokens)
+    def loglikelihood_tokens(self, reqs: Sequence[TokenLoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Token-level requests (rolling windows, engine/rolling.py), cached like any."""
+        return self._run(
+            "loglikelihood_tokens",
+            reqs,
+            self.backend.loglikelihood_tokens,  # type: ignore[attr-defined]
+            lambda d: LoglikelihoodResult(**{**d, "token_logprobs": tuple(d.get("token_logprobs", ()))}),
+            lambda r: r.n_tokens + r.n_context_tokens,
+            order=lambda r: (r.context, r.continuation),  # shared prefixes side by side
+        )
 
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
         return self._run(
@@ -112,6 +123,7 @@ class Engine:
         compute: Callable[[Sequence[Req]], list[Ans]],
         decode: Callable[[dict[str, Any]], Ans],
         count_tokens: Callable[[Ans], int],
+        order: Callable[[Any], Any] | None = None,
     ) -> list[Ans]:
         self.stats.requests += len(reqs)
         unique = list(dict.fromkeys(reqs))
@@ -128,7 +140,7 @@ class Engine:
         self.pending.total, self.pending.done = len(unique), 0
         self.pending.calls += 1
         self._progress(len(answers))
-        todo = sorted((r for r in unique if r not in answers), key=self._order_key())
+        todo = sorted((r for r in unique if r not in answers), key=order or self._order_key())
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
             results = self._compute_batch(kind, batch, keys, compute, count_tokens)

@@ -23,6 +23,7 @@ from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, Samp
 from llmassay.probes._options import option
 from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, item_mean, perplexity, text_metric
 from llmassay.tasks.filters import TEXT_METRICS
+from llmassay.tasks.perplexity import score_rolling, weighted_metric
 from llmassay.types import GenerateRequest, LoglikelihoodRequest, Sample
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _flag(name: str) -> SampleMetric:
 
 class AccuracyProbe(Probe):
     name = "accuracy"
-    task_types = ("multiple_choice", "generate_until", "loglikelihood")
+    task_types = ("multiple_choice", "generate_until", "loglikelihood", "loglikelihood_rolling")
     description = "the task's own metrics: acc, acc_norm, acc_gen (multiple choice), exact_match (generation)"
     challenge = "accuracy"
     Options = AccuracyOptions
@@ -75,6 +76,8 @@ class AccuracyProbe(Probe):
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         if task.output_type == "loglikelihood":
             return score_loglikelihood(engine, samples)
+        if task.output_type == "loglikelihood_rolling":
+            return score_rolling(engine, task, samples)
         if task.output_type == "multiple_choice":
             return self._multiple_choice(task, samples, engine, uses_chat(opts, cfg, task), cfg)
         return self._generation(task, samples, engine, uses_chat(opts, cfg, task), cfg)
@@ -148,7 +151,8 @@ class AccuracyProbe(Probe):
         return rows
 
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
-        metrics = {name: corpus_metric(name, rows, cfg.seed) if name in CORPUS_METRICS
+        metrics = {name: weighted_metric(name, task.aggregations[name], rows, cfg.seed) if name in task.aggregations
+                   else corpus_metric(name, rows, cfg.seed) if name in CORPUS_METRICS
                    else perplexity(rows, cfg.seed) if name == "perplexity"
                    else text_metric(name, rows, cfg.seed) if name.split(",")[0] in TEXT_METRICS
                    else item_mean([r[name] for r in rows]) for name in task.metrics}

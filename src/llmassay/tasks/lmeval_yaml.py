@@ -28,7 +28,7 @@ SUPPORTED_KEYS = frozenset({
     "training_split", "validation_split", "test_split", "fewshot_split", "fewshot_config", "num_fewshot",
     "process_docs", "doc_to_text", "doc_to_target", "doc_to_choice", "description", "target_delimiter",
     "fewshot_delimiter", "gen_prefix", "generation_kwargs", "metric_list", "filter_list", "metadata", "repeats",
-    "json_schema", "fewshot_group",
+    "json_schema", "fewshot_group", "process_results",
 })
 HARMLESS_KEYS = frozenset({"should_decontaminate", "doc_to_decontamination_query"})
 FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "split", "samples"})

@@ -24,6 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from llmassay.hashing import stable_hash
 from llmassay.tasks.doclist import DocList
 from llmassay.tasks.filters import GenerationScoring
+from llmassay.tasks.perplexity import DEFAULT_AGGREGATION, ROLLING_METRICS, WEIGHTED_AGGREGATIONS
 from llmassay.tasks.lmeval_yaml import (
     TaskConfigError,
     eval_split,
@@ -36,8 +37,8 @@ from llmassay.tasks.lmeval_yaml import (
 from llmassay.types import LlmassayError, Sample
 
 DATA_DIR = Path(__file__).parent / "data"
-OUTPUT_TYPES = ("multiple_choice", "generate_until", "loglikelihood")
-UNSUPPORTED_OUTPUT_TYPES = ("loglikelihood_rolling",)
+OUTPUT_TYPES = ("multiple_choice", "generate_until", "loglikelihood", "loglikelihood_rolling")
+UNSUPPORTED_OUTPUT_TYPES: tuple[str, ...] = ()
 LOGLIKELIHOOD_METRICS = ("perplexity", "acc")  # lm-eval's: exp(-mean log P(target)), and 'target is greedy'
 SCORE_CHANGING_KEYS = ("use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
 MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes", "f1", "mcc")  # f1, mcc: over the corpus, as lm-eval
@@ -88,6 +89,8 @@ class Task:
     # a trusted `process_results(doc, results) -> {metric: value}`: the task's own scoring
     process_results: Callable[..., dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the resolved config
+    # metric → lm-eval aggregation where it is not a mean (weighted_perplexity, bits_per_byte)
+    aggregations: dict[str, str] = field(default_factory=dict)
 
     def references(self, sample: Sample) -> list[str]:
         """Every answer a generation may match: lm-eval's list targets (nq_open), else the one target."""
@@ -123,8 +126,8 @@ class Task:
         """The task scored with only these metrics (e.g. skip generation for speed)."""
         if not names:
             return self
-        known = {"multiple_choice": MC_METRICS, "loglikelihood": LOGLIKELIHOOD_METRICS}.get(
-            self.output_type, tuple(self.metrics) or GEN_METRICS)
+        known = {"multiple_choice": MC_METRICS, "loglikelihood": LOGLIKELIHOOD_METRICS,
+                 "loglikelihood_rolling": ROLLING_METRICS}.get(self.output_type, tuple(self.metrics) or GEN_METRICS)
         unknown = [n for n in names if n not in known]
         if unknown:
             raise TaskError(
@@ -443,6 +446,7 @@ def _build_task(
         scoring=scoring,
         process_results=process,
         config=config,
+        aggregations=_weighted_aggregations(config, metrics, fail),
     )
 
 
@@ -664,16 +668,33 @@ def _custom_metric_names(config: dict[str, Any], fail: Any) -> list[str]:
     names = []
     for entry in config.get("metric_list") or ():
         name = entry.get("metric") if isinstance(entry, dict) else entry
-        aggregation = entry.get("aggregation", "mean") if isinstance(entry, dict) else "mean"
         if not isinstance(name, str):
             raise fail("metric_list", "with process_results, each metric must be a name")
-        if aggregation != "mean":
+        aggregation = _aggregation(entry, name)
+        if aggregation != "mean" and aggregation not in WEIGHTED_AGGREGATIONS:
             raise fail("metric_list", f"aggregation {aggregation!r} of '{name}' is not supported with "
-                                      "process_results (mean only)")
+                                      f"process_results (mean, {', '.join(WEIGHTED_AGGREGATIONS)})")
         names.append(name)
     if not names:
         raise fail("metric_list", "process_results needs a metric_list naming the metrics it returns")
     return names
+
+
+def _aggregation(entry: Any, name: str) -> str:
+    """A metric_list entry's aggregation, else lm-eval's default for the metric."""
+    given = entry.get("aggregation") if isinstance(entry, dict) else None
+    return given if isinstance(given, str) else DEFAULT_AGGREGATION.get(name, "mean")
+
+
+def _weighted_aggregations(config: dict[str, Any], metrics: list[str], fail: Any) -> dict[str, str]:
+    """The metrics aggregated as lm-eval's ratios of sums (perplexities, bits per byte)."""
+    entries = {(e.get("metric") if isinstance(e, dict) else e): e for e in config.get("metric_list") or ()}
+    out = {m: _aggregation(entries.get(m), m) for m in metrics}
+    for name, aggregation in out.items():
+        if name in ROLLING_METRICS and aggregation not in WEIGHTED_AGGREGATIONS:
+            raise fail("metric_list", f"aggregation {aggregation!r} of '{name}' is not supported "
+                                      f"(use {', '.join(WEIGHTED_AGGREGATIONS)})")
+    return {m: a for m, a in out.items() if a in WEIGHTED_AGGREGATIONS}
 
 
 def _run_process_results(process: Any, sample: Sample, results: list[Any], metrics: list[str]) -> dict[str, Any]:
@@ -687,7 +708,8 @@ def _run_process_results(process: Any, sample: Sample, results: list[Any], metri
 
 
 def _metric_names(config: dict[str, Any], output_type: str, fail: Any) -> list[str]:
-    known = {"multiple_choice": MC_METRICS, "loglikelihood": LOGLIKELIHOOD_METRICS}.get(output_type, GEN_METRICS)
+    known = {"multiple_choice": MC_METRICS, "loglikelihood": LOGLIKELIHOOD_METRICS,
+             "loglikelihood_rolling": ROLLING_METRICS}.get(output_type, GEN_METRICS)
     entries = config.get("metric_list")
     if entries is None:
         return list(DEFAULT_MC_METRICS if output_type == "multiple_choice" else known)
