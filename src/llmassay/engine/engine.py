@@ -96,6 +96,7 @@ class Engine:
                 "(log-rank, Fast-DetectGPT) are not supported by this backend (llamacpp/ and hf/ give them)"
             )
         return self._run("token_stats", reqs, compute, TokenStats.from_dict, lambda s: s.n_tokens + s.n_context_tokens)
+
     def loglikelihood_tokens(self, reqs: Sequence[TokenLoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         """Token-level requests (rolling windows, engine/rolling.py), cached like any."""
         return self._run(
