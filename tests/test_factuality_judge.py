@@ -109,3 +109,17 @@ def test_memorisation_ratio_without_any_named_value_is_not_measurable_and_no_nan
     assert rows["index"]["memorisation_ratio"].startswith(NOT_MEASURABLE)
     html = write_report(out).read_text()
     assert "not measurable (n = 0)" in html and ">nan<" not in html.lower()
+
+
+def test_the_report_names_the_judge_of_each_judged_fact(tmp_path, verdict_kind):
+    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.report.html import write_report
+
+    out = tmp_path / "out"
+    evaluate(RunConfig(model="test/facts", tasks=[write_task(tmp_path, profile_rows(FULL[:1]))], probes=["factuality"],
+                       probe_options={"factuality.paths": "free", "factuality.judge": "verdict/no"},
+                       output_path=str(out), cache_path=str(tmp_path / "c.sqlite")),
+             backend=FactBackend(KB))
+    html = write_report(out).read_text()
+    assert 'title="judge verdict/no said: no"' in html
+    assert html.count('class="verdict v-contradicted"') == 1  # the judged sentence; the 6 field facts are true
