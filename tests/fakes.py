@@ -654,3 +654,16 @@ class SleepyBackend(ScriptedBackend):
         for i in range(self.n_out):
             time.sleep(self.tpot_s if i else self.ttft_s)  # each gap at least the planted one
             yield " tok"
+
+
+# -- a second model as factuality judge, loaded by spec through the backend registry --------
+def verdict_backend(name: str, **model_args: Any) -> ScriptedBackend:
+    """A backend factory for `register_backend`: `KIND/yes` answers "yes" to every prompt,
+    `KIND/no` "no" (a judge whose every verdict is known); model args are recorded."""
+    backend = ScriptedBackend(lambda c, x: 0.0, lambda r: name, identity=f"verdict-{name}")
+    backend.model_args = dict(model_args)  # type: ignore[attr-defined]
+    VERDICT_BACKENDS.append(backend)
+    return backend
+
+
+VERDICT_BACKENDS: list[ScriptedBackend] = []

@@ -14,6 +14,7 @@ import functools
 import random
 from typing import Any
 
+from llmassay.factuality.aliases import city_aliases
 from llmassay.factuality.kb import FIELDS, KnowledgeBase, norm
 from llmassay.factuality.verify import accepted
 from llmassay.types import LlmassayError
@@ -61,5 +62,9 @@ def edit_kb(kb: KnowledgeBase, facts: list[str], seed: int = 0) -> KnowledgeBase
             original = kb.countries[code].first(name)
             out.countries[code].values[name] = {"edited": new}
             out.countries[code].spellings.pop(name, None)
-            out.edits[f"{code}.{name}"] = {"original": original, "edited": new}
+            if name == "capital":
+                out.countries[code].spellings[name] = {str(new): city_aliases(code, str(new))}
+            # every spelling of the original counts as memory (Kiev for Kyiv), for M_R
+            out.edits[f"{code}.{name}"] = {"original": original, "edited": new,
+                                           "original_spellings": accepted(kb.countries[code], name)}
     return out

@@ -207,7 +207,22 @@ def bundled_kb() -> KnowledgeBase:
         _put(c, "calling_code", "countryinfo", codes[0].replace(" ", "") if codes and codes[0] else None)
         _put(c, "calling_code", "geonames", str(g.get("phone") or "").lstrip("+").split(" ")[0] or None)
         countries[code] = c
+    _add_aliases(countries)
     return KnowledgeBase(countries)
+
+
+def _add_aliases(countries: dict[str, Country]) -> None:
+    """Alternative names count as spellings: a capital's (GeoNames alternate names, filtered)
+    and a neighbour's (that country's aliases) — see `aliases.py`."""
+    from llmassay.factuality.aliases import city_aliases, with_aliases
+
+    by_name = {c.name: c for c in countries.values()}
+    for c in countries.values():
+        for value in {str(v) for v in (c.values.get("capital") or {}).values()}:
+            c.spellings.setdefault("capital", {})[value] = city_aliases(c.code, value)
+        for value in {str(v) for vs in (c.values.get("neighbours") or {}).values() for v in vs}:
+            other = by_name.get(value)
+            c.spellings.setdefault("neighbours", {})[value] = with_aliases(value, other.aliases if other else ())
 
 
 def _put(c: Country, name: str, source: str, value: Any) -> None:
@@ -285,7 +300,18 @@ def disagreement(kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
     out = {}
     for name in FIELDS:
         both = [c for c in kb.countries.values() if all(s in (c.values.get(name) or {}) for s in SOURCES)]
-        differ = [c.code for c in both if not same_value(name, c.values[name]["countryinfo"], c.values[name]["geonames"])]
+        differ = [c.code for c in both if not _sources_agree(c, name, same_value)]
         out[name] = {"both": len(both), "disagree": len(differ), "rate": len(differ) / len(both) if both else 0.0,
                      "examples": differ[:5]}
     return out
+
+
+def _sources_agree(c: Country, name: str, same_value: Any) -> bool:
+    """The two sources' values agree, or one is an alternative name of the other (Naypyidaw,
+    Nay Pyi Taw): a spelling is not a disagreement."""
+    a, b = c.values[name]["countryinfo"], c.values[name]["geonames"]
+    if same_value(name, a, b):
+        return True
+    spelled = c.spellings.get(name) or {}
+    return name in TEXT_FIELDS and (norm(b) in {norm(s) for s in spelled.get(str(a), ())}
+                                    or norm(a) in {norm(s) for s in spelled.get(str(b), ())})

@@ -17,6 +17,7 @@ miss shows as the retriever's or the reader's.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,17 @@ if TYPE_CHECKING:
 RAG = ("none", "bm25", "dense", "index", "irrelevant")
 PATHS = ("structured", "free")
 PRECISION_GOOD, PRECISION_WARN = 0.8, 0.5  # summary-card thresholds on fact precision / accuracy
+NOT_MEASURABLE = "not measurable (n = 0)"
 FACTSCORE_GAMMA = 10  # FActScore's length penalty: answers with fewer facts are discounted
 _ABSTAIN = ("i don't know", "i do not know", "not sure", "cannot answer", "can't answer", "no information",
             "unknown", "i'm sorry", "i am sorry", "unable to")
+
+
+def _check_judge(value: str) -> None:
+    if value not in ("off", "self"):
+        from llmassay.backends.base import split_model_spec
+
+        split_model_spec(value)  # "expected KIND/NAME" or "unknown backend", before any model loads
 
 
 @dataclass(frozen=True)
@@ -51,8 +60,9 @@ class FactualityOptions:
     k: int = option(3, "passages retrieved per short question", minimum=1, maximum=20)
     paths: tuple[str, ...] = option(PATHS, "profile decomposition paths: structured (JSON, judge-free), free (text)",
                                     choices=PATHS)
-    judge: str = option("off", "free path: sentences no field pattern reads go to a judge: off or self",
-                        choices=("off", "self"))
+    judge: str = option("off", "free path: sentences no field pattern reads go to a judge: off, self (the model "
+                        "under test) or a model spec such as llamacpp/gemma3-270m", check=_check_judge)
+    judge_args: str = option("", "the judge model's --model-args (k=v,k2=v2), when judge is a model spec")
     f1_k: int = option(8, "K of F1@K (SAFE): the facts a complete profile has", minimum=1)
 
 
@@ -99,6 +109,7 @@ class FactualityProbe(Probe):
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         kb = _truth(opts)
         ask = _Asker(task, cfg)
+        judge: _Judge | None = None  # loaded on the first free-text profile that needs it
         rows: list[Row] = []
         for s in samples:
             form, code = s.doc.get("form", "short"), str(s.doc.get("country", ""))
@@ -128,14 +139,16 @@ class FactualityProbe(Probe):
                 for (row, _, c), g in zip(prof, engine.generate(reqs)):
                     facts, rest = text_facts(kb, kb.country(row["country"]), g.text)
                     row["modes"][mode]["free"] = {**_facts_entry(g.text, facts, True), "unverified": rest}
-                if opts.judge == "self":
-                    self._judge(kb, [r for r, _, _ in prof], mode, engine, ask)
+                if opts.judge != "off":
+                    judge = judge or _judge_for(opts, cfg, engine, ask)
+                    self._judge(kb, [r for r, _, _ in prof], mode, judge)
         return rows
 
     @staticmethod
-    def _judge(kb: KnowledgeBase, rows: list[Row], mode: str, engine: Engine, ask: _Asker) -> None:
-        """Sentences no field pattern reads: the model under test judges each against the
-        country's passages (yes → supported, no → contradicted); its prompt is kept."""
+    def _judge(kb: KnowledgeBase, rows: list[Row], mode: str, judge: _Judge) -> None:
+        """Sentences no field pattern reads: the judge (the model under test, or another
+        model) rules on each against the country's passages (yes → supported, no →
+        contradicted); its prompt, answer and name are kept with the fact."""
         todo = []
         for row in rows:
             entry = row["modes"][mode]["free"]
@@ -146,12 +159,11 @@ class FactualityProbe(Probe):
                           "Is the claim supported by the facts? Answer yes or no.\nAnswer:")
                 todo.append((entry, sentence, prompt))
             entry["unverified"] = []
-        for (entry, sentence, prompt), g in zip(todo, engine.generate([ask.request(prompt, max_tokens=4)
-                                                                         for _, _, prompt in todo])):
-            said = norm(g.text).split()[:1]
+        for (entry, sentence, prompt), text in zip(todo, judge.ask([prompt for _, _, prompt in todo])):
+            said = norm(text).split()[:1]
             verdict = {"yes": "supported", "no": "contradicted"}.get(said[0] if said else "", "not_in_kb")
             entry["facts"].append({**Fact("claim", sentence, verdict, None, sentence).as_dict(),
-                                   "judge_prompt": prompt, "judge_answer": g.text})
+                                   "judge": judge.name, "judge_prompt": prompt, "judge_answer": text})
             entry["counts"][verdict] += 1
 
     # -- corpus level -------------------------------------------------------------------
@@ -190,11 +202,17 @@ class FactualityProbe(Probe):
                 agree = _agreement([r["modes"][mode] for r in prof])
                 if agree:
                     m["path_agreement"] = proportion(agree)
+            # A figure with nothing to count (no answer names either value of an edit, every
+            # profile abstained) is reported as such, never as NaN.
+            unmeasured = {k: NOT_MEASURABLE for k, v in m.items() if not v.n}
+            if short and any("follows_edit" in r["modes"][mode] for r in short) and "memorisation_ratio" not in m:
+                unmeasured["memorisation_ratio"] = NOT_MEASURABLE + ": no answer names the original or the edited value"
+            m = {k: v for k, v in m.items() if v.n}
             metrics.update({f"{k}[{mode}]": v for k, v in m.items()})
-            table.append({"rag": mode, **{k: v.as_dict() for k, v in m.items()}})
+            table.append({"rag": mode, **{k: v.as_dict() for k, v in m.items()}, **unmeasured})
         kb = _truth(opts)
         details: dict[str, Any] = {"tables": ["modes"], "modes": table, "kb": kb.origin,
-                                   "kb_edits": len(kb.edits), "k": opts.k}
+                                   "kb_edits": len(kb.edits), "k": opts.k, "judge": opts.judge}
         return Analysis(metrics, details)
 
     def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
@@ -244,6 +262,35 @@ class _Asker:
         if self.chat:
             return GenerateRequest(messages=(("user", text),), **common)
         return GenerateRequest(prompt=text, **common)
+
+
+JUDGE_TOKENS = 4  # "yes" or "no"
+
+
+@dataclass(frozen=True)
+class _Judge:
+    """Who rules on the free path's unread sentences: prompts → raw answers."""
+
+    name: str
+    ask: Callable[[list[str]], list[str]]
+
+
+def _judge_for(opts: FactualityOptions, cfg: ProbeConfig, engine: Engine, ask: _Asker) -> _Judge:
+    """`self`: the engine under test; a model spec: a second backend loaded through the same
+    factory as `--model`, its requests cached in the run's cache (same seed)."""
+    if opts.judge == "self":
+        return _Judge("self", lambda prompts: [g.text for g in engine.generate(
+            [ask.request(p, max_tokens=JUDGE_TOKENS) for p in prompts])])
+    from llmassay.backends.base import parse_model_args
+    from llmassay.judge.judges import JudgeQuery, load_judge
+
+    cache = getattr(engine, "cache", None)
+    try:
+        model = load_judge(opts.judge, parse_model_args(opts.judge_args), str(cache.path) if cache else None,
+                           use_cache=cache is not None, max_tokens=JUDGE_TOKENS, seed=cfg.seed)
+    except LlmassayError as exc:
+        raise LlmassayError(f"-P factuality.judge={opts.judge}: {exc}") from None
+    return _Judge(opts.judge, lambda prompts: model.ask([JudgeQuery(p, "grade", (p,)) for p in prompts]))
 
 
 def _truth(opts: FactualityOptions) -> KnowledgeBase:
@@ -327,8 +374,9 @@ def _score_short(kb: KnowledgeBase, row: Row, answer: str, mode: str, opts: Fact
     entry["evidence"] = fact.evidence
     edit = kb.edits.get(f"{country.code}.{name}")
     if edit:
-        entry["follows_edit"] = any(_mentions(first, v) for v in _strings(edit["edited"]))
-        entry["follows_original"] = any(_mentions(first, v) for v in _strings(edit["original"]))
+        entry["follows_edit"] = any(_mentions(first, v) for v in right)  # the edited value and its aliases
+        entry["follows_original"] = any(_mentions(first, v)
+                                        for v in edit.get("original_spellings") or _strings(edit["original"]))
     if mode == "irrelevant":
         other = kb.countries.get(_other_country(kb, country.code))
         wrong = [a for a in accepted(other, name) if norm(a) not in {norm(r) for r in right}] if other else []
@@ -412,11 +460,15 @@ def _update_metrics(edited: list[dict[str, Any]], seed: int) -> dict[str, Metric
     """Update success (the answer follows the edited passage) and Longpre et al.'s
     memorisation ratio M_R = p_orig / (p_orig + p_sub), both over the edited items."""
     pairs = np.array([[e["follows_original"], e["follows_edit"]] for e in edited], dtype=float)
+    # M_R is a ratio of counts, so only answers that name either value carry it: resampling
+    # those (n = their number) keeps every bootstrap draw defined.
+    named = pairs[pairs.sum(axis=1) > 0]
 
     def ratio(x: np.ndarray) -> float:
-        total = x[:, 0].sum() + x[:, 1].sum()
-        return float(x[:, 0].sum() / total) if total else float("nan")
+        return float(x[:, 0].sum() / (x[:, 0].sum() + x[:, 1].sum()))
 
-    return {"update_success": proportion([e["follows_edit"] for e in edited]),
-            "memorisation_ratio": bootstrap_statistic(pairs, ratio, seed)}
+    out = {"update_success": proportion([e["follows_edit"] for e in edited])}
+    if len(named):
+        out["memorisation_ratio"] = bootstrap_statistic(named, ratio, seed)
+    return out
 

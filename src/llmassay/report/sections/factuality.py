@@ -72,7 +72,7 @@ def fact_table(ctx: SectionContext) -> TableBlock:
                 for fact in (entry.get(path) or {}).get("facts", []):
                     evidence = str(fact.get("evidence") or "—")
                     if fact.get("judge_answer") is not None:
-                        evidence = f"judge said: {fact['judge_answer']}"
+                        evidence = f"judge {fact.get('judge', 'self')} said: {fact['judge_answer']}"
                     rows.append([str(row["id"]), mode, path, VerdictCell(
                         str(fact.get("text") or fact.get("value")), str(fact.get("verdict")), evidence)])
     title = f"atomic facts by verdict (first {FACTS_SHOWN} of {len(rows)}; hover or click for the evidence)"
