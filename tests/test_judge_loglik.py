@@ -19,7 +19,7 @@ from llmassay.engine.cache import RequestCache
 from llmassay.engine.engine import Engine
 from llmassay.judge import PairItem, analyse_pairs, judge_pairs
 from llmassay.judge.calibration import calibration_metrics, calibration_pairs, items_of, question_of
-from llmassay.judge.judges import JudgeQuery, load_judge
+from llmassay.judge.judges import JudgeQuery, ModelJudge, load_judge
 from llmassay.judge.loglik import LoglikJudge, choices, pick, verdict_context
 from llmassay.judge.progress import JudgeMeter
 from llmassay.judge.session import JudgeConfig, run_judgement
@@ -133,3 +133,26 @@ def test_calibration_probe_with_loglik_verdicts(tmp_path, rule, accuracy, bias):
     metrics = out.results["results"]["arith_sample"]["judge_calibration"]
     assert metrics["accuracy"]["value"] == accuracy and metrics["first_slot_bias"]["value"] == bias
     assert metrics["unparseable_verdicts"]["value"] == 0.0
+
+
+def test_swap_averaging_removes_a_planted_slot_prior():
+    """Log P = 3 nats for slot A whatever it shows, + 1 for the right answer: every verdict
+    says A (accuracy 0.5, chance), but averaged over both orders the prior cancels and
+    the judge's real preference is recovered exactly (debiased accuracy 1)."""
+    from fakes import ScriptedBackend
+
+    task = load_task("arith_sample", num_fewshot=0).limited(10)
+    answers = {question_of(s): str(s.target) for s in task.samples}
+    knows = judge_backend("correct", answers.get)
+    backend = ScriptedBackend(lambda c, x: (3.0 if x == "A" else 0.0) + (1.0 if knows._score(c, x) == 0 else 0.0),
+                              lambda r: "", identity="prior+knowledge")
+    rows = judge_pairs(calibration_pairs(items_of(task.samples, task.name), seed=2), LoglikJudge(Engine(backend), "p"),
+                       JudgeTemplates())
+    metrics, details = calibration_metrics(rows)
+    assert metrics["accuracy"].value == 0.5 and details["informative"] is False
+    assert metrics["accuracy_debiased"].value == 1.0 and metrics["accuracy_padded_debiased"].value == 1.0
+    pairs, _ = analyse_pairs(rows)
+    assert pairs["first_slot_bias"].value == 0.5 and pairs["debiased_win_a"].value + pairs["debiased_win_b"].value == 1.0
+    generated, _ = analyse_pairs(judge_pairs(_pairs(4), ModelJudge(Engine(judge_backend("first")), "g", chat=False),
+                                             JudgeTemplates()))
+    assert "debiased_win_a" not in generated  # generated verdicts carry no log-probabilities
