@@ -111,9 +111,12 @@ def test_session_records_the_mode_and_moves_the_bar(tmp_path):
     assert task.description == "pairs, both orders" and task.completed == task.total == 6 * 2 * 2
 
 
-def test_an_unknown_verdict_mode_is_one_line():
+def test_bad_verdict_settings_are_one_line(tmp_path):
     with pytest.raises(LlmassayError, match="--verdict vote: unknown"):
         load_judge("llamacpp/none", verdict="vote")
+    a, b = two_runs(tmp_path)
+    with pytest.raises(LlmassayError, match="--ties applies to --verdict loglik only"):
+        run_judgement(JudgeConfig(str(a), str(b), "oracle", str(tmp_path / "j"), ties=True))
 
 
 @pytest.mark.parametrize(("rule", "accuracy", "bias"), [("correct", 1.0, 0.0), ("first", 0.5, 0.5)])

@@ -58,6 +58,8 @@ def run_judgement(cfg: JudgeConfig, judge: Judge | None = None, meter: JudgeMete
         raise LlmassayError("--calibration-limit must be a positive integer")
     if cfg.repeats < 0:
         raise LlmassayError("--repeats must be 0 or more")
+    if cfg.ties and cfg.verdict != "loglik":
+        raise LlmassayError("--ties applies to --verdict loglik only (a generated verdict may always be [[C]])")
     templates = load_templates(cfg.template, cfg.grade_template)
     rubric = _read(cfg.rubric, "rubric") if cfg.rubric else None
     pairs = paired_answers(cfg.run_a, cfg.run_b)[: cfg.limit]
