@@ -21,7 +21,9 @@ def _judge_section(path: Path) -> Section:
     result = json.loads(path.read_text(encoding="utf-8"))
     warning = result.get("warning") or ""
     judge = (result.get("judge") or {}).get("judge", "?")
-    section = Section(task=f"{result['runs']['a']} vs {result['runs']['b']}", probe=f"judge ({judge})")
+    mode = (result.get("judge") or {}).get("verdict")
+    section = Section(task=f"{result['runs']['a']} vs {result['runs']['b']}",
+                      probe=f"judge ({judge}{', verdicts by log-likelihood' if mode == 'loglik' else ''})")
     cal = result.get("calibration") or {}
     if cal.get("metrics"):
         section.tables.append(TableBlock(f"calibration on {cal.get('task')} (planted truth)",
