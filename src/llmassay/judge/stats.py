@@ -70,6 +70,15 @@ def debiased_correct(row: Row) -> float | None:
     return None if side is None else 1.0 if side == row["correct"] else 0.5 if side == "tie" else 0.0
 
 
+def debiased_longer(row: Row) -> float | None:
+    """Loglik verdicts: 1 when the swap-averaged margin favours the longer answer (½ at 0);
+    None for equal lengths or without log-probabilities."""
+    side = debiased_winner(row) if row["len_a"] != row["len_b"] else None
+    if side is None:
+        return None
+    return 0.5 if side == "tie" else float(side == ("a" if row["len_a"] > row["len_b"] else "b"))
+
+
 def unparseable_share(row: Row) -> float:
     asked = [*row["orders"], *row.get("repeats", [])]
     return sum(o["verdict"] is None for o in asked) / len(asked)
@@ -110,6 +119,9 @@ def analyse_pairs(rows: Sequence[Row], seed: int = 0) -> tuple[dict[str, Metric]
     if debiased:  # loglik verdicts: who wins once the judge's slot preference is averaged out
         metrics["debiased_win_a"] = proportion([w == "a" for w in debiased])
         metrics["debiased_win_b"] = proportion([w == "b" for w in debiased])
+    longer_debiased = [v for v in (debiased_longer(r) for r in rows) if v is not None]
+    if longer_debiased:  # a length preference the slot preference may hide
+        metrics["debiased_length_bias"] = shifted(bootstrap_mean(longer_debiased, seed), -CHANCE)
     errors: dict[str, int] = {}
     for r in rows:
         for o in [*r["orders"], *r.get("repeats", [])]:
