@@ -81,7 +81,7 @@ def _label_agreement(section: Section, labels: dict[str, dict[str, str]], items:
 
 def _score_agreement(section: Section, scores: dict[str, dict[str, int]], items: list[Any]) -> None:
     from llmassay.review.agreement import score_agreement
-    from llmassay.review.app import judge_score_map
+    from llmassay.review.queue import judge_score_map
 
     stats = score_agreement(scores, judge_score_map(items) or None)
     section.tables.append(TableBlock(

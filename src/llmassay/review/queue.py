@@ -130,3 +130,10 @@ def load_queue(run_dir: str | Path) -> list[ReviewItem]:
         raise LlmassayError(f"{root}: nothing to review (no judge_pairs.jsonl, no samples with a generation)")
     rank = {reason: i for i, reason in enumerate(REASONS)}
     return sorted(items, key=lambda it: (rank[it.reason], -it.flips))  # stable: file order within a rank
+
+
+def judge_score_map(items: list[ReviewItem]) -> dict[str, int]:
+    """score key → the judge's rubric grade, for agreement with people's scores."""
+    from llmassay.review.store import score_key
+
+    return {score_key(it.key, slot): g for it in items for slot, g in zip(("a", "b"), it.judge_scores) if g is not None}
