@@ -65,3 +65,16 @@ def test_report_shows_score_agreement(labelled, tmp_path):
     html = write_report(a, tmp_path / "r.html").read_text()
     assert "human review" in html and "rubric scores 1-10" in html and "ann vs judge" in html
     assert "answers scored" in html and str(2 * len(items)) in html
+
+
+def test_report_names_loglik_verdicts_and_shows_debiased_figures(tmp_path):
+    from fakes import judge_backend
+    from llmassay.engine.engine import Engine
+    from llmassay.judge.loglik import LoglikJudge
+
+    a, b = _run(tmp_path / "a", "x"), _run(tmp_path / "b", "y")
+    run_judgement(JudgeConfig(str(a), str(b), "scripted", str(a / "judge"), calibration_limit=4, repeats=0),
+                  LoglikJudge(Engine(judge_backend("first")), "first"))
+    html = write_report(a, tmp_path / "r.html").read_text()
+    assert "judge (first, verdicts by log-likelihood)" in html and "accuracy_debiased" in html
+    assert "debiased_win_a" in html and "judge uninformative" in html

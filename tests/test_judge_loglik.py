@@ -19,7 +19,7 @@ from llmassay.engine.cache import RequestCache
 from llmassay.engine.engine import Engine
 from llmassay.judge import PairItem, analyse_pairs, judge_pairs
 from llmassay.judge.calibration import calibration_metrics, calibration_pairs, items_of, question_of
-from llmassay.judge.judges import JudgeQuery, load_judge
+from llmassay.judge.judges import JudgeQuery, ModelJudge, load_judge
 from llmassay.judge.loglik import LoglikJudge, choices, pick, verdict_context
 from llmassay.judge.progress import JudgeMeter
 from llmassay.judge.session import JudgeConfig, run_judgement
@@ -69,6 +69,7 @@ def test_always_longer_judge_by_loglik_shows_full_length_bias():
     rows = judge_pairs(_pairs(), _judge("longer"), JudgeTemplates())
     metrics, _ = analyse_pairs(rows)
     assert (metrics["length_bias"].value, metrics["length_bias"].ci_low) == (0.5, 0.5)
+    assert metrics["debiased_length_bias"].value == 0.5
     assert metrics["first_slot_bias"].value == 0.0 and metrics["position_consistency"].value == 1.0
     output = rows[0]["orders"][0]["output"]  # the raw scores are stored as the judge's output
     assert output.startswith("[[") and "log P: A=" in output and " B=" in output
@@ -111,9 +112,12 @@ def test_session_records_the_mode_and_moves_the_bar(tmp_path):
     assert task.description == "pairs, both orders" and task.completed == task.total == 6 * 2 * 2
 
 
-def test_an_unknown_verdict_mode_is_one_line():
+def test_bad_verdict_settings_are_one_line(tmp_path):
     with pytest.raises(LlmassayError, match="--verdict vote: unknown"):
         load_judge("llamacpp/none", verdict="vote")
+    a, b = two_runs(tmp_path)
+    with pytest.raises(LlmassayError, match="--ties applies to --verdict loglik only"):
+        run_judgement(JudgeConfig(str(a), str(b), "oracle", str(tmp_path / "j"), ties=True))
 
 
 @pytest.mark.parametrize(("rule", "accuracy", "bias"), [("correct", 1.0, 0.0), ("first", 0.5, 0.5)])
@@ -133,3 +137,29 @@ def test_calibration_probe_with_loglik_verdicts(tmp_path, rule, accuracy, bias):
     metrics = out.results["results"]["arith_sample"]["judge_calibration"]
     assert metrics["accuracy"]["value"] == accuracy and metrics["first_slot_bias"]["value"] == bias
     assert metrics["unparseable_verdicts"]["value"] == 0.0
+
+
+def test_swap_averaging_removes_a_planted_slot_prior():
+    """Log P = 3 nats for slot A whatever it shows, + 1 for the right answer: every verdict
+    says A (accuracy 0.5, chance), but averaged over both orders the prior cancels and
+    the judge's real preference is recovered exactly (debiased accuracy 1)."""
+    from fakes import ScriptedBackend
+
+    task = load_task("arith_sample", num_fewshot=0).limited(10)
+    answers = {question_of(s): str(s.target) for s in task.samples}
+    knows = judge_backend("correct", answers.get)
+    backend = ScriptedBackend(lambda c, x: (3.0 if x == "A" else 0.0) + (1.0 if knows._score(c, x) == 0 else 0.0),
+                              lambda r: "", identity="prior+knowledge")
+    rows = judge_pairs(calibration_pairs(items_of(task.samples, task.name), seed=2), LoglikJudge(Engine(backend), "p"),
+                       JudgeTemplates())
+    metrics, details = calibration_metrics(rows)
+    assert metrics["accuracy"].value == 0.5 and details["informative"] is False
+    assert metrics["accuracy_debiased"].value == 1.0 and metrics["accuracy_padded_debiased"].value == 1.0
+    pairs, _ = analyse_pairs(rows)
+    assert pairs["first_slot_bias"].value == 0.5 and pairs["debiased_win_a"].value + pairs["debiased_win_b"].value == 1.0
+    # The padded wrong answer is always the longer one: a judge that knows the answer shuns it.
+    padded, _ = analyse_pairs([r for r in rows if r["group"] == "padded"])
+    assert padded["length_bias"].value == 0.0 and padded["debiased_length_bias"].value == -0.5
+    generated, _ = analyse_pairs(judge_pairs(_pairs(4), ModelJudge(Engine(judge_backend("first")), "g", chat=False),
+                                             JudgeTemplates()))
+    assert "debiased_win_a" not in generated  # generated verdicts carry no log-probabilities

@@ -1,6 +1,6 @@
 """The review app in a real headless Chromium (Debian's /usr/bin/chromium via Playwright)
 against a real uvicorn server on 127.0.0.1: the tokenised URL opens, three items are
-labelled with the keyboard, labels survive a reload, the page without the token is 403,
+labelled with the keyboard and two answers scored 1-10, both survive a reload, the page without the token is 403,
 hostile model output renders as text, and two reviewers give a κ. Also writes the
 README screenshot when LLMASSAY_SCREENSHOT names a file."""
 
@@ -79,16 +79,23 @@ def test_review_in_chromium(tmp_path, server_for, page):
         page.keyboard.press(key)
         page.wait_for_function("b => document.querySelector('#position').innerText !== b", arg=before)
     assert page.inner_text("#progress") == "3 / 6 labelled"
+    for key, shown in (("7", "answer A: score 7"), ("s", None), ("0", "answer B: score 10")):  # rubric scores
+        page.keyboard.press(key)
+        if shown:
+            page.wait_for_function("t => document.querySelector('#status').innerText.endsWith(t)", arg=shown)
     page.reload()
     page.wait_for_selector("#outputs pre")
     assert page.inner_text("#progress") == "3 / 6 labelled" and page.inner_text("#position") == "item 4 of 6"
+    scored = page.inner_text("#outputs").lower()  # the tags are styled in capitals
+    assert "rubric score 7" in scored and "rubric score 10" in scored  # stored, shown again after the reload
     for _ in range(3):
         page.keyboard.press("j")
     assert HOSTILE in page.inner_text("#outputs")  # shown as characters, not markup
     assert page.eval_on_selector_all("#outputs img, #outputs script", "els => els.length") == 0
     assert page.title() == "llmassay review"
     if os.environ.get("LLMASSAY_SCREENSHOT"):
-        page.keyboard.press("k")
+        for _ in range(2):  # back to item 4: a verdict to give, two answers scored
+            page.keyboard.press("k")
         page.screenshot(path=os.environ["LLMASSAY_SCREENSHOT"], full_page=True)
     other = server_for(run_dir, "bob")
     page.goto(f"{other}/?token={TOKEN}")

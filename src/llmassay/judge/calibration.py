@@ -17,7 +17,7 @@ from typing import Any
 
 from llmassay.hashing import stable_hash
 from llmassay.judge.pairwise import PairItem
-from llmassay.judge.stats import correct_share, informative
+from llmassay.judge.stats import correct_share, debiased_correct, informative
 from llmassay.metrics import bootstrap_mean, exact_match
 from llmassay.types import LlmassayError, Metric, Sample
 
@@ -96,4 +96,8 @@ def calibration_metrics(rows: Sequence[dict[str, Any]], seed: int = 0) -> tuple[
     both = [i for i in by_group["plain"] if i in by_group["padded"]]
     if both:
         metrics["verbosity_effect"] = bootstrap_mean([by_group["plain"][i] - by_group["padded"][i] for i in both], seed)
+    for group, name in (("plain", "accuracy_debiased"), ("padded", "accuracy_padded_debiased")):
+        values = [v for v in (debiased_correct(r) for r in rows if r.get("group") == group) if v is not None]
+        if values:  # loglik verdicts: right once the slot preference is averaged out over both orders
+            metrics[name] = bootstrap_mean(values, seed)
     return metrics, {"informative": informative(metrics.get("accuracy")), "items": len(by_group["plain"])}

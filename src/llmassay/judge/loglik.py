@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 VERDICT_MODES = ("generate", "loglik")
 TIE = "C"
+SCORES = re.compile(r"\b([ABC])=(-?\d+(?:\.\d+)?)")
 
 
 def verdict_context(prompt: str) -> str:
@@ -88,3 +90,32 @@ class LoglikJudge:
                 "cue": "the prompt + ' [[' (or '\\n\\nFinal verdict: [['), scored continuations A/B"
                        + ("/C" if self.ties else ""),
                 "fingerprint": self.engine.fingerprint}
+
+
+def scores_of(output: str) -> dict[str, float] | None:
+    """The log-probabilities a loglik verdict carries ("… log P: A=-0.41 B=-1.09"), else None."""
+    _, sep, tail = (output or "").partition("log P:")
+    found = dict(SCORES.findall(tail)) if sep else {}
+    return {k: float(v) for k, v in found.items()} if {"A", "B"} <= found.keys() else None
+
+
+def swap_margin(row: dict[str, Any]) -> float | None:
+    """How much more likely the judge finds side a than side b, in nats, averaged over the
+    two orders: a constant preference for one slot cancels, so what is left is the judge's
+    view of the answers themselves. None without log-probabilities for both orders."""
+    margins = []
+    for order in row["orders"]:
+        scores = scores_of(order.get("output", ""))
+        if scores is None:
+            return None
+        slot_margin = scores["A"] - scores["B"]
+        margins.append(slot_margin if order["first"] == "a" else -slot_margin)
+    return sum(margins) / len(margins) if margins else None
+
+
+def debiased_winner(row: dict[str, Any]) -> str | None:
+    """The side the swap-averaged margin favours ("tie" at exactly 0), or None."""
+    margin = swap_margin(row)
+    if margin is None:
+        return None
+    return "a" if margin > 0 else "b" if margin < 0 else "tie"

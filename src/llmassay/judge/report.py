@@ -21,7 +21,9 @@ def _judge_section(path: Path) -> Section:
     result = json.loads(path.read_text(encoding="utf-8"))
     warning = result.get("warning") or ""
     judge = (result.get("judge") or {}).get("judge", "?")
-    section = Section(task=f"{result['runs']['a']} vs {result['runs']['b']}", probe=f"judge ({judge})")
+    mode = (result.get("judge") or {}).get("verdict")
+    section = Section(task=f"{result['runs']['a']} vs {result['runs']['b']}",
+                      probe=f"judge ({judge}{', verdicts by log-likelihood' if mode == 'loglik' else ''})")
     cal = result.get("calibration") or {}
     if cal.get("metrics"):
         section.tables.append(TableBlock(f"calibration on {cal.get('task')} (planted truth)",
@@ -79,7 +81,7 @@ def _label_agreement(section: Section, labels: dict[str, dict[str, str]], items:
 
 def _score_agreement(section: Section, scores: dict[str, dict[str, int]], items: list[Any]) -> None:
     from llmassay.review.agreement import score_agreement
-    from llmassay.review.app import judge_score_map
+    from llmassay.review.queue import judge_score_map
 
     stats = score_agreement(scores, judge_score_map(items) or None)
     section.tables.append(TableBlock(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from llmassay.judge.calibration import question_of
@@ -68,3 +69,20 @@ def paired_answers(run_a: str | Path, run_b: str | Path) -> list[tuple[Answer, A
         if a[k].question != b[k].question:
             raise LlmassayError(f"task {k[0]}, item {k[1]}: the two runs asked different questions (not comparable)")
     return [(a[k], b[k]) for k in common]
+
+
+@lru_cache(maxsize=None)
+def open_ended(task: str) -> bool:
+    """A bundled task whose metadata says `open_ended: true` has references but no exact
+    answers: an exact-match verdict on it would be noise, so none is shown or counted."""
+    from llmassay.tasks.lmeval_yaml import TaskConfigError, read_config
+    from llmassay.tasks.loader import bundled_tasks
+
+    path = bundled_tasks().get(task)
+    if path is None:
+        return False
+    try:
+        config, _ = read_config(path)
+    except TaskConfigError:  # a task that cannot be read is not ours to judge here
+        return False
+    return bool((config.get("metadata") or {}).get("open_ended"))

@@ -11,10 +11,10 @@ from typing import Any
 
 from llmassay.judge.calibration import calibration_metrics, calibration_pairs, items_of
 from llmassay.judge.grading import grade_answers, grade_metrics
-from llmassay.judge.judges import Judge, load_judge
+from llmassay.judge.judges import ORACLE, Judge, load_judge
 from llmassay.judge.pairwise import PairItem, judge_pairs
 from llmassay.judge.progress import JudgeMeter
-from llmassay.judge.runs import paired_answers
+from llmassay.judge.runs import open_ended, paired_answers
 from llmassay.judge.stats import UNINFORMATIVE, analyse_pairs
 from llmassay.judge.templates import load_templates
 from llmassay.types import LlmassayError, Metric
@@ -58,9 +58,15 @@ def run_judgement(cfg: JudgeConfig, judge: Judge | None = None, meter: JudgeMete
         raise LlmassayError("--calibration-limit must be a positive integer")
     if cfg.repeats < 0:
         raise LlmassayError("--repeats must be 0 or more")
+    if cfg.ties and cfg.verdict != "loglik":
+        raise LlmassayError("--ties applies to --verdict loglik only (a generated verdict may always be [[C]])")
     templates = load_templates(cfg.template, cfg.grade_template)
     rubric = _read(cfg.rubric, "rubric") if cfg.rubric else None
     pairs = paired_answers(cfg.run_a, cfg.run_b)[: cfg.limit]
+    if cfg.judge_model == ORACLE:
+        loose = sorted({a.task for a, _ in pairs if open_ended(a.task)})
+        if loose:
+            raise LlmassayError(f"--judge-model oracle: task {', '.join(loose)} has no exact answers (open-ended)")
     out = Path(cfg.output_path)
     out.mkdir(parents=True, exist_ok=True)
     judge = judge or load_judge(cfg.judge_model, cfg.model_args, cfg.cache_path, cfg.use_cache,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from llmassay.judge.loglik import debiased_winner
 from llmassay.metrics import bootstrap_mean, proportion
 from llmassay.types import Metric
 
@@ -62,6 +63,22 @@ def correct_share(row: Row) -> float | None:
                   for o in row["orders"]])
 
 
+def debiased_correct(row: Row) -> float | None:
+    """Planted truth, loglik verdicts: 1 when the swap-averaged margin favours the right side
+    (½ for a dead heat), None without log-probabilities."""
+    side = debiased_winner(row) if row.get("correct") is not None else None
+    return None if side is None else 1.0 if side == row["correct"] else 0.5 if side == "tie" else 0.0
+
+
+def debiased_longer(row: Row) -> float | None:
+    """Loglik verdicts: 1 when the swap-averaged margin favours the longer answer (½ at 0);
+    None for equal lengths or without log-probabilities."""
+    side = debiased_winner(row) if row["len_a"] != row["len_b"] else None
+    if side is None:
+        return None
+    return 0.5 if side == "tie" else float(side == ("a" if row["len_a"] > row["len_b"] else "b"))
+
+
 def unparseable_share(row: Row) -> float:
     asked = [*row["orders"], *row.get("repeats", [])]
     return sum(o["verdict"] is None for o in asked) / len(asked)
@@ -98,6 +115,13 @@ def analyse_pairs(rows: Sequence[Row], seed: int = 0) -> tuple[dict[str, Metric]
         metrics["first_slot_bias"] = shifted(metrics["first_slot_rate"], -CHANCE)
     if "longer_rate" in metrics:
         metrics["length_bias"] = shifted(metrics["longer_rate"], -CHANCE)
+    debiased = [w for w in (debiased_winner(r) for r in rows) if w is not None]
+    if debiased:  # loglik verdicts: who wins once the judge's slot preference is averaged out
+        metrics["debiased_win_a"] = proportion([w == "a" for w in debiased])
+        metrics["debiased_win_b"] = proportion([w == "b" for w in debiased])
+    longer_debiased = [v for v in (debiased_longer(r) for r in rows) if v is not None]
+    if longer_debiased:  # a length preference the slot preference may hide
+        metrics["debiased_length_bias"] = shifted(bootstrap_mean(longer_debiased, seed), -CHANCE)
     errors: dict[str, int] = {}
     for r in rows:
         for o in [*r["orders"], *r.get("repeats", [])]:

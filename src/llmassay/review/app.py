@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import BaseModel, Field
 
 from llmassay.review.agreement import agreement, score_agreement
-from llmassay.review.queue import ReviewItem, load_queue
+from llmassay.review.queue import ReviewItem, judge_score_map, load_queue
 from llmassay.review.store import SCORE_RANGE, LabelStore, score_key
 
 PAGE = Path(__file__).with_name("page.html")
@@ -133,11 +133,6 @@ def _slots(it: ReviewItem, swap: bool) -> list[str]:
     if it.kind != "pairwise":
         return [""]
     return ["b", "a"] if swap else ["a", "b"]
-
-
-def judge_score_map(items: list[ReviewItem]) -> dict[str, int]:
-    """score key → the judge's rubric grade, for agreement with people's scores."""
-    return {score_key(it.key, slot): g for it in items for slot, g in zip(("a", "b"), it.judge_scores) if g is not None}
 
 
 def _canonical(shown_label: str, swap: bool) -> str:

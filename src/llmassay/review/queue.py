@@ -2,7 +2,8 @@
 
 A judge output directory (`judge_pairs.jsonl`) gives pairwise items (label A / B / tie);
 a run directory gives single answers (label correct / incorrect). Order: items the judge
-got inconsistent across orders, then where the judge and the exact-match metric disagree,
+got inconsistent across orders, then where the judge and the exact-match metric disagree
+(tasks marked `open_ended`, e.g. open_prompts, have no such metric),
 then the most brittle items (answers that flip under the brittleness probe's variants),
 then the rest in file order.
 """
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from llmassay.judge.runs import open_ended
 from llmassay.metrics import exact_match
 from llmassay.types import LlmassayError
 
@@ -77,7 +79,8 @@ def _pair_items(path: Path) -> list[ReviewItem]:
     grades = judge_grades(path.parent)
     for r in _jsonl(path):
         judge = {"a": "a", "b": "b", "tie": "tie", "inconsistent": "tie"}.get(r.get("outcome", ""))
-        metric = _metric_winner(r["answer_a"], r["answer_b"], r.get("reference"))
+        exact = not open_ended(str(r.get("group", "")))
+        metric = _metric_winner(r["answer_a"], r["answer_b"], r.get("reference")) if exact else None
         reason = (REASONS[0] if r.get("outcome") == "inconsistent"
                   else REASONS[1] if metric is not None and judge is not None and metric != judge else "")
         key = f"{r.get('group', '')}/{r['id']}"
@@ -109,7 +112,8 @@ def _single_items(run_dir: Path) -> list[ReviewItem]:
                 continue
             seen.add(str(r["id"]))
             target = r.get("target") if isinstance(r.get("target"), str) else None
-            metric = None if target is None else ("correct" if exact_match(r["generation"], target) else "incorrect")
+            metric = (None if target is None or open_ended(task)
+                      else "correct" if exact_match(r["generation"], target) else "incorrect")
             f = flips.get(str(r["id"]), 0.0)
             items.append(ReviewItem(f"{task}/{r['id']}", "single", str(r.get("prompt", "")), (r["generation"],),
                                     target, None, metric, REASONS[2] if f > 0 else "", f))
@@ -126,3 +130,10 @@ def load_queue(run_dir: str | Path) -> list[ReviewItem]:
         raise LlmassayError(f"{root}: nothing to review (no judge_pairs.jsonl, no samples with a generation)")
     rank = {reason: i for i, reason in enumerate(REASONS)}
     return sorted(items, key=lambda it: (rank[it.reason], -it.flips))  # stable: file order within a rank
+
+
+def judge_score_map(items: list[ReviewItem]) -> dict[str, int]:
+    """score key → the judge's rubric grade, for agreement with people's scores."""
+    from llmassay.review.store import score_key
+
+    return {score_key(it.key, slot): g for it in items for slot, g in zip(("a", "b"), it.judge_scores) if g is not None}
