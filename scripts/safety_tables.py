@@ -101,10 +101,16 @@ WRITERS = {"injection": injection, "bbq": bbq, "counterfactual": counterfactual,
            "toxicity": toxicity}
 
 
+def _model_order(path: str) -> int:
+    """SmolLM2 before Gemma, as the README lists them."""
+    spec = json.loads(Path(path).read_text())["model"]["spec"]
+    return list(MODELS).index(spec) if spec in MODELS else len(MODELS)
+
+
 def main(paths: list[str]) -> None:
     blocks: dict[str, list[str]] = {}
     stereotypes: list[tuple[str, dict[str, Any]]] = []
-    for path in paths:
+    for path in sorted(paths, key=_model_order):
         results = json.loads(Path(path).read_text())
         for task, probes in results["results"].items():
             for probe, metrics in probes.items():
@@ -114,6 +120,8 @@ def main(paths: list[str]) -> None:
                     lines = WRITERS[probe](results["model"]["spec"], metrics, results)
                     blocks.setdefault(probe, list(HEADERS.get(probe, []))).extend(lines + ([] if probe in HEADERS else [""]))
     if stereotypes:
+        order = list(MODELS)
+        stereotypes.sort(key=lambda run: order.index(run[0]) if run[0] in order else len(order))
         blocks["stereotype"] = stereotype_table(stereotypes)
     for probe, lines in blocks.items():
         print(f"<!-- {probe} -->")
