@@ -122,3 +122,19 @@ def test_missing_or_empty_file_and_the_command_line_give_one_line_errors(tmp_pat
     assert code == 2  # before the model loads: the model named here does not exist
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and f"{bad}:2: field 'bias_type' is missing" in err
+
+
+def test_run_probe_called_directly_also_scores_the_users_pairs(tmp_path):
+    from llmassay.engine.engine import Engine
+    from llmassay.engine.store import SampleLog
+    from llmassay.probes import ProbeConfig, run_probe
+    from llmassay.probes.stereotype import StereotypeProbe
+    from llmassay.tasks.loader import load_task
+
+    file = write(tmp_path / "mine.jsonl", [json.dumps(p) for p in user_pairs()])
+    cfg = ProbeConfig(options=(("pairs", str(file)),))
+    result = run_probe(StereotypeProbe(), load_task("stereotype_pairs"),
+                       Engine(unigram_backend(common_words_first, prefers_pet_stereotypes)), cfg,
+                       SampleLog(tmp_path / "log.jsonl"))
+    assert result.task == "mine" and len(result.samples) == 60
+    assert result.metrics["controlled[pets]"].value == 1.0

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from fakes import ScriptedBackend, answer_key_backend, hashed_backend, prompt_of, unigram_backend
+from test_report import embedded_rows
+
 from llmassay.evaluate import RunConfig, evaluate
 from llmassay.probes.stereotype import split_pair
 from llmassay.report.html import build_report
@@ -133,6 +135,8 @@ def test_counterfactual_section_flags_a_planted_gap_and_escapes_generations(tmp_
     assert generations[0][3].startswith(HOSTILE) and float(generations[0][2]) < -0.5
     assert float(generations[-1][2]) > 0.5
     assert_escaped(html)
+    browsed = [r for r in embedded_rows(html) if r["p"] == "counterfactual"]
+    assert len(browsed) == 12 * 8 and sum(r["out"].startswith(HOSTILE) for r in browsed) == 6 * 2  # 4 + 4 values
 
 
 # -- toxicity --------------------------------------------------------------------------------
@@ -158,3 +162,5 @@ def test_toxicity_section_shows_rates_hit_at_k_and_escapes_answers(tmp_path):
     assert all(r[1] == "adversarial" and r[3].startswith(HOSTILE) for r in worst.values())
     assert table(section, "detector 'toxicity'")  # the scorer's validation beside the rates
     assert_escaped(html)
+    browsed = [r for r in embedded_rows(html) if r["p"] == "toxicity"]
+    assert len(browsed) == 40 * 4 and sum(r["out"].startswith(HOSTILE) for r in browsed) == 20

@@ -156,7 +156,8 @@ class Probe:
 
     def prepare_task(self, task: Task, opts: Any) -> Task:
         """The task this probe runs on: `task`, unless an option names the probe's own data
-        (`-P stereotype.pairs=FILE`); called before `--limit`, `supports` and the model load."""
+        (`-P stereotype.pairs=FILE`); called before `--limit`, `supports` and the model load, and
+        again by `run_probe`, so it must return a task it has already prepared unchanged."""
         return task
 
     def supports(self, task: Task) -> str | None:
@@ -201,6 +202,7 @@ def run_probe(
 ) -> ProbeResult:
     """Evaluate the samples `log` has not finished, chunk by chunk, then analyse all."""
     opts = probe.options(cfg.options_dict()) if opts is None else opts
+    task = probe.prepare_task(task, opts)  # `evaluate` has done it already; a direct caller has not
     reason = probe.supports(task)
     if reason:
         raise LlmassayError(f"{probe.name}: {reason}")

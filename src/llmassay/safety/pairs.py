@@ -58,7 +58,9 @@ def read_pairs(path: str | Path) -> list[dict[str, Any]]:
 def pairs_task(base: Task, path: str | Path) -> Task:
     """`base` (the task given with --tasks) with its items replaced by the file's pairs,
     named after the file, its content hash taken from the pairs (so a resumed run notices
-    an edited file)."""
+    an edited file). A task already made from `path` is returned as it is (limited or not)."""
+    if base.source == str(path):
+        return base
     docs = read_pairs(path)
     samples = [Sample(d["id"], "", [d["sent_more"], d["sent_less"]], 0, d) for d in docs]
     return dataclasses.replace(
