@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -97,3 +97,13 @@ def human_spans(text: str, lengths: list[int], seed: int = 0) -> list[str]:
         at = min(at, max(0, len(text) - n))
         out.append(text[at : at + n])
     return out
+
+
+def compare(engine: Engine, machine: Sequence[str], human: Sequence[str], detectors: Sequence[str],
+            seed: int = 0) -> dict[str, Any]:
+    """Each detector's score of every text and its AUROC (machine vs human) with a CI."""
+    texts = [" " + t.strip() for t in [*machine, *human]]
+    scores = zero_shot_scores(engine, texts, detectors)
+    n = len(machine)
+    return {"scores": scores,
+            "auroc": {d: auroc_metric(v[:n], v[n:], seed=seed).as_dict() for d, v in scores.items()}}
