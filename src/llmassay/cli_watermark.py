@@ -108,7 +108,7 @@ def _detect(args: argparse.Namespace) -> None:
               "fpr": args.fpr, "texts": rows}
     _write(out, record)
     table = Table(title=f"watermark detect {path.name} ({cfg.scheme}, gamma {cfg.gamma}, FPR {args.fpr:g})")
-    for column in ("#", "tokens", "green", "z", "p", "z (all positions)", f"z needed", "watermarked"):
+    for column in ("#", "tokens", "green", "z", "p", "z (all positions)", "z needed", "watermarked"):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(str(r["index"]), str(r["n_scored"]), f"{r['green_fraction']:.3f}", f"{r['z']:.2f}",

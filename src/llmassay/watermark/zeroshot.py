@@ -62,9 +62,11 @@ def zero_shot_scores(engine: Engine, texts: Sequence[str], detectors: Sequence[s
     unknown = [d for d in detectors if d not in DETECTORS]
     if unknown:
         raise LlmassayError(f"zero-shot detector {unknown[0]!r} unknown (known: {', '.join(BASELINES)})")
-    if set(detectors) <= {"likelihood"}:
+    if not detectors:
+        return {}
+    if set(detectors) == {"likelihood"}:
         scored = engine.loglikelihood([LoglikelihoodRequest("", t) for t in texts])
-        return {"likelihood": [r.logprob / max(1, r.n_tokens) for r in scored] for _ in detectors}
+        return {"likelihood": [r.logprob / max(1, r.n_tokens) for r in scored]}
     stats = engine.token_stats([TokenStatsRequest("", t) for t in texts])
     return {d: [DETECTORS[d][0](s) for s in stats] for d in detectors}
 
