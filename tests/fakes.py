@@ -532,7 +532,8 @@ class WatermarkBackend:
 
 class ToyLMBackend:
     """A bigram language model with known logits over the words 't0' … 't{V−1}' (row V:
-    after BOS), scored through the same logit statistics as the real backends; it writes
+    after BOS; any other word hashes to a word), scored through the same logit statistics
+    as the real backends; it writes
     texts at its mode (from a random first word), sampled from itself, or from the tail
     of its distribution (words ranked in the lower half), so a detector's separation of
     "model" from "human" text is planted."""
@@ -546,7 +547,7 @@ class ToyLMBackend:
         self.logits = np.random.default_rng(seed).normal(0.0, scale, (vocab + 1, vocab))
 
     def tokenize(self, text: str) -> list[int]:
-        return [int(w[1:]) for w in text.split()]
+        return [int(w[1:]) if re.fullmatch(r"t\d+", w) else _digest(w) % self.vocab for w in text.split()]
 
     def token_stats(self, reqs: Sequence[Any]) -> list[Any]:
         from llmassay.backends.token_stats import StatsAccumulator

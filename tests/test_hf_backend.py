@@ -299,3 +299,19 @@ def test_second_load_reuses_the_dequantised_weights(hf, smollm2_path):
     assert again.loglikelihood(reqs) == hf.loglikelihood(reqs)
     assert again.tokenize("Hello <|im_start|> world") == hf.tokenize("Hello <|im_start|> world")
     assert again.fingerprint() == hf.fingerprint()
+
+
+def test_token_statistics_cover_the_scored_tokens(hf, smollm2):
+    from llmassay.backends.token_stats import TokenStatsRequest
+
+    texts = [" It was a bright cold day in April, and the clocks were striking thirteen."]
+    scored = hf.loglikelihood([LoglikelihoodRequest("", t) for t in texts])[0]
+    stats = hf.token_stats([TokenStatsRequest("", t) for t in texts])[0]
+    assert stats.n_tokens == scored.n_tokens and stats.n_context_tokens == 1
+    assert stats.token_logprobs == pytest.approx(scored.token_logprobs, abs=1e-4)
+    assert all(v >= 0 for v in stats.logprob_variances)
+    # the same token sequence as llama.cpp, and nearly the same distributions (Q4_1 vs fp32)
+    ref = smollm2.token_stats([TokenStatsRequest("", t) for t in texts])[0]
+    assert ref.n_tokens == stats.n_tokens
+    assert stats.expected_logprobs == pytest.approx(ref.expected_logprobs, abs=0.3)
+    assert sum(a == b for a, b in zip(stats.ranks, ref.ranks)) >= 0.7 * stats.n_tokens

@@ -13,7 +13,6 @@ from llmassay.engine.store import SampleLog
 from llmassay.probes import ProbeConfig, run_probe
 from llmassay.probes.watermark import WatermarkProbe
 from llmassay.tasks.loader import load_task
-from llmassay.watermark import predicted_z
 
 T = 60
 

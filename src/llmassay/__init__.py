@@ -54,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(("WatermarkConfig", "detect_ids", "z_threshold"), "llmassay.watermark"),
     "WatermarkProbe": "llmassay.probes.watermark",
+    **dict.fromkeys(("TokenStats", "TokenStatsRequest"), "llmassay.backends.token_stats"),
+    **dict.fromkeys(("fast_detectgpt", "log_rank", "zero_shot_scores"), "llmassay.watermark.zeroshot"),
     "EfficiencyProbe": "llmassay.probes.efficiency",
     **dict.fromkeys(("EnergyMeter", "RequestTiming", "timed_generate"), "llmassay.efficiency"),
     **dict.fromkeys(("LoadPlan", "run_loadtest"), "llmassay.efficiency.loadtest"),

@@ -1,4 +1,4 @@
-"""`llmassay watermark detect|null`: argument wiring and output only; the work is in
+"""`llmassay watermark detect|null|zeroshot`: argument wiring and output only; the work is in
 `llmassay.watermark` (imported lazily)."""
 
 from __future__ import annotations
@@ -33,6 +33,18 @@ def add_watermark_commands(sub: Any) -> None:
     null.add_argument("--window", type=int, default=200, help="scored tokens per text (default 200)")
     null.add_argument("--text", default=None, help="human text file (default: the bundled News from Nowhere)")
     null.add_argument("--output", default=None, help="JSON summary (default runs/watermark/null.json)")
+    zs = kinds.add_parser("zeroshot", help="zero-shot detectors (likelihood, log-rank, Fast-DetectGPT) under a scoring model")
+    zs.add_argument("file", help="JSONL with a text field per line (and optionally a label: machine or human)")
+    zs.add_argument("--model", required=True, help="scoring model, e.g. llamacpp/smollm2-135m (logrank, fastdetectgpt: llamacpp/ or hf/)")
+    zs.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
+    zs.add_argument("--baseline", default="likelihood,logrank,fastdetectgpt", help="detectors, comma-separated")
+    zs.add_argument("--text-field", default="text", help="JSONL field holding the text (default text)")
+    zs.add_argument("--label-field", default="label", help="JSONL field: machine or human; absent on every line: all "
+                    "texts are machine and human spans of the same lengths come from the bundled News from Nowhere")
+    zs.add_argument("--seed", type=int, default=0, help="seed of the human spans and the bootstrap (default 0)")
+    zs.add_argument("--no-cache", action="store_true", help="bypass the request cache")
+    zs.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
+    zs.add_argument("--output", default=None, help="JSON results (default runs/watermark/zeroshot_<file>.json)")
 
 
 def _scheme_args(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +57,8 @@ def _scheme_args(parser: argparse.ArgumentParser) -> None:
 def run_watermark_command(args: argparse.Namespace) -> None:
     if args.watermark_command == "detect":
         _detect(args)
+    elif args.watermark_command == "zeroshot":
+        _zeroshot(args)
     else:
         _null(args)
 
@@ -94,7 +108,7 @@ def _detect(args: argparse.Namespace) -> None:
               "fpr": args.fpr, "texts": rows}
     _write(out, record)
     table = Table(title=f"watermark detect {path.name} ({cfg.scheme}, gamma {cfg.gamma}, FPR {args.fpr:g})")
-    for column in ("#", "tokens", "green", "z", "p", "z (all positions)", f"z needed", "watermarked"):
+    for column in ("#", "tokens", "green", "z", "p", "z (all positions)", "z needed", "watermarked"):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(str(r["index"]), str(r["n_scored"]), f"{r['green_fraction']:.3f}", f"{r['z']:.2f}",
@@ -126,6 +140,77 @@ def _null(args: argparse.Namespace) -> None:
         f"theory {summary['theoretical_fpr']:.2g}; z sd {summary['z_sd']:.3f} (all positions {summary['z_all_sd']:.3f})",
         markup=False, soft_wrap=True,
     )
+    _stdout().print(f"wrote {out}", markup=False, soft_wrap=True)
+
+
+LABELS = {"machine": True, "model": True, "human": False}
+
+
+def read_labelled(path: Path, text_field: str, label_field: str) -> tuple[list[str], list[bool] | None]:
+    """Texts and, when every line has one, their labels (True: machine); a label on only
+    some lines, or an unknown one, is an error naming the line."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LlmassayError(f"{path}: cannot read ({exc})") from None
+    texts, labels = [], []
+    for where, _, record in json_lines(raw, path):
+        if not isinstance(record, dict) or not isinstance(record.get(text_field), str) or not record[text_field].strip():
+            raise LlmassayError(f"{where}: no non-empty string field '{text_field}'")
+        label = record.get(label_field)
+        if label is not None and str(label).lower() not in LABELS:
+            raise LlmassayError(f"{where}: {label_field} {label!r} is not one of {', '.join(LABELS)}")
+        texts.append(record[text_field])
+        labels.append(None if label is None else LABELS[str(label).lower()])
+    if not texts:
+        raise LlmassayError(f"{path}: no texts")
+    if all(x is None for x in labels):
+        return texts, None
+    if any(x is None for x in labels):
+        raise LlmassayError(f"{path}:{labels.index(None) + 1}: no '{label_field}' (label every line or none)")
+    return texts, [bool(x) for x in labels]
+
+
+def _zeroshot(args: argparse.Namespace) -> None:
+    from llmassay.backends.base import load_backend, parse_model_args
+    from llmassay.engine.cache import RequestCache
+    from llmassay.engine.engine import Engine
+    from llmassay.home import llmassay_home
+    from llmassay.watermark.null import human_text
+    from llmassay.watermark.zeroshot import BASELINES, DETECTORS, compare, human_spans
+
+    detectors = [d.strip() for d in args.baseline.split(",") if d.strip()]
+    bad = [d for d in detectors if d not in DETECTORS]
+    if bad or not detectors:
+        raise LlmassayError(f"--baseline {args.baseline!r}: choose from {', '.join(BASELINES)}")
+    path = Path(args.file)
+    texts, labels = read_labelled(path, args.text_field, args.label_field)
+    if labels is None:
+        machine = texts
+        human = human_spans(human_text(), [len(t) for t in texts], seed=args.seed)
+        source = "News from Nowhere (William Morris, 1890; public domain), spans as long as the machine texts"
+    else:
+        machine = [t for t, m in zip(texts, labels) if m]
+        human = [t for t, m in zip(texts, labels) if not m]
+        source = str(path)
+        if not machine or not human:
+            raise LlmassayError(f"{path}: labels must include both machine and human texts")
+    cache = None if args.no_cache else RequestCache(args.cache_path or llmassay_home() / "cache.sqlite")
+    engine = Engine(load_backend(args.model, **parse_model_args(args.model_args)), cache=cache)
+    result = compare(engine, machine, human, detectors, seed=args.seed)
+    out = Path(args.output) if args.output else DEFAULT_OUTPUT_DIR / f"zeroshot_{path.stem}.json"
+    record = {"file": str(path), "model": args.model, "human_text": source, "n_machine": len(machine),
+              "n_human": len(human), "auroc": result["auroc"],
+              "texts": [{"label": "machine" if i < len(machine) else "human",
+                         **{d: result["scores"][d][i] for d in detectors}} for i in range(len(machine) + len(human))]}
+    _write(out, record)
+    table = Table(title=f"zero-shot detection under {args.model}: {len(machine)} machine vs {len(human)} human texts")
+    for column in ("detector", "AUROC", "95 % CI"):
+        table.add_column(column, justify="right")
+    for d in detectors:
+        m = result["auroc"][d]
+        table.add_row(d, f"{m['value']:.3f}", f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]")
+    _stdout().print(table)
     _stdout().print(f"wrote {out}", markup=False, soft_wrap=True)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -62,9 +62,11 @@ def zero_shot_scores(engine: Engine, texts: Sequence[str], detectors: Sequence[s
     unknown = [d for d in detectors if d not in DETECTORS]
     if unknown:
         raise LlmassayError(f"zero-shot detector {unknown[0]!r} unknown (known: {', '.join(BASELINES)})")
-    if set(detectors) <= {"likelihood"}:
+    if not detectors:
+        return {}
+    if set(detectors) == {"likelihood"}:
         scored = engine.loglikelihood([LoglikelihoodRequest("", t) for t in texts])
-        return {"likelihood": [r.logprob / max(1, r.n_tokens) for r in scored] for _ in detectors}
+        return {"likelihood": [r.logprob / max(1, r.n_tokens) for r in scored]}
     stats = engine.token_stats([TokenStatsRequest("", t) for t in texts])
     return {d: [DETECTORS[d][0](s) for s in stats] for d in detectors}
 
@@ -97,3 +99,13 @@ def human_spans(text: str, lengths: list[int], seed: int = 0) -> list[str]:
         at = min(at, max(0, len(text) - n))
         out.append(text[at : at + n])
     return out
+
+
+def compare(engine: Engine, machine: Sequence[str], human: Sequence[str], detectors: Sequence[str],
+            seed: int = 0) -> dict[str, Any]:
+    """Each detector's score of every text and its AUROC (machine vs human) with a CI."""
+    texts = [" " + t.strip() for t in [*machine, *human]]
+    scores = zero_shot_scores(engine, texts, detectors)
+    n = len(machine)
+    return {"scores": scores,
+            "auroc": {d: auroc_metric(v[:n], v[n:], seed=seed).as_dict() for d, v in scores.items()}}
