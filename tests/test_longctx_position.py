@@ -76,3 +76,12 @@ def test_bad_positions_and_too_few_items_are_one_line_errors(tmp_path):
     with pytest.raises(LlmassayError, match=r"^-P position\.passages=50: task position_sample has only 2 items"):
         cfg = ProbeConfig(options=(("passages", 50),))
         run_probe(PositionProbe(), TASK.limited(2), Engine(WindowBackend(FACTS, 10)), cfg, SampleLog(tmp_path / "x.jsonl"))
+
+
+def test_a_step_after_the_first_position_is_convex_but_not_a_u():
+    step = np.zeros((20, 8))
+    step[:, 0] = 1.0  # found only when first: the quadratic fit is convex (c > 0) all the same
+    shape = fit_shape(step)
+    assert shape.u_term.ci_low > 0
+    assert shape.first_gain.value == pytest.approx(1.0) and shape.last_gain.value == pytest.approx(0.0)
+    assert shape.recency_slope.ci_high < 0  # what the summary reports: primacy

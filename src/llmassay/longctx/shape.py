@@ -4,10 +4,14 @@ Position x runs from −1 (first passage) to +1 (last), and accuracy(x) ≈ a + 
 `c` is the U term (> 0: better at both ends than in the middle, Liu et al.'s
 lost-in-the-middle), `b` the recency slope (> 0: better near the question, at the end).
 Small models often show recency without a U; the CIs say which shape the data support.
+A convex fit alone is not a U: a reader that only finds the first passage (a step down after
+position 1) also fits c > 0, so a U also needs both ends above the middle (`first_gain`,
+`last_gain`, each with its CI).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +39,8 @@ class Shape:
     u_term: Metric
     recency_slope: Metric
     middle_drop: Metric  # mean of the two ends minus the middle positions' mean
+    first_gain: Metric  # the first position's accuracy minus the middle positions' mean
+    last_gain: Metric  # the last position's accuracy minus the middle positions' mean
 
 
 def fit_shape(matrix: np.ndarray, seed: int = 0, n_boot: int = 1000) -> Shape:
@@ -48,10 +54,13 @@ def fit_shape(matrix: np.ndarray, seed: int = 0, n_boot: int = 1000) -> Shape:
     def slope(m: np.ndarray) -> float:
         return quadratic(m.mean(0))[1]
 
-    def drop(m: np.ndarray) -> float:
+    def gain(m: np.ndarray, ends: tuple[int, ...]) -> float:
         means = m.mean(0)
         middle = means[1:-1] if k > 2 else means
-        return float((means[0] + means[-1]) / 2 - middle.mean())
+        return float(means[list(ends)].mean() - middle.mean())
 
-    return Shape(bootstrap_statistic(matrix, u, seed, n_boot), bootstrap_statistic(matrix, slope, seed, n_boot),
-                 bootstrap_statistic(matrix, drop, seed, n_boot))
+    def stat(fn: Callable[[np.ndarray], float]) -> Metric:
+        return bootstrap_statistic(matrix, fn, seed, n_boot)
+
+    return Shape(stat(u), stat(slope), stat(lambda m: gain(m, (0, -1))), stat(lambda m: gain(m, (0,))),
+                 stat(lambda m: gain(m, (-1,))))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmassay.longctx.cost import prefill_tokens as _prefill_tokens
 from llmassay.longctx.grid import (
     BASE_LENGTH,
     EFFECTIVE_RATIO,
@@ -234,31 +235,6 @@ def _placements(group: Sequence[Needle], depth: float) -> list[Placed]:
     """The item's needle at `depth`; the others spread evenly over the rest of the text."""
     k = len(group)
     return [Placed(n.text, depth if i == 0 else (depth + i / k) % 1.0) for i, n in enumerate(group)]
-
-
-def _prefill_tokens(requests: Sequence[Any], backend: Any) -> list[int]:
-    """Per request, the prompt tokens not shared with the request computed just before it
-    (in the engine's order): what a backend that keeps a shared prefix's KV cache has to
-    prefill. An estimate for chat requests (the template's tokens are not counted)."""
-    order_key = getattr(backend, "request_order", None)
-    texts = [r.prompt if r.prompt is not None else "\n".join(c for _, c in r.messages) for r in requests]
-    order = sorted(range(len(requests)), key=(lambda i: order_key(requests[i])) if callable(order_key) else (lambda i: -requests[i].size()))
-    out = [0] * len(requests)
-    previous: list[int] = []
-    seen: set[str] = set()
-    for i in order:
-        if texts[i] in seen:  # a duplicate is answered once by the engine
-            continue
-        seen.add(texts[i])
-        tokens = backend.tokenize(texts[i])
-        shared = 0
-        for a, b in zip(previous, tokens):
-            if a != b:
-                break
-            shared += 1
-        out[i] = len(tokens) - shared
-        previous = tokens
-    return out
 
 
 def _mean(values: np.ndarray) -> float | None:

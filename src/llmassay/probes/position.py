@@ -3,7 +3,9 @@
 Each task item is a passage with a question only it answers (`passage`, `question`,
 `answer` fields; the bundled `position_sample` has documents about invented villages).
 The item's passage is shown among `passages − 1` distractors — the next items' passages
-in task order, always in the same order — at every position in turn, then the question;
+in task order (`distractors=task`), or documents about real countries from the factuality
+KB drawn by seed (`distractors=kb`), always in the same order for one item — at every
+position in turn, then the question;
 a closed-book prompt (the question alone) is the reference of guessing. Scoring is exact:
 the answer must appear in the reply.
 
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmassay.longctx.distractors import SOURCES, Document, kb_distractors, kb_documents, task_distractors
 from llmassay.longctx.needles import found
 from llmassay.longctx.prompt import request
 from llmassay.longctx.shape import fit_shape
@@ -48,6 +51,9 @@ def _whole_positions(values: tuple[str, ...]) -> None:
 @dataclass(frozen=True)
 class PositionOptions:
     passages: int = option(10, "documents shown per prompt (one holds the answer)", minimum=2, maximum=50)
+    distractors: str = option("task", "task: the task's next items (same template, hardest); kb: documents about "
+                              "real countries from the factuality KB, drawn by seed (needs the [facts] extra)",
+                              choices=SOURCES)
     positions: tuple[str, ...] = option((), "positions of the gold document to test, 1-based (default: all)",
                                         check=_whole_positions)
     closed_book: bool = option(True, "also ask each question without documents (the guessing baseline)")
@@ -101,17 +107,22 @@ class PositionProbe(Probe):
         chat = opts.prompt_format == "chat" or (opts.prompt_format == "auto" and cfg.chat_model)
         index = {s.id: i for i, s in enumerate(task.samples)}
         positions = _positions(opts)
-        if len(task.samples) < opts.passages:
+        if opts.distractors == "task" and len(task.samples) < opts.passages:
             raise LlmassayError(f"-P position.passages={opts.passages}: task {task.name} has only {len(task.samples)} items "
                                 "to draw distractors from")
+        own = [Document(s.id, s.doc["passage"]) for s in task.samples]
+        pool = kb_documents() if opts.distractors == "kb" else ()
 
         def ask(context: str, question: str, instruction: str = INSTRUCTION) -> Any:
             return request(instruction, context, question, chat, opts.answer_tokens, cfg.seed, cfg.temperature)
 
-        reqs = []
+        reqs, drawn = [], {}
         for s in samples:
-            i = index[s.id]
-            others = [task.samples[(i + j) % len(task.samples)].doc["passage"] for j in range(1, opts.passages)]
+            k = opts.passages - 1
+            chosen = (kb_distractors(pool, s.id, str(s.doc["answer"]), k, cfg.seed) if opts.distractors == "kb"
+                      else task_distractors(own, index[s.id], k))
+            drawn[s.id] = [d.id for d in chosen]
+            others = [d.text for d in chosen]
             for pos in positions:
                 reqs.append(ask(documents(others[:pos] + [s.doc["passage"]] + others[pos:]), s.doc["question"]))
             if opts.closed_book:
@@ -123,6 +134,7 @@ class PositionProbe(Probe):
             row: Row = {
                 "id": s.id,
                 "answer": str(s.doc["answer"]),
+                "distractors": drawn[s.id],
                 "positions": {str(p): found(g.text, str(s.doc["answer"])) for p, g in gens.items()},
                 "generations": {str(p): g.text for p, g in gens.items()},
                 "prompt_tokens": sum(g.n_prompt_tokens for g in gens.values()),
@@ -147,9 +159,11 @@ class PositionProbe(Probe):
             metrics["closed_book"] = proportion(book)
         if len(keys) >= 3:
             shape = fit_shape(matrix, seed=cfg.seed)
-            metrics["u_term"], metrics["recency_slope"], metrics["middle_drop"] = shape.u_term, shape.recency_slope, shape.middle_drop
+            metrics.update(u_term=shape.u_term, recency_slope=shape.recency_slope, middle_drop=shape.middle_drop,
+                           first_gain=shape.first_gain, last_gain=shape.last_gain)
         details = {
             "passages": opts.passages,
+            "distractors": opts.distractors,
             "positions": keys,
             "curve": {"positions": keys, "accuracy": matrix.mean(0).round(6).tolist()},
             "fit": "accuracy = a + b*x + c*x^2 with x from -1 (first document) to +1 (last); u_term = c, recency_slope = b",
@@ -162,7 +176,8 @@ class PositionProbe(Probe):
         u, slope = analysis.metrics.get("u_term"), analysis.metrics.get("recency_slope")
         if u is None or slope is None:
             return None
-        if u.ci_low > EPS:
+        ends = [analysis.metrics.get(k) for k in ("first_gain", "last_gain")]
+        if u.ci_low > EPS and all(e is not None and e.ci_low > EPS for e in ends):
             return self.line(task, analysis, "u_term", "lost in the middle: better at both ends than in the middle", "warn")
         if slope.ci_low > EPS:
             return self.line(task, analysis, "recency_slope", "recency: answers better when the passage is near the question", "warn")
