@@ -74,6 +74,9 @@ def probe_run(model: str, threads: int, limit: int, out: Path) -> dict:
 def child(args: argparse.Namespace) -> None:
     """One repeat of one model, in its own process: prints one JSON line."""
     bench = llama_bench(args.child, args.threads)
+    if args.no_probe:
+        print(json.dumps({"bench": bench, "probe": {}, "ci": {}, "method": ""}))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         probe = probe_run(args.child, args.threads, args.limit, Path(tmp))
     print(json.dumps({"bench": bench, "probe": {k: probe[k]["value"] for k, _, _ in PROBE_FIGURES if k in probe},
@@ -93,6 +96,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--limit", type=int, default=30, help="arith_sample prompts per probe run")
+    ap.add_argument("--no-probe", action="store_true", help="pp512/tg128 only (e.g. quantised variants)")
+    ap.add_argument("--labels", default=None, help="comma-separated row labels (default: the model names)")
+    ap.add_argument("--section", default="efficiency_models", help="BENCHMARKS.md section name")
+    ap.add_argument("--title", default="Efficiency of the bundled models")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -100,34 +107,37 @@ def main() -> None:
         child(args)
         return
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    labels = dict(zip(models, [x.strip() for x in args.labels.split(",")] if args.labels else models))
     runs: dict[str, list[dict]] = {m: [] for m in models}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for r in range(args.repeats):
         for m in models:  # models interleaved across repeats: a slow spell hits both
             line = subprocess.run([sys.executable, __file__, "--child", m, "--threads", str(args.threads),
-                                   "--limit", str(args.limit)], check=True, capture_output=True, text=True).stdout
+                                   "--limit", str(args.limit), *(["--no-probe"] if args.no_probe else [])],
+                                  check=True, capture_output=True, text=True).stdout
             runs[m].append(json.loads(line.strip().splitlines()[-1]))
             print(m, r, runs[m][-1], file=sys.stderr)
-    head = ["model", "pp512 tok/s", "tg128 tok/s", *(label for _, label, _ in PROBE_FIGURES)]
+    figures = () if args.no_probe else PROBE_FIGURES
+    head = ["model", "pp512 tok/s", "tg128 tok/s", *(label for _, label, _ in figures)]
+    probe_text = "" if args.no_probe else (
+        f" Probe: `--probe efficiency` on {args.limit} `arith_sample` prompts, 32 output tokens, 2 warm-up requests, "
+        f"llama.cpp perf counters; energy is *estimated* (no readable RAPL): {runs[models[0]][0]['method']}.")
     lines = [f"Machine: {machine()}; {args.threads} thread(s), run alone on one core; started {started}. "
              f"Median over {args.repeats} repeats (fresh process each) [min–max]. pp512/tg128: llama-bench's "
-             "definition (512 random prompt tokens in one batch; 128 single-token decodes), wall clock around llama_decode. "
-             f"Probe: `--probe efficiency` on {args.limit} `arith_sample` prompts, 32 output tokens, 2 warm-up "
-             "requests, llama.cpp perf counters; energy is *estimated* (no readable RAPL): "
-             f"{runs[models[0]][0]['method']}.", "",
+             "definition (512 random prompt tokens in one batch; 128 single-token decodes), wall clock around "
+             "llama_decode." + probe_text, "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in models:
         rs = runs[m]
         cells = [_cell([x["bench"]["pp"] for x in rs], 1), _cell([x["bench"]["tg"] for x in rs], 1)]
         cells += [_cell([x["probe"][k] for x in rs], scale) if all(k in x["probe"] for x in rs) else "-"
-                  for k, _, scale in PROBE_FIGURES]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+                  for k, _, scale in figures]
+        lines.append(f"| {labels[m]} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)
-    Path("/tmp/effic").mkdir(exist_ok=True)
-    Path("/tmp/effic/models.json").write_text(json.dumps(runs, indent=1))
+    print(json.dumps(runs), file=sys.stderr)  # every repeat's figures, for the record
     if args.write:
-        write_section("efficiency_models", "## Efficiency of the bundled models\n\n" + text + "\n")
+        write_section(args.section, f"## {args.title}\n\n" + text + "\n")
 
 
 if __name__ == "__main__":
