@@ -75,7 +75,10 @@ def _server(model: str, out: str, threads: int, repeats: int, requests: int, rat
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path(model)),
                              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-                             "--n_threads", str(threads), "--n_threads_batch", str(threads)],
+                             "--n_threads", str(threads), "--n_threads_batch", str(threads),
+                             # its default (True) cuts a streaming answer off when the next request
+                             # arrives (the client sees RemoteProtocolError): queue them instead
+                             "--interrupt_requests", "False"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = []
     try:
@@ -130,7 +133,7 @@ def main() -> None:
         rows = _server(args.server, args.output_path, args.threads, args.repeats, args.requests, args.rate)
         text = "\n".join([
             f"Machine: {machine()}; server and load generator alone on one core, the server with {args.threads} "
-            f"llama.cpp thread(s) and one slot. `llama_cpp.server` with {args.server}, {args.requests} requests per "
+            f"llama.cpp thread(s) and one slot (`--interrupt_requests False`). `llama_cpp.server` with {args.server}, {args.requests} requests per "
             f"level, 16 output tokens, streamed, prompts from `arith_sample`; closed loop at concurrency 1/2/4/8, "
             f"then Poisson arrivals at {args.rate} req/s. Median over {args.repeats} repeats [min–max]; "
             "L / X·W is Little's law over the arrival window (1 = holds).", "", *rows])
