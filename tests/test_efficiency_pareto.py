@@ -92,3 +92,23 @@ def test_quantize_sweep_panels_plot_accuracy_against_size_and_speed_when_timed(t
     assert [p.on_frontier for p in size["points"]] == [True, True]  # q2_k is smaller, source more accurate
     assert [p.on_frontier for p in speed["points"]] == [True, False]  # q2_k: slower and less accurate
     assert "mmlu_sample" in speed["quality"] and "tokens/s" in speed["cost"]
+
+
+def test_report_section_plots_latency_percentiles_and_states_every_method():
+    from llmassay.report.section import SectionContext, hook
+
+    def m(v):
+        return {"value": v, "ci_low": v * 0.9, "ci_high": v * 1.1, "n": 10}
+
+    metrics = {f"{p}[{q}]": m(v) for p, base in (("e2e_s", 1.0), ("ttft_s", 0.2), ("itl_s", 0.02))
+               for q, v in (("p50", base), ("p95", 2 * base), ("p99", 3 * base))}
+    details = {"timing_method": ["stream"], "served": "the model runs in a server process: cpu_s … this client's",
+               "energy": {"kind": ["estimated"], "method": ["CPU-seconds × 42.50 W per core (…)"],
+                          "caveat": "estimated with CodeCarbon's generic 85 W over only 2 logical cores"}}
+    section = hook("efficiency", "build")(SectionContext("arith_sample", "efficiency", metrics, details, []))
+    assert [p.title for p in section.plots] == ["latency percentiles, seconds (bootstrap over requests)"]
+    svg = section.plots[0].svg
+    assert all(name in svg for name in ("e2e_s", "ttft_s", "itl_s", "p99"))
+    assert section.notes[:4] == ["timed by: stream", "energy: estimated — CPU-seconds × 42.50 W per core (…)",
+                                 "caveat: estimated with CodeCarbon's generic 85 W over only 2 logical cores",
+                                 "the model runs in a server process: cpu_s … this client's"]

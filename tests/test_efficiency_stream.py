@@ -45,6 +45,11 @@ def test_openai_stream_recovers_planted_ttft_itl_and_counts_tokens_from_usage(tm
     assert all(r["n_out"] == 5 and r["n_decode"] == 4 and len(r["itl_s"]) == 4 and r["text"] == " a b c d e"
                for r in rows)
     assert all(r["n_prompt"] == len(s.prompt.split()) for r, s in zip(rows, task.samples))  # the server's usage
+    # The model runs in the server: this process's CPU time says nothing of its energy.
+    if result.details["energy"]["kind"] != ["measured"]:
+        assert "energy_wh" not in m and all(r["energy_wh"] is None for r in rows)
+        assert result.details["energy"]["kind"] == ["not estimated"] and "caveat" not in result.details["energy"]
+    assert "client" in result.details["served"]
 
 
 def test_openai_chat_streams_delta_content():

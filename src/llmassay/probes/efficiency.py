@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmassay.efficiency.host import EnergyMeter, energy_caveat, host_facts, peak_rss_mb, thread_count
+from llmassay.efficiency.host import ESTIMATED, EnergyMeter, energy_caveat, host_facts, peak_rss_mb, thread_count
 from llmassay.efficiency.stats import mean_metric, percentiles, pooled_percentiles, scaled
 from llmassay.efficiency.timing import timed_generate
 from llmassay.probes._options import option
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from llmassay.tasks.loader import Task
 
 PER_1K = 1000
+NOT_ESTIMATED = "not estimated"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class EfficiencyOptions:
 
 def _field(name: str, help_text: str) -> SampleMetric:
     return SampleMetric(lambda row: row[name], help_text, binary=False)
+
+
+def _served(backend: Any) -> bool:
+    """The model answers from another process (an OpenAI-compatible server): CPU time and
+    peak RSS here are the client's."""
+    return str(getattr(backend, "name", "")).startswith("openai/")
 
 
 class EfficiencyProbe(Probe):
@@ -68,14 +75,18 @@ class EfficiencyProbe(Probe):
         for req in requests[: opts.warmup]:
             timed_generate(backend, req, opts.stream)
         meter = EnergyMeter(opts.watts_per_core or None)
+        served = _served(backend)
         rows = []
         for sample, req in zip(samples, requests):
             meter.start()
             gen, timing = timed_generate(backend, req, opts.stream)
             energy = meter.stop(timing.cpu_s)
             engine.count_direct(gen.n_prompt_tokens + gen.n_tokens)
-            rows.append({"id": sample.id, "text": gen.text, **timing.as_dict(), "energy_wh": energy.wh,
-                         "energy_kind": energy.kind, "energy_method": energy.method,
+            wh, kind, method = energy.wh, energy.kind, energy.method
+            if served and kind == ESTIMATED:  # this process's CPU time is the client's, not the model's
+                wh, kind, method = None, NOT_ESTIMATED, "the model runs in a server process: no CPU-time estimate"
+            rows.append({"id": sample.id, "text": gen.text, **timing.as_dict(), "energy_wh": wh,
+                         "energy_kind": kind, "energy_method": method, "served": served,
                          "peak_rss_mb": peak_rss_mb(), "threads": thread_count()})
         return rows
 
@@ -119,6 +130,8 @@ class EfficiencyProbe(Probe):
             "max_tokens": opts.max_tokens,
             "warmup": opts.warmup,
             "cache": "bypassed: every request ran on the backend",
+            **({"served": "the model runs in a server process: cpu_s and peak_rss_mb are this client's"}
+               if any(r.get("served") for r in rows) else {}),
         }
         return Analysis(metrics, details)
 
