@@ -18,7 +18,7 @@ from test_strategies import TASK, TRUTH, is_answer_stage, fixed_backend, questio
 from llmassay.backends.chat import chat_template_id
 from llmassay.metrics import holm
 from llmassay.tasks.loader import load_task
-from llmassay.tokens.strategy_runs import load_panels, markdown_table
+from llmassay.tokens.strategy_runs import Panel, load_panels, markdown_table, projection
 from llmassay.types import LlmassayError
 
 _SHOT_ANSWER = re.compile(r"Answer: (-?\d+)\n\n")
@@ -161,3 +161,13 @@ def test_a_gain_significant_alone_is_not_called_one_among_several(tmp_path) -> N
 def test_holm_adjustment() -> None:
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002]) and holm([]) == [] and holm([0.9, 0.4]) == [0.9, 0.8]
+
+
+def test_projection_is_the_measured_tokens_times_the_items() -> None:
+    entries = [{"strategy": "zero_shot", "n": 5, "gen_tokens": 10.0, "prompt_tokens": 40.0},
+               {"strategy": "cot", "n": 5, "gen_tokens": 90.0, "prompt_tokens": 160.0}]
+    text = projection([Panel("m", "t", entries)], 100, decode_tps=100.0, prefill_tps=400.0)
+    # 100 items × 100 generated = 10,000 tokens at 100/s (100 s) + 20,000 prompt tokens at 400/s (50 s) = 150 s
+    assert "| m | t | 5 | 100 | 200 | 10,000 | 20,000 | 0.04 |" in text and f"{150 / 3600:.2f}" == "0.04"
+    assert "| m | all | | | | 10,000 | 20,000 | 0.04 |" in text
+    assert projection([Panel("m", "t", entries)], 10).endswith("| 1,000 | 2,000 | — |")

@@ -44,6 +44,10 @@ def add_tokens_commands(sub: Any) -> None:
     strategies = kinds.add_parser("strategies", help="the strategies probe across runs: markdown table, cost–accuracy grid")
     strategies.add_argument("runs", nargs="+", metavar="RUN", help="run folders (--output-path) or results_*.json files")
     strategies.add_argument("--plot", default=None, metavar="FILE.png", help="write the grid: a row per model, a column per task")
+    strategies.add_argument("--project", type=int, default=None, metavar="ITEMS",
+                            help="also the tokens (and hours, with the rates) a run of ITEMS items per task needs")
+    strategies.add_argument("--decode-tps", type=float, default=None, help="generated tokens per second, for --project")
+    strategies.add_argument("--prefill-tps", type=float, default=None, help="prompt tokens per second, for --project")
 
 
 def run_tokens_command(args: argparse.Namespace) -> None:
@@ -149,9 +153,14 @@ def _glitch(args: argparse.Namespace) -> None:
 
 
 def _strategies(args: argparse.Namespace) -> None:
-    from llmassay.tokens.strategy_runs import cost_accuracy_png, load_panels, markdown_table
+    from llmassay.tokens.strategy_runs import cost_accuracy_png, load_panels, markdown_table, projection
 
     panels = load_panels(args.runs)
     _stdout().print(markdown_table(panels), markup=False, soft_wrap=True, highlight=False)
+    if args.project is not None:
+        if args.project < 1 or any(v is not None and v <= 0 for v in (args.decode_tps, args.prefill_tps)):
+            raise LlmassayError("--project, --decode-tps and --prefill-tps must be positive")
+        _stdout().print("\n" + projection(panels, args.project, args.decode_tps, args.prefill_tps), markup=False,
+                        soft_wrap=True, highlight=False)
     if args.plot:
         _stdout().print(f"wrote {cost_accuracy_png(panels, Path(args.plot))}", markup=False, soft_wrap=True)

@@ -76,6 +76,36 @@ def markdown_table(panels: list[Panel]) -> str:
     return "\n".join(lines)
 
 
+def projection(panels: list[Panel], items: int, decode_tps: float | None = None,
+               prefill_tps: float | None = None) -> str:
+    """What a run of `items` items per task would spend, from the measured mean tokens per
+    item (every strategy and exemplar order summed): the arithmetic behind a full-size run.
+    Prompt tokens are an upper bound on prefill work (a backend reusing a shared prefix
+    evaluates fewer)."""
+    lines = [f"| model | task | measured n | generated tokens / item | prompt tokens / item | "
+             f"generated for {items} items | prompt for {items} items | hours at the given rates |",
+             "|---|---|---|---|---|---|---|---|"]
+    totals: dict[str, list[float]] = {}
+    for p in panels:
+        gen = sum(float(e.get("gen_tokens", 0.0)) for e in p.entries)
+        prompt = sum(float(e.get("prompt_tokens", 0.0)) for e in p.entries)
+        hours = _hours(gen * items, prompt * items, decode_tps, prefill_tps)
+        lines.append(f"| {p.model} | {p.task} | {p.n} | {gen:,.0f} | {prompt:,.0f} | {gen * items:,.0f} | "
+                     f"{prompt * items:,.0f} | {hours} |")
+        t = totals.setdefault(p.model, [0.0, 0.0])
+        t[0], t[1] = t[0] + gen * items, t[1] + prompt * items
+    for model, (gen, prompt) in totals.items():
+        lines.append(f"| {model} | all | | | | {gen:,.0f} | {prompt:,.0f} | "
+                     f"{_hours(gen, prompt, decode_tps, prefill_tps)} |")
+    return "\n".join(lines)
+
+
+def _hours(gen: float, prompt: float, decode_tps: float | None, prefill_tps: float | None) -> str:
+    if not decode_tps:
+        return "—"
+    return f"{(gen / decode_tps + (prompt / prefill_tps if prefill_tps else 0.0)) / 3600:.2f}"
+
+
 def cost_accuracy_png(panels: list[Panel], path: Path) -> Path:
     """A grid of cost–accuracy planes: one row per model, one column per task."""
     from llmassay.report.plots import _figure
