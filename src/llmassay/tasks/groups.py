@@ -70,3 +70,32 @@ def aggregate_group(
 def leaf_tasks(name: str, expand: Callable[[str], list[str]]) -> list[str]:
     """A group's leaf task names, in order, each once."""
     return list(dict.fromkeys(expand(name)))
+
+
+def _key(metric: str) -> str:
+    return metric if "," in metric else f"{metric},none"
+
+
+def group_results(index: Any, names: list[str], results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every group named in `names` (and the groups inside it) that has an
+    `aggregate_metric_list`: its leaf tasks and its aggregated `metric,filter` values, from
+    the accuracy probe's metrics in a run's results (sizes: each task's item count)."""
+    out: dict[str, dict[str, Any]] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop(0)
+        spec = index.group_specs.get(name)
+        if spec is None or name in out:
+            continue
+        todo.extend(spec.members)
+        if not spec.aggregate:
+            continue
+        leaves = index.leaf_names(name)
+        metrics: dict[str, dict[str, float]] = {}
+        sizes: dict[str, int] = {}
+        for task in leaves:
+            accuracy = results.get("results", {}).get(task, {}).get("accuracy", {})
+            metrics[task] = {_key(m): v["value"] for m, v in accuracy.items() if isinstance(v, dict) and "value" in v}
+            sizes[task] = max((v.get("n", 0) for v in accuracy.values() if isinstance(v, dict)), default=0)
+        out[name] = {"tasks": leaves, "results": aggregate_group(spec, leaves, metrics, sizes)}
+    return out

@@ -18,6 +18,7 @@ class TaskIndex:
     tags: dict[str, list[str]] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
     group_specs: dict[str, GroupSpec] = field(default_factory=dict)  # with their aggregate_metric_list
+    broken: dict[str, str] = field(default_factory=dict)  # group name → why its config is refused
 
     @classmethod
     def scan(cls, folders: list[str | Path]) -> TaskIndex:
@@ -39,7 +40,11 @@ class TaskIndex:
             for inline in config["task"]:  # a group written inside a group (lm-eval's flan MMLU)
                 if isinstance(inline, dict) and isinstance(inline.get("group"), str) and isinstance(inline.get("task"), list):
                     self._add(path, inline)
-            spec = GroupSpec.from_config(config, str(path))
+            try:
+                spec = GroupSpec.from_config(config, str(path))
+            except LlmassayError as exc:  # said when the group is asked for, not when a folder is scanned
+                self.broken[config["group"]] = str(exc)
+                return
             self.groups[spec.name], self.group_specs[spec.name] = spec.members, spec
             return
         name = config.get("task")
@@ -55,6 +60,8 @@ class TaskIndex:
         """The task names under a task, tag or group name (lm-eval's `get_all_tasks`)."""
         if name in _seen:
             raise LlmassayError(f"--tasks {name}: group includes itself")
+        if name in self.broken:
+            raise LlmassayError(self.broken[name])
         members = None if name in self.tasks else (self.groups.get(name) or self.tags.get(name))
         if members is None:
             return [name]
@@ -64,6 +71,8 @@ class TaskIndex:
         """File paths for a task, tag or group name; other names are returned as they are."""
         if name in _seen:
             raise LlmassayError(f"--tasks {name}: group includes itself")
+        if name in self.broken:
+            raise LlmassayError(self.broken[name])
         if name in self.tasks:
             return [str(self.tasks[name])]
         members = self.groups.get(name) or self.tags.get(name)
