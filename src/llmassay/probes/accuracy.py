@@ -58,6 +58,7 @@ def _flag(name: str) -> SampleMetric:
 class AccuracyProbe(Probe):
     name = "accuracy"
     task_types = ("multiple_choice", "generate_until", "loglikelihood", "loglikelihood_rolling")
+    per_choice_contexts = True
     description = "the task's own metrics: acc, acc_norm, acc_gen (multiple choice), exact_match (generation)"
     challenge = "accuracy"
     Options = AccuracyOptions

@@ -133,6 +133,11 @@ def _sample_lines(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
             metrics = {m: float(row[m]) for m in task.metrics if isinstance(row.get(m), bool)}
             lines.append(_line(doc_id, sample, target, arguments, resps, filtered, "none", metrics, row))
             continue
+        if task.output_type == "loglikelihood_rolling":  # lm-eval: one request, the document's text
+            metrics = {m: row[m] for m in task.metrics if m in row}
+            lines.append(_line(doc_id, sample, sample.target, [[sample.target]], [[row["loglikelihood"]]],
+                               [row["loglikelihood"]], "none", metrics, row))
+            continue
         target = task.references(sample) if task.targets else sample.target
         arguments = [[sample.prompt, {**task.generation_kwargs}]]
         for metric in task.metrics:
