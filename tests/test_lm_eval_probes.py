@@ -3,11 +3,13 @@ winogrande-style per-choice contexts in one line; those that can run, run (#24 i
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from llmassay.probes._registry import probe_class
 from test_lm_eval_cli import run, scripted  # noqa: F401  (the fixture)
-from test_lm_eval_compat import load
+from test_lm_eval_compat import REFERENCE, load
 
 
 @pytest.mark.parametrize("probe", ["brittleness", "structured"])
@@ -32,9 +34,6 @@ def test_the_run_stops_before_the_model_loads_with_one_line(tmp_path, scripted, 
 
 
 def test_rolling_perplexity_through_the_cli_reads_like_lm_eval_s(tmp_path, scripted, capsys):  # noqa: F811
-    from test_lm_eval_compat import REFERENCE
-    import json
-
     assert run(tmp_path, "--tasks", "wikitext", "--trust-task-code", "--lm-eval-results") == 0
     [results_file] = (tmp_path / "out" / "test__fake-model").glob("results_*.json")
     doc = json.loads(results_file.read_text())
