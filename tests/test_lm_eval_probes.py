@@ -46,3 +46,18 @@ def test_rolling_perplexity_through_the_cli_reads_like_lm_eval_s(tmp_path, scrip
     lines = [json.loads(x) for x in samples.read_text().splitlines()]
     assert [x["arguments"][0][0] for x in lines] == REFERENCE["runs"]["wikitext@0"]["prompts"]
     assert all(x["word_perplexity"][0] == x["resps"][0][0] for x in lines)  # (log-likelihood, words)
+
+
+def test_rolling_windows_are_cached_like_any_request(tmp_path):
+    """A rerun reads every window from the request cache: nothing is computed twice."""
+    from llmassay.engine.cache import RequestCache
+    from llmassay.engine.engine import Engine
+    from llmassay.engine.rolling import loglikelihood_rolling
+    from test_lm_eval_compat import Backend
+
+    texts = ["a document long enough to need several windows of forty-eight bytes each, " * 3, "short"]
+    first = Engine(Backend(), RequestCache(tmp_path / "cache.sqlite"))
+    got = loglikelihood_rolling(first, texts)
+    again = Engine(Backend(), RequestCache(tmp_path / "cache.sqlite"))
+    assert loglikelihood_rolling(again, texts) == got
+    assert got[0].n_windows == 5 and first.stats.computed == 6 and again.stats.computed == 0
