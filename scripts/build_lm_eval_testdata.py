@@ -152,6 +152,10 @@ def main() -> None:
     write("hails/agieval-aqua-rat", "default", "test", [
         {"query": f"Q: {q}? Answer Choices: (A){w[0]} (B){right} (C){w[1]} (D){w[2]}\nA: Among A through D, the answer is",
          "choices": ["(A)", "(B)", "(C)", "(D)"], "gold": [1]} for q, right, *w in FACTS])
+    for split, facts in (("train", FACTS[:4]), ("test", FACTS[4:])):  # afriqa: a context holding the answer
+        write("masakhane/afriqa-gold-passages", "hau", split, [
+            {"question_lang": f"Tambaya: {q}?", "context": f"Notes: {w[0]}, {right} and {w[1]}.",
+             "answer_pivot": right if i % 3 else f"the {right}", "id": i} for i, (q, right, *w) in enumerate(facts)])
     write("EleutherAI/lambada_openai", "default", "test", [
         {"text": f"The teacher asked the class {q.lower()} and every student wrote down {right.split()[-1]}"}
         for q, right, *_ in FACTS])
@@ -161,7 +165,8 @@ def main() -> None:
              "answer": f"Tom has {i + 2} + {i * 3} = {4 * i + 2} apples.\n#### {4 * i + 2}"}
             for i, _ in enumerate(facts)])
     for subject, offset in (("anatomy", 0), ("astronomy", 3)):
-        for split, facts in (("dev", FACTS[offset: offset + 5]), ("test", FACTS[5:] + FACTS[:1])):
+        for split, facts in (("dev", FACTS[offset: offset + 5]), ("test", FACTS[5:] + FACTS[:1]),
+                             ("validation", FACTS[1:7])):
             write("cais/mmlu", subject, split, [
                 {"question": f" {q}? ({subject}) ", "subject": subject, "choices": [w[0], right, w[1], w[2]],
                  "answer": 1} for q, right, *w in facts])

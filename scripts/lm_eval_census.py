@@ -10,7 +10,7 @@ resolved, every `!function` checked to name a function that exists in the task's
 that passes loads offline given its data (`--data-dir`, `--trust-task-code` where it has
 `!function`); the data-dependent steps (templates on real documents) are not exercised here.
 Group configs (`group:` with a `task:` list) are counted apart: they expand to their tasks
-but their `aggregate_metric_list` is not computed.
+and their `aggregate_metric_list` is computed as lm-eval does (tasks/groups.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from llmassay.tasks.filters import GenerationScoring
+from llmassay.tasks.groups import GroupSpec
 from llmassay.tasks.lmeval_yaml import FunctionRef, TaskConfigError, read_config
 from llmassay.tasks.loader import (
     TaskError,
@@ -35,6 +36,7 @@ from llmassay.tasks.loader import (
     _field_error,
     _metric_names,
 )
+from llmassay.types import LlmassayError
 
 
 def _functions(file: Path) -> set[str]:
@@ -76,6 +78,10 @@ def verdict(path: Path, cache: dict[Path, set[str]]) -> tuple[str, bool]:
     if "class" in config:
         return "python task class (class:)", uses_code
     if isinstance(config.get("group"), str) and "task" in config and isinstance(config["task"], list):
+        try:
+            GroupSpec.from_config(config, str(path))
+        except LlmassayError as exc:
+            return "group refused: " + _reason(str(exc)), uses_code
         return "group", uses_code
     try:
         config = _check_functions(config, cache)
@@ -117,8 +123,9 @@ def census(root: Path) -> dict[str, Any]:
         reason, uses_code = verdict(path, cache)
         reasons[reason] += 1
         code += reason == "ok" and uses_code
-    tasks = len(files) - reasons["group"]
-    return {"configs": len(files), "groups": reasons["group"], "tasks": tasks, "ok": reasons["ok"],
+    groups = sum(n for r, n in reasons.items() if r == "group" or r.startswith("group refused"))
+    tasks = len(files) - groups
+    return {"configs": len(files), "groups": groups, "groups_ok": reasons["group"], "tasks": tasks, "ok": reasons["ok"],
             "ok_with_function": code, "reasons": reasons}
 
 
@@ -133,7 +140,8 @@ def main(argv: list[str]) -> None:
             source = Path(tmp) / "lm_eval" / "tasks"
         result = census(source)
     ok, tasks = result["ok"], result["tasks"]
-    print(f"{result['configs']} configs: {tasks} tasks, {result['groups']} groups")
+    print(f"{result['configs']} configs: {tasks} tasks, {result['groups']} groups "
+          f"({result['groups_ok']} with an aggregate_metric_list we compute or none)")
     print(f"tasks that load offline given their data: {ok} ({100 * ok / tasks:.1f} %), "
           f"{result['ok_with_function']} of them with --trust-task-code")
     print("why the others do not (most common first):")

@@ -315,3 +315,23 @@ def test_token_statistics_cover_the_scored_tokens(hf, smollm2):
     assert ref.n_tokens == stats.n_tokens
     assert stats.expected_logprobs == pytest.approx(ref.expected_logprobs, abs=0.3)
     assert sum(a == b for a, b in zip(stats.ranks, ref.ranks)) >= 0.7 * stats.n_tokens
+
+
+def test_rolling_windows_score_as_lm_eval_s_hf_model_does(hf):
+    """#24: a document in one window scores as log P(text | prefix token); in 8-token windows
+    every token is still predicted once (same count), with less context."""
+    from llmassay.engine.engine import Engine
+    from llmassay.engine.rolling import loglikelihood_rolling
+
+    text = "The boatmen talked of the weather, and the children watched the river go by the old bridge."
+    [whole] = loglikelihood_rolling(Engine(hf), [text])
+    [plain] = hf.loglikelihood([LoglikelihoodRequest("", text)])
+    assert whole.n_windows == 1 and whole.n_tokens == plain.n_tokens
+    assert whole.logprob == pytest.approx(plain.logprob, abs=1e-4)
+    saved = hf.max_length
+    try:
+        hf.max_length = 8
+        [short] = loglikelihood_rolling(Engine(hf), [text])
+    finally:
+        hf.max_length = saved
+    assert short.n_windows == -(-whole.n_tokens // 8) and short.logprob < whole.logprob - 5

@@ -76,10 +76,27 @@ def test_groups_and_tags_expand_to_their_task_files(tmp_path):
 
     (tmp_path / "g.yaml").write_text("group: my_suite\ntask:\n  - ai2_arc\n  - piqa\n"
                                      "aggregate_metric_list:\n  - metric: acc\n")
-    with pytest.warns(UserWarning, match=r"g\.yaml: group 'my_suite': aggregate_metric_list is not computed"):
-        index = TaskIndex.scan([ROOT / "tasks", tmp_path])
+    index = TaskIndex.scan([ROOT / "tasks", tmp_path])
+    assert [(a.metric, a.weight_by_size) for a in index.group_specs["my_suite"].aggregate] == [("acc", True)]
     names = [p.rsplit("/", 2)[-2:] for p in index.expand("my_suite")]
     assert names == [["arc", "arc_challenge.yaml"], ["arc", "arc_easy.yaml"], ["piqa", "piqa.yaml"]]
     assert index.expand("mmlu_stem_tasks") == [str(ROOT / "tasks/mmlu/default/mmlu_anatomy.yaml"),
                                                str(ROOT / "tasks/mmlu/default/mmlu_astronomy.yaml")]
     assert index.expand("not_a_task") == ["not_a_task"]  # left for load_task to refuse by name
+
+
+def test_a_group_reports_its_aggregate_as_lm_eval_does(tmp_path, scripted, capsys):
+    """science_mix: acc unweighted, acc_norm weighted by size, over a tag, a task and a nested
+    group (mmlu has no acc_norm: left out), equal to lm-eval's group scores."""
+    assert run(tmp_path, "--tasks", "science_mix", "--trust-task-code", "--lm-eval-results") == 0
+    ref = REFERENCE["groups"]["science_mix"]
+    assert "group science_mix (5 tasks): acc,none 0.1467, acc_norm,none 0.1333" in capsys.readouterr().err
+    [results_file] = (tmp_path / "out" / "test__fake-model").glob("results_*.json")
+    doc = json.loads(results_file.read_text())
+    for key in ("acc,none", "acc_norm,none"):
+        assert doc["results"]["science_mix"][key] == pytest.approx(ref["science_mix"][key])
+        assert doc["groups"]["science_mix"][key] == pytest.approx(ref["science_mix"][key])
+    assert doc["group_subtasks"]["science_mix"] == ["arc_challenge", "arc_easy", "sciq", "mmlu_anatomy", "mmlu_astronomy"]
+    assert doc["results"]["mmlu_stem"]["acc,none"] == pytest.approx(ref["mmlu_stem"]["acc,none"])  # the nested group
+    [native] = (tmp_path / "out").glob("results_*.json")
+    assert json.loads(native.read_text())["groups"]["science_mix"]["results"]["acc,none"] == pytest.approx(ref["science_mix"]["acc,none"])

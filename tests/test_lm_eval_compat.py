@@ -39,7 +39,9 @@ FILES = {
     "lambada_openai": "lambada/lambada_openai.yaml", "galician_bench_flores_en-gl": "galician_bench/flores_gl/flores_en-gl.yaml",
     "agieval_math": "agieval/math.yaml", "agieval_aqua_rat": "agieval/aqua-rat.yaml",
     "nq_open": "nq_open/nq_open.yaml", "triviaqa": "triviaqa/default.yaml", "gsm8k": "gsm8k/gsm8k.yaml",
-    "wikitext": "wikitext/wikitext.yaml", "pile_10k": "pile_10k/pile_10k.yaml",
+    "wikitext": "wikitext/wikitext.yaml", "pile_10k": "pile_10k/pile_10k.yaml", "arc_easy_mi": "arc/arc_easy_mi.yaml",
+    "mmlu_flan_cot_zeroshot_anatomy": "mmlu/flan_cot_zeroshot/mmlu_anatomy.yaml",
+    "afriqa_hau_prompt_2": "afrobench/afriqa/prompt_2/afriqa_hau.yaml",
 }
 
 
@@ -82,7 +84,7 @@ def test_the_configs_are_lm_eval_s_own_files():
     assert (ROOT / "tasks" / "arc" / "arc_challenge.yaml").read_text() == (
         "include: arc_easy.yaml\ntask: arc_challenge\ndataset_name: ARC-Challenge\n"
     )
-    assert len(FILES) >= 21
+    assert len(FILES) >= 24
 
 
 @pytest.mark.parametrize("run", sorted(REFERENCE["runs"]))
@@ -99,7 +101,11 @@ def test_prompts_equal_lm_eval_s(run):
         return
     assert [s.prompt for s in task.samples] == ref["prompts"]
     if task.output_type == "multiple_choice":
-        assert [[task.target_delimiter + c for c in s.choices] for s in task.samples] == ref["continuations"]
+        continuations = [[task.target_delimiter + c for c in s.choices] for s in task.samples]
+        if "acc_mutual_info" in task.metrics:  # then each choice again after an empty context
+            continuations = [c + c for c in continuations]
+            assert [ctx[len(ctx) // 2:] for ctx in ref["contexts"]] == [[""] * len(s.choices) for s in task.samples]
+        assert continuations == ref["continuations"]
 
 
 @pytest.mark.parametrize("run", sorted(REFERENCE["runs"]))
@@ -283,3 +289,26 @@ def test_f1_and_mcc_are_over_the_corpus_with_a_bootstrap_interval():
         assert our_mcc(pairs, k) == pytest.approx(sklearn.matthews_corrcoef(pairs[:, 0], pairs[:, 1]))
     binary = rng.integers(0, 2, size=(60, 2))
     assert our_f1(binary) == pytest.approx(sklearn.f1_score(binary[:, 0], binary[:, 1]))
+
+
+def test_group_aggregates_weigh_tasks_as_lm_eval_does():
+    """aggregate_metric_list: weight_by_size true = the item-weighted mean, false = the mean
+    of task means, tasks without the metric left out (planted: 1 of 2 vs 1 of 4 right)."""
+    from llmassay.tasks.groups import AggregateSpec, GroupSpec, aggregate_group
+
+    metrics = {"a": {"acc,none": 0.5, "acc_norm,none": 1.0}, "b": {"acc,none": 0.25}}
+    sizes = {"a": 2, "b": 4}
+    group = GroupSpec("g", ["a", "b"], [AggregateSpec("acc", None, True), AggregateSpec("acc_norm", ("none",), False)])
+    assert aggregate_group(group, ["a", "b"], metrics, sizes) == {"acc,none": pytest.approx(2 / 6), "acc_norm,none": 1.0}
+    group.aggregate = [AggregateSpec("acc", ("none",), False)]
+    assert aggregate_group(group, ["a", "b"], metrics, sizes) == {"acc,none": pytest.approx(0.375)}
+
+
+def test_group_aggregate_errors_name_the_group(tmp_path):
+    from llmassay.tasks.registry import TaskIndex
+
+    (tmp_path / "g.yaml").write_text("group: g\ntask: [arc_easy]\naggregate_metric_list:\n  - metric: acc\n"
+                                     "    aggregation: median\n")
+    index = TaskIndex.scan([tmp_path])  # a folder with one bad group still scans
+    with pytest.raises(LlmassayError, match=r"g\.yaml: group 'g': aggregation 'median' of 'acc' is not supported"):
+        index.expand("g")

@@ -10,8 +10,11 @@ shots from lm-eval's seed-1234 stream; `--lm-eval-results` also writes
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from llmassay.types import LlmassayError
 
 if TYPE_CHECKING:
     from llmassay.evaluate import RunConfig, RunResults
@@ -54,7 +57,33 @@ def task_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def report_groups(args: argparse.Namespace, outcome: RunResults) -> dict[str, dict[str, Any]]:
+    """Groups named in --tasks with an `aggregate_metric_list`: their scores (lm-eval's
+    rule, tasks/groups.py), printed and kept under `groups` in the results file."""
+    if not args.include_path:
+        return {}
+    from rich.console import Console
+
+    from llmassay.tasks.groups import group_results
+    from llmassay.tasks.registry import TaskIndex
+
+    groups = group_results(TaskIndex.scan(args.include_path), [t for t in args.tasks.split(",") if t], outcome.results)
+    if not groups:
+        return groups
+    console = Console(stderr=True)
+    for name, group in groups.items():
+        values = ", ".join(f"{k} {v:.4f}" for k, v in group["results"].items()) or "no task reports its metrics"
+        console.print(f"group {name} ({len(group['tasks'])} tasks): {values}", highlight=False)
+    outcome.results["groups"] = groups
+    try:
+        outcome.results_path.write_text(json.dumps(outcome.results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise LlmassayError(f"{outcome.results_path}: cannot add the group scores ({exc.strerror})") from None
+    return groups
+
+
 def write_lmeval_results(args: argparse.Namespace, cfg: RunConfig, outcome: RunResults) -> Path | None:
+    groups = report_groups(args, outcome)
     if not args.lm_eval_results:
         return None
     from llmassay.tasks import lmeval_results
@@ -68,4 +97,4 @@ def write_lmeval_results(args: argparse.Namespace, cfg: RunConfig, outcome: RunR
     for name in cfg.tasks:
         task = load_task(name, cfg.num_fewshot, cfg.seed, cfg.mc_format, **cfg.task_options)
         tasks[task.name] = task.with_metrics(cfg.metrics)
-    return lmeval_results.write(cfg.output_path, outcome.results, rows, tasks)
+    return lmeval_results.write(cfg.output_path, outcome.results, rows, tasks, groups)

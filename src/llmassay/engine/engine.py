@@ -25,7 +25,7 @@ from llmassay.engine.cache import RequestCache, request_key
 from llmassay.engine.rolling import TokenLoglikelihoodRequest
 from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
 
-Req = TypeVar("Req", LoglikelihoodRequest, GenerateRequest)
+Req = TypeVar("Req", LoglikelihoodRequest, GenerateRequest, TokenLoglikelihoodRequest)
 Ans = TypeVar("Ans", LoglikelihoodResult, Generation, TokenStats)
 
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmassay.metrics import proportion
+from llmassay.metrics import argmax, proportion
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
-from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, item_mean, perplexity, text_metric
+from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, custom_aggregate, item_mean, perplexity, text_metric
 from llmassay.tasks.filters import TEXT_METRICS
 from llmassay.tasks.perplexity import score_rolling, weighted_metric
 from llmassay.types import GenerateRequest, LoglikelihoodRequest, Sample
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
     from llmassay.tasks.loader import Task
 
-SCORED = ("acc", "acc_norm", "acc_bytes", "acc_gen", "exact_match")
+SCORED = ("acc", "acc_norm", "acc_bytes", "acc_gen", "exact_match", "acc_mutual_info")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ def _flag(name: str) -> SampleMetric:
 class AccuracyProbe(Probe):
     name = "accuracy"
     task_types = ("multiple_choice", "generate_until", "loglikelihood", "loglikelihood_rolling")
+    per_choice_contexts = True
     description = "the task's own metrics: acc, acc_norm, acc_gen (multiple choice), exact_match (generation)"
     challenge = "accuracy"
     Options = AccuracyOptions
@@ -87,7 +88,8 @@ class AccuracyProbe(Probe):
     ) -> list[Row]:
         delim = task.target_delimiter
         generate = "acc_gen" in task.metrics
-        loglik = task.process_results is not None or any(m in LOGLIK_METRICS or m in CORPUS_METRICS for m in task.metrics)
+        loglik = task.process_results is not None or any(
+            m in LOGLIK_METRICS or m in CORPUS_METRICS or m == "acc_mutual_info" for m in task.metrics)
         generate = generate and task.process_results is None
         items = [MCItem(s.prompt, tuple(s.choices or ())) for s in samples]
         rows = []
@@ -96,6 +98,7 @@ class AccuracyProbe(Probe):
             generate = False
         else:
             scores = score_multiple_choice(engine, items, delim, cfg, generate, loglik=loglik, chat=chat)
+        unconditional = unconditional_loglikelihoods(engine, samples, delim) if "acc_mutual_info" in task.metrics else None
         for sample, score in zip(samples, scores):
             choices = sample.choices or []
             row: Row = {"id": sample.id, "prompt": sample.prompt, "choices": [delim + c for c in choices],
@@ -109,6 +112,10 @@ class AccuracyProbe(Probe):
                     acc=score.pred == sample.target,
                     acc_norm=score.pred_norm(choices) == sample.target,
                 )
+                if unconditional is not None:  # lm-eval: argmax of log P(c | prompt) − log P(c)
+                    mutual = [c - u for c, u in zip(score.loglikelihoods, unconditional[sample.id])]
+                    row.update(loglikelihoods_unconditional=unconditional[sample.id],
+                               acc_mutual_info=argmax(mutual) == sample.target)
                 if "acc_bytes" in task.metrics:
                     row.update(pred_bytes=score.pred_bytes(choices), acc_bytes=score.pred_bytes(choices) == sample.target)
             if task.process_results is not None:  # the task's own scoring replaces ours, as in lm-eval
@@ -151,7 +158,9 @@ class AccuracyProbe(Probe):
         return rows
 
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
+        custom = task.scoring.custom if task.scoring is not None else {}
         metrics = {name: weighted_metric(name, task.aggregations[name], rows, cfg.seed) if name in task.aggregations
+                   else custom_aggregate(name, custom[name.split(",")[0]], rows, cfg.seed) if name.split(",")[0] in custom
                    else corpus_metric(name, rows, cfg.seed) if name in CORPUS_METRICS
                    else perplexity(rows, cfg.seed) if name == "perplexity"
                    else text_metric(name, rows, cfg.seed) if name.split(",")[0] in TEXT_METRICS
@@ -189,6 +198,14 @@ def score_loglikelihood(engine: Engine, samples: list[Sample]) -> list[Row]:
             row["n_truncated_tokens"] = r.n_truncated_tokens
         rows.append(row)
     return rows
+
+
+def unconditional_loglikelihoods(engine: Engine, samples: list[Sample], delim: str) -> dict[str, list[float]]:
+    """log P(delimiter + choice) after no context at all (the backend's prefix token), per
+    choice: the baseline lm-eval's `acc_mutual_info` subtracts."""
+    requests = [LoglikelihoodRequest("", delim + c) for s in samples for c in s.choices or ()]
+    answers = iter(engine.loglikelihood(requests))
+    return {s.id: [next(answers).logprob for _ in s.choices or ()] for s in samples}
 
 
 def score_partial(engine: Engine, samples: list[Sample], continuations: dict[str, str], delim: str) -> list[MCScore]:

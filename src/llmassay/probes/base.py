@@ -138,6 +138,9 @@ class Probe:
     description: ClassVar[str] = ""
     challenge: ClassVar[str] = ""
     task_types: ClassVar[tuple[str, ...]] = ("multiple_choice", "generate_until")
+    # Whether the probe scores lm-eval's per-choice contexts (winogrande: a context per
+    # choice, one shared continuation); probes that put choices after one prompt cannot.
+    per_choice_contexts: ClassVar[bool] = False
     Options: ClassVar[type] = NoOptions
     # Bump when the rows a probe writes change meaning: resumed rows from older code are
     # then recomputed instead of reused (the version is part of the resume key).
@@ -164,6 +167,9 @@ class Probe:
         """None when the probe can run on `task`; otherwise the reason, in a few words."""
         if task.output_type not in self.task_types:
             return f"task '{task.name}' is {task.output_type}; probe '{self.name}' needs {' or '.join(self.task_types)}"
+        if getattr(task, "continuations", None) and not self.per_choice_contexts:
+            return (f"task '{task.name}' has one context per choice (lm-eval's partial evaluation, as winogrande); "
+                    f"probe '{self.name}' scores choices as answers after one prompt")
         return None
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:

@@ -76,6 +76,20 @@ def text_metric(name: str, rows: list[dict[str, Any]], seed: int = 0, n_boot: in
     return bootstrap_statistic(np.arange(len(rows))[:, None], statistic, seed=seed, n_boot=n_boot)
 
 
+def custom_aggregate(name: str, aggregate: Any, rows: list[dict[str, Any]], seed: int = 0, n_boot: int = 200) -> Metric:
+    """A task's own `aggregation: !function` over the rows' (gold, answer) items, as lm-eval
+    calls it, with a bootstrap CI over items (the function is the task's trusted code)."""
+    items = [r[name] for r in rows]
+
+    def statistic(m: np.ndarray) -> float:
+        try:
+            return float(aggregate([items[i] for i in m[:, 0].astype(int)]))
+        except Exception as exc:  # the task's own code: one line naming it
+            raise LlmassayError(f"metric '{name}': the task's aggregation failed: {type(exc).__name__}: {exc}") from None
+
+    return bootstrap_statistic(np.arange(len(items))[:, None], statistic, seed=seed, n_boot=n_boot)
+
+
 def item_mean(values: list[Any]) -> Metric:
     """A mean of per-item scores: Wilson for 0/1 scores, a bootstrap for partial credit
     (a task's own `process_results` may give any number)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmassay.metrics import exact_match as normalised_exact_match
+from llmassay.types import LlmassayError
 
 Filter = Callable[[list[str]], list[str]]
 TEXT_METRICS = ("bleu", "chrf", "ter")  # sacrebleu's corpus scores, as lm-eval's
@@ -41,6 +42,69 @@ def _regex(regex_pattern: str = r"#### (\-?[0-9\.\,]+)", group_select: int = 0, 
             out.append(match.strip())
         return out
 
+    return apply
+
+
+_PUNCTUATION = None  # unicode punctuation (categories P*), built on first use as lm-eval's
+
+
+def _punctuation_table() -> dict[int, None]:
+    global _PUNCTUATION
+    if _PUNCTUATION is None:
+        import sys
+        import unicodedata
+
+        _PUNCTUATION = dict.fromkeys(i for i in range(sys.maxunicode) if unicodedata.category(chr(i)).startswith("P"))
+    return _PUNCTUATION
+
+
+def _multi_choice_regex(regex_pattern: str = r"#### (\-?[0-9\.\,]+)", group_select: int = 0, fallback: str = "[invalid]",
+                        ignore_case: bool = False, ignore_punctuation: bool = False,
+                        regexes_to_ignore: list[str] | None = None) -> Filter:
+    """lm-eval's `multi_choice_regex`: the pattern (e.g. '(\\([A-Z]\\))'), else a choice's text
+    found in the answer (case and punctuation ignored as asked) as its letter '(B)', else
+    ': B'; reads the document's `choices`."""
+    pattern = re.compile(regex_pattern)
+
+    def find(regex: re.Pattern[str], resp: str, convert: dict[str, str] | None = None) -> Any:
+        match: Any = regex.findall(resp)
+        if match:
+            match = match[group_select]
+            if isinstance(match, tuple):
+                match = next((m for m in match if m), "")
+                if not match:
+                    return ""
+            match = match.strip()
+            if match and convert and match in convert:
+                match = convert[match]
+        return match
+
+    def ignore(text: str) -> str:
+        for r in regexes_to_ignore or ():
+            text = re.sub(r, "", text)
+        if ignore_case:
+            text = text.lower()
+        if ignore_punctuation:
+            text = text.translate(_punctuation_table())
+        return text
+
+    def apply(responses: list[str], doc: dict[str, Any]) -> list[str]:
+        choices = doc.get("choices")
+        if not isinstance(choices, list):
+            raise LlmassayError("filter 'multi_choice_regex' needs a 'choices' list in each document")
+        letters = [chr(ord("A") + i) for i in range(len(choices))]
+        to_letter = {ignore(str(c).strip()): f"({a})" for c, a in zip(choices, letters)}
+        by_text = re.compile("|".join(sorted((re.escape(ignore(str(c).strip())) for c in choices), key=len, reverse=True)))
+        by_letter = re.compile(rf":[\s]*({'|'.join(letters)})")
+        out = []
+        for resp in responses:
+            resp = resp if isinstance(resp, str) else ""
+            match = (find(pattern, resp) or find(by_text, ignore(resp), to_letter)
+                     or find(by_letter, resp, {a: f"({a})" for a in letters}))
+            out.append(match or fallback)
+        return out
+
+    apply.needs_doc = True  # type: ignore[attr-defined]
     return apply
 
 
@@ -69,6 +133,7 @@ FILTERS: dict[str, Callable[..., Filter]] = {
     "lowercase": lambda: lambda responses: [r.lower() for r in responses],
     "uppercase": lambda: lambda responses: [r.upper() for r in responses],
     "map": _map,
+    "multi_choice_regex": _multi_choice_regex,
 }
 
 
@@ -78,9 +143,9 @@ class FilterPipeline:
     steps: list[Filter]
     spec: list[dict[str, Any]] = field(default_factory=list)
 
-    def apply(self, responses: list[str]) -> str:
+    def apply(self, responses: list[str], doc: dict[str, Any] | None = None) -> str:
         for step in self.steps:
-            responses = step(responses)
+            responses = step(responses, doc or {}) if getattr(step, "needs_doc", False) else step(responses)
         return responses[0] if responses else ""
 
 
@@ -107,6 +172,9 @@ class GenerationScoring:
     lm_eval: bool = False  # lm-eval's strict exact match (its options or filters were given)
     metrics: tuple[str, ...] = ("exact_match",)  # exact_match and corpus text metrics (bleu, chrf, ter)
     process_results: Callable[..., dict[str, Any]] | None = None  # the task's own scoring, per filtered answer
+    # metric → the task's own `aggregation: !function` over (gold, answer) pairs (afrobench's
+    # SQuAD f1): lm-eval passes each pair through and aggregates them with it
+    custom: dict[str, Callable[[list[Any]], float]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], fail: Any) -> GenerationScoring:
@@ -125,9 +193,13 @@ class GenerationScoring:
             _compile(pattern, "metric_list", fail)
         pipelines = _pipelines(config.get("filter_list"), fail)
         named = [e.get("metric") if isinstance(e, dict) else e for e in config.get("metric_list") or ()]
-        metrics = tuple(m for m in named if m in ("exact_match", *TEXT_METRICS)) or ("exact_match",)
+        custom = {e["metric"]: e["aggregation"] for e in config.get("metric_list") or ()
+                  if isinstance(e, dict) and isinstance(e.get("metric"), str) and callable(e.get("aggregation"))
+                  and e["metric"] not in ("exact_match", *TEXT_METRICS)}
+        metrics = tuple(m for m in named if m in ("exact_match", *TEXT_METRICS, *custom)) or ("exact_match",)
         text = any(m in TEXT_METRICS for m in metrics)
-        return cls(pipelines, options, lm_eval=bool(options) or bool(pipelines) or text, metrics=metrics)
+        return cls(pipelines, options, lm_eval=bool(options) or bool(pipelines) or text or bool(custom),
+                   metrics=metrics, custom=custom)
 
     def metric_names(self) -> list[str]:
         if not self.pipelines:
@@ -140,7 +212,7 @@ class GenerationScoring:
         pipelines = self.pipelines or [FilterPipeline("none", [_take_first()])]
         out: dict[str, Any] = {}
         for pipeline in pipelines:
-            answer = pipeline.apply([text])
+            answer = pipeline.apply([text], doc)
             suffix = f",{pipeline.name}" if self.pipelines else ""
             if self.process_results is not None:
                 values = self.process_results(doc or {}, [answer])
@@ -150,6 +222,8 @@ class GenerationScoring:
             for metric in self.metrics:
                 if metric == "exact_match":
                     out[metric + suffix] = any(lm_eval_exact_match(answer, r, **self.options) for r in references)
+                elif metric in self.custom:  # lm-eval's passthrough item, aggregated by the task's function
+                    out[metric + suffix] = [references[0] if len(references) == 1 else references, answer]
                 else:  # a corpus metric: the answer is kept, the score is computed over all rows
                     out[metric + suffix] = answer
             out[f"filtered_resps,{pipeline.name}"] = answer

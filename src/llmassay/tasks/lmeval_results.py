@@ -27,7 +27,7 @@ from llmassay.tasks.filters import TEXT_METRICS
 from llmassay.tasks.loader import Task
 from llmassay.types import LlmassayError
 
-LOWER_IS_BETTER = frozenset({"perplexity", "ter"})
+LOWER_IS_BETTER = frozenset({"perplexity", "ter", "word_perplexity", "byte_perplexity", "bits_per_byte"})
 AGGREGATES = (*CORPUS_METRICS, "perplexity", *TEXT_METRICS)  # not means of per-item scores: taken from the probe's metrics
 
 
@@ -60,8 +60,10 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def documents(results: dict[str, Any], rows: dict[str, list[dict[str, Any]]], tasks: dict[str, Task]) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """The lm-eval results document and sample lines for one of our runs (its accuracy rows)."""
+def documents(results: dict[str, Any], rows: dict[str, list[dict[str, Any]]], tasks: dict[str, Task],
+              groups: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """The lm-eval results document and sample lines for one of our runs (its accuracy rows);
+    `groups` (tasks/groups.py) become lm-eval's group entries."""
     out: dict[str, Any] = {"results": {}, "group_subtasks": {}, "configs": {}, "versions": {}, "n-shot": {},
                            "higher_is_better": {}, "n-samples": {}}
     samples: dict[str, list[dict[str, Any]]] = {}
@@ -75,7 +77,9 @@ def documents(results: dict[str, Any], rows: dict[str, list[dict[str, Any]]], ta
         for metric in task.metrics:
             base, filt = lm_eval_key(metric)
             values = [float(r[metric]) for r in task_rows if isinstance(r.get(metric), bool)]
-            corpus = ours.get("accuracy", {}).get(metric) if base in AGGREGATES else None
+            custom = task.scoring.custom if task.scoring is not None else {}
+            aggregated = base in AGGREGATES or metric in task.aggregations or base in custom
+            corpus = ours.get("accuracy", {}).get(metric) if aggregated else None
             if corpus is not None:  # f1, mcc, perplexity: over the corpus, not a mean of items
                 entry[f"{base},{filt}"], entry[f"{base}_stderr,{filt}"] = corpus["value"], corpus["stderr"] or "N/A"
             elif values:
@@ -93,6 +97,10 @@ def documents(results: dict[str, Any], rows: dict[str, list[dict[str, Any]]], ta
         out["n-samples"][name] = {"original": len(task.samples), "effective": len(task_rows)}
         samples[name] = _sample_lines(task, task_rows)
         out.setdefault("llmassay", {}).setdefault("results", {})[name] = ours
+    for name, group in (groups or {}).items():
+        out["results"][name] = {"alias": name, **group["results"]}
+        out.setdefault("groups", {})[name] = out["results"][name]
+        out["group_subtasks"][name] = list(group["tasks"])
     cfg = results.get("config", {})
     out["config"] = {"model": cfg.get("model"), "model_args": cfg.get("model_args"), "batch_size": cfg.get("batch_size"),
                      "limit": cfg.get("limit"), "random_seed": cfg.get("seed"), "fewshot_seed": 1234,
@@ -125,6 +133,11 @@ def _sample_lines(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
             metrics = {m: float(row[m]) for m in task.metrics if isinstance(row.get(m), bool)}
             lines.append(_line(doc_id, sample, target, arguments, resps, filtered, "none", metrics, row))
             continue
+        if task.output_type == "loglikelihood_rolling":  # lm-eval: one request, the document's text
+            metrics = {m: row[m] for m in task.metrics if m in row}
+            lines.append(_line(doc_id, sample, sample.target, [[sample.target]], [[row["loglikelihood"]]],
+                               [row["loglikelihood"]], "none", metrics, row))
+            continue
         target = task.references(sample) if task.targets else sample.target
         arguments = [[sample.prompt, {**task.generation_kwargs}]]
         for metric in task.metrics:
@@ -150,9 +163,9 @@ def _line(doc_id: int, sample: Any, target: Any, arguments: Any, resps: Any, fil
 
 
 def write(output_path: str | Path, results: dict[str, Any], rows: dict[str, list[dict[str, Any]]],
-          tasks: dict[str, Task]) -> Path:
+          tasks: dict[str, Task], groups: dict[str, dict[str, Any]] | None = None) -> Path:
     """Write the lm-eval-shaped files; returns the results file."""
-    doc, samples = documents(results, rows, tasks)
+    doc, samples = documents(results, rows, tasks, groups)
     folder = Path(output_path) / doc["model_name_sanitized"]
     stamp = datetime.now().isoformat().replace(":", "-")
     try:

@@ -41,7 +41,7 @@ OUTPUT_TYPES = ("multiple_choice", "generate_until", "loglikelihood", "loglikeli
 UNSUPPORTED_OUTPUT_TYPES: tuple[str, ...] = ()
 LOGLIKELIHOOD_METRICS = ("perplexity", "acc")  # lm-eval's: exp(-mean log P(target)), and 'target is greedy'
 SCORE_CHANGING_KEYS = ("use_prompt", "doc_to_image", "doc_to_audio", "custom_dataset")
-MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes", "f1", "mcc")  # f1, mcc: over the corpus, as lm-eval
+MC_METRICS = ("acc", "acc_norm", "acc_gen", "acc_bytes", "f1", "mcc", "acc_mutual_info")  # f1, mcc: over the corpus, as lm-eval
 DEFAULT_MC_METRICS = ("acc", "acc_norm", "acc_gen")  # acc_bytes on request, as in lm-eval
 GEN_METRICS = ("exact_match", "bleu", "chrf", "ter")  # bleu, chrf, ter: sacrebleu over the corpus
 
@@ -718,6 +718,10 @@ def _metric_names(config: dict[str, Any], output_type: str, fail: Any) -> list[s
     names = []
     for entry in entries:
         metric = entry.get("metric") if isinstance(entry, dict) else entry
+        if output_type == "generate_until" and isinstance(metric, str) and callable(
+                entry.get("aggregation") if isinstance(entry, dict) else None):
+            names.append(metric)  # aggregated by the task's own (trusted) function
+            continue
         if metric not in known:
             raise fail("metric_list", f"metric '{metric}' is not supported for {output_type} (use {', '.join(known)})")
         names.append(metric)

@@ -1,0 +1,101 @@
+"""lm-eval `group:` scores: `aggregate_metric_list` over a group's leaf tasks.
+
+lm-eval 0.4.13 (`api/group.py`) aggregates over every leaf task under the group, nested
+groups and tags flattened: for each entry, each of its filters (`filter_list`, else every
+filter a leaf task reports the metric under), the mean of the tasks' values weighted by
+their sample counts (`weight_by_size: true`, the default) or not. Tasks without the metric
+are left out. Only `aggregation: mean` exists in lm-eval; anything else is refused by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmassay.types import LlmassayError
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    metric: str
+    filters: tuple[str, ...] | None  # None: every filter the leaf tasks report the metric under
+    weight_by_size: bool = True
+
+
+@dataclass
+class GroupSpec:
+    name: str
+    members: list[str]  # task, tag or group names
+    aggregate: list[AggregateSpec] = field(default_factory=list)
+    where: str = ""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], where: str) -> GroupSpec:
+        members = [t if isinstance(t, str) else (t.get("group") or t.get("task")) for t in config.get("task") or ()]
+        specs = []
+        for entry in config.get("aggregate_metric_list") or ():
+            entry = {"metric": entry} if isinstance(entry, str) else entry
+            if not isinstance(entry, dict) or not isinstance(entry.get("metric"), str):
+                raise LlmassayError(f"{where}: group '{config.get('group')}': aggregate_metric_list entries need a 'metric'")
+            if entry.get("aggregation", "mean") != "mean":
+                raise LlmassayError(f"{where}: group '{config.get('group')}': aggregation "
+                                    f"{entry['aggregation']!r} of '{entry['metric']}' is not supported (mean)")
+            filters = entry.get("filter_list")
+            filters = (filters,) if isinstance(filters, str) else (tuple(filters) if filters is not None else None)
+            specs.append(AggregateSpec(entry["metric"], filters, bool(entry.get("weight_by_size", True))))
+        return cls(str(config["group"]), [m for m in members if isinstance(m, str)], specs, where)
+
+
+def aggregate_group(
+    group: GroupSpec, leaves: list[str], task_metrics: dict[str, dict[str, float]], sizes: dict[str, int]
+) -> dict[str, float]:
+    """The group's `metric,filter` values from its leaf tasks' results (lm-eval's keys)."""
+    out: dict[str, float] = {}
+    for spec in group.aggregate:
+        filters = spec.filters
+        if filters is None:
+            filters = tuple(sorted({k.split(",", 1)[1] for t in leaves for k in task_metrics.get(t, {})
+                                    if k.split(",", 1)[0] == spec.metric and "," in k}))
+        for filt in filters:
+            key = f"{spec.metric},{filt}"
+            have = [t for t in leaves if key in task_metrics.get(t, {})]
+            if not have:
+                continue
+            weights = [sizes[t] if spec.weight_by_size else 1 for t in have]
+            out[key] = sum(task_metrics[t][key] * w for t, w in zip(have, weights)) / sum(weights)
+    return out
+
+
+def leaf_tasks(name: str, expand: Callable[[str], list[str]]) -> list[str]:
+    """A group's leaf task names, in order, each once."""
+    return list(dict.fromkeys(expand(name)))
+
+
+def _key(metric: str) -> str:
+    return metric if "," in metric else f"{metric},none"
+
+
+def group_results(index: Any, names: list[str], results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every group named in `names` (and the groups inside it) that has an
+    `aggregate_metric_list`: its leaf tasks and its aggregated `metric,filter` values, from
+    the accuracy probe's metrics in a run's results (sizes: each task's item count)."""
+    out: dict[str, dict[str, Any]] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop(0)
+        spec = index.group_specs.get(name)
+        if spec is None or name in out:
+            continue
+        todo.extend(spec.members)
+        if not spec.aggregate:
+            continue
+        leaves = index.leaf_names(name)
+        metrics: dict[str, dict[str, float]] = {}
+        sizes: dict[str, int] = {}
+        for task in leaves:
+            accuracy = results.get("results", {}).get(task, {}).get("accuracy", {})
+            metrics[task] = {_key(m): v["value"] for m, v in accuracy.items() if isinstance(v, dict) and "value" in v}
+            sizes[task] = max((v.get("n", 0) for v in accuracy.values() if isinstance(v, dict)), default=0)
+        out[name] = {"tasks": leaves, "results": aggregate_group(spec, leaves, metrics, sizes)}
+    return out
