@@ -123,3 +123,14 @@ def test_the_report_names_the_judge_of_each_judged_fact(tmp_path, verdict_kind):
     html = write_report(out).read_text()
     assert 'title="judge verdict/no said: no"' in html
     assert html.count('class="verdict v-contradicted"') == 1  # the judged sentence; the 6 field facts are true
+
+
+def test_a_substitute_that_contains_the_original_name_is_not_memory(tmp_path):
+    edited = _edited_index(tmp_path, ["JM"])
+    assert edited.edits["JM.capital"]["edited"] == "New Kingston"  # Kingston is the original
+    said = iter(["Kingston", "New Kingston"])
+    result = run(tmp_path, short_rows(["JM"], ("capital",)), RuleBackend(lambda prompt: next(said)),
+                 rag="none,index", index=str(tmp_path / "idx"))
+    modes = result.samples[0]["modes"]
+    assert (modes["none"]["follows_original"], modes["none"]["follows_edit"]) == (True, False)
+    assert (modes["index"]["follows_original"], modes["index"]["follows_edit"]) == (False, True)

@@ -4,7 +4,7 @@ with the packaged all-MiniLM-L6-v2), built in memory or written to an index dire
 An index directory holds `index.json` (its kind and model), the KB it was built from
 (`kb.json`, so an edited KB travels with its index) and, for dense, the passage
 embeddings (`embeddings.npy`). Indexes and each query's result are cached per process;
-dense embeddings are also cached on disk, keyed by the KB's fingerprint.
+dense embeddings are also cached on disk, keyed by the passages' text.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from llmassay.factuality.kb import KnowledgeBase, load_kb
+from llmassay.hashing import stable_hash
 from llmassay.home import llmassay_home
 from llmassay.types import LlmassayError
 
@@ -39,7 +40,7 @@ class Index:
             self._bm25 = bm25s.BM25()
             self._bm25.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
         else:
-            self.embeddings = embeddings if embeddings is not None else _embed(texts, kb.fingerprint())
+            self.embeddings = embeddings if embeddings is not None else _embed(texts, stable_hash(texts))
 
     def search(self, query: str, k: int) -> list[str]:
         key = (query, k)
@@ -110,6 +111,8 @@ def _model() -> Any:
 
 
 def _embed(texts: list[str], fingerprint: str) -> np.ndarray:
+    """The passages' embeddings, cached on disk by the passages' text: a KB change that leaves
+    them alone (alternative names) reuses them."""
     cache = llmassay_home() / "factuality" / f"dense-{DENSE_MODEL}-{fingerprint[:16]}.npy"
     if cache.exists():
         arr = np.load(cache)

@@ -358,6 +358,17 @@ def _mentions(text: str, value: str) -> bool:
     return bool(v) and f" {v} " in f" {norm(text)} "
 
 
+def _names(text: str, mine: list[str], theirs: list[str]) -> bool:
+    """The answer names one of `mine`, not merely as part of one of `theirs` that contains
+    it: "New Kingston" follows an edit to New Kingston, not the original Kingston."""
+    t = f" {norm(text)} "
+    own = [f" {norm(m)} " for m in mine if norm(m)]
+    for other in sorted((f" {norm(v)} " for v in theirs if norm(v)), key=len, reverse=True):
+        if any(o in other and o != other for o in own):
+            t = t.replace(other, " | ")
+    return any(o in t for o in own)
+
+
 def _score_short(kb: KnowledgeBase, row: Row, answer: str, mode: str, opts: FactualityOptions) -> dict[str, Any]:
     country, name = kb.country(row["country"]), row["field"]
     first = answer.strip().split("\n")[0]
@@ -374,9 +385,9 @@ def _score_short(kb: KnowledgeBase, row: Row, answer: str, mode: str, opts: Fact
     entry["evidence"] = fact.evidence
     edit = kb.edits.get(f"{country.code}.{name}")
     if edit:
-        entry["follows_edit"] = any(_mentions(first, v) for v in right)  # the edited value and its aliases
-        entry["follows_original"] = any(_mentions(first, v)
-                                        for v in edit.get("original_spellings") or _strings(edit["original"]))
+        original = edit.get("original_spellings") or _strings(edit["original"])
+        entry["follows_edit"] = _names(first, right, original)  # the edited value and its aliases
+        entry["follows_original"] = _names(first, original, right)
     if mode == "irrelevant":
         other = kb.countries.get(_other_country(kb, country.code))
         wrong = [a for a in accepted(other, name) if norm(a) not in {norm(r) for r in right}] if other else []
