@@ -163,3 +163,15 @@ def test_swap_averaging_removes_a_planted_slot_prior():
     generated, _ = analyse_pairs(judge_pairs(_pairs(4), ModelJudge(Engine(judge_backend("first")), "g", chat=False),
                                              JudgeTemplates()))
     assert "debiased_win_a" not in generated  # generated verdicts carry no log-probabilities
+
+
+def test_rubric_grades_by_loglik():
+    from judge_runs import QUESTIONS
+    from llmassay.judge.grading import grade_answers, grade_metrics
+    from llmassay.judge.runs import Answer
+
+    key = {q: t for _, q, t in QUESTIONS}
+    answers = [Answer("arith", i, q, t if n % 3 else "999", t) for n, (i, q, t) in enumerate(QUESTIONS)]
+    rows = grade_answers(answers, _judge("correct", key.get), JudgeTemplates(), "exact result", "pass-fail")
+    assert [r["grade"] for r in rows] == ["fail", "pass", "pass", "fail", "pass", "pass"]
+    assert "log P: PASS=" in rows[0]["output"] and grade_metrics(rows, "pass-fail")["score"].value == 4 / 6

@@ -109,7 +109,9 @@ def judge_tables(result: dict[str, Any]) -> list[Table]:
     note = result.get("warning") or ""
     tables = []
     sections = [("calibration (planted truth)", (result.get("calibration") or {}).get("metrics", {}), "")]
-    sections.append((f"pairwise: A = {result['runs']['a']}, B = {result['runs']['b']}", result.get("metrics", {}), note))
+    mode = " (verdicts by log-likelihood)" if (result.get("judge") or {}).get("verdict") == "loglik" else ""
+    sections.append((f"pairwise{mode}: A = {result['runs']['a']}, B = {result['runs']['b']}", result.get("metrics", {}),
+                     note))
     for side in ("a", "b"):
         if "grading" in result:
             sections.append((f"rubric grade of {side.upper()} ({result['grading']['scale']})", result["grading"][side], note))

@@ -54,8 +54,9 @@ def choices(query: JudgeQuery, ties: bool) -> tuple[str, ...]:
 
 
 def pick(scores: dict[str, float], temperature: float, rng: random.Random) -> str:
-    """The most likely choice at T = 0 (a pairwise dead heat is a tie); at T > 0 a draw
-    from softmax(log P / T)."""
+    """The most likely choice at T = 0 (a pairwise dead heat is a tie; a grade dead heat
+    takes the first choice, PASS or the lowest score — with real log-probabilities a dead
+    heat is vanishingly rare); at T > 0 a draw from softmax(log P / T)."""
     names = list(scores)
     if temperature <= 0:
         best = max(scores.values())
