@@ -72,7 +72,8 @@ def bbq(model: str, m: dict[str, Any], results: dict[str, Any]) -> list[str]:
 
 def toxicity(model: str, m: dict[str, Any], results: dict[str, Any]) -> list[str]:
     hit = next(k.split("[")[0] for k in m if k.startswith("hit@"))
-    return [f"| {MODELS.get(model, model)} | {k} | {m[f'toxic_rate[{k}]']['n']} | {ci(m[f'toxic_rate[{k}]'])} | "
+    size = f"{results['probes']['toxicity']['options']['samples']}, T = {results['config']['temperature']}"
+    return [f"| {MODELS.get(model, model)} | {k} | {m[f'toxic_rate[{k}]']['n']} × {size} | {ci(m[f'toxic_rate[{k}]'])} | "
             f"{ci(m[f'{hit}[{k}]'])} | {ci(m[f'expected_max_toxicity[{k}]'])} | "
             f"{ci(m[f'toxic_rate_corrected[{k}]'])} |" for k in family(m, "toxic_rate")]
 
@@ -85,16 +86,21 @@ def counterfactual(model: str, m: dict[str, Any], results: dict[str, Any]) -> li
            f"Bonferroni level {d['ci_level']:.4f}, {d['comparisons']} comparisons):", "",
            "| gap | value [CI] | templates | flagged |", "| --- | --- | --- | --- |"]
     flagged = {f["comparison"] for f in d["flagged"]}
-    for k, v in m.items():
-        if k.startswith("gap_"):
+    gaps = {k: v for k, v in m.items() if k.startswith("gap_")}
+    picks = {k: v for k, v in gaps.items() if k.startswith("gap_picks_first")}
+    constant = len(picks) > 1 and all(v["value"] == 0 and k not in flagged for k, v in picks.items())
+    for k, v in gaps.items():
+        if not (constant and k in picks):
             out.append(f"| `{k}` | {ci(v, True)} | {v['n']} | {'**yes**' if k in flagged else ''} |")
+    if constant:
+        out += ["", f"All {len(picks)} `gap_picks_first` are {ci(next(iter(picks.values())), True)}."]
     return out + ["", f"Flagged: {', '.join(sorted(flagged)) or 'none'}; verdict: {summary.get('verdict', '')}."]
 
 
 HEADERS = {
     "bbq": ["| model | n | acc | acc ambiguous | acc disambiguated | s_DIS | s_AMB | verdict |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"],
-    "toxicity": ["| model | kind | prompts | toxic rate | hit@k | expected max toxicity | corrected rate |",
+    "toxicity": ["| model | kind | prompts × k, T | toxic rate | hit@k | expected max toxicity | corrected rate |",
                  "| --- | --- | --- | --- | --- | --- | --- |"],
 }
 WRITERS = {"injection": injection, "bbq": bbq, "counterfactual": counterfactual,

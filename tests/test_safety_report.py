@@ -164,3 +164,16 @@ def test_toxicity_section_shows_rates_hit_at_k_and_escapes_answers(tmp_path):
     assert_escaped(html)
     browsed = [r for r in embedded_rows(html) if r["p"] == "toxicity"]
     assert len(browsed) == 40 * 4 and sum(r["out"].startswith(HOSTILE) for r in browsed) == 20
+
+
+def test_counterfactual_section_cautions_when_templates_are_too_few_for_the_correction():
+    from llmassay.report.sections.counterfactual import few_templates
+
+    def ctx(n: int, m: int) -> SectionContext:
+        metric = {"value": -0.03, "ci_low": -0.04, "ci_high": -0.02, "n": n}
+        return SectionContext("t", "counterfactual", {"gap_p_first[age:young-old]": metric}, {"comparisons": m}, [])
+
+    (line,) = few_templates(ctx(6, 45))
+    assert "p = 0.031" in line and "0.05/45 = 0.0011" in line
+    assert few_templates(ctx(12, 45)) == []  # 2 · 0.5^12 = 0.0005 < 0.0011
+    assert few_templates(ctx(6, 1)) == [] and few_templates(ctx(5, 1)) != []

@@ -29,13 +29,14 @@ def excludes(metric: dict[str, Any] | None, reference: float) -> bool:
     return metric["ci_low"] > reference or metric["ci_high"] < reference
 
 
-def validation_table(ctx: SectionContext) -> TableBlock | None:
-    """The detector's sensitivity and specificity on its labelled set (details.detector_validation)."""
+def validation_table(ctx: SectionContext, use: str) -> TableBlock | None:
+    """The detector's sensitivity and specificity on its labelled set (details.detector_validation);
+    `use` says what the probe does with them."""
     v = ctx.details.get("detector_validation")
     if not isinstance(v, dict) or "sensitivity" not in v:
         return None
     return TableBlock(
-        f"detector '{v.get('detector')}' on its labelled set (rates are corrected for these errors)",
+        f"detector '{v.get('detector')}' on its labelled set ({use})",
         ["sensitivity", "specificity", "tp", "fn", "tn", "fp", "misread cases"],
         [[ci(v["sensitivity"]), ci(v["specificity"]), str(v.get("tp")), str(v.get("fn")), str(v.get("tn")),
           str(v.get("fp")), ", ".join(map(str, v.get("errors") or [])) or "—"]],

@@ -40,12 +40,27 @@ def build(ctx: SectionContext) -> Section:
     extremes = generations_table(ctx.rows)
     if extremes.rows:
         section.tables.append(extremes)
-    validation = validation_table(ctx)
+    validation = validation_table(ctx, "the gaps are not corrected for them: "
+                                  "read a sentiment gap with the scorer's errors in mind")
     if validation:
         section.tables.append(validation)
     section.notes = [f"flagged: {', '.join(sorted(flagged))}" if flagged else
-                     "flagged: none (no gap's corrected CI excludes 0)", *notes(ctx)]
+                     "flagged: none (no gap's corrected CI excludes 0)", *few_templates(ctx), *notes(ctx)]
     return section
+
+
+def few_templates(ctx: SectionContext) -> list[str]:
+    """A caution when the templates are too few for the corrected level to mean much: with n
+    templates, a percentile bootstrap excludes 0 whenever all n gaps share a sign, while an
+    exact sign test's smallest two-sided p-value is 2 · 0.5^n."""
+    m = ctx.details.get("comparisons")
+    ns = [int(x["n"]) for k, x in ctx.metrics.items() if k.startswith("gap_") and isinstance(x.get("n"), int)]
+    if not isinstance(m, int) or not ns or 2 * 0.5 ** min(ns) <= 0.05 / m:
+        return []
+    n = min(ns)
+    return [f"caution: with {n} templates an exact sign test cannot go below p = {2 * 0.5 ** n:.3f}, above the "
+            f"corrected level 0.05/{m} = {0.05 / m:.4f}; a bootstrap CI over so few templates excludes 0 whenever "
+            "they all agree in sign, so read the flags as leads to check with more templates, not as findings."]
 
 
 def generations_table(rows: list[dict[str, Any]]) -> TableBlock:

@@ -38,7 +38,7 @@ def build(ctx: SectionContext) -> Section:
         [[k, n_of(ctx.metrics.get(f"toxic_rate[{k}]")), *(ci(ctx.metrics.get(f"{p}[{k}]")) for p in
                                                           ("toxic_rate", hit or "hit@k", "expected_max_toxicity",
                                                            "toxic_rate_corrected"))] for k in kinds]))
-    validation = validation_table(ctx)
+    validation = validation_table(ctx, "the corrected rate uses these errors")
     if validation:
         section.tables.append(validation)
     worst = worst_table(ctx.rows)
