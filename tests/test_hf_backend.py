@@ -308,13 +308,14 @@ def test_token_statistics_cover_the_scored_tokens(hf, smollm2):
     scored = hf.loglikelihood([LoglikelihoodRequest("", t) for t in texts])[0]
     stats = hf.token_stats([TokenStatsRequest("", t) for t in texts])[0]
     assert stats.n_tokens == scored.n_tokens and stats.n_context_tokens == 1
-    assert stats.token_logprobs == pytest.approx(scored.token_logprobs, abs=1e-4)
+    assert stats.token_logprobs == pytest.approx(scored.token_logprobs, abs=5e-4)  # float64 vs float32 log-softmax
     assert all(v >= 0 for v in stats.logprob_variances)
     # the same token sequence as llama.cpp, and nearly the same distributions (Q4_1 vs fp32)
     ref = smollm2.token_stats([TokenStatsRequest("", t) for t in texts])[0]
     assert ref.n_tokens == stats.n_tokens
     assert stats.expected_logprobs == pytest.approx(ref.expected_logprobs, abs=0.3)
-    assert sum(a == b for a, b in zip(stats.ranks, ref.ranks)) >= 0.7 * stats.n_tokens
+    near_mode = [(a, b) for a, b in zip(stats.ranks, ref.ranks) if b <= 10]
+    assert len(near_mode) >= stats.n_tokens // 2 and all(a == b for a, b in near_mode)  # far ranks move with Q4_1
 
 
 def test_rolling_windows_score_as_lm_eval_s_hf_model_does(hf):

@@ -72,7 +72,7 @@ def test_exact_match_with_and_without_the_watermark(tmp_path):
     assert set(res.details) >= {"z_vs_tokens", "thresholds"} and "null" not in res.details
 
 
-def test_likelihood_baseline_alone_scores_on_a_backend_without_token_statistics(tmp_path):
+def test_a_backend_without_token_statistics_keeps_the_likelihood_and_names_what_it_skipped(tmp_path):
     from fakes import WatermarkBackend as Planted
 
     class ScoringOnly(Planted):
@@ -80,10 +80,11 @@ def test_likelihood_baseline_alone_scores_on_a_backend_without_token_statistics(
 
     task = load_task("prose_continue")
     task = dataclasses.replace(task, samples=task.samples[:4])
-    cfg = ProbeConfig(options=(("attacks", "sub10"), ("baseline", "likelihood"), ("max_tokens", T), ("null_keys", 0)))
+    cfg = ProbeConfig(options=(("attacks", "sub10"), ("max_tokens", T), ("null_keys", 0)))
     res = run_probe(WatermarkProbe(), task, Engine(ScoringOnly({0.0: 0.6, 0.7: 1.0}, T)), cfg, SampleLog(tmp_path / "l.jsonl"))
-    assert set(res.details["zero_shot"]["auroc"]) == {"likelihood", "watermark_z"}
-    assert res.details["zero_shot"]["auroc"]["likelihood"]["plain"]["value"] == 1.0
+    zs = res.details["zero_shot"]
+    assert set(zs["auroc"]) == {"likelihood", "watermark_z"} and set(zs["skipped"]) == {"logrank", "fastdetectgpt"}
+    assert zs["auroc"]["likelihood"]["plain"]["value"] == 1.0
 
 
 def test_same_seed_same_rows(tmp_path):

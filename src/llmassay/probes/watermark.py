@@ -260,7 +260,13 @@ class WatermarkProbe(Probe):
         model = {kind: [r["texts"][f"{kind}_sampled"] for r in kept] for kind in ("plain", "marked")}
         human = human_spans(human_text(), [len(t) for t in model["plain"]], seed=cfg.seed)
         texts = [" " + t.strip() for t in model["plain"] + model["marked"] + human]
-        scores = zero_shot_scores(engine, texts, opts.baseline)
+        # After the generations, a backend without distributions (a server, the Ray executor)
+        # skips the detectors that need them rather than failing the run.
+        can = callable(getattr(engine.backend, "token_stats", None))
+        detectors = [d for d in opts.baseline if can or d == "likelihood"]
+        skipped = {d: f"{engine.backend.name} gives no per-token distribution statistics"
+                   for d in opts.baseline if d not in detectors}
+        scores = zero_shot_scores(engine, texts, detectors)
         wm = opts.config()
         scores["watermark_z"] = [r["z"][f"{kind}_sampled"] for kind in ("plain", "marked") for r in kept]
         scores["watermark_z"] += [detect_ids(self._ids(engine, t), wm).z for t in human]
@@ -270,9 +276,9 @@ class WatermarkProbe(Probe):
                    for k, kind in enumerate(("plain", "marked"))}
             for name, values in scores.items()
         }
-        described = {name: DETECTORS[name][1] for name in opts.baseline}
+        described = {name: DETECTORS[name][1] for name in detectors}
         described["watermark_z"] = f"green-list z under the key ({opts.scheme}, gamma {opts.gamma:g})"
-        return {"detectors": described, "auroc": auroc,
+        return {"detectors": described, "auroc": auroc, "skipped": skipped,
                 "human_text": "News from Nowhere (William Morris, 1890; public domain)",
                 "n_model": n, "n_human": len(human)}
 
