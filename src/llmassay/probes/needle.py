@@ -55,6 +55,11 @@ INSTRUCTION = "Below is a long text. A fact is hidden somewhere in it. Read it, 
 DEFAULT_DEPTHS = ("0", "0.25", "0.5", "0.75", "1")
 PROMPT_FORMATS = ("auto", "chat", "raw")
 GOOD_SHARE = 0.9  # summary card: effective length ≥ 90 % of the longest length run is good
+# The default grid (all 40 bundled needles × 256, 512, 1024, 2048 × 5 depths at the default
+# n_ctx=2048) is sized to about 20 minutes per bundled model on 2 idle cores: counted by
+# scripts/longctx_cost.py, SmolLM2 sends 625,555 prompt tokens of which 266,239 are left
+# to prefill after shared prefixes; at 330 tok/s (plus attention's cost per position) and
+# its answers, 18-24 min (Gemma-3-270M: 275,561, 16-27 min). README "Long context" has the arithmetic.
 
 
 def _lengths_ok(values: tuple[str, ...]) -> None:
@@ -72,7 +77,9 @@ def _file_exists(path: str) -> None:
 
 @dataclass(frozen=True)
 class NeedleOptions:
-    lengths: tuple[str, ...] = option((), "context lengths in the model's tokens (default: 256 doubling up to max_len)",
+    lengths: tuple[str, ...] = option((), "context lengths in the model's tokens (default: 256 doubling up to max_len; "
+                                      "256-2048 x 5 depths x 40 needles is about 20 min per bundled model on 2 idle "
+                                      "cores; each doubling of the longest length a bit more than doubles it)",
                                       check=_lengths_ok)
     depths: tuple[str, ...] = option(DEFAULT_DEPTHS, "needle depths, 0 = start of the text, 1 = end", check=_depths_ok)
     max_len: int | None = option(None, "longest length (default: the loaded context window)", minimum=64)
@@ -111,7 +118,7 @@ class NeedleProbe(Probe):
     sample_metrics = {"found": _cells("found"), "all_found": _cells("all_found", binary=False)}
     presets = {
         "quick": Preset(("needle_sample",), limit=8, options=(("depths", "0,0.5,1"), ("max_len", 1024))),
-        "full": Preset(("needle_sample",), limit=20),
+        "full": Preset(("needle_sample",)),  # the default grid: about 20 min per bundled model (see above)
     }
 
     def supports(self, task: Task) -> str | None:
