@@ -62,15 +62,8 @@ def _wait_for(port: int, proc: subprocess.Popen, seconds: float = 120.0) -> None
     sys.exit("llama_cpp.server did not come up in time")
 
 
-def _server(model: str, out: str, threads: int, repeats: int, requests: int, rates: str,
-            concurrency: str = "1,2,4,8") -> list[str]:
-    """Start llama_cpp.server (one slot, `threads` threads), load-test it `repeats` times
-    through the CLI, and summarise: median [min–max] over repeats per level."""
-    import json
-
-    import numpy as np
-
-    from llmassay.cli import main as cli
+def start_server(model: str, threads: int) -> tuple[subprocess.Popen, int]:
+    """llama_cpp.server on a free loopback port with `threads` threads and one slot, loaded."""
     from llmassay.models import resolve_model_path
 
     port = _free_port()
@@ -81,9 +74,27 @@ def _server(model: str, out: str, threads: int, repeats: int, requests: int, rat
                              # arrives (the client sees RemoteProtocolError): queue them instead
                              "--interrupt_requests", "False"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    records = []
     try:
         _wait_for(port, proc)
+    except BaseException:
+        proc.terminate()
+        raise
+    return proc, port
+
+
+def _server(model: str, out: str, threads: int, repeats: int, requests: int, rates: str,
+            concurrency: str = "1,2,4,8") -> list[str]:
+    """Start llama_cpp.server (one slot, `threads` threads), load-test it `repeats` times
+    through the CLI, and summarise: median [min–max] over repeats per level."""
+    import json
+
+    import numpy as np
+
+    from llmassay.cli import main as cli
+
+    proc, port = start_server(model, threads)
+    records = []
+    try:
         for r in range(repeats):
             folder = Path(out) / f"repeat{r}"
             rc = cli(["loadtest", "--model", "openai/local", "--model-args", f"base_url=http://127.0.0.1:{port}/v1",
