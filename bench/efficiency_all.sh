@@ -42,3 +42,9 @@ $PY bench/efficiency_speculative.py --model smollm2-135m --n 10 --max-tokens 64 
 # 4. llama_cpp.server under load, 3 repeats.
 $PY bench/efficiency_loadtest.py --server smollm2-135m --repeats 3 --requests 16 --rate 1,2 \
     --output-path "$OUT/loadtest" --write
+# The c = 8 level again with 48 requests: Little's-law edge effects shrink with more requests.
+$PY bench/efficiency_loadtest.py --server smollm2-135m --repeats 3 --requests 48 --concurrency 8 --rate "" \
+    --output-path "$OUT/loadtest-long" --section efficiency_loadtest_server_long --write
+
+# 5. The efficiency probe through the openai backend (streamed TTFT, ITL, TPOT) against llama_cpp.server.
+$PY bench/efficiency_served.py --model smollm2-135m --repeats 3 --limit 20 --write

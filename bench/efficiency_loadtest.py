@@ -62,14 +62,8 @@ def _wait_for(port: int, proc: subprocess.Popen, seconds: float = 120.0) -> None
     sys.exit("llama_cpp.server did not come up in time")
 
 
-def _server(model: str, out: str, threads: int, repeats: int, requests: int, rates: str) -> list[str]:
-    """Start llama_cpp.server (one slot, `threads` threads), load-test it `repeats` times
-    through the CLI, and summarise: median [min–max] over repeats per level."""
-    import json
-
-    import numpy as np
-
-    from llmassay.cli import main as cli
+def start_server(model: str, threads: int) -> tuple[subprocess.Popen, int]:
+    """llama_cpp.server on a free loopback port with `threads` threads and one slot, loaded."""
     from llmassay.models import resolve_model_path
 
     port = _free_port()
@@ -80,13 +74,31 @@ def _server(model: str, out: str, threads: int, repeats: int, requests: int, rat
                              # arrives (the client sees RemoteProtocolError): queue them instead
                              "--interrupt_requests", "False"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    records = []
     try:
         _wait_for(port, proc)
+    except BaseException:
+        proc.terminate()
+        raise
+    return proc, port
+
+
+def _server(model: str, out: str, threads: int, repeats: int, requests: int, rates: str,
+            concurrency: str = "1,2,4,8") -> list[str]:
+    """Start llama_cpp.server (one slot, `threads` threads), load-test it `repeats` times
+    through the CLI, and summarise: median [min–max] over repeats per level."""
+    import json
+
+    import numpy as np
+
+    from llmassay.cli import main as cli
+
+    proc, port = start_server(model, threads)
+    records = []
+    try:
         for r in range(repeats):
             folder = Path(out) / f"repeat{r}"
             rc = cli(["loadtest", "--model", "openai/local", "--model-args", f"base_url=http://127.0.0.1:{port}/v1",
-                      "--concurrency", "1,2,4,8", "--rate", rates, "--requests", str(requests), "--max-tokens", "16",
+                      "--concurrency", concurrency, "--rate", rates, "--requests", str(requests), "--max-tokens", "16",
                       "--stream", "--slo-e2e", "2", "--seed", str(r), "--output-path", str(folder)])
             if rc != 0:
                 sys.exit(f"loadtest failed (exit {rc})")
@@ -120,7 +132,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="the server's llama.cpp threads")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--requests", type=int, default=16, help="requests per level")
-    ap.add_argument("--rate", default="1,2", help="Poisson arrival rates, requests/s")
+    ap.add_argument("--rate", default="1,2", help="Poisson arrival rates, requests/s ('' for none)")
+    ap.add_argument("--concurrency", default="1,2,4,8", help="closed-loop levels")
+    ap.add_argument("--section", default="efficiency_loadtest_server", help="BENCHMARKS.md section name")
     ap.add_argument("--output-path", default="runs/loadtest")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section (with --server)")
     args = ap.parse_args()
@@ -130,16 +144,17 @@ def main() -> None:
         from _common import machine, write_section
 
         Path(args.output_path).mkdir(parents=True, exist_ok=True)
-        rows = _server(args.server, args.output_path, args.threads, args.repeats, args.requests, args.rate)
+        rows = _server(args.server, args.output_path, args.threads, args.repeats, args.requests, args.rate,
+                       args.concurrency)
         text = "\n".join([
             f"Machine: {machine()}; server and load generator alone on one core, the server with {args.threads} "
             f"llama.cpp thread(s) and one slot (`--interrupt_requests False`). `llama_cpp.server` with {args.server}, {args.requests} requests per "
-            f"level, 16 output tokens, streamed, prompts from `arith_sample`; closed loop at concurrency 1/2/4/8, "
-            f"then Poisson arrivals at {args.rate} req/s. Median over {args.repeats} repeats [min–max]; "
+            f"level, 16 output tokens, streamed, prompts from `arith_sample`; closed loop at concurrency {args.concurrency}, "
+            f"then Poisson arrivals at {args.rate or 'no'} req/s. Median over {args.repeats} repeats [min–max]; "
             "L / X·W is Little's law over the arrival window (1 = holds).", "", *rows])
         print(text)
         if args.write:
-            write_section("efficiency_loadtest_server", "## Load test of llama_cpp.server\n\n" + text + "\n")
+            write_section(args.section, "## Load test of llama_cpp.server\n\n" + text + "\n")
 
 
 if __name__ == "__main__":

@@ -194,6 +194,16 @@ def test_greedy_generation_stops_at_the_stop_string_and_drops_it(hf):
     assert again.text == stopped.text
 
 
+def test_streamed_generation_is_the_same_text_token_by_token_for_timing(hf):
+    from llmassay.efficiency.timing import STREAM, timed_generate
+
+    req = GenerateRequest(prompt="The capital of France is", max_tokens=8)
+    plain = hf.generate([req])[0]
+    gen, timing = timed_generate(hf, req)
+    assert timing.method == STREAM and gen.text == plain.text and timing.n_out == plain.n_tokens
+    assert len(timing.itl_s) == plain.n_tokens - 1 and 0 < timing.ttft_s < timing.e2e_s  # the prompt is not a piece
+
+
 ARITH_SHOTS = "Question: 12 + 7 =\nAnswer: 19\n\nQuestion: 30 - 4 =\nAnswer: 26\n\n"
 
 

@@ -101,7 +101,8 @@ def _streamed(backend: Any, req: GenerateRequest) -> tuple[Generation, RequestTi
         prompt = req.prompt if req.prompt is not None else "\n".join(c for _, c in req.messages or ())
         n_prompt, n_out = len(backend.tokenize(prompt)), len(pieces)
     first = stamps[0] if stamps else None
-    gen = Generation("".join(pieces), n_prompt, n_out, final.finish_reason if final else "stop", e2e, first,
+    text = final.text if final is not None else "".join(pieces)  # the backend's text: stop strings cut, specials dropped
+    gen = Generation(text, n_prompt, n_out, final.finish_reason if final else "stop", e2e, first,
                      final.n_truncated_tokens if final else 0)
     decode = e2e - first if first is not None else None
     itl = tuple(b - a for a, b in zip(stamps, stamps[1:]))
