@@ -49,11 +49,24 @@ def load_panels(paths: list[str]) -> list[Panel]:
         for task, probes in (doc.get("details") or {}).items():
             details = (probes or {}).get(PROBE) or {}
             if details.get("strategies"):
-                panels.append(Panel(name, task, list(details["strategies"]), details.get("chat_template_id")))
+                metrics = ((doc.get("results") or {}).get(task) or {}).get(PROBE) or {}
+                entries = [_with_token_split(e, metrics) for e in details["strategies"]]
+                panels.append(Panel(name, task, entries, details.get("chat_template_id")))
                 found = True
         if not found:
             raise LlmassayError(f"{given}: no strategies-probe results in {path.name} (run with --probe strategies)")
     return panels
+
+
+def _with_token_split(entry: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """Prompt and generated tokens per item: in the entry, or (results written before they
+    were) in the run's `prompt_tokens[…]` / `gen_tokens[…]` metrics."""
+    out = dict(entry)
+    for key in ("prompt_tokens", "gen_tokens"):
+        metric = metrics.get(f"{key}[{entry['strategy']}]")
+        if key not in out and isinstance(metric, dict) and "value" in metric:
+            out[key] = metric["value"]
+    return out
 
 
 def _ci(value: float, ci: list[float] | None, fmt: str) -> str:
@@ -126,10 +139,10 @@ def cost_accuracy_png(panels: list[Panel], path: Path) -> Path:
                 draw_cost_accuracy(ax, [(e["strategy"], (e["acc"], *e["acc_ci"]), (e["tokens"], *e["tokens_ci"]))
                                         for e in panel.entries], legend=(i, j) == (0, 0))
                 ax.set_title(f"{model.split('/')[-1]} · {task} (n = {panel.n})")
+                ax.set_xlabel("")
                 if j:
                     ax.set_ylabel("")
-                if i < len(models) - 1:
-                    ax.set_xlabel("")
+        fig.supxlabel("tokens spent per item, prompt + generated, every call summed (95 % bootstrap CI, log scale)")
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110, metadata={"Software": None})
     return path

@@ -14,6 +14,7 @@ from llmassay.report.section import Plot, Section, SectionContext, TableBlock
 from llmassay.report.sections import generic
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")  # with the colours, nine strategies stay apart
+STRATEGY_EXTRA_COLORS = ("#17becf", "#e377c2", "#7f7f7f")  # past the report palette's six
 
 
 def build(ctx: SectionContext) -> Section:
@@ -50,16 +51,21 @@ def cost_accuracy_svg(key: str, points: list[tuple[str, tuple[float, float, floa
 
 def draw_cost_accuracy(ax: Any, points: list[tuple[str, tuple[float, float, float] | None,
                                                    tuple[float, float, float] | None]], legend: bool = True) -> None:
-    """The plane on one matplotlib axis (also drawn by `llmassay tokens strategies`): colours
-    follow the strategy's position, so panels of one grid agree."""
+    """The plane on one matplotlib axis (also drawn by `llmassay tokens strategies`): colour
+    and marker follow the strategy's position, so panels of one grid agree."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    colors = [*PALETTE, *STRATEGY_EXTRA_COLORS]
     for i, (name, acc, tok) in enumerate(points):
         if acc is None or tok is None:
             continue
-        color = PALETTE[i % len(PALETTE)]
+        color = colors[i % len(colors)]
         ax.errorbar([tok[0]], [acc[0]], xerr=[[tok[0] - tok[1]], [tok[2] - tok[0]]],
                     yerr=[[acc[0] - acc[1]], [acc[2] - acc[0]]], fmt=MARKERS[i % len(MARKERS)], color=color,
                     capsize=3, label=name)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # plain text: the style turns off mathtext
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("tokens spent per item, prompt + generated (95 % CI, log scale)")
     ax.set_ylabel("accuracy (95 % CI)")
     ax.set_ylim(-0.02, 1.02)
