@@ -93,10 +93,11 @@ def test_a_group_reports_its_aggregate_as_lm_eval_does(tmp_path, scripted, capsy
     assert "group science_mix (5 tasks): acc,none 0.1467, acc_norm,none 0.1333" in capsys.readouterr().err
     [results_file] = (tmp_path / "out" / "test__fake-model").glob("results_*.json")
     doc = json.loads(results_file.read_text())
-    for key in ("acc,none", "acc_norm,none"):
+    for key in ("acc,none", "acc_norm,none", "acc_stderr,none", "acc_norm_stderr,none"):  # stderr: pooled / unweighted
         assert doc["results"]["science_mix"][key] == pytest.approx(ref["science_mix"][key])
         assert doc["groups"]["science_mix"][key] == pytest.approx(ref["science_mix"][key])
     assert doc["group_subtasks"]["science_mix"] == ["arc_challenge", "arc_easy", "sciq", "mmlu_anatomy", "mmlu_astronomy"]
     assert doc["results"]["mmlu_stem"]["acc,none"] == pytest.approx(ref["mmlu_stem"]["acc,none"])  # the nested group
+    assert doc["results"]["mmlu_stem"]["acc_stderr,none"] == pytest.approx(ref["mmlu_stem"]["acc_stderr,none"])
     [native] = (tmp_path / "out").glob("results_*.json")
     assert json.loads(native.read_text())["groups"]["science_mix"]["results"]["acc,none"] == pytest.approx(ref["science_mix"]["acc,none"])

@@ -9,6 +9,7 @@ are left out. Only `aggregation: mean` exists in lm-eval; anything else is refus
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,19 @@ class GroupSpec:
             filters = (filters,) if isinstance(filters, str) else (tuple(filters) if filters is not None else None)
             specs.append(AggregateSpec(entry["metric"], filters, bool(entry.get("weight_by_size", True))))
         return cls(str(config["group"]), [m for m in members if isinstance(m, str)], specs, where)
+
+
+def weights_by_key(group: GroupSpec, keys: list[str]) -> dict[str, bool]:
+    """`metric,filter` → whether its aggregate is weighted by size."""
+    return {k: next((s.weight_by_size for s in group.aggregate if s.metric == k.split(",")[0]), True) for k in keys}
+
+
+def group_stderr(stderrs: list[float], sizes: list[int], weight_by_size: bool) -> float:
+    """lm-eval's `pooled_sample_stderr` (weighted by size) or `unweighted_mean_stderr`."""
+    if not weight_by_size:
+        return math.sqrt(sum(s * s for s in stderrs)) / len(stderrs)
+    pooled = sum((n - 1) * s * s * n for n, s in zip(sizes, stderrs)) / (sum(sizes) - len(sizes))
+    return math.sqrt(pooled / sum(sizes))
 
 
 def aggregate_group(
@@ -97,5 +111,6 @@ def group_results(index: Any, names: list[str], results: dict[str, Any]) -> dict
             accuracy = results.get("results", {}).get(task, {}).get("accuracy", {})
             metrics[task] = {_key(m): v["value"] for m, v in accuracy.items() if isinstance(v, dict) and "value" in v}
             sizes[task] = max((v.get("n", 0) for v in accuracy.values() if isinstance(v, dict)), default=0)
-        out[name] = {"tasks": leaves, "results": aggregate_group(spec, leaves, metrics, sizes)}
+        values = aggregate_group(spec, leaves, metrics, sizes)
+        out[name] = {"tasks": leaves, "results": values, "weight_by_size": weights_by_key(spec, list(values))}
     return out

@@ -24,6 +24,7 @@ from typing import Any
 
 from llmassay.tasks.corpus_metrics import CORPUS_METRICS
 from llmassay.tasks.filters import TEXT_METRICS
+from llmassay.tasks.groups import group_stderr
 from llmassay.tasks.loader import Task
 from llmassay.types import LlmassayError
 
@@ -98,7 +99,16 @@ def documents(results: dict[str, Any], rows: dict[str, list[dict[str, Any]]], ta
         samples[name] = _sample_lines(task, task_rows)
         out.setdefault("llmassay", {}).setdefault("results", {})[name] = ours
     for name, group in (groups or {}).items():
-        out["results"][name] = {"alias": name, **group["results"]}
+        entry = {"alias": name}
+        for key, value in group["results"].items():  # lm-eval's stderr of a group: from its tasks'
+            base, filt = lm_eval_key(key)
+            have = [t for t in group["tasks"] if key in out["results"].get(t, {})]
+            errs = [out["results"][t].get(f"{base}_stderr,{filt}") for t in have]
+            sizes = [out["n-samples"][t]["effective"] for t in have]
+            entry[key] = value
+            entry[f"{base}_stderr,{filt}"] = ("N/A" if not errs or any(not isinstance(e, (int, float)) for e in errs)
+                                              else group_stderr(errs, sizes, group["weight_by_size"].get(key, True)))
+        out["results"][name] = entry
         out.setdefault("groups", {})[name] = out["results"][name]
         out["group_subtasks"][name] = list(group["tasks"])
     cfg = results.get("config", {})
