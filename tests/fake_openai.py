@@ -99,6 +99,7 @@ class FakeOpenAI:
         self.service_s, self.token_s = 0.0, 0.0  # known service time (load tests)
         self.slots: int | None = None  # requests served at once (None: unlimited)
         self.streams = True  # False: `stream: true` is ignored and answered with plain JSON
+        self.refuses_stream_options = False  # True: a body with `stream_options` gets HTTP 422
         self._slot_gate: threading.Semaphore | None = None
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -266,6 +267,8 @@ class FakeOpenAI:
                     self._send(200, b'{"choices": [{"text": "unterminated')
                 elif fault == "empty-choices":
                     self._send(200, b'{"choices": []}')
+                elif fake.refuses_stream_options and "stream_options" in body:
+                    self._send(422, b'{"detail": [{"msg": "Extra inputs are not permitted: stream_options"}]}')
                 elif (body.get("response_format") or {}).get("type", "text") not in ("text", *fake.response_formats):
                     self._send(422, b'{"detail": [{"msg": "Input should be text or json_object"}]}')
                 elif self.command == "GET":

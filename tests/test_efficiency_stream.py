@@ -127,3 +127,14 @@ def test_hf_stream_skips_the_prompt_and_recovers_planted_timing():
 def test_hf_stream_raises_the_generation_error_in_the_caller():
     with pytest.raises(LlmassayError, match="planted failure"):
         timed_generate(_ScriptedHF(fail=True), GenerateRequest(prompt="x", max_tokens=5))
+
+
+def test_a_server_that_refuses_stream_options_is_asked_without_and_tokens_are_counted_as_events():
+    with FakeOpenAI() as fake:
+        fake.refuses_stream_options, fake.completion = True, " a b c"
+        backend = _backend(fake)
+        for _ in range(2):
+            gen, timing = timed_generate(backend, GenerateRequest(prompt="1+1=", max_tokens=4))
+            assert gen.text == " a b c" and timing.n_out == 3 and gen.n_prompt_tokens == 0  # no usage sent
+        asked = ["stream_options" in r["body"] for r in fake.requests]
+    assert asked == [True, False, False]  # refused once, then never asked again

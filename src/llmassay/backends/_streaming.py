@@ -34,19 +34,19 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
     if req.json_schema is not None:
         raise LlmassayError("openai: a json_schema request is not streamed; time it end-to-end (no TTFT)")
     chat = req.messages is not None
-    body = backend._body(req)
+    body = {**backend._body(req), "stream": True}
     if chat:
         body["messages"] = [{"role": r, "content": c} for r, c in req.messages or ()]
     else:
         body["prompt"] = req.prompt
-    body.update(stream=True, stream_options={"include_usage": True})
     url = f"{backend.base_url}/{'chat/completions' if chat else 'completions'}"
     pieces: list[str] = []
     usage: dict[str, Any] = {}
     finish = "stop"
     start = time.perf_counter()
     try:
-        with backend._client.stream("POST", url, json=body) as resp:
+        resp = _open(backend, url, body)
+        try:
             if resp.status_code >= 400:
                 resp.read()
                 reason = backend._redact(_error_message(resp))
@@ -74,6 +74,8 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
                     yield text
             if not done:
                 raise LlmassayError(f"openai: {url} closed its event stream before 'data: [DONE]'")
+        finally:
+            resp.close()
     except httpx.TimeoutException:
         raise LlmassayError(f"openai: {url} timed out while streaming") from None
     except httpx.ConnectError as exc:
@@ -83,6 +85,22 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
     n_prompt, n_out = _count_field(usage, "prompt_tokens"), _count_field(usage, "completion_tokens")
     backend._count(tokens=n_prompt + n_out)
     yield Generation("".join(pieces), n_prompt, n_out or len(pieces), finish, time.perf_counter() - start)
+
+
+def _open(backend: Any, url: str, body: dict[str, Any]) -> httpx.Response:
+    """The streaming response, token counts asked with `stream_options.include_usage`; a
+    server that refuses the field (HTTP 400/422) is asked again without it, and from then on
+    never with it (that first request's time includes the refusal: the probe's warm-up
+    request is where it normally falls). Without usage, output tokens are counted as events."""
+    client = backend._client
+    if getattr(backend, "_stream_usage", True):
+        resp = client.send(client.build_request("POST", url, json={**body, "stream_options": {"include_usage": True}}),
+                           stream=True)
+        if resp.status_code not in (400, 422):
+            return resp
+        resp.close()
+        backend._stream_usage = False
+    return client.send(client.build_request("POST", url, json=body), stream=True)
 
 
 def _events(lines: Iterator[str], url: str) -> Iterator[dict[str, Any] | None]:
