@@ -74,18 +74,21 @@ def _ci(value: float, ci: list[float] | None, fmt: str) -> str:
 
 
 def markdown_table(panels: list[Panel]) -> str:
-    """The README table: accuracy and tokens with CIs, cost ratio, paired test, verdict."""
+    """The README table: accuracy and tokens with CIs, cost ratio, paired test, verdict (its
+    words only: Δ and both p-values have their columns)."""
     lines = ["| model | task | n | strategy | accuracy (95 % CI) | tokens/item (95 % CI) | generated/item | cost "
-             "| gained / lost | McNemar p | Holm p | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| reasoning cut at cap | gained / lost | McNemar p | Holm p | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in panels:
         for e in p.entries:
             name = e["strategy"] + (f" (maj@{e['k']}; pass@{e['k']} {e['pass_at_k']:.2f})" if "k" in e else "")
             pairs = f"{e['gained']} / {e['lost']}" if "gained" in e else ""
             p_value = f"{e['mcnemar_p']:.2g} | {e['holm_p']:.2g}" if "holm_p" in e else " | "
             gen = f"{e['gen_tokens']:.0f}" if "gen_tokens" in e else ""
+            capped = f"{e['capped_share']:.0%}" if "capped_share" in e else ""
             lines.append(f"| {p.model} | {p.task} | {p.n} | {name} | {_ci(e['acc'], e.get('acc_ci'), '.2f')} | "
-                         f"{_ci(e['tokens'], e.get('tokens_ci'), '.0f')} | {gen} | {e['cost_ratio']:.1f}× | {pairs} | "
-                         f"{p_value} | {e.get('verdict', 'baseline')} |")
+                         f"{_ci(e['tokens'], e.get('tokens_ci'), '.0f')} | {gen} | {e['cost_ratio']:.1f}× | {capped} | {pairs} | "
+                         f"{p_value} | {e.get('verdict', 'baseline').split(' (')[0]} |")
     return "\n".join(lines)
 
 
