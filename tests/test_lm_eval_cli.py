@@ -110,3 +110,8 @@ def test_a_group_reports_its_aggregate_as_lm_eval_does(tmp_path, scripted, capsy
         assert metric["ci_high"] == pytest.approx(metric["value"] + 1.959964 * metric["stderr"])
         assert metric["ci_low"] == pytest.approx(max(0.0, metric["value"] - 1.959964 * metric["stderr"]))
         assert metric["n"] == (15 if key == "acc_norm,none" else 27)  # 3 × 5 items; + 2 × 6 mmlu items for acc
+    from llmassay.report.html import write_report
+
+    html = write_report(tmp_path / "out").read_text()  # the report shows each group with its interval
+    assert "science_mix" in html and "mmlu_stem" in html and "0.1467" in html and "[0.0134, 0.2799]" in html
+    assert "member tasks: arc_challenge, arc_easy, sciq, mmlu_anatomy, mmlu_astronomy" in html
