@@ -90,14 +90,28 @@ def test_a_group_reports_its_aggregate_as_lm_eval_does(tmp_path, scripted, capsy
     group (mmlu has no acc_norm: left out), equal to lm-eval's group scores."""
     assert run(tmp_path, "--tasks", "science_mix", "--trust-task-code", "--lm-eval-results") == 0
     ref = REFERENCE["groups"]["science_mix"]
-    assert "group science_mix (5 tasks): acc,none 0.1467, acc_norm,none 0.1333" in capsys.readouterr().err
+    assert ("group science_mix (5 tasks): acc,none 0.1467 [0.0134, 0.2799], acc_norm,none 0.1333 [0.0000, 0.2934]"
+            in capsys.readouterr().err)
     [results_file] = (tmp_path / "out" / "test__fake-model").glob("results_*.json")
     doc = json.loads(results_file.read_text())
     for key in ("acc,none", "acc_norm,none", "acc_stderr,none", "acc_norm_stderr,none"):  # stderr: pooled / unweighted
         assert doc["results"]["science_mix"][key] == pytest.approx(ref["science_mix"][key])
         assert doc["groups"]["science_mix"][key] == pytest.approx(ref["science_mix"][key])
+    assert doc["llmassay"]["groups"]["science_mix"]["acc,none"]["ci_low"] == pytest.approx(0.0134, abs=5e-5)
     assert doc["group_subtasks"]["science_mix"] == ["arc_challenge", "arc_easy", "sciq", "mmlu_anatomy", "mmlu_astronomy"]
     assert doc["results"]["mmlu_stem"]["acc,none"] == pytest.approx(ref["mmlu_stem"]["acc,none"])  # the nested group
     assert doc["results"]["mmlu_stem"]["acc_stderr,none"] == pytest.approx(ref["mmlu_stem"]["acc_stderr,none"])
     [native] = (tmp_path / "out").glob("results_*.json")
-    assert json.loads(native.read_text())["groups"]["science_mix"]["results"]["acc,none"] == pytest.approx(ref["science_mix"]["acc,none"])
+    ours = json.loads(native.read_text())["groups"]["science_mix"]
+    assert ours["results"]["acc,none"] == pytest.approx(ref["science_mix"]["acc,none"])
+    for key, se in (("acc,none", "acc_stderr,none"), ("acc_norm,none", "acc_norm_stderr,none")):
+        metric = ours["metrics"][key]  # our interval: value ± 1.96 × lm-eval's group stderr, inside [0, 1]
+        assert metric["stderr"] == pytest.approx(ref["science_mix"][se])
+        assert metric["ci_high"] == pytest.approx(metric["value"] + 1.959964 * metric["stderr"])
+        assert metric["ci_low"] == pytest.approx(max(0.0, metric["value"] - 1.959964 * metric["stderr"]))
+        assert metric["n"] == (15 if key == "acc_norm,none" else 27)  # 3 × 5 items; + 2 × 6 mmlu items for acc
+    from llmassay.report.html import write_report
+
+    html = write_report(tmp_path / "out").read_text()  # the report shows each group with its interval
+    assert "science_mix" in html and "mmlu_stem" in html and "0.1467" in html and "[0.0134, 0.2799]" in html
+    assert "member tasks: arc_challenge, arc_easy, sciq, mmlu_anatomy, mmlu_astronomy" in html

@@ -304,6 +304,38 @@ def test_group_aggregates_weigh_tasks_as_lm_eval_does():
     assert aggregate_group(group, ["a", "b"], metrics, sizes) == {"acc,none": pytest.approx(0.375)}
 
 
+def test_group_intervals_are_normal_around_lm_eval_s_group_stderr():
+    """Planted: task a 8 of 10 right, task b 1 of 4 right (their Wilson metrics). Weighted by
+    size: value 9/14, stderr pooled by hand = sqrt(((9·s_a²·10 + 3·s_b²·4) / 12) / 14) = 0.11827 with
+    s² = p(1−p)/(n−1); unweighted: 0.525 ± 1.96·sqrt(s_a² + s_b²)/2. An interval that would
+    leave [0, 1] is clipped; a member without a stderr leaves the interval NaN, said."""
+    import math
+
+    from llmassay.metrics import proportion
+    from llmassay.tasks.groups import AggregateSpec, GroupSpec, group_metrics
+
+    a, b = proportion([1] * 8 + [0] * 2), proportion([1] + [0] * 3)
+    metrics = {"a": {"acc,none": a.as_dict()}, "b": {"acc,none": b.as_dict()}}
+    sizes = {"a": 10, "b": 4}
+    var_a, var_b = 0.8 * 0.2 / 9, 0.25 * 0.75 / 3
+    pooled = math.sqrt(((9 * var_a * 10 + 3 * var_b * 4) / 12) / 14)
+    weighted = group_metrics(GroupSpec("g", ["a", "b"], [AggregateSpec("acc", None, True)]), ["a", "b"], metrics, sizes)
+    got = weighted["acc,none"]
+    assert (got.value, got.n, got.method) == (pytest.approx(9 / 14), 14, "normal, lm-eval pooled stderr")
+    assert got.stderr == pytest.approx(pooled) and pooled == pytest.approx(0.11827, abs=1e-5)
+    assert (got.ci_low, got.ci_high) == (pytest.approx(9 / 14 - 1.959964 * pooled), pytest.approx(9 / 14 + 1.959964 * pooled))
+    plain = group_metrics(GroupSpec("g", ["a", "b"], [AggregateSpec("acc", None, False)]), ["a", "b"], metrics, sizes)
+    se = math.sqrt(var_a + var_b) / 2
+    assert plain["acc,none"].stderr == pytest.approx(se)
+    assert (plain["acc,none"].ci_low, plain["acc,none"].ci_high) == (pytest.approx(0.525 - 1.959964 * se), pytest.approx(0.525 + 1.959964 * se))
+    high = {"a": {"acc,none": proportion([1] * 9 + [0]).as_dict()}, "b": {"acc,none": proportion([1] * 4).as_dict()}}
+    clipped = group_metrics(GroupSpec("g", ["a", "b"], [AggregateSpec("acc", None, False)]), ["a", "b"], high, sizes)
+    assert clipped["acc,none"].ci_high == 1.0 and clipped["acc,none"].ci_low < 0.95
+    lone = {"a": {"acc,none": proportion([1]).as_dict()}, "b": {"acc,none": b.as_dict()}}
+    undefined = group_metrics(GroupSpec("g", ["a", "b"], [AggregateSpec("acc", None, True)]), ["a", "b"], lone, sizes)
+    assert math.isnan(undefined["acc,none"].ci_low) and "no stderr" in undefined["acc,none"].method
+
+
 def test_group_aggregate_errors_name_the_group(tmp_path):
     from llmassay.tasks.registry import TaskIndex
 

@@ -72,8 +72,9 @@ def report_groups(args: argparse.Namespace, outcome: RunResults) -> dict[str, di
         return groups
     console = Console(stderr=True)
     for name, group in groups.items():
-        values = ", ".join(f"{k} {v:.4f}" for k, v in group["results"].items()) or "no task reports its metrics"
-        console.print(f"group {name} ({len(group['tasks'])} tasks): {values}", highlight=False)
+        values = ", ".join(f"{k} {m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+                           for k, m in group["metrics"].items()) or "no task reports its metrics"
+        console.print(f"group {name} ({len(group['tasks'])} tasks): {values}", highlight=False, soft_wrap=True)
     outcome.results["groups"] = groups
     try:
         outcome.results_path.write_text(json.dumps(outcome.results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")

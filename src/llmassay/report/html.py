@@ -97,6 +97,9 @@ def sections_and_rows(run: RunData) -> tuple[list[Section], list[BrowserRow]]:
     from llmassay.judge.report import judge_sections  # judge figures and human agreement, when present
 
     sections += judge_sections(run.root)
+    from llmassay.report.groups import group_sections  # lm-eval group scores, when present
+
+    sections += group_sections(run.results)
     return sections, rows
 
 

@@ -5,6 +5,15 @@ groups and tags flattened: for each entry, each of its filters (`filter_list`, e
 filter a leaf task reports the metric under), the mean of the tasks' values weighted by
 their sample counts (`weight_by_size: true`, the default) or not. Tasks without the metric
 are left out. Only `aggregation: mean` exists in lm-eval; anything else is refused by name.
+
+Every group score also carries a 95 % interval: value ± 1.96 × lm-eval's own group stderr
+(the pooled stderr when weighted by size, the unweighted mean's otherwise), computed from
+the member tasks' stderrs. Why a normal interval and not a bootstrap: the group score is a
+fixed linear combination of independent task estimates over many items, so it is close to
+normal, and its stderr is then exactly the one lm-eval's results file reports — one
+uncertainty for both files. It needs no per-item values, so it covers corpus metrics (f1,
+mcc, perplexity) whose task stderr is already a bootstrap. An interval of a metric whose
+member intervals all lie in [0, 1] is clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -14,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmassay.types import LlmassayError
+from llmassay.metrics import Z95
+from llmassay.types import LlmassayError, Metric
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,33 @@ def aggregate_group(
     return out
 
 
+def group_metrics(
+    group: GroupSpec, leaves: list[str], task_metrics: dict[str, dict[str, dict[str, Any]]], sizes: dict[str, int]
+) -> dict[str, Metric]:
+    """The group's `metric,filter` scores with their intervals, from the leaf tasks' metric
+    dicts (`value`, `stderr`, `ci_low`, `ci_high`); a member without a stderr leaves the
+    group's interval undefined (NaN), said by its `method`."""
+    values = aggregate_group(group, leaves, {t: {k: m["value"] for k, m in ms.items()} for t, ms in task_metrics.items()},
+                             sizes)
+    weighted = weights_by_key(group, list(values))
+    out: dict[str, Metric] = {}
+    for key, value in values.items():
+        have = [t for t in leaves if key in task_metrics.get(t, {})]
+        members = [task_metrics[t][key] for t in have]
+        n = sum(sizes[t] for t in have)
+        errs = [m.get("stderr") for m in members]
+        if any(not isinstance(e, (int, float)) or math.isnan(e) for e in errs):
+            out[key] = Metric(value, math.nan, math.nan, n, None, "normal: a member task has no stderr")
+            continue
+        se = group_stderr([float(e) for e in errs], [sizes[t] for t in have], weighted[key])
+        low, high = value - Z95 * se, value + Z95 * se
+        if all(0.0 <= m.get("ci_low", -1.0) and m.get("ci_high", 2.0) <= 1.0 for m in members):
+            low, high = max(0.0, low), min(1.0, high)
+        method = "normal, lm-eval pooled stderr" if weighted[key] else "normal, unweighted-mean stderr"
+        out[key] = Metric(value, low, high, n, se, method)
+    return out
+
+
 def leaf_tasks(name: str, expand: Callable[[str], list[str]]) -> list[str]:
     """A group's leaf task names, in order, each once."""
     return list(dict.fromkeys(expand(name)))
@@ -92,7 +129,8 @@ def _key(metric: str) -> str:
 
 def group_results(index: Any, names: list[str], results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every group named in `names` (and the groups inside it) that has an
-    `aggregate_metric_list`: its leaf tasks and its aggregated `metric,filter` values, from
+    `aggregate_metric_list`: its leaf tasks, its aggregated `metric,filter` values
+    (`results`) and the same with their intervals (`metrics`, Metric dicts), from
     the accuracy probe's metrics in a run's results (sizes: each task's item count)."""
     out: dict[str, dict[str, Any]] = {}
     todo = list(names)
@@ -105,12 +143,14 @@ def group_results(index: Any, names: list[str], results: dict[str, Any]) -> dict
         if not spec.aggregate:
             continue
         leaves = index.leaf_names(name)
-        metrics: dict[str, dict[str, float]] = {}
+        metrics: dict[str, dict[str, dict[str, Any]]] = {}
         sizes: dict[str, int] = {}
         for task in leaves:
             accuracy = results.get("results", {}).get(task, {}).get("accuracy", {})
-            metrics[task] = {_key(m): v["value"] for m, v in accuracy.items() if isinstance(v, dict) and "value" in v}
+            metrics[task] = {_key(m): v for m, v in accuracy.items() if isinstance(v, dict) and "value" in v}
             sizes[task] = max((v.get("n", 0) for v in accuracy.values() if isinstance(v, dict)), default=0)
-        values = aggregate_group(spec, leaves, metrics, sizes)
-        out[name] = {"tasks": leaves, "results": values, "weight_by_size": weights_by_key(spec, list(values))}
+        scores = group_metrics(spec, leaves, metrics, sizes)
+        out[name] = {"tasks": leaves, "results": {k: m.value for k, m in scores.items()},
+                     "metrics": {k: m.as_dict() for k, m in scores.items()},
+                     "weight_by_size": weights_by_key(spec, list(scores))}
     return out

@@ -111,6 +111,8 @@ def documents(results: dict[str, Any], rows: dict[str, list[dict[str, Any]]], ta
         out["results"][name] = entry
         out.setdefault("groups", {})[name] = out["results"][name]
         out["group_subtasks"][name] = list(group["tasks"])
+        if "metrics" in group:  # our intervals, beside the tasks' CIs
+            out.setdefault("llmassay", {}).setdefault("groups", {})[name] = group["metrics"]
     cfg = results.get("config", {})
     out["config"] = {"model": cfg.get("model"), "model_args": cfg.get("model_args"), "batch_size": cfg.get("batch_size"),
                      "limit": cfg.get("limit"), "random_seed": cfg.get("seed"), "fewshot_seed": 1234,
