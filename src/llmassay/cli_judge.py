@@ -127,23 +127,17 @@ def judge_tables(result: dict[str, Any]) -> list[Table]:
     return tables
 
 
-def review_tables(*runs: str) -> list[Table]:
-    """Judge–human (and human–human) agreement for `llmassay compare`: the label databases
-    at or directly under each run (a results file stands for its directory)."""
-    from pathlib import Path
-
-    from llmassay.judge.report import review_sections
-
+def review_tables(sections: list[Any]) -> list[Table]:
+    """Judge–human (and human–human) agreement for `llmassay compare`, from the review
+    sections `compare_runs` found next to either run."""
     tables = []
-    for run in runs:
-        root = Path(run) if Path(run).is_dir() else Path(run).parent
-        for section in review_sections(root):
-            for block in section.tables:
-                table = Table(title=f"human review ({section.task}): {block.title}", title_justify="left")
-                for column in block.columns:
-                    table.add_column(column)
-                for row in block.rows:
-                    table.add_row(*row)
-                table.caption = "; ".join(section.notes) or None
-                tables.append(table)
+    for section in sections:
+        for block in section.tables:
+            table = Table(title=f"human review ({section.task}): {block.title}", title_justify="left")
+            for column in block.columns:
+                table.add_column(column)
+            for row in block.rows:
+                table.add_row(*row)
+            table.caption = "; ".join(section.notes) or None
+            tables.append(table)
     return tables
