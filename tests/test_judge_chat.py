@@ -85,3 +85,20 @@ def test_llamacpp_and_hf_renderers():
     assert chat_renderer(Llama()) == (None, NO_LLAMACPP)
     render, how = chat_renderer(Hf())
     assert render("judge this") == "<s>[user] judge this [assistant]" and "HF tokenizer" in how
+
+
+def test_calibration_probe_loglik_uses_the_template_of_a_chat_model(tmp_path):
+    """`-P judge_calibration.verdict=loglik` on a chat model: through its template (the
+    templated judge is right on every planted pair), and the results say which template."""
+    from llmassay.evaluate import RunConfig, evaluate
+
+    backend = TemplatedJudgeBackend(KEY.get)
+    out = evaluate(
+        RunConfig(model="test/templated", tasks=["arith_sample"], probes=["judge_calibration"], limit=8, num_fewshot=0,
+                  output_path=str(tmp_path / "run"), cache_path=str(tmp_path / "c.sqlite"),
+                  probe_options={"judge_calibration.verdict": "loglik"}),
+        backend=backend,
+    )
+    assert backend.asked and all(r.context.startswith("<|user|>\n") for r in backend.asked)
+    assert out.results["results"]["arith_sample"]["judge_calibration"]["accuracy"]["value"] == 1.0
+    assert "TemplatedJudgeBackend.chat_prompt" in out.results_path.read_text()
