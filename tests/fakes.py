@@ -668,3 +668,27 @@ def verdict_backend(name: str, **model_args: Any) -> ScriptedBackend:
 
 
 VERDICT_BACKENDS: list[ScriptedBackend] = []
+
+
+class TemplatedJudgeBackend(ScriptedBackend):
+    """An instruct judge that answers well only inside its chat template: a context that is
+    one user turn of its template ("<|user|>\\n…\\n<|assistant|>\\n") is scored as
+    `judge_backend("correct", key)`, anything else as `judge_backend("first")`. It is a chat
+    model and renders its template as text (`chat_prompt`)."""
+
+    OPEN, CLOSE = "<|user|>\n", "\n<|assistant|>\n"
+
+    def __init__(self, key: Callable[[str], str | None]) -> None:
+        knows, first = judge_backend("correct", key), judge_backend("first")
+
+        def score(context: str, continuation: str) -> float:
+            templated = context.startswith(self.OPEN) and self.CLOSE in context
+            return (knows if templated else first)._score(context, continuation)
+
+        super().__init__(score, first._answer, identity="judge:templated")
+
+    def chat_model(self) -> bool:
+        return True
+
+    def chat_prompt(self, text: str) -> str:
+        return f"{self.OPEN}{text}{self.CLOSE}"

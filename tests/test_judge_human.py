@@ -78,3 +78,78 @@ def test_report_names_loglik_verdicts_and_shows_debiased_figures(tmp_path):
     html = write_report(a, tmp_path / "r.html").read_text()
     assert "judge (first, verdicts by log-likelihood)" in html and "accuracy_debiased" in html
     assert "debiased_win_a" in html and "judge uninformative" in html
+
+
+def _key_run(root, right):
+    """A run on arith_sample answering item i right when right(i), else "999"."""
+    import json
+
+    from fakes import RuleBackend
+    from llmassay.tasks.loader import bundled_tasks
+
+    path = bundled_tasks()["arith_sample"].parent / "arith_sample.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    answers = {r["input"]: (r["target"] if right(i) else "999") for i, r in enumerate(rows)}
+    rule = lambda prompt: answers[max(answers, key=lambda k: (prompt.rfind(k), len(k)))]  # noqa: E731 (last asked)
+    evaluate(RunConfig(model="test/rule", tasks=["arith_sample"], limit=8, output_path=str(root),
+                       cache_path=str(root.parent / f"{root.name}.sqlite")), backend=RuleBackend(rule))
+    return root
+
+
+@pytest.fixture
+def varied(tmp_path):
+    """A is right on all 8 items, B on every third: the oracle's verdicts are 'a' on 5 and
+    'tie' on 3. ann copies the judge; bob says 'tie' everywhere."""
+    from llmassay.review.queue import load_queue
+    from llmassay.review.store import LabelStore
+
+    a, b = _key_run(tmp_path / "a", lambda i: True), _key_run(tmp_path / "b", lambda i: i % 3 == 0)
+    rubric = tmp_path / "rubric.txt"
+    rubric.write_text("exact result")
+    run_judgement(JudgeConfig(str(a), str(b), "oracle", str(a / "judge"), rubric=str(rubric), calibration_limit=2,
+                              repeats=0))
+    items = load_queue(a / "judge")
+    store = LabelStore(a / "judge")
+    for it in items:
+        store.put(it.key, "ann", it.judge)
+        store.put(it.key, "bob", "tie")
+        store.put_score(it.key, "a", "ann", it.judge_scores[0])
+        store.put_score(it.key, "b", "ann", it.judge_scores[1])
+    store.close()
+    return a, b, items
+
+
+def test_compare_json_and_html_carry_judge_human_agreement(varied, tmp_path):
+    """--json holds κ with its CI as numbers for every rater pair (ann copies the judge:
+    κ = 1 and CI [1, 1]; bob's constant 'tie' agrees on 3 of 8 by chance only: κ = 0);
+    --html shows the same tables."""
+    import json
+
+    a, b, items = varied
+    assert sorted(it.judge for it in items) == ["a"] * 5 + ["tie"] * 3
+    html, js = tmp_path / "cmp.html", tmp_path / "cmp.json"
+    assert main(["compare", str(a), str(b), "--json", str(js), "--html", str(html)]) == 0
+    (review,) = json.loads(js.read_text())["review"]
+    assert review["probe"] == "human review" and review["raw"]["reviewers"]["ann"] == {
+        "items_labelled": len(items), "answers_scored": 2 * len(items)}
+    pairs = {tuple(p["raters"]): p for p in review["raw"]["labels"]["cohen_kappa"]}
+    ann = pairs[("ann", "judge")]
+    assert (ann["kappa"], ann["n"], ann["observed_agreement"]) == (1.0, len(items), 1.0)
+    assert ann["ci_low"] == ann["ci_high"] == 1.0
+    bob = pairs[("bob", "judge")]
+    assert (bob["kappa"], bob["observed_agreement"]) == (0.0, 3 / 8)
+    scored = {tuple(p["raters"]): p for p in review["raw"]["scores"]["weighted_kappa"]}
+    assert scored[("ann", "judge")]["kappa"] == 1.0 and scored[("ann", "judge")]["n"] == 2 * len(items)
+    assert scored[("ann", "judge")]["mean_abs_difference"] == 0.0
+    page = html.read_text()
+    assert "Human review (judge): agreement" in page and "ann vs judge" in page and "bob vs judge" in page
+    assert "rubric scores 1-10" in page
+
+
+def test_compare_json_without_labels_has_empty_review(tmp_path):
+    import json
+
+    a, b = _run(tmp_path / "a", "x"), _run(tmp_path / "b", "y")
+    assert main(["compare", str(a), str(b), "--json", str(tmp_path / "c.json"), "--html", str(tmp_path / "c.html")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["review"] == []
+    assert "Human review" not in (tmp_path / "c.html").read_text()

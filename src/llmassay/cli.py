@@ -239,7 +239,7 @@ def _compare(args: argparse.Namespace) -> None:
         out.print(table)
     from llmassay.cli_judge import review_tables  # judge–human agreement, when labels exist
 
-    for table in review_tables(args.run_a, args.run_b):
+    for table in review_tables(comparison.review):
         out.print(table)
     for line in [*comparison.warnings, *(f"only in A: {m}" for m in comparison.only_a),
                  *(f"only in B: {m}" for m in comparison.only_b),

@@ -36,6 +36,8 @@ def add_judge_commands(sub: Any) -> None:
                        help="generate: parse [[A]]/[[B]]/[[C]] from the judge's text; loglik: its most likely of "
                             "A/B after the prompt (never unparseable; for small judges)")
     judge.add_argument("--ties", action="store_true", help="--verdict loglik: allow C (tie) as a third choice")
+    judge.add_argument("--chat-template", default="auto", choices=("auto", "on", "off"),
+                       help="judge prompts through the judge's chat template: auto (chat models), on, off")
     judge.add_argument("--seed", type=int, default=0)
     judge.add_argument("--batch-size", type=int, default=8, help="judge requests per backend call (and cache write)")
     judge.add_argument("--no-cache", action="store_true", help="bypass the request cache")
@@ -91,7 +93,7 @@ def _judge(args: argparse.Namespace) -> None:
         calibration_limit=args.calibration_limit, limit=args.limit, repeats=args.repeats,
         repeat_temperature=args.repeat_temperature, with_reference=args.with_reference, max_tokens=args.max_tokens,
         seed=args.seed, use_cache=not args.no_cache, cache_path=args.cache_path, batch_size=args.batch_size,
-        verdict=args.verdict, ties=args.ties,
+        verdict=args.verdict, ties=args.ties, chat_template=args.chat_template,
     )
     with judge_meter() as meter:
         result = run_judgement(cfg, meter=meter)
@@ -127,23 +129,17 @@ def judge_tables(result: dict[str, Any]) -> list[Table]:
     return tables
 
 
-def review_tables(*runs: str) -> list[Table]:
-    """Judge–human (and human–human) agreement for `llmassay compare`: the label databases
-    at or directly under each run (a results file stands for its directory)."""
-    from pathlib import Path
-
-    from llmassay.judge.report import review_sections
-
+def review_tables(sections: list[Any]) -> list[Table]:
+    """Judge–human (and human–human) agreement for `llmassay compare`, from the review
+    sections `compare_runs` found next to either run."""
     tables = []
-    for run in runs:
-        root = Path(run) if Path(run).is_dir() else Path(run).parent
-        for section in review_sections(root):
-            for block in section.tables:
-                table = Table(title=f"human review ({section.task}): {block.title}", title_justify="left")
-                for column in block.columns:
-                    table.add_column(column)
-                for row in block.rows:
-                    table.add_row(*row)
-                table.caption = "; ".join(section.notes) or None
-                tables.append(table)
+    for section in sections:
+        for block in section.tables:
+            table = Table(title=f"human review ({section.task}): {block.title}", title_justify="left")
+            for column in block.columns:
+                table.add_column(column)
+            for row in block.rows:
+                table.add_row(*row)
+            table.caption = "; ".join(section.notes) or None
+            tables.append(table)
     return tables

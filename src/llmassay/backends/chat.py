@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+CHAT_TEMPLATE_SETTINGS = ("auto", "on", "off")
 INSTRUCT_NAME = re.compile(r"instruct|chat|(?:^|[-_.\s])it(?:$|[-_.\s])", re.IGNORECASE)
 NAME_KEYS = ("general.name", "general.finetune", "general.basename", "general.type")
 
@@ -33,6 +34,16 @@ def is_chat_model(backend: Any, spec: str, model_args: dict[str, Any] | None = N
     if type(backend).__module__.startswith("llmassay.engine.executors") and kind == "llamacpp":
         return _gguf_file_says_chat(name)  # Ray: the driver reads the file's metadata only
     return False
+
+
+def wants_chat_template(setting: str, chat_model: bool, num_fewshot: int = 0) -> bool:
+    """`on`/`off` as said; `auto`: a chat model on a zero-shot prompt. A few-shot block is a
+    transcript for a base model to continue; put in one user turn it reads as a conversation
+    about the examples (SmolLM2 on arith_sample, 3-shot: exact match falls from 0.10 raw to
+    0.00 in a chat turn), so it stays raw."""
+    if setting != "auto":
+        return setting == "on"
+    return chat_model and num_fewshot == 0
 
 
 def _instruct(*names: Any) -> bool:

@@ -96,24 +96,47 @@ def load_judge(
     seed: int = 0,
     verdict: str = "generate",
     ties: bool = False,
+    chat_template: str = "auto",
 ) -> Judge:
     """`oracle`, or a model spec as for `llmassay run` (loaded locally, cached requests),
-    whose verdict is generated text (`generate`) or its most likely answer (`loglik`)."""
+    whose verdict is generated text (`generate`) or its most likely answer (`loglik`).
+    `chat_template` (auto|on|off) follows the accuracy probe's rule (`wants_chat_template`:
+    a judge prompt is zero-shot, so `auto` means "when the judge is a chat model")."""
     if spec == ORACLE:
         return OracleJudge()
-    from llmassay.backends.chat import is_chat_model
+    from llmassay.backends.chat import CHAT_TEMPLATE_SETTINGS, is_chat_model, wants_chat_template
     from llmassay.engine.cache import RequestCache
     from llmassay.engine.engine import Engine
     from llmassay.engine.executors import load_executor
     from llmassay.home import llmassay_home
-    from llmassay.judge.loglik import VERDICT_MODES, LoglikJudge
+    from llmassay.judge.loglik import VERDICT_MODES
 
     if verdict not in VERDICT_MODES:
         raise LlmassayError(f"--verdict {verdict}: unknown (known: {', '.join(VERDICT_MODES)})")
+    if chat_template not in CHAT_TEMPLATE_SETTINGS:
+        raise LlmassayError(f"--chat-template {chat_template}: unknown (known: {', '.join(CHAT_TEMPLATE_SETTINGS)})")
     args = model_args or {}
     backend = load_executor("local", spec, args)
     cache = RequestCache(cache_path or llmassay_home() / "cache.sqlite") if use_cache else None
     engine = Engine(backend, cache=cache, batch_size=batch_size)
+    chat = wants_chat_template(chat_template, is_chat_model(backend, spec, args))
     if verdict == "loglik":
-        return LoglikJudge(engine, spec, ties, seed)
-    return ModelJudge(engine, spec, is_chat_model(backend, spec, args), max_tokens, seed)
+        return loglik_judge(engine, backend, spec, ties, seed, chat, forced=chat_template == "on")
+    return ModelJudge(engine, spec, chat, max_tokens, seed)
+
+
+def loglik_judge(engine: Engine, backend: Any, name: str, ties: bool, seed: int, chat: bool, forced: bool) -> Judge:
+    """A log-likelihood judge, through the chat template when `chat` and the backend can
+    render it as scorable text; `on` that it cannot is an error, `auto` stays raw and says why."""
+    from llmassay.judge.chat import chat_renderer
+    from llmassay.judge.loglik import LoglikJudge
+
+    if not chat:
+        return LoglikJudge(engine, name, ties, seed)
+    render, how = chat_renderer(backend)
+    if render is None and forced:
+        raise LlmassayError(f"--chat-template on: {name} cannot score through its chat template ({how}); "
+                            "use --verdict generate or --chat-template off")
+    if render is None:
+        return LoglikJudge(engine, name, ties, seed, template=f"none (raw prompt): a chat model, but {how}")
+    return LoglikJudge(engine, name, ties, seed, chat=render, template=how)

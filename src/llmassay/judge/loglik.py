@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmassay.hashing import stable_hash
+from llmassay.judge.chat import Renderer
 from llmassay.judge.judges import JudgeQuery
 from llmassay.types import LoglikelihoodRequest
 
@@ -68,13 +69,20 @@ def pick(scores: dict[str, float], temperature: float, rng: random.Random) -> st
 
 
 class LoglikJudge:
-    """A model as judge whose verdict is its most likely answer among the allowed ones."""
+    """A model as judge whose verdict is its most likely answer among the allowed ones.
+    With `chat` (a renderer from `judge.chat`), the prompt is one user turn of the judge's
+    chat template and the letter is scored after the assistant's opening "[["."""
 
-    def __init__(self, engine: Engine, name: str, ties: bool = False, seed: int = 0) -> None:
+    def __init__(self, engine: Engine, name: str, ties: bool = False, seed: int = 0,
+                 chat: Renderer | None = None, template: str = "none (raw prompt)") -> None:
         self.engine, self.name, self.ties, self.seed = engine, name, ties, seed
+        self.chat, self.template = chat, template
+
+    def context(self, prompt: str) -> str:
+        return self.chat(prompt) + "[[" if self.chat else verdict_context(prompt)
 
     def requests(self, queries: Sequence[JudgeQuery]) -> list[LoglikelihoodRequest]:
-        return [LoglikelihoodRequest(verdict_context(q.prompt), c) for q in queries for c in choices(q, self.ties)]
+        return [LoglikelihoodRequest(self.context(q.prompt), c) for q in queries for c in choices(q, self.ties)]
 
     def ask(self, queries: Sequence[JudgeQuery]) -> list[str]:
         results = iter(self.engine.loglikelihood(self.requests(queries)))
@@ -87,9 +95,11 @@ class LoglikJudge:
         return out
 
     def describe(self) -> dict[str, Any]:
+        cue = ("the prompt as a user turn of the chat template, the assistant's turn opened with '[['" if self.chat
+               else "the prompt + ' [[' (or '\\n\\nFinal verdict: [[')")
         return {"judge": self.name, "verdict": "loglik", "ties": self.ties, "seed": self.seed,
-                "cue": "the prompt + ' [[' (or '\\n\\nFinal verdict: [['), scored continuations A/B"
-                       + ("/C" if self.ties else ""),
+                "chat_template": self.chat is not None, "template": self.template,
+                "cue": f"{cue}, scored continuations A/B" + ("/C" if self.ties else ""),
                 "fingerprint": self.engine.fingerprint}
 
 

@@ -51,9 +51,12 @@ def _review_section(root: Path) -> Section | None:
         return None
     items = load_queue(root)
     section = Section(task=str(root.name), probe="human review")
+    reviewers = {r: {"items_labelled": len(labels.get(r, {})), "answers_scored": len(scores.get(r, {}))}
+                 for r in sorted(set(labels) | set(scores))}
+    section.raw = {"where": str(root), "reviewers": reviewers}  # the figures as numbers (compare --json)
     section.tables.append(TableBlock("labels", ["reviewer", "items labelled", "answers scored"],
-                                     [[r, str(len(labels.get(r, {}))), str(len(scores.get(r, {})))]
-                                      for r in sorted(set(labels) | set(scores))]))
+                                     [[r, str(c["items_labelled"]), str(c["answers_scored"])]
+                                      for r, c in reviewers.items()]))
     if labels:
         _label_agreement(section, labels, items)
     if scores:
@@ -68,11 +71,13 @@ def _label_agreement(section: Section, labels: dict[str, dict[str, str]], items:
     metric = {it.key: it.metric for it in items if it.metric is not None and it.kind == "single"}
     stats = agreement(labels, judge or metric or None)
     rater = "judge" if judge else "metric"
+    pairs = [{**p, "raters": [rater if r == "judge" else r for r in p["raters"]]} for p in stats["cohen_kappa"]]
+    section.raw["labels"] = {**stats, "cohen_kappa": pairs}
     section.tables.append(TableBlock(
         f"agreement (Cohen's kappa, 95% bootstrap CI; '{rater}' is the {rater})",
         ["raters", "kappa", "95% CI", "n", "observed agreement"],
-        [[" vs ".join(p["raters"]).replace("judge", rater), f"{p['kappa']:.3f}", f"[{p['ci_low']:.3f}, {p['ci_high']:.3f}]",
-          str(p["n"]), f"{p['observed_agreement']:.3f}"] for p in stats["cohen_kappa"]]))
+        [[" vs ".join(p["raters"]), f"{p['kappa']:.3f}", f"[{p['ci_low']:.3f}, {p['ci_high']:.3f}]",
+          str(p["n"]), f"{p['observed_agreement']:.3f}"] for p in pairs]))
     alpha = stats.get("krippendorff_alpha")
     if alpha:
         section.notes.append(f"Krippendorff's alpha (nominal) over {', '.join(alpha['raters'])}: "
@@ -84,6 +89,7 @@ def _score_agreement(section: Section, scores: dict[str, dict[str, int]], items:
     from llmassay.review.queue import judge_score_map
 
     stats = score_agreement(scores, judge_score_map(items) or None)
+    section.raw["scores"] = stats
     section.tables.append(TableBlock(
         "rubric scores 1-10 (quadratically weighted kappa, 95% bootstrap CI; 'judge' is the judge's --rubric grade)",
         ["raters", "weighted kappa", "95% CI", "n", "mean |difference|"],

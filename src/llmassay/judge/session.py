@@ -46,6 +46,7 @@ class JudgeConfig:
     cache_path: str | None = None
     verdict: str = "generate"  # or "loglik": the judge's most likely of A/B(/C), never unparseable
     ties: bool = False  # loglik: "C" (tie) is one of the choices
+    chat_template: str = "auto"  # auto|on|off, as the accuracy probe's option (auto: when the judge is a chat model)
 
 
 def run_judgement(cfg: JudgeConfig, judge: Judge | None = None, meter: JudgeMeter | None = None) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def run_judgement(cfg: JudgeConfig, judge: Judge | None = None, meter: JudgeMete
     out.mkdir(parents=True, exist_ok=True)
     judge = judge or load_judge(cfg.judge_model, cfg.model_args, cfg.cache_path, cfg.use_cache,
                                 batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, seed=cfg.seed,
-                                verdict=cfg.verdict, ties=cfg.ties)
+                                verdict=cfg.verdict, ties=cfg.ties, chat_template=cfg.chat_template)
     engine = getattr(judge, "engine", None)
     meter = meter or JudgeMeter(None)
     if engine is not None:

@@ -42,13 +42,10 @@ class AccuracyOptions:
 
 
 def uses_chat(opts: AccuracyOptions, cfg: ProbeConfig, task: Task) -> bool:
-    """Whether generations go through the chat template. `auto`: for a chat model on a
-    zero-shot task. A few-shot block is a transcript for a base model to continue; put in
-    one user turn it reads as a conversation about the examples (SmolLM2 on arith_sample,
-    3-shot: exact match falls from 0.10 raw to 0.00 in a chat turn), so it stays raw."""
-    if opts.chat_template != "auto":
-        return opts.chat_template == "on"
-    return cfg.chat_model and task.num_fewshot == 0
+    """Whether generations go through the chat template (the rule: `wants_chat_template`)."""
+    from llmassay.backends.chat import wants_chat_template
+
+    return wants_chat_template(opts.chat_template, cfg.chat_model, task.num_fewshot)
 
 
 def _flag(name: str) -> SampleMetric:

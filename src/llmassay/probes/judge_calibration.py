@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmassay.judge.calibration import calibration_metrics, calibration_pairs, items_of
-from llmassay.judge.judges import Judge, ModelJudge
-from llmassay.judge.loglik import LoglikJudge
+from llmassay.judge.judges import Judge, ModelJudge, loglik_judge
 from llmassay.judge.pairwise import judge_pairs
 from llmassay.judge.stats import UNINFORMATIVE, analyse_pairs, consistent, correct_share, first_slot
 from llmassay.judge.templates import load_templates
@@ -60,12 +59,14 @@ class JudgeCalibrationProbe(Probe):
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         templates = load_templates(opts.template or None)
-        judge: Judge = (LoglikJudge(engine, "model under test", seed=cfg.seed) if opts.verdict == "loglik"
+        judge: Judge = (loglik_judge(engine, engine.backend, "model under test", False, cfg.seed, cfg.chat_model,
+                                     forced=False) if opts.verdict == "loglik"
                         else ModelJudge(engine, "model under test", cfg.chat_model, opts.max_tokens, cfg.seed))
         rows = judge_pairs(calibration_pairs(items_of(samples, task.name), cfg.seed), judge, templates)
+        template = judge.describe().get("template") or ("chat" if cfg.chat_model else "none (raw prompt)")
         out: dict[str, Row] = {}
         for r in rows:
-            out.setdefault(r["id"], {"id": r["id"], "pairs": {}})["pairs"][r["group"]] = r
+            out.setdefault(r["id"], {"id": r["id"], "pairs": {}, "judge_template": template})["pairs"][r["group"]] = r
         return list(out.values())
 
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
@@ -79,6 +80,7 @@ class JudgeCalibrationProbe(Probe):
         if "length_bias" in padded:
             metrics["length_bias"] = padded["length_bias"]
         details["unparseable_reasons"] = plain_details.get("unparseable_reasons", {})
+        details["judge_template"] = next((r["judge_template"] for r in rows if "judge_template" in r), None)
         if not details["informative"]:
             details["warning"] = UNINFORMATIVE
         return Analysis(metrics, details)

@@ -20,7 +20,7 @@ from rich.table import Table
 from llmassay.metrics import bootstrap_statistic, mcnemar_exact
 from llmassay.terminal import fitted_tables
 from llmassay.report.rundir import RunData, load_run
-from llmassay.report.section import hook
+from llmassay.report.section import Section, hook
 from llmassay.types import LlmassayError
 
 
@@ -63,6 +63,7 @@ class Comparison:
     only_a: list[str] = field(default_factory=list)  # "task / probe / metric" present only in A
     only_b: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    review: list[Section] = field(default_factory=list)  # human labels next to either run, and their agreement
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +146,9 @@ def compare_runs(path_a: str | Path, path_b: str | Path, force: bool = False, se
             if metrics_b:
                 out.warnings += check_options(a, b, task, probe, force)
                 _compare_probe(out, a, b, task, probe, metrics_a, metrics_b, seed)
+    from llmassay.judge.report import review_sections  # judge–human agreement, when labels exist
+
+    out.review = [s for root in dict.fromkeys((a.root, b.root)) for s in review_sections(root)]
     return out
 
 

@@ -4,8 +4,8 @@ A judge output directory (`judge_pairs.jsonl`) gives pairwise items (label A / B
 a run directory gives single answers (label correct / incorrect). Order: items the judge
 got inconsistent across orders, then where the judge and the exact-match metric disagree
 (tasks marked `open_ended`, e.g. open_prompts, have no such metric),
-then the most brittle items (answers that flip under the brittleness probe's variants),
-then the rest in file order.
+then the most brittle items (answers that flip under the brittleness probe's variants; for
+pairs, in either judged run), then the rest in file order.
 """
 
 from __future__ import annotations
@@ -77,16 +77,19 @@ def judge_grades(root: Path) -> dict[str, dict[str, int]]:
 def _pair_items(path: Path) -> list[ReviewItem]:
     items = []
     grades = judge_grades(path.parent)
+    flips = _judged_run_flips(path.parent)
     for r in _jsonl(path):
         judge = {"a": "a", "b": "b", "tie": "tie", "inconsistent": "tie"}.get(r.get("outcome", ""))
         exact = not open_ended(str(r.get("group", "")))
         metric = _metric_winner(r["answer_a"], r["answer_b"], r.get("reference")) if exact else None
-        reason = (REASONS[0] if r.get("outcome") == "inconsistent"
-                  else REASONS[1] if metric is not None and judge is not None and metric != judge else "")
         key = f"{r.get('group', '')}/{r['id']}"
+        f = flips.get(key, 0.0)
+        reason = (REASONS[0] if r.get("outcome") == "inconsistent"
+                  else REASONS[1] if metric is not None and judge is not None and metric != judge
+                  else REASONS[2] if f > 0 else "")
         scores = tuple(grades.get(slot, {}).get(key) for slot in ("a", "b")) if grades else ()
         items.append(ReviewItem(key, "pairwise", r["question"], (r["answer_a"], r["answer_b"]), r.get("reference"),
-                                judge, metric, reason, judge_scores=scores))
+                                judge, metric, reason, f, judge_scores=scores))
     return items
 
 
@@ -97,6 +100,28 @@ def _flip_counts(rows: list[dict[str, Any]]) -> dict[str, float]:
         if isinstance(variants, dict) and variants:
             preds = [v.get("pred") for v in variants.values() if isinstance(v, dict)]
             out[str(r["id"])] = float(len(set(map(str, preds))) - 1)
+    return out
+
+
+def _run_flips(run_dir: Path) -> dict[str, float]:
+    """"task/id" → how many distinct answers beyond one the brittleness probe's variants gave."""
+    out: dict[str, float] = {}
+    for path in sorted(run_dir.glob("samples_*.jsonl")):
+        task = path.name.removeprefix("samples_").rsplit("_", 1)[0]
+        out.update({f"{task}/{i}": f for i, f in _flip_counts(_jsonl(path)).items()})
+    return out
+
+
+def _judged_run_flips(judge_dir: Path) -> dict[str, float]:
+    """Brittleness of the judged runs' items (A's and B's flips added), when those runs are
+    still where `judge_results.json` says (as given on the command line)."""
+    results = judge_dir / "judge_results.json"
+    runs = (json.loads(results.read_text(encoding="utf-8")).get("runs") or {}) if results.exists() else {}
+    out: dict[str, float] = {}
+    for run in runs.values():
+        root = Path(str(run))
+        for key, f in _run_flips(root if root.is_dir() else root.parent).items():
+            out[key] = out.get(key, 0.0) + f
     return out
 
 
