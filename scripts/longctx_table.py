@@ -40,10 +40,10 @@ def needle_table(metrics: dict[str, Any], details: dict[str, Any], rows: list[di
 
 def position_table(metrics: dict[str, Any], details: dict[str, Any]) -> str:
     keys = details["positions"]
+    book = f"{metrics['closed_book']['value']:.2f}" if "closed_book" in metrics else "–"
     out = ["| gold position | " + " | ".join(str(k) for k in keys) + " | closed book |",
            "| --- " * (len(keys) + 2) + "|",
-           "| accuracy | " + " | ".join(f"{metrics[f'accuracy[{k}]']['value']:.2f}" for k in keys)
-           + f" | {metrics['closed_book']['value']:.2f} |" if "closed_book" in metrics else " | – |",
+           "| accuracy | " + " | ".join(f"{metrics[f'accuracy[{k}]']['value']:.2f}" for k in keys) + f" | {book} |",
            "| 95% CI | " + " | ".join(f"{metrics[f'accuracy[{k}]']['ci_low']:.2f}–{metrics[f'accuracy[{k}]']['ci_high']:.2f}"
                                       for k in keys) + " | |"]
     terms = ", ".join(f"{t} {_ci(metrics[t], 2)}" for t in ("u_term", "recency_slope", "first_gain", "last_gain")

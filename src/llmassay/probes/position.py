@@ -52,7 +52,7 @@ def _whole_positions(values: tuple[str, ...]) -> None:
 class PositionOptions:
     passages: int = option(10, "documents shown per prompt (one holds the answer)", minimum=2, maximum=50)
     distractors: str = option("task", "task: the task's next items (same template, hardest); kb: documents about "
-                              "real countries from the factuality KB, drawn by seed (needs the [facts] extra)",
+                              "real countries from the factuality KB, drawn by seed (needs the facts extra)",
                               choices=SOURCES)
     positions: tuple[str, ...] = option((), "positions of the gold document to test, 1-based (default: all)",
                                         check=_whole_positions)
