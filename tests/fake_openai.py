@@ -40,7 +40,8 @@ first n requests normally and then always with `fault`. Fault names:
 
 For load tests: every answered request takes `service_s` seconds before its first token and
 `token_s` between tokens; `slots` (None: unlimited) requests are served at once, the rest
-wait, as llama.cpp's server with one slot. `stream: true` answers as server-sent events
+wait, as llama.cpp's server with one slot; `max_in_service` is the most it ever served at once
+(the server's own count, unaffected by how slow the client is). `stream: true` answers as server-sent events
 (chat: `delta.content`), then a usage event when `stream_options.include_usage` asks for
 one, unless `streams` is False (a server that ignores `stream` and answers JSON).
 """
@@ -98,6 +99,7 @@ class FakeOpenAI:
         self.identity_fault: str | None = None  # the answer to every identity request, when set
         self.service_s, self.token_s = 0.0, 0.0  # known service time (load tests)
         self.slots: int | None = None  # requests served at once (None: unlimited)
+        self.in_service = self.max_in_service = 0  # requests inside their service time, now / at most
         self.streams = True  # False: `stream: true` is ignored and answered with plain JSON
         self.refuses_stream_options = False  # True: a body with `stream_options` gets HTTP 422
         self._slot_gate: threading.Semaphore | None = None
@@ -290,6 +292,9 @@ class FakeOpenAI:
         gate = self._slot_gate if self.slots is not None else None
         if gate is not None:
             gate.acquire()
+        with self.lock:
+            self.in_service += 1
+            self.max_in_service = max(self.max_in_service, self.in_service)
         try:
             time.sleep(self.service_s)
             answer = self.answer(handler.path, body, fault)
@@ -315,5 +320,7 @@ class FakeOpenAI:
             handler.wfile.write(b"data: [DONE]\n\n")
             handler.close_connection = True
         finally:
+            with self.lock:
+                self.in_service -= 1
             if gate is not None:
                 gate.release()

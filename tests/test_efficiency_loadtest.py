@@ -16,12 +16,20 @@ def _plan(fake: FakeOpenAI, **kw) -> LoadPlan:
     return LoadPlan(base_url=fake.base_url, model="fake-model", **{"requests": 24, "concurrency": (), **kw})
 
 
+# Little's law over the arrival window [first start, last start] is exact but for one edge:
+# the k requests still in flight at the last start count fully in W but only partly in L
+# (ratio − 1 ≈ (k − residual/W) / completions). On a quiet machine a closed loop stays in
+# lockstep and the edge cancels; under CPU contention the requests drift apart and the edge
+# reaches (c − 1) / (2 · completions): 7.5 % for c = 4 and 24 requests, so each level below
+# has enough requests to keep it near 2 %, and no level offers more than the in-process fake
+# server can serve while the machine is loaded (an overloaded queue ends with many in flight).
 def test_closed_loop_on_an_unlimited_server_scales_throughput_with_concurrency():
     with FakeOpenAI() as fake:
         fake.service_s = SERVICE_S
-        levels = run_loadtest(_plan(fake, concurrency=(1, 4)))
-    one, four = (lv.metrics for lv in levels)
-    for lv, c in zip(levels, (1, 4)):
+        one = run_loadtest(_plan(fake, concurrency=(1,)))[0]
+        four = run_loadtest(_plan(fake, concurrency=(4,), requests=80))[0]
+        assert fake.max_in_service == 4  # the server itself saw c = 4 at once, never more
+    for lv, c in ((one, 1), (four, 4)):
         m = lv.metrics
         assert m["failed"].value == 0
         assert m["e2e_s[p50]"].value >= SERVICE_S  # never faster than the planted service time
@@ -29,24 +37,29 @@ def test_closed_loop_on_an_unlimited_server_scales_throughput_with_concurrency()
         # A closed loop keeps c requests in flight: X = c / W (the machine's load only stretches W).
         assert m["throughput_rps"].value == pytest.approx(c / lv.little["W_s"], rel=0.15)
         assert lv.little["ratio"] == pytest.approx(1.0, abs=0.10)  # Little's law within 10 %
-    assert four["throughput_rps"].value > 2 * one["throughput_rps"].value
+    assert four.metrics["throughput_rps"].value > 2 * one.metrics["throughput_rps"].value
 
 
 def test_a_one_slot_server_gives_flat_throughput_and_growing_latency():
+    # Against the planted truth, not against c = 1: at c = 1 the client's own overhead between
+    # requests lowers throughput (more so on a loaded machine), at c = 4 it is hidden.
     with FakeOpenAI() as fake:
         fake.service_s, fake.slots = SERVICE_S, 1
-        one, four = run_loadtest(_plan(fake, concurrency=(1, 4), requests=40))
-    assert four.metrics["throughput_rps"].value < 1.3 * one.metrics["throughput_rps"].value
-    assert four.metrics["e2e_s[p50]"].value > 2.5 * one.metrics["e2e_s[p50]"].value
+        (four,) = run_loadtest(_plan(fake, concurrency=(4,), requests=40))
+        assert fake.max_in_service == 1
+    assert four.metrics["failed"].value == 0
+    assert four.metrics["throughput_rps"].value <= 1.05 / SERVICE_S  # one slot: at most 1 / S, flat in c
+    assert four.metrics["e2e_s[p50]"].value >= 3 * SERVICE_S  # each waits behind the 3 others: W ≈ 4 S
     assert four.little["ratio"] == pytest.approx(1.0, abs=0.10)
 
 
 def test_poisson_arrivals_offer_the_rate_and_satisfy_littles_law():
+    # 15 requests/s × 50 ms: L ≈ 0.75, a load the fake serves even on a loaded machine.
     with FakeOpenAI() as fake:
         fake.service_s = SERVICE_S
-        (level,) = run_loadtest(_plan(fake, rates=(40.0,), requests=60, seed=3))
+        (level,) = run_loadtest(_plan(fake, rates=(15.0,), requests=60, seed=3))
     little = level.little
-    assert little["offered_rps"] == pytest.approx(40.0, rel=0.35)  # 60 exponential gaps: sd ≈ 13 %
+    assert little["offered_rps"] == pytest.approx(15.0, rel=0.35)  # 60 exponential gaps: sd ≈ 13 %
     assert little["ratio"] == pytest.approx(1.0, abs=0.10)
     # Against the planted service time: L = λS, up to the client's own overhead (W ≥ S).
     assert little["W_s"] >= SERVICE_S

@@ -106,6 +106,7 @@ class OpenAIBackend:
         self._greedy_answer: dict[str, Any] | None = None  # the self-check's greedy completion
         self._greedy_lock = threading.Lock()
         self._jitter = random.Random()
+        self._sleep: Callable[[float], None] = time.sleep  # a test records the backoff schedule here
         self._count_lock = threading.Lock()
         self.retries = 0
         self.tokens_evaluated = 0
@@ -238,7 +239,7 @@ class OpenAIBackend:
                             f"{delay:.2g}" if delay < 10 else f"{delay:.0f}",
                             last_cause.split(":")[0] if last_status else last_cause,
                             attempt + 2, self.max_retries + 1)
-                time.sleep(delay)
+                self._sleep(delay)
         message = f"openai: {url} failed after {self.max_retries + 1} attempts: {last_cause}"
         raise _StatusError(message, last_status) if last_status else LlmassayError(message)
 
