@@ -149,6 +149,7 @@ class StrategiesProbe(Probe):
     challenge = "prompting strategy"
     task_types = ("generate_until",)
     Options = StrategiesOptions
+    schema_version = 2  # 2: zero-shot in chat says "Reply with the answer only."; rows keep the reasoning steps
     sample_metrics = {
         "acc": SampleMetric(lambda row: {n: float(e["correct"]) for n, e in row["results"].items()},
                             "1 if the strategy's answer is right", family=True),
