@@ -54,15 +54,23 @@ def score_tokens(context: list[int] | tuple[int, ...], continuation: list[int] |
     return -len(continuation) * (0.5 + (h % 1000) / 1000)
 
 
-def answer(prompt: str) -> str:
-    """A generation for the prompt's last question."""
+def answer(prompt: str, repeat: int = 0) -> str:
+    """A generation for the prompt's last question; `repeat` numbers a task's `repeats`
+    (gsm8k-cot-self-consistency): sampled answers, cycling through the variants."""
     h = digest(prompt) % 6
     if prompt.endswith("Galician sentence:"):  # translate the last sentence, knowing some words
         from build_lm_eval_testdata import GALICIAN
 
         words = prompt.rsplit("English sentence: ", 1)[-1].split("\n")[0].split()
         return " " + " ".join(GALICIAN.get(w, w) if digest(w, prompt) % 4 else w for w in words)
+    if prompt.endswith("The best answer is"):  # a gen_prefix (llama3 arc_challenge): a letter, loosely written
+        return [" A.", " B", " c", " D.\n", "  A", " the B"][h]
     sums = re.findall(r"Tom has (\d+) apples and buys (\d+) more", prompt)
+    if sums and prompt.endswith("A:"):  # gsm8k-cot's prompt: chain-of-thought answers
+        a, b = map(int, sums[-1])
+        return [f" {a} + {b} = {a + b}. The answer is {a + b}.", f" The answer is {a + b + 1}.",
+                f" So {a + b}. The answer is {a + b}.", f" The answer is ${a + b}.", " I do not know.",
+                f" {a} and {b} make {a + b}. The answer is {a + b}."][(h + repeat) % 6]
     if sums:
         a, b = map(int, sums[-1])
         return [f" {a} + {b} = {a + b}.\n#### {a + b}", f" The total is {a + b} apples.", f" #### {a + b + 1}",

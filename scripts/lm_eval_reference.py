@@ -38,6 +38,7 @@ RUNS = [
     ("nq_open", 2), ("triviaqa", 0), ("gsm8k", None),
     ("wikitext", 0), ("pile_10k", 0), ("arc_easy_mi", 0), ("arc_easy_mi", 2),
     ("mmlu_flan_cot_zeroshot_anatomy", 0), ("afriqa_hau_prompt_2", 0), ("afriqa_hau_prompt_2", 2),
+    ("gsm8k_cot", None), ("gsm8k_cot_self_consistency", 2), ("arc_challenge_llama", 0),
 ]
 GROUPS = ["mmlu_stem", "science_mix"]  # group configs: their aggregate_metric_list
 
@@ -60,7 +61,16 @@ class FakeLM(LM):
         return [sum(score_tokens(c, p) for c, p in windows(*rolling_tokens(r.args[0]))) for r in requests]
 
     def generate_until(self, requests):
-        return [answer(r.args[0]) for r in requests]
+        """A request with `repeats` comes `repeats` times in a row (lm-eval's evaluator clones
+        it): the k-th copy gets the k-th sampled answer, as llmassay's seed + k."""
+        seen: dict[tuple[int, str], int] = {}
+        out = []
+        for r in requests:
+            key = (r.doc_id, r.args[0])
+            repeat = seen.get(key, 0) if r.repeats > 1 else 0
+            seen[key] = repeat + 1
+            out.append(answer(r.args[0], repeat))
+        return out
 
 
 def main() -> None:

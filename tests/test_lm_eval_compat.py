@@ -42,6 +42,8 @@ FILES = {
     "wikitext": "wikitext/wikitext.yaml", "pile_10k": "pile_10k/pile_10k.yaml", "arc_easy_mi": "arc/arc_easy_mi.yaml",
     "mmlu_flan_cot_zeroshot_anatomy": "mmlu/flan_cot_zeroshot/mmlu_anatomy.yaml",
     "afriqa_hau_prompt_2": "afrobench/afriqa/prompt_2/afriqa_hau.yaml",
+    "gsm8k_cot": "gsm8k/gsm8k-cot.yaml", "gsm8k_cot_self_consistency": "gsm8k/gsm8k-cot-self-consistency.yaml",
+    "arc_challenge_llama": "llama3/instruct/arc_challenge/arc_challenge_llama.yaml",
 }
 
 
@@ -57,10 +59,11 @@ FAKE = _fake_model()
 
 
 class Backend(ScriptedBackend):
-    """The scripted model of scripts/lm_eval_fake.py, greedy flags included."""
+    """The scripted model of scripts/lm_eval_fake.py, greedy flags included; a sampled
+    request's seed numbers the repeat (the k-th of a task's `repeats` has seed k)."""
 
     def __init__(self) -> None:
-        super().__init__(FAKE.score, lambda req: FAKE.answer(prompt_of(req)))
+        super().__init__(FAKE.score, lambda req: FAKE.answer(prompt_of(req), req.seed if req.temperature > 0 else 0))
 
     def loglikelihood(self, reqs):
         return [dataclasses.replace(r, is_greedy=FAKE.greedy(q.context, q.continuation))
@@ -84,7 +87,7 @@ def test_the_configs_are_lm_eval_s_own_files():
     assert (ROOT / "tasks" / "arc" / "arc_challenge.yaml").read_text() == (
         "include: arc_easy.yaml\ntask: arc_challenge\ndataset_name: ARC-Challenge\n"
     )
-    assert len(FILES) >= 24
+    assert len(FILES) >= 27
 
 
 @pytest.mark.parametrize("run", sorted(REFERENCE["runs"]))
@@ -113,7 +116,7 @@ def test_metrics_equal_lm_eval_s(run):
     ref = REFERENCE["runs"][run]
     task = load(ref["task"], ref["num_fewshot"])
     backend = Backend()
-    probe, cfg = AccuracyProbe(), ProbeConfig()
+    probe, cfg = AccuracyProbe(), ProbeConfig(temperature=0.2 if task.repeats > 1 else 0.0)  # repeats: sampled
     opts = probe.options({})
     if task.output_type == "multiple_choice":
         task = task.with_metrics([m.split(",")[0] for m in ref["metrics"] if "," in m])

@@ -65,3 +65,58 @@ def test_a_task_s_own_aggregation_scores_the_filtered_answers():
     _, metrics = _run(task, ScriptedBackend(FAKE.score, lambda r: " nowhere"))
     assert metrics["f1,remove_whitespace"].value == 0.0
     assert metrics["f1,remove_whitespace"].method == "bootstrap"
+
+
+SELF_CONSISTENCY = """task: sc
+dataset_path: json
+dataset_kwargs: {data_files: {test: d.jsonl}}
+test_split: test
+doc_to_text: "Q: {{q}}\\nA:"
+doc_to_target: "{{a}}"
+generation_kwargs: {until: ["Q:"]}
+repeats: 5
+filter_list:
+  - name: score-first
+    filter: [{function: regex, regex_pattern: "The answer is (\\\\-?[0-9]+)"}, {function: take_first}]
+  - name: maj@5
+    filter: [{function: regex, regex_pattern: "The answer is (\\\\-?[0-9]+)"}, {function: majority_vote}, {function: take_first}]
+  - name: maj@3
+    filter: [{function: take_first_k, k: 3}, {function: regex, regex_pattern: "The answer is (\\\\-?[0-9]+)"},
+             {function: majority_vote}, {function: take_first}]
+metric_list: [{metric: exact_match}]
+"""
+
+
+def test_repeats_feed_every_answer_to_the_filters(tmp_path):
+    """gsm8k-cot-self-consistency's filters on `repeats: 5`. Planted: sampled with seeds 0…4
+    the model answers 5, 5, 7, 7, 7. For an item whose answer is 7 the first answer and the
+    majority of the first 3 are wrong and the majority of 5 right; for an item whose answer
+    is 5, the reverse. Greedy (temperature 0) asks once per item and repeats that answer."""
+    from llmassay.tasks.loader import load_task
+
+    (tmp_path / "d.jsonl").write_text('{"id": "seven", "q": "3+4?", "a": "7"}\n{"id": "five", "q": "2+3?", "a": "5"}\n')
+    (tmp_path / "sc.yaml").write_text(SELF_CONSISTENCY)
+    task = load_task(str(tmp_path / "sc.yaml"))
+    assert task.repeats == 5 and task.metrics == ["exact_match,score-first", "exact_match,maj@5", "exact_match,maj@3"]
+    backend = ScriptedBackend(FAKE.score, lambda r: f" The answer is {(5, 5, 7, 7, 7)[r.seed]}.")
+    probe, cfg = AccuracyProbe(), ProbeConfig(temperature=0.7)
+    rows = probe.evaluate(task, task.samples, Engine(backend), probe.options({}), cfg)
+    assert len(backend.asked) == 10 and sorted({r.seed for r in backend.asked}) == [0, 1, 2, 3, 4]
+    seven, five = rows
+    assert seven["generations"] == [f" The answer is {n}." for n in (5, 5, 7, 7, 7)]
+    assert [seven[m] for m in task.metrics] == [False, True, False]
+    assert [five[m] for m in task.metrics] == [True, False, True]
+    assert (seven["filtered_resps,maj@5"], seven["filtered_resps,maj@3"]) == ("7", "5")
+    greedy = ScriptedBackend(FAKE.score, lambda r: f" The answer is {(5, 5, 7, 7, 7)[r.seed]}.")
+    rows = probe.evaluate(task, task.samples, Engine(greedy), probe.options({}), ProbeConfig())
+    assert len(greedy.asked) == 2 and rows[0]["generations"] == [" The answer is 5."] * 5
+    assert [rows[0][m] for m in task.metrics] == [False, False, False]
+
+
+def test_repeats_must_be_a_positive_integer(tmp_path):
+    from llmassay.tasks.loader import TaskError, load_task
+
+    (tmp_path / "d.jsonl").write_text('{"id": "seven", "q": "3+4?", "a": "7"}\n')
+    (tmp_path / "sc.yaml").write_text(SELF_CONSISTENCY.replace("repeats: 5", "repeats: many"))
+    with pytest.raises(TaskError, match=r"sc\.yaml:\d+: field 'repeats': must be a positive integer"):
+        load_task(str(tmp_path / "sc.yaml"))

@@ -61,3 +61,14 @@ def test_rolling_windows_are_cached_like_any_request(tmp_path):
     again = Engine(Backend(), RequestCache(tmp_path / "cache.sqlite"))
     assert loglikelihood_rolling(again, texts) == got
     assert got[0].n_windows == 5 and first.stats.computed == 6 and again.stats.computed == 0
+
+
+def test_brittleness_runs_on_an_lm_eval_task_s_rendered_prompts(tmp_path, scripted):  # noqa: F811
+    """arc_easy from lm-eval's own file: brittleness runs, and its canonical prompts are the
+    ones lm-eval renders (each reference prompt is among those sent to the model)."""
+    assert run(tmp_path, "--tasks", "arc_easy", "--probe", "brittleness", "--lm-eval-fewshot") == 0
+    [results_file] = (tmp_path / "out").glob("results_*.json")
+    metrics = json.loads(results_file.read_text())["results"]["arc_easy"]["brittleness"]
+    assert {"value", "ci_low", "ci_high", "n"} <= set(next(iter(metrics.values())))
+    sent = {getattr(r, "context", None) for r in scripted.asked}
+    assert set(REFERENCE["runs"]["arc_easy@0"]["prompts"]) <= sent

@@ -132,12 +132,20 @@ class AccuracyProbe(Probe):
         common: dict[str, Any] = dict(
             max_tokens=kwargs["max_gen_toks"], stop=tuple(kwargs["until"]), temperature=cfg.temperature, seed=cfg.seed
         )
+        # lm-eval's `repeats`: K answers per item for the filters (majority_vote). Greedy
+        # decoding would give K equal answers, so one is asked; sampled ones get seeds seed … seed+K−1.
+        k = task.repeats if cfg.temperature > 0 else 1
         requests = [
-            GenerateRequest(messages=(("user", s.prompt),), **common) if chat else GenerateRequest(prompt=s.prompt, **common)
-            for s in samples
+            GenerateRequest(messages=(("user", s.prompt),), **{**common, "seed": cfg.seed + r}) if chat
+            else GenerateRequest(prompt=s.prompt, **{**common, "seed": cfg.seed + r})
+            for s in samples for r in range(k)
         ]
+        answers = engine.generate(requests)
         rows = []
-        for s, g in zip(samples, engine.generate(requests)):
+        for i, s in enumerate(samples):
+            group = answers[i * k:(i + 1) * k]
+            g = group[0]
+            texts = [a.text for a in group] * (task.repeats // k)
             row: Row = {
                 "id": s.id,
                 "prompt": s.prompt,
@@ -145,8 +153,11 @@ class AccuracyProbe(Probe):
                 "generation": g.text,
                 "finish_reason": g.finish_reason,
                 "n_tokens": g.n_tokens,
-                **task.score_generation(s, g.text),  # lm-eval's filters and list targets, one result per filter
+                # lm-eval's filters and list targets, one result per filter
+                **task.score_generation(s, texts if task.repeats > 1 else g.text),
             }
+            if task.repeats > 1:
+                row["generations"] = texts
             if chat:
                 row["chat_template"] = True
             if g.n_truncated_tokens:

@@ -206,13 +206,16 @@ class GenerationScoring:
             return list(self.metrics)
         return [f"{m},{p.name}" for p in self.pipelines for m in self.metrics]
 
-    def score(self, text: str, references: list[str], doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    def score(self, text: str | list[str], references: list[str], doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One item's scores; `text` is its answer, or its `repeats` answers in order (the
+        filters see them all, as lm-eval's: `majority_vote`, `take_first_k`)."""
+        responses = [text] if isinstance(text, str) else list(text)
         if not self.lm_eval and self.process_results is None:
-            return {"exact_match": any(normalised_exact_match(text, r) for r in references)}
+            return {"exact_match": any(normalised_exact_match(responses[0], r) for r in references)}
         pipelines = self.pipelines or [FilterPipeline("none", [_take_first()])]
         out: dict[str, Any] = {}
         for pipeline in pipelines:
-            answer = pipeline.apply([text], doc)
+            answer = pipeline.apply(responses, doc)
             suffix = f",{pipeline.name}" if self.pipelines else ""
             if self.process_results is not None:
                 values = self.process_results(doc or {}, [answer])

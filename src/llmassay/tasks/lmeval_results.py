@@ -157,7 +157,8 @@ def _sample_lines(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
             filtered = row.get(f"filtered_resps,{filt}", row.get("generation"))
             value = row.get(metric)
             metric_value = {metric.split(",")[0]: float(value)} if isinstance(value, bool) else {}
-            lines.append(_line(doc_id, sample, target, arguments, [[row.get("generation")]], [filtered], filt,
+            resps = [row.get("generations") or [row.get("generation")]]  # lm-eval: the item's `repeats` answers
+            lines.append(_line(doc_id, sample, target, arguments, resps, [filtered], filt,
                                metric_value, row))
     return lines
 

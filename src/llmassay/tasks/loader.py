@@ -91,13 +91,16 @@ class Task:
     config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the resolved config
     # metric → lm-eval aggregation where it is not a mean (weighted_perplexity, bits_per_byte)
     aggregations: dict[str, str] = field(default_factory=dict)
+    # lm-eval's `repeats`: answers generated per item, all passed to the filters (majority_vote)
+    repeats: int = 1
 
     def references(self, sample: Sample) -> list[str]:
         """Every answer a generation may match: lm-eval's list targets (nq_open), else the one target."""
         return self.targets.get(sample.id) or [str(sample.target)]
 
-    def score_generation(self, sample: Sample, text: str) -> dict[str, Any]:
-        """The generation's metrics, one per filter as lm-eval names them (`exact_match,strict-match`)."""
+    def score_generation(self, sample: Sample, text: str | list[str]) -> dict[str, Any]:
+        """The generation's metrics, one per filter as lm-eval names them (`exact_match,strict-match`);
+        a list is the item's `repeats` answers, in order."""
         scoring = self.scoring or GenerationScoring()
         return scoring.score(text, self.references(sample), sample.doc)
 
@@ -386,6 +389,9 @@ def _build_task(
     max_gen = gen_kwargs.get("max_gen_toks", 256)
     if not isinstance(max_gen, int) or isinstance(max_gen, bool) or max_gen <= 0:
         raise fail("generation_kwargs", "'max_gen_toks' must be a positive integer")
+    repeats = config.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise fail("repeats", "must be a positive integer")
     process = config.get("process_results")
     metrics = _custom_metric_names(config, fail) if process is not None else _metric_names(config, output_type, fail)
     scoring = GenerationScoring.from_config(config, fail) if output_type == "generate_until" else None
@@ -428,6 +434,7 @@ def _build_task(
         + ([builder.targets] if builder.targets else [])
         + ([builder.continuations] if builder.continuations else [])
         + ([scoring.record()] if scoring is not None and scoring.lm_eval else [])
+        + ([{"repeats": repeats}] if repeats > 1 and output_type == "generate_until" else [])
     )
     return Task(
         name=name,
@@ -447,6 +454,7 @@ def _build_task(
         process_results=process,
         config=config,
         aggregations=_weighted_aggregations(config, metrics, fail),
+        repeats=repeats if output_type == "generate_until" else 1,
     )
 
 
