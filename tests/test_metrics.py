@@ -73,3 +73,12 @@ def test_exact_match_normalisation_keeps_signs():
     assert exact_match(" -1.", "-1")
     assert not exact_match("1", "-1")
     assert normalise_answer('  "Paris"  ') == "paris"
+
+
+def test_wilson_bounds_are_exact_at_zero_and_one_hundred_percent():
+    """0 of 200 is printed as [0, …], not [1.7e-18, …]: the formula's rounding dust is removed."""
+    from llmassay.metrics import proportion
+
+    none, every = proportion([0] * 200), proportion([1] * 200)
+    assert none.ci_low == 0.0 and 0.018 < none.ci_high < 0.019
+    assert every.ci_high == 1.0 and 0.981 < every.ci_low < 0.982

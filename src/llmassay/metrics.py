@@ -29,7 +29,10 @@ def proportion(successes: Sequence[bool | int | float]) -> Metric:
     centre = (p + Z95**2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
     stderr = math.sqrt(p * (1 - p) / (n - 1)) if n > 1 else None
-    return Metric(p, max(0.0, centre - half), min(1.0, centre + half), n, stderr, "wilson")
+    # At 0 % or 100 % the bound is exactly 0 or 1; the formula leaves rounding dust (1.7e-18).
+    low = 0.0 if p == 0.0 else max(0.0, centre - half)
+    high = 1.0 if p == 1.0 else min(1.0, centre + half)
+    return Metric(p, low, high, n, stderr, "wilson")
 
 
 def bootstrap_mean(values: Sequence[float], seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> Metric:
