@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class TokenStats:
     n_truncated_tokens: int = 0
 
     @staticmethod
-    def from_dict(d: dict) -> TokenStats:
+    def from_dict(d: dict[str, Any]) -> TokenStats:
         """From the cache's JSON (lists back to tuples)."""
         return TokenStats(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
