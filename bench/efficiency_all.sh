@@ -1,6 +1,6 @@
 #!/bin/bash
 # Every efficiency timing in one go, for a quiet machine: on the project machine run it as
-#   /work/bin/quietcore bench/efficiency_all.sh
+#   bench/quietcore.sh bench/efficiency_all.sh
 # (alone on one core, one llama.cpp thread). Needs the quantised variants of a quality sweep
 # made before, on any machine (its figures do not depend on load):
 #   llmassay quantize-sweep --model smollm2-135m --model-args n_threads=1 --task mmlu_sample --limit 40 \

@@ -4,7 +4,7 @@ perf counters) and the efficiency probe on real prompts (TTFT, prefill and decod
 tokens/s, E2E, CPU time, estimated energy, peak RSS). Each repeat is a fresh process; the
 table gives the median over repeats and the min–max spread.
 
-Run alone on one core (`/work/bin/quietcore` on the project machine), one thread:
+Run alone on one core (`bench/quietcore.sh` on the project machine), one thread:
 
     PYTHONPATH=src python bench/efficiency_models.py --models smollm2-135m,gemma3-270m --repeats 3 --write
 """
