@@ -116,10 +116,11 @@ class KnowledgeBase:
 
 
 def norm(text: Any) -> str:
-    """Case, accents, punctuation, a leading 'the' and repeated spaces do not count."""
+    """Case, accents, punctuation, a leading 'the', repeated spaces and 'St.' for 'Saint'
+    (St. John's / Saint John's is one city) do not count."""
     text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
     text = "".join(ch if ch.isalnum() else " " for ch in text)
-    words = text.split()
+    words = ["saint" if w == "st" else w for w in text.split()]
     if words and words[0] == "the":
         words = words[1:]
     return " ".join(words)

@@ -129,10 +129,12 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("languages", re.compile(r"(?:people )?speak (?P<v>[A-Z][\w ,'-]+?)(?=[.;(]|$)")),
     ("population", re.compile(r"population(?: of [\w .'-]+?)? (?:is|was|of|:)\s+(?:about |around |approximately |roughly |over |nearly )?(?P<v>[\d][\d,. ]*(?:\s*(?:thousand|million|billion))?)")),
     ("area_km2", re.compile(r"(?:area|covers)(?: of [\w .'-]+?)? (?:is |of |:)?(?:about |around |approximately |roughly |over )?(?P<v>[\d][\d,. ]*(?:\s*(?:thousand|million))?)\s*(?:square kilomet|km)")),
-    ("neighbours", re.compile(r"(?:borders?|bordered by|neighbou?rs(?: are| include)?)\s+(?P<v>[A-Z][\w ,'-]+?)(?=[.;(]|$)")),
+    # "bordered by the United States …", "the Gambia": a lowercase article may precede the name.
+    ("neighbours", re.compile(r"(?:borders?|bordered by|neighbou?rs(?: are| include)?)\s+(?P<v>(?:the\s+)?[A-Z][\w ,'-]+?)(?=[.;(]|$)")),
     ("calling_code", re.compile(r"(?:calling|dialling|dialing|country|telephone|phone) code(?: of [\w .'-]+?)? (?:is|:)\s+\+?(?P<v>\d{1,4})")),
 )
 _SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
+_WATER = re.compile(r"\b(?:Ocean|Sea|Gulf|Bay|Strait|Channel|Lake|River)\b", re.IGNORECASE)
 
 
 def _sentences(text: str) -> list[str]:
@@ -157,6 +159,8 @@ def text_claims(text: str) -> list[tuple[str | None, Any, str]]:
             raw = match.group("v").strip(" .,")
             if name in LIST_FIELDS:
                 values = [v.strip(" .") for v in _SPLIT.split(raw) if v.strip(" .")]
+                if name == "neighbours":  # "bordered by the Atlantic Ocean" names no country
+                    values = [v for v in values if not _WATER.search(v)]
                 out += [(name, v, sentence) for v in values]
             else:
                 out.append((name, raw, sentence))
