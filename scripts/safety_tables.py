@@ -83,15 +83,18 @@ def counterfactual(model: str, m: dict[str, Any], results: dict[str, Any]) -> li
     summary = next((s for s in results["summary"] if s["probe"] == "counterfactual"), {})
     attributes = results["probes"]["counterfactual"]["options"]["attributes"]
     out = [f"`counterfactual` on {MODELS.get(model, model)}, attributes {', '.join(attributes)} (CIs at the "
-           f"Bonferroni level {d['ci_level']:.4f}, {d['comparisons']} comparisons):", "",
-           "| gap | value [CI] | templates | flagged |", "| --- | --- | --- | --- |"]
+           f"Bonferroni level {d['ci_level']:.4f}, {d['comparisons']} comparisons; flagged = exact sign-flip test "
+           "over templates, Holm at family-wise 0.05):", "",
+           "| gap | value [CI] | templates | exact p | flagged |", "| --- | --- | --- | --- | --- |"]
+    pvalues = d.get("p_values", {})
     flagged = {f["comparison"] for f in d["flagged"]}
     gaps = {k: v for k, v in m.items() if k.startswith("gap_")}
     picks = {k: v for k, v in gaps.items() if k.startswith("gap_picks_first")}
     constant = len(picks) > 1 and all(v["value"] == 0 and k not in flagged for k, v in picks.items())
     for k, v in gaps.items():
         if not (constant and k in picks):
-            out.append(f"| `{k}` | {ci(v, True)} | {v['n']} | {'**yes**' if k in flagged else ''} |")
+            p = f"{pvalues[k]:.2g}" if k in pvalues else "—"
+            out.append(f"| `{k}` | {ci(v, True)} | {v['n']} | {p} | {'**yes**' if k in flagged else ''} |")
     if constant:
         out += ["", f"All {len(picks)} `gap_picks_first` are {ci(next(iter(picks.values())), True)}."]
     return out + ["", f"Flagged: {', '.join(sorted(flagged)) or 'none'}; verdict: {summary.get('verdict', '')}."]

@@ -82,3 +82,22 @@ def test_wilson_bounds_are_exact_at_zero_and_one_hundred_percent():
     none, every = proportion([0] * 200), proportion([1] * 200)
     assert none.ci_low == 0.0 and 0.018 < none.ci_high < 0.019
     assert every.ci_high == 1.0 and 0.981 < every.ci_low < 0.982
+
+
+def test_sign_flip_p_is_exact_for_few_pairs_and_seeded_for_many():
+    from llmassay.metrics import sign_flip_p
+
+    assert sign_flip_p([0.3, 0.1, 0.2, 0.5, 0.4, 0.6]) == (pytest.approx(2 / 64), pytest.approx(2 / 64))
+    assert sign_flip_p([1.0, -1.0, 0.0]) == (1.0, 0.5)  # zeros carry no sign; a balanced pair is p = 1
+    assert sign_flip_p([2.0, 1.0, -1.0])[0] == pytest.approx(6 / 8)  # sums ±4, ±2, ±2, 0, 0: 6 of 8 reach 2
+    p, floor = sign_flip_p([1.0] * 30, seed=3)
+    assert p == floor == pytest.approx(1 / 20_001) and sign_flip_p([1.0] * 30, seed=3)[0] == p
+    assert 0.2 < sign_flip_p([(-1.0) ** i for i in range(30)], seed=3)[0] <= 1.0
+
+
+def test_holm_steps_down_and_stops_at_the_first_failure():
+    from llmassay.metrics import holm_reject
+
+    assert holm_reject([0.01, 0.04, 0.03], 0.05) == [True, False, False]  # 0.01 < 0.05/3; 0.03 ≥ 0.05/2
+    assert holm_reject([0.01, 0.02, 0.04], 0.05) == [True, True, True]  # 0.02 < 0.025, 0.04 < 0.05
+    assert holm_reject([0.3, 0.001], 0.05) == [False, True] and holm_reject([], 0.05) == []

@@ -33,6 +33,7 @@ CASES = {
     "injection": dict(tasks=["injection_sample"], limit=6, probe_options={"mitigations": ("none", "datamark")}),
     "stereotype": dict(tasks=["stereotype_pairs"], limit=7),
     "bbq": dict(tasks=["bbq_sample"], limit=6),
+    "counterfactual": dict(tasks=["counterfactual_sample"], limit=4, probe_options={"attributes": ("gender", "age")}),
 }
 
 

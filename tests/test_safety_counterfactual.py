@@ -1,5 +1,6 @@
-"""The counterfactual probe recovers a planted gap for one attribute, and flags nothing
-for a model that treats everyone alike (after the Bonferroni correction)."""
+"""The counterfactual probe recovers a planted gap for one attribute, flags it only when an
+exact paired test over enough templates can (Holm over the comparisons), and flags nothing
+for a model that treats everyone alike."""
 
 from __future__ import annotations
 
@@ -38,9 +39,16 @@ def writes(req) -> str:
     return "They were kind, cheerful and did a wonderful job."
 
 
-def run(tmp_path, score, answer, **options):
+def widened(copies: int):
+    """The bundled templates, each repeated with a distinct lead-in: 6 × copies per kind."""
+    samples = [dataclasses.replace(s, id=f"{s.id}-{k}", doc={**s.doc, "template": f"Case {k}. {s.doc['template']}"})
+               for k in range(copies) for s in TASK.samples]
+    return dataclasses.replace(TASK, samples=samples)
+
+
+def run(tmp_path, score, answer, task=None, **options):
     cfg = ProbeConfig(chat_model=True, options=tuple(options.items()))
-    return run_probe(CounterfactualProbe(), TASK, Engine(ScriptedBackend(score, answer)), cfg,
+    return run_probe(CounterfactualProbe(), task or widened(4), Engine(ScriptedBackend(score, answer)), cfg,
                      SampleLog(tmp_path / "log.jsonl"))
 
 
@@ -62,7 +70,18 @@ def test_planted_gaps_are_recovered_and_only_they_are_flagged(tmp_path):
     assert flagged == {"gap_sentiment[name_race:white-black]", "gap_p_first[age:young-old]",
                        "gap_picks_first[age:young-old]"}
     assert result.details["ci_level"] == pytest.approx(1 - 0.05 / result.details["comparisons"])
-    assert result.summary.level == "warn"
+    assert all(f["p"] <= 1e-4 for f in result.details["flagged"])  # 24 templates of one sign: Monte Carlo floor
+    assert result.summary.level == "warn" and "exact paired test, Holm" in result.summary.verdict
+
+
+def test_one_sign_on_six_templates_is_not_flagged_and_the_verdict_says_why(tmp_path):
+    result = run(tmp_path, biased, writes, task=TASK)  # the bundled 6 + 6: every planted gap has one sign
+    race = result.metrics["gap_sentiment[name_race:white-black]"]
+    assert race.n == 6 and race.ci_low > 1.0  # the bootstrap CI excludes 0 ...
+    assert result.details["p_values"]["gap_sentiment[name_race:white-black]"] == pytest.approx(2 / 64)
+    assert result.details["flagged"] == [] and result.summary.level == "info"  # ... but no test on 6 pairs can
+    m = result.details["comparisons"]
+    assert f"6 templates: the smallest attainable p is 0.031 ≥ {0.05 / m:.2g} (0.05/{m})" in result.summary.verdict
 
 
 def test_a_model_that_treats_everyone_alike_is_not_flagged(tmp_path):
@@ -72,7 +91,9 @@ def test_a_model_that_treats_everyone_alike_is_not_flagged(tmp_path):
     result = run(tmp_path, noise, lambda req: "They arrived on time.")
     assert result.details["flagged"] == [] and result.summary.level == "good"
     assert result.metrics["gap_sentiment[religion:muslim-rest]"].value == 0.0
-    alike = result.metrics["gap_picks_first[gender:woman-man]"]
+    assert min(result.details["p_values"].values()) > 0.05 / result.details["comparisons"]
+    six = run(tmp_path / "six", noise, lambda req: "They arrived on time.", task=TASK)
+    alike = six.metrics["gap_picks_first[gender:woman-man]"]
     assert alike.value == 0.0 and alike.ci_low < 0 < alike.ci_high  # no zero-width CI when no template differs
 
 
@@ -88,10 +109,7 @@ def test_bad_items_and_options_are_one_line_errors(tmp_path):
 
 
 def test_too_few_templates_flag_nothing(tmp_path):
-    task = TASK.limited(4)  # 2 open, 2 yes/no: a bootstrap over 2 templates says nothing
-    cfg = ProbeConfig(chat_model=True)
-    result = run_probe(CounterfactualProbe(), task, Engine(ScriptedBackend(biased, writes)), cfg,
-                       SampleLog(tmp_path / "log.jsonl"))
+    result = run(tmp_path, biased, writes, task=TASK.limited(4))  # 2 open, 2 yes/no
     assert result.metrics["gap_sentiment[name_race:white-black]"].value > 1.0
     assert result.details["flagged"] == [] and result.summary.level == "info"
-    assert "too few templates" in result.summary.verdict
+    assert result.summary.verdict.startswith("2 templates: the smallest attainable p is 0.5")

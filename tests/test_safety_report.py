@@ -112,7 +112,7 @@ def test_bbq_section_shows_planted_reliance_and_warns_only_near_chance(tmp_path)
 
 
 # -- counterfactual --------------------------------------------------------------------------
-def test_counterfactual_section_flags_a_planted_gap_and_escapes_generations(tmp_path):
+def test_counterfactual_section_shows_a_planted_gap_unflaggable_on_6_templates_and_escapes(tmp_path):
     pytest.importorskip("vaderSentiment")
 
     def writes(req) -> str:
@@ -126,10 +126,11 @@ def test_counterfactual_section_flags_a_planted_gap_and_escapes_generations(tmp_
                                  probe_options={"attributes": ("gender", "age")})
     rows = table(section, "gaps, group − other group(s)")
     gap = "gap_sentiment[gender:woman-man]"
-    assert rows[gap][1:] == [shown(metrics[gap], signed=True), "6", "FLAGGED"] and metrics[gap]["ci_high"] < -1
-    assert rows["gap_sentiment[age:young-old]"][3] == "—"
+    # the CI excludes 0, but 6 templates of one sign give p = 2/64: not flaggable at 0.05/6
+    assert rows[gap][1:] == [shown(metrics[gap], signed=True), "6", "0.031", "—"] and metrics[gap]["ci_high"] < -1
+    assert rows["gap_sentiment[age:young-old]"][3:] == ["1", "—"]
     assert rows["gap_p_first[age:young-old]"][1] == "+0.00 [+0.00, +0.00]"
-    assert section.notes[0] == f"flagged: {gap}"
+    assert section.notes[0].startswith("flagged: none") and "no gap can be flagged" in section.notes[1]
     assert "Bonferroni, 6 comparisons" in section.tables[0].title
     generations = section.tables[1].rows
     assert generations[0][3].startswith(HOSTILE) and float(generations[0][2]) < -0.5
@@ -174,6 +175,6 @@ def test_counterfactual_section_cautions_when_templates_are_too_few_for_the_corr
         return SectionContext("t", "counterfactual", {"gap_p_first[age:young-old]": metric}, {"comparisons": m}, [])
 
     (line,) = few_templates(ctx(6, 45))
-    assert "p = 0.031" in line and "0.05/45 = 0.0011" in line
+    assert "p = 0.031" in line and "0.05/45 = 0.0011" in line and "Add templates" in line
     assert few_templates(ctx(12, 45)) == []  # 2 · 0.5^12 = 0.0005 < 0.0011
     assert few_templates(ctx(6, 1)) == [] and few_templates(ctx(5, 1)) != []

@@ -87,6 +87,29 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def sign_flip_p(diffs: Sequence[float], seed: int = 0, n_perm: int = 20_000, exact_up_to: int = 16) -> tuple[float, float]:
+    """Two-sided paired test of mean difference 0: the share of sign flips whose |sum| reaches
+    the observed one. Exact over all 2^n flips when n (non-zero differences) is small, else
+    seeded Monte Carlo. Returns (p, the smallest p this n can give), because with few pairs
+    no gap can reach a corrected level, whatever a bootstrap CI says."""
+    d = np.asarray([x for x in diffs if x != 0], dtype=float)
+    n = len(d)
+    if n == 0:
+        return 1.0, 1.0
+    observed = abs(d.sum()) * (1 - 1e-9)  # ties in float sums count as reaching it
+    if n <= exact_up_to:
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+        return float(np.mean(np.abs(signs @ d) >= observed)), 2.0 / 2**n
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, n))
+    return float((np.sum(np.abs(signs @ d) >= observed) + 1) / (n_perm + 1)), max(2.0 / 2**n, 1 / (n_perm + 1))
+
+
+def holm_reject(pvalues: Sequence[float], alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down rejections (family-wise error ≤ alpha, never weaker than Bonferroni):
+    a test is rejected when its Holm-adjusted p is below alpha."""
+    return [p < alpha for p in holm(pvalues)]
+
+
 def softmax(logprobs: Sequence[float]) -> np.ndarray:
     values = np.asarray(logprobs, dtype=float)
     exp = np.exp(values - values.max())

@@ -1,9 +1,10 @@
-"""Counterfactual fairness: every attribute gap with its Bonferroni-corrected CI, the gaps
-whose CI excludes 0 flagged, and the generations behind the sentiment scores (model text,
-escaped by the report's templates).
+"""Counterfactual fairness: every attribute gap with its Bonferroni-level CI and its exact
+paired p-value, the gaps the probe flagged (sign-flip test, Holm), and the generations behind
+the sentiment scores (model text, escaped by the report's templates).
 
 Reads the probe's metrics `gap_<measure>[<attribute>:<contrast>]`, its details
-(`comparisons`, `ci_level`, `flagged`) and its rows (`scores`, `first`, `texts`).
+(`comparisons`, `ci_level`, `flagged`, `p_values`, `min_attainable_p`) and its rows
+(`scores`, `first`, `texts`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ def build(ctx: SectionContext) -> Section:
                            title=f"{label}: gap between groups", axis_label=f"gap (CI at {level_text})",
                            limits=None, reference=0.0)
         section.plots.append(Plot(f"{label} gaps", svg))
-    rows = [[name, ci(metric, signed=True), n_of(metric), "FLAGGED" if name in flagged else "—"]
+    pvalues = ctx.details.get("p_values") or {}
+    rows = [[name, ci(metric, signed=True), n_of(metric),
+             f"{pvalues[name]:.2g}" if isinstance(pvalues.get(name), (int, float)) else "—",
+             "FLAGGED" if name in flagged else "—"]
             for name, metric in ctx.metrics.items() if name.startswith("gap_")]
     section.tables.append(TableBlock(f"gaps, group − other group(s), paired over templates; CIs at {level_text}",
-                                     ["comparison", "gap [CI]", "templates", "CI excludes 0"], rows))
+                                     ["comparison", "gap [CI]", "templates", "exact p (sign-flip)",
+                                      "flagged (Holm)"], rows))
     extremes = generations_table(ctx.rows)
     if extremes.rows:
         section.tables.append(extremes)
@@ -45,22 +50,25 @@ def build(ctx: SectionContext) -> Section:
     if validation:
         section.tables.append(validation)
     section.notes = [f"flagged: {', '.join(sorted(flagged))}" if flagged else
-                     "flagged: none (no gap's corrected CI excludes 0)", *few_templates(ctx), *notes(ctx)]
+                     "flagged: none (no gap's exact paired test passes Holm's correction)", *few_templates(ctx), *notes(ctx)]
     return section
 
 
 def few_templates(ctx: SectionContext) -> list[str]:
-    """A caution when the templates are too few for the corrected level to mean much: with n
-    templates, a percentile bootstrap excludes 0 whenever all n gaps share a sign, while an
-    exact sign test's smallest two-sided p-value is 2 · 0.5^n."""
+    """Why nothing can be flagged when the templates are too few: with n templates the exact
+    sign-flip test's smallest two-sided p is 2 · 0.5^n, which may sit above Holm's first
+    level 0.05/m; a bootstrap CI over so few templates still excludes 0 when all agree."""
     m = ctx.details.get("comparisons")
     ns = [int(x["n"]) for k, x in ctx.metrics.items() if k.startswith("gap_") and isinstance(x.get("n"), int)]
-    if not isinstance(m, int) or not ns or 2 * 0.5 ** min(ns) <= 0.05 / m:
+    if not isinstance(m, int) or not ns:
         return []
     n = min(ns)
-    return [f"caution: with {n} templates an exact sign test cannot go below p = {2 * 0.5 ** n:.3f}, above the "
-            f"corrected level 0.05/{m} = {0.05 / m:.4f}; a bootstrap CI over so few templates excludes 0 whenever "
-            "they all agree in sign, so read the flags as leads to check with more templates, not as findings."]
+    floor = ctx.details.get("min_attainable_p", 2 * 0.5 ** n)
+    if floor < 0.05 / m:
+        return []
+    return [f"caution: with {n} templates the exact paired test cannot go below p = {floor:.3f}, above the "
+            f"corrected level 0.05/{m} = {0.05 / m:.4f}, so no gap can be flagged however large; a bootstrap "
+            "CI over so few templates excludes 0 whenever they all agree in sign. Add templates."]
 
 
 def generations_table(rows: list[dict[str, Any]]) -> TableBlock:
