@@ -7,7 +7,7 @@ is nearly agreement) and α at the ordinal and interval levels."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import combinations
 from typing import Any
 
@@ -84,20 +84,26 @@ def krippendorff_alpha(labels: Mapping[str, Mapping[str, Any]], level: str = "no
     return {"alpha": alpha, "level": level, "raters": raters, "items": pairable}
 
 
-def agreement(humans: Mapping[str, Mapping[str, str]], judge: Mapping[str, str] | None = None,
-              seed: int = 0) -> dict[str, Any]:
-    """κ for every pair of raters (the judge counts as one) with ≥ 2 common items, and α
-    over the humans when there are more than two of them or labels are missing."""
-    raters: dict[str, Mapping[str, str]] = dict(humans)
+
+def _pairwise(humans: Mapping[str, Mapping[str, Any]], judge: Mapping[str, Any] | None,
+              statistic: Callable[[list, list, int], dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """`statistic` for every pair of raters (the judge counting as one) over their ≥ 2 common items."""
+    raters: dict[str, Mapping[str, Any]] = dict(humans)
     if judge:
         raters[JUDGE] = judge
     pairs = []
     for a, b in combinations(sorted(raters), 2):
         common = sorted(set(raters[a]) & set(raters[b]))
         if len(common) >= 2:
-            pairs.append({"raters": [a, b], **cohen_kappa([raters[a][i] for i in common],
-                                                           [raters[b][i] for i in common], seed)})
-    out: dict[str, Any] = {"cohen_kappa": pairs}
+            pairs.append({"raters": [a, b], **statistic([raters[a][i] for i in common],
+                                                         [raters[b][i] for i in common], seed)})
+    return pairs
+
+def agreement(humans: Mapping[str, Mapping[str, str]], judge: Mapping[str, str] | None = None,
+              seed: int = 0) -> dict[str, Any]:
+    """κ for every pair of raters (the judge counts as one) with ≥ 2 common items, and α
+    over the humans when there are more than two of them or labels are missing."""
+    out: dict[str, Any] = {"cohen_kappa": _pairwise(humans, judge, cohen_kappa, seed)}
     items = {i for r in humans.values() for i in r}
     if len(humans) > 2 or (len(humans) == 2 and any(len(r) < len(items) for r in humans.values())):
         out["krippendorff_alpha"] = krippendorff_alpha(humans)
@@ -108,16 +114,7 @@ def score_agreement(humans: Mapping[str, Mapping[str, int]], judge: Mapping[str,
                     seed: int = 0) -> dict[str, Any]:
     """Weighted κ for every pair of raters of rubric scores (the judge's grades counting as
     one) with ≥ 2 common items, and α (ordinal and interval) over the humans when ≥ 2."""
-    raters: dict[str, Mapping[str, int]] = dict(humans)
-    if judge:
-        raters[JUDGE] = judge
-    pairs = []
-    for a, b in combinations(sorted(raters), 2):
-        common = sorted(set(raters[a]) & set(raters[b]))
-        if len(common) >= 2:
-            pairs.append({"raters": [a, b], **weighted_kappa([raters[a][i] for i in common],
-                                                              [raters[b][i] for i in common], seed)})
-    out: dict[str, Any] = {"weighted_kappa": pairs}
+    out: dict[str, Any] = {"weighted_kappa": _pairwise(humans, judge, weighted_kappa, seed)}
     if len(humans) >= 2:
         out["krippendorff_alpha"] = [a for a in (krippendorff_alpha(humans, level) for level in ("ordinal", "interval"))
                                      if a is not None]
