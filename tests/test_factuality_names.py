@@ -26,6 +26,9 @@ def neighbour_claims(code: str, text: str) -> list[tuple[str, str]]:
      [("democratic republic of the congo", "supported"), ("uganda", "supported")]),
     # Planted wrong neighbour after an article: read, and contradicted.
     ("CA", "Canada is bordered by the Gambia.", [("gambia", "contradicted")]),
+    # A direction after the name is no part of it.
+    ("RW", "Rwanda is bordered by Uganda to the north and Burundi to the south.",
+     [("uganda", "supported"), ("burundi", "supported")]),
     # Water is no country: neither supported nor contradicted.
     ("SN", "Senegal is bordered by the Atlantic Ocean and the Gambia.", [("gambia", "supported")]),
 ])

@@ -134,6 +134,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("calling_code", re.compile(r"(?:calling|dialling|dialing|country|telephone|phone) code(?: of [\w .'-]+?)? (?:is|:)\s+\+?(?P<v>\d{1,4})")),
 )
 _SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
+# "Norway to the north": the direction is no part of the name.
+_DIRECTION = re.compile(r"\s+(?:to|in|on) the (?:north|south|east|west)(?:-?(?:east|west))?(?:ern)?\b.*$", re.IGNORECASE)
 _WATER = re.compile(r"\b(?:Ocean|Sea|Gulf|Bay|Strait|Channel|Lake|River)\b", re.IGNORECASE)
 
 
@@ -160,7 +162,7 @@ def text_claims(text: str) -> list[tuple[str | None, Any, str]]:
             if name in LIST_FIELDS:
                 values = [v.strip(" .") for v in _SPLIT.split(raw) if v.strip(" .")]
                 if name == "neighbours":  # "bordered by the Atlantic Ocean" names no country
-                    values = [v for v in values if not _WATER.search(v)]
+                    values = [_DIRECTION.sub("", v) for v in values if not _WATER.search(v)]
                 out += [(name, v, sentence) for v in values]
             else:
                 out.append((name, raw, sentence))
