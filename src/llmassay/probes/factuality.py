@@ -89,7 +89,9 @@ class FactualityProbe(Probe):
     challenge = "hallucination"
     task_types = ("generate_until",)
     Options = FactualityOptions
-    schema_version = 1
+    # 2: alternative names, lowercase-article neighbours and St./Saint change verdicts, so rows
+    # stored by version 1 must not be resumed.
+    schema_version = 2
     sample_metrics = {
         "exact_match": _short("exact_match"),
         "correct": _short("correct"),
