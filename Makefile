@@ -1,7 +1,7 @@
 # `make demo` and `make test` are the whole Quickstart: each creates .venv and installs first.
 VENV ?= .venv
 BIN := $(VENV)/bin
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=15  # the slowest tests, to keep `make test` under its 20-minute budget
 
 .PHONY: install demo test test-fast bench clean
 
