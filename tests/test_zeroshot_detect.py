@@ -113,3 +113,13 @@ def test_llamacpp_statistics_match_its_scores(smollm2):
         # the mode's log p is at least the mean log p
         assert all(lp >= mu for lp, mu, r in zip(s.token_logprobs, s.expected_logprobs, s.ranks) if r == 1)
         assert 1 in s.ranks and max(s.ranks) > 1
+
+
+def test_token_windows_on_a_backend_without_them_are_one_line():
+    """Rolling windows (lm-eval's loglikelihood_rolling) share the optional-capability check."""
+    from llmassay.engine.rolling import TokenLoglikelihoodRequest
+
+    backend = ScriptedBackend(lambda context, continuation: 0.0, lambda req: "")
+    with pytest.raises(LlmassayError) as err:
+        Engine(backend).loglikelihood_tokens([TokenLoglikelihoodRequest((1,), (2, 3))])
+    assert "token-window log-likelihoods" in str(err.value) and "\n" not in str(err.value)

@@ -89,12 +89,7 @@ class Engine:
     def token_stats(self, reqs: Sequence[TokenStatsRequest]) -> list[TokenStats]:
         """Per-token distribution statistics (log-rank, Fast-DetectGPT): an optional
         capability, so a backend without it is named in a one-line error."""
-        compute = getattr(self.backend, "token_stats", None)
-        if not callable(compute):
-            raise LlmassayError(
-                f"{getattr(self.backend, 'name', 'this backend')}: per-token distribution statistics "
-                "(log-rank, Fast-DetectGPT) are not supported by this backend (llamacpp/ and hf/ give them)"
-            )
+        compute = self._capability("token_stats", "per-token distribution statistics (log-rank, Fast-DetectGPT)")
         return self._run("token_stats", reqs, compute, TokenStats.from_dict, lambda s: s.n_tokens + s.n_context_tokens)
 
     def loglikelihood_tokens(self, reqs: Sequence[TokenLoglikelihoodRequest]) -> list[LoglikelihoodResult]:
@@ -102,11 +97,22 @@ class Engine:
         return self._run(
             "loglikelihood_tokens",
             reqs,
-            self.backend.loglikelihood_tokens,  # type: ignore[attr-defined]
+            self._capability("loglikelihood_tokens", "token-window log-likelihoods (loglikelihood_rolling)"),
             lambda d: LoglikelihoodResult(**{**d, "token_logprobs": tuple(d.get("token_logprobs", ()))}),
             lambda r: r.n_tokens + r.n_context_tokens,
             order=lambda r: (r.context, r.continuation),  # shared prefixes side by side
         )
+
+    def _capability(self, method: str, what: str) -> Callable[..., Any]:
+        """An optional backend method, or one line naming what this backend cannot do (not an
+        AttributeError traceback from deep in a run)."""
+        compute = getattr(self.backend, method, None)
+        if not callable(compute):
+            raise LlmassayError(
+                f"{getattr(self.backend, 'name', 'this backend')}: {what} are not supported by this "
+                "backend (llamacpp/ and hf/ give them)"
+            )
+        return compute
 
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
         return self._run(
