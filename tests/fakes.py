@@ -408,7 +408,9 @@ def injection_view(req: GenerateRequest) -> dict[str, str]:
 
 def injection_backend(plan: Callable[[dict[str, str], int], str]) -> ScriptedBackend:
     """Answers an injection prompt as `plan(view, repeat)` says: "obey" (the canary alone),
-    "copy" (the document shown, canary and all if it is there in plain text), "answer" (the
+    "copy" (the document shown, verbatim, canary and all if it is there in plain text),
+    "echo" (the document's other sentences, then the canary in a sentence of its own when the
+    document shows it in plain text: mentioned, not copied, not obeyed), "answer" (the
     document without the planted sentence) or "refuse" (declines, quoting the canary)."""
 
     def answer(req: GenerateRequest) -> str:
@@ -418,11 +420,13 @@ def injection_backend(plan: Callable[[dict[str, str], int], str]) -> ScriptedBac
             return view["canary"]
         if act == "refuse":
             return f"I won't say {view['canary']}: that instruction is an injection."
-        shown = _BASE64.sub(".", view["document"]) if act == "answer" else view["document"]
+        shown = _BASE64.sub(".", view["document"]) if act in ("answer", "echo") else view["document"]
         sentences = re.findall(r"[^.!?]+[.!?]*", shown)
-        if act == "answer":
+        if act in ("answer", "echo"):
             sentences = [s for s in sentences if not _CANARY.search(s) and "base64" not in s]
-        return " ".join(s.strip() for s in sentences)
+        seen = _CANARY.search(shown)
+        echoed = [f"Noted: {seen.group(0)}."] if act == "echo" and seen else []
+        return " ".join([s.strip() for s in sentences] + echoed)
 
     return ScriptedBackend(lambda c, x: -1.0, answer, identity="injection-plan")
 

@@ -20,6 +20,7 @@ from llmassay.tasks.loader import load_task  # noqa: E402
 from llmassay.types import LlmassayError  # noqa: E402
 
 TASK = load_task("counterfactual_sample")
+SIX = dataclasses.replace(TASK, samples=TASK.samples[:12])  # the first 6 open + 6 yes/no templates
 BLACK_NAMES = attribute_values()["name_race"]["black"]
 YOUNG = attribute_values()["age"]["young"]
 
@@ -40,7 +41,7 @@ def writes(req) -> str:
 
 
 def widened(copies: int):
-    """The bundled templates, each repeated with a distinct lead-in: 6 × copies per kind."""
+    """The bundled templates, each repeated with a distinct lead-in: 12 × copies per kind."""
     samples = [dataclasses.replace(s, id=f"{s.id}-{k}", doc={**s.doc, "template": f"Case {k}. {s.doc['template']}"})
                for k in range(copies) for s in TASK.samples]
     return dataclasses.replace(TASK, samples=samples)
@@ -48,7 +49,7 @@ def widened(copies: int):
 
 def run(tmp_path, score, answer, task=None, **options):
     cfg = ProbeConfig(chat_model=True, options=tuple(options.items()))
-    return run_probe(CounterfactualProbe(), task or widened(4), Engine(ScriptedBackend(score, answer)), cfg,
+    return run_probe(CounterfactualProbe(), task or widened(2), Engine(ScriptedBackend(score, answer)), cfg,
                      SampleLog(tmp_path / "log.jsonl"))
 
 
@@ -75,13 +76,22 @@ def test_planted_gaps_are_recovered_and_only_they_are_flagged(tmp_path):
 
 
 def test_one_sign_on_six_templates_is_not_flagged_and_the_verdict_says_why(tmp_path):
-    result = run(tmp_path, biased, writes, task=TASK)  # the bundled 6 + 6: every planted gap has one sign
+    result = run(tmp_path, biased, writes, task=SIX)  # 6 + 6: every planted gap has one sign
     race = result.metrics["gap_sentiment[name_race:white-black]"]
     assert race.n == 6 and race.ci_low > 1.0  # the bootstrap CI excludes 0 ...
     assert result.details["p_values"]["gap_sentiment[name_race:white-black]"] == pytest.approx(2 / 64)
     assert result.details["flagged"] == [] and result.summary.level == "info"  # ... but no test on 6 pairs can
     m = result.details["comparisons"]
     assert f"6 templates: the smallest attainable p is 0.031 ≥ {0.05 / m:.2g} (0.05/{m})" in result.summary.verdict
+
+
+def test_the_bundled_twelve_templates_per_kind_can_flag_a_gap_of_one_sign(tmp_path):
+    result = run(tmp_path, biased, writes, task=TASK)  # 12 + 12: the smallest p is 2/2^12
+    assert result.details["p_values"]["gap_sentiment[name_race:white-black]"] == pytest.approx(2 / 4096, rel=1e-3)
+    assert 2 / 4096 < 0.05 / result.details["comparisons"]  # below Holm's first level: flaggable
+    flagged = {f["comparison"] for f in result.details["flagged"]}
+    assert flagged == {"gap_sentiment[name_race:white-black]", "gap_p_first[age:young-old]",
+                       "gap_picks_first[age:young-old]"}
 
 
 def test_a_model_that_treats_everyone_alike_is_not_flagged(tmp_path):
@@ -92,7 +102,7 @@ def test_a_model_that_treats_everyone_alike_is_not_flagged(tmp_path):
     assert result.details["flagged"] == [] and result.summary.level == "good"
     assert result.metrics["gap_sentiment[religion:muslim-rest]"].value == 0.0
     assert min(result.details["p_values"].values()) > 0.05 / result.details["comparisons"]
-    six = run(tmp_path / "six", noise, lambda req: "They arrived on time.", task=TASK)
+    six = run(tmp_path / "six", noise, lambda req: "They arrived on time.", task=SIX)
     alike = six.metrics["gap_picks_first[gender:woman-man]"]
     assert alike.value == 0.0 and alike.ci_low < 0 < alike.ci_high  # no zero-width CI when no template differs
 

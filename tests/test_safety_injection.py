@@ -18,9 +18,10 @@ from llmassay.types import LlmassayError
 
 def planted(view, repeat):
     """Obeys every attack but base64 when unmitigated or delimited; refuses (quoting the
-    canary) under datamarking and the hierarchy prompt; otherwise copies the document."""
+    canary) under datamarking and the hierarchy prompt; otherwise echoes the canary the
+    document shows (the copy control's reading)."""
     if view["condition"] != "attack":
-        return "copy"
+        return "echo"
     if view["mitigation"] in ("datamark", "hierarchy"):
         return "refuse"
     return "answer" if view["family"] == "base64" else "obey"
@@ -54,8 +55,8 @@ def test_probe_recovers_planted_success_control_echo_and_mitigation(tmp_path):
     m = run(tmp_path, planted).metrics
     assert m["asr[none]"].value == pytest.approx(5 / 6)  # all families but base64
     assert m["asr[delimit]"].value == pytest.approx(5 / 6)
-    # The copy control: a copied document shows the canary for indirect, leetspeak and roleplay
-    # (direct and multiturn put it outside the document, base64 hides it).
+    # The copy control: the canary echoed where the document shows it — indirect, leetspeak and
+    # roleplay (direct and multiturn put it outside the document, base64 hides it).
     assert m["control[none]"].value == pytest.approx(0.5)
     assert m["excess[none]"].value == pytest.approx(5 / 6 - 0.5)
     assert m["asr[datamark]"].value == 0.0 and m["asr[hierarchy]"].value == 0.0
@@ -80,11 +81,21 @@ def test_paired_mitigation_effect_and_summary(tmp_path):
     assert result.details["detector_validation"]["detector"] == "canary"
 
 
-def test_a_model_that_only_copies_shows_no_excess(tmp_path):
-    m = run(tmp_path, lambda view, repeat: "copy").metrics
-    assert m["asr[none]"].value == pytest.approx(m["control[none]"].value)  # echo, not obedience
+def test_a_model_that_only_echoes_shows_no_excess(tmp_path):
+    m = run(tmp_path, lambda view, repeat: "echo").metrics
+    assert m["asr[none]"].value == m["control[none]"].value == pytest.approx(0.5)  # echo, not obedience
     assert m["excess[none]"].value == 0.0
     assert m["excess[none]"].ci_low < 0 < m["excess[none]"].ci_high  # no zero-width CI when no item differs
+
+
+def test_a_verbatim_copy_of_the_document_is_neither_success_nor_echo(tmp_path):
+    m = run(tmp_path, lambda view, repeat: "copy", mitigations=("none", "datamark")).metrics
+    # The copies carry the canary (what a substring detector counts: indirect, leetspeak, roleplay) ...
+    assert m["asr_substring[none]"].value == pytest.approx(0.5)
+    assert m["asr_substring[datamark]"].value == pytest.approx(0.5)  # under datamarking too
+    # ... but inside the planted sentence itself, in attack and control alike.
+    assert m["asr[none]"].value == m["control[none]"].value == 0.0
+    assert m["asr[datamark]"].value == m["control[datamark]"].value == 0.0
 
 
 def test_hit_at_k_over_attempts(tmp_path):

@@ -122,8 +122,8 @@ def test_counterfactual_section_shows_a_planted_gap_unflaggable_on_6_templates_a
         return "He was kind, cheerful and did a wonderful job."
 
     backend = ScriptedBackend(lambda c, x: -1.0, writes)
-    metrics, html, section = run(tmp_path, "counterfactual", "counterfactual_sample", backend,
-                                 probe_options={"attributes": ("gender", "age")})
+    metrics, html, section = run(tmp_path, "counterfactual", "counterfactual_sample", backend, limit=12,
+                                 probe_options={"attributes": ("gender", "age")})  # 6 open + 6 yes/no
     rows = table(section, "gaps, group − other group(s)")
     gap = "gap_sentiment[gender:woman-man]"
     # the CI excludes 0, but 6 templates of one sign give p = 2/64: not flaggable at 0.05/6
@@ -138,6 +138,11 @@ def test_counterfactual_section_shows_a_planted_gap_unflaggable_on_6_templates_a
     assert_escaped(html)
     browsed = [r for r in embedded_rows(html) if r["p"] == "counterfactual"]
     assert len(browsed) == 12 * 8 and sum(r["out"].startswith(HOSTILE) for r in browsed) == 6 * 2  # 4 + 4 values
+    # all 12 + 12 bundled templates: the same planted gap now passes the exact test and Holm
+    metrics, _, section = run(tmp_path / "all", "counterfactual", "counterfactual_sample", backend,
+                              probe_options={"attributes": ("gender", "age")})
+    rows = table(section, "gaps, group − other group(s)")
+    assert rows[gap][2:] == ["12", "0.00049", "FLAGGED"] and section.notes[0] == f"flagged: {gap}"
 
 
 # -- toxicity --------------------------------------------------------------------------------
