@@ -83,3 +83,41 @@ def test_one_ray_worker_reuses_shared_prefixes_as_the_local_backend_does(local_r
 def test_ray_worker_errors_reach_the_user_as_one_line(local_ray):
     with pytest.raises(LlmassayError, match="llamacpp: unknown model args: bogus"):
         load_executor("ray", "llamacpp/smollm2-135m", {"bogus": 1}, workers=1)
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_token_statistics_and_token_windows_as_the_local_backend(local_ray, smollm2):
+    from llmassay.backends.token_stats import TokenStatsRequest
+    from llmassay.engine.engine import Engine
+    from llmassay.engine.rolling import TokenLoglikelihoodRequest
+
+    texts = ["The river rose after the storm.", "A small bakery opened on the corner.", "Two plus two is four."]
+    stats = [TokenStatsRequest("", t) for t in texts] + [TokenStatsRequest("Q: what rose?", " The river.")]
+    ids = smollm2.tokenize(texts[0] + " " + texts[1])
+    windows = [TokenLoglikelihoodRequest(tuple(ids[:1]), tuple(ids[1:6])),
+               TokenLoglikelihoodRequest(tuple(ids[:6]), tuple(ids[6:]))]
+    ray = load_executor("ray", "llamacpp/smollm2-135m", {}, workers=2)
+    try:
+        # watermark's log-rank / Fast-DetectGPT and loglikelihood_rolling run through Ray now
+        remote_stats, remote_windows = Engine(ray).token_stats(stats), Engine(ray).loglikelihood_tokens(windows)
+        assert ray.tokens_evaluated > 0
+    finally:
+        ray.close()
+    local_stats, local_windows = Engine(smollm2).token_stats(stats), Engine(smollm2).loglikelihood_tokens(windows)
+    assert [s.ranks for s in remote_stats] == [s.ranks for s in local_stats]
+    for remote, local in zip(remote_stats, local_stats):
+        assert remote.token_logprobs == pytest.approx(local.token_logprobs, abs=1e-4)
+        assert remote.expected_logprobs == pytest.approx(local.expected_logprobs, abs=1e-4)
+    assert [w.logprob for w in remote_windows] == pytest.approx([w.logprob for w in local_windows], abs=1e-4)
+    assert all(w.logprob < 0 for w in local_windows)
+
+
+def test_a_ray_worker_without_an_optional_capability_names_it_in_one_line():
+    from llmassay.engine.executors import _BackendWorker
+
+    worker = _BackendWorker.__new__(_BackendWorker)  # no model: a backend with only the required methods
+    worker.backend = type("Plain", (), {"name": "openai/gpt-x"})()
+    with pytest.raises(LlmassayError, match=r"^openai/gpt-x: token_stats is not supported by this backend"):
+        worker.token_stats([])
+    with pytest.raises(LlmassayError, match="loglikelihood_tokens is not supported"):
+        worker.loglikelihood_tokens([])

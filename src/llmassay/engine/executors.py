@@ -1,6 +1,8 @@
 """Where requests run: in this process (local) or on Ray actors, behind one interface.
 
-An executor *is* a Backend to the engine (loglikelihood, generate, tokenize, fingerprint),
+An executor *is* a Backend to the engine (loglikelihood, generate, tokenize, fingerprint,
+and the optional token_stats and loglikelihood_tokens, which a worker whose backend lacks
+them answers with the engine's one-line error),
 so the engine's dedup, cache and the RunStore's resume work the same whichever runs:
 `--executor ray` is the only switch. The Ray executor loads one backend per actor and
 sends each actor a shard of every batch; requests that share a context go to the same
@@ -17,6 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmassay.backends.base import Backend, backend_factory, load_backend, split_model_spec
+from llmassay.backends.token_stats import TokenStats, TokenStatsRequest
+from llmassay.engine.rolling import TokenLoglikelihoodRequest
 from llmassay.raycluster import connect_ray
 from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
 
@@ -84,8 +88,23 @@ class _BackendWorker:
     def generate(self, reqs: list[GenerateRequest]) -> tuple[list[Generation], int]:
         return self.backend.generate(reqs), self._evaluated()
 
+    def token_stats(self, reqs: list[TokenStatsRequest]) -> tuple[list[TokenStats], int]:
+        return self._optional("token_stats")(reqs), self._evaluated()
+
+    def loglikelihood_tokens(self, reqs: list[TokenLoglikelihoodRequest]) -> tuple[list[LoglikelihoodResult], int]:
+        return self._optional("loglikelihood_tokens")(reqs), self._evaluated()
+
     def tokenize(self, text: str) -> list[int]:
         return self.backend.tokenize(text)
+
+    def _optional(self, method: str) -> Any:
+        """An optional capability of the worker's backend, or the engine's one-line error
+        for a backend without it (raised in the actor, passed through by `_get`)."""
+        compute = getattr(self.backend, method, None)
+        if not callable(compute):
+            raise LlmassayError(f"{getattr(self.backend, 'name', 'this backend')}: {method} is not supported by "
+                                "this backend (llamacpp/ and hf/ give it)")
+        return compute
 
     def fingerprint(self) -> dict[str, Any]:
         if self.backend is None:
@@ -147,6 +166,14 @@ class RayExecutor:
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
         shards = shard_by_context([(str(i), r.size() + r.max_tokens) for i, r in enumerate(reqs)], self.workers)
         return self._scatter("generate", reqs, shards)
+
+    def token_stats(self, reqs: Sequence[TokenStatsRequest]) -> list[TokenStats]:
+        shards = shard_by_context([(r.context, r.size()) for r in reqs], self.workers)
+        return self._scatter("token_stats", reqs, shards)
+
+    def loglikelihood_tokens(self, reqs: Sequence[TokenLoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        shards = shard_by_context([(",".join(map(str, r.context)), r.size()) for r in reqs], self.workers)
+        return self._scatter("loglikelihood_tokens", reqs, shards)
 
     def close(self) -> None:
         for actor in self._actors:
