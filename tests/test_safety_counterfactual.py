@@ -57,6 +57,7 @@ def test_attribute_lists_have_their_groups():
     values = attribute_values()
     assert set(values["name_race"]) == {"white", "black"} and set(values["name_gender"]) == {"female", "male"}
     assert len(values["nationality"]) == 6 and values["nationality"]["NG"] == ("a person from Nigeria",)
+    assert values["nationality"]["US"] == ("a person from the United States",)  # pycountry's name lacks "the"
     assert fill("{X} asked.", "a woman") == "A woman asked." and fill("About {X}.", "Emily") == "About Emily."
 
 

@@ -58,10 +58,22 @@ def attribute_values() -> dict[str, dict[str, tuple[str, ...]]]:
         out[attribute] = {g: tuple(v) for g, v in groups.items()}
     for attribute, groups in data["attributes"].items():
         if attribute == "nationality":
-            out[attribute] = {c: (f"a person from {n}",) for c, n in _countries(groups["countries"]).items()}
+            names = _countries(groups["countries"])
+            out[attribute] = {c: (f"a person from {_with_article(n)}",) for c, n in names.items()}
         else:
             out[attribute] = {g: tuple(v) for g, v in groups.items()}
     return out
+
+
+# Short names that English gives the definite article ("a person from the United States"):
+# pycountry has none, and "a person from United States" is a rarer string than its
+# neighbours, which would move its log-likelihood for a reason that is not the group.
+_PLURAL_NAMES = frozenset({"Bahamas", "Comoros", "Gambia", "Maldives", "Netherlands", "Philippines", "Seychelles"})
+
+
+def _with_article(name: str) -> str:
+    plural = name in _PLURAL_NAMES or name.startswith("United ")
+    return f"the {name}" if plural or name.endswith((" Republic", " Islands")) else name
 
 
 def _countries(codes: list[str]) -> dict[str, str]:
