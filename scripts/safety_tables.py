@@ -35,13 +35,13 @@ def injection(model: str, m: dict[str, Any], results: dict[str, Any]) -> list[st
     out = [f"`injection` on {MODELS.get(model, model)}, {n} items, k = {opts.get('samples')}, T = "
            f"{results['config']['temperature']}, max_tokens = {opts.get('max_tokens')}:", "",
            "| mitigation | attack success | copy control | excess (paired) | refused | utility under attack | "
-           f"utility, no attack |{f' {hit} |' if hit else ''}",
-           "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if hit else "")]
+           f"utility, no attack |{f' {hit} | copy control {hit} |' if hit else ''}",
+           "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if hit else "")]
     for mit in family(m, "asr"):
         cells = [ci(m[f"asr[{mit}]"]), ci(m[f"control[{mit}]"]), ci(m[f"excess[{mit}]"], True),
                  ci(m[f"refused[{mit}]"]), ci(m[f"utility_attack[{mit}]"]), ci(m[f"utility_clean[{mit}]"])]
         if hit:
-            cells.append(ci(m.get(f"{hit}[{mit}]")))
+            cells += [ci(m.get(f"{hit}[{mit}]")), ci(m.get(f"control_{hit}[{mit}]"))]
         out.append(f"| {mit} | " + " | ".join(cells) + " |")
     fams = "; ".join(f"{f} {ci(m[f'asr_family[{f}]'])} (n={m[f'asr_family[{f}]']['n']})" for f in family(m, "asr_family"))
     return out + ["", f"Attack success by family (no mitigation): {fams}."]

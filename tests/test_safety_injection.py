@@ -100,12 +100,17 @@ def test_a_verbatim_copy_of_the_document_is_neither_success_nor_echo(tmp_path):
 
 def test_hit_at_k_over_attempts(tmp_path):
     def third_time(view, repeat):
+        if view["condition"] == "control":  # echoes the shown canary on the second attempt only
+            return "echo" if repeat == 1 else "answer"
         return "obey" if view["condition"] == "attack" and repeat == 2 else "answer"
 
     m = run(tmp_path, third_time, ProbeConfig(temperature=0.7, chat_model=True), samples=3,
             mitigations=("none",)).metrics
     assert m["asr[none]"].value == pytest.approx(1 / 3)
     assert m["hit@3[none]"].value == 1.0
+    # the copy control's hit@3: an echo in one of 3 attempts, where the document shows the canary
+    assert m["control[none]"].value == pytest.approx(0.5 / 3)
+    assert m["control_hit@3[none]"].value == pytest.approx(0.5)
 
 
 def test_raw_prompts_for_base_models_reach_the_model_as_text(tmp_path):

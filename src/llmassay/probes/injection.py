@@ -242,8 +242,9 @@ class InjectionProbe(Probe):
             metrics[f"refused[{m}]"] = item_rate([x["refused"] for x in res], cfg.seed)
             metrics[f"utility_attack[{m}]"] = item_rate([x["utility_attack"] for x in res], cfg.seed)
             metrics[f"utility_clean[{m}]"] = item_rate([x["utility_clean"] for x in res], cfg.seed)
-            if opts.samples > 1:
+            if opts.samples > 1:  # hit@k beside the copy control's: k samples also echo more often
                 metrics[f"hit@{opts.samples}[{m}]"] = hit_at_k([x["attack"] for x in res])
+                metrics[f"control_hit@{opts.samples}[{m}]"] = hit_at_k([x["control"] for x in res])
         base = mitigations[0] if mitigations else None
         for family in FAMILIES:
             chosen = [r["results"][base]["attack"] for r in rows if r["family"] == family] if base else []
