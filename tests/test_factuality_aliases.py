@@ -51,6 +51,18 @@ def test_free_text_claims_name_places_by_alias():
         ("capital", "Krung Thep", "supported")]
 
 
+def test_a_listed_country_whose_name_holds_and_is_one_claim():
+    text = "Croatia is bordered by Slovenia, Hungary, Serbia, Bosnia and Herzegovina and Montenegro."
+    facts, _ = text_facts(KB, KB.countries["HR"], text)
+    assert [(f.value, f.verdict) for f in facts] == [
+        ("Slovenia", "supported"), ("Hungary", "supported"), ("Serbia", "supported"),
+        ("Bosnia and Herzegovina", "supported"), ("Montenegro", "supported")]
+    # split at "and" it was "Bosnia" and "Herzegovina": two claims about no country
+    facts, _ = text_facts(KB, KB.countries["VE"], "Venezuela borders Brazil, Guyana and Trinidad and Tobago.")
+    assert [f.value for f in facts] == ["Brazil", "Guyana", "Trinidad and Tobago"]
+    assert [f.verdict for f in facts] == ["supported", "supported", "contradicted"]  # no land border
+
+
 def test_short_answers_naming_an_alias_are_correct_and_a_wrong_city_is_not(tmp_path):
     said = {"Ukraine": "Kiev", "China": "The capital of China is Peking.", "Kazakhstan": "Astana",
             "India": "Bombay", "Russia": "Saint Petersburg"}

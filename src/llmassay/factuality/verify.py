@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 from llmassay.factuality.kb import FIELDS, LIST_FIELDS, NUMBER_FIELDS, TOLERANCE, Country, KnowledgeBase, norm
@@ -134,9 +135,42 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("calling_code", re.compile(r"(?:calling|dialling|dialing|country|telephone|phone) code(?: of [\w .'-]+?)? (?:is|:)\s+\+?(?P<v>\d{1,4})")),
 )
 _SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
+# Country names that hold a list separator ("Trinidad and Tobago", "Bonaire, Sint Eustatius
+# and Saba") stay one item; without pycountry the common ones are listed here.
+_JOINED_NAMES = ("Antigua and Barbuda", "Bosnia and Herzegovina", "Saint Kitts and Nevis", "Saint Pierre and Miquelon",
+                 "Saint Vincent and the Grenadines", "Sao Tome and Principe", "São Tomé and Príncipe",
+                 "Trinidad and Tobago", "Turks and Caicos Islands", "Wallis and Futuna")
 # "Norway to the north": the direction is no part of the name.
 _DIRECTION = re.compile(r"\s+(?:to|in|on) the (?:north|south|east|west)(?:-?(?:east|west))?(?:ern)?\b.*$", re.IGNORECASE)
 _WATER = re.compile(r"\b(?:Ocean|Sea|Gulf|Bay|Strait|Channel|Lake|River)\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _joined_names() -> re.Pattern[str]:
+    names = set(_JOINED_NAMES)
+    try:
+        import pycountry
+    except ImportError:  # pragma: no cover - pycountry ships with the [facts] extra
+        pass
+    else:
+        names |= {n for c in pycountry.countries for a in ("name", "common_name", "official_name")
+                  if (n := getattr(c, a, None)) and (" and " in n or ", " in n)}
+    ordered = sorted(names, key=len, reverse=True)  # "Republic of Trinidad and Tobago" before its tail
+    return re.compile("|".join(re.escape(n) for n in ordered), re.IGNORECASE)
+
+
+def split_list(raw: str) -> list[str]:
+    """The items of a listed claim ("Brazil, Colombia and Trinidad and Tobago"), split at
+    commas and "and" except inside a country name that holds one."""
+    kept: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        kept.append(match.group(0))
+        return f"\x00{len(kept) - 1}\x00"
+
+    held = _joined_names().sub(hold, raw)
+    items = [v.strip(" .") for v in _SPLIT.split(held) if v.strip(" .")]
+    return [re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], v) for v in items]
 
 
 def _sentences(text: str) -> list[str]:
@@ -160,7 +194,7 @@ def text_claims(text: str) -> list[tuple[str | None, Any, str]]:
             found = True
             raw = match.group("v").strip(" .,")
             if name in LIST_FIELDS:
-                values = [v.strip(" .") for v in _SPLIT.split(raw) if v.strip(" .")]
+                values = split_list(raw)
                 if name == "neighbours":  # "bordered by the Atlantic Ocean" names no country
                     values = [_DIRECTION.sub("", v) for v in values if not _WATER.search(v)]
                 out += [(name, v, sentence) for v in values]

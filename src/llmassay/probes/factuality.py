@@ -90,8 +90,8 @@ class FactualityProbe(Probe):
     task_types = ("generate_until",)
     Options = FactualityOptions
     # 2: alternative names, lowercase-article neighbours and St./Saint change verdicts, so rows
-    # stored by version 1 must not be resumed.
-    schema_version = 2
+    # stored by version 1 must not be resumed. 3: "Trinidad and Tobago" in a list is one claim.
+    schema_version = 3
     sample_metrics = {
         "exact_match": _short("exact_match"),
         "correct": _short("correct"),
