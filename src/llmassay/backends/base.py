@@ -45,6 +45,17 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+def optional_method(backend: Any, method: str, what: str | None = None) -> Callable[..., Any]:
+    """A backend's optional capability (token_stats, loglikelihood_tokens), or one line naming
+    what this backend cannot do, not an AttributeError from deep in a run. The engine and
+    the Ray workers both ask through here."""
+    compute = getattr(backend, method, None)
+    if not callable(compute):
+        raise LlmassayError(f"{getattr(backend, 'name', 'this backend')}: {what or method} is not supported by this "
+                            "backend (llamacpp/ and hf/ give it)")
+    return compute
+
+
 def register_backend(kind: str, target: str) -> None:
     """Register a backend class as "module:attr" under a `kind/` prefix."""
     _REGISTRY[kind] = target

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from llmassay.backends.base import Backend
+from llmassay.backends.base import Backend, optional_method
 from llmassay.backends.token_stats import TokenStats, TokenStatsRequest
 from llmassay.engine.cache import RequestCache, request_key
 from llmassay.engine.rolling import TokenLoglikelihoodRequest
@@ -89,7 +89,8 @@ class Engine:
     def token_stats(self, reqs: Sequence[TokenStatsRequest]) -> list[TokenStats]:
         """Per-token distribution statistics (log-rank, Fast-DetectGPT): an optional
         capability, so a backend without it is named in a one-line error."""
-        compute = self._capability("token_stats", "per-token distribution statistics (log-rank, Fast-DetectGPT)")
+        compute = optional_method(self.backend, "token_stats",
+                                  "token_stats (per-token distribution statistics: log-rank, Fast-DetectGPT)")
         return self._run("token_stats", reqs, compute, TokenStats.from_dict, lambda s: s.n_tokens + s.n_context_tokens)
 
     def loglikelihood_tokens(self, reqs: Sequence[TokenLoglikelihoodRequest]) -> list[LoglikelihoodResult]:
@@ -97,22 +98,12 @@ class Engine:
         return self._run(
             "loglikelihood_tokens",
             reqs,
-            self._capability("loglikelihood_tokens", "token-window log-likelihoods (loglikelihood_rolling)"),
+            optional_method(self.backend, "loglikelihood_tokens",
+                            "loglikelihood_tokens (token-window log-likelihoods for loglikelihood_rolling)"),
             lambda d: LoglikelihoodResult(**{**d, "token_logprobs": tuple(d.get("token_logprobs", ()))}),
             lambda r: r.n_tokens + r.n_context_tokens,
             order=lambda r: (r.context, r.continuation),  # shared prefixes side by side
         )
-
-    def _capability(self, method: str, what: str) -> Callable[..., Any]:
-        """An optional backend method, or one line naming what this backend cannot do (not an
-        AttributeError traceback from deep in a run)."""
-        compute = getattr(self.backend, method, None)
-        if not callable(compute):
-            raise LlmassayError(
-                f"{getattr(self.backend, 'name', 'this backend')}: {what} are not supported by this "
-                "backend (llamacpp/ and hf/ give them)"
-            )
-        return compute
 
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
         return self._run(

@@ -2,7 +2,7 @@
 
 An executor *is* a Backend to the engine (loglikelihood, generate, tokenize, fingerprint,
 and the optional token_stats and loglikelihood_tokens, which a worker whose backend lacks
-them answers with the engine's one-line error),
+them answers with the same one-line error as the engine, `optional_method`),
 so the engine's dedup, cache and the RunStore's resume work the same whichever runs:
 `--executor ray` is the only switch. The Ray executor loads one backend per actor and
 sends each actor a shard of every batch; requests that share a context go to the same
@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from llmassay.backends.base import Backend, backend_factory, load_backend, split_model_spec
+from llmassay.backends.base import Backend, backend_factory, load_backend, optional_method, split_model_spec
 from llmassay.backends.token_stats import TokenStats, TokenStatsRequest
 from llmassay.engine.rolling import TokenLoglikelihoodRequest
 from llmassay.raycluster import connect_ray
@@ -89,22 +89,13 @@ class _BackendWorker:
         return self.backend.generate(reqs), self._evaluated()
 
     def token_stats(self, reqs: list[TokenStatsRequest]) -> tuple[list[TokenStats], int]:
-        return self._optional("token_stats")(reqs), self._evaluated()
+        return optional_method(self.backend, "token_stats")(reqs), self._evaluated()
 
     def loglikelihood_tokens(self, reqs: list[TokenLoglikelihoodRequest]) -> tuple[list[LoglikelihoodResult], int]:
-        return self._optional("loglikelihood_tokens")(reqs), self._evaluated()
+        return optional_method(self.backend, "loglikelihood_tokens")(reqs), self._evaluated()
 
     def tokenize(self, text: str) -> list[int]:
         return self.backend.tokenize(text)
-
-    def _optional(self, method: str) -> Any:
-        """An optional capability of the worker's backend, or the engine's one-line error
-        for a backend without it (raised in the actor, passed through by `_get`)."""
-        compute = getattr(self.backend, method, None)
-        if not callable(compute):
-            raise LlmassayError(f"{getattr(self.backend, 'name', 'this backend')}: {method} is not supported by "
-                                "this backend (llamacpp/ and hf/ give it)")
-        return compute
 
     def fingerprint(self) -> dict[str, Any]:
         if self.backend is None:
