@@ -8,6 +8,18 @@ from pathlib import Path
 import pytest
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A llama.cpp build that crashes on this CPU (AMX, README) would kill pytest mid-suite
+    with no summary: check it once, in a subprocess, and stop at once with its one line."""
+    if os.environ.get("LLMASSAY_TEST_TIER") == "fast" or session.config.option.collectonly:
+        return  # the fast tier loads no model
+    from llmassay.selfcheck import run_selfcheck
+
+    check = run_selfcheck()
+    if not check.ok:
+        pytest.exit(check.message, returncode=3)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Hash memo, default cache and assembled models go to a temp dir, never ~/.cache.

@@ -137,12 +137,21 @@ def test_spec_run_reports_where_two_token_streams_part():
 
 
 @pytest.mark.slow
-def test_prompt_lookup_keeps_the_greedy_tokens_of_an_extraction_prompt(smollm2_path):
+def test_prompt_lookup_reports_how_far_it_keeps_the_greedy_tokens(smollm2_path):
+    """Verifying a draft in one batch is not bit-identical to one-token steps on every CPU
+    build (identical for 32 tokens on AMD AVX2/AVX-512 builds, first difference at token 5 on
+    an Intel AVX-512 build), so the claim is the report, not identity: both decodes run to
+    length, the first token (the same prefill in both) agrees, and `identical` and
+    `first_difference` say how far they agree."""
     from llmassay.efficiency.speculative import compare_prompt_lookup
 
-    prompt = load_task("json_sample").samples[0].prompt  # measured: identical for 32 tokens
+    prompt = load_task("json_sample").samples[0].prompt
     (run,) = compare_prompt_lookup(smollm2_path, [prompt], max_tokens=12, n_ctx=512)
-    assert len(run.tokens_plain) == 12 and run.identical, run.as_dict()
+    assert len(run.tokens_plain) == len(run.tokens_lookup) == 12, run.as_dict()
+    first = run.first_difference
+    assert (first is None) == run.identical == run.as_dict()["identical"]
+    assert first is None or (first >= 1 and run.tokens_plain[:first] == run.tokens_lookup[:first]
+                             and run.tokens_plain[first] != run.tokens_lookup[first])
 
 
 def test_divergence_of_a_model_from_itself_is_zero_and_grows_with_planted_noise():

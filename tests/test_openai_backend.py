@@ -483,7 +483,10 @@ def test_real_server_echo_layout_is_the_known_bug(llama_server, smollm2):
         assert lp["token_logprobs"][0] is None
         same_row = [position_logprobs[j, tokens[j]] for j in range(1, n)]
         correct = [position_logprobs[j - 1, tokens[j]] for j in range(1, n)]
-        assert lp["token_logprobs"][1:] == pytest.approx(same_row, abs=1e-3)
+        # The server batches the prompt its own way (its n_batch, threads): rows agree up to
+        # kernel rounding, which differs by CPU build (1e-3 failed on an Intel AVX-512 build);
+        # 0.05 nats still tells the shifted layout from the correct one (gaps > 1 nat below).
+        assert lp["token_logprobs"][1:] == pytest.approx(same_row, abs=0.05)
         assert max(abs(a - b) for a, b in zip(lp["token_logprobs"][1:], correct)) > 1.0
         # The embedded backend's (correct) number is the one the server never sends.
         truth = smollm2.loglikelihood([req])[0]

@@ -347,5 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def entry() -> int:
+    """The `llmassay` command: `main` behind the native-crash guard (crashguard)."""
+    from llmassay import crashguard
+
+    crashguard.install()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -25,6 +25,7 @@ from llmassay.engine.executors import load_executor
 from llmassay.engine.store import PROGRESS_DIR, RunStore
 from llmassay.hashing import stable_hash
 from llmassay.home import llmassay_home
+from llmassay.machine import cpu_model, environment_facts, usable_cores
 from llmassay.backends.chat import is_chat_model
 from llmassay.probes.base import Probe, ProbeConfig, ProbeResult, run_probe
 from llmassay.probes._registry import probe_class, probe_targets
@@ -188,6 +189,10 @@ def _evaluate_with(
     fingerprint = engine.fingerprint
     chat_model = is_chat_model(backend, cfg.model, cfg.model_args)
 
+    threads = getattr(backend, "n_threads", None)
+    if threads:  # llama.cpp's workers spin: too many threads on a busy machine run ~10x slower
+        console.print(f"{cfg.model}: {threads} thread{'s' * (threads > 1)} ({usable_cores()} cores usable) on "
+                      f"{cpu_model()}", markup=False, highlight=False, soft_wrap=True)
     outcomes: list[ProbeResult] = []
     total = sum(len(job.task.samples) for job in jobs)
     kept = Kept(total, cfg.chunk_size, store.root, cache.path if cache is not None else None)
@@ -303,6 +308,8 @@ def _results_document(
         "seed": cfg.seed,
         "versions": package_versions(),
         "git_commit": git_commit(),
+        # llama.cpp figures are reproducible per build and CPU kernels, not across them (README)
+        "environment": {**environment_facts(), "n_threads": getattr(engine.backend, "n_threads", None)},
         "wall_time_s": round(wall_s, 3),
         "model_load_s": round(load_s, 3),
         "engine": {

@@ -33,6 +33,7 @@ import numpy as np
 from llmassay.backends._gbnf import schema_to_gbnf
 from llmassay.backends._gguf_check import check_gguf
 from llmassay.backends._scoring import EncodedPair, encode_pair, score_continuation
+from llmassay.backends.llama_load import open_llama
 from llmassay.backends.token_stats import StatsAccumulator, TokenStats, TokenStatsRequest
 from llmassay.hashing import file_sha256
 from llmassay.models import resolve_model_path
@@ -56,9 +57,11 @@ def _heard(on_answer: AnswerFn | None, i: int, answer: T) -> T:
 
 
 class LlamaCppBackend:
-    """`llamacpp/<alias or path.gguf>`; model args: n_ctx, n_threads, n_batch, prefix_reuse
-    (true: share KV-cached prefixes across requests; false: every request starts from an
-    empty cache, so its score does not depend on how requests were grouped)."""
+    """`llamacpp/<alias or path.gguf>`; model args: n_ctx, n_threads (default: the cores
+    not already busy), n_batch, prefix_reuse (true: share KV-cached prefixes across
+    requests; false: every request starts from an empty cache, so its score does not depend
+    on how requests were grouped), use_extra_bufts (weight repacking; default off only where
+    llama.cpp was built with AMX on an AMX CPU, which crashes: see `llama_load`)."""
 
     def __init__(
         self,
@@ -68,6 +71,7 @@ class LlamaCppBackend:
         n_batch: int = 512,
         seed: int = 0,
         prefix_reuse: bool = True,
+        use_extra_bufts: bool | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -79,21 +83,24 @@ class LlamaCppBackend:
         self.name = f"llamacpp/{model}"
         if not isinstance(prefix_reuse, bool):
             raise LlmassayError(f"llamacpp: prefix_reuse must be true or false, not {prefix_reuse!r}")
+        if use_extra_bufts is not None and not isinstance(use_extra_bufts, bool):
+            raise LlmassayError(f"llamacpp: use_extra_bufts must be true or false, not {use_extra_bufts!r}")
         self.prefix_reuse = prefix_reuse
         self._load_params: dict[str, Any] = {"n_ctx": int(n_ctx), "n_batch": int(n_batch)}
         if not prefix_reuse:  # other numbers: results must not share cache rows
             self._load_params["prefix_reuse"] = False
         self._llama_cpp = llama_cpp
-        self.llm = llama_cpp.Llama(
-            model_path=str(self.model_path),
+        self.llm = open_llama(
+            str(self.model_path),
+            n_threads=n_threads,  # also n_threads_batch: prefill and scoring run as batches
+            use_extra_bufts=use_extra_bufts,
             n_ctx=int(n_ctx),
             n_batch=int(n_batch),
-            n_threads=n_threads or os.cpu_count(),
-            n_threads_batch=n_threads or os.cpu_count(),  # prefill and scoring run as batches
             logits_all=False,  # logits are requested per position in _decode
             seed=seed,
             verbose=False,
         )
+        self.n_threads = int(self.llm.n_threads)
         self._n_vocab = self.llm.n_vocab()
         self._context_logits: tuple[tuple[int, ...], np.ndarray] | None = None
         self._fingerprint: dict[str, Any] | None = None

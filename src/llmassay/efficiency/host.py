@@ -27,22 +27,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from llmassay.machine import cpu_model
+
 RAPL_ROOT = Path("/sys/class/powercap")
 DEFAULT_PACKAGE_WATTS = 85.0
 POWER_SOURCE = ("85 W / logical cores: CodeCarbon's POWER_CONSTANT (TDP of an unknown CPU) in its process-mode "
                 "CPU-load formula, codecarbon/external/hardware.py; overstates a VM's few vCPUs of a server CPU")
 FEW_CORES = 4  # at most this many logical cores: likely a slice of a bigger CPU (see the docstring)
 MEASURED, ESTIMATED = "measured", "estimated"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def thread_count() -> int:

@@ -41,10 +41,9 @@ class SpecRun:
 
 
 def _load(model_path: Path, draft: Any, n_ctx: int, n_threads: int | None) -> Any:
-    import llama_cpp
+    from llmassay.backends.llama_load import open_llama
 
-    return llama_cpp.Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                           draft_model=draft, verbose=False, seed=0)
+    return open_llama(str(model_path), n_threads=n_threads, n_ctx=n_ctx, draft_model=draft, verbose=False, seed=0)
 
 
 def greedy_tokens(llm: Any, prompt: str, max_tokens: int) -> tuple[list[int], float]:

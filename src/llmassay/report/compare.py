@@ -124,6 +124,21 @@ def check_options(a: RunData, b: RunData, task: str, probe: str, force: bool) ->
     return [f"{task} / {probe}: options differ ({detail}), compared anyway (--force)"]
 
 
+def build_warnings(results_a: dict[str, Any], results_b: dict[str, Any]) -> list[str]:
+    """llama.cpp figures repeat exactly only on one build and CPU kernel set: between builds
+    log-likelihoods differ by rounding and a few answers flip (README, "Reproducibility"),
+    so a delta between runs on different builds holds that noise too."""
+    env_a, env_b = results_a.get("environment") or {}, results_b.get("environment") or {}
+    info_a, info_b = env_a.get("llama_cpp_system_info"), env_b.get("llama_cpp_system_info")
+    if not (info_a and info_b) or info_a == info_b:
+        return []
+    va = (results_a.get("versions") or {}).get("llama_cpp_python", "?")
+    vb = (results_b.get("versions") or {}).get("llama_cpp_python", "?")
+    return [f"the runs used different llama.cpp builds (llama-cpp-python {va} vs {vb}; system_info "
+            f"{info_a!r} vs {info_b!r}; CPU {env_a.get('cpu_model', '?')} vs {env_b.get('cpu_model', '?')}): "
+            "per-sample results repeat only within one build, so part of any delta is build noise"]
+
+
 def compare_runs(path_a: str | Path, path_b: str | Path, force: bool = False, seed: int = 0) -> Comparison:
     a, b = load_run(path_a), load_run(path_b)
     out = Comparison(a.label, b.label)
@@ -135,6 +150,7 @@ def compare_runs(path_a: str | Path, path_b: str | Path, force: bool = False, se
                      for t in common if not (hashes[0].get(t) and hashes[1].get(t))]
     out.warnings += [f"{t}: no samples file in {r.root}; only reported values compared"
                      for r in (a, b) for t in r.missing_samples if t in common]
+    out.warnings += build_warnings(a.results, b.results)
     for run, into in ((a, out.only_a), (b, out.only_b)):
         other = b if run is a else a
         for m in run.metrics():
