@@ -4,7 +4,7 @@
 
 Needle: the length × depth heatmap (share of needles found), accuracy by length with its
 95 % CI, the effective length, the tokens requested / left to prefill / generated, and the
-accuracy by needle kind. Position: accuracy by gold position (Wilson 95 %), the closed-book
+accuracy by needle kind (95 % CI over that kind's needles). Position: accuracy by gold position (Wilson 95 %), the closed-book
 baseline, and the shape terms with their CIs.
 """
 
@@ -30,7 +30,7 @@ def needle_table(metrics: dict[str, Any], details: dict[str, Any], rows: list[di
         out.append(f"| {n} | {cells} | {_ci(metrics[f'accuracy_by_length[{n}]'])} |")
     eff, cost = metrics["effective_length"], details["cost"]
     generated = sum(c["tokens"] - c["prompt_tokens"] for r in rows for c in r["cells"].values())
-    kinds = ", ".join(f"{k} {v['value']:.2f}" for k, v in details["by_kind"].items())
+    kinds = ", ".join(f"{k} {_ci(v)} ({v['n']} needles)" for k, v in details["by_kind"].items())
     out += ["", f"Effective length **{eff['value']:.0f}** (point-estimate rule: {eff['ci_high']:.0f}); accuracy at "
             f"{lengths[0]}: {details['base_accuracy']:.2f}; overall {_ci(metrics['accuracy'])}. By kind: {kinds}. "
             f"Tokens: {cost['prompt_tokens']:,} prompt, {cost['prefill_tokens']:,} left to prefill after shared prefixes "

@@ -17,6 +17,7 @@ from llmassay.engine.store import SampleLog
 from llmassay.longctx.grid import Window, default_lengths, effective_length, resolve_lengths
 from llmassay.longctx.haystack import Filler, Placed, build_haystack, read_filler
 from llmassay.longctx.needles import KINDS, Needle, found, make_needles, shares_words
+from llmassay.metrics import proportion
 from llmassay.probes import ProbeConfig, run_probe
 from llmassay.probes.needle import NeedleProbe
 from llmassay.tasks.loader import load_task
@@ -162,3 +163,19 @@ def test_effective_length_rule_uses_the_lower_ci_and_reports_the_point_rule_as_i
 def test_items_without_needle_fields_are_refused_before_any_model_call(tmp_path):
     task = load_task("arith_sample")
     assert "needle" in NeedleProbe().supports(task)
+
+
+def test_by_kind_counts_needles_not_cells(tmp_path):
+    # Half the needles of each kind are known to the reader (found in every cell), half never:
+    # a kind's rate is 0.5 over 10 needles, as uncertain as 10 coin flips, however many cells.
+    known: dict[str, tuple[str, str]] = {}
+    for kind in KINDS:
+        of_kind = [s for s in TASK.samples if s.doc["kind"] == kind]
+        known.update({s.doc["needle"]: (s.doc["question"], s.doc["answer"]) for s in of_kind[::2]})
+    result = run(tmp_path, WindowBackend(known, 100_000), limit=40, lengths="256,512", depths="0,0.5,1")
+    by_kind = result.details["by_kind"]
+    assert sorted(by_kind) == sorted(KINDS)
+    for kind, m in by_kind.items():
+        needles = [r for r in result.samples if r["kind"] == kind]
+        assert m["n"] == len(needles) == 10 and m["value"] == pytest.approx(0.5)
+        assert m["ci_low"] <= proportion([0, 1] * 5).ci_low and m["ci_high"] >= proportion([0, 1] * 5).ci_high

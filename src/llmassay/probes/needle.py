@@ -8,7 +8,8 @@ filler prose cut to that length in the model's own tokens, and the question foll
 text. Scoring is exact: the answer must appear in the reply as a whole token (no judge).
 
 The CI unit is the item: a cell's accuracy is a Wilson interval over items, a length's
-accuracy a bootstrap over items of their mean over depths. `effective_length` is the
+accuracy a bootstrap over items of their mean over depths, and a kind's share of cells found
+(`details.by_kind`) a clustered-proportion interval over that kind's items (n = items). `effective_length` is the
 longest length up to which every length's lower CI bound stays at or above 0.85 × the
 shortest length's accuracy (RULER's idea, started at 256 tokens instead of 4K).
 
@@ -42,10 +43,10 @@ from llmassay.longctx.grid import (
 from llmassay.longctx.haystack import Filler, Placed, build_haystack, read_filler
 from llmassay.longctx.needles import Needle, companions, found
 from llmassay.longctx.prompt import overhead, prompt_text, request
-from llmassay.metrics import bootstrap_mean, proportion
+from llmassay.metrics import bootstrap_mean, clustered_proportion, proportion
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
-from llmassay.types import LlmassayError, Sample
+from llmassay.types import LlmassayError, Metric, Sample
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -114,7 +115,7 @@ class NeedleProbe(Probe):
     challenge = "long context"
     task_types = ("generate_until",)
     Options = NeedleOptions
-    schema_version = 1
+    schema_version = 2  # 2: details.by_kind is over needles (n = items), not pooled cells
     sample_metrics = {"found": _cells("found"), "all_found": _cells("all_found", binary=False)}
     presets = {
         "quick": Preset(("needle_sample",), limit=8, options=(("depths", "0,0.5,1"), ("max_len", 1024))),
@@ -219,9 +220,7 @@ class NeedleProbe(Probe):
             "heatmap": {"lengths": lengths, "depths": depths,
                         "accuracy": [[_mean(hit[:, j, i]) for i in range(len(depths))] for j in range(len(lengths))]},
             "cost": _cost(rows, keys),
-            "by_kind": {kind: proportion([bool(c["found"]) for r in rows if r.get("kind") == kind
-                                          for c in r["cells"].values()]).as_dict()
-                        for kind in sorted({str(r.get("kind")) for r in rows})},
+            "by_kind": {kind: m.as_dict() for kind, m in by_kind(rows).items()},
         }
         return Analysis(metrics, details)
 
@@ -236,6 +235,14 @@ class NeedleProbe(Probe):
         verdict = f"holds {eff.value:.0f} of the {lengths[-1]} tokens tested"
         return self.line(task, analysis, "effective_length", verdict,
                          "good" if share >= GOOD_SHARE else "warn" if eff.value > lengths[0] else "bad")
+
+
+def by_kind(rows: list[Row]) -> dict[str, Metric]:
+    """Share of cells found per needle kind, with the item as the unit (n = needles): an
+    item's cells share its needle, so they are not independent draws."""
+    kinds = sorted({str(r.get("kind")) for r in rows})
+    return {kind: clustered_proportion([[bool(c["found"]) for c in r["cells"].values()]
+                                        for r in rows if str(r.get("kind")) == kind]) for kind in kinds}
 
 
 def _placements(group: Sequence[Needle], depth: float) -> list[Placed]:

@@ -10,8 +10,11 @@ a closed-book prompt (the question alone) is the reference of guessing. Scoring 
 the answer must appear in the reply.
 
 Accuracy per position is a Wilson interval over items; the shape is a quadratic fit over
-positions from −1 (first) to +1 (last) with bootstrap CIs over items: `u_term` (> 0: a U,
-Liu et al.'s lost-in-the-middle) and `recency_slope` (> 0: better near the question).
+positions from −1 (first document) to +1 (last), x = −1 + 2(p − 1)/(passages − 1) for the
+positions tested (`-P position.positions=1,2,10` is not evenly spaced), with bootstrap CIs
+over items: `u_term` (> 0: a U, Liu et al.'s lost-in-the-middle) and `recency_slope` (> 0:
+better near the question); `middle_drop`, `first_gain` and `last_gain` compare the first
+and last documents with the tested positions between them (reported when those were tested).
 Prompts that differ only from the gold passage's position onwards share their prefix, so
 a backend reusing a shared prefix's KV cache (llama.cpp) prefills it once.
 """
@@ -26,7 +29,7 @@ import numpy as np
 from llmassay.longctx.distractors import SOURCES, Document, kb_distractors, kb_documents, task_distractors
 from llmassay.longctx.needles import found
 from llmassay.longctx.prompt import request
-from llmassay.longctx.shape import fit_shape
+from llmassay.longctx.shape import fit_shape, position_x
 from llmassay.metrics import bootstrap_mean, proportion
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
@@ -84,7 +87,7 @@ class PositionProbe(Probe):
     challenge = "long context"
     task_types = ("generate_until",)
     Options = PositionOptions
-    schema_version = 1
+    schema_version = 2  # 2: the fit's x is each tested position's place among all passages, not evenly spaced
     sample_metrics = {
         "found": SampleMetric(lambda row: {str(k): v for k, v in row["positions"].items()},
                               "1 if the answer was found with the gold document at this position", family=True),
@@ -158,15 +161,18 @@ class PositionProbe(Probe):
         if book:
             metrics["closed_book"] = proportion(book)
         if len(keys) >= 3:
-            shape = fit_shape(matrix, seed=cfg.seed)
-            metrics.update(u_term=shape.u_term, recency_slope=shape.recency_slope, middle_drop=shape.middle_drop,
-                           first_gain=shape.first_gain, last_gain=shape.last_gain)
+            shape = fit_shape(matrix, position_x(keys, opts.passages), seed=cfg.seed)
+            metrics.update(u_term=shape.u_term, recency_slope=shape.recency_slope)
+            metrics.update({name: m for name, m in (("middle_drop", shape.middle_drop), ("first_gain", shape.first_gain),
+                                                    ("last_gain", shape.last_gain)) if m is not None})
         details = {
             "passages": opts.passages,
             "distractors": opts.distractors,
             "positions": keys,
             "curve": {"positions": keys, "accuracy": matrix.mean(0).round(6).tolist()},
-            "fit": "accuracy = a + b*x + c*x^2 with x from -1 (first document) to +1 (last); u_term = c, recency_slope = b",
+            "fit": ("accuracy = a + b*x + c*x^2 with x = -1 + 2(position - 1)/(passages - 1), from -1 (first document) "
+                    "to +1 (last); u_term = c, recency_slope = b; middle: the tested positions other than the first "
+                    "and last document"),
             "prompt_tokens": int(sum(r.get("prompt_tokens", 0) for r in rows)),
             "latency_s": round(sum(r.get("latency_s", 0.0) for r in rows), 3),
         }
