@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from fakes import ScriptedBackend, SleepyBackend, hashed_backend
@@ -35,7 +36,8 @@ def test_planted_ttft_and_decode_rate_are_recovered(tmp_path):
     assert 0.06 + 5 * 0.02 <= m["e2e_s[p50]"].value < 0.16 + 0.3
     assert 20 < m["decode_tps"].value <= 50.5
     assert 0.02 <= m["tpot_s"].value < 0.02 + 0.03
-    assert m["e2e_s[p50]"].ci_low <= m["e2e_s[p50]"].value <= m["e2e_s[p95]"].value <= m["e2e_s[p99]"].value
+    assert m["e2e_s[p50]"].value <= m["e2e_s[p95]"].value <= m["e2e_s[p99]"].value
+    assert m["e2e_s[p50]"].ci_low is None  # 5 requests cannot bound a median (that needs 6): not a number
     assert m["e2e_s[p99]"].n == 5 and m["seconds_per_1k"].value == pytest.approx(1000 * m["e2e_s[p50]"].value, rel=0.3)
     assert result.details["timing_method"] == [STREAM]
     assert len(backend.asked) == 5 + 1  # the warm-up request ran, untimed
@@ -94,8 +96,56 @@ def test_rapl_counters_are_read_and_wraps_handled(tmp_path):
 def test_percentile_ci_brackets_the_value_and_p99_of_few_requests_is_near_the_max():
     values = [float(v) for v in range(1, 101)]
     p50 = percentile_metric(values, 50)
-    assert p50.value == pytest.approx(50.5) and p50.ci_low < 50.5 < p50.ci_high
+    # order statistics: ranks 40 and 61 of 100 (Binomial(100, 0.5) tails ≤ 2.5 % each)
+    assert p50.value == pytest.approx(50.5) and (p50.ci_low, p50.ci_high) == (40.0, 61.0)
     assert percentile_metric(values[:10], 99).value == pytest.approx(9.91)
+
+
+def test_percentile_metric_covers_the_true_percentile_at_its_nominal_level():
+    # 400 simulated runs of 100 lognormal latencies, through the probe's own function. The
+    # percentile bootstrap it replaces cannot pass the sample maximum and covered less.
+    import math
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(3)
+    for q in (50, 95):
+        truth = math.exp(0.8 * NormalDist().inv_cdf(q / 100))
+        hits = [m.ci_low <= truth <= m.ci_high
+                for m in (percentile_metric(rng.lognormal(0.0, 0.8, 100), q) for _ in range(400))]
+        assert np.mean(hits) >= 0.95 - 0.02, (q, np.mean(hits))
+
+
+def test_p99_of_the_quick_preset_has_no_upper_bound_and_every_output_says_so(tmp_path):
+    # The quick preset times 12 requests: the p99 lies above the largest of them with
+    # probability 1 − 0.99^12 ≈ 89 %, so no number is an honest upper bound for it. The old
+    # bootstrap reported one (at most the sample maximum) and covered the p99 in 13 % of runs.
+    from rich.console import Console
+
+    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.report.html import build_report
+    from llmassay.report.rundir import load_run
+    from llmassay.report.table import metrics_table
+
+    assert probe_class("efficiency").presets["quick"].limit == 12
+    values = [0.1 * (1 + i) for i in range(12)]
+    for q, upper in ((50, True), (95, False), (99, False)):
+        m = percentile_metric(values, q)
+        assert (m.ci_high is not None) == upper and m.ci_low is not None, q
+    assert "upper bound not estimable below n = 368" in percentile_metric(values, 99).method
+
+    cfg = RunConfig(model="test/sleepy", tasks=["arith_sample"], probes=["efficiency"], limit=12,
+                    output_path=str(tmp_path / "run"), use_cache=False, probe_options={"efficiency.warmup": 0})
+    out = evaluate(cfg, backend=SleepyBackend(ttft_s=0.0, tpot_s=0.0, n_out=2))
+    doc = json.loads(out.results_path.read_text())
+    p99 = doc["results"]["arith_sample"]["efficiency"]["e2e_s[p99]"]
+    assert p99["ci_high"] is None and isinstance(p99["ci_low"], float) and p99["n"] == 12  # JSON null
+    assert doc["probes"]["efficiency"]["schema_version"] == 2  # old rows are not resumed under new metrics
+    console = Console(width=200, record=True)
+    for table in metrics_table(doc):
+        console.print(table)
+    assert "not estimable]" in console.export_text()
+    html = build_report(load_run(tmp_path / "run"))
+    assert "not estimable" in html and "n.e." in html  # the table cell and the plot's marker
 
 
 def test_usd_per_1k_scales_seconds_by_the_price(tmp_path):
@@ -197,3 +247,4 @@ def test_default_power_cites_codecarbon_and_warns_on_a_few_core_host(monkeypatch
     assert host.energy_caveat([ESTIMATED], 2.2) == {} and host.energy_caveat([MEASURED], 0.0) == {}
     monkeypatch.setattr(host.os, "cpu_count", lambda: 64)
     assert host.energy_caveat([ESTIMATED], 0.0) == {}
+
