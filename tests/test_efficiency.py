@@ -248,3 +248,59 @@ def test_default_power_cites_codecarbon_and_warns_on_a_few_core_host(monkeypatch
     monkeypatch.setattr(host.os, "cpu_count", lambda: 64)
     assert host.energy_caveat([ESTIMATED], 0.0) == {}
 
+
+def _spec_runs(plain_s_per_token, lookup_s_per_token, lookup_tokens, jitter, rng):
+    """One repeat of a planted comparison: prompt i makes 64 plain tokens at
+    plain_s_per_token[i] s each and lookup_tokens[i] tokens (fewer where the outputs part)
+    at lookup_s_per_token[i] s each, with a little timing jitter."""
+    from llmassay.efficiency.speculative import SpecRun
+
+    runs = []
+    for i, (tp, tl, n) in enumerate(zip(plain_s_per_token, lookup_s_per_token, lookup_tokens)):
+        plain = list(range(64))
+        lookup = plain[:n] if n == 64 else plain[: n - 1] + [999]
+        runs.append(SpecRun(i, plain, lookup, 64 * tp * (1 + jitter * rng.normal()),
+                            n * tl * (1 + jitter * rng.normal())))
+    return runs
+
+
+def test_speculative_speedup_is_per_token_averaged_per_prompt_and_resampled_over_prompts():
+    from llmassay.efficiency.speculative import per_prompt_speedup
+
+    # Planted: lookup is exactly 2× faster per token on every prompt; on 6 of 20 prompts its
+    # output parts from the plain one and is 16 tokens long. Whole-answer times would say 8×
+    # there (64 tokens against 16); per token it is 2× everywhere.
+    rng = np.random.default_rng(0)
+    plain = rng.uniform(0.01, 0.03, size=20)
+    tokens = [16 if i % 10 < 3 else 64 for i in range(20)]
+    repeats = [_spec_runs(plain, plain / 2, tokens, 0.01, rng) for _ in range(3)]
+    summary = per_prompt_speedup(repeats)
+    assert summary.speedup.value == pytest.approx(2.0, rel=0.02)
+    assert 1.95 < summary.speedup.ci_low <= summary.speedup.ci_high < 2.05
+    assert summary.speedup.n == 20 and summary.n_prompts == 20 and summary.n_repeats == 3  # prompts, not 60 pairs
+    assert summary.identical.value == pytest.approx(14 / 20) and summary.identical.n == 20
+    old = np.mean([r.seconds_plain / r.seconds_lookup for rs in repeats for r in rs])  # the old pooled ratio
+    assert old > 3.5  # what the whole-answer ratio said: 0.7 × 2 + 0.3 × 8
+
+
+def test_speculative_speedup_ci_is_as_wide_as_prompts_make_it_not_narrowed_by_repeats():
+    from llmassay.efficiency.speculative import per_prompt_speedup
+
+    # Prompts differ in their true speed-up (0.5×–1.5×); repeats of one prompt agree to 1 %.
+    # 3 or 30 repeats must give the same interval: repeats add no information about prompts.
+    rng = np.random.default_rng(1)
+    plain = np.full(15, 0.02)
+    lookup = plain / rng.uniform(0.5, 1.5, size=15)
+    few = per_prompt_speedup([_spec_runs(plain, lookup, [64] * 15, 0.01, rng) for _ in range(3)])
+    many = per_prompt_speedup([_spec_runs(plain, lookup, [64] * 15, 0.01, rng) for _ in range(30)])
+    width = lambda m: m.ci_high - m.ci_low  # noqa: E731
+    assert width(many.speedup) == pytest.approx(width(few.speedup), rel=0.15)
+    assert few.speedup.n == many.speedup.n == 15 and few.identical.value == 1.0
+
+
+def test_speculative_prompts_with_no_token_are_skipped_and_named():
+    from llmassay.efficiency.speculative import SpecRun, per_prompt_speedup
+
+    runs = [SpecRun(0, [1, 2], [1, 2], 0.2, 0.1), SpecRun(1, [], [], 0.01, 0.01)]
+    summary = per_prompt_speedup([runs])
+    assert summary.skipped == (1,) and summary.speedup.n == 1 and summary.speedup.value == pytest.approx(2.0)
