@@ -12,8 +12,7 @@ import argparse
 import numpy as np
 
 from _common import machine, write_section
-from llmassay.efficiency.speculative import compare_prompt_lookup
-from llmassay.metrics import bootstrap_mean, proportion
+from llmassay.efficiency.speculative import compare_prompt_lookup, per_prompt_speedup
 from llmassay.models import resolve_model_path
 from llmassay.tasks.loader import load_task
 
@@ -36,21 +35,25 @@ def main() -> None:
     lines = [f"Machine: {machine()}; {args.threads} thread(s), run alone on one core. Model {args.model}, {args.n} "
              f"prompts per task, at most {args.max_tokens} tokens, greedy, num_pred_tokens={args.num_pred_tokens}. "
              f"Tokens/s: all tokens / all seconds of a repeat, median over {args.repeats} repeats [min–max]; "
-             "speed-up: plain time / lookup time per prompt, mean over prompts with a 95% bootstrap CI "
-             "(pooled over repeats). Identical: greedy token streams equal token for token (Wilson CI; the "
-             "same in every repeat).", "",
-             "| task | identical greedy outputs | plain tok/s | prompt-lookup tok/s | speed-up |", "|---|---|---|---|---|"]
+             "speed-up: plain / lookup seconds per generated token, each averaged over the repeats of a prompt, "
+             "mean over prompts with a 95% bootstrap CI over prompts (repeats of one greedy decode are "
+             "near-duplicates, not independent samples). Identical: greedy token streams equal token for token in "
+             "every repeat (Wilson CI over prompts); where they differ the outputs differ in length, so the speed-up "
+             "is per token, not per answer.", "",
+             "| task | identical greedy outputs | plain tok/s | prompt-lookup tok/s | speed-up per token |",
+             "|---|---|---|---|---|"]
     for task in ("json_sample", "arith_sample"):
         prompts = [s.prompt for s in load_task(task).samples[: args.n]]
         repeats = [compare_prompt_lookup(path, prompts, args.max_tokens, args.num_pred_tokens, n_threads=args.threads)
                    for _ in range(args.repeats)]
-        same = proportion([r.identical for r in repeats[0]])
+        summary = per_prompt_speedup(repeats)
+        same, speed = summary.identical, summary.speedup
         plain = [sum(len(r.tokens_plain) for r in rs) / sum(r.seconds_plain for r in rs) for rs in repeats]
         lookup = [sum(len(r.tokens_lookup) for r in rs) / sum(r.seconds_lookup for r in rs) for rs in repeats]
-        speed = bootstrap_mean([r.seconds_plain / r.seconds_lookup for rs in repeats for r in rs])
+        skipped = f" ({len(summary.skipped)} prompt(s) with no token skipped)" if summary.skipped else ""
         lines.append(f"| {task} | {same.value:.0%} [{same.ci_low:.0%}, {same.ci_high:.0%}] (n={same.n}) | "
                      f"{_spread(plain)} | {_spread(lookup)} | {speed.value:.2f}× [{speed.ci_low:.2f}, "
-                     f"{speed.ci_high:.2f}] |")
+                     f"{speed.ci_high:.2f}] (n={speed.n} prompts){skipped} |")
     text = "\n".join(lines)
     print(text)
     if args.write:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from fakes import ScriptedBackend, SleepyBackend, hashed_backend
@@ -35,7 +36,8 @@ def test_planted_ttft_and_decode_rate_are_recovered(tmp_path):
     assert 0.06 + 5 * 0.02 <= m["e2e_s[p50]"].value < 0.16 + 0.3
     assert 20 < m["decode_tps"].value <= 50.5
     assert 0.02 <= m["tpot_s"].value < 0.02 + 0.03
-    assert m["e2e_s[p50]"].ci_low <= m["e2e_s[p50]"].value <= m["e2e_s[p95]"].value <= m["e2e_s[p99]"].value
+    assert m["e2e_s[p50]"].value <= m["e2e_s[p95]"].value <= m["e2e_s[p99]"].value
+    assert m["e2e_s[p50]"].ci_low is None  # 5 requests cannot bound a median (that needs 6): not a number
     assert m["e2e_s[p99]"].n == 5 and m["seconds_per_1k"].value == pytest.approx(1000 * m["e2e_s[p50]"].value, rel=0.3)
     assert result.details["timing_method"] == [STREAM]
     assert len(backend.asked) == 5 + 1  # the warm-up request ran, untimed
@@ -94,8 +96,56 @@ def test_rapl_counters_are_read_and_wraps_handled(tmp_path):
 def test_percentile_ci_brackets_the_value_and_p99_of_few_requests_is_near_the_max():
     values = [float(v) for v in range(1, 101)]
     p50 = percentile_metric(values, 50)
-    assert p50.value == pytest.approx(50.5) and p50.ci_low < 50.5 < p50.ci_high
+    # order statistics: ranks 40 and 61 of 100 (Binomial(100, 0.5) tails ≤ 2.5 % each)
+    assert p50.value == pytest.approx(50.5) and (p50.ci_low, p50.ci_high) == (40.0, 61.0)
     assert percentile_metric(values[:10], 99).value == pytest.approx(9.91)
+
+
+def test_percentile_metric_covers_the_true_percentile_at_its_nominal_level():
+    # 400 simulated runs of 100 lognormal latencies, through the probe's own function. The
+    # percentile bootstrap it replaces cannot pass the sample maximum and covered less.
+    import math
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(3)
+    for q in (50, 95):
+        truth = math.exp(0.8 * NormalDist().inv_cdf(q / 100))
+        hits = [m.ci_low <= truth <= m.ci_high
+                for m in (percentile_metric(rng.lognormal(0.0, 0.8, 100), q) for _ in range(400))]
+        assert np.mean(hits) >= 0.95 - 0.02, (q, np.mean(hits))
+
+
+def test_p99_of_the_quick_preset_has_no_upper_bound_and_every_output_says_so(tmp_path):
+    # The quick preset times 12 requests: the p99 lies above the largest of them with
+    # probability 1 − 0.99^12 ≈ 89 %, so no number is an honest upper bound for it. The old
+    # bootstrap reported one (at most the sample maximum) and covered the p99 in 13 % of runs.
+    from rich.console import Console
+
+    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.report.html import build_report
+    from llmassay.report.rundir import load_run
+    from llmassay.report.table import metrics_table
+
+    assert probe_class("efficiency").presets["quick"].limit == 12
+    values = [0.1 * (1 + i) for i in range(12)]
+    for q, upper in ((50, True), (95, False), (99, False)):
+        m = percentile_metric(values, q)
+        assert (m.ci_high is not None) == upper and m.ci_low is not None, q
+    assert "upper bound not estimable below n = 368" in percentile_metric(values, 99).method
+
+    cfg = RunConfig(model="test/sleepy", tasks=["arith_sample"], probes=["efficiency"], limit=12,
+                    output_path=str(tmp_path / "run"), use_cache=False, probe_options={"efficiency.warmup": 0})
+    out = evaluate(cfg, backend=SleepyBackend(ttft_s=0.0, tpot_s=0.0, n_out=2))
+    doc = json.loads(out.results_path.read_text())
+    p99 = doc["results"]["arith_sample"]["efficiency"]["e2e_s[p99]"]
+    assert p99["ci_high"] is None and isinstance(p99["ci_low"], float) and p99["n"] == 12  # JSON null
+    assert doc["probes"]["efficiency"]["schema_version"] == 2  # old rows are not resumed under new metrics
+    console = Console(width=200, record=True)
+    for table in metrics_table(doc):
+        console.print(table)
+    assert "not estimable]" in console.export_text()
+    html = build_report(load_run(tmp_path / "run"))
+    assert "not estimable" in html and "n.e." in html  # the table cell and the plot's marker
 
 
 def test_usd_per_1k_scales_seconds_by_the_price(tmp_path):
@@ -206,3 +256,60 @@ def test_default_power_cites_codecarbon_and_warns_on_a_few_core_host(monkeypatch
     assert host.energy_caveat([ESTIMATED], 2.2) == {} and host.energy_caveat([MEASURED], 0.0) == {}
     monkeypatch.setattr(host.os, "cpu_count", lambda: 64)
     assert host.energy_caveat([ESTIMATED], 0.0) == {}
+
+
+def _spec_runs(plain_s_per_token, lookup_s_per_token, lookup_tokens, jitter, rng):
+    """One repeat of a planted comparison: prompt i makes 64 plain tokens at
+    plain_s_per_token[i] s each and lookup_tokens[i] tokens (fewer where the outputs part)
+    at lookup_s_per_token[i] s each, with a little timing jitter."""
+    from llmassay.efficiency.speculative import SpecRun
+
+    runs = []
+    for i, (tp, tl, n) in enumerate(zip(plain_s_per_token, lookup_s_per_token, lookup_tokens)):
+        plain = list(range(64))
+        lookup = plain[:n] if n == 64 else plain[: n - 1] + [999]
+        runs.append(SpecRun(i, plain, lookup, 64 * tp * (1 + jitter * rng.normal()),
+                            n * tl * (1 + jitter * rng.normal())))
+    return runs
+
+
+def test_speculative_speedup_is_per_token_averaged_per_prompt_and_resampled_over_prompts():
+    from llmassay.efficiency.speculative import per_prompt_speedup
+
+    # Planted: lookup is exactly 2× faster per token on every prompt; on 6 of 20 prompts its
+    # output parts from the plain one and is 16 tokens long. Whole-answer times would say 8×
+    # there (64 tokens against 16); per token it is 2× everywhere.
+    rng = np.random.default_rng(0)
+    plain = rng.uniform(0.01, 0.03, size=20)
+    tokens = [16 if i % 10 < 3 else 64 for i in range(20)]
+    repeats = [_spec_runs(plain, plain / 2, tokens, 0.01, rng) for _ in range(3)]
+    summary = per_prompt_speedup(repeats)
+    assert summary.speedup.value == pytest.approx(2.0, rel=0.02)
+    assert 1.95 < summary.speedup.ci_low <= summary.speedup.ci_high < 2.05
+    assert summary.speedup.n == 20 and summary.n_prompts == 20 and summary.n_repeats == 3  # prompts, not 60 pairs
+    assert summary.identical.value == pytest.approx(14 / 20) and summary.identical.n == 20
+    old = np.mean([r.seconds_plain / r.seconds_lookup for rs in repeats for r in rs])  # the old pooled ratio
+    assert old > 3.5  # what the whole-answer ratio said: 0.7 × 2 + 0.3 × 8
+
+
+def test_speculative_speedup_ci_is_as_wide_as_prompts_make_it_not_narrowed_by_repeats():
+    from llmassay.efficiency.speculative import per_prompt_speedup
+
+    # Prompts differ in their true speed-up (0.5×–1.5×); repeats of one prompt agree to 1 %.
+    # 3 or 30 repeats must give the same interval: repeats add no information about prompts.
+    rng = np.random.default_rng(1)
+    plain = np.full(15, 0.02)
+    lookup = plain / rng.uniform(0.5, 1.5, size=15)
+    few = per_prompt_speedup([_spec_runs(plain, lookup, [64] * 15, 0.01, rng) for _ in range(3)])
+    many = per_prompt_speedup([_spec_runs(plain, lookup, [64] * 15, 0.01, rng) for _ in range(30)])
+    width = lambda m: m.ci_high - m.ci_low  # noqa: E731
+    assert width(many.speedup) == pytest.approx(width(few.speedup), rel=0.15)
+    assert few.speedup.n == many.speedup.n == 15 and few.identical.value == 1.0
+
+
+def test_speculative_prompts_with_no_token_are_skipped_and_named():
+    from llmassay.efficiency.speculative import SpecRun, per_prompt_speedup
+
+    runs = [SpecRun(0, [1, 2], [1, 2], 0.2, 0.1), SpecRun(1, [], [], 0.01, 0.01)]
+    summary = per_prompt_speedup([runs])
+    assert summary.skipped == (1,) and summary.speedup.n == 1 and summary.speedup.value == pytest.approx(2.0)

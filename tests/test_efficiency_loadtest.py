@@ -125,3 +125,33 @@ def test_cli_writes_the_record_and_curves_and_refuses_remote_hosts(tmp_path, cap
     rc = main(["loadtest", "--model", "openai/m", "--model-args", "base_url=http://10.0.0.1:8000/v1",
                "--output-path", str(tmp_path / "x")])
     assert rc == 2 and "not a loopback address" in capsys.readouterr().err
+
+
+def test_timed_out_requests_are_censored_at_the_timeout_not_dropped():
+    # Planted: 20 requests answered in 0.1 s and 4 that hit the 1 s client timeout. Over
+    # successful requests only, every percentile is 0.1 s (the old analysis); counting the
+    # timed-out ones at their timeout, p95 and p99 reach it and the count is reported.
+    from llmassay.efficiency.loadtest import LevelResult, RequestRecord, _analyse
+
+    ok = [RequestRecord(i * 0.2, i * 0.2 + 0.1, True, 8) for i in range(20)]
+    cut = [RequestRecord(4.0 + i, 5.0 + i, False, error="ReadTimeout", timed_out=True) for i in range(4)]
+    level = LevelResult("concurrency", 1, ok + cut, 9.0, False)
+    _analyse(level, LoadPlan(base_url="http://127.0.0.1:1/v1", model="m", requests=24, timeout_s=1.0))
+    m = level.metrics
+    assert m["e2e_s[p50]"].value == pytest.approx(0.1) and m["e2e_s[p50]"].n == 24
+    assert m["e2e_s[p95]"].value == pytest.approx(1.0) and m["e2e_s[p99]"].value == pytest.approx(1.0)
+    assert "4 timed-out request(s) counted at the timeout" in m["e2e_s[p99]"].method
+    assert m["timed_out"].value == 4 and m["failed"].value == 4
+    assert m["e2e_s[p99]"].ci_high is None  # 24 requests cannot bound a p99 from above
+    from llmassay.efficiency.plots import loadtest_curves
+
+    assert "n.e." in loadtest_curves([level])  # the curve marks it instead of drawing a whisker
+
+
+def test_a_client_timeout_is_recorded_as_timed_out():
+    with FakeOpenAI() as fake:
+        fake.service_s = 0.4
+        (level,) = run_loadtest(_plan(fake, concurrency=(1,), requests=2, timeout_s=0.1))
+    assert level.metrics["timed_out"].value == 2 and level.metrics["failed"].value == 2
+    assert all(r.timed_out and r.e2e_s >= 0.1 for r in level.records)
+    assert level.metrics["e2e_s[p50]"].value >= 0.1  # at least the timeout, never dropped

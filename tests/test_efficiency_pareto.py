@@ -106,9 +106,12 @@ def test_report_section_plots_latency_percentiles_and_states_every_method():
                "energy": {"kind": ["estimated"], "method": ["CPU-seconds × 42.50 W per core (…)"],
                           "caveat": "estimated with CodeCarbon's generic 85 W over only 2 logical cores"}}
     section = hook("efficiency", "build")(SectionContext("arith_sample", "efficiency", metrics, details, []))
-    assert [p.title for p in section.plots] == ["latency percentiles, seconds (bootstrap over requests)"]
+    assert [p.title for p in section.plots] == ["latency percentiles, seconds (order-statistic CIs over requests)"]
     svg = section.plots[0].svg
-    assert all(name in svg for name in ("e2e_s", "ttft_s", "itl_s", "p99"))
+    assert all(name in svg for name in ("e2e_s", "ttft_s", "itl_s", "p99")) and "n.e." not in svg
+    metrics["e2e_s[p99]"]["ci_high"] = None  # 10 requests cannot bound a p99: marked, never a whisker
+    svg = hook("efficiency", "build")(SectionContext("arith_sample", "efficiency", metrics, details, [])).plots[0].svg
+    assert "↑ n.e." in svg and "not estimable" in svg
     assert section.notes[:4] == ["timed by: stream", "energy: estimated — CPU-seconds × 42.50 W per core (…)",
                                  "caveat: estimated with CodeCarbon's generic 85 W over only 2 logical cores",
                                  "the model runs in a server process: cpu_s … this client's"]

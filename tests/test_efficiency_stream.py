@@ -79,12 +79,16 @@ def test_a_failed_stream_is_one_line_and_never_retried():
         assert fake.seen() == 1
 
 
-def test_pooled_percentiles_resample_requests_not_gaps():
+def test_pooled_percentiles_take_their_variance_over_requests_not_gaps():
     fast, slow = [0.01] * 9, [0.05] * 9
-    m = pooled_percentiles([fast, slow, fast, slow], seed=0)
+    m = pooled_percentiles([fast, slow, fast, slow])
     assert m["p50"].value == pytest.approx(0.03) and m["p50"].n == 36
-    # Whole requests are resampled: a draw of only fast (or only slow) requests happens.
-    assert m["p50"].ci_low == pytest.approx(0.01) and m["p50"].ci_high == pytest.approx(0.05)
+    # 36 gaps but 4 requests, each all fast or all slow: as good as 3 independent values, too
+    # few to bound even the median, so neither bound is given (36 independent gaps would).
+    assert m["p50"].ci_low is None and m["p50"].ci_high is None and "not estimable" in m["p50"].method
+    many = pooled_percentiles([fast, slow] * 20)
+    assert many["p50"].ci_low == pytest.approx(0.01) and many["p50"].ci_high == pytest.approx(0.05)
+    assert many["p99"].ci_high is None  # 360 gaps from 40 requests: no upper bound for a p99
     assert pooled_percentiles([[], []]) == {}
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from llmassay.backends.base import parse_model_args
 from llmassay.terminal import stdout_console as _stdout
-from llmassay.types import LlmassayError
+from llmassay.types import LlmassayError, bound_text
 
 EFFICIENCY_COMMANDS = ("loadtest", "quantize-sweep", "pareto")
 
@@ -165,19 +165,21 @@ def _loadtest(args: argparse.Namespace) -> None:
 
 
 def _print(levels: list[Any]) -> None:
-    table = Table(title="load test (E2E percentiles with 95% bootstrap CIs over requests)")
-    for col in ("mode", "level", "req/s", "goodput", "E2E p50 s", "E2E p95 s", "failed", "L", "X·W", "L/XW"):
+    table = Table(title="load test (E2E percentiles with 95% order-statistic CIs over requests; timed-out "
+                        "requests counted at their timeout)")
+    for col in ("mode", "level", "req/s", "goodput", "E2E p50 s", "E2E p95 s", "failed", "timed out", "L", "X·W", "L/XW"):
         table.add_column(col)
 
     def ci(m: Any) -> str:
-        return f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]" if m else "-"
+        return f"{m.value:.3f} [{bound_text(m.ci_low, '.3f')}, {bound_text(m.ci_high, '.3f')}]" if m else "-"
 
     for lv in levels:
         m, little = lv.metrics, lv.little
         table.add_row(
             lv.mode, f"{lv.level:g}", f"{m['throughput_rps'].value:.2f}" if "throughput_rps" in m else "-",
             f"{m['goodput_rps'].value:.2f}" if "goodput_rps" in m else "-", ci(m.get("e2e_s[p50]")),
-            ci(m.get("e2e_s[p95]")), f"{m['failed'].value:.0f}", f"{little.get('L', float('nan')):.2f}",
+            ci(m.get("e2e_s[p95]")), f"{m['failed'].value:.0f}",
+            f"{m['timed_out'].value:.0f}" if "timed_out" in m else "-", f"{little.get('L', float('nan')):.2f}",
             f"{little.get('X_W', float('nan')):.2f}", f"{little.get('ratio', float('nan')):.3f}",
         )
     _stdout().print(table)

@@ -100,13 +100,26 @@ class Generation:
     n_truncated_tokens: int = 0
 
 
+NOT_ESTIMABLE = "not estimable"
+
+
+def bound_text(bound: float | None, fmt: str = ".4f") -> str:
+    """A CI bound for display: "not estimable" where the data gave none, never a number."""
+    return NOT_ESTIMABLE if bound is None else format(bound, fmt)
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A reported number always carries its uncertainty and its sample size."""
+    """A reported number always carries its uncertainty and its sample size.
+
+    A CI bound is None where the data cannot give one (an upper bound for a p99 from fewer
+    than 368 samples: `llmassay.metrics.quantile_ci`); it is shown as "not estimable",
+    never as a number, and serialised as JSON null.
+    """
 
     value: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
     n: int
     stderr: float | None = None
     method: str = ""

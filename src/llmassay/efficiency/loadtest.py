@@ -2,13 +2,18 @@
 loop) and Poisson arrivals at set rates (open loop), as `vllm bench serve` does.
 
 Per level: throughput (completed requests/s, output tokens/s), latency percentiles with
-bootstrap CIs (E2EL; TTFT and TPOT when streaming), goodput (requests/s meeting the SLO)
+order-statistic CIs (E2EL; TTFT and TPOT when streaming), goodput (requests/s meeting the SLO)
 and a Little's-law check over the window in which requests arrive: L, the time-average of
 requests in flight (integrated from their start and end times), against λW, the arrival
 rate in the window times the mean latency of the requests that arrived in it. They agree
 up to edge effects of order W / window; against a server with a known service time S, L
 must also equal λS (tests/test_efficiency_loadtest.py), which checks that the generator
 offers the load it claims.
+
+A request that times out is censored, not dropped: E2EL percentiles count it at the time it
+timed out (its true latency is longer), so a p99 can reach the timeout and show that requests
+hit it; `timed_out` says how many. Dropping them would cap every percentile below the timeout.
+TTFT percentiles are over completed requests only.
 
 Bounded: only loopback addresses, at most `requests` per level, every level stops after
 `max_seconds` (outstanding requests are cancelled and counted as failed).
@@ -83,6 +88,7 @@ class RequestRecord:
     n_out: int = 0
     ttft_s: float | None = None
     error: str = ""
+    timed_out: bool = False  # the client's timeout cut it off: its latency is at least e2e_s (censored)
 
     @property
     def e2e_s(self) -> float:
@@ -116,6 +122,7 @@ class _Client:
         self.http = httpx.AsyncClient(timeout=plan.timeout_s, headers=headers,
                                       limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit))
         self.url = plan.base_url.rstrip("/") + "/completions"
+        self.timeout_error = httpx.TimeoutException
 
     async def one(self, i: int, t0: float) -> RequestRecord:
         plan = self.plan
@@ -132,7 +139,8 @@ class _Client:
             usage = resp.json().get("usage") or {}
             return RequestRecord(start - t0, end - t0, True, int(usage.get("completion_tokens") or 0))
         except Exception as exc:  # a failed request is a result of the load test, not a crash
-            return RequestRecord(start - t0, time.perf_counter() - t0, False, error=type(exc).__name__)
+            return RequestRecord(start - t0, time.perf_counter() - t0, False, error=type(exc).__name__,
+                                 timed_out=isinstance(exc, self.timeout_error))
 
     async def _streamed(self, body: dict[str, Any], start: float, t0: float) -> RequestRecord:
         first, n = None, 0
@@ -213,13 +221,18 @@ def _analyse(result: LevelResult, plan: LoadPlan) -> None:
             r.ttft_s is not None and r.ttft_s <= plan.slo_ttft_s))]
         m["goodput_rps"] = _exact(len(good) / span, n, f"requests meeting the SLO / span (E2EL ≤ {plan.slo_e2e_s} s"
                                   + (f", TTFT ≤ {plan.slo_ttft_s} s)" if plan.slo_ttft_s is not None else ")"))
-        m.update({f"e2e_s[{k}]": v for k, v in percentiles([r.e2e_s for r in ok], plan.seed).items()})
         ttfts = [r.ttft_s for r in ok if r.ttft_s is not None]
         if ttfts:
-            m.update({f"ttft_s[{k}]": v for k, v in percentiles(ttfts, plan.seed).items()})
+            m.update({f"ttft_s[{k}]": v for k, v in percentiles(ttfts).items()})
             tpots = [(r.e2e_s - r.ttft_s) / (r.n_out - 1) for r in ok if r.ttft_s is not None and r.n_out > 1]
             if tpots:
                 m["tpot_s"] = mean_metric(tpots, plan.seed)
+    timed_out = [r for r in recs if r.timed_out]
+    if ok or timed_out:
+        # Censored, not dropped: a timed-out request counts at the time it was cut off.
+        m.update({f"e2e_s[{k}]": v for k, v in percentiles([r.e2e_s for r in ok + timed_out], len(timed_out)).items()})
+    m["timed_out"] = _exact(float(len(timed_out)), plan.requests,
+                            f"requests cut off by the {plan.timeout_s:g} s client timeout (in E2E percentiles at that time)")
     m["failed"] = _exact(float(plan.requests - len(ok)), plan.requests, "requests failed, cut off or never sent")
     result.metrics = m
     result.little = little_check(recs)

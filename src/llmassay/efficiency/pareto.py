@@ -2,7 +2,7 @@
 
 Each run directory gives one point: a quality metric (e.g. `accuracy.acc`, Wilson CI) and
 a cost metric (e.g. `efficiency.decode_tps`, `efficiency.energy_wh_per_1k`,
-`efficiency.e2e_s[p50]`, bootstrap CIs), both read from the run's results with their CIs.
+`efficiency.e2e_s[p50]`: bootstrap or order-statistic CIs), both read from the run's results with their CIs.
 A point is on the frontier when no other point is at least as good on both axes and
 better on one — judged on the point estimates; the CIs, drawn on both axes, say how far
 that judgement can be trusted (overlapping boxes: not distinguishable at this n).
@@ -13,12 +13,13 @@ model names are untrusted text) under the report's Content-Security-Policy, with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmassay.types import LlmassayError
+from llmassay.types import LlmassayError, bound_text
 
 Interval = tuple[float, float, float]  # value, ci_low, ci_high
 HIGHER_IS_CHEAPER = ("tps", "rps")  # cost metrics where more is better (rates): names ending so
@@ -71,9 +72,13 @@ def _metric(results: dict[str, Any], task: str, spec: str, where: str) -> Interv
     if not name:
         raise LlmassayError(f"pareto: metric {spec!r} must be written probe.metric (e.g. accuracy.acc)")
     m = ((results.get("results") or {}).get(task) or {}).get(probe, {}).get(name)
-    if not isinstance(m, dict) or not all(isinstance(m.get(k), (int, float)) for k in ("value", "ci_low", "ci_high")):
+    if not isinstance(m, dict) or not isinstance(m.get("value"), (int, float)) or not all(
+            m.get(k) is None or isinstance(m.get(k), (int, float)) for k in ("ci_low", "ci_high")):
         raise LlmassayError(f"pareto: {where} has no metric {spec} for task {task}")
-    return float(m["value"]), float(m["ci_low"]), float(m["ci_high"])
+    # A bound that is not estimable (null: types.Metric) is an infinity here, never a number.
+    low = -math.inf if m.get("ci_low") is None else float(m["ci_low"])
+    high = math.inf if m.get("ci_high") is None else float(m["ci_high"])
+    return float(m["value"]), low, high
 
 
 def points_from_runs(run_paths: Sequence[str | Path], task: str, quality: str, cost: str,
@@ -129,4 +134,5 @@ def write_pareto_html(path: Path, title: str, panels: Sequence[dict[str, Any]], 
 
 def _interval(i: Interval) -> str:
     digits = 3 if abs(i[0]) < 100 else 1
-    return f"{i[0]:.{digits}f} [{i[1]:.{digits}f}, {i[2]:.{digits}f}]"
+    low, high = (bound_text(None if math.isinf(b) else b, f".{digits}f") for b in i[1:])
+    return f"{i[0]:.{digits}f} [{low}, {high}]"

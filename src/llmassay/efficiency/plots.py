@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,7 @@ from llmassay.report.plots import PALETTE, _figure, _svg
 
 
 def loadtest_curves(levels: Sequence[Any]) -> str:
-    """Throughput and latency (p50, p95 with bootstrap CIs) against the load, one line per
+    """Throughput and latency (p50, p95 with order-statistic CIs) against the load, one line per
     mode: fixed concurrency (closed loop) and Poisson rate (open loop)."""
     modes = [m for m in ("concurrency", "rate") if any(lv.mode == m for lv in levels)]
     with _figure("loadtest", 4.2 * len(modes), 3.4) as fig:
@@ -24,13 +25,21 @@ def loadtest_curves(levels: Sequence[Any]) -> str:
             top.legend(frameon=False)
             for i, q in enumerate(("p50", "p95")):
                 ms = [lv.metrics[f"e2e_s[{q}]"] for lv in mine]
-                err = [[m.value - m.ci_low for m in ms], [m.ci_high - m.value for m in ms]]
+                err = [[_whisker(m.value, m.ci_low) for m in ms], [_whisker(m.value, m.ci_high) for m in ms]]
                 bottom.errorbar(xs, [m.value for m in ms], yerr=err, fmt="o-", capsize=3, color=PALETTE[1 + 2 * i],
-                                label=f"E2E {q} (95% CI)")
+                                label=f"E2E {q} (95% CI; n.e.: not estimable)")
+                for x, m in zip(xs, ms):
+                    if m.ci_low is None or m.ci_high is None:
+                        bottom.annotate("n.e.", (x, m.value), fontsize=7, xytext=(3, 3), textcoords="offset points")
             bottom.set_ylabel("seconds")
             bottom.set_xlabel("concurrent requests" if mode == "concurrency" else "Poisson arrival rate (req/s)")
             bottom.legend(frameon=False)
         return _svg(fig)
+
+
+def _whisker(value: float, bound: float | None) -> float:
+    """Length of a CI whisker; none for a bound that is not estimable (annotated instead)."""
+    return 0.0 if bound is None or math.isinf(bound) else abs(bound - value)
 
 
 def pareto(points: Sequence[dict[str, Any]], x_label: str, y_label: str,
@@ -44,8 +53,11 @@ def pareto(points: Sequence[dict[str, Any]], x_label: str, y_label: str,
                     label="Pareto frontier", zorder=0)
         for i, p in enumerate(points):
             x, y = p["x"], p["y"]
-            ax.errorbar([x[0]], [y[0]], xerr=[[x[0] - x[1]], [x[2] - x[0]]], yerr=[[y[0] - y[1]], [y[2] - y[0]]],
+            ax.errorbar([x[0]], [y[0]], xerr=[[_whisker(x[0], x[1])], [_whisker(x[0], x[2])]],
+                        yerr=[[_whisker(y[0], y[1])], [_whisker(y[0], y[2])]],
                         fmt="o", capsize=3, color=PALETTE[i % len(PALETTE)], label=p["label"])
+            if any(math.isinf(b) for b in (*x[1:], *y[1:])):
+                ax.annotate("n.e.", (x[0], y[0]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
         ax.legend(frameon=False, fontsize=8)

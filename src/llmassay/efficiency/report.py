@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmassay.types import bound_text
+
 
 def _ci(m: Any, pct: bool = False, digits: int = 3) -> str:
     if m is None:
         return "-"
     if pct:
-        return f"{m.value:.0%} [{m.ci_low:.0%}, {m.ci_high:.0%}]"
-    return f"{m.value:.{digits}f} [{m.ci_low:.{digits}f}, {m.ci_high:.{digits}f}]"
+        return f"{m.value:.0%} [{bound_text(m.ci_low, '.0%')}, {bound_text(m.ci_high, '.0%')}]"
+    return f"{m.value:.{digits}f} [{bound_text(m.ci_low, f'.{digits}f')}, {bound_text(m.ci_high, f'.{digits}f')}]"
 
 
 def _accuracy(v: Any) -> Any:

@@ -12,9 +12,14 @@ where llama.cpp's batched and one-token kernels round differently and flip a nea
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from llmassay.types import Metric
 
 
 @dataclass(frozen=True)
@@ -75,3 +80,52 @@ def compare_prompt_lookup(model_path: Path, prompts: list[str], max_tokens: int 
         b, tb = greedy_tokens(lookup, prompt, max_tokens)
         runs.append(SpecRun(i, a, b, ta, tb))
     return runs
+
+
+@dataclass(frozen=True)
+class SpeedupSummary:
+    """Prompt lookup against plain decoding over prompts (the unit that was sampled).
+
+    `speedup`: per prompt, plain seconds per generated token / lookup seconds per generated
+    token, each averaged over the repeats of that prompt, then the mean over prompts with a
+    bootstrap CI over prompts (repeats of one greedy decode are near-duplicates: resampling
+    them as if independent gives too narrow a CI). Per token, because where the two outputs
+    differ they differ in length, and a ratio of whole-answer times would compare different
+    work. `identical`: share of prompts whose two outputs are equal token for token in every
+    repeat (Wilson), to read beside it: the speed-up is "for the same output" only there.
+    """
+
+    speedup: Metric
+    identical: Metric
+    n_prompts: int
+    n_repeats: int
+    skipped: tuple[int, ...]  # prompts with no generated token on a side: no time per token
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"speedup": self.speedup.as_dict(), "identical": self.identical.as_dict(), "n_prompts": self.n_prompts,
+                "n_repeats": self.n_repeats, "skipped": list(self.skipped)}
+
+
+def per_prompt_speedup(repeats: Sequence[Sequence[SpecRun]], seed: int = 0) -> SpeedupSummary:
+    """`repeats`: one list of `SpecRun` per repeat of the whole comparison (as many as
+    `compare_prompt_lookup` calls), matched by `prompt_index`."""
+    from llmassay.metrics import bootstrap_mean, proportion
+
+    by_prompt: dict[int, list[SpecRun]] = {}
+    for runs in repeats:
+        for run in runs:
+            by_prompt.setdefault(run.prompt_index, []).append(run)
+    ratios, skipped = [], []
+    for index, runs in sorted(by_prompt.items()):
+        if any(not r.tokens_plain or not r.tokens_lookup for r in runs):
+            skipped.append(index)
+            continue
+        plain = float(np.mean([r.seconds_plain / len(r.tokens_plain) for r in runs]))
+        lookup = float(np.mean([r.seconds_lookup / len(r.tokens_lookup) for r in runs]))
+        ratios.append(plain / lookup)
+    speed = bootstrap_mean(ratios, seed=seed)
+    speed = Metric(speed.value, speed.ci_low, speed.ci_high, speed.n, speed.stderr,
+                   "mean over prompts of plain / lookup seconds per generated token (repeats averaged per prompt), "
+                   "bootstrap over prompts")
+    same = proportion([all(r.identical for r in runs) for runs in by_prompt.values()])
+    return SpeedupSummary(speed, same, len(by_prompt), len(repeats), tuple(skipped))

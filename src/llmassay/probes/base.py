@@ -109,8 +109,8 @@ class SummaryLine:
     probe: str
     metric: str
     value: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None  # None: not estimable from this n (types.Metric)
+    ci_high: float | None
     n: int
     verdict: str
     level: str = "info"  # "good" | "warn" | "bad" | "info": the card's colour

@@ -4,7 +4,8 @@ CPU time, peak memory and energy — with the method of every figure stated.
 Requests go to the backend directly, one at a time and never through the engine's cache:
 a cached answer has no latency, and a batch would blur per-request times. Before each
 chunk `warmup` requests run untimed (first-call allocations, page faults of the weights).
-Percentiles (p50/p95/p99) carry bootstrap CIs over requests; energy is RAPL-measured or
+Percentiles (p50/p95/p99) carry order-statistic CIs over requests, a bound that too few
+requests cannot give reported as not estimable (None), never as a number; energy is RAPL-measured or
 estimated from CPU time, and says which (see `llmassay.efficiency.host`).
 """
 
@@ -55,6 +56,9 @@ class EfficiencyProbe(Probe):
     description = "latency (TTFT, E2E percentiles), prefill/decode tokens/s, CPU, memory, energy and cost per answer"
     challenge = "inference cost"
     Options = EfficiencyOptions
+    # 2: percentile CIs are order-statistic intervals (None where not estimable), not a
+    # percentile bootstrap that could not pass the sample maximum.
+    schema_version = 2
     sample_metrics = {
         "e2e_s": _field("e2e_s", "end-to-end latency of the request, seconds"),
         "ttft_s": _field("ttft_s", "time to first token, seconds"),
@@ -102,8 +106,8 @@ class EfficiencyProbe(Probe):
         for name in ("e2e_s", "ttft_s"):
             values = [r[name] for r in rows if r.get(name) is not None]
             if values:
-                metrics.update({f"{name}[{k}]": m for k, m in percentiles(values, cfg.seed).items()})
-        itl = pooled_percentiles([r.get("itl_s") or () for r in rows], cfg.seed)
+                metrics.update({f"{name}[{k}]": m for k, m in percentiles(values).items()})
+        itl = pooled_percentiles([r.get("itl_s") or () for r in rows])
         metrics.update({f"itl_s[{k}]": m for k, m in itl.items()})
         for name in ("prefill_tps", "decode_tps", "tpot_s", "cpu_s", "energy_wh"):
             values = [r[name] for r in rows if r.get(name) is not None]

@@ -21,7 +21,7 @@ from llmassay.metrics import bootstrap_statistic, mcnemar_exact
 from llmassay.terminal import fitted_tables
 from llmassay.report.rundir import RunData, load_run
 from llmassay.report.section import Section, hook
-from llmassay.types import LlmassayError
+from llmassay.types import LlmassayError, bound_text
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ UNPAIRED_COLUMNS = ["task", "probe", "metric", "A [95% CI]", "B [95% CI]", "Δ B
 
 def unpaired_rows(cmp: Comparison) -> list[list[str]]:
     def interval(m: dict[str, Any]) -> str:
-        return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}] n={m['n']}"
+        return f"{m['value']:.4f} [{bound_text(m['ci_low'])}, {bound_text(m['ci_high'])}] n={m['n']}"
 
     return [[d.task, d.probe, d.metric, interval(d.a), interval(d.b), _signed(d.delta)] for d in cmp.unpaired]
 

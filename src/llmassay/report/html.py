@@ -26,7 +26,7 @@ from markupsafe import Markup
 from llmassay.report.rundir import RunData, load_run
 from llmassay.report.section import BrowserRow, Section, SectionContext, hook
 from llmassay.report.table import summary_rows, token_line
-from llmassay.types import LlmassayError
+from llmassay.types import NOT_ESTIMABLE, LlmassayError
 
 REPORT_NAME = "report.html"
 INLINE_LIMIT = 4_000_000  # characters of sample JSON kept readable inline; more is gzipped
@@ -79,6 +79,8 @@ def csp_hash(script: str) -> str:
 
 
 def fmt(value: Any) -> str:
+    if value is None:  # a CI bound the data could not give (types.Metric)
+        return NOT_ESTIMABLE
     if isinstance(value, float):
         return "nan" if not math.isfinite(value) else f"{value:.4f}"
     return str(value)

@@ -65,7 +65,8 @@ def bars_with_ci(
     reference: float | None = None,
     reference_label: str = "",
 ) -> str:
-    """Bars with 95 % CI whiskers: one bar per category and series (None = not measured).
+    """Bars with 95 % CI whiskers: one bar per category and series (None = not measured;
+    an infinite bound = not estimable, marked "n.e." instead of a whisker).
     More than six categories are drawn horizontally so their names stay readable."""
     horizontal = len(categories) > 6
     n_series = max(1, len(series))
@@ -74,6 +75,7 @@ def bars_with_ci(
     with _figure(key, width, height) as fig:
         ax = fig.subplots()
         slot = 0.8 / n_series
+        unbounded = False
         for s, (name, intervals) in enumerate(series.items()):
             points = [(i, iv) for i, iv in enumerate(intervals) if iv is not None and math.isfinite(iv[0])]
             pos = [i - 0.4 + slot * (s + 0.5) for i, _ in points]
@@ -90,6 +92,13 @@ def bars_with_ci(
             else:
                 ax.bar(pos, values, width=slot * 0.9, yerr=errors, color=colour, label=label,
                        error_kw={"elinewidth": 1, "capsize": 3, "ecolor": "#333"})
+            for p, (_, iv) in zip(pos, points):
+                if math.isinf(iv[1]) or math.isinf(iv[2]):
+                    unbounded = True
+                    side = "↑" if math.isinf(iv[2]) else "↓"
+                    xy = (iv[0], p) if horizontal else (p, iv[0])
+                    ax.annotate(f"{side} n.e.", xy, fontsize=7, color="#333", ha="left" if horizontal else "center",
+                                va="center" if horizontal else "bottom")
         ticks = list(range(len(categories)))
         if horizontal:
             ax.set_yticks(ticks, list(categories))
@@ -107,6 +116,9 @@ def bars_with_ci(
             if reference is not None:
                 ax.axhline(reference, color="#888", linestyle="--", linewidth=1, label=reference_label or None)
         ax.set_title(title)
+        if unbounded:  # an infinite bound (report.section.interval): the data give no number for it
+            fig.text(0.99, 0.01, "n.e.: CI bound not estimable from this many samples", fontsize=7,
+                     ha="right", va="bottom", color="#333")
         if len(series) > 1:  # below the axes, where no bar can hide it
             fig.legend(loc="outside lower center", ncol=len(series) + 1, fontsize=8, frameon=False)
         elif reference is not None and reference_label:

@@ -30,8 +30,8 @@ class MetricRow:
     probe: str
     name: str
     value: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None  # None: not estimable (types.Metric)
+    ci_high: float | None
     n: int
     method: str = ""
 
@@ -136,11 +136,13 @@ def _check_metric(path: Path, where: str, m: Any) -> None:
         value = m.get(key)
         if key == "n":
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        elif key.startswith("ci_") and key in m and value is None:
+            ok = True  # a bound the data could not give (types.Metric): null, never a number
         else:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
             raise LlmassayError(f"{path}: field '{where}.{key}' is missing or not a number")
-    m["value"], m["ci_low"], m["ci_high"] = (float(m[k]) for k in ("value", "ci_low", "ci_high"))
+    m["value"], m["ci_low"], m["ci_high"] = (None if m[k] is None else float(m[k]) for k in ("value", "ci_low", "ci_high"))
 
 
 def _read_samples(path: Path) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ Whatever a module leaves out, or a probe with no module at all, gets the generic
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,7 +87,11 @@ class SectionContext:
         m = self.metrics.get(name)
         if not m or not finite(m.get("value")):
             return None
-        return float(m["value"]), float(m["ci_low"]), float(m["ci_high"])
+        # A bound that is not estimable (None) becomes an infinity: the plot draws an arrow
+        # for it, never a whisker at some number.
+        low = -math.inf if m.get("ci_low") is None else float(m["ci_low"])
+        high = math.inf if m.get("ci_high") is None else float(m["ci_high"])
+        return float(m["value"]), low, high
 
     def family(self, prefix: str) -> dict[str, dict[str, Any]]:
         """Metrics named `prefix[key]`, by key, in the probe's order."""

@@ -7,6 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from llmassay.terminal import fitted_tables
+from llmassay.types import NOT_ESTIMABLE, bound_text
 
 
 METRIC_HEADERS = ("value", "95% CI", "n")
@@ -19,7 +20,7 @@ def metrics_table(results: dict[str, Any], title: str | None = None, width: int 
     for task, probes in results["results"].items():
         for probe, metrics in probes.items():
             groups[(task, probe)] = [
-                [name, f"{m['value']:.4f}", f"[{m['ci_low']:.4f}, {m['ci_high']:.4f}]", str(m["n"])]
+                [name, f"{m['value']:.4f}", f"[{bound_text(m['ci_low'])}, {bound_text(m['ci_high'])}]", str(m["n"])]
                 for name, m in metrics.items()
             ]
     headers = ("task", "probe", "metric", *METRIC_HEADERS)
@@ -61,17 +62,26 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict) and {"value", "ci_low", "ci_high"} <= value.keys():
-        return f"{_cell(value['value'])} [{_cell(value['ci_low'])}, {_cell(value['ci_high'])}]"
+        return f"{_cell(value['value'])} [{_bound(value['ci_low'])}, {_bound(value['ci_high'])}]"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"  # -0.05 is no 5e-02
     return str(value)
 
 
+def _bound(value: Any) -> str:
+    """A CI bound: None is a bound the data could not give (types.Metric), not a blank."""
+    return NOT_ESTIMABLE if value is None else _cell(value)
+
+
 def headline(line: dict[str, Any]) -> str:
     """A summary line's figure: `spread 0.250 [0.117, 0.383] n=60`."""
     return (f"{line.get('metric')} {_cell(float(line.get('value', float('nan'))))} "
-            f"[{_cell(float(line.get('ci_low', float('nan'))))}, {_cell(float(line.get('ci_high', float('nan'))))}] "
+            f"[{_bound(_number(line.get('ci_low', float('nan'))))}, {_bound(_number(line.get('ci_high', float('nan'))))}] "
             f"n={line.get('n')}")
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:

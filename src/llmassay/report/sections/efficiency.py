@@ -20,7 +20,7 @@ def build(ctx: SectionContext) -> Section:
     quantiles = list(dict.fromkeys(k for p in shown for k in ctx.family(p)))
     plots = []
     if shown:
-        plots.append(generic.grouped_plot(ctx, "latency", "latency percentiles, seconds (bootstrap over requests)",
+        plots.append(generic.grouped_plot(ctx, "latency", "latency percentiles, seconds (order-statistic CIs over requests)",
                                           shown, quantiles, "seconds"))
     section.plots = plots + generic.family_plots(ctx, skip=LATENCIES)
     section.notes = method_notes(ctx.details) + section.notes

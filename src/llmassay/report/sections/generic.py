@@ -14,6 +14,7 @@ from typing import Any
 from llmassay.report.plots import bars_with_ci
 from llmassay.report.section import BrowserRow, Plot, Section, SectionContext, TableBlock
 from llmassay.report.table import column_label
+from llmassay.types import NOT_ESTIMABLE
 
 OUTPUT_FIELDS = ("generation", "output", "text", "response", "completion")
 CORRECT_FIELDS = ("correct", "acc", "exact_match")
@@ -117,7 +118,7 @@ def cell(value: Any) -> str:
     if value is None:
         return "—"
     if _is_metric(value):
-        return f"{cell(value['value'])} [{cell(value['ci_low'])}, {cell(value['ci_high'])}]"
+        return f"{cell(value['value'])} [{_bound(value['ci_low'])}, {_bound(value['ci_high'])}]"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -125,6 +126,11 @@ def cell(value: Any) -> str:
             return str(value)
         return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
     return str(value)
+
+
+def _bound(value: Any) -> str:
+    """A CI bound: None is one the data could not give (types.Metric), not a missing value."""
+    return NOT_ESTIMABLE if value is None else cell(value)
 
 
 def browser_rows(ctx: SectionContext) -> list[BrowserRow]:
