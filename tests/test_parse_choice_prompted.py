@@ -66,3 +66,11 @@ def test_the_last_run_of_options_is_the_questions():
 def test_without_a_prompt_the_old_reading_holds():
     assert parse_choice("B", list("ABCD")) == parse_choice("B", list("ABCD"), None) == 1
     assert parse_choice("Either Venus or Mars", ["Venus", "Mars"]) is None
+
+
+def test_a_label_with_another_options_text_names_two_options():
+    prompt = "Statements 1 and 2?\nA. True, True\nB. False, False\nC. True, False\nD. False, True\nAnswer:"
+    assert parse_choice("A. True, False", list("ABCD"), prompt) is None  # SmolLM2's answer: label A, text of C
+    assert parse_choice("C. True, False", list("ABCD"), prompt) == 2
+    assert parse_choice("A. True, True", list("ABCD"), prompt) == 0
+    assert parse_choice("A. because both hold", list("ABCD"), prompt) == 0

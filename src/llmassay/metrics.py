@@ -168,6 +168,8 @@ _LABEL_TOKENS = {"letter": (r"[A-Za-z]", r"[A-Z]"), "digit": (r"\d{1,2}", r"\d{1
 _WORD_AFTER = re.compile(r"[ \t]+(?!is\b)[a-z]")
 # What a model writes before its answer proper: "(B)", "**Paris**", '"Paris"'.
 _OPENING = re.compile(r"[\s(\[*\"'`]*")
+# A label and what closes it, before the option's text: "B. ", "(C) ", "2) ".
+_LABEL_END = re.compile(r"\w{1,2}[.):\]]*\s*")
 # "not Jupiter", "isn't Venus": an option named to be ruled out.
 _NEGATED = re.compile(r"(?:\b(?:not|never)|n't)[ \t]+$", re.IGNORECASE)
 # An option the prompt lists, one per line: "A. text", "(B) text", "C) text", "[D] text", "2. text".
@@ -194,7 +196,8 @@ def parse_choice(generation: str, choices: Sequence[str], prompt: str | None = N
     as "Congo or Niger" does; "Mars, not Jupiter" names Mars); a label at the start; the
     first upper-case label standing alone (a lower-case letter counts only after "answer
     is"); else the one option whose text the answer states anywhere, at word boundaries
-    ("New York City" over "New York").
+    ("New York City" over "New York"). A label followed by another option's text ("A. True,
+    False" where A reads "True, True") names two options: no parse.
     """
     names = choice_names(choices, prompt)
     text = _SPACES.sub(" ", generation.strip())
@@ -209,9 +212,14 @@ def parse_choice(generation: str, choices: Sequence[str], prompt: str | None = N
     hit = _text_at(text, begin, names)
     if hit is not None:  # "Mars, not Jupiter" names Mars; "Congo or Niger" names no one option
         return hit if named <= {hit} else None
-    for hit in (_label_at(text, begin, names, lenient=False), _first_label(text, names)):
-        if hit is not None:
-            return hit
+    hit = _label_at(text, begin, names, lenient=False)
+    if hit is not None:  # "A. True, False" where A reads "True, True" names two options
+        after = _LABEL_END.match(text, begin)
+        other = _text_at(text, after.end(), names) if after else None
+        return hit if other in (None, hit) else None
+    hit = _first_label(text, names)
+    if hit is not None:
+        return hit
     return named.pop() if len(named) == 1 else None
 
 
