@@ -12,7 +12,8 @@ import pytest
 from fakes import ScriptedBackend, _digest, prompt_of
 
 from llmassay.evaluate import RunConfig, evaluate
-from llmassay.probes.strategies import ANSWER_CUE, CHAT_ANSWER, CHAT_DIRECT, majority, read_answer
+from llmassay.probes._answer_format import ANSWER_ONLY
+from llmassay.probes.strategies import ANSWER_CUE, CHAT_ANSWER, majority, read_answer
 from llmassay.tasks.loader import load_task
 from llmassay.types import GenerateRequest, LlmassayError
 
@@ -157,7 +158,7 @@ def test_chat_models_get_the_template_except_for_k_shot(tmp_path) -> None:
     assert t["zero_shot"]["chat_template"] and t["cot"]["chat_template"] and not t["icl1"]["chat_template"]
     chats = [r for r in backend.asked if r.messages is not None]
     assert any(r.messages[-1] == ("user", CHAT_ANSWER) and r.messages[1][0] == "assistant" for r in chats)
-    assert any(r.messages == (("user", CHAT_DIRECT + "Question: " + question(r) + "\nAnswer:"),) for r in chats)
+    assert any(r.messages == (("user", ANSWER_ONLY + "\n\nQuestion: " + question(r) + "\nAnswer:"),) for r in chats)
     raw = [r for r in backend.asked if r.prompt is not None]
     assert raw and all(r.prompt.count("Question:") == 2 for r in raw)
 

@@ -231,20 +231,110 @@ _AFTER = r"(?=$|[\s,;:!?)\]*]|[.'\"`](?!\w))"
 _LABEL_TOKENS = {"letter": (r"[A-Za-z]", r"[A-Z]"), "digit": (r"\d{1,2}", r"\d{1,2}")}
 # "A" and "I" are also English words: "A lot of people say C", "I think B" (but "A is right").
 _WORD_AFTER = re.compile(r"[ \t]+(?!is\b)[a-z]")
+# What a model writes before its answer proper: "(B)", "**Paris**", '"Paris"'.
+_OPENING = re.compile(r"[\s(\[*\"'`]*")
+# A label and what closes it, before the option's text: "B. ", "(C) ", "2) ".
+_LABEL_END = re.compile(r"\w{1,2}[.):\]]*\s*")
+# "not Jupiter", "isn't Venus": an option named to be ruled out.
+_NEGATED = re.compile(r"(?:\b(?:not|never)|n't)[ \t]+$", re.IGNORECASE)
+# An option the prompt lists, one per line: "A. text", "(B) text", "C) text", "[D] text", "2. text".
+_OPTION_LINE = re.compile(r"^[ \t]*[(\[]?(?P<label>[A-Z]|\d{1,2})[.)\]][ \t]+(?P<text>\S[^\n]*?)[ \t]*$", re.MULTILINE)
 
 
-def parse_choice(generation: str, choices: Sequence[str]) -> int | None:
-    """The choice a free-text answer names, or None when it names none.
+@dataclass(frozen=True)
+class ChoiceNames:
+    """The ways a written answer can name each choice: by label (A, B, … or 1, 2, …) and by text."""
 
-    Label choices (A, B, … or 1, 2, …): an "answer is X" / "answer: X" form first, else the
-    first upper-case letter (or number) standing alone that is a valid choice; a lower-case
-    letter counts only after "answer is". Other choices are matched by normalised text at
-    the start of the answer (or after "answer is"), ending at a word boundary.
+    labels: dict[str, int]  # label key ("B", "2") → choice index
+    kind: str | None  # how labels are spelled: "letter", "digit" (None: no labels)
+    texts: tuple[tuple[re.Pattern[str], int, int], ...]  # (pattern, choice index, length of the text)
+
+
+def parse_choice(generation: str, choices: Sequence[str], prompt: str | None = None) -> int | None:
+    """The choice a free-text answer names, or None when it names none, or two.
+
+    A choice is named by its label (A, B, … or 1, 2, …) and by its text. When `prompt` lists
+    lettered or numbered options ("A. …", "(B) …", "C) …", "1. …"; the last such run, so a
+    few-shot prompt's examples do not count), label choices are also named by the option's
+    text and text choices by the option's label. In order: an "answer is X" / "answer: X"
+    form; an option's text at the start of the answer (unless it names another option too,
+    as "Congo or Niger" does; "Mars, not Jupiter" names Mars); a label at the start; the
+    first upper-case label standing alone (a lower-case letter counts only after "answer
+    is"); else the one option whose text the answer states anywhere, at word boundaries
+    ("New York City" over "New York"). A label followed by another option's text ("A. True,
+    False" where A reads "True, True") names two options: no parse.
     """
-    kind = _label_kind(choices)
-    if kind is not None:
-        return _parse_label(generation, choices, kind)
-    return _parse_text(generation, choices)
+    names = choice_names(choices, prompt)
+    text = _SPACES.sub(" ", generation.strip())
+    for lead in _ANSWER_LEAD.finditer(text):  # an option's text first: "A French production …" is no label
+        hit = _text_at(text, lead.end(), names)
+        hit = _label_at(text, lead.end(), names, lenient=True) if hit is None else hit
+        if hit is not None:
+            return hit
+    start = _OPENING.match(text)
+    begin = start.end() if start else 0
+    named = _texts_named(text, names)
+    hit = _text_at(text, begin, names)
+    if hit is not None:  # "Mars, not Jupiter" names Mars; "Congo or Niger" names no one option
+        return hit if named <= {hit} else None
+    hit = _label_at(text, begin, names, lenient=False)
+    if hit is not None:  # "A. True, False" where A reads "True, True" names two options
+        after = _LABEL_END.match(text, begin)
+        other = _text_at(text, after.end(), names) if after else None
+        return hit if other in (None, hit) else None
+    hit = _first_label(text, names)
+    if hit is not None:
+        return hit
+    return named.pop() if len(named) == 1 else None
+
+
+def shown_options(prompt: str) -> list[tuple[str, str]]:
+    """The options a prompt lists as (label, text), labels in sequence from A (or 1); the
+    last such run of two or more, or [] when it lists none."""
+    runs: list[list[tuple[str, str]]] = []
+    open_run = False
+    for m in _OPTION_LINE.finditer(prompt):
+        label, key = m.group("label"), _label_key(m.group("label"))
+        if key in ("A", "1"):
+            runs.append([(label, m.group("text"))])
+            open_run = True
+        elif open_run and key == _next_label(_label_key(runs[-1][-1][0])):
+            runs[-1].append((label, m.group("text")))
+        else:
+            open_run = False
+    runs = [r for r in runs if len(r) >= 2]
+    return runs[-1] if runs else []
+
+
+def choice_names(choices: Sequence[str], prompt: str | None = None) -> ChoiceNames:
+    """How an answer may name each of `choices`, reading the options `prompt` lists."""
+    shown = shown_options(prompt) if prompt else []
+    keys = [_label_key(c) for c in choices] if _label_kind(choices) else []
+    shown_keys = [_label_key(label) for label, _ in shown]
+    normed = [normalise_answer(c) for c in choices]
+    if keys and shown and sorted(shown_keys) == sorted(keys) and len(set(keys)) == len(keys):
+        # label choices, the prompt shows each label's text
+        return _names({k: i for i, k in enumerate(keys)}, [(t, keys.index(k)) for k, (_, t) in zip(shown_keys, shown)])
+    shown_texts = [normalise_answer(t) for _, t in shown]
+    if shown and sorted(shown_texts) == sorted(normed) and len(set(normed)) == len(normed):
+        # text choices, the prompt shows them under labels
+        return _names({k: normed.index(t) for k, t in zip(shown_keys, shown_texts)}, list(zip(choices, range(len(choices)))))
+    if keys:
+        return _names({k: i for i, k in enumerate(keys)}, [])
+    return _names({}, list(zip(choices, range(len(choices)))))
+
+
+def _names(labels: dict[str, int], texts: list[tuple[str, int]]) -> ChoiceNames:
+    kind = None if not labels else "digit" if all(k.isdigit() for k in labels) else "letter"
+    patterns = tuple((_text_pattern(n), i, len(n)) for n, i in ((normalise_answer(t), i) for t, i in texts) if n)
+    return ChoiceNames(labels, kind, patterns)
+
+
+def _text_pattern(text: str) -> re.Pattern[str]:
+    # A number is not part of another ("-1", "0.5", "8,000"); a word not part of a longer word.
+    before = r"(?<![\w.\-])" if text[0].isdigit() else r"(?<!\w)"
+    after = r"(?!\w)(?![.,]\d)" if text[-1].isdigit() else r"(?!\w)"
+    return re.compile(before + r"\s+".join(map(re.escape, text.split(" "))) + after, re.IGNORECASE)
 
 
 def _label_kind(choices: Sequence[str]) -> str | None:
@@ -255,21 +345,35 @@ def _label_kind(choices: Sequence[str]) -> str | None:
     return None
 
 
-def _parse_label(text: str, choices: Sequence[str], kind: str) -> int | None:
-    keys = [_label_key(c) for c in choices]
-    lenient_token, strict_token = _LABEL_TOKENS[kind]
-    lenient = re.compile(f"(?P<label>{lenient_token})" + _AFTER)  # right after "answer is"
-    strict = re.compile(_BEFORE + f"(?P<label>{strict_token})" + _AFTER)
-    explicit = (lenient.match(text, lead.end()) for lead in _ANSWER_LEAD.finditer(text))
-    for match in [m for m in explicit if m] + list(strict.finditer(text)):
-        key = _label_key(match.group("label"))
-        if key in keys and not _is_english_word(text, match):
-            return keys.index(key)
-    return None
-
-
 def _label_key(label: str) -> str:
     return str(int(label)) if label.isdigit() else label.upper()
+
+
+def _next_label(key: str) -> str:
+    return str(int(key) + 1) if key.isdigit() else chr(ord(key) + 1)
+
+
+def _label_at(text: str, pos: int, names: ChoiceNames, lenient: bool) -> int | None:
+    """The choice whose label stands at `pos` (lenient: lower case too, as after "answer is")."""
+    if names.kind is None:
+        return None
+    token = _LABEL_TOKENS[names.kind][0 if lenient else 1]
+    match = re.compile(f"(?P<label>{token})" + _AFTER).match(text, pos)
+    if match is None or _is_english_word(text, match):
+        return None
+    return names.labels.get(_label_key(match.group("label")))
+
+
+def _first_label(text: str, names: ChoiceNames) -> int | None:
+    """The first upper-case label (or number) standing alone that is a valid choice."""
+    if names.kind is None:
+        return None
+    strict = re.compile(_BEFORE + f"(?P<label>{_LABEL_TOKENS[names.kind][1]})" + _AFTER)
+    for match in strict.finditer(text):
+        key = _label_key(match.group("label"))
+        if key in names.labels and not _is_english_word(text, match):
+            return names.labels[key]
+    return None
 
 
 def _is_english_word(text: str, match: re.Match[str]) -> bool:
@@ -277,15 +381,23 @@ def _is_english_word(text: str, match: re.Match[str]) -> bool:
     return label in "AaIi" and bool(_WORD_AFTER.match(text, match.end()))
 
 
-def _parse_text(text: str, choices: Sequence[str]) -> int | None:
-    normed = [normalise_answer(c) for c in choices]
-    patterns = [re.compile(re.escape(c) + r"(?!\w)") if c else None for c in normed]
-    norm = normalise_answer(text)
-    for start in [lead.end() for lead in _ANSWER_LEAD.finditer(norm)] + [0]:
-        hits = [i for i, p in enumerate(patterns) if p is not None and p.match(norm, start)]
-        if hits:
-            return max(hits, key=lambda i: len(normed[i]))  # "New York City" over "New York"
-    return None
+def _text_at(text: str, pos: int, names: ChoiceNames) -> int | None:
+    """The choice whose text starts at `pos`; the longest when several do."""
+    hits = [(length, i) for pattern, i, length in names.texts if pattern.match(text, pos)]
+    if not hits:
+        return None
+    longest = max(length for length, _ in hits)
+    found = {i for length, i in hits if length == longest}
+    return found.pop() if len(found) == 1 else None
+
+
+def _texts_named(text: str, names: ChoiceNames) -> set[int]:
+    """The choices whose texts the answer states anywhere; a text inside a longer one's
+    match ("New York" in "New York City") or right after "not" ("Mars, not Jupiter") does not count."""
+    spans = [(m.start(), m.end(), i) for pattern, i, _ in names.texts for m in pattern.finditer(text)
+             if not _NEGATED.search(text, 0, m.start())]
+    return {i for s, e, i in spans
+            if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)}
 
 # -- quantiles ------------------------------------------------------------------------------
 def min_n_for_bound(q: float, level: float = 0.95) -> int:

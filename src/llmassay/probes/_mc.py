@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llmassay.metrics import argmax, byte_normalised_loglikelihoods, normalised_loglikelihoods, parse_choice
+from llmassay.probes._answer_format import instructed
 from llmassay.probes.base import ProbeConfig
 from llmassay.types import GenerateRequest, Generation, LoglikelihoodRequest
 
@@ -28,6 +29,7 @@ LOGLIK_METRICS = ("acc", "acc_norm", "acc_bytes")  # metrics read from log-likel
 class MCItem:
     prompt: str
     choices: tuple[str, ...]  # answer strings; the delimiter is prepended when scored
+    instruction: str = ""  # said before the prompt in a chat turn (the answer's format); never in log-likelihoods
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class MCScore:
     is_greedy: tuple[bool, ...]
     generation: str | None = None
     n_truncated_tokens: int = 0  # the most tokens any of the item's requests lost to the context window
+    prompt: str | None = None  # the item's prompt: the options it lists name the choices too (parse_choice)
 
     @property
     def pred(self) -> int:
@@ -49,7 +52,7 @@ class MCScore:
         return argmax(byte_normalised_loglikelihoods(self.loglikelihoods, choices))
 
     def pred_gen(self, choices: Sequence[str]) -> int | None:
-        return None if self.generation is None else parse_choice(self.generation, choices)
+        return None if self.generation is None else parse_choice(self.generation, choices, self.prompt)
 
     def prediction(self, mode: str, choices: Sequence[str]) -> int | None:
         if mode == "acc":
@@ -73,7 +76,8 @@ def score_multiple_choice(
 ) -> list[MCScore]:
     """Score `items` by log-likelihood (unless `loglik` is off: a chat endpoint may return
     no prompt log-probabilities) and, with `generate`, by a written answer — through the
-    model's chat template when `chat`."""
+    model's chat template when `chat` (after the item's `instruction`). Written answers are
+    read with the item's prompt, whose listed options name the choices too."""
     requests = [LoglikelihoodRequest(item.prompt, delimiter + c) for item in items for c in item.choices]
     answers = iter(engine.loglikelihood(requests) if loglik else [])
     generations: list[Generation | None] = [None] * len(items)
@@ -81,7 +85,7 @@ def score_multiple_choice(
         gen_requests = [
             GenerateRequest(
                 prompt=None if chat else item.prompt,
-                messages=(("user", item.prompt),) if chat else None,
+                messages=(("user", instructed(item.prompt, item.instruction)),) if chat else None,
                 max_tokens=MC_ANSWER_TOKENS,
                 stop=("\n",),
                 temperature=cfg.temperature,
@@ -100,6 +104,7 @@ def score_multiple_choice(
                 n_tokens=tuple(r.n_tokens for r in results),
                 is_greedy=tuple(r.is_greedy for r in results),
                 generation=None if generation is None else generation.text,
+                prompt=item.prompt,
                 n_truncated_tokens=max([r.n_truncated_tokens for r in results]
                                        + [generation.n_truncated_tokens if generation else 0]),
             )

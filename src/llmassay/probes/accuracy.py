@@ -10,6 +10,10 @@ endpoint without prompt log-probabilities can still answer a multiple-choice tas
 Instruct models end their turn where a base model would write the answer, so free
 generation goes through the model's chat template when it has one (`chat_template=auto`,
 as lm-eval's `--apply_chat_template`); log-likelihood scoring always reads the raw prompt.
+In a chat turn the prompt is preceded by one line saying what to reply with, in the form
+the task's parser reads (`chat_format=instruct`, `_answer_format`): asked the bare prompt,
+SmolLM2 explains, is cut off, and its first operand is read as its answer. `chat_format=bare`
+sends the prompt alone, as lm-eval does, for comparison. Rows and details name the line sent.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmassay.metrics import argmax, proportion
+from llmassay.probes._answer_format import choice_instruction, generation_instruction, instructed
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.probes._options import option
@@ -39,6 +44,11 @@ class AccuracyOptions:
         "auto", "free generation through the model's chat template: auto (chat models, zero-shot tasks), on, off",
         choices=("auto", "on", "off"),
     )
+    chat_format: str = option(
+        "instruct", "a chat turn says the answer's form the task's parser reads (instruct, e.g. 'Reply with the letter "
+        "of the correct option only.') or sends the bare prompt (bare, as lm-eval's --apply_chat_template)",
+        choices=("instruct", "bare"),
+    )
 
 
 def uses_chat(opts: AccuracyOptions, cfg: ProbeConfig, task: Task) -> bool:
@@ -59,7 +69,9 @@ class AccuracyProbe(Probe):
     description = "the task's own metrics: acc, acc_norm, acc_gen (multiple choice), exact_match (generation)"
     challenge = "accuracy"
     Options = AccuracyOptions
-    schema_version = 2  # 2: rows hold only the requested metrics; chat-template generations
+    # 2: rows hold only the requested metrics; chat-template generations. 3: a chat turn says the
+    # answer's form (chat_format); acc_gen reads the options the prompt lists (parse_choice)
+    schema_version = 3
     sample_metrics = {
         **{name: _flag(name) for name in SCORED},
         "gen_parsed": SampleMetric(
@@ -76,19 +88,22 @@ class AccuracyProbe(Probe):
             return score_loglikelihood(engine, samples)
         if task.output_type == "loglikelihood_rolling":
             return score_rolling(engine, task, samples)
+        chat = uses_chat(opts, cfg, task)
+        instruct = chat and opts.chat_format == "instruct"
         if task.output_type == "multiple_choice":
-            return self._multiple_choice(task, samples, engine, uses_chat(opts, cfg, task), cfg)
-        return self._generation(task, samples, engine, uses_chat(opts, cfg, task), cfg)
+            return self._multiple_choice(task, samples, engine, chat, instruct, cfg)
+        return self._generation(task, samples, engine, chat, instruct, cfg)
 
     def _multiple_choice(
-        self, task: Task, samples: list[Sample], engine: Engine, chat: bool, cfg: ProbeConfig
+        self, task: Task, samples: list[Sample], engine: Engine, chat: bool, instruct: bool, cfg: ProbeConfig
     ) -> list[Row]:
         delim = task.target_delimiter
         generate = "acc_gen" in task.metrics
         loglik = task.process_results is not None or any(
             m in LOGLIK_METRICS or m in CORPUS_METRICS or m == "acc_mutual_info" for m in task.metrics)
         generate = generate and task.process_results is None
-        items = [MCItem(s.prompt, tuple(s.choices or ())) for s in samples]
+        items = [MCItem(s.prompt, tuple(s.choices or ()),
+                        choice_instruction(s.choices or (), s.prompt) if instruct and generate else "") for s in samples]
         rows = []
         if task.continuations:  # lm-eval's per-choice contexts (winogrande): one continuation after each
             scores = score_partial(engine, samples, task.continuations, delim)
@@ -96,7 +111,7 @@ class AccuracyProbe(Probe):
         else:
             scores = score_multiple_choice(engine, items, delim, cfg, generate, loglik=loglik, chat=chat)
         unconditional = unconditional_loglikelihoods(engine, samples, delim) if "acc_mutual_info" in task.metrics else None
-        for sample, score in zip(samples, scores):
+        for sample, item, score in zip(samples, items, scores):
             choices = sample.choices or []
             row: Row = {"id": sample.id, "prompt": sample.prompt, "choices": [delim + c for c in choices],
                         "target": sample.target}
@@ -124,10 +139,14 @@ class AccuracyProbe(Probe):
                 row.update(generation=score.generation, pred_gen=parsed, acc_gen=parsed == sample.target)
                 if chat:
                     row["chat_template"] = True
+                if item.instruction:
+                    row["instruction"] = item.instruction
             rows.append(row)
         return rows
 
-    def _generation(self, task: Task, samples: list[Sample], engine: Engine, chat: bool, cfg: ProbeConfig) -> list[Row]:
+    def _generation(
+        self, task: Task, samples: list[Sample], engine: Engine, chat: bool, instruct: bool, cfg: ProbeConfig
+    ) -> list[Row]:
         kwargs = task.generation_kwargs
         common: dict[str, Any] = dict(
             max_tokens=kwargs["max_gen_toks"], stop=tuple(kwargs["until"]), temperature=cfg.temperature, seed=cfg.seed
@@ -135,10 +154,11 @@ class AccuracyProbe(Probe):
         # lm-eval's `repeats`: K answers per item for the filters (majority_vote). Greedy
         # decoding would give K equal answers, so one is asked; sampled ones get seeds seed … seed+K−1.
         k = task.repeats if cfg.temperature > 0 else 1
+        said = [generation_instruction(task, task.references(s)) if instruct else "" for s in samples]
         requests = [
-            GenerateRequest(messages=(("user", s.prompt),), **{**common, "seed": cfg.seed + r}) if chat
+            GenerateRequest(messages=(("user", instructed(s.prompt, line)),), **{**common, "seed": cfg.seed + r}) if chat
             else GenerateRequest(prompt=s.prompt, **{**common, "seed": cfg.seed + r})
-            for s in samples for r in range(k)
+            for s, line in zip(samples, said) for r in range(k)
         ]
         answers = engine.generate(requests)
         rows = []
@@ -160,6 +180,8 @@ class AccuracyProbe(Probe):
                 row["generations"] = texts
             if chat:
                 row["chat_template"] = True
+            if said[i]:
+                row["instruction"] = said[i]
             if g.n_truncated_tokens:
                 row["n_truncated_tokens"] = g.n_truncated_tokens
             rows.append(row)
@@ -175,7 +197,13 @@ class AccuracyProbe(Probe):
                    else item_mean([r[name] for r in rows]) for name in task.metrics}
         if "acc_gen" in task.metrics:
             metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])
-        details: dict[str, Any] = {"chat_template": uses_chat(opts, cfg, task)} if _generates(task) else {}
+        details: dict[str, Any] = {}
+        if _generates(task):
+            chat = uses_chat(opts, cfg, task)
+            details = {"chat_template": chat}
+            if chat:  # the line each chat turn began with, in the form the task's parser reads
+                details.update(chat_format=opts.chat_format,
+                               answer_instructions=list(dict.fromkeys(r["instruction"] for r in rows if "instruction" in r)))
         return Analysis(metrics, details)
 
     def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:

@@ -84,6 +84,7 @@ class BrittlenessProbe(Probe):
     challenge = "prompt brittleness"
     task_types = ("multiple_choice",)
     Options = BrittlenessOptions
+    schema_version = 2  # 2: acc_gen reads the options each variant's prompt lists (an option's text names it)
     sample_metrics = {
         "acc": _variant_flags("correct"),
         "flip_rate": SampleMetric(_flips, "1 if the variant's answer differs from the canonical one", family=True),

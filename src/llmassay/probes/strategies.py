@@ -31,7 +31,6 @@ run which template (a hash of its text, `chat_template_id`).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -41,6 +40,7 @@ import numpy as np
 
 from llmassay.backends.chat import chat_template_id
 from llmassay.metrics import bootstrap_mean, exact_match, holm, mcnemar_exact, normalise_answer, proportion, spread_with_null
+from llmassay.probes._answer_format import ANSWER_ONLY, NUMBER, instructed, is_number
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.types import GenerateRequest, Generation, LlmassayError, Metric, Sample
@@ -54,15 +54,12 @@ STRATEGIES = ("zero_shot", "icl1", "icl3", "icl5", "cot", "sc", "ltm")
 ALPHA = 0.05
 COT_CUE = " Let's think step by step."
 ANSWER_CUE = "\nTherefore, the answer is"
-CHAT_ANSWER = "What is the final answer? Reply with the answer only."
-# A chat model asked the bare "Question: …\nAnswer:" explains first and is cut at the task's
-# few answer tokens (SmolLM2: "To calculate -5 / 5, we need to perform"), which would read
-# "-5" as its answer: zero-shot in chat is told what the reasoning strategies' last turn is.
-CHAT_DIRECT = "Reply with the answer only.\n\n"
+CHAT_ANSWER = "What is the final answer? " + ANSWER_ONLY
+# Zero-shot in chat is told what the reasoning strategies' last turn is (`_answer_format`:
+# asked the bare prompt, a chat model explains and is cut off).
 LTM_DECOMPOSE = " Let's break this problem down into simpler sub-questions.\n1."
 LTM_SOLVE = "\nNow let's answer the sub-questions one by one.\n"
 REASONING_STOP = ("\nQuestion:", "\n\n\n")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def _names(spec: str) -> list[str]:
@@ -111,8 +108,8 @@ def read_answer(text: str, target: str) -> str:
     """The answer a generation gives: its first number when the reference is a number
     (a short model writes "74 legs."), otherwise its first line."""
     line = text.strip().split("\n", 1)[0] if text.strip() else ""
-    if _NUMBER.fullmatch(normalise_answer(str(target))):
-        found = _NUMBER.search(line)
+    if is_number(target):
+        found = NUMBER.search(line)
         return found.group(0) if found else normalise_answer(line)
     return normalise_answer(line)
 
@@ -177,8 +174,8 @@ class StrategiesProbe(Probe):
         chat = {n: self._chat(n, opts, cfg) for n in names}
         for name in names:
             if name == BASELINE:
-                results[name] = self._direct(asker, [(CHAT_DIRECT if chat[name] else "") + z.prompt for z in zero],
-                                             chat[name])
+                results[name] = self._direct(asker, [instructed(z.prompt, ANSWER_ONLY if chat[name] else "")
+                                                     for z in zero], chat[name])
             elif name.startswith("icl"):
                 k = int(name[3:])
                 results[name] = self._direct(asker, [self._render(task, s, k, cfg).prompt for s in samples], chat[name])
