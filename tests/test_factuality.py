@@ -129,8 +129,11 @@ def test_profile_fact_precision_is_the_planted_one(tmp_path):
     # Free text: 6 recognised sentences (area and neighbours are not written), 2 wrong in half.
     assert m["facts_per_answer/free[none]"].value == 6
     assert m["fact_precision/free[none]"].value == pytest.approx((4 * 4 / 6 + 4) / 8)
-    # Both paths check capital, continent, currencies, languages, population, calling code.
-    assert m["path_agreement[none]"].value == 1.0 and m["path_agreement[none]"].n == 8 * 6
+    # Both paths check capital, continent, currencies, languages, population, calling code;
+    # the unit is the profile (8), not the field (8 × 6).
+    assert m["path_agreement[none]"].value == 1.0 and m["path_agreement[none]"].n == 8
+    # One sentence of seven ("It is a nice place to visit.") is read by no pattern.
+    assert m["unverified/free[none]"].value == pytest.approx(1 / 7) and "unverified/structured[none]" not in m
     row = next(r for r in result.samples if r["country"] == codes[0])
     facts = row["modes"]["none"]["structured"]["facts"]
     assert {f["field"]: f["verdict"] for f in facts}["capital"] == "contradicted"

@@ -94,3 +94,10 @@ def with_aliases(name: str, aliases: tuple[str, ...] | list[str]) -> list[str]:
             seen.add(norm(a))
             out.append(a)
     return out
+
+
+def other_cities(country_code: str, capitals: list[str]) -> list[str]:
+    """Primary names of the country's GeoNames cities other than the ones `capitals` name:
+    the places a short answer about its capital may name instead ("Lyon, Paris or Nice")."""
+    own = {int(c["geonameid"]) for name in capitals if (c := _find(country_code, name))}
+    return [c["name"] for c in _cities().by_country.get(country_code, []) if int(c["geonameid"]) not in own]

@@ -3,7 +3,9 @@
 Each line of the answers file is `{"id": …, "answer": …}` with an optional `"question"` and
 `"country"` (name or ISO code; otherwise the first country the question, then the answer,
 names). A JSON object answer goes the structured path (each field one fact), text the free
-path (sentences, field patterns). Malformed lines are one-line errors naming file and line.
+path (sentences, every field pattern match one claim, each (field, value) once; a sentence no
+pattern reads is `unverified`, reported beside precision as in the probe). Malformed lines
+are one-line errors naming file and line.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from llmassay.jsonlines import json_lines
 from llmassay.factuality.kb import Country, KnowledgeBase, norm
+from llmassay.factuality.scores import answer_metrics
 from llmassay.factuality.verify import counts, profile_facts, text_facts
 from llmassay.metrics import bootstrap_mean, proportion
 from llmassay.types import LlmassayError, Metric
@@ -84,11 +87,11 @@ def check_answer(kb: KnowledgeBase, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarise(results: list[dict[str, Any]], seed: int = 0) -> dict[str, Metric]:
+    """The probe's figures (`factuality.scores`: precision over read facts, the unverified
+    share beside it, abstention), plus the not-in-KB rate and the share with no read fact."""
     answered = [r["counts"] for r in results if sum(r["counts"].values())]
     return {
-        "fact_precision": bootstrap_mean([c["supported"] / sum(c.values()) for c in answered], seed),
-        "contradicted_rate": bootstrap_mean([c["contradicted"] / sum(c.values()) for c in answered], seed),
+        **answer_metrics(results, seed),
         "not_in_kb_rate": bootstrap_mean([c["not_in_kb"] / sum(c.values()) for c in answered], seed),
-        "facts_per_answer": bootstrap_mean([sum(c.values()) for c in answered], seed),
         "no_checkable_fact": proportion([not sum(r["counts"].values()) for r in results]),
     }

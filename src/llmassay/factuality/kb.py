@@ -55,6 +55,14 @@ class Country:
     # field → the list values' alternative spellings (currency codes and names, ...)
     spellings: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
+    def spelled(self, name: str) -> list[tuple[str, str]]:
+        """(value, spelling) for every spelling of every source's value of a field."""
+        out = []
+        for value in (self.values.get(name) or {}).values():
+            for v in value if isinstance(value, list) else [value]:
+                out += [(str(v), s) for s in (self.spellings.get(name) or {}).get(str(v), [str(v)])]
+        return out
+
     def first(self, name: str) -> Any:
         """The field's value from the first source that has it (None when none does)."""
         by_source = self.values.get(name) or {}

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from llmassay.factuality.kb import FIELDS, LIST_FIELDS, NUMBER_FIELDS, TOLERANCE, Country, KnowledgeBase, norm
+from llmassay.metrics import normalise_answer
 
 VERDICTS = ("supported", "contradicted", "not_in_kb")
 _SCALE = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9}
@@ -73,19 +74,30 @@ def _text_match(name: str, given: Any, known: Any) -> bool:
         return False
     if name == "calling_code":
         return g.replace(" ", "").lstrip("0") == k.replace(" ", "").lstrip("0")
-    # "Washington, D.C." vs "Washington": the part before a comma names the place.
-    return g == k or g == norm(str(known).split(",")[0]) or norm(str(given).split(",")[0]) == k
+    # "Iran, Islamic Republic of" vs "Iran": the part before the comma of a name known to hold
+    # one names the place. Any other comma separates a list: "Paris, Lyon" is not Paris.
+    return g == k or g == _comma_head(known, True) or _comma_head(given, False) == k
+
+
+def _comma_head(text: Any, known: bool) -> str | None:
+    """The part before the comma of a name that holds one: a KB value (`known`), or a name
+    listed as holding one (pycountry's, "Washington, D.C."); None for anything else."""
+    raw = str(text)
+    if "," not in raw or not (known or norm(raw) in _comma_names()):
+        return None
+    return norm(raw.split(",")[0])
 
 
 def accepted(country: Country, name: str) -> list[str]:
     """Every spelling that counts as right for a field (all sources, all spellings)."""
-    out: list[str] = []
-    for value in (country.values.get(name) or {}).values():
-        for v in _as_list(value):
-            for s in (country.spellings.get(name) or {}).get(str(v), [str(v)]):
-                if s not in out:
-                    out.append(s)
-    return out
+    return list(dict.fromkeys(s for _, s in country.spelled(name)))
+
+
+def _without_own_name(country: Country, value: Any) -> Any:
+    """"Paris, France" asserts Paris: a trailing ", <the country's own name>" is dropped."""
+    head, _, tail = str(value).rpartition(",")
+    own = {norm(n) for n in (country.name, *country.aliases)}
+    return head if head.strip() and norm(tail) in own else value
 
 
 def verify(kb: KnowledgeBase, country: Country | None, name: str, value: Any, text: str = "") -> Fact:
@@ -95,10 +107,9 @@ def verify(kb: KnowledgeBase, country: Country | None, name: str, value: Any, te
     evidence = f"{country.code}.{name}"
     if name in NUMBER_FIELDS:
         ok = any(same_value(name, value, v) for v in country.values[name].values())
-    elif name in LIST_FIELDS:
-        ok = any(_text_match(name, value, s) for s in accepted(country, name))
     else:
-        ok = any(_text_match(name, value, s) for s in accepted(country, name))
+        given = _without_own_name(country, value) if name == "capital" else value
+        ok = any(_text_match(name, given, s) for s in accepted(country, name))
     return Fact(name, value, "supported" if ok else "contradicted", evidence, text)
 
 
@@ -122,7 +133,10 @@ def profile_facts(kb: KnowledgeBase, country: Country | None, record: Any) -> li
 # -- free text: sentences → recognised field claims -----------------------------------------
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("capital", re.compile(r"capital(?: city)?(?: of [\w .'-]+?)? (?:is|was|:)\s+(?P<v>[A-Z][\w .'-]*?)(?=[,.;(]|\s+and\s|$)")),
-    ("capital", re.compile(r"(?P<v>[A-Z][\w .'-]*?),? (?:is|serves as) (?:the|its) capital")),
+    # "Paris is the capital": the name is the capitalised words just before (with "of", "la" …
+    # between them: "Andorra la Vella"), not the sentence up to there.
+    ("capital", re.compile(r"(?<![\w'])(?P<v>[A-Z][\w.'-]*(?:\s+(?:(?:of|de|la|el|es|al|da|do|del|di|du)\s+)*[A-Z][\w.'-]*)*)"
+                           r",? (?:is|serves as) (?:the|its) capital")),
     ("continent", re.compile(r"(?:located|situated|lies|is|country) in (?:the )?(?:continent of )?(?P<v>(?:North |South )?"
                              r"(?:America|Europe|Asia|Africa|Oceania|Antarctica))")),
     ("currencies", re.compile(r"currenc(?:y|ies)(?: of [\w .'-]+?)? (?:is|are|:)\s+(?:the )?(?P<v>[\w .,'-]+?)(?=[.;(]|$)")),
@@ -140,14 +154,17 @@ _SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
 _JOINED_NAMES = ("Antigua and Barbuda", "Bosnia and Herzegovina", "Saint Kitts and Nevis", "Saint Pierre and Miquelon",
                  "Saint Vincent and the Grenadines", "Sao Tome and Principe", "São Tomé and Príncipe",
                  "Trinidad and Tobago", "Turks and Caicos Islands", "Wallis and Futuna")
+# Places whose name holds a comma that is no list separator (beyond pycountry's countries).
+_COMMA_PLACES = ("Washington, D.C.",)
 # "Norway to the north": the direction is no part of the name.
 _DIRECTION = re.compile(r"\s+(?:to|in|on) the (?:north|south|east|west)(?:-?(?:east|west))?(?:ern)?\b.*$", re.IGNORECASE)
 _WATER = re.compile(r"\b(?:Ocean|Sea|Gulf|Bay|Strait|Channel|Lake|River)\b", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
-def _joined_names() -> re.Pattern[str]:
-    names = set(_JOINED_NAMES)
+def _names_with_separators() -> frozenset[str]:
+    """Names holding "and" or a comma that are one name: the lists above and pycountry's."""
+    names = set(_JOINED_NAMES) | set(_COMMA_PLACES)
     try:
         import pycountry
     except ImportError:  # pragma: no cover - pycountry ships with the [facts] extra
@@ -155,7 +172,17 @@ def _joined_names() -> re.Pattern[str]:
     else:
         names |= {n for c in pycountry.countries for a in ("name", "common_name", "official_name")
                   if (n := getattr(c, a, None)) and (" and " in n or ", " in n)}
-    ordered = sorted(names, key=len, reverse=True)  # "Republic of Trinidad and Tobago" before its tail
+    return frozenset(names)
+
+
+@lru_cache(maxsize=1)
+def _comma_names() -> frozenset[str]:
+    return frozenset(norm(n) for n in _names_with_separators() if "," in n)
+
+
+@lru_cache(maxsize=1)
+def _joined_names() -> re.Pattern[str]:
+    ordered = sorted(_names_with_separators(), key=len, reverse=True)  # "Republic of Trinidad and Tobago" first
     return re.compile("|".join(re.escape(n) for n in ordered), re.IGNORECASE)
 
 
@@ -181,33 +208,71 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in pysbd.Segmenter(language="en", clean=False).segment(text) if s.strip()]
 
 
+# Where one claim ends and the next begins inside a sentence: the value of "the currency is
+# the Euro and the population is …" ends at the last separator before "population".
+_CLAUSE = re.compile(r",\s*(?:and\s+|but\s+|while\s+)?|;\s*|\s+(?:and|but|while|whereas)\s+")
+_TAIL = re.compile(r"(?:[\s,;]+(?:and|but|while|whereas|the|its|it|their)\b)+[\s,;]*$|[\s,;]+$", re.IGNORECASE)
+# A sentence that only declines to answer is no claim ("I don't know.").
+ABSTAIN_PHRASES = ("i don't know", "i do not know", "not sure", "cannot answer", "can't answer", "no information",
+                   "unknown", "i'm sorry", "i am sorry", "unable to")
+
+
+def abstains(text: str) -> bool:
+    """Empty, or a refusal / "I don't know" (case and spacing do not count)."""
+    t = normalise_answer(text)
+    return not t or any(p in t for p in ABSTAIN_PHRASES)
+
+
+def sentence_claims(sentence: str) -> list[tuple[str, str]]:
+    """(field, raw value) for every field pattern match in a sentence, each value cut where
+    the next match's clause begins."""
+    found = sorted(((name, m) for name, pattern in _PATTERNS for m in pattern.finditer(sentence)),
+                   key=lambda x: x[1].start("v"))
+    starts = sorted({m.start() for _, m in found})
+    out = []
+    for name, m in found:
+        start, end = m.span("v")
+        other = next((s for s in starts if start < s < end), None)
+        if other is not None:
+            cuts = [c.start() for c in _CLAUSE.finditer(sentence, start, other)]
+            end = cuts[-1] if cuts else other
+        raw = _TAIL.sub("", sentence[start:end]).strip(" .,")
+        if raw:
+            out.append((name, raw))
+    return out
+
+
+def _claim_key(name: str, value: str) -> tuple[str, Any]:
+    number = parse_number(value) if name in NUMBER_FIELDS else None
+    return name, number if number is not None else norm(value)
+
+
 def text_claims(text: str) -> list[tuple[str | None, Any, str]]:
-    """(field, value, sentence) for every recognised claim; (None, None, sentence) for a
-    sentence where no field is recognised (the judge's job)."""
+    """(field, value, sentence) for every recognised claim, each (field, value) once however
+    often it is repeated; (None, None, sentence) for a sentence no pattern reads (the judge's
+    job, or an `unverified` outcome). A sentence that only abstains is neither."""
     out: list[tuple[str | None, Any, str]] = []
+    seen: set[tuple[str, Any]] = set()
     for sentence in _sentences(text):
-        found = False
-        for name, pattern in _PATTERNS:
-            match = pattern.search(sentence)
-            if not match:
-                continue
-            found = True
-            raw = match.group("v").strip(" .,")
-            if name in LIST_FIELDS:
-                values = split_list(raw)
-                if name == "neighbours":  # "bordered by the Atlantic Ocean" names no country
-                    values = [_DIRECTION.sub("", v) for v in values if not _WATER.search(v)]
-                out += [(name, v, sentence) for v in values]
-            else:
-                out.append((name, raw, sentence))
-            break
-        if not found:
-            out.append((None, None, sentence))
+        claims = sentence_claims(sentence)
+        if not claims:
+            if not abstains(sentence):
+                out.append((None, None, sentence))
+            continue
+        for name, raw in claims:
+            values = split_list(raw) if name in LIST_FIELDS else [raw]
+            if name == "neighbours":  # "bordered by the Atlantic Ocean" names no country
+                values = [_DIRECTION.sub("", v) for v in values if not _WATER.search(v)]
+            for v in values:
+                if v and _claim_key(name, v) not in seen:
+                    seen.add(_claim_key(name, v))
+                    out.append((name, v, sentence))
     return out
 
 
 def text_facts(kb: KnowledgeBase, country: Country | None, text: str) -> tuple[list[Fact], list[str]]:
-    """The free-text path's field-matched facts, and the sentences left for a judge."""
+    """The free-text path's field-matched facts, and the sentences no pattern reads (left
+    for a judge, else counted as `unverified`)."""
     facts, unmatched = [], []
     for name, value, sentence in text_claims(text):
         if name is None:

@@ -2,12 +2,13 @@
 retrieval, and whether an edited passage overrides what the model memorised.
 
 Two question forms (the doc's `form`): short questions (`country_facts`), scored by exact
-match after normalisation and by the verifier (the answer names an accepted value), and
-profiles (`country_profiles`), decomposed two ways — `structured`: the profile as JSON under
-a schema (constrained decoding), each field one atomic fact checked exactly against the KB
-record, no judge; `free`: free text split into sentences (pysbd), claims read by field
-patterns, and sentences no pattern recognises left to a judge (`judge=self`, the model under
-test, its prompts kept per sample) or counted as unverified. Each `rag` mode adds context:
+match after normalisation and by `correct` (the answer asserts one value of the field, and an
+accepted one: `factuality.answer`), and profiles (`country_profiles`), decomposed two ways —
+`structured`: the profile as JSON under a schema (constrained decoding), each field one
+atomic fact checked exactly against the KB record, no judge; `free`: free text split into
+sentences (pysbd), every field pattern match a claim (each (field, value) once), and
+sentences no pattern reads left to a judge (`judge=self`, the model under test, its prompts
+kept per sample) or reported as the `unverified` share beside precision. Each `rag` mode adds context:
 `none` (closed book), `bm25`, `dense`, `index` (a built index, maybe over an edited KB) or
 `irrelevant` (the same field's passage about another country: how much the model copies
 what it is given). Retrieval recall@k and MRR are reported apart from answer accuracy, so a
@@ -23,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmassay.factuality.answer import read_short
 from llmassay.factuality.kb import FIELDS, KnowledgeBase, load_kb, norm
-from llmassay.factuality.verify import Fact, accepted, counts, profile_facts, text_facts, verify
+from llmassay.factuality.scores import answer_metrics, unverified_share
+from llmassay.factuality.verify import Fact, abstains, accepted, counts, profile_facts, text_facts, verify
 from llmassay.metrics import bootstrap_mean, bootstrap_statistic, normalise_answer, proportion
 from llmassay.probes._json import parse_extract
 from llmassay.probes._options import option
@@ -41,8 +44,6 @@ PATHS = ("structured", "free")
 PRECISION_GOOD, PRECISION_WARN = 0.8, 0.5  # summary-card thresholds on fact precision / accuracy
 NOT_MEASURABLE = "not measurable (n = 0)"
 FACTSCORE_GAMMA = 10  # FActScore's length penalty: answers with fewer facts are discounted
-_ABSTAIN = ("i don't know", "i do not know", "not sure", "cannot answer", "can't answer", "no information",
-            "unknown", "i'm sorry", "i am sorry", "unable to")
 
 
 def _check_judge(value: str) -> None:
@@ -83,6 +84,15 @@ def _precision(row: Row) -> dict[str, Any]:
     return out
 
 
+def _unverified(row: Row) -> dict[str, Any]:
+    out = {}
+    for mode, entry in (row.get("modes") or {}).items():
+        free = entry.get("free")
+        if free and (share := unverified_share(free)) is not None:
+            out[f"{mode}/free"] = share
+    return out
+
+
 class FactualityProbe(Probe):
     name = "factuality"
     description = "atomic-fact precision against an offline KB, closed-book vs retrieval, and knowledge updates"
@@ -91,12 +101,17 @@ class FactualityProbe(Probe):
     Options = FactualityOptions
     # 2: alternative names, lowercase-article neighbours and St./Saint change verdicts, so rows
     # stored by version 1 must not be resumed. 3: "Trinidad and Tobago" in a list is one claim.
-    schema_version = 3
+    # 4: every field match of a sentence is a claim, each (field, value) once; a short answer
+    # is correct only when it asserts one value of the field (no hedges, lists or negations);
+    # path_agreement is a mean over profiles.
+    schema_version = 4
     sample_metrics = {
         "exact_match": _short("exact_match"),
         "correct": _short("correct"),
-        "fact_precision": SampleMetric(_precision, "supported ÷ all facts of the profile, per mode/path",
+        "fact_precision": SampleMetric(_precision, "supported ÷ all read facts of the profile, per mode/path",
                                        family=True, binary=False),
+        "unverified": SampleMetric(_unverified, "unread sentences ÷ read facts + unread sentences of the free-text "
+                                   "profile, per mode", family=True, binary=False),
     }
     # quick: short questions only (a profile under constrained decoding costs minutes on 2 cores)
     presets = {"quick": Preset(("country_facts",), limit=20, options=(("rag", "none,bm25"),)),
@@ -203,7 +218,7 @@ class FactualityProbe(Probe):
             if prof and set(PATHS) <= set(opts.paths):
                 agree = _agreement([r["modes"][mode] for r in prof])
                 if agree:
-                    m["path_agreement"] = proportion(agree)
+                    m["path_agreement"] = bootstrap_mean(agree, seed)  # n = profiles, not fields
             # A figure with nothing to count (no answer names either value of an edit, every
             # profile abstained) is reported as such, never as NaN.
             unmeasured = {k: NOT_MEASURABLE for k, v in m.items() if not v.n}
@@ -349,11 +364,6 @@ def _free_prompt(s: Sample) -> str:
             "population, area, neighbouring countries and international calling code.\n")
 
 
-def _abstained(text: str) -> bool:
-    t = normalise_answer(text)
-    return not t or any(p in t for p in _ABSTAIN)
-
-
 def _mentions(text: str, value: str) -> bool:
     """The value appears in the answer as whole words (after normalisation)."""
     v = norm(value)
@@ -374,15 +384,19 @@ def _names(text: str, mine: list[str], theirs: list[str]) -> bool:
 def _score_short(kb: KnowledgeBase, row: Row, answer: str, mode: str, opts: FactualityOptions) -> dict[str, Any]:
     country, name = kb.country(row["country"]), row["field"]
     first = answer.strip().split("\n")[0]
-    entry: dict[str, Any] = {"answer": answer, "abstained": _abstained(first)}
+    entry: dict[str, Any] = {"answer": answer, "abstained": abstains(first)}
     if country is None or not country.values.get(name):
         entry.update(exact_match=False, correct=False, verdict="not_in_kb", evidence=None)
         return entry
     right = accepted(country, name)
     fact = verify(kb, country, name, first)
+    reading = read_short(kb, country, name, first)
     entry["exact_match"] = fact.verdict == "supported" or any(normalise_answer(first) == normalise_answer(a)
                                                               for a in right)
-    entry["correct"] = entry["exact_match"] or (not entry["abstained"] and any(_mentions(first, a) for a in right))
+    # One value of the field asserted, and accepted (all of them for a list field): a hedge,
+    # a list of values or "not Paris; Lyon" is not correct however it mentions Paris.
+    entry["correct"] = entry["exact_match"] or (not entry["abstained"] and reading.correct)
+    entry["asserted"] = {"right": list(reading.right), "wrong": list(reading.wrong)}
     entry["verdict"] = ("supported" if entry["correct"] else "not_in_kb" if entry["abstained"] else "contradicted")
     entry["evidence"] = fact.evidence
     edit = kb.edits.get(f"{country.code}.{name}")
@@ -429,7 +443,8 @@ def _facts_entry(text: str, facts: list[Fact], parsed: bool) -> dict[str, Any]:
 
 def _profile_metrics(entries: list[dict[str, Any]], f1_k: int, seed: int) -> dict[str, Metric]:
     """FActScore precision (and its length penalty), contradicted rate, facts per answer,
-    abstention (no fact at all) and SAFE's F1@K; the unit of each CI is the answer."""
+    unverified share (free path), abstention and SAFE's F1@K; the unit of each CI is the
+    answer (`factuality.scores`)."""
     answered = [e["counts"] for e in entries if sum(e["counts"].values())]
     prec = [c["supported"] / sum(c.values()) for c in answered]
     penalty = [math.exp(1 - FACTSCORE_GAMMA / sum(c.values())) if sum(c.values()) < FACTSCORE_GAMMA else 1.0
@@ -441,19 +456,17 @@ def _profile_metrics(entries: list[dict[str, Any]], f1_k: int, seed: int) -> dic
         p, r = (s / total if total else 0.0), min(s / f1_k, 1.0)
         f1.append(2 * p * r / (p + r) if p + r else 0.0)
     return {
-        "fact_precision": bootstrap_mean(prec, seed),
+        **answer_metrics(entries, seed),
         "factscore_penalised": bootstrap_mean([p * q for p, q in zip(prec, penalty)], seed),
-        "contradicted_rate": bootstrap_mean([c["contradicted"] / sum(c.values()) for c in answered], seed),
-        "facts_per_answer": bootstrap_mean([sum(c.values()) for c in answered], seed),
-        "abstention": proportion([not sum(e["counts"].values()) for e in entries]),  # no checkable fact
         "parsed": proportion([bool(e.get("parsed")) for e in entries]),  # free text always "parses"
         "f1_at_k": bootstrap_mean(f1, seed),
     }
 
 
-def _agreement(entries: list[dict[str, Any]]) -> list[bool]:
-    """Per (profile, field) checked by both paths: do their verdicts on the field agree
-    (a field is supported when all its facts are)?"""
+def _agreement(entries: list[dict[str, Any]]) -> list[float]:
+    """Per profile with a field checked by both paths: the share of those fields on which
+    the paths' verdicts agree (a field is supported when all its facts are). The profile
+    is the unit that was sampled, so it is the unit of the mean and of its bootstrap."""
     out = []
     for e in entries:
         if "structured" not in e or "free" not in e:
@@ -465,7 +478,9 @@ def _agreement(entries: list[dict[str, Any]]) -> list[bool]:
                 if f["field"] in FIELDS:
                     per[f["field"]] = per.get(f["field"], True) and f["verdict"] == "supported"
             verdicts.append(per)
-        out += [verdicts[0][k] == verdicts[1][k] for k in sorted(set(verdicts[0]) & set(verdicts[1]))]
+        both = sorted(set(verdicts[0]) & set(verdicts[1]))
+        if both:
+            out.append(sum(verdicts[0][k] == verdicts[1][k] for k in both) / len(both))
     return out
 
 

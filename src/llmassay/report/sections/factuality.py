@@ -18,7 +18,7 @@ from llmassay.report.sections import generic
 
 SHORT = ("exact_match", "correct", "contradicted", "abstention")
 RETRIEVAL = ("recall_at_k", "mrr", "correct_when_retrieved", "correct_when_missed")
-PROFILE = ("fact_precision", "contradicted_rate", "f1_at_k", "abstention")
+PROFILE = ("fact_precision", "unverified", "contradicted_rate", "f1_at_k", "abstention")
 FACTS_SHOWN = 300  # table rows; the browser has every answer
 
 
