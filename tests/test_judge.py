@@ -55,17 +55,18 @@ def test_verdicts_are_parsed_never_guessed():
 def test_always_first_judge_shows_full_position_bias():
     rows = judge_pairs(_pairs(), _judge(judge_backend("first")), JudgeTemplates())
     metrics, details = analyse_pairs(rows)
-    bias = metrics["first_slot_bias"]
-    assert (bias.value, bias.ci_low, bias.ci_high) == (0.5, 0.5, 0.5)
+    bias = metrics["first_slot_bias"]  # Wilson over 12 pairs: 12/(12 + 1.96²) − 0.5 = 0.258
+    assert (bias.value, bias.ci_high) == (0.5, 0.5) and bias.ci_low == pytest.approx(0.2575, abs=1e-3)
     assert metrics["position_consistency"].value == 0.0
     assert metrics["inconsistent"].value == 1.0 and details["outcomes"]["inconsistent"] == 12
-    assert metrics["length_bias"].value == 0.0  # first slot holds the longer answer in one order of two
+    assert metrics["longer_chosen_rate"].value == 0.5  # first slot holds the longer answer in one order of two
 
 
-def test_always_longer_judge_shows_full_length_bias_and_no_position_bias():
+def test_always_longer_judge_always_chooses_the_longer_answer_and_shows_no_position_bias():
     rows = judge_pairs(_pairs(), _judge(judge_backend("longer")), JudgeTemplates())
     metrics, _ = analyse_pairs(rows)
-    assert (metrics["length_bias"].value, metrics["length_bias"].ci_low) == (0.5, 0.5)
+    assert metrics["longer_chosen_rate"].value == 1.0 and metrics["longer_chosen_rate"].ci_low < 1.0
+    assert "length_bias_equal_correctness" not in metrics  # no reference: correctness unknown
     assert metrics["first_slot_bias"].value == 0.0
     assert metrics["position_consistency"].value == 1.0
     assert metrics["win_b"].value == 0.5 and metrics["win_a"].value == 0.5  # the longer side alternates
@@ -141,13 +142,13 @@ def test_template_files_are_checked(tmp_path):
 @pytest.mark.parametrize(("rule", "accuracy", "informative"), [("correct", 1.0, True), ("first", 0.5, False)])
 def test_probe_on_the_contract(tmp_path, arith, rule, accuracy, informative):
     out = evaluate(
-        RunConfig(model="test/judge", tasks=["arith_sample"], probes=["judge_calibration"], limit=10, num_fewshot=0,
+        RunConfig(model="test/judge", tasks=["arith_sample"], probes=["judge_calibration"], limit=20, num_fewshot=0,
                   output_path=str(tmp_path / "run"), cache_path=str(tmp_path / "c.sqlite")),
         backend=judge_backend(rule, _key(load_task("arith_sample", num_fewshot=0))),
     )
     metrics = out.results["results"]["arith_sample"]["judge_calibration"]
     details = out.results["details"]["arith_sample"]["judge_calibration"]
-    assert metrics["accuracy"]["value"] == accuracy and metrics["accuracy"]["n"] == 10
+    assert metrics["accuracy"]["value"] == accuracy and metrics["accuracy"]["n"] == 20
     assert details["informative"] is informative
     assert ("warning" in details) is (not informative)
     summary = out.results["summary"][0]

@@ -19,7 +19,7 @@ def test_oracle_judgement_of_two_runs(tmp_path, capsys):
     rubric.write_text("Pass only the exact result.")
     out = tmp_path / "judged"
     code = main(["judge", str(a), str(b), "--judge-model", "oracle", "--output-path", str(out),
-                 "--calibration-limit", "8", "--rubric", str(rubric), "--scale", "pass-fail"])
+                 "--calibration-limit", "10", "--rubric", str(rubric), "--scale", "pass-fail"])
     assert code == 0
     result = json.loads((out / "judge_results.json").read_text())
     assert [result["metrics"][k]["value"] for k in ("win_a", "win_b", "tie")] == [3 / 6, 2 / 6, 1 / 6]

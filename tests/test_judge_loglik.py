@@ -60,16 +60,16 @@ def test_pick_is_the_argmax_and_a_dead_heat_is_a_tie():
 
 def test_always_first_judge_by_loglik_shows_full_position_bias():
     metrics, details = analyse_pairs(judge_pairs(_pairs(), _judge("first"), JudgeTemplates()))
-    assert (metrics["first_slot_bias"].value, metrics["first_slot_bias"].ci_low) == (0.5, 0.5)
+    assert (metrics["first_slot_bias"].value, metrics["first_slot_bias"].ci_high) == (0.5, 0.5)
+    assert metrics["first_slot_bias"].ci_low == pytest.approx(0.2575, abs=1e-3)  # Wilson, 12 pairs
     assert metrics["position_consistency"].value == 0.0 and details["outcomes"]["inconsistent"] == 12
     assert metrics["unparseable"].value == 0.0 and metrics["unparseable_verdicts"].value == 0.0
 
 
-def test_always_longer_judge_by_loglik_shows_full_length_bias():
+def test_always_longer_judge_by_loglik_always_chooses_the_longer_answer():
     rows = judge_pairs(_pairs(), _judge("longer"), JudgeTemplates())
     metrics, _ = analyse_pairs(rows)
-    assert (metrics["length_bias"].value, metrics["length_bias"].ci_low) == (0.5, 0.5)
-    assert metrics["debiased_length_bias"].value == 0.5
+    assert metrics["longer_chosen_rate"].value == 1.0 and metrics["debiased_longer_chosen_rate"].value == 1.0
     assert metrics["first_slot_bias"].value == 0.0 and metrics["position_consistency"].value == 1.0
     output = rows[0]["orders"][0]["output"]  # the raw scores are stored as the judge's output
     assert output.startswith("[[") and "log P: A=" in output and " B=" in output
@@ -159,7 +159,7 @@ def test_swap_averaging_removes_a_planted_slot_prior():
     assert pairs["first_slot_bias"].value == 0.5 and pairs["debiased_win_a"].value + pairs["debiased_win_b"].value == 1.0
     # The padded wrong answer is always the longer one: a judge that knows the answer shuns it.
     padded, _ = analyse_pairs([r for r in rows if r["group"] == "padded"])
-    assert padded["length_bias"].value == 0.0 and padded["debiased_length_bias"].value == -0.5
+    assert padded["longer_chosen_rate"].value == 0.5 and padded["debiased_longer_chosen_rate"].value == 0.0
     generated, _ = analyse_pairs(judge_pairs(_pairs(4), ModelJudge(Engine(judge_backend("first")), "g", chat=False),
                                              JudgeTemplates()))
     assert "debiased_win_a" not in generated  # generated verdicts carry no log-probabilities

@@ -28,7 +28,7 @@ def test_report_shows_judge_and_agreement(run):
     from llmassay.review.store import LabelStore
 
     judged = run / "judge"
-    run_judgement(JudgeConfig(str(run), str(run), "oracle", str(judged), calibration_limit=4, repeats=0))
+    run_judgement(JudgeConfig(str(run), str(run), "oracle", str(judged), calibration_limit=10, repeats=0))
     store = LabelStore(judged)
     keys = [it.key for it in load_queue(judged)]
     for key, ann, bob in zip(keys, ["tie", "tie", "a", "tie"], ["tie", "b", "a", "tie"]):

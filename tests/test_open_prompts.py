@@ -46,7 +46,8 @@ def test_judge_and_review_load_it(runs, tmp_path):
     result = run_judgement(JudgeConfig(str(short), str(long), "scripted", str(tmp_path / "j"), calibrate=None,
                                        repeats=0), judge)
     assert result["details"]["pairs"] == len(task.samples) and result["metrics"]["win_b"]["value"] == 1.0
-    assert result["metrics"]["length_bias"]["value"] == 0.5
+    assert result["metrics"]["longer_chosen_rate"]["value"] == 1.0  # the longer answer is also the better one
+    assert "length_bias_equal_correctness" not in result["metrics"]  # open-ended: exact match says nothing
     pairs = load_queue(tmp_path / "j")
     assert len(pairs) == len(task.samples) and pairs[0].prompt.startswith("Explain")
     assert all(it.metric is None and it.reason == "" for it in pairs)  # open-ended: no exact-match verdict

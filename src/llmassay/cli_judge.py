@@ -26,7 +26,8 @@ def add_judge_commands(sub: Any) -> None:
     judge.add_argument("--grade-template", default=None, help="rubric judge template (Jinja: question, answer, …)")
     judge.add_argument("--calibrate", default="arith_sample",
                        help="task with exact answers for planted-truth calibration, or 'none' (default arith_sample)")
-    judge.add_argument("--calibration-limit", type=int, default=30, help="calibration items (default 30)")
+    judge.add_argument("--calibration-limit", type=int, default=30,
+                       help="calibration items (default 30; fewer than 10 never make a judge informative)")
     judge.add_argument("--limit", type=int, default=None, help="judge the first N common items")
     judge.add_argument("--repeats", type=int, default=1, help="ask the first order again at T>0 this often (default 1)")
     judge.add_argument("--repeat-temperature", type=float, default=0.7)

@@ -89,7 +89,7 @@ def _config(args: argparse.Namespace, key: str) -> Any:
 
 
 def _detect(args: argparse.Namespace) -> None:
-    from llmassay.watermark import detect_ids, z_threshold
+    from llmassay.watermark import detect_ids, flagged, z_threshold
     from llmassay.watermark.tokenizers import load_tokenizer
 
     if not 0 < args.fpr < 1:
@@ -101,8 +101,9 @@ def _detect(args: argparse.Namespace) -> None:
     rows = []
     for i, text in enumerate(texts):
         d = detect_ids(tok.encode(text), cfg)
-        threshold = z_threshold(d.n_scored, cfg.gamma, args.fpr)
-        rows.append({"index": i, **d.as_dict(), "threshold_z": threshold, "watermarked": d.z > threshold})
+        threshold = z_threshold(d.n_scored, cfg.gamma, args.fpr)  # to reach: flagged means z >= it
+        rows.append({"index": i, **d.as_dict(), "threshold_z": threshold,
+                     "watermarked": flagged(d, cfg.gamma, args.fpr)})
     out = Path(args.output) if args.output else DEFAULT_OUTPUT_DIR / f"detect_{path.stem}.json"
     record = {"file": str(path), "tokenizer": args.tokenizer, "scheme": cfg.scheme, "h": cfg.h, "gamma": cfg.gamma,
               "fpr": args.fpr, "texts": rows}

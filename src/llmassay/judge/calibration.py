@@ -5,20 +5,26 @@ From a task with exact answers, each item gives two pairs whose right side is kn
 and *padded* — the same wrong answer dressed in a long, confident explanation against
 the bare right one. Accuracy on plain pairs says whether the judge can tell right from
 wrong at all; the drop from plain to padded on the same items measures, causally, how
-much verbosity alone sways it.
+much verbosity alone sways it — the only length figure here: on padded pairs the wrong
+answer is always the longer one, so "share choosing the longer answer" is just 1 − padded
+accuracy, and a judge that is always right would score −0.5 on it.
+
+Accuracies are shares per item (both orders averaged) with Wilson CIs over items; the
+verbosity effect is a paired difference with a bootstrap CI over items (the Wilson bounds'
+difference when every item's difference is equal, e.g. 0 for a judge that is always right).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from llmassay.hashing import stable_hash
 from llmassay.judge.pairwise import PairItem
-from llmassay.judge.stats import correct_share, debiased_correct, informative
-from llmassay.metrics import bootstrap_mean, exact_match
+from llmassay.judge.stats import MIN_CALIBRATION_ITEMS, correct_share, debiased_correct, informative, uninformative_reason
+from llmassay.metrics import exact_match, paired_gap, proportion
 from llmassay.types import LlmassayError, Metric, Sample
 
 PADDING = (
@@ -81,23 +87,34 @@ def calibration_pairs(items: Sequence[Item], seed: int = 0) -> list[PairItem]:
 
 
 def calibration_metrics(rows: Sequence[dict[str, Any]], seed: int = 0) -> tuple[dict[str, Metric], dict[str, Any]]:
-    """accuracy (plain pairs), accuracy_padded, verbosity_effect (plain − padded, per item)
-    and whether the judge is informative (plain accuracy's CI above chance)."""
-    by_group: dict[str, dict[str, float]] = {g: {} for g in GROUPS}
-    for r in rows:
-        share = correct_share(r)
-        if share is not None and r.get("group") in by_group:
-            by_group[r["group"]][r["id"]] = share
+    """accuracy (plain pairs), accuracy_padded, verbosity_effect (plain − padded, per item),
+    their debiased forms for loglik verdicts, and whether the judge is informative (plain
+    accuracy's Wilson CI above chance on at least MIN_CALIBRATION_ITEMS items)."""
     metrics: dict[str, Metric] = {}
-    if by_group["plain"]:
-        metrics["accuracy"] = bootstrap_mean(list(by_group["plain"].values()), seed)
-    if by_group["padded"]:
-        metrics["accuracy_padded"] = bootstrap_mean(list(by_group["padded"].values()), seed)
-    both = [i for i in by_group["plain"] if i in by_group["padded"]]
-    if both:
-        metrics["verbosity_effect"] = bootstrap_mean([by_group["plain"][i] - by_group["padded"][i] for i in both], seed)
-    for group, name in (("plain", "accuracy_debiased"), ("padded", "accuracy_padded_debiased")):
-        values = [v for v in (debiased_correct(r) for r in rows if r.get("group") == group) if v is not None]
-        if values:  # loglik verdicts: right once the slot preference is averaged out over both orders
-            metrics[name] = bootstrap_mean(values, seed)
-    return metrics, {"informative": informative(metrics.get("accuracy")), "items": len(by_group["plain"])}
+    for read, suffix in ((correct_share, ""), (debiased_correct, "_debiased")):
+        plain, padded = _per_item(rows, "plain", read), _per_item(rows, "padded", read)
+        if plain:
+            metrics[f"accuracy{suffix}"] = proportion(list(plain.values()))
+        if padded:
+            metrics[f"accuracy_padded{suffix}"] = proportion(list(padded.values()))
+        both = [i for i in plain if i in padded]
+        if both:  # the causal effect of padding the wrong answer, paired per item
+            metrics[f"verbosity_effect{suffix}"] = paired_gap(
+                [plain[i] - padded[i] for i in both], proportion([plain[i] for i in both]),
+                proportion([padded[i] for i in both]), seed)
+    accuracy = metrics.get("accuracy")
+    details: dict[str, Any] = {"informative": informative(accuracy), "items": accuracy.n if accuracy else 0,
+                               "min_items": MIN_CALIBRATION_ITEMS}
+    if not details["informative"]:
+        details["uninformative_because"] = uninformative_reason(accuracy)
+    return metrics, details
+
+
+def _per_item(rows: Sequence[dict[str, Any]], group: str, read: Callable[[dict[str, Any]], float | None]) -> dict[str, float]:
+    """item id → `read` of its pair in `group`, where it has a value."""
+    out = {}
+    for r in rows:
+        value = read(r) if r.get("group") == group else None
+        if value is not None:
+            out[r["id"]] = value
+    return out

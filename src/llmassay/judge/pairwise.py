@@ -33,6 +33,7 @@ class PairItem:
     correct: str | None = None
     group: str = ""  # e.g. the task, or "plain" / "padded" in calibration
     show_reference: bool = True  # False: the judge is not told the answer (calibration)
+    exact_reference: bool = True  # False: an open-ended task's reference, not an answer to match
 
     def shown(self, first: str) -> tuple[str, str]:
         return (self.answer_a, self.answer_b) if first == "a" else (self.answer_b, self.answer_a)
@@ -88,6 +89,8 @@ def judge_pairs(
         }
         if item.reference is not None:
             row["reference"] = item.reference
+            if not item.exact_reference:
+                row["reference_exact"] = False
         if item.correct is not None:
             row["correct"] = item.correct
         if repeats:

@@ -89,8 +89,8 @@ def run_judgement(cfg: JudgeConfig, judge: Judge | None = None, meter: JudgeMete
         result["informative"] = cal_details["informative"]
     else:
         result["informative"] = None  # not calibrated: nothing vouches for the judge
-    items = [PairItem(a.id, a.question, a.generation, b.generation, a.reference, None, a.task, cfg.with_reference)
-             for a, b in pairs]
+    items = [PairItem(a.id, a.question, a.generation, b.generation, a.reference, None, a.task, cfg.with_reference,
+                      exact_reference=not open_ended(a.task)) for a, b in pairs]
     meter.phase("pairs, both orders")
     rows = judge_pairs(items, judge, templates, cfg.repeats, cfg.repeat_temperature)
     metrics, details = analyse_pairs(rows, cfg.seed)

@@ -2,9 +2,22 @@
 
 Per pair (the unit of every CI is the pair): its outcome; whether the two orders agree
 (position consistency); the share of its verdicts that chose the first slot (a tie is
-half), whose excess over 0.5 is position bias; the share that chose the longer answer
-when lengths differ (length bias = that − 0.5); whether the same pair asked again at
-temperature > 0 got the same verdict; and, with planted truth, whether the judge was right.
+half), whose excess over 0.5 is position bias (each pair is shown both ways, so the slot
+is balanced by design); the share that chose the longer answer when lengths differ;
+whether the same pair asked again at temperature > 0 got the same verdict; and, with
+planted truth, whether the judge was right.
+
+The longer-answer share is *not* a length bias: when the better answer tends to be the
+longer one, a judge that is always right chooses the longer answer on every pair. So it
+is reported as what it is (`longer_chosen_rate`), and a length bias only where quality is
+held fixed: `length_bias_equal_correctness`, over pairs whose two answers are equally
+correct by exact match against the reference (the oracle's rule), and, causally, the
+calibration's `verbosity_effect` (the same answer padded vs not).
+
+Every per-pair figure is a share in [0, 1], so its CI is Wilson's with n = pairs: unlike a
+bootstrap it keeps its width at 0 % and 100 % (30 pairs all naming slot A give a first-slot
+rate of 1.00 [0.89, 1.00], not [1.00, 1.00]), and since a share's variance is at most
+p(1 − p) it is conservative where a pair's two orders split.
 """
 
 from __future__ import annotations
@@ -14,11 +27,14 @@ from dataclasses import replace
 from typing import Any
 
 from llmassay.judge.loglik import debiased_winner
-from llmassay.metrics import bootstrap_mean, proportion
+from llmassay.metrics import exact_match, proportion
 from llmassay.types import Metric
 
 Row = dict[str, Any]
 CHANCE = 0.5  # a judge picking one of two answers at random
+# Calibration items below which no judge is called informative: with fewer, one item flips the
+# verdict, and Wilson's one-sided error at chance swings above its nominal 2.5 % (6.25 % at n = 4).
+MIN_CALIBRATION_ITEMS = 10
 UNINFORMATIVE = "judge uninformative"
 SLOT_SCORE = {"A": 1.0, "B": 0.0, "C": 0.5}
 
@@ -44,6 +60,20 @@ def longer(row: Row) -> float | None:
     side = "a" if row["len_a"] > row["len_b"] else "b"
     return _mean([1.0 if o["winner"] == side else 0.5 if o["winner"] == "tie" else 0.0
                   for o in row["orders"] if o["winner"] is not None])
+
+
+def equally_correct(row: Row) -> bool | None:
+    """Both answers right, or both wrong, by exact match against the reference; None without
+    one, or when it is an open-ended task's reference (exact match says nothing there)."""
+    reference = row.get("reference")
+    if reference is None or row.get("reference_exact") is False:
+        return None
+    return exact_match(row["answer_a"], reference) == exact_match(row["answer_b"], reference)
+
+
+def longer_when_equally_correct(row: Row) -> float | None:
+    """`longer` on a pair whose answers are equally correct (quality held fixed), else None."""
+    return longer(row) if equally_correct(row) else None
 
 
 def repeat_stable(row: Row) -> bool | None:
@@ -87,12 +117,11 @@ def unparseable_share(row: Row) -> float:
 PER_PAIR: dict[str, Callable[[Row], float | bool | None]] = {
     "position_consistency": consistent,
     "first_slot_rate": first_slot,
-    "longer_rate": longer,
+    "longer_chosen_rate": longer,
     "repeat_stability": repeat_stable,
     "accuracy": correct_share,
     "unparseable_verdicts": unparseable_share,
 }
-BINARY = {"position_consistency", "repeat_stability"}
 
 
 def shifted(m: Metric, by: float) -> Metric:
@@ -100,7 +129,9 @@ def shifted(m: Metric, by: float) -> Metric:
 
 
 def analyse_pairs(rows: Sequence[Row], seed: int = 0) -> tuple[dict[str, Metric], dict[str, Any]]:
-    """Corpus metrics of judged pairs (value, 95 % CI, n) and the counts behind them."""
+    """Corpus metrics of judged pairs (value, 95 % CI, n) and the counts behind them.
+    `seed` is kept for the callers' sake: every interval here is Wilson's, none is drawn."""
+    del seed
     metrics: dict[str, Metric] = {}
     if not rows:
         return metrics, {}
@@ -110,18 +141,19 @@ def analyse_pairs(rows: Sequence[Row], seed: int = 0) -> tuple[dict[str, Metric]
     for name, read in PER_PAIR.items():
         values = [v for v in (read(r) for r in rows) if v is not None]
         if values:
-            metrics[name] = proportion(values) if name in BINARY else bootstrap_mean([float(v) for v in values], seed)
+            metrics[name] = proportion([float(v) for v in values])
     if "first_slot_rate" in metrics:
         metrics["first_slot_bias"] = shifted(metrics["first_slot_rate"], -CHANCE)
-    if "longer_rate" in metrics:
-        metrics["length_bias"] = shifted(metrics["longer_rate"], -CHANCE)
+    equal = [v for v in (longer_when_equally_correct(r) for r in rows) if v is not None]
+    if equal:  # quality held fixed: what remains is a preference for length
+        metrics["length_bias_equal_correctness"] = shifted(proportion(equal), -CHANCE)
     debiased = [w for w in (debiased_winner(r) for r in rows) if w is not None]
     if debiased:  # loglik verdicts: who wins once the judge's slot preference is averaged out
         metrics["debiased_win_a"] = proportion([w == "a" for w in debiased])
         metrics["debiased_win_b"] = proportion([w == "b" for w in debiased])
     longer_debiased = [v for v in (debiased_longer(r) for r in rows) if v is not None]
-    if longer_debiased:  # a length preference the slot preference may hide
-        metrics["debiased_length_bias"] = shifted(bootstrap_mean(longer_debiased, seed), -CHANCE)
+    if longer_debiased:  # as longer_chosen_rate, once the slot preference is averaged out (not a length bias)
+        metrics["debiased_longer_chosen_rate"] = proportion(longer_debiased)
     errors: dict[str, int] = {}
     for r in rows:
         for o in [*r["orders"], *r.get("repeats", [])]:
@@ -132,5 +164,15 @@ def analyse_pairs(rows: Sequence[Row], seed: int = 0) -> tuple[dict[str, Metric]
 
 
 def informative(accuracy: Metric | None) -> bool:
-    """A judge is informative only when its calibration accuracy is clearly above chance."""
-    return accuracy is not None and accuracy.n > 0 and accuracy.ci_low > CHANCE
+    """A judge is informative only when its calibration accuracy (Wilson CI) is clearly above
+    chance on at least MIN_CALIBRATION_ITEMS items."""
+    return accuracy is not None and accuracy.n >= MIN_CALIBRATION_ITEMS and accuracy.ci_low > CHANCE
+
+
+def uninformative_reason(accuracy: Metric | None) -> str:
+    """Why a judge is not informative, in words (empty when it is)."""
+    if accuracy is None or accuracy.n == 0:
+        return "no calibration item was judged"
+    if accuracy.n < MIN_CALIBRATION_ITEMS:
+        return f"{accuracy.n} calibration items, fewer than the {MIN_CALIBRATION_ITEMS} needed"
+    return "" if informative(accuracy) else "accuracy's CI reaches chance (50%)"

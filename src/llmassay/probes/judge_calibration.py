@@ -2,8 +2,11 @@
 
 Run before trusting a judge: it is shown the reference against a wrong answer (plain),
 and the same wrong answer padded into a long explanation against the bare right one
-(padded), each pair in both orders (see `llmassay.judge.calibration`). Accuracy whose CI
-reaches chance (0.5) makes every figure this judge produces "judge uninformative".
+(padded), each pair in both orders (see `llmassay.judge.calibration`). Accuracy whose
+Wilson CI reaches chance (0.5), or fewer than `MIN_CALIBRATION_ITEMS` (10) items, makes
+every figure this judge produces "judge uninformative". Length is measured only causally
+(`verbosity_effect`: the same wrong answer padded vs bare), never as the share of verdicts
+for the longer answer, which on these pairs is 1 − padded accuracy.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ class JudgeCalibrationProbe(Probe):
     challenge = "judge reliability"
     task_types = ("generate_until",)
     Options = JudgeCalibrationOptions
-    schema_version = 1
+    # 2: Wilson CIs for accuracies and first-slot bias; informative needs ≥ 10 items; no
+    #    length_bias (it was 0.5 − padded accuracy); verbosity_effect_debiased for loglik verdicts
+    schema_version = 2
     sample_metrics = {
         "accuracy": _group("plain", correct_share),
         "accuracy_padded": _group("padded", correct_share),
@@ -76,9 +81,6 @@ class JudgeCalibrationProbe(Probe):
         for name in ("position_consistency", "first_slot_bias", "unparseable_verdicts"):
             if name in plain:
                 metrics[name] = plain[name]
-        padded, _ = analyse_pairs([p for p in pairs if p["group"] == "padded"], cfg.seed)
-        if "length_bias" in padded:
-            metrics["length_bias"] = padded["length_bias"]
         details["unparseable_reasons"] = plain_details.get("unparseable_reasons", {})
         details["judge_template"] = next((r["judge_template"] for r in rows if "judge_template" in r), None)
         if not details["informative"]:
@@ -92,5 +94,6 @@ class JudgeCalibrationProbe(Probe):
         if analysis.details.get("informative"):
             verdict, level = f"judge right on {m.value:.0%} of planted pairs", "good" if m.ci_low > 0.8 else "warn"
         else:
-            verdict, level = f"{UNINFORMATIVE}: {m.value:.0%} right on planted pairs, CI reaches chance (50%)", "bad"
+            because = analysis.details.get("uninformative_because") or "CI reaches chance (50%)"
+            verdict, level = f"{UNINFORMATIVE}: {m.value:.0%} right on planted pairs, {because}", "bad"
         return self.line(task, analysis, "accuracy", verdict, level)

@@ -328,5 +328,5 @@ def _z_vs_tokens(rows: list[Row], opts: Any) -> list[dict[str, Any]]:
 
 
 def _thresholds(rows: list[Row], opts: Any) -> dict[str, float]:
-    """z a text of each length must exceed for FPR 1e-3 (exact binomial), beside the fixed threshold."""
+    """z a text of each length must reach (z >= it) for FPR 1e-3 (exact binomial), beside the fixed threshold."""
     return {str(n): z_threshold(n, opts.gamma, 1e-3) for n in (25, 50, 100, 200, 400)}

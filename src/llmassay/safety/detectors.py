@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from llmassay.jsonlines import json_lines
-from llmassay.metrics import bootstrap_mean, proportion
+from llmassay.metrics import paired_gap, proportion  # paired_gap lives in metrics now (the judge uses it too)
 from llmassay.types import LlmassayError, Metric
 
 _NAN = float("nan")
@@ -249,16 +249,3 @@ def item_rate(attempts: Sequence[Sequence[bool]], seed: int = 0) -> Metric:
 def hit_at_k(attempts: Sequence[Sequence[bool]], k: int | None = None) -> Metric:
     """Share of items where at least one of the first k attempts succeeds (Wilson CI)."""
     return proportion([any(a[:k] if k else a) for a in attempts if len(a)])
-
-
-def paired_gap(differences: Sequence[float], first: Metric, second: Metric, seed: int = 0, level: float = 0.95) -> Metric:
-    """Mean of paired per-item differences (first − second) with a bootstrap CI over items.
-    When no item differs (every difference equal, e.g. 0 % vs 0 %) the bootstrap has zero
-    width, which would claim certainty from a handful of items; the CI is then the
-    conservative difference of the two Wilson intervals."""
-    gap = bootstrap_mean(differences, seed, level=level)
-    if gap.n and gap.ci_low == gap.ci_high:
-        low, high = max(-1.0, first.ci_low - second.ci_high), min(1.0, first.ci_high - second.ci_low)
-        return Metric(gap.value, min(low, gap.value), max(high, gap.value), gap.n, gap.stderr,
-                      "no discordant items: difference of Wilson bounds")
-    return gap

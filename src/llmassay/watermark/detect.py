@@ -94,25 +94,40 @@ def detect_ids(ids: Sequence[int] | np.ndarray, cfg: WatermarkConfig) -> Detecti
     return score_green(win.green(cfg), win.first, cfg.gamma)
 
 
-def z_threshold(n: int, gamma: float, fpr: float) -> float:
-    """The z a text of `n` scored tokens must exceed for a one-sided false-positive rate
-    <= `fpr`, from the exact binomial tail: the normal approximation's z = 4 is not
-    calibrated for short texts (MarkLLM #32, synthid-text #48)."""
+def green_needed(n: int, gamma: float, fpr: float) -> int:
+    """The fewest green tokens among `n` scored ones that flag a text at a one-sided
+    false-positive rate <= `fpr`: the smallest k with P(G >= k) <= fpr, G ~ Binomial(n,
+    gamma), from the exact tail (n + 1 when even n green tokens are too likely)."""
     from scipy.stats import binom
 
     if n <= 0:
-        return math.inf
-    # the smallest k with P(G >= k) <= fpr; z must reach that k's z (ties: strictly above k - 1)
+        return 1
     k = int(binom.isf(fpr, n, gamma)) + 1
     while k > 0 and binom.sf(k - 2, n, gamma) <= fpr:
         k -= 1
-    while binom.sf(k - 1, n, gamma) > fpr:
+    while k <= n and binom.sf(k - 1, n, gamma) > fpr:
         k += 1
-    return z_score(k, n, gamma) if k <= n else math.inf
+    return min(k, n + 1)
+
+
+def z_threshold(n: int, gamma: float, fpr: float) -> float:
+    """The z a text of `n` scored tokens must *reach* (z >= it; see `flagged`) for a one-sided
+    false-positive rate <= `fpr`: the z of `green_needed` green tokens, from the exact
+    binomial tail, because the normal approximation's z = 4 is not calibrated for short
+    texts (MarkLLM #32, synthid-text #48). A text one green token short has a z below it."""
+    k = green_needed(n, gamma, fpr)
+    return z_score(k, n, gamma) if 0 < n and k <= n else math.inf
+
+
+def flagged(detection: Detection, gamma: float, fpr: float) -> bool:
+    """Whether a text is watermarked at false-positive rate `fpr`: its green count among the
+    distinct scored pairs reaches `green_needed`, compared as integers, so the realised rate
+    is exactly P(G >= k) (a `z > z_threshold` test needed one green token more)."""
+    return detection.n_scored > 0 and detection.green >= green_needed(detection.n_scored, gamma, fpr)
 
 
 def thresholds(gamma: float, fpr: float, lengths: Sequence[int] = (16, 32, 64, 128, 200, 256, 512, 1024)) -> dict[int, float]:
-    """Per-length z thresholds for a chosen false-positive rate."""
+    """Per-length z thresholds (to reach) for a chosen false-positive rate."""
     return {n: z_threshold(n, gamma, fpr) for n in lengths}
 
 
