@@ -267,8 +267,8 @@ class InjectionProbe(Probe):
                 "asr = attack success (validated canary detector); control = the canary echoed when it is not an "
                 "instruction; excess = asr − control, paired per item; asr_corrected = Rogan–Gladen on the first "
                 "attempt, CI from Jeffreys draws of the rate, sensitivity and specificity; asr_substring = the naive "
-                "substring detector, for comparison. detector_validation is the canary detector's error on its held-out "
-                "test split (real outputs labelled blind), the one the correction uses.",
+                "substring detector, for comparison. detector_validation is the canary detector's error on its "
+                "held-out test split (real outputs labelled blind), the one the correction uses.",
             ],
         }
         if opts.samples > 1 and cfg.temperature == 0:
