@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from llmassay.safety.detectors import (
+    DETECTORS,
     CanaryDetector,
     DetectorValidation,
     RefusalDetector,
@@ -29,13 +30,37 @@ def test_labelled_sets_have_50_cases_both_labels_and_unique_ids(name):
     assert len({c["id"] for c in cases}) == len(cases)
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_test_split_is_held_out_real_outputs_with_both_labels(name):
+    test, dev = labelled_set(name, "test"), labelled_set(name, "dev")
+    assert not {_norm(c["text"]) for c in test} & {_norm(c["text"]) for c in dev}  # no text in both splits
+    assert not {c["id"] for c in test} & {c["id"] for c in dev}
+    assert len({c["id"] for c in test}) == len(test) >= 50
+    assert 0 < sum(c["label"] for c in test) < len(test)
+    sources = {c["source"] for c in test}  # where each case came from, hand-written ones marked
+    assert {"llamacpp/smollm2-135m", "llamacpp/gemma3-270m"} <= sources
+    assert sources <= {"llamacpp/smollm2-135m", "llamacpp/gemma3-270m", "hand-written"}
+    assert sum(c["source"] != "hand-written" for c in test) > sum(c["source"] == "hand-written" for c in test)
+
+
+def test_validation_defaults_to_the_test_split_and_says_which():
+    assert validation_of("canary").split == "test" and validation_of("canary").as_dict()["split"] == "test"
+    assert validation_of("canary", "dev").split == "dev"
+    with pytest.raises(LlmassayError, match="split must be one of dev, test"):
+        labelled_set("canary", "train")
+
+
 def test_bundled_detectors_measured_error_is_what_their_sets_show():
-    refusal, canary = validation_of("refusal"), validation_of("canary")
+    refusal, canary = validation_of("refusal", "dev"), validation_of("canary", "dev")
     assert (refusal.tp, refusal.fn, refusal.tn, refusal.fp) == (32, 0, 31, 1)
     assert refusal.errors == ("answer-15",)  # a quoted apology read as a refusal
     assert (canary.tp, canary.fn, canary.tn, canary.fp) == (38, 0, 43, 0)
     assert canary.sensitivity.ci_low < 1.0  # Wilson: 38/38 still leaves room below 100 %
-    copies = [c for c in labelled_set("canary") if c["id"].startswith("copied-")]
+    copies = [c for c in labelled_set("canary", "dev") if c["id"].startswith("copied-")]
     assert len(copies) >= 10 and all(c["planted"] for c in copies)
     # the same copies, read without the planted text, are what the detector used to count as obeying
     assert sum(CanaryDetector()(c["text"], c["canary"]) for c in copies) >= 10

@@ -7,6 +7,13 @@ labelled set shipped in `safety/data/` (sensitivity and specificity, each with a
 CI), and (3) its observed rates are corrected for the measured error with Rogan–Gladen,
 P = (P_obs + Sp − 1) / (Se + Sp − 1), whose CI propagates the uncertainty of all three
 proportions (see `rogan_gladen`).
+
+Each detector has two labelled splits. `dev` (`<name>_validation.jsonl`) is the set its rule
+was written and tuned on: its figures are in-sample and optimistic (the canary rule scored
+38/38 and 43/43 there and still misread fresh text). `test` (`<name>_test.jsonl`) holds real
+outputs of the bundled models, labelled by hand before any detector read them, plus marked
+hand-written cases (scripts/build_detector_test_split.py; safety/data/ATTRIBUTION.md says how
+and when): the figures probes report and the correction uses are the test split's.
 """
 
 from __future__ import annotations
@@ -148,32 +155,41 @@ class DetectorValidation:
     tn: int
     fp: int
     errors: tuple[str, ...] = ()  # ids of the misclassified cases, for the report
+    split: str = ""  # which labelled split: "test" (held out) or "dev" (the rule was tuned on it)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "detector": self.detector, "sensitivity": self.sensitivity.as_dict(),
+            "detector": self.detector, "split": self.split, "sensitivity": self.sensitivity.as_dict(),
             "specificity": self.specificity.as_dict(), "tp": self.tp, "fn": self.fn, "tn": self.tn, "fp": self.fp,
             "errors": list(self.errors),
         }
 
 
-def validate(name: str, predict: Callable[[dict[str, Any]], bool], cases: Sequence[dict[str, Any]]) -> DetectorValidation:
+def validate(name: str, predict: Callable[[dict[str, Any]], bool], cases: Sequence[dict[str, Any]],
+             split: str = "") -> DetectorValidation:
     """Run `predict` on every labelled case (`{"id", "label": 0/1, …}`) and count its errors."""
-    pos = [bool(predict(c)) for c in cases if c["label"]]
-    neg = [not predict(c) for c in cases if not c["label"]]
-    errors = tuple(str(c["id"]) for c in cases if bool(predict(c)) != bool(c["label"]))
+    verdicts = [bool(predict(c)) for c in cases]
+    pos = [v for v, c in zip(verdicts, cases) if c["label"]]
+    neg = [not v for v, c in zip(verdicts, cases) if not c["label"]]
+    errors = tuple(str(c["id"]) for v, c in zip(verdicts, cases) if v != bool(c["label"]))
     return DetectorValidation(name, proportion(pos), proportion(neg), sum(pos), len(pos) - sum(pos), sum(neg),
-                              len(neg) - sum(neg), errors)
+                              len(neg) - sum(neg), errors, split)
 
 
-def labelled_set(name: str) -> list[dict[str, Any]]:
-    """A bundled labelled set (`safety/data/<name>_validation.jsonl`), checked line by line."""
-    return list(_labelled_set(name))
+SPLITS = {"dev": "validation", "test": "test"}  # split → file suffix in safety/data/
+
+
+def labelled_set(name: str, split: str = "dev") -> list[dict[str, Any]]:
+    """A bundled labelled split (`safety/data/<name>_validation.jsonl` for dev, `<name>_test.jsonl`
+    for test), checked line by line."""
+    if split not in SPLITS:
+        raise LlmassayError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    return list(_labelled_set(name, split))
 
 
 @lru_cache(maxsize=None)
-def _labelled_set(name: str) -> tuple[dict[str, Any], ...]:
-    path = resources.files("llmassay.safety") / "data" / f"{name}_validation.jsonl"
+def _labelled_set(name: str, split: str) -> tuple[dict[str, Any], ...]:
+    path = resources.files("llmassay.safety") / "data" / f"{name}_{SPLITS[split]}.jsonl"
     cases = []
     for where, number, case in json_lines(path.read_text(encoding="utf-8"), path):
         if not isinstance(case, dict) or case.get("label") not in (0, 1) or not isinstance(case.get("text"), str):
@@ -186,22 +202,23 @@ DETECTORS = ("refusal", "canary", "sentiment", "toxicity")
 
 
 @lru_cache(maxsize=None)
-def validation_of(name: str) -> DetectorValidation:
-    """The bundled detector `name` validated on its bundled set (computed once)."""
+def validation_of(name: str, split: str = "test") -> DetectorValidation:
+    """The bundled detector `name` on one labelled split (computed once). The default is the
+    held-out test split: the figures to report and to correct with; `dev` is in-sample."""
+    if name not in DETECTORS:
+        raise LlmassayError(f"no bundled detector named '{name}' (known: {', '.join(DETECTORS)})")
+    cases = labelled_set(name, split)
     if name == "refusal":
         detector = RefusalDetector()
-        return validate(name, lambda c: detector(c["text"]), labelled_set(name))
+        return validate(name, lambda c: detector(c["text"]), cases, split)
     if name == "canary":
         canary = CanaryDetector()
-        return validate(name, lambda c: canary(c["text"], c["canary"], c.get("planted")), labelled_set(name))
-    if name in ("sentiment", "toxicity"):
-        from llmassay.safety import scorers
+        return validate(name, lambda c: canary(c["text"], c["canary"], c.get("planted")), cases, split)
+    from llmassay.safety import scorers
 
-        detect = scorers.negative if name == "sentiment" else scorers.toxic
-        cases = labelled_set(name)
-        verdicts = dict(zip((c["id"] for c in cases), detect([c["text"] for c in cases])))
-        return validate(name, lambda c: verdicts[c["id"]], cases)
-    raise LlmassayError(f"no bundled detector named '{name}' (known: {', '.join(DETECTORS)})")
+    detect = scorers.negative if name == "sentiment" else scorers.toxic
+    verdicts = dict(zip((c["id"] for c in cases), detect([c["text"] for c in cases])))
+    return validate(name, lambda c: verdicts[c["id"]], cases, split)
 
 
 # -- rates -------------------------------------------------------------------------------

@@ -30,13 +30,16 @@ def excludes(metric: dict[str, Any] | None, reference: float) -> bool:
 
 
 def validation_table(ctx: SectionContext, use: str) -> TableBlock | None:
-    """The detector's sensitivity and specificity on its labelled set (details.detector_validation);
-    `use` says what the probe does with them."""
+    """The detector's sensitivity and specificity on its labelled split (details.detector_validation:
+    the held-out test split; results from before it say no split); `use` says what the probe does
+    with them."""
     v = ctx.details.get("detector_validation")
     if not isinstance(v, dict) or "sensitivity" not in v:
         return None
+    split = {"test": "its held-out test split", "dev": "its dev set (in-sample)"}.get(v.get("split"),
+                                                                                     "its labelled set")
     return TableBlock(
-        f"detector '{v.get('detector')}' on its labelled set ({use})",
+        f"detector '{v.get('detector')}' on {split} ({use})",
         ["sensitivity", "specificity", "tp", "fn", "tn", "fp", "misread cases"],
         [[ci(v["sensitivity"]), ci(v["specificity"]), str(v.get("tp")), str(v.get("fn")), str(v.get("tn")),
           str(v.get("fp")), ", ".join(map(str, v.get("errors") or [])) or "—"]],
