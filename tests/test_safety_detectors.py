@@ -113,6 +113,42 @@ def test_validate_counts_each_kind_of_error():
     assert v.errors == ("2", "4")
 
 
+def test_hand_written_cases_are_a_stress_check_kept_out_of_the_error_rates():
+    """Model outputs: 5 of 6 positives caught, 7 of 8 negatives left alone. Hand-written: 3 of
+    4 misread. Se/Sp must be 5/6 and 7/8 (counted in, the hand-written cases would give 6/8 and
+    7/10); the stress check 3 of 4."""
+    model = [("yes", 1)] * 5 + [("no", 1)] + [("no", 0)] * 7 + [("yes", 0)]
+    hand = [("no", 1), ("yes", 1), ("yes", 0), ("yes", 0)]
+    cases = [{"id": f"{s}-{i}", "text": t, "label": l, "source": s}
+             for s, rows in (("llamacpp/gemma3-270m", model), ("hand-written", hand)) for i, (t, l) in enumerate(rows)]
+    v = validate("toy", lambda c: c["text"] == "yes", cases, "test")
+    assert (v.tp, v.fn, v.tn, v.fp, v.n) == (5, 1, 7, 1, 14)
+    assert v.sensitivity.value == pytest.approx(5 / 6) and v.specificity.value == pytest.approx(7 / 8)
+    assert v.errors == ("llamacpp/gemma3-270m-5", "llamacpp/gemma3-270m-13")
+    assert v.stress.misread.value == pytest.approx(0.75) and v.stress.misread.n == 4
+    assert v.stress.errors == ("hand-written-0", "hand-written-2", "hand-written-3")
+    shown = v.as_dict()
+    assert shown["stress_check"]["misread_count"] == 3 and shown["n"] == 14 and shown["population"] == "model outputs"
+    assert shown["caveats"] == []  # 6 positives and 8 negatives: enough to go on
+    few = validate("toy", lambda c: c["text"] == "yes", [c for c in cases if c["id"] != "llamacpp/gemma3-270m-0"
+                                                         and c["id"] != "llamacpp/gemma3-270m-1"], "test")
+    (caveat,) = few.caveats  # 4 positive model outputs: said plainly
+    assert caveat.startswith("only 4 positive cases among the test split's model outputs") and "wide" in caveat
+    assert validate("toy", lambda c: True, cases[:3]).stress is None  # no hand-written cases: no stress check
+
+
+def test_bundled_test_split_figures_count_model_outputs_only():
+    for name in DETECTORS:
+        test = labelled_set(name, "test")
+        v = validation_of(name)
+        model = [c for c in test if c["source"] != "hand-written"]
+        assert (v.tp + v.fn, v.tn + v.fp) == (sum(c["label"] for c in model), sum(1 - c["label"] for c in model))
+        assert v.stress.misread.n == len(test) - len(model) > 0
+    assert validation_of("toxicity").caveats and validation_of("canary").caveats  # 1 and 2 positive outputs
+    assert not validation_of("sentiment").caveats
+    assert validation_of("canary").stress.misread.value == 1.0  # all 8 hand-written cases misread
+
+
 def _validation(tp: int, fn: int, tn: int, fp: int) -> DetectorValidation:
     return DetectorValidation("toy", proportion([1] * tp + [0] * fn), proportion([1] * tn + [0] * fp), tp, fn, tn, fp)
 

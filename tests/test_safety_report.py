@@ -166,7 +166,10 @@ def test_toxicity_section_shows_rates_hit_at_k_and_escapes_answers(tmp_path):
     assert [t.columns[3] for t in section.tables][0] == "hit@4"
     worst = table(section, "the 10 most toxic answers")
     assert all(r[1] == "adversarial" and r[3].startswith(HOSTILE) for r in worst.values())
-    assert table(section, "detector 'toxicity'")  # the scorer's validation beside the rates
+    assert table(section, "detector 'toxicity'") == {"80": ["80", "1.00 [0.21, 1.00]", "0.99 [0.93, 1.00]", "1", "0",
+                                                            "78", "1", "gemma3-neutral-07-0"]}  # model outputs only
+    assert table(section, "stress check: detector 'toxicity'") == {"4": ["4", "1", "0.25 [0.05, 0.70]", "hand-12"]}
+    assert any("only 1 positive case" in n for n in section.notes)  # said plainly where the figure rests on one
     assert_escaped(html)
     browsed = [r for r in embedded_rows(html) if r["p"] == "toxicity"]
     assert len(browsed) == 40 * 4 and sum(r["out"].startswith(HOSTILE) for r in browsed) == 20

@@ -13,7 +13,10 @@ was written and tuned on: its figures are in-sample and optimistic (the canary r
 38/38 and 43/43 there and still misread fresh text). `test` (`<name>_test.jsonl`) holds real
 outputs of the bundled models, labelled by hand before any detector read them, plus marked
 hand-written cases (scripts/build_detector_test_split.py; safety/data/ATTRIBUTION.md says how
-and when): the figures probes report and the correction uses are the test split's.
+and when). The figures probes report and the correction uses are the test split's model
+outputs only — the population a probe classifies. The hand-written cases were written to be
+misread, so they are no sample of that population: their share misread is reported apart, as
+a stress check (`StressCheck`), and never enters the correction.
 """
 
 from __future__ import annotations
@@ -141,11 +144,30 @@ class CanaryDetector:
 
 
 # -- validation --------------------------------------------------------------------------
+HAND_WRITTEN = "hand-written"  # a test case's `source` when it was written to be misread, not sampled
+FEW = 5  # a class with fewer labelled cases than this gives a figure the report calls out
+
+
+@dataclass(frozen=True)
+class StressCheck:
+    """How often the detector misreads cases written to fool it. They are adversarial, not a
+    sample of what the detector classifies, so this is a stress figure, never an error rate
+    to correct with."""
+
+    misread: Metric  # share of the cases misread (Wilson CI); misread.n is how many cases
+    errors: tuple[str, ...] = ()  # ids of the misread cases
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cases": self.misread.n, "misread_count": len(self.errors), "misread": self.misread.as_dict(),
+                "errors": list(self.errors)}
+
+
 @dataclass(frozen=True)
 class DetectorValidation:
     """A detector's error on its labelled set: sensitivity (true positives found) and
     specificity (true negatives left alone), each with a Wilson CI, and the raw counts
-    that `rogan_gladen` resamples."""
+    that `rogan_gladen` resamples. On the test split these count the model outputs only;
+    `stress` holds the hand-written cases, apart."""
 
     detector: str
     sensitivity: Metric
@@ -156,24 +178,56 @@ class DetectorValidation:
     fp: int
     errors: tuple[str, ...] = ()  # ids of the misclassified cases, for the report
     split: str = ""  # which labelled split: "test" (held out) or "dev" (the rule was tuned on it)
+    stress: StressCheck | None = None  # the hand-written cases, reported apart, never in the correction
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fn + self.tn + self.fp
+
+    @property
+    def caveats(self) -> list[str]:
+        """A plain sentence for each class with fewer than FEW cases: its figure rests on them."""
+        among = "the test split's model outputs" if self.split == "test" else "the labelled cases"
+        out = []
+        for count, what, figure in ((self.tp + self.fn, "positive", "sensitivity"),
+                                    (self.tn + self.fp, "negative", "specificity")):
+            if count < FEW:
+                out.append(f"only {count} {what} {'case' if count == 1 else 'cases'} among {among}: the {figure} "
+                           f"rests on {'it' if count == 1 else 'them'}, so its CI, and that of a rate corrected "
+                           "with it, is wide")
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "detector": self.detector, "split": self.split, "sensitivity": self.sensitivity.as_dict(),
-            "specificity": self.specificity.as_dict(), "tp": self.tp, "fn": self.fn, "tn": self.tn, "fp": self.fp,
-            "errors": list(self.errors),
+            "detector": self.detector, "split": self.split,
+            "population": "model outputs" if self.split == "test" else "labelled cases", "n": self.n,
+            "sensitivity": self.sensitivity.as_dict(), "specificity": self.specificity.as_dict(),
+            "tp": self.tp, "fn": self.fn, "tn": self.tn, "fp": self.fp, "errors": list(self.errors),
+            "caveats": self.caveats, "stress_check": self.stress.as_dict() if self.stress else None,
         }
 
 
 def validate(name: str, predict: Callable[[dict[str, Any]], bool], cases: Sequence[dict[str, Any]],
              split: str = "") -> DetectorValidation:
-    """Run `predict` on every labelled case (`{"id", "label": 0/1, …}`) and count its errors."""
-    verdicts = [bool(predict(c)) for c in cases]
-    pos = [v for v, c in zip(verdicts, cases) if c["label"]]
-    neg = [not v for v, c in zip(verdicts, cases) if not c["label"]]
-    errors = tuple(str(c["id"]) for v, c in zip(verdicts, cases) if v != bool(c["label"]))
+    """Run `predict` on every labelled case (`{"id", "label": 0/1, …}`) and count its errors.
+    Cases marked `"source": "hand-written"` are kept out of the counts (they are no sample of
+    what the detector classifies) and scored apart as the stress check."""
+    sample = [c for c in cases if c.get("source") != HAND_WRITTEN]
+    stressed = [c for c in cases if c.get("source") == HAND_WRITTEN]
+    verdicts = [bool(predict(c)) for c in sample]
+    pos = [v for v, c in zip(verdicts, sample) if c["label"]]
+    neg = [not v for v, c in zip(verdicts, sample) if not c["label"]]
+    errors = tuple(str(c["id"]) for v, c in zip(verdicts, sample) if v != bool(c["label"]))
     return DetectorValidation(name, proportion(pos), proportion(neg), sum(pos), len(pos) - sum(pos), sum(neg),
-                              len(neg) - sum(neg), errors, split)
+                              len(neg) - sum(neg), errors, split, stress_check(predict, stressed))
+
+
+def stress_check(predict: Callable[[dict[str, Any]], bool], cases: Sequence[dict[str, Any]]) -> StressCheck | None:
+    """The share of `cases` that `predict` misreads (None when there are none)."""
+    if not cases:
+        return None
+    misread = [bool(predict(c)) != bool(c["label"]) for c in cases]
+    return StressCheck(proportion(misread), tuple(str(c["id"]) for c, m in zip(cases, misread) if m))
 
 
 SPLITS = {"dev": "validation", "test": "test"}  # split → file suffix in safety/data/
@@ -204,7 +258,8 @@ DETECTORS = ("refusal", "canary", "sentiment", "toxicity")
 @lru_cache(maxsize=None)
 def validation_of(name: str, split: str = "test") -> DetectorValidation:
     """The bundled detector `name` on one labelled split (computed once). The default is the
-    held-out test split: the figures to report and to correct with; `dev` is in-sample."""
+    held-out test split: its model outputs give the figures to report and to correct with, its
+    hand-written cases the stress check; `dev` is in-sample."""
     if name not in DETECTORS:
         raise LlmassayError(f"no bundled detector named '{name}' (known: {', '.join(DETECTORS)})")
     cases = labelled_set(name, split)

@@ -13,7 +13,7 @@ from typing import Any
 
 from llmassay.report.plots import bars_with_ci
 from llmassay.report.section import BrowserRow, Plot, Section, SectionContext, TableBlock
-from llmassay.report.sections._safety import ci, n_of, notes, validation_table
+from llmassay.report.sections._safety import ci, n_of, notes, validation_tables
 
 MEASURES = {"sentiment": "generation sentiment (VADER)", "p_first": "P(first choice)",
             "picks_first": "first choice picked"}
@@ -45,10 +45,8 @@ def build(ctx: SectionContext) -> Section:
     extremes = generations_table(ctx.rows)
     if extremes.rows:
         section.tables.append(extremes)
-    validation = validation_table(ctx, "the gaps are not corrected for them: "
-                                  "read a sentiment gap with the scorer's errors in mind")
-    if validation:
-        section.tables.append(validation)
+    section.tables += validation_tables(ctx, "the gaps are not corrected for them: "
+                                      "read a sentiment gap with the scorer's errors in mind")
     section.notes = [f"flagged: {', '.join(sorted(flagged))}" if flagged else
                      "flagged: none (no gap's exact paired test passes Holm's correction)", *few_templates(ctx), *notes(ctx)]
     return section

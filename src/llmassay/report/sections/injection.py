@@ -3,7 +3,9 @@ success per family, and every output in the browser as text (model output is unt
 the report's templates escape it, and nothing here marks it safe).
 
 Reads the probe's metrics `asr[m]`, `control[m]`, `excess[m]`, `utility_attack[m]`,
-`utility_clean[m]`, `asr_family[f]` and its rows' `outputs[m][condition]`.
+`utility_clean[m]`, `asr_family[f]`, its details (`detector_validation`: the canary detector's
+error on its test split's model outputs, and apart the stress check) and its rows'
+`outputs[m][condition]`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 
 from llmassay.report.section import BrowserRow, Section, SectionContext
 from llmassay.report.sections import generic
+from llmassay.report.sections._safety import notes, validation_tables
 
 RATES = ("asr", "control", "excess", "asr_corrected", "utility_attack", "utility_clean")
 
@@ -29,6 +32,8 @@ def build(ctx: SectionContext) -> Section:
         plots.append(generic.interval_plot(ctx, "families", "attack success by family (first mitigation)",
                                            list(families), [f"asr_family[{f}]" for f in families], "share"))
     section.plots = plots + generic.family_plots(ctx, skip=(*RATES, "asr_family"))
+    section.tables += validation_tables(ctx, "asr_corrected uses these errors")
+    section.notes = notes(ctx)
     return section
 
 

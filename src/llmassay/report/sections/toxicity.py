@@ -13,7 +13,7 @@ from typing import Any
 
 from llmassay.report.plots import bars_with_ci
 from llmassay.report.section import BrowserRow, Plot, Section, SectionContext, TableBlock
-from llmassay.report.sections._safety import ci, n_of, notes, validation_table
+from llmassay.report.sections._safety import ci, n_of, notes, validation_tables
 
 SHOWN = 10  # most toxic answers listed
 
@@ -38,9 +38,7 @@ def build(ctx: SectionContext) -> Section:
         [[k, n_of(ctx.metrics.get(f"toxic_rate[{k}]")), *(ci(ctx.metrics.get(f"{p}[{k}]")) for p in
                                                           ("toxic_rate", hit or "hit@k", "expected_max_toxicity",
                                                            "toxic_rate_corrected"))] for k in kinds]))
-    validation = validation_table(ctx, "the corrected rate uses these errors")
-    if validation:
-        section.tables.append(validation)
+    section.tables += validation_tables(ctx, "the corrected rate uses these errors")
     worst = worst_table(ctx.rows)
     if worst.rows:
         section.tables.append(worst)
