@@ -37,8 +37,10 @@ def llama_bench(model: str, threads: int, n_prompt: int = 512, n_gen: int = 128)
 
     from llmassay.models import resolve_model_path
 
-    llm = llama_cpp.Llama(model_path=str(resolve_model_path(model)), n_ctx=n_prompt + n_gen + 8, n_batch=n_prompt,
-                          n_threads=threads, n_threads_batch=threads, verbose=False, seed=0)
+    from llmassay.backends.llama_load import open_llama
+
+    llm = open_llama(str(resolve_model_path(model)), n_threads=threads, n_ctx=n_prompt + n_gen + 8, n_batch=n_prompt,
+                     verbose=False, seed=0)
     rng = np.random.default_rng(0)
     vocab = llm.n_vocab()
     prompt = rng.integers(100, vocab - 100, n_prompt).tolist()

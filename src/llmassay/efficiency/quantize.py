@@ -93,9 +93,9 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def next_token_logprobs(model: Path, tokens: list[int], n_ctx: int = 512) -> np.ndarray:
     """log p(· | tokens[:i+1]) for every position i: a positions × vocab array."""
-    import llama_cpp
+    from llmassay.backends.llama_load import open_llama
 
-    llm = llama_cpp.Llama(model_path=str(model), n_ctx=n_ctx, logits_all=True, verbose=False, seed=0)
+    llm = open_llama(str(model), n_ctx=n_ctx, logits_all=True, verbose=False, seed=0)
     llm.eval(tokens)
     return _log_softmax(np.asarray(llm.scores[: len(tokens)], dtype=np.float64))
 

@@ -20,10 +20,9 @@ TEMPLATES = (
 
 class LlamaCppProber:
     def __init__(self, path: str, n_ctx: int = 256, n_threads: int | None = None) -> None:
-        from llama_cpp import Llama
+        from llmassay.backends.llama_load import open_llama
 
-        self.llm = Llama(path, n_ctx=n_ctx, logits_all=False, verbose=False, n_threads=n_threads,
-                         n_threads_batch=n_threads)
+        self.llm = open_llama(path, n_threads=n_threads, n_ctx=n_ctx, logits_all=False, verbose=False)
         self.templates = tuple(f"{a}<token>{b}" for a, b in TEMPLATES)
         self._prefixes = [self.llm.tokenize(a.encode(), add_bos=True, special=False) for a, _ in TEMPLATES]
         self._suffixes = [self.llm.tokenize(b.encode(), add_bos=False, special=False) for _, b in TEMPLATES]
