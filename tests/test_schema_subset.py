@@ -257,3 +257,15 @@ def test_llamacpp_walks_through_every_held_out_grammar_write_only_what_the_schem
                 assert any(relaxed & set(map(str, e.absolute_schema_path)) for e in places), (
                     f"{case['name']}: {text} — {error.message}")
     assert finished >= 2 * len(HELD_OUT)
+
+
+def test_llamacpp_parses_the_longest_repetition_the_compiler_keeps_and_one_longer_is_relaxed(vocab):
+    from llmassay.backends._schema_subset import MAX_REPEAT
+
+    for field in ({"type": "string", "maxLength": MAX_REPEAT},
+                  {"type": "array", "maxItems": MAX_REPEAT, "items": {"type": "object", "properties": {"a": {"type": "string"}}}}):
+        compiled = compile_schema({"type": "object", "properties": {"x": field}})
+        assert compiled.relaxed == ()
+        vocab.lib.llama_sampler_free(vocab.sampler(compiled.gbnf))  # parses
+    longer = compile_schema({"type": "object", "properties": {"x": {"type": "string", "maxLength": MAX_REPEAT + 500}}})
+    assert _named(longer.relaxed) == ["maxLength at x"]

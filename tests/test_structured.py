@@ -27,6 +27,8 @@ from llmassay.probes._json import (
     text_classes,
 )
 from llmassay.probes.structured import StructuredOptions, StructuredProbe, outline
+from llmassay.report.section import SectionContext
+from llmassay.report.sections import structured as structured_section
 from llmassay.report.table import details_tables
 from llmassay.tasks.loader import TaskError, load_task
 from llmassay.types import GenerateRequest, Generation, LlmassayError
@@ -566,3 +568,7 @@ def test_a_relaxed_keyword_counts_the_item_constraint_relaxed_and_the_run_goes_o
     ]
     assert "relaxed" in result.details["tables"]
     assert "(2 of 3 items under a relaxed grammar)" in result.summary.verdict
+    ctx = SectionContext("t", "structured", {}, result.details, result.samples)
+    scores = {(r.id, r.variant): r.scores for r in structured_section.browser_rows(ctx)}
+    assert 'relaxed: [{"keyword": "multipleOf"' in scores[("bob", "constrained")]
+    assert "relaxed" not in scores[("cat", "constrained")]

@@ -77,8 +77,9 @@ FORMAT_PATTERNS = {
 }
 # Whole-number bounds up to this size keep a number's digits exact as a float (see NumberBounds).
 NUMBER_BOUND_LIMIT = 10**6
-# Longer repetitions (maxLength, maxItems) make grammars llama.cpp builds slowly or not at all.
-MAX_REPEAT = 500
+# llama.cpp refuses a grammar that repeats a rule (maxLength, maxItems) 1,500 times or more:
+# "number of rules … exceeds sane defaults" (1,000 parses; tests/test_schema_subset.py).
+MAX_REPEAT = 1000
 
 
 @dataclass(frozen=True)
