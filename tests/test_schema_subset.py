@@ -169,7 +169,7 @@ class _Vocab:
         self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.eos = llama_cpp.llama_vocab_eos(self.vocab)
-        self.tokens = {c: self._token(c) for c in map(chr, range(0x20, 0x7F))}
+        self.tokens = {c: self._token(c) for c in [*map(chr, range(0x20, 0x7F)), "\n", "\t"]}
 
     def _token(self, char: str) -> int:
         buf = (self.lib.llama_token * 4)()
@@ -216,6 +216,13 @@ def test_llamacpp_never_writes_a_negative_price_under_a_minimum_0(vocab):
         assert vocab.accepts(gbnf, text), text
     for text in ('{"unit_price": -12.5}', '{"unit_price": -0.5}', '{"unit_price": -3}'):
         assert not vocab.accepts(gbnf, text), text
+
+
+def test_llamacpp_never_writes_a_raw_newline_inside_a_string(vocab):
+    """JSON escapes control characters; llama.cpp's own string rule let them through."""
+    gbnf = compile_schema({"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]}).gbnf
+    assert vocab.accepts(gbnf, '{"note": "a\\nb"}')
+    assert not vocab.accepts(gbnf, '{"note": "a\nb"}') and not vocab.accepts(gbnf, '{"note": "a\tb"}')
 
 
 def test_llamacpp_walks_through_every_held_out_grammar_write_only_what_the_schema_allows(vocab):

@@ -4,8 +4,8 @@ llama-cpp-python's converter (a port of llama.cpp's json_schema_to_grammar.py) c
 regex escapes such as `\\d` or `\\.` into the grammar, which llama.cpp's grammar parser
 rejects; the rejected grammar then reaches the sampler as a null pointer and the process
 dies (exit 139). It also ignores `minimum`/`maximum`, lets `.` produce a bare `"` that
-ends the JSON string, asserts on unanchored patterns, and drops every keyword beside a list
-`type`, `anyOf` or `$ref`. Here a schema first goes through `_schema_subset.enforceable`:
+ends the JSON string and a string hold a raw newline, asserts on unanchored patterns, and
+drops every keyword beside a list `type`, `anyOf` or `$ref`. Here a schema first goes through `_schema_subset.enforceable`:
 what it keeps becomes grammar that only admits valid output (bounds on integers and
 whole-number bounds on numbers as digit rules, patterns via `_gbnf_pattern`), and what it
 cannot keep comes back as a list of `Relaxation`s. `compile_schema` returns both, for a
@@ -98,6 +98,11 @@ class _SafeConverter(SchemaConverter):  # type: ignore[misc]
 
     def _visit_pattern(self, pattern: str, name: str) -> str:
         return str(super()._visit_pattern(safe_pattern(pattern), name))
+
+    def _add_primitive(self, name: str, rule: Any) -> str:
+        if name == "char":  # the base rule lets a raw newline or tab into a string: not JSON
+            rule = type(rule)(r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})', [])
+        return str(super()._add_primitive(name, rule))
 
 
 # -- integer ranges -------------------------------------------------------------------------
