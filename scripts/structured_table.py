@@ -33,6 +33,9 @@ def tables(results: dict[str, Any]) -> str:
                 f"| {row['mode']} | {ci(row['parse_valid'])} | {ci(row['schema_valid'])} | {gain} | {ci(row['field_acc'])} "
                 f"| {ci(row['tokens'], 1)} | {ci(row['latency_s'], 2)} | {retries} |"
             )
+        for row in details.get("relaxed", []):  # constrained: one line per keyword no grammar enforces
+            out.append(f"\nconstraint_relaxed: '{row['keyword']}' at {row['at']} on {row['items']} items "
+                       f"({row['schema_valid']} still schema-valid; {row['why']}): {row['item ids']}")
         modes = [r["mode"] for r in details["modes"]]
         taxonomy = [r for r in details["taxonomy"] if r["outputs"] or any(r[f"failed[{m}]"] for m in modes)]
         if taxonomy:

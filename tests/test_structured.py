@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from fake_openai import FakeOpenAI
+from llmassay.backends._gbnf import schema_to_gbnf
 from llmassay.backends.openai_compat import OpenAIBackend
 from llmassay.engine.engine import Engine
 from llmassay.engine.store import SampleLog
@@ -26,6 +27,8 @@ from llmassay.probes._json import (
     text_classes,
 )
 from llmassay.probes.structured import StructuredOptions, StructuredProbe, outline
+from llmassay.report.section import SectionContext
+from llmassay.report.sections import structured as structured_section
 from llmassay.report.table import details_tables
 from llmassay.tasks.loader import TaskError, load_task
 from llmassay.types import GenerateRequest, Generation, LlmassayError
@@ -482,22 +485,90 @@ def test_formats_are_enforced_and_a_bare_null_is_invalid_in_every_mode(tmp_path)
     assert taxonomy["bad_value"]["failed[strict]"] == 2
 
 
-def test_a_schema_the_backend_cannot_enforce_names_the_item(tmp_path):
+def test_a_schema_the_backend_refuses_names_the_item(tmp_path):
     """The backend names the schema (by title); the probe says which item carries it."""
-    titled = {**SCHEMA, "title": "person", "properties": {**SCHEMA["properties"], "age": {"type": "integer",
-                                                                                          "multipleOf": 3}}}
+    titled = {**SCHEMA, "title": "person"}
     (tmp_path / "s.json").write_text(json.dumps(titled))
     task = load_task(str(write_task(tmp_path, "json_schema: s.json", RECORDS[:2])))
 
     class Refuses(Scripted):
         def generate(self, reqs):
             if any(r.json_schema for r in reqs):
-                raise LlmassayError(f"{GenerateRequest.schema_label(reqs[0].json_schema)}: keyword 'multipleOf' "
-                                    "cannot be enforced by a grammar")
+                raise LlmassayError(f"{GenerateRequest.schema_label(reqs[0].json_schema)}: refused by the server")
             return super().generate(reqs)
 
     cfg = ProbeConfig(options=(("instructions", 0), ("modes", "constrained")))
     with pytest.raises(LlmassayError) as info:
         run_probe(StructuredProbe(), task, Engine(Refuses(FREE, FIXED, CONSTRAINED)), cfg, SampleLog(tmp_path / "l.jsonl"))
-    assert str(info.value) == (f"{task.source}: item 'ann': JSON schema 'person': keyword 'multipleOf' cannot be "
-                               "enforced by a grammar (constrained mode; leave it out with --modes)")
+    assert str(info.value) == (f"{task.source}: item 'ann': JSON schema 'person': refused by the server "
+                               "(constrained mode; leave it out with --modes)")
+
+
+# -- a keyword no grammar enforces relaxes the item, it does not end the run ----------------
+PRICED = {
+    "title": "line",
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "price": {"type": "number", "minimum": 0, "multipleOf": 0.5},
+                   "sku": {"type": "string", "pattern": "^(?=S)S[0-9]+$"}},
+    "required": ["name", "price"],
+    "additionalProperties": False,
+}
+PRICED_RECORDS = [
+    {"id": "ann", "text": "Ann", "sch": "priced.json", "gold": {"name": "Ann", "price": 2.5}},
+    {"id": "bob", "text": "Bob", "sch": "priced.json", "gold": {"name": "Bob", "price": 3}},
+    {"id": "cat", "text": "Cat", "sch": "s.json", "gold": {"name": "Cat", "age": 7}},
+]
+PRICED_ANSWERS = {
+    "Ann": '{"name": "Ann", "price": 2.5}',
+    "Bob": '{"name": "Bob", "price": 3.2}',  # not a multiple of 0.5: what the grammar could not stop
+    "Cat": '{"name": "Cat", "age": 7}',
+}
+
+
+def test_a_relaxed_keyword_counts_the_item_constraint_relaxed_and_the_run_goes_on(tmp_path):
+    (tmp_path / "priced.json").write_text(json.dumps(PRICED))
+    (tmp_path / "s.json").write_text(json.dumps(SCHEMA))
+    task = load_task(str(write_task(tmp_path, "json_schema: sch", PRICED_RECORDS)))
+    class Grammared(Scripted):
+        """Compiles each schema it is sent as the llama.cpp backend does (which refuses a
+        keyword it would have to relax): before the fix the run ended here."""
+
+        def generate(self, reqs):
+            for r in reqs:
+                if r.json_schema is not None:
+                    schema_to_gbnf(r.json_schema)
+            return super().generate(reqs)
+
+    backend = Grammared(PRICED_ANSWERS, {}, PRICED_ANSWERS)
+    cfg = ProbeConfig(options=(("instructions", 0), ("modes", "strict,constrained")))
+    result = run_probe(StructuredProbe(), task, Engine(backend), cfg, SampleLog(tmp_path / "l.jsonl"))
+    rows = {r["id"]: r["modes"]["constrained"] for r in result.samples}
+    # Every item was decoded and judged; the relaxed ones against the full schema.
+    assert [rows[k]["constraint_relaxed"] for k in ("ann", "bob", "cat")] == [True, True, False]
+    assert rows["ann"]["schema_valid"] and not rows["bob"]["schema_valid"] and rows["cat"]["schema_valid"]
+    assert rows["bob"]["schema_errors"] == ["price: 3.2 is not a multiple of 0.5"]
+    assert [(r["keyword"], r["at"]) for r in rows["ann"]["relaxed"]] == [("multipleOf", "price"), ("pattern", "sku")]
+    # The decoding schema leaves out what the grammar cannot enforce and keeps the rest.
+    sent = {json.loads(r.json_schema).get("title"): json.loads(r.json_schema) for r in backend.asked if r.json_schema}
+    assert sent["line"]["properties"]["price"] == {"type": "number", "minimum": 0}
+    assert sent["line"]["properties"]["sku"] == {"type": "string"}
+    assert [r.json_schema for r in backend.asked if r.json_schema and "age" in r.json_schema] == [
+        GenerateRequest.schema_string(SCHEMA)]  # nothing relaxed: the full schema, as before
+    m = result.metrics
+    assert m["constraint_relaxed[constrained]"].value == pytest.approx(2 / 3)
+    assert m["schema_valid[constrained]"].value == pytest.approx(2 / 3) and m["schema_valid[constrained]"].n == 3
+    table = {row["mode"]: row for row in result.details["modes"]}
+    assert table["constrained"]["constraint_relaxed"]["value"] == pytest.approx(2 / 3)
+    # One line per keyword: which items, where, why, and how many still validated.
+    assert result.details["relaxed"] == [
+        {"keyword": "multipleOf", "items": 2, "schema_valid": 1, "at": "price",
+         "why": "a divisibility rule, which a grammar does not express", "item ids": "ann, bob"},
+        {"keyword": "pattern", "items": 2, "schema_valid": 1, "at": "sku",
+         "why": "lookaround or group flag at 1 of /^(?=S)S[0-9]+$/", "item ids": "ann, bob"},
+    ]
+    assert "relaxed" in result.details["tables"]
+    assert "(2 of 3 items under a relaxed grammar)" in result.summary.verdict
+    ctx = SectionContext("t", "structured", {}, result.details, result.samples)
+    scores = {(r.id, r.variant): r.scores for r in structured_section.browser_rows(ctx)}
+    assert 'relaxed: [{"keyword": "multipleOf"' in scores[("bob", "constrained")]
+    assert "relaxed" not in scores[("cat", "constrained")]

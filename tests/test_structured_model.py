@@ -82,3 +82,40 @@ def test_hf_constrained_generation_follows_the_schema(smollm2_path):
     both = hf.generate([req, req2])
     assert both[0].text == out.text and set(json.loads(both[1].text)) == {"city"}
     assert both[1].text == hf.generate([req2])[0].text
+
+
+def test_llamacpp_constrained_run_goes_on_past_unenforceable_keywords(smollm2, tmp_path):
+    """Issue #32 item 13 end to end: held-out schemas with a price >= 0 (enforced now), a
+    multipleOf and a fractional bound (relaxed) run to the end under llama.cpp's grammar;
+    each finished answer meets the enforced part, and the relaxed items are counted."""
+    from pathlib import Path
+
+    from llmassay.backends._gbnf import compile_schema
+    from llmassay.probes._json import schema_errors as errors_of
+
+    held_out = {c["name"]: c for c in json.loads((Path(__file__).parent / "data" / "extraction_schemas.json").read_text())}
+    picked = ["invoice", "receipt", "tax_form"]
+    docs = [{"id": n, "text": t, "schema": held_out[n]["schema"], "gold": g} for n, t, g in (
+        ("invoice", "Invoice INV-20391 from billing@acme.com, issued 2024-03-05: 2 widgets at 4.50 USD, total 9.00 USD.",
+         {"invoice_number": "INV-20391", "total": 9.0}),
+        ("receipt", "Corner Cafe, 2024-03-05 08:14: coffee 3.20, bagel 2.75; total 5.95.", {"store": "Corner Cafe", "total": 5.95}),
+        ("tax_form", "Taxpayer 123-45-6789, single, gross income 52000, tax rate 0.22.",
+         {"taxpayer_id": "123-45-6789", "filing_status": "single", "gross_income": 52000}),
+    )]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (tmp_path / "t.yaml").write_text(
+        "task: t\ndataset_path: json\ndataset_kwargs:\n  data_files: d.jsonl\noutput_type: generate_until\n"
+        'doc_to_text: "Text: {{text}}\\nJSON:"\ndoc_to_target: gold\njson_schema: schema\n'
+        "generation_kwargs:\n  max_gen_toks: 96\n")
+    task = load_task(str(tmp_path / "t.yaml"))
+    cfg = ProbeConfig(options=(("instructions", 0), ("modes", "constrained")))
+    result = run_probe(StructuredProbe(), task, Engine(smollm2), cfg, SampleLog(tmp_path / "a.jsonl"))
+    rows = {r["id"]: r["modes"]["constrained"] for r in result.samples}
+    assert [rows[n]["constraint_relaxed"] for n in picked] == [False, True, True]
+    for name in picked:
+        entry, compiled = rows[name], compile_schema(held_out[name]["schema"])
+        assert sorted(f"{r['keyword']} at {r['at']}" for r in entry["relaxed"]) == sorted(held_out[name]["relaxed"])
+        if "truncated" not in entry["classes"]:  # a finished answer is what the grammar allows
+            assert entry["parse_valid"] and not errors_of(entry["parsed"], compiled.schema), entry["text"]
+    assert {row["keyword"] for row in result.details["relaxed"]} == {"multipleOf", "maximum"}
+    assert result.metrics["constraint_relaxed[constrained]"].value == pytest.approx(2 / 3)

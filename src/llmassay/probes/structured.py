@@ -4,7 +4,10 @@ One free generation per item is judged three ways — `strict` (`json.loads` on 
 output), `extract` (the first JSON value in it) and `repair` (json-repair) — so those modes
 cost the same. `retry` feeds the validator's error back and asks again (extract + schema
 check, up to `max_retries` times); `constrained` decodes under the schema (a grammar in
-llama.cpp, `response_format` on OpenAI-compatible servers). Each mode is scored for parse
+llama.cpp, `response_format` on OpenAI-compatible servers). A schema keyword no grammar
+enforces (`backends._schema_subset`) is left out of the decoding schema, the answer is still
+validated against the full schema, and the item counts as `constraint_relaxed`: one such
+keyword never ends the run. Each mode is scored for parse
 validity, schema validity (jsonschema) and field accuracy against gold records, with its
 cost (output tokens, latency, retries). The same items under other wordings of the JSON
 instruction measure instruction brittleness.
@@ -12,6 +15,7 @@ instruction measure instruction brittleness.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +39,7 @@ from llmassay.probes._options import build_options, option
 from llmassay.types import GenerateRequest, Generation, LlmassayError, Metric, Sample
 
 if TYPE_CHECKING:
+    from llmassay.backends._gbnf import CompiledSchema
     from llmassay.engine.engine import Engine
     from llmassay.tasks.loader import Task
 
@@ -132,9 +137,12 @@ class StructuredProbe(Probe):
     challenge = "structured output"
     task_types = ("generate_until",)
     Options = StructuredOptions
-    schema_version = 2  # 2: constrained requests carry no stop strings
+    # 2: constrained requests carry no stop strings; 3: constrained decodes under the enforceable
+    # part of the schema and its entry says what was relaxed
+    schema_version = 3
     sample_metrics = {
-        **{name: _mode_values(name) for name in (*VALIDITY, "field_acc", "tokens", "latency_s", "retries")},
+        **{name: _mode_values(name) for name in (*VALIDITY, "field_acc", "tokens", "latency_s", "retries",
+                                                  "constraint_relaxed")},
         "instruction_parse_valid": _wording_values("strict_parse_valid"),
         "instruction_schema_valid": _wording_values("extract_schema_valid"),
     }
@@ -173,7 +181,10 @@ class StructuredProbe(Probe):
             for row, entry in zip(rows, self._retry(items, free, engine, ask, opts)):
                 row["modes"]["retry"] = entry
         if "constrained" in opts.modes:
-            reqs = [ask.request(it.prompt(0), schema=it.schema) for it in items]
+            enforced = [_enforced(task, it) for it in items]
+            # Nothing relaxed: the full schema goes out (the same request, and cache key, as before).
+            reqs = [ask.request(it.prompt(0), schema=e.schema if e.relaxed else it.schema)
+                    for it, e in zip(items, enforced)]
             try:
                 constrained = engine.generate(reqs)
             except LlmassayError as exc:
@@ -181,9 +192,12 @@ class StructuredProbe(Probe):
                               if r.json_schema and GenerateRequest.schema_label(r.json_schema) in str(exc)), None)
                 item = f"{task.source}: item '{about}': " if about else ""
                 raise LlmassayError(f"{item}{exc} (constrained mode; leave it out with --modes)") from None
-            for row, it, g in zip(rows, items, constrained):
+            for row, it, g, e in zip(rows, items, constrained, enforced):
+                # judged against the item's full schema, relaxed keywords included
                 row["modes"]["constrained"] = {**judge(g.text, g.finish_reason, "strict", it), "text": g.text,
-                                               **_cost([g])}
+                                               **_cost([g]), "constraint_relaxed": bool(e.relaxed),
+                                               "relaxed": [{"keyword": r.keyword, "at": r.path, "reason": r.reason}
+                                                           for r in e.relaxed]}
         for k in range(1, opts.instructions + 1):
             for row, it, g in zip(rows, items, engine.generate([ask.request(it.prompt(k)) for it in items])):
                 # The alternate wording's prompt is kept, so a row shows what each answer was asked.
@@ -231,6 +245,8 @@ class StructuredProbe(Probe):
             }
             if mode == "retry":
                 m["retries"] = bootstrap_mean([e["retries"] for e in entries], seed)
+            if mode == "constrained":
+                m["constraint_relaxed"] = proportion([bool(e.get("constraint_relaxed")) for e in entries])
             if mode != "strict" and "strict" in opts.modes:
                 # Paired: the same items, so the difference's CI is tighter than the two rates' CIs.
                 pairs = np.array([[r["modes"]["strict"]["schema_valid"], r["modes"][mode]["schema_valid"]] for r in rows])
@@ -241,6 +257,10 @@ class StructuredProbe(Probe):
             table.append({"mode": mode, **{name: value.as_dict() for name, value in m.items()}})
         details: dict[str, Any] = {"tables": ["modes", "taxonomy", "instructions"], "modes": table}
         details["taxonomy"] = _taxonomy(rows, opts.modes)
+        relaxed = _relaxed(rows) if "constrained" in opts.modes else []
+        if relaxed:
+            details["tables"].append("relaxed")
+            details["relaxed"] = relaxed
         details["instructions"] = self._instructions(rows, metrics, seed)
         details["prompt_format"] = opts.prompt_format
         return Analysis(metrics, details)
@@ -252,6 +272,9 @@ class StructuredProbe(Probe):
         m = analysis.metrics[metric]
         fixed = analysis.metrics.get("schema_valid[constrained]")
         fix = f"; constrained decoding: {fixed.value:.0%}" if fixed is not None else ""
+        relaxed = analysis.metrics.get("constraint_relaxed[constrained]")
+        if fixed is not None and relaxed is not None and relaxed.value > 0:
+            fix += f" ({round(relaxed.value * relaxed.n)} of {relaxed.n} items under a relaxed grammar)"
         if m.value >= VALID_GOOD:
             verdict, level = f"schema-valid JSON {m.value:.0%} of the time when asked{fix}", "good"
         else:
@@ -333,6 +356,46 @@ def judge(text: str, finish_reason: str, parser: str, item: _Item) -> dict[str, 
         "classes": sorted(set(text_classes(text, finish_reason)) | set(schema_classes(errors))),
         "parsed": parsed.value if parsed.ok else None,
     }
+
+
+def _enforced(task: Task, item: _Item) -> CompiledSchema:
+    """The part of the item's schema constrained decoding enforces, and what it relaxes
+    (`_gbnf.compile_schema`: one pass for every backend)."""
+    try:
+        return _compile(GenerateRequest.schema_string(item.schema))
+    except LlmassayError as exc:
+        raise LlmassayError(f"{task.source}: item '{item.sample.id}': {exc} (constrained mode; "
+                            "leave it out with --modes)") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(schema_json: str) -> CompiledSchema:
+    from llmassay.backends._gbnf import compile_schema  # llama.cpp loads only when constrained runs
+
+    return compile_schema(schema_json)
+
+
+RELAXED_IDS_SHOWN = 10
+
+
+def _relaxed(rows: list[Row]) -> list[dict[str, Any]]:
+    """One line per relaxed keyword: on how many items, where, why, and which items (their
+    answers were validated against the full schema: how many passed)."""
+    lines: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = row["modes"].get("constrained") or {}
+        for r in entry.get("relaxed") or ():
+            line = lines.setdefault(r["keyword"], {"ids": {}, "at": {}, "why": r["reason"]})
+            line["ids"][str(row["id"])] = bool(entry.get("schema_valid"))
+            line["at"][r["at"] or "(root)"] = None
+    out = []
+    for keyword, line in lines.items():
+        ids = list(line["ids"])
+        shown = ", ".join(ids[:RELAXED_IDS_SHOWN]) + (f", … ({len(ids) - RELAXED_IDS_SHOWN} more)"
+                                                      if len(ids) > RELAXED_IDS_SHOWN else "")
+        out.append({"keyword": keyword, "items": len(ids), "schema_valid": sum(line["ids"].values()),
+                    "at": ", ".join(line["at"]), "why": line["why"], "item ids": shown})
+    return out
 
 
 def _feedback(verdict: dict[str, Any]) -> str:

@@ -71,8 +71,8 @@ def _mode_output(mode: str, entry: dict[str, Any], free: str) -> str:
 
 
 def _scores(entry: dict[str, Any], gold: Any) -> str:
-    keys = ("schema_valid", "field_acc", "parse_error", "schema_errors", "classes", "retries", "tokens")
-    lines = [f"{k}: {json.dumps(entry[k], ensure_ascii=False)}" for k in keys if k in entry]
+    keys = ("schema_valid", "field_acc", "parse_error", "schema_errors", "classes", "retries", "tokens", "relaxed")
+    lines = [f"{k}: {json.dumps(entry[k], ensure_ascii=False)}" for k in keys if k in entry and (k != "relaxed" or entry[k])]
     lines.append("parsed: " + json.dumps(entry.get("parsed"), ensure_ascii=False))
     lines.append("gold: " + json.dumps(gold, ensure_ascii=False))
     return "\n".join(lines)
