@@ -15,7 +15,7 @@ process, so every build runs the same llmassay code on the same machine in one p
     .venv/bin/python bench/llama_builds.py --build "native-no-AMX (default)=" \\
         --build "AVX2 only=/tmp/llama-avx2" --build "native+AMX, use_extra_bufts=false=/tmp/llama-native:false" --write
 
-A build is NAME=DIR[:false] (DIR empty: the venv's own; ':false' loads with
+A build is NAME=DIR[:false] (split at the last "="; DIR empty: the venv's own; ':false' loads with
 use_extra_bufts=false).
 """
 
@@ -35,23 +35,24 @@ from _common import machine, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PROMPT, N_GEN, PASSES, N_QUESTIONS = 1500, 128, 5, 100
+BUSY_GEN, BUSY_PASSES = 32, 2  # under contention 2 threads decode at a few tokens/s
 
 
-def _speed(threads: int, extra: bool | None) -> dict[str, float]:
+def _speed(threads: int, extra: bool | None, n_gen: int = N_GEN, passes: int = PASSES) -> dict[str, float]:
     import llama_cpp
 
     from llmassay.backends.llama_load import open_llama
     from llmassay.models import resolve_model_path
 
     llm = open_llama(str(resolve_model_path("smollm2-135m")), n_threads=threads, use_extra_bufts=extra,
-                     n_ctx=N_PROMPT + N_GEN + 8, n_batch=2048, n_ubatch=2048, verbose=False, seed=0)
+                     n_ctx=N_PROMPT + n_gen + 8, n_batch=2048, n_ubatch=2048, verbose=False, seed=0)
     rng = np.random.default_rng(0)
     prompt = rng.integers(100, llm.n_vocab() - 100, N_PROMPT).tolist()
-    gen = rng.integers(100, llm.n_vocab() - 100, N_GEN).tolist()
+    gen = rng.integers(100, llm.n_vocab() - 100, n_gen).tolist()
     out: dict[str, float] = {}
     for name, batches in (("prefill", [prompt]), ("generation", [[t] for t in gen])):
         rates = []
-        for _ in range(PASSES + 1):  # the first is the warm-up
+        for _ in range(passes + 1):  # the first is the warm-up
             llm.reset()
             llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm._ctx.ctx), True)
             start = time.perf_counter()
@@ -83,16 +84,17 @@ def child(args: argparse.Namespace) -> None:
     extra = None if args.extra == "auto" else args.extra == "true"
     result: dict = {"system_info": llama_system_info()}
     if args.part in ("all", "speed"):
-        result["speed"] = _speed(args.threads, extra)
+        result["speed"] = _speed(args.threads, extra, args.n_gen, args.passes)
     if args.part in ("all", "agree"):
         result["logprobs"] = _loglikelihoods(extra)
     print(json.dumps(result))
 
 
-def run_build(path: str, extra: str, part: str, threads: int = 2) -> dict:
+def run_build(path: str, extra: str, part: str, threads: int = 2, n_gen: int = N_GEN, passes: int = PASSES) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (path, str(ROOT / "src"), str(ROOT / "bench")) if p)
-    cmd = [sys.executable, __file__, "--child", "--extra", extra, "--part", part, "--threads", str(threads)]
+    cmd = [sys.executable, __file__, "--child", "--extra", extra, "--part", part, "--threads", str(threads),
+           "--n-gen", str(n_gen), "--passes", str(passes)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"{path or 'venv'}: exit {done.returncode}\n{done.stderr[-2000:]}")
@@ -103,7 +105,8 @@ def contention() -> dict[str, dict[str, float]]:
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(1)
-        return {f"{t} thread{'s' * (t > 1)}": run_build("", "auto", "speed", t)["speed"] for t in (1, 2)}
+        return {f"{t} thread{'s' * (t > 1)}": run_build("", "auto", "speed", t, BUSY_GEN, BUSY_PASSES)["speed"]
+                for t in (1, 2)}
     finally:
         hog.kill()
         hog.wait()
@@ -124,13 +127,15 @@ def main() -> None:
     parser.add_argument("--extra", default="auto")
     parser.add_argument("--part", default="all")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n-gen", type=int, default=N_GEN)
+    parser.add_argument("--passes", type=int, default=PASSES)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
     rows, first = [], None
     for spec in args.build:
-        name, _, where = spec.partition("=")
+        name, _, where = spec.rpartition("=")
         path, _, flag = where.partition(":")
         result = run_build(path, "false" if flag == "false" else "auto", "all")
         first = first or result
@@ -154,7 +159,10 @@ def main() -> None:
         lines.append(f"| {name} | {info} | {speed['prefill']:.0f} | {speed['prefill'] / base['prefill']:.2f}× | "
                      f"{speed['generation']:.1f} | {speed['generation'] / base['generation']:.2f}× | "
                      f"{agree['mean']:.3g} | {agree['max']:.3g} | {agree['picks']}/{N_QUESTIONS} |")
-    lines += ["", "Threads under contention (default build, a `while True: pass` neighbour holding one of the 2 cores):", "",
+    lines += ["", f"Threads under contention (default build, a `while True: pass` neighbour holding one of the 2 cores; "
+              f"{N_PROMPT}-token prefill and {BUSY_GEN} decodes, median of {BUSY_PASSES} passes after a warm-up). "
+              "llama.cpp's workers spin-wait for each other, so a second thread that shares its core with the "
+              "neighbour stalls every decode step; `machine.default_threads` picks 1 here:", "",
               "| threads | prefill tok/s | generation tok/s |", "| --- | --- | --- |"]
     lines += [f"| {k} | {v['prefill']:.0f} | {v['generation']:.1f} |" for k, v in busy.items()]
     text = "\n".join(lines)

@@ -506,7 +506,7 @@ def clustered_quantile_ci(groups: Sequence[Sequence[float]], q: float, level: fl
     p = a.sum() / n
     var = k / (k - 1) * float(np.sum((a - p * m) ** 2)) / n**2 if k > 1 else 0.0
     var = max(var, q * (1 - q) / n)
-    half = _t_quantile(0.5 + level / 2, max(k - 1, 1)) * math.sqrt(var)
+    half = t_critical(max(k - 1, 1), level) * math.sqrt(var)
     lo_rank, hi_rank = math.floor(n * (q - half)), math.ceil(n * (q + half)) + 1
     lo = pooled[lo_rank - 1] if lo_rank >= 1 and k >= min_n_for_bound(1 - q, level) else None
     hi = pooled[hi_rank - 1] if hi_rank <= n and k >= min_n_for_bound(q, level) else None
@@ -515,14 +515,6 @@ def clustered_quantile_ci(groups: Sequence[Sequence[float]], q: float, level: fl
     if missing:
         method += f"; {' and '.join(missing)} bound {NOT_ESTIMABLE} from {k} groups"
     return Metric(value, None if lo is None else float(lo), None if hi is None else float(hi), n, None, method)
-
-
-def _t_quantile(p: float, df: int) -> float:
-    """Student's t quantile by the Cornish–Fisher expansion (Abramowitz & Stegun 26.7.5;
-    within 0.2 % of the exact value for df ≥ 5 at p = 0.975), without scipy."""
-    z = NormalDist().inv_cdf(p)
-    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
 
 
 # -- spread between prompt variants -----------------------------------------------------
