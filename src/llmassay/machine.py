@@ -23,7 +23,9 @@ KERNEL_FEATURES = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512v
 AMX_FEATURES = ("amx_tile", "amx_int8", "amx_bf16")
 
 
+@lru_cache(maxsize=1)
 def _cpuinfo() -> str:
+    """Read once per process: the model, the flags and the environment block all come from it."""
     try:
         return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
