@@ -130,12 +130,13 @@ def test_perturbations_are_listed(capsys):
     (["run", "--model", "llamacpp/x", "--tasks", "arith_sample"], "rerun the same command to resume"),
 ])
 def test_ctrl_c_says_what_was_kept(monkeypatch, capsys, argv, says) -> None:
-    import llmassay.cli as cli
+    import llmassay.cli.app as app
+    import llmassay.cli.run as run
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run_audit_command", interrupted)
-    monkeypatch.setattr(cli, "_run", interrupted)
+    monkeypatch.setattr(app, "run_audit_command", interrupted)
+    monkeypatch.setattr(run, "_run", interrupted)
     assert main(argv) == 130
     assert says in capsys.readouterr().err

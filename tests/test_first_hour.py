@@ -175,7 +175,7 @@ def test_ctrl_c_with_nothing_kept_says_so(tmp_path, monkeypatch, capsys):
     assert not list(Path(cfg.output_path).glob(".llmassay/*/*.jsonl")) or not any(
         p.read_text() for p in Path(cfg.output_path).glob(".llmassay/*/*.jsonl"))
 
-    import llmassay.cli as cli
+    import llmassay.cli.run as cli
 
     def interrupted(*args, **kwargs):
         raise RunInterrupted(said)

@@ -39,7 +39,7 @@ def test_uninformative_judge_is_flagged_next_to_every_figure(tmp_path, capsys):
     result = run_judgement(JudgeConfig(str(a), str(b), "scripted", str(tmp_path / "j"), calibration_limit=10), judge)
     assert result["informative"] is False and result["warning"] == "judge uninformative"
     assert result["metrics"]["first_slot_bias"]["value"] == 0.5 and result["engine"]["requests"] == 40 + 6 * 3
-    from llmassay.cli_judge import judge_tables
+    from llmassay.cli.judge import judge_tables
 
     pairwise = judge_tables(result)[1]
     assert list(pairwise.columns[4].cells) == ["judge uninformative"] * len(result["metrics"])

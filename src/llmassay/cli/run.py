@@ -1,26 +1,16 @@
-"""`llmassay` command line: parses arguments and calls the library; no logic lives here."""
+"""`llmassay run`, `assess`, `report`, `compare`, `probes`, `tasks`, `perturbations`: the evaluation commands."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from typing import TYPE_CHECKING, Any
-
-from llmassay import __version__
 from llmassay.backends.base import parse_model_args
-from llmassay.cli_audit import add_audit_commands, run_audit_command
-from llmassay.cli_lmeval import add_lmeval_flags, task_names, task_options, write_lmeval_results
-from llmassay.progress import show_notices
-from llmassay.cli_facts import add_facts_commands, run_facts_command
-from llmassay.cli_watermark import add_watermark_commands, run_watermark_command
-from llmassay.cli_tokens import add_tokens_commands, run_tokens_command
-from llmassay.cli_judge import JUDGE_COMMANDS, add_judge_commands, run_judge_command
-from llmassay.cli_efficiency import EFFICIENCY_COMMANDS, add_efficiency_commands, run_efficiency_command
+from llmassay.cli.lmeval import add_lmeval_flags, task_names, task_options, write_lmeval_results
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -31,12 +21,10 @@ if TYPE_CHECKING:
 # imported inside the functions that use them: `llmassay --help` and `llmassay probes`
 # stay fast and import neither torch, ray nor matplotlib.
 
+RUN_COMMANDS = ("run", "assess", "report", "compare", "probes", "tasks", "perturbations")
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmassay", description="Measure and mitigate LLM failure modes.")
-    parser.add_argument("--version", action="version", version=f"llmassay {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
 
+def add_run_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="evaluate a model on tasks with probes")
     run.add_argument("--model", required=True, help="KIND/NAME: llamacpp/smollm2-135m, hf/DIR, openai/MODEL")
     run.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
@@ -97,14 +85,6 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("probes", help="list probes with their options, defaults and supported task types")
     sub.add_parser("tasks", help="list bundled tasks")
     sub.add_parser("perturbations", help="list prompt perturbations for --probe brittleness")
-    add_audit_commands(sub)
-    add_facts_commands(sub)
-    add_watermark_commands(sub)
-    add_tokens_commands(sub)
-    add_judge_commands(sub)
-    add_efficiency_commands(sub)
-    return parser
-
 
 # Flags from before `-P`, kept as documented shortcuts of the probe options they set.
 SHORTCUTS = {
@@ -237,7 +217,7 @@ def _compare(args: argparse.Namespace) -> None:
     out = _stdout()
     for table in comparison_tables(comparison, width=out.width):
         out.print(table)
-    from llmassay.cli_judge import review_tables  # judge–human agreement, when labels exist
+    from llmassay.cli.judge import review_tables  # judge–human agreement, when labels exist
 
     for table in review_tables(comparison.review):
         out.print(table)
@@ -292,68 +272,21 @@ def _perturbations() -> None:
     _stdout().print(table)
 
 
-# What Ctrl-C leaves behind: `run` keeps every finished sample and resumes; an audit
-# writes its files only at the end.
-INTERRUPTED = {
-    # evaluate() counts what it kept (RunInterrupted); these are for a Ctrl-C outside it
-    "run": "interrupted outside the evaluation (before the model loaded, or while printing): no finished sample "
-           "was lost; rerun the same command to resume",
-    "assess": "interrupted outside the evaluation (before the model loaded, or while writing the report): no "
-              "finished sample was lost; rerun the same command to resume",
-    "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
-    "rescore": "interrupted: nothing was written; rerun to start again",
-    "judge": "interrupted: judge answers so far are in the request cache; rerun the same command to resume",
-}
+def run_run_command(args: argparse.Namespace) -> None:
+    """Dispatch one of RUN_COMMANDS."""
+    if args.command == "run":
+        _run(args, Console(stderr=True))
+    elif args.command == "assess":
+        _assess(args)
+    elif args.command == "probes":
+        _probes()
+    elif args.command == "report":
+        from llmassay.report import write_report
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    console = Console(stderr=True)
-    show_notices()
-    try:
-        if args.command == "run":
-            _run(args, console)
-        elif args.command == "assess":
-            _assess(args)
-        elif args.command == "probes":
-            _probes()
-        elif args.command == "report":
-            from llmassay.report import write_report
-
-            _stdout().print(f"report: {write_report(args.run_dir, args.output)}", markup=False, soft_wrap=True)
-        elif args.command == "compare":
-            _compare(args)
-        elif args.command == "tasks":
-            _tasks(console)
-        elif args.command == "perturbations":
-            _perturbations()
-        elif args.command in JUDGE_COMMANDS:
-            run_judge_command(args)
-        elif args.command == "tokens":
-            run_tokens_command(args)
-        elif args.command == "watermark":
-            run_watermark_command(args)
-        elif args.command in EFFICIENCY_COMMANDS:
-            run_efficiency_command(args)
-        elif not run_facts_command(args):
-            run_audit_command(args)
-    except LlmassayError as exc:
-        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return 2
-    except KeyboardInterrupt as exc:
-        # A run counts what it kept (evaluate.RunInterrupted); other commands say it in general.
-        console.print(str(exc) or INTERRUPTED.get(args.command, "interrupted"), markup=False, soft_wrap=True)
-        return 130
-    return 0
-
-
-def entry() -> int:
-    """The `llmassay` command: `main` behind the native-crash guard (crashguard)."""
-    from llmassay import crashguard
-
-    crashguard.install()
-    return main()
-
-
-if __name__ == "__main__":
-    sys.exit(entry())
+        _stdout().print(f"report: {write_report(args.run_dir, args.output)}", markup=False, soft_wrap=True)
+    elif args.command == "compare":
+        _compare(args)
+    elif args.command == "tasks":
+        _tasks(Console(stderr=True))
+    elif args.command == "perturbations":
+        _perturbations()

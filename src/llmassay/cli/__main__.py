@@ -1,0 +1,7 @@
+"""`python -m llmassay.cli`: the same command as `llmassay`."""
+
+import sys
+
+from llmassay.cli.app import entry
+
+sys.exit(entry())

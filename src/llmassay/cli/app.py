@@ -1,0 +1,83 @@
+"""The `llmassay` parser and dispatcher: each command group's module adds its subcommands and runs them."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from llmassay import __version__
+from llmassay.cli.audit import add_audit_commands, run_audit_command
+from llmassay.cli.efficiency import EFFICIENCY_COMMANDS, add_efficiency_commands, run_efficiency_command
+from llmassay.cli.facts import add_facts_commands, run_facts_command
+from llmassay.cli.judge import JUDGE_COMMANDS, add_judge_commands, run_judge_command
+from llmassay.cli.run import RUN_COMMANDS, add_run_commands, run_run_command
+from llmassay.cli.tokens import add_tokens_commands, run_tokens_command
+from llmassay.cli.watermark import add_watermark_commands, run_watermark_command
+from llmassay.progress import show_notices
+from llmassay.types import LlmassayError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmassay", description="Measure and mitigate LLM failure modes.")
+    parser.add_argument("--version", action="version", version=f"llmassay {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    add_run_commands(sub)
+    add_audit_commands(sub)
+    add_facts_commands(sub)
+    add_watermark_commands(sub)
+    add_tokens_commands(sub)
+    add_judge_commands(sub)
+    add_efficiency_commands(sub)
+    return parser
+
+
+# What Ctrl-C leaves behind: `run` keeps every finished sample and resumes; an audit
+# writes its files only at the end.
+INTERRUPTED = {
+    # evaluate() counts what it kept (RunInterrupted); these are for a Ctrl-C outside it
+    "run": "interrupted outside the evaluation (before the model loaded, or while printing): no finished sample "
+           "was lost; rerun the same command to resume",
+    "assess": "interrupted outside the evaluation (before the model loaded, or while writing the report): no "
+              "finished sample was lost; rerun the same command to resume",
+    "audit": "interrupted: the audit writes its files at the end, so nothing was written; rerun to start again",
+    "rescore": "interrupted: nothing was written; rerun to start again",
+    "judge": "interrupted: judge answers so far are in the request cache; rerun the same command to resume",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    show_notices()
+    try:
+        if args.command in RUN_COMMANDS:
+            run_run_command(args)
+        elif args.command in JUDGE_COMMANDS:
+            run_judge_command(args)
+        elif args.command == "tokens":
+            run_tokens_command(args)
+        elif args.command == "watermark":
+            run_watermark_command(args)
+        elif args.command in EFFICIENCY_COMMANDS:
+            run_efficiency_command(args)
+        elif not run_facts_command(args):
+            run_audit_command(args)
+    except LlmassayError as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt as exc:
+        # A run counts what it kept (evaluate.RunInterrupted); other commands say it in general.
+        console.print(str(exc) or INTERRUPTED.get(args.command, "interrupted"), markup=False, soft_wrap=True)
+        return 130
+    return 0
+
+
+def entry() -> int:
+    """The `llmassay` command: `main` behind the native-crash guard (crashguard)."""
+    from llmassay import crashguard
+
+    crashguard.install()
+    return main()
+
