@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= --durations=15  # the slowest tests, to keep `make test` under its 20-minute budget
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast docs bench clean
 
 install:
 	@bash scripts/install.sh
@@ -21,6 +21,10 @@ test: install
 test-fast: install
 	@LLMASSAY_TEST_TIER=fast $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected: failing"; exit 1; fi; exit $$rc
+
+# The documentation site into build/site; --strict: a broken link, anchor or missing page fails.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

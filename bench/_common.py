@@ -1,4 +1,4 @@
-"""Shared by the bench scripts: write one marked section of BENCHMARKS.md and time children.
+"""Shared by the bench scripts: write one marked section of docs/benchmarks.md and time children.
 
 Each benchmark owns the text between `<!-- NAME:start -->` and `<!-- NAME:end -->`, so
 re-running one replaces its own figures and leaves the others alone.
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "BENCHMARKS.md"
+BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 HEADER = (
     "# Benchmarks\n\n"
     "Every figure here comes from a script in `bench/` that runs llmassay and its reference side by side "
@@ -86,7 +86,7 @@ def llmassay_row(name: str, run: dict, ref_wall: float, ref: dict, *cells: str) 
 
 
 def publish(section: str, lines: list[str]) -> None:
-    """Print a benchmark's markdown and write it to its section of BENCHMARKS.md."""
+    """Print a benchmark's markdown and write it to its section of docs/benchmarks.md."""
     text = "\n".join(lines)
     print(text)
     write_section(section, text)

@@ -44,7 +44,7 @@ TOOL_NAMES = {
 }
 THRESHOLD = 0.8
 S_CURVE = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-SECTION = "audit"  # the BENCHMARKS.md section between <!-- audit:start --> and <!-- audit:end -->
+SECTION = "audit"  # the docs/benchmarks.md section between <!-- audit:start --> and <!-- audit:end -->
 
 
 def run_tool(tool: str, python: str, corpus: Path, out: Path, threads: int) -> dict:
@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--tools", default="llmassay,llmassay_estimate,datasketch,textdedup,datatrove")
     parser.add_argument("--baseline-python", default=None, help="python with text-dedup and datatrove installed")
     parser.add_argument("--threads", type=int, default=2, help="worker processes for text-dedup and datatrove")
-    parser.add_argument("--write", action="store_true", help="write the section of BENCHMARKS.md")
+    parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
     parser.add_argument("--report-only", action="store_true", help="rebuild the section from WORK_DIR/results.json")
     args = parser.parse_args()
     work = Path(args.work_dir)

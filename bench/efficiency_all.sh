@@ -5,7 +5,7 @@
 # made before, on any machine (its figures do not depend on load):
 #   llmassay quantize-sweep --model smollm2-135m --model-args n_threads=1 --task mmlu_sample --limit 40 \
 #       --output-path $OUT/qs
-# Writes its sections of BENCHMARKS.md and, per variant, a run with accuracy and the efficiency
+# Writes its sections of docs/benchmarks.md and, per variant, a run with accuracy and the efficiency
 # probe under $OUT/quant-speed, with the Pareto pages (accuracy vs decode tokens/s, vs energy).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -134,9 +134,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=16, help="requests per level")
     ap.add_argument("--rate", default="1,2", help="Poisson arrival rates, requests/s ('' for none)")
     ap.add_argument("--concurrency", default="1,2,4,8", help="closed-loop levels")
-    ap.add_argument("--section", default="efficiency_loadtest_server", help="BENCHMARKS.md section name")
+    ap.add_argument("--section", default="efficiency_loadtest_server", help="docs/benchmarks.md section name")
     ap.add_argument("--output-path", default="runs/loadtest")
-    ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section (with --server)")
+    ap.add_argument("--write", action="store_true", help="write the docs/benchmarks.md section (with --server)")
     args = ap.parse_args()
     if args.fake:
         print("\n".join(_fake_rows()))

@@ -100,9 +100,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=30, help="arith_sample prompts per probe run")
     ap.add_argument("--no-probe", action="store_true", help="pp512/tg128 only (e.g. quantised variants)")
     ap.add_argument("--labels", default=None, help="comma-separated row labels (default: the model names)")
-    ap.add_argument("--section", default="efficiency_models", help="BENCHMARKS.md section name")
+    ap.add_argument("--section", default="efficiency_models", help="docs/benchmarks.md section name")
     ap.add_argument("--title", default="Efficiency of the bundled models")
-    ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
+    ap.add_argument("--write", action="store_true", help="write the docs/benchmarks.md section")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

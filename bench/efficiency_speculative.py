@@ -1,6 +1,6 @@
 """Prompt-lookup speculative decoding vs plain greedy decoding on llama.cpp: identical
 tokens and decode speed, where the output copies the prompt (json_sample) and where it
-does not (arith_sample). Run on a quiet machine; it writes its section of BENCHMARKS.md.
+does not (arith_sample). Run on a quiet machine; it writes its section of docs/benchmarks.md.
 
     PYTHONPATH=src python bench/efficiency_speculative.py --model smollm2-135m --n 20 --max-tokens 64 --repeats 3
 """
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--num-pred-tokens", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3, help="whole comparisons (models reloaded each time)")
-    ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
+    ap.add_argument("--write", action="store_true", help="write the docs/benchmarks.md section")
     args = ap.parse_args()
     path = resolve_model_path(args.model)
     lines = [f"Machine: {machine()}; {args.threads} thread(s), run alone on one core. Model {args.model}, {args.n} "

@@ -9,7 +9,7 @@ request cache off; every run a fresh process. Runs, in one process tree:
   llmassay `hf/` with batch_size=1      — one prompt per `generate` call, the old path;
   llmassay `llamacpp/`                  — the embedded engine, one prompt at a time.
 The `hf/` runs load the de-quantised weights a warm-up run kept. Appends its table to
-BENCHMARKS.md.
+docs/benchmarks.md.
 
     .venv/bin/pip install lm-eval==0.4.13
     .venv/bin/python bench/generate_until.py --limit 150

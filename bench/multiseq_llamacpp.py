@@ -1,6 +1,6 @@
 """Benchmark 5 — would several sequences per `llama_decode` make llama.cpp faster here, and exact?
 
-The brittleness probe's cost follows the unique tokens it must read (BENCHMARKS.md,
+The brittleness probe's cost follows the unique tokens it must read (docs/benchmarks.md,
 brittleness cost). The one lever left is more tokens per decode call: several prompts as
 separate sequence ids in one batch. This measures it on the embedded model through
 llama-cpp-python's low-level API, against the backend's own single-sequence path:

@@ -8,7 +8,7 @@ Runs, in one process tree:
   llmassay `hf/` again                  — loads those weights (what every later run pays);
   llmassay `llamacpp/`                  — the embedded engine.
 llmassay runs with `--metrics acc,acc_norm`, the work lm-eval does. Peak RSS comes from
-os.wait4 on each child. Appends its table to BENCHMARKS.md.
+os.wait4 on each child. Appends its table to docs/benchmarks.md.
 
     .venv/bin/pip install lm-eval==0.4.13
     .venv/bin/python bench/plain_mc.py --limit 200

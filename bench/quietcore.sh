@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/quietcore.sh CMD...: run CMD alone on CPU 1 of a 2-core machine while every other process
 # is pinned to CPU 0 (needs permission to set other processes' affinity, e.g. root in a VM/container).
-# How the one-core figures in BENCHMARKS.md were taken while other jobs shared the machine.
+# How the one-core figures in docs/benchmarks.md were taken while other jobs shared the machine.
 # One quietcore at a time (a lock); affinities are restored to 0-1 when CMD ends.
 exec 9>/tmp/quietcore.lock
 if ! flock -w 3600 9; then echo "quietcore: lock busy" >&2; exit 99; fi

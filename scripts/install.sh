@@ -10,11 +10,11 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
-EXTRAS="${EXTRAS:-hf,server,models,ray,report,audit,facts,safety,watermark,tokens,judge,lmeval,dev}"
+EXTRAS="${EXTRAS:-hf,server,models,ray,report,audit,facts,safety,watermark,tokens,judge,lmeval,docs,dev}"
 LLAMA_VERSION="0.3.36"
 # Native instruction set minus AMX: llama.cpp's AMX matmul segfaults on the first decode on
 # Sapphire/Granite Rapids (upstream llama.cpp issue 20824). An explicit -mno-* wins over
-# -march=native whatever the order, so AVX-512/VNNI stay on (see BENCHMARKS.md, "AMX").
+# -march=native whatever the order, so AVX-512/VNNI stay on (see docs/benchmarks.md, "AMX").
 # LLMASSAY_LLAMA_CMAKE_ARGS replaces these flags (e.g. "-DGGML_NATIVE=OFF -DGGML_AVX2=ON").
 no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 default_cmake_args=""

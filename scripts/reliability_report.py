@@ -1,11 +1,11 @@
-"""Run the reliability suite (issue #9) and regenerate RELIABILITY.md from what it counted.
+"""Run the reliability suite (issue #9) and regenerate docs/reliability.md from what it counted.
 
     .venv/bin/python scripts/reliability_report.py            # runs pytest -m reliability tests/reliability
     .venv/bin/python scripts/reliability_report.py --from-json report.json   # no run: rewrite from a saved report
 
 Every reliability test records its cases (category, case, passed) through the fixture in
 tests/reliability/conftest.py; pytest writes them to $LLMASSAY_RELIABILITY_REPORT at the
-end of the session. This script turns that file into the table in RELIABILITY.md.
+end of the session. This script turns that file into the table in docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -177,9 +177,9 @@ def render(data: dict, wall_s: float | None) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--from-json", type=Path, help="a saved report: rewrite RELIABILITY.md without running")
+    parser.add_argument("--from-json", type=Path, help="a saved report: rewrite docs/reliability.md without running")
     parser.add_argument("--json-out", type=Path, help="also keep the raw report here")
-    parser.add_argument("--output", type=Path, default=ROOT / "RELIABILITY.md")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "reliability.md")
     args, pytest_args = parser.parse_known_args()
     wall_s = None
     code = 0

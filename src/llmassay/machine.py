@@ -108,7 +108,7 @@ def usable_cores() -> int:
 def default_threads(interval_s: float = 0.25) -> int:
     """llama.cpp's thread count when none is given: the cores this process may use minus
     those already busy, at least 1. llama.cpp's workers spin while they wait for each other,
-    so one more thread than there are free cores ran about 10x slower here (BENCHMARKS.md,
+    so one more thread than there are free cores ran about 10x slower here (docs/benchmarks.md,
     "Threads under contention"); a thread too few costs at most the share of that core."""
     cores = usable_cores()
     busy = _busy_cpus(interval_s)

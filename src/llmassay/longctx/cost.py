@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from llmassay.probes.base import Probe
     from llmassay.tasks.loader import Task
 
-# Idle 2-core rates (tokens/s) of this project's machine. SmolLM2: BENCHMARKS.md ("The
+# Idle 2-core rates (tokens/s) of this project's machine. SmolLM2: docs/benchmarks.md ("The
 # limit": 337-340 tok/s prefill; multi-sequence: 329 prefill, 140 in generation steps).
 # Gemma-3-270M: not timed on an idle machine; its non-embedding weights (~100M in 18
 # layers) cost what SmolLM2's (~106M in 30) do per prompt token, and its 262k-word output
