@@ -15,7 +15,8 @@ import argparse
 import sys
 
 from llmassay.backends.chat import _gguf_file_says_chat
-from llmassay.longctx.cost import PER_POSITION, RATES, grid_cost
+from llmassay.longctx.cost import PER_POSITION, RATES
+from llmassay.probes.grid_cost import grid_cost
 from llmassay.probes import probe_class
 from llmassay.tasks.loader import load_task
 from llmassay.tokens.tokenizers import load_tokenizer

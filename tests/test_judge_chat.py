@@ -10,7 +10,7 @@ import pytest
 
 from fakes import TemplatedJudgeBackend, judge_backend
 from judge_runs import QUESTIONS, two_runs
-from llmassay.backends.chat import wants_chat_template
+from llmassay.engine.chat import wants_chat_template
 from llmassay.engine.engine import Engine
 from llmassay.judge.chat import NO_LLAMACPP, chat_renderer
 from llmassay.judge.judges import load_judge, loglik_judge

@@ -15,7 +15,7 @@ import pytest
 from fakes import ScriptedBackend, prompt_of
 from test_strategies import TASK, TRUTH, is_answer_stage, fixed_backend, question, run, table, wrong
 
-from llmassay.backends.chat import chat_template_id
+from llmassay.engine.chat import chat_template_id
 from llmassay.metrics import holm
 from llmassay.tasks.loader import load_task
 from llmassay.tokens.strategy_runs import Panel, load_panels, markdown_table, projection

@@ -194,6 +194,7 @@ def _evaluate_with(
         console.print(f"{cfg.model}: {threads} thread{'s' * (threads > 1)} ({usable_cores()} cores usable) on "
                       f"{cpu_model()}", markup=False, highlight=False, soft_wrap=True)
     outcomes: list[ProbeResult] = []
+    timing: dict[str, dict[str, Any]] = {}
     total = sum(len(job.task.samples) for job in jobs)
     kept = Kept(total, cfg.chunk_size, store.root, cache.path if cache is not None else None)
     with run_progress(console) as progress:
@@ -221,14 +222,20 @@ def _evaluate_with(
             )
             log = store.sample_log(task.name, probe.name, key)
             kept.logs.append(log)
+            job_started, computed_before = time.perf_counter(), engine.stats.computed
             try:
                 outcomes.append(run_probe(probe, task, engine, probe_cfg, log, cfg.chunk_size, meter.samples,
                                           job.opts))
             except KeyboardInterrupt:
                 raise RunInterrupted(kept.say(engine.kept)) from None
+            # what each probe cost in this run (a resumed or cached job costs little): sizes presets
+            timing[f"{task.name}/{probe.name}"] = {"wall_s": round(time.perf_counter() - job_started, 3),
+                                                   "n": len(task.samples),
+                                                   "computed": engine.stats.computed - computed_before}
 
     try:
-        return _write_run(cfg, tasks, jobs, outcomes, store, engine, fingerprint, chat_model, load_s, started)
+        return _write_run(cfg, tasks, jobs, outcomes, store, engine, fingerprint, chat_model, load_s, started,
+                          timing)
     except KeyboardInterrupt:
         raise RunInterrupted(f"interrupted while writing the results files: all {total} samples are saved in "
                              f"{store.root / PROGRESS_DIR}; rerun the same command to write them") from None
@@ -240,6 +247,7 @@ def _evaluate_with(
 def _write_run(
     cfg: RunConfig, tasks: list[Task], jobs: list[Job], outcomes: list[ProbeResult], store: RunStore,
     engine: Engine, fingerprint: dict[str, Any], chat_model: bool, load_s: float, started: float,
+    timing: dict[str, dict[str, Any]],
 ) -> RunResults:
     sample_paths = [
         store.write_samples(task.name, [row for o in outcomes if o.task == task.name for row in o.samples])
@@ -247,6 +255,7 @@ def _write_run(
     ]
     results = _results_document(cfg, tasks, jobs, outcomes, fingerprint, engine, load_s, time.perf_counter() - started)
     results["model"]["chat_template"] = chat_model
+    results["timing"] = timing  # per task/probe: wall seconds, samples, requests computed (not cached)
     if engine.stats.truncated:
         results["notes"]["engine"] = [
             f"{engine.stats.truncated} requests did not fit the context window and were cut from the left "

@@ -5,7 +5,7 @@
 recorded and swallowed so a loop can try all its cases; the test then calls
 `reliability.assert_all_passed()`. At session end, if LLMASSAY_RELIABILITY_REPORT names a
 file, the records and every reliability test's outcome are written there as JSON
-(`scripts/reliability_report.py` turns that into RELIABILITY.md).
+(`scripts/reliability_report.py` turns that into docs/reliability.md).
 """
 
 from __future__ import annotations

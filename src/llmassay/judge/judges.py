@@ -86,9 +86,18 @@ class OracleJudge:
         return {"judge": ORACLE, "rule": "exact match against the reference"}
 
 
+def check_judge_spec(spec: str) -> None:
+    """A judge spec's form and backend, checked before any model loads ("expected KIND/NAME",
+    "unknown backend"); `oracle` passes."""
+    if spec != ORACLE:
+        from llmassay.backends.base import split_model_spec
+
+        split_model_spec(spec)
+
+
 def load_judge(
     spec: str,
-    model_args: dict[str, Any] | None = None,
+    model_args: dict[str, Any] | str | None = None,
     cache_path: str | None = None,
     use_cache: bool = True,
     batch_size: int = 16,
@@ -104,7 +113,12 @@ def load_judge(
     a judge prompt is zero-shot, so `auto` means "when the judge is a chat model")."""
     if spec == ORACLE:
         return OracleJudge()
-    from llmassay.backends.chat import CHAT_TEMPLATE_SETTINGS, is_chat_model, wants_chat_template
+    if isinstance(model_args, str):  # `k=v,k2=v2`, as --model-args
+        from llmassay.backends.base import parse_model_args
+
+        model_args = parse_model_args(model_args)
+    from llmassay.backends.chat import is_chat_model
+    from llmassay.engine.chat import CHAT_TEMPLATE_SETTINGS, wants_chat_template
     from llmassay.engine.cache import RequestCache
     from llmassay.engine.engine import Engine
     from llmassay.engine.executors import load_executor

@@ -2,7 +2,7 @@
 length × depth grid and the effective context length (`--probe needle`), and passages
 with the answer at each position (`--probe position`)."""
 
-from llmassay.longctx.cost import Cost, grid_cost
+from llmassay.longctx.cost import Cost
 from llmassay.longctx.distractors import kb_documents
 from llmassay.longctx.grid import EffectiveLength, Window, context_window, effective_length
 from llmassay.longctx.haystack import Filler, Placed, build_haystack, read_filler
@@ -20,7 +20,6 @@ __all__ = [
     "context_window",
     "effective_length",
     "found",
-    "grid_cost",
     "kb_documents",
     "make_needles",
     "read_filler",

@@ -1,7 +1,7 @@
 """What a long-context grid costs before it runs: prompt tokens, the tokens left to prefill
 after shared prefixes, and the time that makes at given prefill and decode rates.
 
-The probe itself runs against a backend that only tokenizes (the GGUF's vocabulary, no
+The probe itself (`probes.grid_cost`) runs against a backend that only tokenizes (the GGUF's vocabulary, no
 weights) and answers with nothing, so the count is of the very prompts a real run sends,
 in the order llama.cpp would get them. It is how the default grids were sized (README,
 "Long context"); `scripts/longctx_cost.py` prints it for any grid.
@@ -11,14 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmassay.backends.llamacpp import LlamaCppBackend
 from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
-
-if TYPE_CHECKING:
-    from llmassay.probes.base import Probe
-    from llmassay.tasks.loader import Task
 
 # Idle 2-core rates (tokens/s) of this project's machine. SmolLM2: docs/benchmarks.md ("The
 # limit": 337-340 tok/s prefill; multi-sequence: 329 prefill, 140 in generation steps).
@@ -61,7 +57,7 @@ class CountingBackend:
 
     def generate(self, reqs: Sequence[GenerateRequest]) -> list[Generation]:
         self.asked += reqs
-        return [Generation("", len(self.encode(_text(r))), 0, "stop", 0.0) for r in reqs]
+        return [Generation("", len(self.encode(request_text(r))), 0, "stop", 0.0) for r in reqs]
 
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         raise LlmassayError("cost: the long-context probes only generate")
@@ -70,7 +66,7 @@ class CountingBackend:
         return {"backend": self.name, "id": id(self)}
 
 
-def _text(req: GenerateRequest) -> str:
+def request_text(req: GenerateRequest) -> str:
     return req.prompt if req.prompt is not None else "\n".join(c for _, c in req.messages or ())
 
 
@@ -79,7 +75,7 @@ def prefill_tokens(requests: Sequence[Any], backend: Any) -> list[int]:
     (in the engine's order): what a backend that keeps a shared prefix's KV cache has to
     prefill. An estimate for chat requests (the template's tokens are not counted)."""
     order_key = getattr(backend, "request_order", None)
-    texts = [_text(r) for r in requests]
+    texts = [request_text(r) for r in requests]
     order = sorted(range(len(requests)), key=(lambda i: order_key(requests[i])) if callable(order_key) else (lambda i: -requests[i].size()))
     out = [0] * len(requests)
     previous: list[int] = []
@@ -113,21 +109,3 @@ class Cost:
         each token costing 1 + per_position × its position short-context tokens."""
         low = (self.prefill_tokens + per_position * self.prefill_positions) / prefill_rate
         return low, low + (self.answer_tokens + per_position * self.answer_positions) / decode_rate
-
-
-def grid_cost(probe: Probe, task: Task, encode: Callable[[str], list[int]], n_ctx: int, options: dict[str, Any],
-              chat: bool, seed: int = 0) -> Cost:
-    """Run `probe` on `task` against a counting backend and count what it asked."""
-    from llmassay.engine.engine import Engine
-    from llmassay.probes.base import ProbeConfig
-
-    backend = CountingBackend(encode, n_ctx)
-    cfg = ProbeConfig(seed, 0.0, tuple(sorted(options.items())), chat)
-    probe.evaluate(task, task.samples, Engine(backend), probe.options(options), cfg)
-    asked = backend.asked
-    total = [len(encode(_text(r))) for r in asked]
-    fresh = prefill_tokens(asked, backend)
-    # positions shared..total-1 are prefilled: their sum is (total(total-1) - shared(shared-1)) / 2
-    positions = sum((t * (t - 1) - (t - f) * (t - f - 1)) // 2 for t, f in zip(total, fresh))
-    return Cost(len(asked), sum(total), sum(fresh), sum(r.max_tokens for r in asked), positions,
-                sum(r.max_tokens * t for r, t in zip(asked, total)))

@@ -53,7 +53,7 @@ class AccuracyOptions:
 
 def uses_chat(opts: AccuracyOptions, cfg: ProbeConfig, task: Task) -> bool:
     """Whether generations go through the chat template (the rule: `wants_chat_template`)."""
-    from llmassay.backends.chat import wants_chat_template
+    from llmassay.engine.chat import wants_chat_template
 
     return wants_chat_template(opts.chat_template, cfg.chat_model, task.num_fewshot)
 

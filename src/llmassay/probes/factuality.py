@@ -48,9 +48,9 @@ FACTSCORE_GAMMA = 10  # FActScore's length penalty: answers with fewer facts are
 
 def _check_judge(value: str) -> None:
     if value not in ("off", "self"):
-        from llmassay.backends.base import split_model_spec
+        from llmassay.judge.judges import check_judge_spec
 
-        split_model_spec(value)  # "expected KIND/NAME" or "unknown backend", before any model loads
+        check_judge_spec(value)  # "expected KIND/NAME" or "unknown backend", before any model loads
 
 
 @dataclass(frozen=True)
@@ -298,12 +298,11 @@ def _judge_for(opts: FactualityOptions, cfg: ProbeConfig, engine: Engine, ask: _
     if opts.judge == "self":
         return _Judge("self", lambda prompts: [g.text for g in engine.generate(
             [ask.request(p, max_tokens=JUDGE_TOKENS) for p in prompts])])
-    from llmassay.backends.base import parse_model_args
     from llmassay.judge.judges import JudgeQuery, load_judge
 
     cache = getattr(engine, "cache", None)
     try:
-        model = load_judge(opts.judge, parse_model_args(opts.judge_args), str(cache.path) if cache else None,
+        model = load_judge(opts.judge, opts.judge_args, str(cache.path) if cache else None,
                            use_cache=cache is not None, max_tokens=JUDGE_TOKENS, seed=cfg.seed)
     except LlmassayError as exc:
         raise LlmassayError(f"-P factuality.judge={opts.judge}: {exc}") from None

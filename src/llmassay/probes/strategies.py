@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmassay.backends.chat import chat_template_id
+from llmassay.engine.chat import chat_template_id
 from llmassay.metrics import bootstrap_mean, exact_match, holm, mcnemar_exact, normalise_answer, proportion, spread_with_null
 from llmassay.probes._answer_format import ANSWER_ONLY, NUMBER, instructed, is_number
 from llmassay.probes._options import option

@@ -15,7 +15,6 @@ instruction measure instruction brittleness.
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -368,9 +367,8 @@ def _enforced(task: Task, item: _Item) -> CompiledSchema:
                             "leave it out with --modes)") from None
 
 
-@functools.lru_cache(maxsize=256)
 def _compile(schema_json: str) -> CompiledSchema:
-    from llmassay.backends._gbnf import compile_schema  # llama.cpp loads only when constrained runs
+    from llmassay.engine.constraints import compile_schema  # llama.cpp loads only when constrained runs
 
     return compile_schema(schema_json)
 

@@ -5,15 +5,24 @@ temperature > 0 the engine does not deduplicate intended repeats)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
-from llmassay.probes.base import ProbeConfig
 from llmassay.types import GenerateRequest
+
+
+class Decoding(Protocol):
+    """What asking needs from a run's settings (a probe passes its `ProbeConfig`): domain code
+    knows no probe."""
+
+    seed: int
+    temperature: float
+    chat_model: bool
 
 PROMPT_FORMATS = ("auto", "chat", "raw")  # auto: chat when the model has a chat template
 _NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 
-def use_chat(prompt_format: str, cfg: ProbeConfig) -> bool:
+def use_chat(prompt_format: str, cfg: Decoding) -> bool:
     return prompt_format == "chat" or (prompt_format == "auto" and cfg.chat_model)
 
 
@@ -22,7 +31,7 @@ def render_raw(conversation: Sequence[tuple[str, str]]) -> str:
     return "".join(f"{_NAMES[role]}: {text}\n\n" for role, text in conversation) + "Assistant:"
 
 
-def ask(conversation: Sequence[tuple[str, str]], chat: bool, max_tokens: int, stop: Sequence[str], cfg: ProbeConfig,
+def ask(conversation: Sequence[tuple[str, str]], chat: bool, max_tokens: int, stop: Sequence[str], cfg: Decoding,
         repeat: int = 0) -> GenerateRequest:
     """The request for one attempt at a conversation; a raw prompt also stops at the next turn."""
     common = {"max_tokens": max_tokens, "temperature": cfg.temperature, "seed": cfg.seed, "repeat": repeat}
