@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llmassay.metrics import proportion
-from llmassay.probes.base import sample_values
-from llmassay.report.section import declared_sample_metrics
+from llmassay.report.section import declared_binary_values
 from llmassay.report.rundir import load_run
 from llmassay.types import LlmassayError, Metric
 
@@ -46,10 +45,9 @@ def _outcomes(row: dict[str, Any]) -> dict[str, bool]:
     """Right/wrong per item for each of the row's probe's binary `sample_metrics` (the
     probe contract); for a probe not installed here, its top-level scored booleans."""
     probe = str(row.get("probe", "accuracy"))
-    declared = declared_sample_metrics(probe)
+    declared = declared_binary_values(probe, row)
     if declared is not None:
-        binary = {name: spec for name, spec in declared.items() if spec.binary}
-        return {f"{probe}/{name}": value == 1.0 for name, value in sample_values(binary, row).items()}
+        return {f"{probe}/{name}": value for name, value in declared.items()}
     out = {f"{probe}/{k}": bool(row[k]) for k in SCORED_FIELDS if isinstance(row.get(k), bool)}
     variants = row.get("variants")
     if isinstance(variants, dict):

@@ -128,6 +128,18 @@ def declared_sample_metrics(probe: str) -> Any:
         return None  # a broken third-party probe: its results still get the generic view
 
 
+def declared_binary_values(probe: str, row: dict[str, Any]) -> dict[str, bool] | None:
+    """One row's right/wrong per-sample metrics as the probe declares them (`binary`), by name;
+    None when the probe is not registered here (the caller falls back to the row's fields)."""
+    declared = declared_sample_metrics(probe)
+    if declared is None:
+        return None
+    from llmassay.probes.base import sample_values
+
+    binary = {name: spec for name, spec in declared.items() if spec.binary}
+    return {name: value == 1.0 for name, value in sample_values(binary, row).items()}
+
+
 def hook(probe: str, name: str) -> Callable[..., Any]:
     """The probe's own `name` hook, or the generic one; `paired_values` comes from the
     probe's declared `sample_metrics` when it has them."""
