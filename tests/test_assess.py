@@ -80,6 +80,10 @@ def test_report_opens_with_the_card_linking_to_each_section(tmp_path, monkeypatc
     assert {"accuracy", "brittleness", "structured"} <= {line["probe"] for line in results["summary"]}
     assert all(f'id="{anchor}"' in html for anchor in links)
     assert html.index('id="report-card"') < html.index('id="run"')  # the first thing on the page
+    # a quick assessment says so, on the card and at the terminal, with the command for the full one
+    assert "llmassay assess --model scripted/x --full" in card and "--full" in printed
+    assert set(results["timing"]) == {f"{t}/{p}" for t, p, _ in results["config"]["jobs"]}
+    assert all(v["wall_s"] >= 0 and v["n"] > 0 for v in results["timing"].values())
 
 
 def test_card_text_is_escaped(tmp_path):

@@ -38,4 +38,4 @@ def assess_config(
     options.update(overrides or {})
     tasks = list(dict.fromkeys(t for t, _, _ in jobs))
     return RunConfig(model=model, tasks=tasks, probes=names, output_path=output_path, probe_options=options,
-                     jobs=jobs, **run_args)
+                     jobs=jobs, preset=preset, **run_args)

@@ -64,6 +64,7 @@ class RunConfig:
     jobs: list[tuple[str, str, int | None]] | None = None
     # load_task's keywords for lm-eval task files: trust_task_code, data_dir, lm_eval_fewshot
     task_options: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None  # `assess --quick/--full`: which presets planned the jobs (said on the card)
 
     def planned(self) -> list[tuple[str, str, int | None]]:
         return [tuple(j) for j in self.jobs] if self.jobs else [(t, p, self.limit) for t in self.tasks for p in self.probes]

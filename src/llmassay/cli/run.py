@@ -171,6 +171,9 @@ def _assess(args: argparse.Namespace) -> None:
     _print_outcome(outcome, report=False)
     out = _stdout()
     out.print(summary_table(outcome.results))
+    if args.preset == "quick":
+        out.print(f"quick presets (n per line above); the full ones: llmassay assess --model {args.model} --full "
+                  f"--output-path DIR", markup=False, highlight=False, soft_wrap=True)
     out.print(f"report: {write_report(outcome.results_path)}", markup=False, soft_wrap=True)
 
 

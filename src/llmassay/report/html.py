@@ -157,6 +157,7 @@ def build_report(run: RunData) -> str:
         probes=[str(p) for p in config.get("probes") or []],
         header=header(run),
         card=summary_card(run, sections),
+        preset=config.get("preset"),
         notes=notes,
         metrics=run.metrics(),
         sections=sections,
