@@ -11,6 +11,7 @@ from llmassay.cli.audit import add_audit_commands, run_audit_command
 from llmassay.cli.efficiency import EFFICIENCY_COMMANDS, add_efficiency_commands, run_efficiency_command
 from llmassay.cli.facts import add_facts_commands, run_facts_command
 from llmassay.cli.judge import JUDGE_COMMANDS, add_judge_commands, run_judge_command
+from llmassay.cli.plan import PLAN_COMMANDS, add_plan_commands, run_plan_command
 from llmassay.cli.run import RUN_COMMANDS, add_run_commands, run_run_command
 from llmassay.cli.tokens import add_tokens_commands, run_tokens_command
 from llmassay.cli.watermark import add_watermark_commands, run_watermark_command
@@ -30,6 +31,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_tokens_commands(sub)
     add_judge_commands(sub)
     add_efficiency_commands(sub)
+    add_plan_commands(sub)
     return parser
 
 
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             run_tokens_command(args)
         elif args.command == "watermark":
             run_watermark_command(args)
+        elif args.command in PLAN_COMMANDS:
+            run_plan_command(args)
         elif args.command in EFFICIENCY_COMMANDS:
             run_efficiency_command(args)
         elif not run_facts_command(args):
