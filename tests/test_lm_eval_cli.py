@@ -41,7 +41,7 @@ def test_a_tag_runs_its_tasks_and_results_read_like_lm_eval_s(tmp_path, scripted
     [samples] = (tmp_path / "out" / "test__fake-model").glob("samples_arc_easy_*.jsonl")
     lines = [json.loads(x) for x in samples.read_text().splitlines()]
     assert [x["doc_id"] for x in lines] == list(range(5))
-    assert [x["arguments"][0][0] for x in lines] == REFERENCE["runs"]["arc_easy@3"]["prompts"]
+    assert [x["arguments"]["gen_args_0"]["arg_0"] for x in lines] == REFERENCE["runs"]["arc_easy@3"]["prompts"]
     assert {"doc", "target", "resps", "filtered_resps", "filter", "metrics", "doc_hash", "prompt_hash",
             "target_hash"} <= set(lines[0])
 
@@ -115,3 +115,29 @@ def test_a_group_reports_its_aggregate_as_lm_eval_does(tmp_path, scripted, capsy
     html = write_report(tmp_path / "out").read_text()  # the report shows each group with its interval
     assert "science_mix" in html and "mmlu_stem" in html and "0.1467" in html and "[0.0134, 0.2799]" in html
     assert "member tasks: arc_challenge, arc_easy, sciq, mmlu_anatomy, mmlu_astronomy" in html
+
+
+@pytest.mark.parametrize("task", sorted(REFERENCE["files"]))
+def test_lm_eval_results_files_are_what_lm_eval_writes(tmp_path, scripted, task):
+    """The results entry and every samples line equal the files lm-eval 0.4.13's
+    EvaluationTracker wrote for the same task and scripted model (scripts/lm_eval_reference.py,
+    `written_files`): loglikelihood (lambada: `[ctx, " continuation"]`, its per-document
+    perplexity and acc), rolling (wikitext, pile: stderrs "N/A"), truthfulqa_mc2's
+    probability-mass `acc` from its own process_results, multiple choice, generation."""
+    ref = REFERENCE["files"][task]
+    assert run(tmp_path, "--tasks", task, "--num-fewshot", "0", "--trust-task-code", "--lm-eval-results") == 0
+    folder = tmp_path / "out" / "test__fake-model"
+    [results_file] = folder.glob("results_*.json")
+    entry = json.loads(results_file.read_text())["results"][task]
+    assert list(entry) == list(ref["results"])
+    for key, want in ref["results"].items():
+        if key.startswith("perplexity_stderr"):  # lm-eval's bootstrap of a corpus metric; ours is our own
+            assert isinstance(want, float) and isinstance(entry[key], float)
+        elif isinstance(want, float):
+            assert entry[key] == pytest.approx(want, rel=1e-9), key
+        else:
+            assert entry[key] == want, key  # names, counts and "N/A"
+    [samples_file] = folder.glob(f"samples_{task}_*.jsonl")
+    lines = [json.loads(x) for x in samples_file.read_text().splitlines()]
+    assert all(list(line)[-1] == "llmassay" and "doc" in line for line in lines)
+    assert [{k: v for k, v in line.items() if k not in ("doc", "llmassay")} for line in lines] == ref["samples"]
