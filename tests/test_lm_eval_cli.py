@@ -4,6 +4,8 @@ lm-eval-shaped results file carries lm-eval's keys and lm-eval's numbers."""
 from __future__ import annotations
 
 import json
+import re
+import sys
 
 import pytest
 
@@ -141,3 +143,30 @@ def test_lm_eval_results_files_are_what_lm_eval_writes(tmp_path, scripted, task)
     lines = [json.loads(x) for x in samples_file.read_text().splitlines()]
     assert all(list(line)[-1] == "llmassay" and "doc" in line for line in lines)
     assert [{k: v for k, v in line.items() if k not in ("doc", "llmassay")} for line in lines] == ref["samples"]
+
+
+def test_task_code_missing_a_package_names_it_and_the_extra(tmp_path, scripted, capsys, monkeypatch):
+    """truthfulqa's utils.py imports rouge_score: without it, one line naming the package and
+    the `lmeval` extra that installs it, never a traceback."""
+    from llmassay.tasks import lmeval_yaml
+
+    monkeypatch.setattr(lmeval_yaml, "_MODULES", {})  # import the task's code afresh
+    monkeypatch.setitem(sys.modules, "rouge_score", None)  # as if not installed
+    assert run(tmp_path, "--tasks", "truthfulqa_mc2", "--trust-task-code") != 0
+    [line] = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert line.endswith("truthfulqa/utils.py: task code failed to import: needs the package 'rouge-score' "
+                         "(module rouge_score): pip install 'llmassay[lmeval]'")
+    assert lmeval_yaml.missing_package("sklearn.metrics") == (
+        "needs the package 'scikit-learn' (module sklearn), which the lmeval extra does not install: "
+        "pip install scikit-learn")
+
+
+def test_the_lmeval_extra_installs_what_lm_eval_task_code_imports():
+    """LMEVAL_EXTRA (the error's advice) and pyproject's `lmeval` extra name the same packages."""
+    from llmassay.tasks.lmeval_yaml import LMEVAL_EXTRA
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    pyproject = tomllib.loads((ROOT.parents[2] / "pyproject.toml").read_text())
+    extra = pyproject["project"]["optional-dependencies"]["lmeval"]
+    assert sorted(re.split(r"[<>=!~\[ ;]", req)[0] for req in extra) == sorted(LMEVAL_EXTRA.values())
