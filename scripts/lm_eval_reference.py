@@ -45,7 +45,8 @@ RUNS = [
 # Tasks whose files, as lm-eval's EvaluationTracker writes them (`--output_path --log_samples`),
 # are stored: the results entry (stderrs included) and the sample lines less `doc` (its hash
 # stays) — the shapes `--lm-eval-results` must write, one task per output type.
-FILES = ["lambada_openai", "wikitext", "pile_10k", "truthfulqa_mc2", "arc_easy", "gsm8k"]
+FILES = ["lambada_openai", "wikitext", "pile_10k", "truthfulqa_mc2", "arc_easy", "gsm8k", "galician_bench_flores_en-gl",
+         "afriqa_hau_prompt_2"]
 GROUPS = ["mmlu_stem", "science_mix"]  # group configs: their aggregate_metric_list
 
 

@@ -152,8 +152,10 @@ def _sample_lines(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
             arguments = [(sample.prompt, generation_kwargs(task))]
             resps = [row.get("generations") or [row.get("generation")]]  # lm-eval: the item's `repeats` answers
             filtered = [row.get(f"filtered_resps,{filt}", row.get("generation"))]
-            metrics = {lm_eval_key(m)[0]: _item_value(row[m]) for m in names
-                       if lm_eval_key(m)[0] not in TEXT_METRICS and _item_value(row.get(m)) is not None}
+            refs = task.references(sample)
+            metrics = {lm_eval_key(m)[0]: [refs[0] if len(refs) == 1 else refs, row[m]]  # bleu …: (gold, answer)
+                       if lm_eval_key(m)[0] in TEXT_METRICS else _item_value(row.get(m)) for m in names}
+            metrics = {k: v for k, v in metrics.items() if v is not None}
             lines.append(_line(doc_id, sample, target(sample), arguments, resps, filtered, metrics, filt, row))
     return lines
 
