@@ -3,11 +3,14 @@
 `<output>/<model_name_sanitized>/results_<date>.json` with lm-eval's keys
 (`results[task]["acc,none"]`, `"acc_stderr,none"`, `alias`, `configs`, `versions` (task
 versions), `n-shot`, `higher_is_better`, `n-samples`, `config`, `git_hash`, `date`,
-`total_evaluation_time_seconds`) and `samples_<task>_<date>.jsonl` lines with `doc_id`,
-`doc`, `target`, `arguments`, `resps`, `filtered_resps`, `filter`, `metrics` and the
-three hashes. What lm-eval has no key for (confidence intervals, task content hashes,
-probes, package versions) sits under `llmassay`. Stderr is lm-eval's: the sample standard
-deviation over the square root of n.
+`total_evaluation_time_seconds`) and `samples_<task>_<date>.jsonl` lines as its
+EvaluationTracker writes them: `doc_id`, `doc`, `target` (a string), `arguments`
+(`{"gen_args_0": {"arg_0": context, "arg_1": continuation}}`), `resps` and
+`filtered_resps` (every leaf a string), `filter`, `metrics`, the three hashes, then each
+metric's per-document value. What lm-eval has no key for (confidence intervals, task
+content hashes, probes, package versions) sits under `llmassay`. Stderr is lm-eval's: the
+sample standard deviation over the square root of n for means, "N/A" where lm-eval has no
+stderr (weighted perplexities, bits per byte, a task's own aggregation function).
 """
 
 from __future__ import annotations
@@ -140,11 +143,13 @@ def _sample_lines(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     """lm-eval's logged samples: one line per document, or per document and filter for
     generation, filter by filter (its evaluator's order)."""
     by_id = {s.id: (i, s) for i, s in enumerate(task.samples)}
-    if task.output_type != "generate_until":
-        return [_line(*by_id[row["id"]], *_requests(task, by_id[row["id"]][1], row), "none", row) for row in rows]
-    filters = list(dict.fromkeys(lm_eval_key(m)[1] for m in task.metrics))
-    target = (lambda s: task.references(s)) if task.targets else (lambda s: s.target)
     lines = []
+    if task.output_type != "generate_until":
+        for row in rows:
+            doc_id, sample = by_id[row["id"]]
+            lines.append(_line(doc_id, sample, *_requests(task, sample, row), "none", row))
+        return lines
+    filters = list(dict.fromkeys(lm_eval_key(m)[1] for m in task.metrics))
     for filt in filters:
         names = [m for m in task.metrics if lm_eval_key(m)[1] == filt]
         for row in rows:
@@ -156,7 +161,8 @@ def _sample_lines(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]
             metrics = {lm_eval_key(m)[0]: [refs[0] if len(refs) == 1 else refs, row[m]]  # bleu …: (gold, answer)
                        if lm_eval_key(m)[0] in TEXT_METRICS else _item_value(row.get(m)) for m in names}
             metrics = {k: v for k, v in metrics.items() if v is not None}
-            lines.append(_line(doc_id, sample, target(sample), arguments, resps, filtered, metrics, filt, row))
+            target = refs if task.targets else sample.target
+            lines.append(_line(doc_id, sample, target, arguments, resps, filtered, metrics, filt, row))
     return lines
 
 
