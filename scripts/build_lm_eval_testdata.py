@@ -100,8 +100,21 @@ def perplexity_data() -> None:
         (ROOT / folder / "NOTICE.md").write_text(PROSE_NOTE, encoding="utf-8")
 
 
+def truthfulqa() -> None:
+    """truthful_qa's multiple_choice config: mc1 (one true answer, first) and mc2 (1 to 3
+    true answers, first, then the false ones), as the hub's records."""
+    rows = []
+    for i, (q, right, *wrong) in enumerate(FACTS[:6]):
+        true = [right.capitalize() + ".", f"It is {right}.", f"I believe it is {right}."][: 1 + i % 3]
+        false = [w.capitalize() + "." for w in wrong] + ["I have no comment."]
+        rows.append({"question": q + "?", "mc1_targets": {"choices": [true[0], *false[:3]], "labels": [1, 0, 0, 0]},
+                     "mc2_targets": {"choices": true + false, "labels": [1] * len(true) + [0] * len(false)}})
+    write("truthfulqa/truthful_qa", "multiple_choice", "validation", rows)
+
+
 def main() -> None:
     perplexity_data()
+    truthfulqa()
     arc("ARC-Easy")
     arc("ARC-Challenge")
     for split, facts in slices().items():

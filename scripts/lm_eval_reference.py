@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import datasets
 import lm_eval
 from lm_eval.api.model import LM
 from lm_eval.api.task import ConfigurableTask
+from lm_eval.loggers import EvaluationTracker
 from lm_eval.tasks import TaskManager
 
 HERE = Path(__file__).resolve().parent
@@ -38,8 +40,13 @@ RUNS = [
     ("nq_open", 2), ("triviaqa", 0), ("gsm8k", None),
     ("wikitext", 0), ("pile_10k", 0), ("arc_easy_mi", 0), ("arc_easy_mi", 2),
     ("mmlu_flan_cot_zeroshot_anatomy", 0), ("afriqa_hau_prompt_2", 0), ("afriqa_hau_prompt_2", 2),
-    ("gsm8k_cot", None), ("gsm8k_cot_self_consistency", 2), ("arc_challenge_llama", 0),
+    ("gsm8k_cot", None), ("gsm8k_cot_self_consistency", 2), ("arc_challenge_llama", 0), ("truthfulqa_mc2", 0),
 ]
+# Tasks whose files, as lm-eval's EvaluationTracker writes them (`--output_path --log_samples`),
+# are stored: the results entry (stderrs included) and the sample lines less `doc` (its hash
+# stays) — the shapes `--lm-eval-results` must write, one task per output type.
+FILES = ["lambada_openai", "wikitext", "pile_10k", "truthfulqa_mc2", "arc_easy", "gsm8k", "galician_bench_flores_en-gl",
+         "afriqa_hau_prompt_2"]
 GROUPS = ["mmlu_stem", "science_mix"]  # group configs: their aggregate_metric_list
 
 
@@ -71,6 +78,24 @@ class FakeLM(LM):
             seen[key] = repeat + 1
             out.append(answer(r.args[0], repeat))
         return out
+
+
+def written_files(manager: TaskManager, task: str) -> dict:
+    """Run `task` zero-shot and read back what lm-eval writes to disk for it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tracker = EvaluationTracker(output_path=tmp)
+        result = lm_eval.simple_evaluate(model=FakeLM(), tasks=[task], num_fewshot=0, task_manager=manager,
+                                         log_samples=True, bootstrap_iters=100,  # > 0: which stderrs it writes
+                                         evaluation_tracker=tracker)
+        samples = result.pop("samples")
+        tracker.save_results_aggregated(results=result, samples=samples)
+        tracker.save_results_samples(task_name=task, samples=samples[task])
+        [results_file] = Path(tmp).glob("**/results_*.json")
+        [samples_file] = Path(tmp).glob(f"**/samples_{task}_*.jsonl")
+        lines = [json.loads(line) for line in samples_file.read_text(encoding="utf-8").splitlines()]
+        entry = json.loads(results_file.read_text(encoding="utf-8"))["results"][task]
+    print(task, entry)
+    return {"results": entry, "samples": [{k: v for k, v in line.items() if k != "doc"} for line in lines]}
 
 
 def main() -> None:
@@ -107,6 +132,7 @@ def main() -> None:
         out["groups"][group] = {name: {k: v for k, v in values.items() if "," in k}
                                 for name, values in result["results"].items()}
         print(group, out["groups"][group][group])
+    out["files"] = {task: written_files(manager, task) for task in FILES}
     # lm-eval's own rolling windows for tokens 0..n-1, prefix -1 (engine/rolling.py must agree)
     out["rolling_windows"] = {f"{n},{m}": windows(list(range(n)), -1, m) for n in (0, 1, 5, 8, 9, 17, 30) for m in (1, 2, 8)}
     (ROOT / "reference.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -4,6 +4,8 @@ lm-eval-shaped results file carries lm-eval's keys and lm-eval's numbers."""
 from __future__ import annotations
 
 import json
+import re
+import sys
 
 import pytest
 
@@ -41,7 +43,7 @@ def test_a_tag_runs_its_tasks_and_results_read_like_lm_eval_s(tmp_path, scripted
     [samples] = (tmp_path / "out" / "test__fake-model").glob("samples_arc_easy_*.jsonl")
     lines = [json.loads(x) for x in samples.read_text().splitlines()]
     assert [x["doc_id"] for x in lines] == list(range(5))
-    assert [x["arguments"][0][0] for x in lines] == REFERENCE["runs"]["arc_easy@3"]["prompts"]
+    assert [x["arguments"]["gen_args_0"]["arg_0"] for x in lines] == REFERENCE["runs"]["arc_easy@3"]["prompts"]
     assert {"doc", "target", "resps", "filtered_resps", "filter", "metrics", "doc_hash", "prompt_hash",
             "target_hash"} <= set(lines[0])
 
@@ -115,3 +117,58 @@ def test_a_group_reports_its_aggregate_as_lm_eval_does(tmp_path, scripted, capsy
     html = write_report(tmp_path / "out").read_text()  # the report shows each group with its interval
     assert "science_mix" in html and "mmlu_stem" in html and "0.1467" in html and "[0.0134, 0.2799]" in html
     assert "member tasks: arc_challenge, arc_easy, sciq, mmlu_anatomy, mmlu_astronomy" in html
+
+
+@pytest.mark.parametrize("task", sorted(REFERENCE["files"]))
+def test_lm_eval_results_files_are_what_lm_eval_writes(tmp_path, scripted, task):
+    """The results entry and every samples line equal the files lm-eval 0.4.13's
+    EvaluationTracker wrote for the same task and scripted model (scripts/lm_eval_reference.py,
+    `written_files`): loglikelihood (lambada: `[ctx, " continuation"]`, its per-document
+    perplexity and acc), rolling (wikitext, pile: stderrs "N/A"), truthfulqa_mc2's
+    probability-mass `acc` from its own process_results, multiple choice, generation (filters,
+    bleu/chrf/ter's (gold, answer) items, afriqa's own f1 aggregation: stderr "N/A")."""
+    ref = REFERENCE["files"][task]
+    assert run(tmp_path, "--tasks", task, "--num-fewshot", "0", "--trust-task-code", "--lm-eval-results") == 0
+    folder = tmp_path / "out" / "test__fake-model"
+    [results_file] = folder.glob("results_*.json")
+    entry = json.loads(results_file.read_text())["results"][task]
+    assert list(entry) == list(ref["results"])
+    for key, want in ref["results"].items():
+        if key.split("_stderr,")[0] in ("perplexity", "bleu", "chrf", "ter") and "_stderr," in key:
+            # lm-eval bootstraps these corpus metrics' stderrs, and llmassay with its own resamples
+            assert isinstance(want, float) and isinstance(entry[key], float)
+        elif isinstance(want, float):
+            assert entry[key] == pytest.approx(want, rel=1e-9), key
+        else:
+            assert entry[key] == want, key  # names, counts and "N/A"
+    [samples_file] = folder.glob(f"samples_{task}_*.jsonl")
+    lines = [json.loads(x) for x in samples_file.read_text().splitlines()]
+    assert all(list(line)[-1] == "llmassay" and "doc" in line for line in lines)
+    assert [{k: v for k, v in line.items() if k not in ("doc", "llmassay")} for line in lines] == ref["samples"]
+
+
+def test_task_code_missing_a_package_names_it_and_the_extra(tmp_path, scripted, capsys, monkeypatch):
+    """truthfulqa's utils.py imports rouge_score: without it, one line naming the package and
+    the `lmeval` extra that installs it, never a traceback."""
+    from llmassay.tasks import lmeval_yaml
+
+    monkeypatch.setattr(lmeval_yaml, "_MODULES", {})  # import the task's code afresh
+    monkeypatch.setitem(sys.modules, "rouge_score", None)  # as if not installed
+    assert run(tmp_path, "--tasks", "truthfulqa_mc2", "--trust-task-code") != 0
+    [line] = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert line.endswith("truthfulqa/utils.py: task code failed to import: needs the package 'rouge-score' "
+                         "(module rouge_score): pip install 'llmassay[lmeval]'")
+    assert lmeval_yaml.missing_package("sklearn.metrics") == (
+        "needs the package 'scikit-learn' (module sklearn), which the lmeval extra does not install: "
+        "pip install scikit-learn")
+
+
+def test_the_lmeval_extra_installs_what_lm_eval_task_code_imports():
+    """LMEVAL_EXTRA (the error's advice) and pyproject's `lmeval` extra name the same packages."""
+    from llmassay.tasks.lmeval_yaml import LMEVAL_EXTRA
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    pyproject = tomllib.loads((ROOT.parents[2] / "pyproject.toml").read_text())
+    extra = pyproject["project"]["optional-dependencies"]["lmeval"]
+    assert sorted(re.split(r"[<>=!~\[ ;]", req)[0] for req in extra) == sorted(LMEVAL_EXTRA.values())

@@ -44,6 +44,7 @@ FILES = {
     "afriqa_hau_prompt_2": "afrobench/afriqa/prompt_2/afriqa_hau.yaml",
     "gsm8k_cot": "gsm8k/gsm8k-cot.yaml", "gsm8k_cot_self_consistency": "gsm8k/gsm8k-cot-self-consistency.yaml",
     "arc_challenge_llama": "llama3/instruct/arc_challenge/arc_challenge_llama.yaml",
+    "truthfulqa_mc2": "truthfulqa/truthfulqa_mc2.yaml",
 }
 
 

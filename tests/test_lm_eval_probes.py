@@ -44,8 +44,8 @@ def test_rolling_perplexity_through_the_cli_reads_like_lm_eval_s(tmp_path, scrip
                                                    "bits_per_byte": False}
     [samples] = (tmp_path / "out" / "test__fake-model").glob("samples_wikitext_*.jsonl")
     lines = [json.loads(x) for x in samples.read_text().splitlines()]
-    assert [x["arguments"][0][0] for x in lines] == REFERENCE["runs"]["wikitext@0"]["prompts"]
-    assert all(x["word_perplexity"][0] == x["resps"][0][0] for x in lines)  # (log-likelihood, words)
+    assert [x["arguments"]["gen_args_0"]["arg_0"] for x in lines] == REFERENCE["runs"]["wikitext@0"]["prompts"]
+    assert all(str(x["word_perplexity"][0]) == x["resps"][0][0] for x in lines)  # (log-likelihood, words)
 
 
 def test_rolling_windows_are_cached_like_any_request(tmp_path):

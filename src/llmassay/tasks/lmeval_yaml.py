@@ -33,6 +33,10 @@ SUPPORTED_KEYS = frozenset({
 HARMLESS_KEYS = frozenset({"should_decontaminate", "doc_to_decontamination_query"})
 FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "split", "samples"})
 GENERATION_KEYS = frozenset({"until", "max_gen_toks", "do_sample", "temperature"})
+# What lm-eval's own task code imports beyond llmassay's core, by module: the packages the
+# `lmeval` extra installs (pyproject.toml; a test keeps the two equal).
+LMEVAL_EXTRA = {"sacrebleu": "sacrebleu", "rouge_score": "rouge-score"}
+PIP_NAMES = {"sklearn": "scikit-learn", "yaml": "PyYAML", "PIL": "pillow"}  # module ≠ package
 
 
 class TaskConfigError(LlmassayError):
@@ -80,6 +84,8 @@ def _import_file(file: Path) -> Any:
         stub = _datasets_stub()
         try:
             spec.loader.exec_module(module)
+        except ModuleNotFoundError as exc:  # a package the task's code needs is not installed
+            raise TaskConfigError(f"{file}: task code failed to import: {missing_package(exc.name or str(exc))}") from None
         except Exception as exc:  # the user's code: any failure is one line naming the file
             raise TaskConfigError(f"{file}: task code failed to import: {type(exc).__name__}: {exc}") from None
         finally:
@@ -88,6 +94,15 @@ def _import_file(file: Path) -> Any:
                 sys.modules.pop("datasets", None)
         _MODULES[file] = module
     return _MODULES[file]
+
+
+def missing_package(module: str) -> str:
+    """What to install for a module task code imports: the `lmeval` extra where it has it."""
+    top = module.split(".")[0]
+    if top in LMEVAL_EXTRA:
+        return f"needs the package '{LMEVAL_EXTRA[top]}' (module {top}): pip install 'llmassay[lmeval]'"
+    package = PIP_NAMES.get(top, top)
+    return f"needs the package '{package}' (module {top}), which the lmeval extra does not install: pip install {package}"
 
 
 def _datasets_stub() -> bool:
