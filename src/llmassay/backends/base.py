@@ -35,7 +35,9 @@ by text so shared prefixes run back to back); `reset()` (forget state carried be
 calls); `close()`; `tokens_evaluated` (int counter); `token_stats`,
 `loglikelihood_tokens` and `rolling_tokens` (see llamacpp.py; the probes that need them
 say so in one line when absent); `generate_stream(req)` (timing, efficiency probe);
-`chat_prompt(text)` (judge prompts for chat models).
+`chat_prompt(text)` (judge prompts for chat models); `chat_model() -> bool` (an
+instruction-tuned model: `chat_template=auto` then sends zero-shot prompts as chat
+`messages`, as a chat-only API needs).
 
 A package registers KIND with an entry point (pip-installed, nothing else to configure):
 

@@ -17,7 +17,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,7 +145,7 @@ class _CacheRows:
             f"FROM {self.source}", (self.legacy_at, self.legacy_at)).fetchone()
         return kinds, oldest, newest, int(payload or 0)
 
-    def rows(self, scale: float) -> Iterator[Entry]:
+    def rows(self, scale: float) -> Generator[Entry, None, None]:
         """Every row oldest first, its size its share of the file (`scale` bytes per payload byte)."""
         query = (f"SELECT {self.at} AS t, a.key, length(a.key) + length(a.kind) + length(a.answer) "
                  f"FROM {self.source} ORDER BY t, a.key")
@@ -230,10 +230,11 @@ def home_info(home: Path | None = None) -> list[PartInfo]:
                 info.entries = len(children)
                 times = [_tree(c)[1] for c in children]
                 info.oldest, info.newest = (min(times), max(times)) if times else (None, None)
+                info.size = _tree(info.path)[0]
             else:
                 info.unit, info.entries = "file", 1
-            info.size, newest, _ = _tree(info.path)
-            info.oldest, info.newest = info.oldest or newest, info.newest or newest
+                info.size, info.newest, _ = _tree(info.path)
+                info.oldest = info.newest
         infos.append(info)
     others = sorted(p for p in home.iterdir() if p.name not in claimed) if home.is_dir() else []
     if others:
