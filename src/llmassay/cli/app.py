@@ -8,6 +8,7 @@ from rich.console import Console
 
 from llmassay import __version__
 from llmassay.cli.audit import add_audit_commands, run_audit_command
+from llmassay.cli.cache import add_cache_commands, run_cache_command
 from llmassay.cli.efficiency import EFFICIENCY_COMMANDS, add_efficiency_commands, run_efficiency_command
 from llmassay.cli.facts import add_facts_commands, run_facts_command
 from llmassay.cli.judge import JUDGE_COMMANDS, add_judge_commands, run_judge_command
@@ -32,6 +33,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_judge_commands(sub)
     add_efficiency_commands(sub)
     add_plan_commands(sub)
+    add_cache_commands(sub)
     return parser
 
 
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             run_plan_command(args)
         elif args.command in EFFICIENCY_COMMANDS:
             run_efficiency_command(args)
+        elif args.command == "cache":
+            run_cache_command(args)
         elif not run_facts_command(args):
             run_audit_command(args)
     except LlmassayError as exc:

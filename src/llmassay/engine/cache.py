@@ -25,6 +25,12 @@ CREATE TABLE IF NOT EXISTS answers (
     answer TEXT NOT NULL
 )
 """
+# When each answer was written (unix seconds), for `llmassay cache prune`. A table of its
+# own, not a column of `answers`: an older llmassay sharing the home still writes three
+# values into `answers` and never sees this table (its rows then have no time, see below).
+WRITTEN_SCHEMA = "CREATE TABLE IF NOT EXISTS written (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID"
+# PRAGMA user_version once rows written before `written` existed have been given a time.
+TIMES_VERSION = 1
 
 
 # Request fields added after caches were first written: left out of the key while unset,
@@ -53,6 +59,7 @@ class RequestCache:
         # opening a fresh cache at once get `database is locked` at once. Retry until the
         # timeout instead.
         deadline = time.monotonic() + busy_timeout_s
+        before = last_modified(self.path)  # before this open touches the file (see _date_old_rows)
         while True:
             conn = sqlite3.connect(
                 str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -61,6 +68,8 @@ class RequestCache:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(SCHEMA)
+                conn.execute(WRITTEN_SCHEMA)
+                self._date_old_rows(conn, before)
                 return conn
             except sqlite3.OperationalError as exc:
                 conn.close()
@@ -70,6 +79,24 @@ class RequestCache:
             except BaseException:
                 conn.close()
                 raise
+
+    def _date_old_rows(self, conn: sqlite3.Connection, before: float) -> None:
+        """Once per cache file: rows from before `written` existed are dated with the file's
+        last modification, a time no earlier than any of them was written (so `prune
+        --older-than` never takes them for older than they are), and before every row
+        written from now on (so `--max-size` removes them first)."""
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= TIMES_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < TIMES_VERSION:  # not done meanwhile
+                conn.execute("INSERT OR IGNORE INTO written SELECT key, ? FROM answers", (before,))
+                conn.execute(f"PRAGMA user_version = {TIMES_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -89,11 +116,14 @@ class RequestCache:
         if not items:
             return
         rows = [(key, kind, json.dumps(answer, separators=(",", ":"))) for key, answer in items]
+        now = time.time()
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     self._conn.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?)", rows)
+                    self._conn.executemany("INSERT OR REPLACE INTO written VALUES (?, ?)",
+                                           [(key, now) for key, _ in items])
                     self._conn.execute("COMMIT")
                 except BaseException:
                     if self._conn.in_transaction:
@@ -109,3 +139,9 @@ class RequestCache:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def last_modified(path: Path) -> float:
+    """The newest modification time of a cache file and its write-ahead log; now if neither exists."""
+    times = [p.stat().st_mtime for p in (path, path.with_name(path.name + "-wal")) if p.exists()]
+    return max(times, default=time.time())
