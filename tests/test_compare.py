@@ -160,3 +160,17 @@ def test_a_missing_content_hash_is_warned_about(tmp_path):
     results.write_text(json.dumps(doc))
     warnings = compare_runs(a, b).warnings
     assert warnings == ["mmlu_sample: a results file records no content hash for this task, so its items cannot be checked"]
+
+
+def test_an_undetected_difference_says_what_the_run_could_have_seen():
+    # planted: 40 items, A and B disagree on 8 (4 each way): Var(d) = 8/39, no difference
+    a = [1] * 4 + [0] * 4 + [1] * 16 + [0] * 16
+    b = [0] * 4 + [1] * 4 + [1] * 16 + [0] * 16
+    d = paired_delta("t", "p", "acc", a, b)
+    var = np.var(np.array(b) - np.array(a), ddof=1)
+    assert d.mde == pytest.approx((1.959964 + 0.841621) * np.sqrt(var / 40), rel=1e-5)
+    note = d.power_note()
+    assert note is not None and f"could have seen a difference of {d.mde:.3g}" in note and "n = 40" in note
+    # a detected difference needs no such note
+    assert paired_delta("t", "p", "acc", [0] * 30, [1] * 30).power_note() is None
+    assert paired_delta("t", "p", "acc", [1], [1]).power_note().endswith("no difference could have been")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from llmassay.design import minimum_detectable_effect
 from llmassay.metrics import bootstrap_statistic, mcnemar_exact
 from llmassay.terminal import fitted_tables
 from llmassay.report.rundir import RunData, load_run
@@ -40,6 +41,24 @@ class PairedDelta:
     only_a: int | None = None  # binary metrics: items where only A scores 1
     only_b: int | None = None
     mcnemar_p: float | None = None
+    # the smallest |B − A| these n paired items detect with 80 % power at 5 % (design.py)
+    mde: float | None = None
+
+    @property
+    def detected(self) -> bool:
+        return self.ci_low > 0 or self.ci_high < 0
+
+    def power_note(self) -> str | None:
+        """For a difference not detected: what this run could and could not have seen."""
+        what = f"{self.task} · {self.probe} · {self.metric}"
+        if self.detected:
+            return None
+        if self.n < 2:
+            return f"{what}: no difference detected, and with n = {self.n} no difference could have been"
+        if self.mde is None:
+            return None
+        return (f"{what}: no difference detected; with n = {self.n} paired items this run could have seen a "
+                f"difference of {self.mde:.3g} (80 % power), not a smaller one")
 
 
 @dataclass(frozen=True)
@@ -81,8 +100,10 @@ def paired_delta(task: str, probe: str, metric: str, a: list[float], b: list[flo
         only_a = int(((matrix[:, 0] == 1) & (matrix[:, 1] == 0)).sum())
         only_b = int(((matrix[:, 0] == 0) & (matrix[:, 1] == 1)).sum())
         p = mcnemar_exact(only_a, only_b)
+    diffs = matrix[:, 1] - matrix[:, 0]
+    mde = minimum_detectable_effect(float(diffs.var(ddof=1)), len(diffs)) if len(diffs) > 1 else None
     return PairedDelta(task, probe, metric, len(matrix), float(matrix[:, 0].mean()), float(matrix[:, 1].mean()),
-                       ci.value, ci.ci_low, ci.ci_high, only_a, only_b, p)
+                       ci.value, ci.ci_low, ci.ci_high, only_a, only_b, p, mde)
 
 
 def check_tasks(a: RunData, b: RunData, force: bool) -> tuple[list[str], list[str]]:
@@ -207,13 +228,14 @@ def paired_rows(cmp: Comparison) -> list[list[str]]:
     return [
         [d.task, d.probe, d.metric, str(d.n), _f(d.a), _f(d.b), _signed(d.delta),
          f"[{_signed(d.ci_low)}, {_signed(d.ci_high)}]", _p(d.mcnemar_p),
-         "—" if d.only_a is None else f"{d.only_a} / {d.only_b}"]
+         "—" if d.only_a is None else f"{d.only_a} / {d.only_b}",
+         "—" if d.mde is None else f"{d.mde:.4f}"]
         for d in cmp.paired
     ]
 
 
 PAIRED_COLUMNS = ["task", "probe", "metric", "n paired", "A", "B", "Δ B−A", "95% CI (paired bootstrap)",
-                  "McNemar p", "=1 only in A / only in B"]
+                  "McNemar p", "=1 only in A / only in B", "MDE (80% power)"]
 UNPAIRED_COLUMNS = ["task", "probe", "metric", "A [95% CI]", "B [95% CI]", "Δ B−A"]
 
 
