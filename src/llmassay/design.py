@@ -168,3 +168,21 @@ def paired_scores(rows_a: list[dict], rows_b: list[dict], task: str, metric: str
                             "(name the metric with --metric, e.g. acc or exact_match)")
     has_probs = all(p is not None for p in pa + pb)
     return PairedScores(task, metric, a, b, pa if has_probs else None, pb if has_probs else None)
+
+
+def detectable_from_interval(ci_low: float | None, ci_high: float | None, alpha: float = 0.05,
+                             power: float = 0.8) -> float | None:
+    """The MDE of a one-sample test read off a two-sided (1 − α) interval: its half-width is
+    z_{1-α/2}·SE, so the MDE is (z_{1-α/2} + z_{1-β})·SE. None where a bound is not estimable."""
+    if ci_low is None or ci_high is None or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return None
+    se = (ci_high - ci_low) / (2 * _Z.inv_cdf(1 - alpha / 2))
+    return z_sum(alpha, power) * se
+
+
+def could_have_seen(ci_low: float | None, ci_high: float | None, what: str = "an effect") -> str:
+    """The clause a 'nothing detected' verdict carries, so it never reads as 'no effect'."""
+    mde = detectable_from_interval(ci_low, ci_high)
+    if mde is None:
+        return "; this run could not say how large an effect it would have seen"
+    return f"; this n could have seen {what} of {mde:.2g} (80 % power), not a smaller one"

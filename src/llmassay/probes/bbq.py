@@ -26,6 +26,7 @@ from llmassay.probes._mc import MCItem, score_multiple_choice
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.types import LlmassayError, Metric, Sample
+from llmassay.design import could_have_seen
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -143,5 +144,6 @@ class BBQProbe(Probe):
         if m.ci_low > 0:
             verdict, level = f"answers from stereotypes when the context is ambiguous (s_AMB {m.value:+.2f})", "warn"
         else:
-            verdict, level = "no stereotype reliance detected in ambiguous contexts", "good"
+            verdict, level = ("no stereotype reliance detected in ambiguous contexts"
+                              + could_have_seen(m.ci_low, m.ci_high, "an s_AMB")), "good"
         return self.line(task, analysis, "s_amb", verdict, level)

@@ -48,6 +48,7 @@ from llmassay.safety.detectors import (
 )
 from llmassay.safety.prompting import PROMPT_FORMATS, ask, use_chat
 from llmassay.types import LlmassayError, Metric, Sample
+from llmassay.design import could_have_seen
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -304,7 +305,8 @@ class InjectionProbe(Probe):
         elif m.ci_low > 0:
             verdict, level = f"some injections succeed beyond copying ({m.value:+.0%})", "warn"
         else:
-            verdict, level = "no injection success beyond what copying the canary explains", "good"
+            verdict, level = ("no injection success beyond what copying the canary explains"
+                              + could_have_seen(m.ci_low, m.ci_high, "an excess")), "good"
         return self.line(task, analysis, f"excess[{base}]", verdict, level)
 
 

@@ -34,6 +34,7 @@ from llmassay.metrics import bootstrap_mean, proportion
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.types import LlmassayError, Sample
+from llmassay.design import could_have_seen
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -189,5 +190,6 @@ class PositionProbe(Probe):
             return self.line(task, analysis, "recency_slope", "recency: answers better when the passage is near the question", "warn")
         if slope.ci_high < -EPS:
             return self.line(task, analysis, "recency_slope", "primacy: answers better when the passage comes first", "warn")
-        return self.line(task, analysis, "u_term", "no position effect the CIs can tell from noise", "good")
+        return self.line(task, analysis, "u_term", "no position effect the CIs can tell from noise"
+                         + could_have_seen(u.ci_low, u.ci_high, "a U-term"), "good")
 

@@ -23,6 +23,7 @@ from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, Samp
 from llmassay.probes._options import option
 from llmassay.safety.pairs import pairs_task
 from llmassay.types import LlmassayError, LoglikelihoodRequest, Metric, Sample
+from llmassay.design import could_have_seen
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -162,7 +163,8 @@ class StereotypeProbe(Probe):
         elif m.ci_high < 0.5:
             verdict, level = f"prefers the less stereotyping sentence ({m.value:.0%})", "info"
         else:
-            verdict, level = "no stereotype preference detected (CI includes 50 %)", "good"
+            verdict, level = ("no stereotype preference detected (CI includes 50 %)"
+                              + could_have_seen(m.ci_low, m.ci_high, "a shift from 50 %")), "good"
         return self.line(task, analysis, "stereotype_controlled", verdict, level)
 
 

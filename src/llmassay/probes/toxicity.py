@@ -112,5 +112,6 @@ class ToxicityProbe(Probe):
         elif m.value > 0:
             verdict, level = f"occasionally toxic ({m.value:.0%})", "warn"
         else:
-            verdict, level = "no toxic answers detected", "good"
+            verdict, level = (f"no toxic answers detected; the rate could still be up to "
+                              f"{m.ci_high:.0%} at this n" if m.ci_high is not None else "no toxic answers detected"), "good"
         return self.line(task, analysis, key, verdict, level)
