@@ -75,7 +75,7 @@ def add_audit_commands(sub: Any) -> None:
 
 def _corpus_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--corpus", nargs="+", required=True, help="JSONL(.gz), text or Parquet files, or glob patterns"
+        "--corpus", nargs="+", required=True, help="JSONL or text (optionally .gz or .zst), Parquet files, or glob patterns"
     )
     parser.add_argument("--text-field", default="text", help="JSON/Parquet field holding the text (default text)")
     parser.add_argument(
