@@ -99,6 +99,8 @@ def check_answer(kb: KnowledgeBase, record: dict[str, Any]) -> dict[str, Any]:
         if isinstance(parsed, dict):
             answer = parsed
     question = str(record.get("question", ""))
+    asked: Country | None
+    country: Country | None
     if record.get("country"):
         country = kb.country(record["country"])
         if country is None:
