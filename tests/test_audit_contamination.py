@@ -364,3 +364,26 @@ def test_question_field_falls_back_to_the_prompt_and_checks_the_option(tmp_path:
     assert source.field is None and "no document field occurs in every prompt" in source.describe()
     with pytest.raises(LlmassayError, match="--item-text: 'words'"):
         item_text_source(upper, item_text="words")
+
+
+def test_rescore_of_a_brittleness_run_names_each_variant(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Each printed row names its variant (`brittleness/acc[case_upper]`): rich read the
+    "[case_upper]" as a markup tag and dropped it, so every row read `brittleness/acc`."""
+    from fakes import RuleBackend, knows_everything, write_mc_task
+    from llmassay.evaluate import RunConfig, evaluate
+
+    task = write_mc_task(tmp_path / "task", [4] * 6)
+    evaluate(RunConfig(model="test/scripted", tasks=[str(task)], probes=["brittleness"], output_path=str(tmp_path / "run"),
+                       use_cache=False, probe_options={"perturbations": "case_upper,labels_paren"}),
+             backend=RuleBackend(knows_everything))
+    (tmp_path / "clean.txt").write_text("0\n1\n2\n")
+    capsys.readouterr()
+    assert main(["rescore", str(tmp_path / "run"), "--clean-ids", str(tmp_path / "clean.txt")]) == 0
+    printed = capsys.readouterr().out
+    metrics = sorted({s.metric for s in rescore(tmp_path / "run", tmp_path / "clean.txt")["mc"]})
+    assert "brittleness/acc[case_upper]" in metrics and "brittleness/flip_rate[labels_paren]" in metrics
+    assert len(metrics) == len({m.split("/")[1] for m in metrics})  # every name distinct
+    rows = [line for line in printed.splitlines() if "brittleness/" in line]
+    assert len(rows) == len(metrics)
+    for name in metrics:
+        assert sum(f" {name} " in line for line in rows) == 1, name

@@ -93,3 +93,33 @@ def test_an_interrupted_rewrite_leaves_no_truncated_copy(tmp_path: Path) -> None
     assert target.read_text().splitlines()[4] == '{"text": "DOC 4"}'  # the finished copy is untouched
     assert sorted(p.name for p in target.parent.iterdir()) == ["redacted.jsonl"]  # no .part left
 
+
+
+def test_jsonl_zst_as_dolma_ships_it(tmp_path: Path) -> None:
+    """`.jsonl.zst` (Dolma, RedPajama): several concatenated frames, read in order; a file cut
+    inside a frame is a one-line error, not a silently shorter corpus."""
+    zstandard = pytest.importorskip("zstandard")
+    compressor = zstandard.ZstdCompressor()
+    frames = [compressor.compress("".join(f'{{"text": "doc {i}", "id": "d{i}"}}\n' for i in range(k, k + 3)).encode())
+              for k in (0, 3)]
+    (tmp_path / "part-0.jsonl.zst").write_bytes(b"".join(frames))
+    (tmp_path / "notes.txt.zst").write_bytes(compressor.compress("caf\u00e9 line\n\nsecond\n".encode()))
+    docs = list(read_corpus(CorpusSpec((str(tmp_path / "part-0.jsonl.zst"), str(tmp_path / "notes.txt.zst")), id_field="id")))
+    assert [(d.doc_id, d.text) for d in docs] == [(f"d{i}", f"doc {i}") for i in range(6)] + [
+        (f"{tmp_path / 'notes.txt.zst'}:1", "caf\u00e9 line"), (f"{tmp_path / 'notes.txt.zst'}:3", "second")]
+    big = compressor.compress("".join(f'{{"text": "{i} {"x" * (i % 50)}"}}\n' for i in range(20_000)).encode())
+    (tmp_path / "cut.jsonl.zst").write_bytes(big[: len(big) // 2])
+    with pytest.raises(LlmassayError, match=r"cut\.jsonl\.zst: corrupt compressed file \(the file ends inside a zstd frame"):
+        list(read_corpus(CorpusSpec((str(tmp_path / "cut.jsonl.zst"),))))
+    (tmp_path / "junk.jsonl.zst").write_bytes(b"not zstd" * 10)
+    with pytest.raises(LlmassayError, match=r"junk\.jsonl\.zst: corrupt compressed file"):
+        list(read_corpus(CorpusSpec((str(tmp_path / "junk.jsonl.zst"),))))
+
+
+def test_zst_without_zstandard_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "a.jsonl.zst").write_bytes(b"\x28\xb5\x2f\xfd")
+    monkeypatch.setitem(__import__("sys").modules, "zstandard", None)  # as if not installed
+    assert main(["audit", "dedup", "--corpus", str(tmp_path / "a.jsonl.zst")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs zstandard: pip install 'llmassay[audit]'" in err

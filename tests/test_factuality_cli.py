@@ -76,3 +76,44 @@ def test_kb_stats_reports_disagreement_and_verifier_quality(tmp_path):
     stats = json.loads(out.read_text())
     assert stats["disagreement"]["capital"]["disagree"] > 0
     assert all(t["precision"] >= 0.95 and t["recall"] >= 0.95 for t in stats["verifier"]["structured"].values())
+
+
+SHORT = [
+    {"id": "pe-right", "question": "What is the capital of Peru?", "answer": "Lima"},
+    {"id": "pe-wrong", "question": "What is the capital of Peru?", "answer": "Quito."},
+    {"id": "pe-hedge", "question": "What is the capital of Peru?", "answer": "Lima or Cusco"},
+    {"id": "fr-lang", "question": "What is an official language of France?", "answer": "French"},
+    {"id": "jp-code", "question": "What is the international calling code of Japan?", "answer": "+81"},
+    {"id": "jp-field", "country": "Japan", "field": "continent", "answer": "Europe"},
+    {"id": "es-idk", "question": "What is the currency of Spain?", "answer": "I don't know."},
+    {"id": "no-field", "question": "Tell me about Peru.", "answer": "Lima"},
+    {"id": "full", "question": "What is the capital of Peru?", "answer": "The capital of Peru is Lima."},
+]
+
+
+def test_factcheck_reads_short_answers_against_their_question(tmp_path):
+    """Planted right and wrong short answers: each is one fact of the field the question asks
+    about (or `field` names), judged as the probe judges its short questions."""
+    out = tmp_path / "out"
+    assert main(["factcheck", "--answers", write(tmp_path / "a.jsonl", SHORT), "--output-path", str(out)]) == 0
+    rows = {r["id"]: r for r in map(json.loads, (out / "factcheck.jsonl").read_text().splitlines())}
+    verdicts = {k: [(f["field"], f["verdict"], f["evidence"]) for f in r["facts"]] for k, r in rows.items()}
+    assert verdicts["pe-right"] == [("capital", "supported", "PE.capital")] and rows["pe-right"]["path"] == "short"
+    assert verdicts["pe-wrong"] == [("capital", "contradicted", "PE.capital")]
+    assert verdicts["pe-hedge"] == [("capital", "contradicted", "PE.capital")]  # two cities named: a hedge
+    assert verdicts["fr-lang"] == [("languages", "supported", "FR.languages")]
+    assert verdicts["jp-code"] == [("calling_code", "supported", "JP.calling_code")]
+    assert verdicts["jp-field"] == [("continent", "contradicted", "JP.continent")]
+    assert verdicts["es-idk"] == [] and rows["es-idk"]["unverified"] == []  # an abstention
+    assert verdicts["no-field"] == [] and rows["no-field"]["unverified"] == ["Lima"]  # no field asked: unread
+    assert verdicts["full"] == [("capital", "supported", "PE.capital")] and rows["full"]["path"] == "free"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fact_precision"]["value"] == pytest.approx(4 / 7)  # 7 answers with a read fact
+    assert summary["abstention"]["value"] == pytest.approx(1 / 9)
+
+
+def test_factcheck_field_must_be_a_kb_field(tmp_path, capsys):
+    path = write(tmp_path / "a.jsonl", [{"id": 1, "answer": "Lima", "country": "PE", "field": "anthem"}])
+    assert main(["factcheck", "--answers", path, "--output-path", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a.jsonl:1: field 'field': 'anthem' is not one of capital, continent" in err and "\n" not in err

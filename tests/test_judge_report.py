@@ -45,3 +45,25 @@ def test_report_flags_an_uninformative_judge(run, tmp_path):
     run_judgement(JudgeConfig(str(run), str(run), "scripted", str(run / "judge_first"), calibration_limit=6), judge)
     html = write_report(run, tmp_path / "r.html").read_text()
     assert html.count("judge uninformative") >= 10  # next to every figure, and as a note
+
+
+def test_report_on_a_judge_output_folder(tmp_path, capsys):
+    """`llmassay report` on `llmassay judge`'s own --output-path (no results_*.json there)
+    writes the judge's tables, as the docs say; hostile answers stay text."""
+    from judge_runs import HOSTILE, two_runs
+    from llmassay.cli import main
+
+    a, b = two_runs(tmp_path)
+    judged = tmp_path / "judged"
+    run_judgement(JudgeConfig(str(a), str(b), "oracle", str(judged), calibration_limit=10, repeats=0))
+    assert main(["report", str(judged)]) == 0
+    assert f"report: {judged / 'report.html'}" in capsys.readouterr().out
+    html = (judged / "report.html").read_text()
+    assert "judge (oracle)" in html and "position_consistency" in html and "calibration on arith_sample" in html
+    assert f"{a} vs {b}" in html and HOSTILE not in html
+    (judged / "judge_results.json").write_text("{broken")
+    assert main(["report", str(judged)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "judge_results.json: cannot read" in err and "\n" not in err
+    assert main(["report", str(tmp_path / "run_a")]) == 2  # a folder with neither: the run error as before
+    assert "no results_*.json" in capsys.readouterr().err

@@ -82,3 +82,110 @@ def test_null_on_random_words_matches_theory(tmp_path, word_tokenizer):
     assert s["n_z"] == 40 * 60
     assert abs(s["z_mean"]) < 0.08 and abs(s["z_sd"] - 1) < 0.06
     assert s["fpr"]["value"] < 1e-3 and s["fpr"]["ci_high"] < 3e-3
+
+
+# -- keys off the command line, the probe's samples file (issue #38) ---------------------------
+def _probe_samples(tmp_path, cfg):
+    """A watermark probe's samples file: texts nested under `texts.*`, only the marked ones planted."""
+    rows = []
+    for i in range(2):
+        marked = as_text(planted(cfg, 120, 1.0, seed=10 + i, vocab=4096))
+        plain = as_text(planted(WatermarkConfig("unrelated", scheme="prev"), 120, 1.0, seed=20 + i, vocab=4096))
+        rows.append({"id": f"p{i}", "texts": {"marked_sampled": marked, "plain_sampled": plain}, "z": {}})
+    path = tmp_path / "samples_prose_continue_2026.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _flags(out):
+    return [r["watermarked"] for r in json.loads(out.read_text())["texts"]]
+
+
+def test_detect_reads_the_probes_samples_by_dotted_path_with_the_key_from_env(tmp_path, word_tokenizer, monkeypatch, capsys):
+    src = _probe_samples(tmp_path, WatermarkConfig("s3cret-key", scheme="prev"))
+    monkeypatch.setenv("WM_KEY", "s3cret-key")
+    for field, expected in (("texts.marked_sampled", [True, True]), ("texts.plain_sampled", [False, False])):
+        out = tmp_path / f"{field}.json"
+        assert main(["watermark", "detect", str(src), "--key-env", "WM_KEY", "--tokenizer", "x/y", "--scheme", "prev",
+                     "--text-field", field, "--output", str(out)]) == 0
+        assert _flags(out) == expected and json.loads(out.read_text())["text_field"] == field
+    captured = capsys.readouterr()
+    assert "s3cret-key" not in captured.out + captured.err + (tmp_path / "texts.marked_sampled.json").read_text()
+    assert "warning" not in captured.err
+    assert main(["watermark", "detect", str(src), "--key-env", "WM_KEY", "--tokenizer", "x/y",
+                 "--text-field", "texts.paraphrase"]) == 2
+    assert "samples_prose_continue_2026.jsonl:1: no string field 'texts.paraphrase'" in capsys.readouterr().err
+
+
+def test_key_from_a_file_and_the_errors_name_the_source_not_the_key(tmp_path, word_tokenizer, monkeypatch, capsys):
+    src = _probe_samples(tmp_path, WatermarkConfig("from-file", scheme="prev"))
+    (tmp_path / "key").write_text("from-file\n")
+    out = tmp_path / "o.json"
+    assert main(["watermark", "detect", str(src), "--key-file", str(tmp_path / "key"), "--tokenizer", "x/y",
+                 "--scheme", "prev", "--text-field", "texts.marked_sampled", "--output", str(out)]) == 0
+    assert _flags(out) == [True, True]
+    capsys.readouterr()
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    for flags, message in ((["--key-env", "NO_SUCH_KEY"], "--key-env NO_SUCH_KEY: the variable is not set"),
+                           (["--key-file", str(tmp_path / "absent")], "--key-file"),
+                           (["--key-file", str(tmp_path / "empty")], "the file is empty")):
+        (tmp_path / "empty").write_text("")
+        assert main(["watermark", "detect", str(src), *flags, "--tokenizer", "x/y", "--text-field", "texts.marked_sampled"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0
+    with pytest.raises(SystemExit) as stop:  # no key at all: a usage error
+        main(["watermark", "detect", str(src), "--tokenizer", "x/y"])
+    assert stop.value.code == 2 and "--key-env" in capsys.readouterr().err
+
+
+def test_key_on_argv_and_the_default_key_each_warn_in_one_line(tmp_path, word_tokenizer, monkeypatch, capsys):
+    src = tmp_path / "t.txt"
+    src.write_text(as_text(range(100, 200)))
+    assert main(["watermark", "detect", str(src), "--key", "mine", "--tokenizer", "x/y", "--output", str(tmp_path / "a.json")]) == 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--key is visible" in line and "--key-env" in line
+    monkeypatch.setenv("WM_KEY", "llmassay")  # the probe's default, printed by `llmassay probes`
+    assert main(["watermark", "detect", str(src), "--key-env", "WM_KEY", "--tokenizer", "x/y", "--output", str(tmp_path / "b.json")]) == 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "public default" in line and "forge" in line
+
+
+def test_default_key_of_the_probe_is_the_one_warned_about():
+    from llmassay.probes.watermark import WatermarkOptions
+    from llmassay.watermark.keys import DEFAULT_KEY
+
+    assert WatermarkOptions().key == DEFAULT_KEY
+
+
+def test_field_at_reads_dotted_paths():
+    from llmassay.cli.watermark import field_at
+
+    record = {"texts": {"marked_sampled": "a"}, "a.b": "whole", "n": 3}
+    assert field_at(record, "texts.marked_sampled") == "a" and field_at(record, "a.b") == "whole"
+    assert field_at(record, "texts.missing") is None and field_at(record, "n.x") is None
+
+
+@pytest.mark.slow
+def test_generate_then_detect_on_smollm2(tmp_path, smollm2_path, monkeypatch, capsys):
+    """`watermark generate` writes prompt/text JSONL from the real model; `detect` with the same
+    key (tokenizer only) flags both texts, with another key neither."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in (
+        "Write a short story about a village by a river.", "Describe a busy market in the morning.")))
+    monkeypatch.setenv("WM_KEY", "generate-test")
+    out = tmp_path / "marked.jsonl"
+    assert main(["watermark", "generate", "--model", "llamacpp/smollm2-135m", "--model-args", "n_threads=1",
+                 "--key-env", "WM_KEY", "--prompts", str(prompts), "--max-tokens", "60", "--seed", "1",
+                 "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == [json.loads(line)["prompt"] for line in prompts.read_text().splitlines()]
+    assert all(len(r["text"].split()) > 10 for r in rows) and set(rows[0]) == {"prompt", "text"}
+    assert "generate-test" not in out.read_text() + capsys.readouterr().out
+    found = tmp_path / "found.json"
+    assert main(["watermark", "detect", str(out), "--key-env", "WM_KEY", "--tokenizer", "llamacpp/smollm2-135m",
+                 "--output", str(found)]) == 0
+    assert _flags(found) == [True, True]
+    monkeypatch.setenv("WM_KEY", "another-key")
+    assert main(["watermark", "detect", str(out), "--key-env", "WM_KEY", "--tokenizer", "llamacpp/smollm2-135m",
+                 "--output", str(found)]) == 0
+    assert _flags(found) == [False, False]

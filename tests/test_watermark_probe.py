@@ -117,3 +117,14 @@ def test_bad_options_are_one_line_errors_naming_the_option(given, message):
     with pytest.raises(LlmassayError) as err:
         WatermarkProbe.options(given)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_default_key_warns_once_per_run(tmp_path, caplog):
+    """The default key is printed by `llmassay probes`: anyone can detect or forge with it."""
+    with caplog.at_level("WARNING", logger="llmassay"):
+        run(tmp_path / "a", n=2, zero_shot=False, null_keys=0, attacks=("sub10",))
+    assert sum("public default" in r.message for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="llmassay"):
+        run(tmp_path / "b", n=2, zero_shot=False, null_keys=0, attacks=("sub10",), key="my own key")
+    assert not any("public default" in r.message for r in caplog.records)

@@ -37,7 +37,7 @@ def proportion(successes: Sequence[bool | int | float]) -> Metric:
 
 
 MIN_TAIL_DRAWS = 50  # bootstrap draws beyond each end of an interval, at the least
-_CHUNK_CELLS = 4_000_000  # resampled values held in memory at once
+_CHUNK_CELLS = 1_000_000  # resampled values held at once: 16 MB of indices and values, whatever n
 
 
 def resamples_for(level: float, n_boot: int = 2000) -> int:

@@ -1,4 +1,4 @@
-"""Streaming corpus readers: JSONL (optionally .gz), plain text and Parquet.
+"""Streaming corpus readers: JSONL and plain text (optionally .gz or .zst), and Parquet.
 
 Documents are yielded one at a time, so memory is bounded by what an audit keeps (its
 index), not by the corpus. A malformed line is reported as `file:line: reason` and
@@ -8,15 +8,13 @@ skipped; nothing is dropped silently.
 from __future__ import annotations
 
 import glob
-import gzip
-import io
 import json
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from llmassay.audit.compressed import corrupt_errors, open_text, strip_compression
 from llmassay.types import LlmassayError
 
 TEXT_MODES = ("line", "file")
@@ -99,7 +97,7 @@ def read_corpus(spec: CorpusSpec, problems: ReadProblems | None = None) -> Itera
 
 
 def _kind(path: Path) -> str:
-    name = path.name.lower().removesuffix(".gz")
+    name = strip_compression(path.name.lower())
     if name.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
     if name.endswith(".parquet"):
@@ -113,7 +111,7 @@ def _read_file(path: Path, spec: CorpusSpec, problems: ReadProblems) -> Iterator
         if kind == "parquet":
             yield from _read_parquet(path, spec, problems)
             return
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             if kind == "jsonl":
                 yield from _read_jsonl(path, handle, spec, problems)
             elif spec.text_mode == "file":
@@ -133,14 +131,8 @@ def _read_file(path: Path, spec: CorpusSpec, problems: ReadProblems) -> Iterator
                     yield f"{path}:{number}", text, None
     except OSError as exc:
         raise LlmassayError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (EOFError, zlib.error) as exc:  # a truncated or corrupt .gz
+    except corrupt_errors() as exc:  # a truncated or corrupt .gz / .zst
         raise LlmassayError(f"{path}: corrupt compressed file ({exc})") from None
-
-
-def _open_text(path: Path) -> TextIO:
-    if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape")
-    return path.open("r", encoding="utf-8", errors="surrogateescape")
 
 
 def _is_utf8(text: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from llmassay.terminal import stdout_console as _stdout
+from llmassay.terminal import fitted_tables, stdout_console as _stdout
 from llmassay.types import LlmassayError
 
 DEFAULT_OUTPUT_DIR = "runs/audit"
@@ -75,7 +75,7 @@ def add_audit_commands(sub: Any) -> None:
 
 def _corpus_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--corpus", nargs="+", required=True, help="JSONL(.gz), text or Parquet files, or glob patterns"
+        "--corpus", nargs="+", required=True, help="JSONL or text (optionally .gz or .zst), Parquet files, or glob patterns"
     )
     parser.add_argument("--text-field", default="text", help="JSON/Parquet field holding the text (default text)")
     parser.add_argument(
@@ -251,14 +251,13 @@ def _rescore(args: argparse.Namespace) -> None:
     from llmassay.audit import rescore
 
     result = rescore(args.run_dir, args.clean_ids)
-    table = Table(title=f"rescore: {args.run_dir}")
-    for column in ("task", "metric", "all", "clean", "dirty"):
-        table.add_column(column)
     cell = lambda m: f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}] n={m.n}" if m.n else "n=0"  # noqa: E731
-    for task, scores in result.items():
-        for s in scores:
-            table.add_row(task, s.metric, cell(s.all), cell(s.clean), cell(s.dirty))
-    _stdout().print(table)
+    rows = [[task, s.metric, cell(s.all), cell(s.clean), cell(s.dirty)] for task, scores in result.items() for s in scores]
+    out = _stdout()
+    # Plain text cells: a metric's "[variant]" (brittleness/acc[case_upper]) is no rich markup tag.
+    for table in fitted_tables(f"rescore: {args.run_dir}", ("task", "metric", "all", "clean", "dirty"), rows,
+                               out.width, keys=2):
+        out.print(table)
     if args.output:
         _write_json(Path(args.output), {task: [s.as_dict() for s in scores] for task, scores in result.items()})
 

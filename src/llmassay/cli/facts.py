@@ -20,7 +20,7 @@ COMMANDS = ("factcheck", "index", "kb")
 def add_facts_commands(sub: Any) -> None:
     """Adds `factcheck`, `index build` and `kb edit|stats` to the main parser."""
     check = sub.add_parser("factcheck", help="verify answers from a JSONL file against the country KB (no model)")
-    check.add_argument("--answers", required=True, help='JSONL: {"id", "answer"[, "question", "country"]} per line')
+    check.add_argument("--answers", required=True, help='JSONL: {"id", "answer"[, "question", "country", "field"]} per line; a short answer ("Lima") is read as the answer to its question')
     check.add_argument("--kb", default=None, help="a KB directory (default: the bundled KB)")
     check.add_argument("--output-path", required=True, help="directory for factcheck.jsonl and summary.json")
     check.add_argument("--seed", type=int, default=0, help="bootstrap seed for the CIs")

@@ -54,7 +54,7 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     add_lmeval_flags(run)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of a run")
-    report.add_argument("run_dir", help="a run's --output-path (or one results_*.json file)")
+    report.add_argument("run_dir", help="a run's --output-path, one results_*.json file, or `llmassay judge`'s --output-path")
     report.add_argument("--output", default=None, help="HTML file to write (default RUN_DIR/report.html)")
     compare = sub.add_parser("compare", help="metric deltas between two runs, paired on common samples")
     compare.add_argument("run_a", help="run A (directory or results_*.json)")

@@ -21,8 +21,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from llmassay.factuality.kb import LIST_FIELDS, Country, KnowledgeBase, norm
+from llmassay.factuality.verify import abstains, accepted, verify
+from llmassay.metrics import normalise_answer
 
 WINDOW = 3  # words before a mention that a negation may stand in
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -90,6 +93,31 @@ def read_short(kb: KnowledgeBase, country: Country, name: str, text: str) -> Rea
         else:
             wrong[label] = None
     return Reading(tuple(right.values()), tuple(wrong), tuple(negated), name not in LIST_FIELDS)
+
+
+def score_short(kb: KnowledgeBase, country: Country | None, name: str, answer: str) -> dict[str, Any]:
+    """The verdict on a short answer to "what is field `name` of `country`?", read from its
+    first line (shared by the factuality probe and `llmassay factcheck`): `exact_match`
+    (a spelling of an accepted value after normalisation), `correct` (that, or one value of
+    the field asserted and accepted: `read_short`), `verdict` (supported / contradicted, or
+    not_in_kb for an abstention or a fact the KB lacks), `evidence` (the passage id)."""
+    first = answer.strip().split("\n")[0]
+    entry: dict[str, Any] = {"answer": answer, "abstained": abstains(first)}
+    if country is None or not country.values.get(name):
+        entry.update(exact_match=False, correct=False, verdict="not_in_kb", evidence=None)
+        return entry
+    right = accepted(country, name)
+    fact = verify(kb, country, name, first)
+    reading = read_short(kb, country, name, first)
+    entry["exact_match"] = fact.verdict == "supported" or any(normalise_answer(first) == normalise_answer(a)
+                                                              for a in right)
+    # One value of the field asserted, and accepted (all of them for a list field): a hedge,
+    # a list of values or "not Paris; Lyon" is not correct however it mentions Paris.
+    entry["correct"] = entry["exact_match"] or (not entry["abstained"] and reading.correct)
+    entry["asserted"] = {"right": list(reading.right), "wrong": list(reading.wrong)}
+    entry["verdict"] = ("supported" if entry["correct"] else "not_in_kb" if entry["abstained"] else "contradicted")
+    entry["evidence"] = fact.evidence
+    return entry
 
 
 def _words(text: str) -> list[_Word]:

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmassay.factuality.answer import read_short
+from llmassay.factuality.answer import score_short
 from llmassay.factuality.kb import FIELDS, KnowledgeBase, load_kb, norm
 from llmassay.factuality.scores import answer_metrics, unverified_share
-from llmassay.factuality.verify import Fact, abstains, accepted, counts, profile_facts, text_facts, verify
-from llmassay.metrics import bootstrap_mean, bootstrap_statistic, normalise_answer, proportion
+from llmassay.factuality.verify import Fact, accepted, counts, profile_facts, text_facts
+from llmassay.metrics import bootstrap_mean, bootstrap_statistic, proportion
 from llmassay.probes._json import parse_extract
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
@@ -382,22 +382,10 @@ def _names(text: str, mine: list[str], theirs: list[str]) -> bool:
 
 def _score_short(kb: KnowledgeBase, row: Row, answer: str, mode: str, opts: FactualityOptions) -> dict[str, Any]:
     country, name = kb.country(row["country"]), row["field"]
-    first = answer.strip().split("\n")[0]
-    entry: dict[str, Any] = {"answer": answer, "abstained": abstains(first)}
+    entry = score_short(kb, country, name, answer)
     if country is None or not country.values.get(name):
-        entry.update(exact_match=False, correct=False, verdict="not_in_kb", evidence=None)
         return entry
-    right = accepted(country, name)
-    fact = verify(kb, country, name, first)
-    reading = read_short(kb, country, name, first)
-    entry["exact_match"] = fact.verdict == "supported" or any(normalise_answer(first) == normalise_answer(a)
-                                                              for a in right)
-    # One value of the field asserted, and accepted (all of them for a list field): a hedge,
-    # a list of values or "not Paris; Lyon" is not correct however it mentions Paris.
-    entry["correct"] = entry["exact_match"] or (not entry["abstained"] and reading.correct)
-    entry["asserted"] = {"right": list(reading.right), "wrong": list(reading.wrong)}
-    entry["verdict"] = ("supported" if entry["correct"] else "not_in_kb" if entry["abstained"] else "contradicted")
-    entry["evidence"] = fact.evidence
+    first, right = answer.strip().split("\n")[0], accepted(country, name)
     edit = kb.edits.get(f"{country.code}.{name}")
     if edit:
         original = edit.get("original_spellings") or _strings(edit["original"])

@@ -27,9 +27,11 @@ import numpy as np
 from llmassay.metrics import bootstrap_mean, exact_match, proportion
 from llmassay.probes._options import build_options, option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
-from llmassay.types import GenerateRequest, LlmassayError, LoglikelihoodRequest, Sample
+from llmassay.types import LlmassayError, LoglikelihoodRequest, Sample
 from llmassay.watermark import WatermarkConfig, detect_ids, predicted_z, tokens_needed, z_threshold
 from llmassay.watermark.attacks import delete, mix, substitute
+from llmassay.watermark.generate import generation_request
+from llmassay.watermark.keys import DEFAULT_KEY, warn_if_default
 from llmassay.watermark.null import human_text, null_zscores
 from llmassay.watermark.scheme import SCHEMES
 from llmassay.watermark.zeroshot import BASELINES, DETECTORS, auroc_metric, human_spans, zero_shot_scores
@@ -51,7 +53,7 @@ def _nonempty(value: str) -> None:
 
 @dataclass(frozen=True)
 class WatermarkOptions:
-    key: str = option("llmassay", "watermark key", check=_nonempty)
+    key: str = option(DEFAULT_KEY, "watermark key (the default is public: anyone can detect or forge it)", check=_nonempty)
     gamma: float = option(0.25, "green share of the vocabulary", minimum=0.01, maximum=0.99)
     delta: float = option(2.0, "logit bias added to green tokens", minimum=0.0)
     scheme: str = option("selfhash", "seeding scheme: prev or selfhash", choices=SCHEMES)
@@ -101,9 +103,13 @@ class WatermarkProbe(Probe):
 
     def __init__(self) -> None:
         self._tokens: dict[int, tuple[list[int], list[int]]] = {}  # id(backend) → (specials prefix, human ids)
+        self._warned = False
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         wm = opts.config()
+        if not self._warned:  # evaluate runs once per chunk; one line per run
+            warn_if_default(opts.key)
+            self._warned = True
         if opts.prompt_format == "raw":
             cfg = dataclasses.replace(cfg, chat_model=False)
         texts = self._generate(samples, engine, opts, wm, cfg)
@@ -142,11 +148,7 @@ class WatermarkProbe(Probe):
         return rows
 
     # -- requests ---------------------------------------------------------------------------
-    @staticmethod
-    def _request(text: str, chat: bool, **kwargs: Any) -> GenerateRequest:
-        if chat:
-            return GenerateRequest(messages=(("user", text),), **kwargs)
-        return GenerateRequest(prompt=text, **kwargs)
+    _request = staticmethod(generation_request)
 
     def _generate(self, samples: list[Sample], engine: Engine, opts: Any, wm: WatermarkConfig, cfg: ProbeConfig) -> dict[str, list[str]]:
         keys, reqs = [], []

@@ -167,11 +167,51 @@ def build_report(run: RunData) -> str:
     )
 
 
+def is_judge_folder(path: Path) -> bool:
+    """`llmassay judge`'s --output-path: a judge_results.json and no run of its own."""
+    from llmassay.judge.report import RESULTS
+
+    return path.is_dir() and (path / RESULTS).is_file() and not any(path.glob("results_*.json"))
+
+
+def build_judge_report(root: Path) -> str:
+    """A judge's output folder on its own: the judge's tables and any review labels in it,
+    in the report's page (no run: no metrics table, no samples)."""
+    from llmassay.judge.report import RESULTS, judge_sections
+
+    path = root / RESULTS
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise LlmassayError(f"{path}: cannot read ({exc})") from None
+    if not isinstance(result, dict) or not isinstance(result.get("runs"), dict):
+        raise LlmassayError(f"{path}: field 'runs' is missing or not an object (not a `llmassay judge` output?)")
+    try:
+        sections = judge_sections(root)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LlmassayError(f"{path}: unexpected content ({type(exc).__name__}: {exc})") from None
+    judge = (result.get("judge") or {}).get("judge", "?")
+    runs = result["runs"]
+    script = browser_script()
+    return environment().get_template("report.html.j2").render(
+        version="?", model=f"judge {judge}", tasks=[f"{runs.get('a')} vs {runs.get('b')}"], probes=["judge"],
+        header=[("judge", str(judge)), ("run A", str(runs.get("a"))), ("run B", str(runs.get("b"))),
+                ("results file", str(path))],
+        card=[], notes=[result["warning"]] if result.get("warning") else [], metrics=[], sections=sections,
+        samples=embedded_samples([]), script=Markup(script), script_hashes=csp_hash(script),
+    )
+
+
 def write_report(run_path: str | Path, output: str | Path | None = None) -> Path:
-    """Render the run at `run_path` (directory or results file); returns the HTML path."""
-    run = load_run(run_path)
-    out = Path(output) if output else run.root / REPORT_NAME
-    html = build_report(run)
+    """Render the run at `run_path` (directory or results file), or a judge's output folder;
+    returns the HTML path."""
+    path = Path(run_path)
+    if is_judge_folder(path):
+        root, html = path, build_judge_report(path)
+    else:
+        run = load_run(run_path)
+        root, html = run.root, build_report(run)
+    out = Path(output) if output else root / REPORT_NAME
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")

@@ -58,22 +58,26 @@ TEXT_LOWER_IS_BETTER = ("ter",)
 
 def text_metric(name: str, rows: list[dict[str, Any]], seed: int = 0, n_boot: int = 200) -> Metric:
     """sacrebleu's corpus `bleu`/`chrf`/`ter` of the rows' answers (`rows[name]`) against
-    their references, as lm-eval aggregates them, with a bootstrap CI over items."""
+    their references, as lm-eval aggregates them, with a bootstrap CI over items.
+
+    Each sentence is tokenised once: sacrebleu's own per-sentence sufficient statistics
+    (n-gram matches and lengths, character n-grams, edits) are extracted once and each
+    resample sums the picked rows and scores them, as sacrebleu's `--confidence` does, but
+    seeded by `seed` (sacrebleu's reads the SACREBLEU_SEED variable)."""
     try:
         import sacrebleu
     except ImportError:
         raise LlmassayError(f"metric '{name}' needs sacrebleu: pip install 'llmassay[lmeval]'") from None
-    corpus = {"bleu": sacrebleu.corpus_bleu, "chrf": sacrebleu.corpus_chrf, "ter": sacrebleu.corpus_ter}[name.split(",")[0]]
+    metric = {"bleu": sacrebleu.BLEU, "chrf": sacrebleu.CHRF, "ter": sacrebleu.TER}[name.split(",")[0]]()
     preds = [str(r[name]) for r in rows]
     refs = [list(r["references"]) for r in rows]
     if len({len(r) for r in refs}) > 1:
         raise LlmassayError(f"metric '{name}': every item needs the same number of references (sacrebleu)")
-
-    def statistic(m: np.ndarray) -> float:
-        picked = m[:, 0].astype(int)
-        return float(corpus([preds[i] for i in picked], [list(x) for x in zip(*[refs[i] for i in picked])]).score)
-
-    return bootstrap_statistic(np.arange(len(rows))[:, None], statistic, seed=seed, n_boot=n_boot)
+    if not rows:
+        return Metric(float("nan"), float("nan"), float("nan"), 0, None, "bootstrap")
+    stats = np.array(metric._extract_corpus_statistics(preds, [list(x) for x in zip(*refs)]), dtype=float)
+    return bootstrap_statistic(stats, lambda m: float(metric._compute_score_from_stats(m.sum(axis=0)).score),
+                               seed=seed, n_boot=n_boot)
 
 
 def custom_aggregate(name: str, aggregate: Any, rows: list[dict[str, Any]], seed: int = 0, n_boot: int = 200) -> Metric:
