@@ -27,6 +27,7 @@ import math
 import os
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -616,13 +617,24 @@ def _count_field(usage: dict[str, Any], key: str) -> int:
 
 
 def _connect_reason(exc: httpx.ConnectError) -> str:
-    """"connection refused" / "unknown host" rather than errno text; anything else as is."""
+    """"connection refused" / "unknown host" rather than errno text (or the async client's
+    "All connection attempts failed", whose cause says which); anything else as is."""
+    refused, unknown = "connection refused (is the server running, on this port?)", "unknown host (check base_url)"
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx → httpcore → OSError → the socket's own error
+        if cause is None:
+            break
+        if isinstance(cause, ConnectionRefusedError):
+            return refused
+        if isinstance(cause, socket.gaierror):
+            return unknown
+        cause = cause.__cause__ or cause.__context__
     text = str(exc)
     lowered = text.lower()
     if "refused" in lowered:
-        return "connection refused (is the server running, on this port?)"
+        return refused
     if any(s in lowered for s in ("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution")):
-        return "unknown host (check base_url)"
+        return unknown
     return text or type(exc).__name__
 
 

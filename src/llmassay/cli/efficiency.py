@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from llmassay.backends.base import parse_model_args
+from llmassay.terminal import fitted_tables
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError, bound_text
 
@@ -165,21 +164,29 @@ def _loadtest(args: argparse.Namespace) -> None:
 
 
 def _print(levels: list[Any]) -> None:
-    table = Table(title="load test (E2E percentiles with 95% order-statistic CIs over requests; timed-out "
-                        "requests counted at their timeout)")
-    for col in ("mode", "level", "req/s", "goodput", "E2E p50 s", "E2E p95 s", "failed", "timed out", "L", "X·W", "L/XW"):
-        table.add_column(col)
+    """One row per level; with --stream, TTFT percentiles and TPOT too. Throughput and
+    Little's law count successful requests only (`failed` says how many were not)."""
+    streamed = any("ttft_s[p50]" in lv.metrics for lv in levels)
+    headers = ["mode", "level", "req/s", "goodput", "E2E p50 s", "E2E p95 s",
+               *(("TTFT p50 s", "TTFT p95 s", "TPOT s") if streamed else ()), "failed", "timed out", "L", "X·W", "L/XW"]
 
     def ci(m: Any) -> str:
         return f"{m.value:.3f} [{bound_text(m.ci_low, '.3f')}, {bound_text(m.ci_high, '.3f')}]" if m else "-"
 
+    rows = []
     for lv in levels:
         m, little = lv.metrics, lv.little
-        table.add_row(
+        rows.append([
             lv.mode, f"{lv.level:g}", f"{m['throughput_rps'].value:.2f}" if "throughput_rps" in m else "-",
             f"{m['goodput_rps'].value:.2f}" if "goodput_rps" in m else "-", ci(m.get("e2e_s[p50]")),
-            ci(m.get("e2e_s[p95]")), f"{m['failed'].value:.0f}",
-            f"{m['timed_out'].value:.0f}" if "timed_out" in m else "-", f"{little.get('L', float('nan')):.2f}",
-            f"{little.get('X_W', float('nan')):.2f}", f"{little.get('ratio', float('nan')):.3f}",
-        )
-    _stdout().print(table)
+            ci(m.get("e2e_s[p95]")),
+            *((ci(m.get("ttft_s[p50]")), ci(m.get("ttft_s[p95]")), ci(m.get("tpot_s"))) if streamed else ()),
+            f"{m['failed'].value:.0f}", f"{m['timed_out'].value:.0f}" if "timed_out" in m else "-",
+            f"{little.get('L', float('nan')):.2f}", f"{little.get('X_W', float('nan')):.2f}",
+            f"{little.get('ratio', float('nan')):.3f}",
+        ])
+    console = _stdout()
+    title = ("load test (percentiles with 95% order-statistic CIs over requests; timed-out requests counted at "
+             "their timeout in E2E; req/s, goodput, TTFT, TPOT and Little's law over successful requests only)")
+    for table in fitted_tables(title, headers, rows, console.width, keys=2):
+        console.print(table)
