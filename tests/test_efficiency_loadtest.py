@@ -184,7 +184,9 @@ def test_the_cli_fails_in_one_line_on_a_refused_port(tmp_path, capsys):
                "--requests", "2", "--output-path", str(tmp_path / "lt")])
     printed = capsys.readouterr()
     assert rc != 0 and "L/XW" not in printed.out and not (tmp_path / "lt" / "loadtest.json").exists()
-    (line,) = printed.err.strip().splitlines()
+    # (an earlier test's fake server thread may still print a BrokenPipe report here: not ours)
+    (line,) = [ln for ln in printed.err.splitlines() if "loadtest" in ln]
+    assert printed.err.strip().splitlines()[-1] == line
     assert "cannot connect to" in line and "connection refused" in line
 
 
@@ -241,3 +243,20 @@ def test_the_stream_table_shows_ttft_and_tpot(tmp_path, capsys):
     assert float(ttft95) == pytest.approx(metrics["ttft_s[p95]"]["value"], abs=5e-4)
     assert float(tpot) == pytest.approx(metrics["tpot_s"]["value"], abs=5e-4) and float(tpot) >= 0.02
     assert cells["level"] == ["1"] and cells["failed"] == ["0"]
+
+
+def test_the_cli_sends_the_named_key_and_refuses_an_unset_one(tmp_path, capsys, monkeypatch):
+    from llmassay.cli import main
+
+    monkeypatch.setenv("LT_KEY", "sk-loadtest-1a2b")
+    monkeypatch.delenv("LT_UNSET", raising=False)
+    with FakeOpenAI() as fake:
+        argv = ["loadtest", "--model", "openai/fake-model", "--concurrency", "1", "--requests", "2",
+                "--output-path", str(tmp_path)]
+        assert main([*argv, "--model-args", f"base_url={fake.base_url},api_key_env=LT_KEY"]) == 0
+        assert {r["auth"] for r in fake.requests} == {"Bearer sk-loadtest-1a2b"}
+        assert main([*argv, "--model-args", f"base_url={fake.base_url},api_key_env=LT_UNSET"]) != 0
+        assert fake.seen() == 2
+    printed = capsys.readouterr()
+    assert "environment variable LT_UNSET (api_key_env) is not set" in printed.err
+    assert "sk-loadtest-1a2b" not in printed.out + printed.err + (tmp_path / "loadtest.json").read_text()

@@ -131,8 +131,7 @@ def _pareto(args: argparse.Namespace) -> None:
 
 
 def _loadtest(args: argparse.Namespace) -> None:
-    import os
-
+    from llmassay.backends.openai_compat import _endpoint
     from llmassay.efficiency.loadtest import LoadPlan, run_loadtest
     from llmassay.efficiency.plots import loadtest_curves
     from llmassay.tasks.loader import load_task
@@ -143,10 +142,10 @@ def _loadtest(args: argparse.Namespace) -> None:
     margs = parse_model_args(args.model_args)
     if "base_url" not in margs:
         raise LlmassayError("loadtest: --model-args must give base_url=http://127.0.0.1:PORT/v1")
-    key = os.environ.get(str(margs["api_key_env"])) if "api_key_env" in margs else None
+    base_url, key, _ = _endpoint(str(margs["base_url"]), str(margs.get("api_key_env") or "") or None)
     prompts = tuple(s.prompt for s in load_task(args.task).samples)
     plan = LoadPlan(
-        base_url=str(margs["base_url"]), model=name, prompts=prompts, max_tokens=args.max_tokens,
+        base_url=base_url, model=name, prompts=prompts, max_tokens=args.max_tokens,
         concurrency=args.concurrency, rates=args.rate, requests=args.requests, slo_e2e_s=args.slo_e2e,
         slo_ttft_s=args.slo_ttft, stream=args.stream, timeout_s=args.timeout, max_seconds=args.max_seconds,
         seed=args.seed, api_key=key,
