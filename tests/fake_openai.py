@@ -37,6 +37,9 @@ first n requests normally and then always with `fault`. Fault names:
   "502-html"                     HTTP 502 with an HTML body, as a proxy sends
   "close"                        the connection closes before any response
   "stall-body"                   headers arrive, the body stalls for STALL_S seconds
+  "stream-error"                 a streamed answer sends its first piece, then an `{"error": …}` event
+                                 (OpenAI's server_error shape, no code), then `[DONE]`
+  "stream-error-400"             the same with an invalid_request_error, code 400 (not transient)
 
 For load tests: every answered request takes `service_s` seconds before its first token and
 `token_s` between tokens; `slots` (None: unlimited) requests are served at once, the rest
@@ -314,7 +317,14 @@ class FakeOpenAI:
                 event = {"choices": [{"index": 0, **piece, "finish_reason": None}]}
                 handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 handler.wfile.flush()
-            if (body.get("stream_options") or {}).get("include_usage"):
+                if fault.startswith("stream-error"):
+                    error = ({"message": "The server had an error while processing your request.",
+                              "type": "server_error", "param": None, "code": None} if fault == "stream-error" else
+                             {"message": "maximum context length exceeded", "type": "invalid_request_error",
+                              "code": 400})
+                    handler.wfile.write(f"data: {json.dumps({'error': error})}\n\n".encode())
+                    break
+            if (body.get("stream_options") or {}).get("include_usage") and not fault.startswith("stream-error"):
                 usage = {**answer["usage"], "completion_tokens": len(tokens)}
                 handler.wfile.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
             handler.wfile.write(b"data: [DONE]\n\n")

@@ -155,3 +155,108 @@ def test_a_client_timeout_is_recorded_as_timed_out():
     assert level.metrics["timed_out"].value == 2 and level.metrics["failed"].value == 2
     assert all(r.timed_out and r.e2e_s >= 0.1 for r in level.records)
     assert level.metrics["e2e_s[p50]"].value >= 0.1  # at least the timeout, never dropped
+
+
+def _free_port() -> int:
+    """A loopback port where nothing listens (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", [{"concurrency": (1, 2)}, {"rates": (20.0,), "stream": True}], ids=["closed", "open"])
+def test_a_refused_connection_is_a_one_line_error_not_a_finished_table(mode):
+    # Before: every request "failed", yet X_rps, L/XW and the table came out as if completed.
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    with pytest.raises(LlmassayError) as info:
+        run_loadtest(LoadPlan(base_url=url, model="m", requests=4, **mode))
+    assert str(info.value) == f"loadtest: cannot connect to {url}/completions: connection refused (is the server " \
+                              "running, on this port?)"
+
+
+def test_the_cli_fails_in_one_line_on_a_refused_port(tmp_path, capsys):
+    from llmassay.cli import main
+
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    rc = main(["loadtest", "--model", "openai/m", "--model-args", f"base_url={url}", "--concurrency", "1,2",
+               "--requests", "2", "--output-path", str(tmp_path / "lt")])
+    printed = capsys.readouterr()
+    assert rc != 0 and "L/XW" not in printed.out and not (tmp_path / "lt" / "loadtest.json").exists()
+    # (an earlier test's fake server thread may still print a BrokenPipe report here: not ours)
+    (line,) = [ln for ln in printed.err.splitlines() if "loadtest" in ln]
+    assert printed.err.strip().splitlines()[-1] == line
+    assert "cannot connect to" in line and "connection refused" in line
+
+
+@pytest.mark.parametrize("fault,stream", [("500", False), ("stream-error", True)])
+def test_failed_requests_never_count_as_completions(fault, stream):
+    # Planted: 8 requests served in SERVICE_S and 8 failures alternating with them, one at a
+    # time. Successful requests alone give W ≥ S and X ≤ 1/S; counting the failures as
+    # completions (fast 500s, or streams that broke off with an error event) breaks both.
+    with FakeOpenAI() as fake:
+        fake.service_s = SERVICE_S
+        fake.completion = " a b c"
+        fake.faults.extend([fault, "ok"] * 8)
+        (level,) = run_loadtest(_plan(fake, concurrency=(1,), requests=16, stream=stream))
+    m, little = level.metrics, level.little
+    assert m["failed"].value == 8 and sum(r.ok for r in level.records) == 8
+    assert {r.error for r in level.records if not r.ok} == {"error event" if stream else "HTTP 500"}
+    assert little["W_s"] >= SERVICE_S and little["X_rps"] <= 1.05 / SERVICE_S
+    assert little["ratio"] == pytest.approx(1.0, abs=0.10)
+    assert m["throughput_rps"].value <= 1.05 / SERVICE_S and m["e2e_s[p50]"].value >= SERVICE_S
+    assert m["output_tps"].value == pytest.approx(3 * m["throughput_rps"].value)
+
+
+def _table_cells(out: str) -> dict[str, list[str]]:
+    """Column header → cells, over every part of a (possibly split) rich table; a line with
+    no mode is the previous row's wrapped continuation."""
+    columns: dict[str, list[str]] = {}
+    for part in out.split("┏")[1:]:
+        lines = [ln for ln in part.splitlines() if ln.startswith(("┃", "│"))]
+        heads = [h.strip() for h in lines[0].strip("┃").split("┃")]
+        for ln in lines[1:]:
+            cells = [c.strip() for c in ln.strip("│").split("│")]
+            for head, cell in zip(heads, cells):
+                if cells[0]:
+                    columns.setdefault(head, []).append(cell)
+                elif cell:
+                    columns[head][-1] += " " + cell
+    return columns
+
+
+def test_the_stream_table_shows_ttft_and_tpot(tmp_path, capsys):
+    import json
+
+    from llmassay.cli import main
+
+    with FakeOpenAI() as fake:
+        fake.service_s, fake.token_s, fake.completion = SERVICE_S, 0.02, " a b c d e"
+        rc = main(["loadtest", "--model", "openai/fake-model", "--model-args", f"base_url={fake.base_url}",
+                   "--concurrency", "1", "--requests", "6", "--stream", "--output-path", str(tmp_path)])
+    assert rc == 0
+    cells = _table_cells(capsys.readouterr().out)
+    metrics = json.loads((tmp_path / "loadtest.json").read_text())["levels"][0]["metrics"]
+    ttft, ttft95, tpot = (cells[h][0].split()[0] for h in ("TTFT p50 s", "TTFT p95 s", "TPOT s"))
+    assert float(ttft) == pytest.approx(metrics["ttft_s[p50]"]["value"], abs=5e-4) and float(ttft) >= SERVICE_S
+    assert float(ttft95) == pytest.approx(metrics["ttft_s[p95]"]["value"], abs=5e-4)
+    assert float(tpot) == pytest.approx(metrics["tpot_s"]["value"], abs=5e-4) and float(tpot) >= 0.02
+    assert cells["level"] == ["1"] and cells["failed"] == ["0"]
+
+
+def test_the_cli_sends_the_named_key_and_refuses_an_unset_one(tmp_path, capsys, monkeypatch):
+    from llmassay.cli import main
+
+    monkeypatch.setenv("LT_KEY", "sk-loadtest-1a2b")
+    monkeypatch.delenv("LT_UNSET", raising=False)
+    with FakeOpenAI() as fake:
+        argv = ["loadtest", "--model", "openai/fake-model", "--concurrency", "1", "--requests", "2",
+                "--output-path", str(tmp_path)]
+        assert main([*argv, "--model-args", f"base_url={fake.base_url},api_key_env=LT_KEY"]) == 0
+        assert {r["auth"] for r in fake.requests} == {"Bearer sk-loadtest-1a2b"}
+        assert main([*argv, "--model-args", f"base_url={fake.base_url},api_key_env=LT_UNSET"]) != 0
+        assert fake.seen() == 2
+    printed = capsys.readouterr()
+    assert "environment variable LT_UNSET (api_key_env) is not set" in printed.err
+    assert "sk-loadtest-1a2b" not in printed.out + printed.err + (tmp_path / "loadtest.json").read_text()

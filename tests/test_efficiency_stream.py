@@ -70,13 +70,64 @@ def test_a_server_that_does_not_stream_is_a_one_line_error_and_can_be_timed_end_
     assert timing.method == E2E_ONLY and timing.ttft_s is None and gen.text == " 7"
 
 
-def test_a_failed_stream_is_one_line_and_never_retried():
+def _retrying(fake: FakeOpenAI, max_retries: int) -> OpenAIBackend:
+    return OpenAIBackend("fake-model", base_url=fake.base_url, max_retries=max_retries, backoff_base=0.01,
+                         backoff_max=0.02, concurrency=1)
+
+
+def test_a_failed_stream_is_retried_like_any_request_and_timed_from_its_new_start():
     with FakeOpenAI() as fake:
         fake.faults.append("503")
-        backend = OpenAIBackend("fake-model", base_url=fake.base_url, max_retries=3)
-        with pytest.raises(LlmassayError, match=r"answered HTTP 503: server exploded \(streamed requests are not retried\)"):
-            timed_generate(backend, GenerateRequest(prompt="1+1=", max_tokens=4))
+        fake.completion = " a b c"
+        backend = _retrying(fake, 3)
+        gen, timing = timed_generate(backend, GenerateRequest(prompt="1+1=", max_tokens=4))
+        assert fake.seen() == 2 and backend.retries == 1
+        fake.faults.append("503")
+        with pytest.raises(LlmassayError) as info:
+            timed_generate(_retrying(fake, 0), GenerateRequest(prompt="1+1=", max_tokens=4))
+    assert gen.text == " a b c" and timing.retries == 1 and timing.n_out == 3
+    assert str(info.value) == f"openai: {fake.base_url}/completions failed after 1 attempts: HTTP 503: server exploded"
+
+
+def test_a_mid_stream_error_event_is_retried_never_an_answer():
+    # Before: the error event was skipped and " a" (one piece of five) came back as the answer.
+    with FakeOpenAI() as fake:
+        fake.faults.append("stream-error")
+        fake.service_s, fake.completion = 0.2, " a b c d e"
+        backend = _retrying(fake, 2)
+        gen, timing = timed_generate(backend, GenerateRequest(prompt="1+1=", max_tokens=8))
+        assert [r["fault"] for r in fake.requests] == ["stream-error", "ok"] and backend.retries == 1
+    assert gen.text == " a b c d e" and (timing.n_out, len(timing.itl_s), timing.retries) == (5, 4, 1)
+    assert 0.2 <= timing.ttft_s < 0.2 + 0.15  # the second attempt's own first token, not the first's
+    assert timing.e2e_s < 2 * 0.2  # neither the failed attempt nor the back-off is timed
+
+
+def test_a_persistent_mid_stream_error_fails_in_one_line_and_keeps_no_row(tmp_path):
+    from llmassay.engine.cache import RequestCache
+
+    with FakeOpenAI() as fake:
+        fake.fail_after = (0, "stream-error")
+        engine = Engine(_retrying(fake, 1), cache=RequestCache(tmp_path / "c.sqlite"))
+        task = load_task("arith_sample").limited(2)
+        log = SampleLog(tmp_path / "rows.jsonl")
+        with pytest.raises(LlmassayError) as info:
+            run_probe(probe_class("efficiency")(), task, engine, ProbeConfig(options=(("warmup", 0),)), log)
+        assert fake.seen() == 2  # one attempt and one retry, then the run stops
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"openai: {fake.base_url}/completions failed after 2 attempts: ")
+    assert message.endswith("error event mid-stream: The server had an error while processing your request.")
+    rows = (tmp_path / "rows.jsonl").read_text().splitlines() if (tmp_path / "rows.jsonl").exists() else []
+    assert rows == [] and len(RequestCache(tmp_path / "c.sqlite")) == 0
+
+
+def test_an_error_event_about_the_request_itself_is_not_retried():
+    with FakeOpenAI() as fake:
+        fake.faults.append("stream-error-400")
+        with pytest.raises(LlmassayError) as info:
+            timed_generate(_retrying(fake, 3), GenerateRequest(prompt="1+1=", max_tokens=4))
         assert fake.seen() == 1
+    assert str(info.value) == (f"openai: {fake.base_url}/completions sent an error event mid-stream: "
+                               "maximum context length exceeded")
 
 
 def test_pooled_percentiles_take_their_variance_over_requests_not_gaps():

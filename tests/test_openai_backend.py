@@ -219,9 +219,83 @@ def test_api_key_comes_from_the_named_variable_and_goes_nowhere_else(fake, monke
         backend(fake, api_key_env="LLMASSAY_TEST_KEY")
 
 
-def test_no_api_key_sends_no_authorization(fake):
+def test_no_api_key_sends_no_authorization(fake, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-hosted-only")  # a base_url model arg is another server
     backend(fake).generate([GenerateRequest(prompt="x", max_tokens=2)])
     assert fake.requests[0]["auth"] is None
+
+
+CANARY = "sk-canary-3b9e71c04d"
+
+
+def test_openai_api_key_and_base_url_are_read_by_default_and_the_key_goes_nowhere_else(
+        fake, monkeypatch, tmp_path, capsys):
+    """As the openai SDK: no base_url model arg, so OPENAI_BASE_URL and OPENAI_API_KEY."""
+    from llmassay.cli import main
+
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    monkeypatch.setenv("LLMASSAY_HOME", str(tmp_path / "home"))
+    out, cache = tmp_path / "out", tmp_path / "cache.sqlite"
+    argv = ["run", "--model", "openai/toy", "--model-args", "max_retries=0", "--tasks", "arith_sample",
+            "--limit", "3", "--output-path", str(out), "--cache-path", str(cache)]
+    assert main(argv) == 0
+    assert fake.seen() == 3 and {r["auth"] for r in fake.requests} == {f"Bearer {CANARY}"}
+    printed = capsys.readouterr()
+    assert CANARY not in printed.out + printed.err and str(out) in printed.out
+    written = [p for p in [*tmp_path.rglob("*")] if p.is_file()]
+    assert cache in written and any(p.name.startswith("results_") for p in written)
+    for path in written:
+        assert CANARY.encode() not in path.read_bytes(), path
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    assert results["config"]["model_args"] == {"max_retries": 0}
+    # The cache key holds no key: another key reuses every answer.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-rotated")
+    assert main([*argv[:-3], str(tmp_path / "out2"), *argv[-2:]]) == 0
+    assert fake.seen() == 3
+    assert CANARY not in json.dumps(OpenAIBackend("toy").fingerprint())
+
+
+def test_api_key_env_overrides_openai_api_key(fake, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    monkeypatch.setenv("LLMASSAY_TEST_KEY", "sk-named")
+    OpenAIBackend("toy", api_key_env="LLMASSAY_TEST_KEY").generate([GenerateRequest(prompt="x", max_tokens=2)])
+    assert fake.requests[0]["auth"] == "Bearer sk-named"
+
+
+def test_the_hosted_api_without_a_key_is_one_line_naming_the_variable(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(LlmassayError) as info:
+        OpenAIBackend("gpt-4o-mini")
+    assert one_line(info) == ("openai: https://api.openai.com/v1 needs an API key: set OPENAI_API_KEY "
+                              "(or api_key_env=NAME; base_url=URL for another server)")
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    assert OpenAIBackend("gpt-4o-mini").base_url == "https://api.openai.com/v1"  # no request is made here
+
+
+@pytest.mark.parametrize("env,args,hint", [
+    ({"OPENAI_BASE_URL": "fake"}, {}, "no API key was sent: set OPENAI_API_KEY"),
+    ({"OPENAI_BASE_URL": "fake", "OPENAI_API_KEY": CANARY}, {}, "the key in OPENAI_API_KEY was refused: check it"),
+    ({}, {"base_url": "fake"}, "no API key was sent: give api_key_env=NAME, the environment variable holding the key"),
+    ({"K": CANARY}, {"base_url": "fake", "api_key_env": "K"}, "the key in K (api_key_env) was refused: check it"),
+], ids=["no-key", "OPENAI_API_KEY", "base_url", "api_key_env"])
+def test_a_401_is_one_line_naming_the_variable_to_set(fake, monkeypatch, env, args, hint):
+    from llmassay.efficiency.timing import timed_generate
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, fake.base_url if value == "fake" else value)
+    b = OpenAIBackend("toy", **{k: fake.base_url if v == "fake" else v for k, v in args.items()}, **FAST)
+    fake.faults.extend(["401", "401"])
+    with pytest.raises(LlmassayError) as info:
+        b.generate([GenerateRequest(prompt="x", max_tokens=2)])
+    assert one_line(info) == f"openai: {fake.base_url}/completions answered HTTP 401: invalid api key ({hint})"
+    with pytest.raises(LlmassayError) as info:  # a streamed request says the same
+        timed_generate(b, GenerateRequest(prompt="x", max_tokens=2))
+    assert one_line(info) == f"openai: {fake.base_url}/completions answered HTTP 401: invalid api key ({hint})"
+    assert fake.seen("401") == 2
 
 
 # -- end to end through evaluate() ---------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Secrets: an API key is read only from the variable named by `api_key_env`, sent only in
+"""Secrets: an API key is read only from the variable named by `api_key_env` (or, with no
+base_url model arg, OPENAI_API_KEY: tests/test_openai_backend.py), sent only in
 the Authorization header, and never written to results, samples, progress files, the
 cache (keys or answers), the hash memo, or printed in an error."""
 

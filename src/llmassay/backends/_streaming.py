@@ -6,8 +6,12 @@ arrival: TTFT, inter-token latency) and, last, one `Generation` with the token c
 backend knows (the server's `usage`, transformers' own tokens), so TPOT divides by tokens,
 not by pieces: a server may send several tokens in one event.
 
-A streamed request is never retried: the time of a retry is the back-off's, not the
-model's. Every failure is one line naming the URL.
+A transient fault (a retryable HTTP status, an `{"error": …}` event mid-stream, a dropped
+or stalled connection, a stream that ends before `[DONE]`) starts the request again after
+the backend's back-off, as its other requests are retried; the stream first says `Restart`,
+so the consumer drops what it had and restarts its clock: a timing is of the attempt that
+completed, never of a back-off. An error is never passed on as a (short or empty) answer.
+Every failure that ends the stream is one line naming the URL.
 """
 
 from __future__ import annotations
@@ -24,13 +28,33 @@ import httpx
 
 from llmassay.types import GenerateRequest, Generation, LlmassayError
 
-StreamItem = str | Generation
+
+@dataclasses.dataclass(frozen=True)
+class Restart:
+    """The stream starts its request again (after a transient fault and the back-off): what
+    was yielded so far is void, and the new attempt starts at the next `next()`."""
+
+    cause: str
+
+
+StreamItem = str | Generation | Restart
+
+# Error kinds that asking again will not change (OpenAI's `type`/`code` strings).
+FINAL_ERROR_KINDS = ("invalid_request", "invalid_api_key", "authentication", "permission", "not_found",
+                     "context_length")
+
+
+class _Transient(LlmassayError):
+    """A fault that a new attempt may not meet; `response` carries any Retry-After."""
+
+    def __init__(self, cause: str, response: httpx.Response | None = None) -> None:
+        super().__init__(cause)
+        self.cause, self.response = cause, response
 
 
 def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
-    """`req` as server-sent events (`stream: true`, usage asked with `stream_options`)."""
-    from llmassay.backends.openai_compat import _count_field, _error_message
-
+    """`req` as server-sent events (`stream: true`, usage asked with `stream_options`),
+    attempted up to `max_retries + 1` times."""
     if req.json_schema is not None:
         raise LlmassayError("openai: a json_schema request is not streamed; time it end-to-end (no TTFT)")
     chat = req.messages is not None
@@ -40,6 +64,22 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
     else:
         body["prompt"] = req.prompt
     url = f"{backend.base_url}/{'chat/completions' if chat else 'completions'}"
+    for attempt in range(backend.max_retries + 1):
+        try:
+            yield from _attempt(backend, url, body, chat)
+            return
+        except _Transient as exc:
+            if attempt == backend.max_retries:
+                raise LlmassayError(f"openai: {url} failed after {attempt + 1} attempts: {exc.cause}") from None
+            backend._pause_before_retry(attempt, exc.cause, exc.response)
+            yield Restart(exc.cause)
+
+
+def _attempt(backend: Any, url: str, body: dict[str, Any], chat: bool) -> Iterator[StreamItem]:
+    """One streamed request: its pieces, then its `Generation`; `_Transient` for a fault
+    worth another attempt, `LlmassayError` for one that is not."""
+    from llmassay.backends.openai_compat import RETRYABLE_STATUS, _connect_reason, _count_field, _error_message
+
     pieces: list[str] = []
     usage: dict[str, Any] = {}
     finish = "stop"
@@ -49,9 +89,10 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
         try:
             if resp.status_code >= 400:
                 resp.read()
-                reason = backend._redact(_error_message(resp))
-                raise LlmassayError(f"openai: {url} answered HTTP {resp.status_code}: {reason} (streamed requests are "
-                                    "not retried)")
+                cause = f"HTTP {resp.status_code}: {backend._redact(_error_message(resp))}"
+                if resp.status_code in RETRYABLE_STATUS:
+                    raise _Transient(cause, resp)
+                raise LlmassayError(f"openai: {url} answered {cause}{backend._refusal_hint(resp.status_code)}")
             kind = resp.headers.get("content-type", "")
             if "text/event-stream" not in kind:
                 raise LlmassayError(f"openai: {url} does not stream (Content-Type {kind or 'missing'}, not "
@@ -62,6 +103,12 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
                 if event is None:
                     done = True
                     break
+                if event.get("error") is not None:
+                    message, transient = _event_error(event["error"])
+                    cause = f"error event mid-stream: {backend._redact(message)}"
+                    if transient:
+                        raise _Transient(cause)
+                    raise LlmassayError(f"openai: {url} sent an {cause}")
                 if isinstance(event.get("usage"), dict):
                     usage = event["usage"]
                 choice = (event.get("choices") or [None])[0]
@@ -73,18 +120,35 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
                     pieces.append(text)
                     yield text
             if not done:
-                raise LlmassayError(f"openai: {url} closed its event stream before 'data: [DONE]'")
+                raise _Transient("event stream closed before 'data: [DONE]'")
         finally:
             resp.close()
     except httpx.TimeoutException:
-        raise LlmassayError(f"openai: {url} timed out while streaming") from None
+        raise _Transient("timed out while streaming") from None
     except httpx.ConnectError as exc:
-        raise LlmassayError(f"openai: cannot connect to {url}: {exc}") from None
+        # Refused or unknown host: no server listens there, and waiting will not start one.
+        raise LlmassayError(f"openai: cannot connect to {url}: {_connect_reason(exc)}") from None
     except httpx.TransportError as exc:
-        raise LlmassayError(f"openai: {url} stream failed ({type(exc).__name__})") from None
+        raise _Transient(f"stream failed ({type(exc).__name__})") from None
     n_prompt, n_out = _count_field(usage, "prompt_tokens"), _count_field(usage, "completion_tokens")
     backend._count(tokens=n_prompt + n_out)
     yield Generation("".join(pieces), n_prompt, n_out or len(pieces), finish, time.perf_counter() - start)
+
+
+def _event_error(error: Any) -> tuple[str, bool]:
+    """An error event's message (first line) and whether another attempt may succeed: yes
+    unless its code is a non-retryable HTTP status or its kind says the request is at fault."""
+    from llmassay.backends.openai_compat import RETRYABLE_STATUS
+
+    fields = error if isinstance(error, dict) else {"message": error}
+    message = str(fields.get("message") or fields.get("type") or "no message").strip()
+    message = (message.splitlines() or ["no message"])[0][:200]
+    code = fields.get("code")
+    status = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None
+    if status is not None:
+        return message, status in RETRYABLE_STATUS or status >= 500
+    kinds = f"{fields.get('type') or ''} {code or ''}".lower()
+    return message, not any(k in kinds for k in FINAL_ERROR_KINDS)
 
 
 def _open(backend: Any, url: str, body: dict[str, Any]) -> httpx.Response:

@@ -27,6 +27,7 @@ import math
 import os
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 SELF_CHECK_PROMPT = "The three primary colours are red, yellow and"
 RETRY_AFTER_MAX_S = 300.0  # a server's Retry-After is honoured, up to this
 SELF_CHECK_TOLERANCE = 0.05  # nats; servers compute the two passes in different batches
+HOSTED_URL = "https://api.openai.com/v1"
 CREATED_IS_NOW_S = 60.0  # a /v1/models `created` this recent is the answer's time, not the model's
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,8 @@ AnswerFn = Callable[[int, Any], None]  # (index in the batch, its answer), calle
 
 
 class OpenAIBackend:
-    """`openai/<model>`; model args: base_url, api_key_env, concurrency, timeout,
+    """`openai/<model>`; model args: base_url (default OPENAI_BASE_URL, else the hosted API),
+    api_key_env (default OPENAI_API_KEY, except for a base_url model arg), concurrency, timeout,
     max_retries, backoff_base, backoff_max, logprob_check (true|false), repeat_penalty
     (a llama.cpp-server extension; its default of 1.1 makes "greedy" differ from greedy)."""
 
@@ -79,15 +82,11 @@ class OpenAIBackend:
             raise LlmassayError(f"openai: unknown model args: {', '.join(sorted(unknown))}")
         self.model = model
         self.name = f"openai/{model}"
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        self.base_url, key, self._auth_hint = _endpoint(base_url, api_key_env)
         headers = {"Content-Type": "application/json"}
-        self._secret: str | None = None  # only to redact it from server error messages
-        if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise LlmassayError(f"openai: environment variable {api_key_env} (api_key_env) is not set")
+        self._secret: str | None = key  # kept only to redact it from server error messages
+        if key:
             headers["Authorization"] = f"Bearer {key}"
-            self._secret = key
         self.concurrency = max(1, int(concurrency))
         self.max_retries = int(max_retries)
         self.backoff_base = float(backoff_base)
@@ -196,6 +195,14 @@ class OpenAIBackend:
         cap = min(self.backoff_max, self.backoff_base * 2**attempt)
         return cap / 2 + self._jitter.uniform(0, cap / 2)  # "equal jitter"
 
+    def _pause_before_retry(self, attempt: int, cause: str, response: httpx.Response | None) -> None:
+        """Count, say and wait out retry number `attempt + 1` (Retry-After or backoff)."""
+        self._count(retries=1)
+        delay = self._delay(attempt, response)
+        log.warning("openai: retrying in %s s: %s, attempt %d/%d", f"{delay:.2g}" if delay < 10 else f"{delay:.0f}",
+                    cause, attempt + 2, self.max_retries + 1)
+        self._sleep(delay)
+
     def _post(self, url: str, payload: dict[str, Any], retry_status: bool = True) -> dict[str, Any]:
         return self._request("POST", url, payload, retry_status)[0]
 
@@ -231,21 +238,20 @@ class OpenAIBackend:
                 last_cause = f"HTTP {response.status_code}: {self._redact(_error_message(response))}"
                 last_status = response.status_code
                 if response.status_code not in RETRYABLE_STATUS or not retry_status:
-                    raise _StatusError(f"openai: {url} answered {last_cause}", last_status)
+                    raise _StatusError(f"openai: {url} answered {last_cause}{self._refusal_hint(last_status)}",
+                                       last_status)
             if attempt < self.max_retries:
-                self._count(retries=1)
-                delay = self._delay(attempt, response)
-                log.warning("openai: retrying in %s s: %s, attempt %d/%d",
-                            f"{delay:.2g}" if delay < 10 else f"{delay:.0f}",
-                            last_cause.split(":")[0] if last_status else last_cause,
-                            attempt + 2, self.max_retries + 1)
-                self._sleep(delay)
+                self._pause_before_retry(attempt, last_cause.split(":")[0] if last_status else last_cause, response)
         message = f"openai: {url} failed after {self.max_retries + 1} attempts: {last_cause}"
         raise _StatusError(message, last_status) if last_status else LlmassayError(message)
 
     def _root(self) -> str:
         """The server root: llama.cpp-family extras (/props, /tokenize) live beside /v1."""
         return self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+
+    def _refusal_hint(self, status: int) -> str:
+        """For HTTP 401 (no key, or a refused one): which variable to set or check."""
+        return f" ({self._auth_hint})" if status == 401 else ""
 
     def _redact(self, text: str) -> str:
         """A server may quote the key it refused ("invalid api key sk-..."): never pass it on."""
@@ -536,6 +542,31 @@ class _Echo:
         )
 
 
+def _endpoint(base_url: str | None, api_key_env: str | None) -> tuple[str, str | None, str]:
+    """The endpoint, its API key (None: no Authorization header) and what to say on a 401.
+
+    As the openai SDK does: without a `base_url` model arg the endpoint is `OPENAI_BASE_URL`,
+    else the hosted API, and the key is `OPENAI_API_KEY`. A `base_url` model arg names another
+    server (a local vLLM, a third party), where the hosted key is not sent unless
+    `api_key_env` names it; `api_key_env=NAME` always wins. The key goes only into the header.
+    """
+    url = (base_url or os.environ.get("OPENAI_BASE_URL") or HOSTED_URL).rstrip("/")
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise LlmassayError(f"openai: environment variable {api_key_env} (api_key_env) is not set")
+        return url, key, f"the key in {api_key_env} (api_key_env) was refused: check it"
+    if base_url:
+        return url, None, "no API key was sent: give api_key_env=NAME, the environment variable holding the key"
+    key = os.environ.get("OPENAI_API_KEY") or None
+    if key:
+        return url, key, "the key in OPENAI_API_KEY was refused: check it"
+    if url == HOSTED_URL:
+        raise LlmassayError(f"openai: {HOSTED_URL} needs an API key: set OPENAI_API_KEY "
+                            "(or api_key_env=NAME; base_url=URL for another server)")
+    return url, None, "no API key was sent: set OPENAI_API_KEY"
+
+
 class _StatusError(LlmassayError):
     """A request the server ended with an HTTP error status (not an unreachable server)."""
 
@@ -586,13 +617,24 @@ def _count_field(usage: dict[str, Any], key: str) -> int:
 
 
 def _connect_reason(exc: httpx.ConnectError) -> str:
-    """"connection refused" / "unknown host" rather than errno text; anything else as is."""
+    """"connection refused" / "unknown host" rather than errno text (or the async client's
+    "All connection attempts failed", whose cause says which); anything else as is."""
+    refused, unknown = "connection refused (is the server running, on this port?)", "unknown host (check base_url)"
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx → httpcore → OSError → the socket's own error
+        if cause is None:
+            break
+        if isinstance(cause, ConnectionRefusedError):
+            return refused
+        if isinstance(cause, socket.gaierror):
+            return unknown
+        cause = cause.__cause__ or cause.__context__
     text = str(exc)
     lowered = text.lower()
     if "refused" in lowered:
-        return "connection refused (is the server running, on this port?)"
+        return refused
     if any(s in lowered for s in ("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution")):
-        return "unknown host (check base_url)"
+        return unknown
     return text or type(exc).__name__
 
 

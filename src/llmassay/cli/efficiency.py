@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from llmassay.backends.base import parse_model_args
+from llmassay.terminal import fitted_tables
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError, bound_text
 
@@ -132,8 +131,7 @@ def _pareto(args: argparse.Namespace) -> None:
 
 
 def _loadtest(args: argparse.Namespace) -> None:
-    import os
-
+    from llmassay.backends.openai_compat import _endpoint
     from llmassay.efficiency.loadtest import LoadPlan, run_loadtest
     from llmassay.efficiency.plots import loadtest_curves
     from llmassay.tasks.loader import load_task
@@ -144,10 +142,10 @@ def _loadtest(args: argparse.Namespace) -> None:
     margs = parse_model_args(args.model_args)
     if "base_url" not in margs:
         raise LlmassayError("loadtest: --model-args must give base_url=http://127.0.0.1:PORT/v1")
-    key = os.environ.get(str(margs["api_key_env"])) if "api_key_env" in margs else None
+    base_url, key, _ = _endpoint(str(margs["base_url"]), str(margs.get("api_key_env") or "") or None)
     prompts = tuple(s.prompt for s in load_task(args.task).samples)
     plan = LoadPlan(
-        base_url=str(margs["base_url"]), model=name, prompts=prompts, max_tokens=args.max_tokens,
+        base_url=base_url, model=name, prompts=prompts, max_tokens=args.max_tokens,
         concurrency=args.concurrency, rates=args.rate, requests=args.requests, slo_e2e_s=args.slo_e2e,
         slo_ttft_s=args.slo_ttft, stream=args.stream, timeout_s=args.timeout, max_seconds=args.max_seconds,
         seed=args.seed, api_key=key,
@@ -165,21 +163,29 @@ def _loadtest(args: argparse.Namespace) -> None:
 
 
 def _print(levels: list[Any]) -> None:
-    table = Table(title="load test (E2E percentiles with 95% order-statistic CIs over requests; timed-out "
-                        "requests counted at their timeout)")
-    for col in ("mode", "level", "req/s", "goodput", "E2E p50 s", "E2E p95 s", "failed", "timed out", "L", "X·W", "L/XW"):
-        table.add_column(col)
+    """One row per level; with --stream, TTFT percentiles and TPOT too. Throughput and
+    Little's law count successful requests only (`failed` says how many were not)."""
+    streamed = any("ttft_s[p50]" in lv.metrics for lv in levels)
+    headers = ["mode", "level", "req/s", "goodput", "E2E p50 s", "E2E p95 s",
+               *(("TTFT p50 s", "TTFT p95 s", "TPOT s") if streamed else ()), "failed", "timed out", "L", "X·W", "L/XW"]
 
     def ci(m: Any) -> str:
         return f"{m.value:.3f} [{bound_text(m.ci_low, '.3f')}, {bound_text(m.ci_high, '.3f')}]" if m else "-"
 
+    rows = []
     for lv in levels:
         m, little = lv.metrics, lv.little
-        table.add_row(
+        rows.append([
             lv.mode, f"{lv.level:g}", f"{m['throughput_rps'].value:.2f}" if "throughput_rps" in m else "-",
             f"{m['goodput_rps'].value:.2f}" if "goodput_rps" in m else "-", ci(m.get("e2e_s[p50]")),
-            ci(m.get("e2e_s[p95]")), f"{m['failed'].value:.0f}",
-            f"{m['timed_out'].value:.0f}" if "timed_out" in m else "-", f"{little.get('L', float('nan')):.2f}",
-            f"{little.get('X_W', float('nan')):.2f}", f"{little.get('ratio', float('nan')):.3f}",
-        )
-    _stdout().print(table)
+            ci(m.get("e2e_s[p95]")),
+            *((ci(m.get("ttft_s[p50]")), ci(m.get("ttft_s[p95]")), ci(m.get("tpot_s"))) if streamed else ()),
+            f"{m['failed'].value:.0f}", f"{m['timed_out'].value:.0f}" if "timed_out" in m else "-",
+            f"{little.get('L', float('nan')):.2f}", f"{little.get('X_W', float('nan')):.2f}",
+            f"{little.get('ratio', float('nan')):.3f}",
+        ])
+    console = _stdout()
+    title = ("load test (percentiles with 95% order-statistic CIs over requests; timed-out requests counted at "
+             "their timeout in E2E; req/s, goodput, TTFT, TPOT and Little's law over successful requests only)")
+    for table in fitted_tables(title, headers, rows, console.width, keys=2):
+        console.print(table)

@@ -15,6 +15,12 @@ timed out (its true latency is longer), so a p99 can reach the timeout and show 
 hit it; `timed_out` says how many. Dropping them would cap every percentile below the timeout.
 TTFT percentiles are over completed requests only.
 
+A failed request (an HTTP error, a broken stream, an `{"error": …}` event, a timeout) is a
+result, counted in `failed`, but never a completion: throughput, goodput and the Little's-law
+figures count successful requests only (Little's law holds for any class of requests). A
+connection that cannot be made at all (nothing listens on the port) is no load-test result:
+the load test stops with a one-line error, as `llmassay run` does.
+
 Bounded: only loopback addresses, at most `requests` per level, every level stops after
 `max_seconds` (outstanding requests are cancelled and counted as failed).
 """
@@ -122,7 +128,7 @@ class _Client:
         self.http = httpx.AsyncClient(timeout=plan.timeout_s, headers=headers,
                                       limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit))
         self.url = plan.base_url.rstrip("/") + "/completions"
-        self.timeout_error = httpx.TimeoutException
+        self.timeout_error, self.connect_error = httpx.TimeoutException, httpx.ConnectError
 
     async def one(self, i: int, t0: float) -> RequestRecord:
         plan = self.plan
@@ -138,6 +144,10 @@ class _Client:
                 return RequestRecord(start - t0, end - t0, False, error=f"HTTP {resp.status_code}")
             usage = resp.json().get("usage") or {}
             return RequestRecord(start - t0, end - t0, True, int(usage.get("completion_tokens") or 0))
+        except self.connect_error as exc:  # nothing listens there: no load test can run
+            from llmassay.backends.openai_compat import _connect_reason
+
+            raise LlmassayError(f"loadtest: cannot connect to {self.url}: {_connect_reason(exc)}") from None
         except Exception as exc:  # a failed request is a result of the load test, not a crash
             return RequestRecord(start - t0, time.perf_counter() - t0, False, error=type(exc).__name__,
                                  timed_out=isinstance(exc, self.timeout_error))
@@ -151,6 +161,8 @@ class _Client:
                 if not line.startswith("data:") or line.strip() == "data: [DONE]":
                     continue
                 chunk = json.loads(line[5:])
+                if chunk.get("error") is not None:  # the server gave up mid-stream: no completion
+                    return RequestRecord(start - t0, time.perf_counter() - t0, False, n, first, error="error event")
                 if (chunk.get("choices") or [{}])[0].get("text"):
                     first = first if first is not None else time.perf_counter() - start
                     n += 1
@@ -185,13 +197,16 @@ async def _level(plan: LoadPlan, mode: str, level: float) -> LevelResult:
         tasks = [asyncio.create_task(arrivals())]
     stopped = False
     try:
-        await asyncio.wait_for(_all(tasks), timeout=plan.max_seconds)
-    except asyncio.TimeoutError:
-        stopped = True
+        try:
+            await asyncio.wait_for(_all(tasks), timeout=plan.max_seconds)
+        except asyncio.TimeoutError:
+            stopped = True
+        duration = time.perf_counter() - t0
+    finally:  # stopped early, or a request could not connect: nothing is left running
         for t in tasks:
             t.cancel()
-    duration = time.perf_counter() - t0
-    await client.http.aclose()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await client.http.aclose()
     result = LevelResult(mode, level, sorted(records, key=lambda r: r.start), duration, stopped)
     _analyse(result, plan)
     return result
@@ -235,11 +250,12 @@ def _analyse(result: LevelResult, plan: LoadPlan) -> None:
                             f"requests cut off by the {plan.timeout_s:g} s client timeout (in E2E percentiles at that time)")
     m["failed"] = _exact(float(plan.requests - len(ok)), plan.requests, "requests failed, cut off or never sent")
     result.metrics = m
-    result.little = little_check(recs)
+    result.little = little_check(ok)
 
 
 def little_check(records: list[RequestRecord]) -> dict[str, float]:
-    """Little's law L = XW over the arrival window [first start, last start]: L is the
+    """Little's law L = XW for `records` (the successful requests: a failure is no
+    completion) over their arrival window [first start, last start]: L is the
     time-average in flight, X the completions per second in the window (in steady state the
     arrival rate; for a closed loop, arrivals in the window over-count by the c that are still
     in flight), W the mean latency. `offered_rps` is the arrival rate in the window. Edge

@@ -9,7 +9,8 @@ engine's cache (a cached answer has no latency). Three methods, each named in th
   rest (TPOT = (E2EL − TTFT)/(n_out − 1), as `vllm bench serve` defines it, with n_out the
   backend's token count when the stream ends with one), and the inter-token latencies
   (ITL) are the gaps between pieces — per piece, not per token, so ITL and TPOT differ
-  when a server sends several tokens at once (vllm #6531);
+  when a server sends several tokens at once (vllm #6531); a stream that starts again after
+  a transient fault (`Restart`) is timed from its new start, and `retries` says so;
 - `llama.cpp perf counters`: llama.cpp's own prompt-eval and eval times for the request
   (`llama_perf_context`, what llama-bench reports), read after the KV cache was emptied so
   the whole prompt is prefilled; TTFT = E2EL − eval time of the tokens after the first;
@@ -22,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from llmassay.backends._streaming import Restart
 from llmassay.types import GenerateRequest, Generation
 
 STREAM, PERF_COUNTERS, E2E_ONLY = "stream", "llama.cpp perf counters", "end-to-end only"
@@ -41,6 +43,7 @@ class RequestTiming:
     cpu_s: float
     method: str
     itl_s: tuple[float, ...] = ()  # gaps between streamed pieces (stream method only)
+    retries: int = 0  # attempts the stream dropped after a transient fault (the timing is of the last)
 
     @property
     def prefill_tps(self) -> float | None:
@@ -85,10 +88,17 @@ def _streamed(backend: Any, req: GenerateRequest) -> tuple[Generation, RequestTi
     pieces: list[str] = []
     stamps: list[float] = []  # arrival of each piece, seconds after the request
     final: Generation | None = None  # the stream's own summary (token counts), when it sends one
+    retries = 0
     stream = backend.generate_stream(req)  # set-up (imports, tokens) before the clock; the request starts at next()
     cpu0, t0 = time.process_time(), time.perf_counter()
     for item in stream:
         now = time.perf_counter() - t0
+        if isinstance(item, Restart):  # a transient fault: the next attempt is timed afresh, its back-off not
+            pieces.clear()
+            stamps.clear()
+            retries += 1
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            continue
         if isinstance(item, Generation):
             final = item
             continue
@@ -106,7 +116,8 @@ def _streamed(backend: Any, req: GenerateRequest) -> tuple[Generation, RequestTi
                      final.n_truncated_tokens if final else 0)
     decode = e2e - first if first is not None else None
     itl = tuple(b - a for a, b in zip(stamps, stamps[1:]))
-    return gen, RequestTiming(e2e, n_prompt, n_out, first, first, decode, max(0, n_out - 1), cpu, STREAM, itl)
+    return gen, RequestTiming(e2e, n_prompt, n_out, first, first, decode, max(0, n_out - 1), cpu, STREAM, itl,
+                              retries)
 
 
 def _llama_context(backend: Any) -> Any:

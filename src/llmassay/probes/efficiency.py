@@ -134,6 +134,9 @@ class EfficiencyProbe(Probe):
             "max_tokens": opts.max_tokens,
             "warmup": opts.warmup,
             "cache": "bypassed: every request ran on the backend",
+            **({"stream_retries": f"{n} streamed attempt(s) dropped after a transient fault; each timing is of "
+                                  "the attempt that completed"}
+               if (n := sum(int(r.get("retries") or 0) for r in rows)) else {}),
             **({"served": "the model runs in a server process: cpu_s and peak_rss_mb are this client's"}
                if any(r.get("served") for r in rows) else {}),
         }
