@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from llmassay.types import GenerateRequest, Generation, LlmassayError
+from llmassay.types import GenerateRequest, Generation, LlmassayError, RuntimeFailure
 
 StreamItem = str | Generation
 
@@ -50,7 +50,8 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
             if resp.status_code >= 400:
                 resp.read()
                 reason = backend._redact(_error_message(resp))
-                raise LlmassayError(f"openai: {url} answered HTTP {resp.status_code}: {reason} (streamed requests are "
+                failed = RuntimeFailure if resp.status_code >= 500 or resp.status_code in (408, 429) else LlmassayError
+                raise failed(f"openai: {url} answered HTTP {resp.status_code}: {reason} (streamed requests are "
                                     "not retried)")
             kind = resp.headers.get("content-type", "")
             if "text/event-stream" not in kind:
@@ -73,15 +74,15 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
                     pieces.append(text)
                     yield text
             if not done:
-                raise LlmassayError(f"openai: {url} closed its event stream before 'data: [DONE]'")
+                raise RuntimeFailure(f"openai: {url} closed its event stream before 'data: [DONE]'")
         finally:
             resp.close()
     except httpx.TimeoutException:
-        raise LlmassayError(f"openai: {url} timed out while streaming") from None
+        raise RuntimeFailure(f"openai: {url} timed out while streaming") from None
     except httpx.ConnectError as exc:
-        raise LlmassayError(f"openai: cannot connect to {url}: {exc}") from None
+        raise RuntimeFailure(f"openai: cannot connect to {url}: {exc}") from None
     except httpx.TransportError as exc:
-        raise LlmassayError(f"openai: {url} stream failed ({type(exc).__name__})") from None
+        raise RuntimeFailure(f"openai: {url} stream failed ({type(exc).__name__})") from None
     n_prompt, n_out = _count_field(usage, "prompt_tokens"), _count_field(usage, "completion_tokens")
     backend._count(tokens=n_prompt + n_out)
     yield Generation("".join(pieces), n_prompt, n_out or len(pieces), finish, time.perf_counter() - start)

@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from llmassay.backends.base import parse_model_args
+from llmassay.cli.spelling import output_option
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError, bound_text
 
@@ -67,7 +68,7 @@ def add_efficiency_commands(sub: Any) -> None:
                     help="probe.metric (default efficiency.decode_tps; rates ending tps/rps are better high, "
                          "anything else low: efficiency.energy_wh_per_1k, efficiency.e2e_s[p50], …)")
     pa.add_argument("--labels", default=None, help="comma-separated point labels (default: the runs' model specs)")
-    pa.add_argument("--output-path", required=True, help="the HTML file to write")
+    output_option(pa, "--output", "--output-path", required=True, help="the HTML file to write")
 
 
 def run_efficiency_command(args: argparse.Namespace) -> bool:
@@ -123,7 +124,7 @@ def _pareto(args: argparse.Namespace) -> None:
     points = points_from_runs(args.runs, args.task, args.quality, args.cost, labels)
     panel = {"title": f"{args.quality} vs {args.cost} on {args.task}", "quality": f"{args.quality} (95% CI)",
              "cost": COST_LABELS.get(args.cost, f"{args.cost} (95% CI)"), "points": points}
-    path = write_pareto_html(Path(args.output_path), f"Pareto: {args.task}", [panel])
+    path = write_pareto_html(Path(args.output), f"Pareto: {args.task}", [panel])
     for p in points:
         _stdout().print(f"{'*' if p.on_frontier else ' '} {p.label}: {args.quality} {p.quality[0]:.3f} "
                         f"[{p.quality[1]:.3f}, {p.quality[2]:.3f}], {args.cost} {p.cost[0]:.3g} "
