@@ -40,8 +40,9 @@ class RuntimeFailure(LlmassayError):
     exit_code = 1
 
 
-# errno values that say the machine failed, not that the path given is unusable
-RESOURCE_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EIO", "EFBIG", "ENOMEM") if hasattr(errno, n))
+# errno values that say the machine failed (a full disk, a file system gone read-only mid-run),
+# not that the path given is unusable (no permission, not a directory: exit 2)
+RESOURCE_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EIO", "EFBIG", "ENOMEM", "EROFS") if hasattr(errno, n))
 
 
 def os_failure(message: str, exc: BaseException) -> LlmassayError:

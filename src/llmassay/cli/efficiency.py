@@ -44,7 +44,8 @@ def add_efficiency_commands(sub: Any) -> None:
     lt.add_argument("--max-seconds", type=float, default=300.0, help="each level stops after this (default 300)")
     lt.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, s (default 60)")
     lt.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrival times")
-    lt.add_argument("--output-path", required=True, help="folder for loadtest.json and loadtest.svg")
+    lt.add_argument("--output-path", required=True, metavar="DIR",
+                    help="folder for loadtest.json and loadtest.svg")
 
     qs = sub.add_parser("quantize-sweep", help="quantised variants of a GGUF: KL divergence, accuracy, brittleness, size")
     qs.add_argument("--model", required=True, help="a GGUF: an alias (smollm2-135m) or a path, optionally llamacpp/…")
@@ -57,7 +58,7 @@ def add_efficiency_commands(sub: Any) -> None:
     qs.add_argument("--efficiency", action="store_true", help="also time each variant (efficiency probe): "
                     "accuracy vs decode tokens/s and vs energy in quantize.html")
     qs.add_argument("--model-args", default=None, help="llama.cpp args for the task runs (e.g. n_threads=1)")
-    qs.add_argument("--output-path", required=True,
+    qs.add_argument("--output-path", required=True, metavar="DIR",
                     help="folder for the variants, quantize.json/.md/.html and pareto.svg")
 
     pa = sub.add_parser("pareto", help="quality against cost across run directories: an HTML page with the frontier")

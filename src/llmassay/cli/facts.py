@@ -23,7 +23,8 @@ def add_facts_commands(sub: Any) -> None:
     check = sub.add_parser("factcheck", help="verify answers from a JSONL file against the country KB (no model)")
     check.add_argument("--answers", required=True, help='JSONL: {"id", "answer"[, "question", "country"]} per line')
     check.add_argument("--kb", default=None, help="a KB directory (default: the bundled KB)")
-    check.add_argument("--output-path", required=True, help="directory for factcheck.jsonl and summary.json")
+    check.add_argument("--output-path", required=True, metavar="DIR",
+                       help="directory for factcheck.jsonl and summary.json")
     check.add_argument("--seed", type=int, default=0, help="bootstrap seed for the CIs")
 
     index = sub.add_parser("index", help="retrieval indexes over the KB passages")

@@ -128,7 +128,7 @@ def _model_args(text: str) -> dict[str, Any]:
     if text.strip().startswith("{"):
         try:
             value = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise LlmassayError(f"--model-args: not valid JSON ({exc.msg} at character {exc.pos})") from None
         if not isinstance(value, dict):
             raise LlmassayError("--model-args: JSON must be an object of key: value")

@@ -84,7 +84,8 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     assess = sub.add_parser("assess", help="run every probe's preset and write one report with a summary card")
     assess.add_argument("--model", required=True, help="KIND/NAME, as for `run`")
     assess.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
-    assess.add_argument("--output-path", required=True, help="directory for results, samples and report.html")
+    assess.add_argument("--output-path", required=True, metavar="DIR",
+                        help="directory for results, samples and report.html")
     size = assess.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="preset", action="store_const", const="quick", help="small presets (default)")
     size.add_argument("--full", dest="preset", action="store_const", const="full", help="full presets")
