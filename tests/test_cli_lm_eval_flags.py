@@ -85,13 +85,17 @@ def test_hf_with_pretrained_is_hf_slash_dir_and_device_is_a_model_arg(loaded, tm
     assert doc["model"]["spec"] == "hf//models/tiny" and doc["config"]["limit"] == 3 and len(rows(out, "mmlu_sample")) == 3
 
 
-def test_the_json_form_of_model_args_and_gguf_servers(loaded, tmp_path):
+def test_the_json_form_of_model_args_and_gguf_servers(loaded, tmp_path, capsys):
     common = ["--tasks", "mmlu_sample", "--limit", "1", "--no-cache"]
     assert main(["run", "--model", "hf", "--model_args", '{"pretrained": "/m", "batch_size": 4}', *common,
                  "--output-path", str(tmp_path / "a")]) == 0
     assert main(["run", "--model", "gguf", "--model_args", "base_url=http://host:8080/", *common,
                  "--output-path", str(tmp_path / "b")]) == 0
     assert loaded == [("hf//m", {"batch_size": 4}), ("openai/gguf", {"base_url": "http://host:8080/v1"})]
+    assert main(["run", "--model", "hf", "--model_args", "pretrained=/m,token=hf_SECRET", *common,
+                 "--output-path", str(tmp_path / "c")]) == 0
+    err = capsys.readouterr().err
+    assert "--model hf runs as --model hf//m --model-args token=[redacted]" in err and "hf_SECRET" not in err
 
 
 @pytest.mark.parametrize("argv,says", [
@@ -101,6 +105,8 @@ def test_the_json_form_of_model_args_and_gguf_servers(loaded, tmp_path):
     (["--model", "hf", "--model_args", "dtype=float16"], "--model hf: give the model as --model_args pretrained=DIR"),
     (["--model", "openai-chat-completions"], "give the served model as --model_args model=NAME,base_url=URL"),
     (["--model", "gguf"], "--model gguf: give the llama.cpp server as --model_args base_url=URL"),
+    (["--model", "local-completions", "--model_args", "model=m,base_url=http://h/v1,auth_token=SECRET-123"],
+     "--model_args auth_token: a key on the command line shows in ps and shell history"),
     (["--model", "hf/x", "--model_args", "{broken"], "--model-args: not valid JSON"),
     (["--model", "hf/x", "--model_args", "device=cpu", "--device", "cuda"], "--device cuda and --model-args device=cpu disagree"),
     (["--model", "hf/x", "--gen_kwargs", "top_p=0.9,top_k=5,temperature=0"],
@@ -117,6 +123,7 @@ def test_what_cannot_be_mapped_is_one_usage_line(loaded, tmp_path, capsys, argv,
     assert main(["run", "--tasks", "arith_sample", "--limit", "1", "--no-cache", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and says in err and "\n" not in err, err
+    assert "SECRET-123" not in err
     assert loaded == []  # refused before any model loads
 
 

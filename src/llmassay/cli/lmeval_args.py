@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ API_ARGS = {"num_concurrent": "concurrency", "max_retries": "max_retries", "time
             "batch_size": None, "max_length": None, "max_gen_toks": None, "seed": None, "eos_string": None,
             "verify_certificate": None}
 
+SECRET_NAME = re.compile(r"key|token|secret|password", re.IGNORECASE)
 GEN_KWARGS = ("temperature", "max_gen_toks", "until", "do_sample")
 VERBOSITY = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -100,6 +102,9 @@ def translate(args: argparse.Namespace, probes: list[str]) -> Translated:
     """--model / --model_args / --device / --gen_kwargs / --apply_chat_template → llmassay's settings."""
     model_args = _model_args(args.model_args)
     model, model_args, chat = _model(args.model, model_args)
+    if model != args.model:
+        shown = ",".join(f"{k}={'[redacted]' if SECRET_NAME.search(k) else v}" for k, v in model_args.items())
+        log.info("--model %s runs as --model %s%s", args.model, model, f" --model-args {shown}" if shown else "")
     if args.device:
         if args.model_args and "device" in model_args and model_args["device"] != args.device:
             raise LlmassayError(f"--device {args.device} and --model-args device={model_args['device']} disagree: "
@@ -173,6 +178,9 @@ def _model(model: str, args: dict[str, Any]) -> tuple[str, dict[str, Any], bool]
 def _api_args(model: str, args: dict[str, Any]) -> dict[str, Any]:
     out, ignored = {}, []
     for key, value in args.items():
+        if key in ("api_key", "auth_token"):  # lm-eval takes a key here; its value is never echoed
+            raise LlmassayError(f"--model_args {key}: a key on the command line shows in ps and shell history; "
+                                "put it in an environment variable and give api_key_env=NAME (OPENAI_API_KEY)")
         if key in API_ARGS and API_ARGS[key] is None:
             ignored.append(key)
         else:

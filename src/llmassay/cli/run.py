@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -173,6 +174,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         probe_options={**lm.probe_options, **probe_options(args)},  # a -P given wins
         task_options=task_options(args),
     )
+    logging.getLogger("llmassay.cli").debug("run config: %s", cfg)  # -v
     outcome = evaluate(cfg)
     write_lmeval_results(args, cfg, outcome)
     _print_outcome(outcome, args.report)
