@@ -46,7 +46,7 @@ class RunConfig:
     probes: list[str] = field(default_factory=lambda: ["accuracy"])
     model_args: dict[str, Any] = field(default_factory=dict)
     output_path: str = DEFAULT_OUTPUT_PATH  # relative to the working directory; said when used
-    limit: int | None = None
+    limit: int | float | None = None  # below 1: a share of each task (lm-eval's --limit 0.1)
     seed: int = 0
     num_fewshot: int | None = None
     temperature: float = 0.0
@@ -65,6 +65,8 @@ class RunConfig:
     # load_task's keywords for lm-eval task files: trust_task_code, data_dir, lm_eval_fewshot
     task_options: dict[str, Any] = field(default_factory=dict)
     preset: str | None = None  # `assess --quick/--full`: which presets planned the jobs (said on the card)
+    # lm-eval's --gen_kwargs for generation tasks: until, max_gen_toks (Task.with_generation)
+    generation_kwargs: dict[str, Any] | None = None
 
     def planned(self) -> list[tuple[str, str, int | None]]:
         return [tuple(j) for j in self.jobs] if self.jobs else [(t, p, self.limit) for t in self.tasks for p in self.probes]
@@ -77,6 +79,8 @@ class RunConfig:
         out["probe_options"] = probe_records if probe_records is not None else self.probe_options
         if self.mc_format is not None:  # only when given: older runs keep their config hash
             out["mc_format"] = self.mc_format
+        if self.generation_kwargs:
+            out["generation_kwargs"] = self.generation_kwargs
         return out
 
 
@@ -128,23 +132,26 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
         raise LlmassayError(f"--temperature must be a finite number >= 0, not {cfg.temperature}")
     plan = cfg.planned()
     for _, _, limit in plan:
-        if limit is not None and limit <= 0:
-            raise LlmassayError("--limit must be a positive integer")
+        if limit is not None and not (isinstance(limit, (int, float)) and math.isfinite(limit) and limit > 0):
+            raise LlmassayError(f"--limit must be a positive integer, or a fraction below 1 (a share of each task), "
+                                f"not {limit}")
     run_probes = list(dict.fromkeys(p for _, p, _ in plan))
     probes = {name: probe_class(name)() for name in run_probes}
     given = split_probe_options(cfg.probe_options, run_probes)
     options = {name: probe.options(given[name]) for name, probe in probes.items()}  # checked before any work
     started = time.perf_counter()
     store = RunStore(cfg.output_path)  # fail on an unwritable directory before any work
+    tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed, cfg.mc_format, **cfg.task_options)
+             .with_metrics(cfg.metrics).with_generation(cfg.generation_kwargs)
+             for name in dict.fromkeys(t for t, _, _ in plan)}
+    # a probe may run on its own data instead (-P stereotype.pairs=FILE): that task is the one limited and recorded
+    whole = {(t, p): probes[p].prepare_task(tasks[t], options[p]) for t, p, _ in plan}
+    plan = [(t, p, sample_count(limit, len(whole[t, p].samples))) for t, p, limit in plan]
     limits: dict[str, int | None] = {}
-    for task_name, _, limit in plan:  # each task loads once, with the most items any job asks for
+    for task_name, _, limit in plan:  # each task is limited once, to the most items any job asks for
         before = limits.get(task_name, 0)
         limits[task_name] = None if limit is None or before is None else max(before, limit)
-    tasks = {name: load_task(name, cfg.num_fewshot, cfg.seed, cfg.mc_format, **cfg.task_options)
-             .with_metrics(cfg.metrics)
-             for name in limits}
-    # a probe may run on its own data instead (-P stereotype.pairs=FILE): that task is the one limited and recorded
-    prepared = {(t, p): probes[p].prepare_task(tasks[t], options[p]).limited(limits[t]) for t, p, _ in plan}
+    prepared = {(t, p): whole[t, p].limited(limits[t]) for t, p, _ in plan}
     tasks = {task.name: task for task in prepared.values()}
     jobs = [Job(prepared[t, p].limited(limit), probes[p], options[p], given[p]) for t, p, limit in plan]
     for job in jobs:  # before the model loads: an unsupported pair ends the run now, not mid-way
@@ -164,6 +171,13 @@ def evaluate(cfg: RunConfig, backend: Backend | None = None, console: Console | 
     finally:
         if owned and hasattr(backend, "close") and cfg.executor != "local":
             backend.close()  # Ray actors hold a model each; local backends free themselves
+
+
+def sample_count(limit: int | float | None, n: int) -> int | None:
+    """--limit as lm-eval reads it: N items, or below 1 that share of the task's n, rounded up."""
+    if limit is None:
+        return None
+    return math.ceil(n * limit) if limit < 1 else int(limit)
 
 
 @dataclass
@@ -192,8 +206,8 @@ def _evaluate_with(
 
     threads = getattr(backend, "n_threads", None)
     if threads:  # llama.cpp's workers spin: too many threads on a busy machine run ~10x slower
-        console.print(f"{cfg.model}: {threads} thread{'s' * (threads > 1)} ({usable_cores()} cores usable) on "
-                      f"{cpu_model()}", markup=False, highlight=False, soft_wrap=True)
+        logger.info("%s: %d thread%s (%d cores usable) on %s", cfg.model, threads, "s" * (threads > 1),
+                    usable_cores(), cpu_model())  # a notice: -q hides it
     outcomes: list[ProbeResult] = []
     timing: dict[str, dict[str, Any]] = {}
     total = sum(len(job.task.samples) for job in jobs)
@@ -219,6 +233,9 @@ def _evaluate_with(
                     "temperature": cfg.temperature,
                     "chat_model": chat_model,
                     "llmassay": llmassay_version(),
+                    # --gen_kwargs, only when given and used: other runs keep their resume key
+                    **({"generation_kwargs": task.generation_kwargs}
+                       if cfg.generation_kwargs and task.output_type == "generate_until" else {}),
                 }
             )
             log = store.sample_log(task.name, probe.name, key)

@@ -15,11 +15,19 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 
 
+_SHOW_PROGRESS = {"on": True}  # the CLI's -q turns bars off (show_progress)
+
+
+def show_progress(enabled: bool) -> None:
+    """Whether progress bars are drawn at all (`llmassay -q`: no bar, even on a terminal)."""
+    _SHOW_PROGRESS["on"] = enabled
+
+
 def terminal_progress(
     console: Console, *columns: ProgressColumn | str, speed_estimate_period: float = 30.0
 ) -> AbstractContextManager[Progress | None]:
-    """`with terminal_progress(console, ...) as progress:` — progress is None off a terminal."""
-    if not console.is_terminal:
+    """`with terminal_progress(console, ...) as progress:` — progress is None off a terminal or under -q."""
+    if not console.is_terminal or not _SHOW_PROGRESS["on"]:
         return nullcontext(None)
     return Progress(*columns, console=console, transient=True, speed_estimate_period=speed_estimate_period)
 

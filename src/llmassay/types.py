@@ -6,19 +6,49 @@ different samples or probes are computed once and cached under one key.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
 class LlmassayError(Exception):
-    """An error meant for the user: its message is one line that names the cause."""
+    """An error meant for the user: its message is one line that names the cause.
+
+    This class is a problem with what was given (an argument, a file, a model arg, a key
+    that is not set): the command exits 2, as for a usage error. A `RuntimeFailure` is the
+    world failing a valid command (a server down or erring, a full disk): it exits 1.
+    """
+
+    exit_code = 2
 
     def __str__(self) -> str:
         # A newline or control character from a file name, a task field or a server's
         # answer must not break the one line: such characters are shown escaped.
         text = super().__str__()
         return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+    def reworded(self, message: str) -> LlmassayError:
+        """The same kind of error (and exit code) with a new message, for a caller adding context."""
+        return (RuntimeFailure if self.exit_code == RuntimeFailure.exit_code else LlmassayError)(message)
+
+
+class RuntimeFailure(LlmassayError):
+    """A valid command the run could not finish: an unreachable or failing server, a full
+    disk, a worker that died. Exit code 1 (CI tells it from a usage error, 2)."""
+
+    exit_code = 1
+
+
+# errno values that say the machine failed (a full disk, a file system gone read-only mid-run),
+# not that the path given is unusable (no permission, not a directory: exit 2)
+RESOURCE_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EIO", "EFBIG", "ENOMEM", "EROFS") if hasattr(errno, n))
+
+
+def os_failure(message: str, exc: BaseException) -> LlmassayError:
+    """An OSError as a one-line error: a full disk or an I/O error is a RuntimeFailure; a
+    path that cannot be used (not a directory, no permission, read-only) is the user's to fix."""
+    return (RuntimeFailure if getattr(exc, "errno", None) in RESOURCE_ERRNOS else LlmassayError)(message)
 
 
 @dataclass(frozen=True)

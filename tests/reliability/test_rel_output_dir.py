@@ -201,6 +201,7 @@ def test_progress_directory_blocked_by_a_file(tmp_path, fake, clean, reliability
         with pytest.raises(LlmassayError) as info:
             evaluate(config(fake, out))
         assert "cannot write (Not a directory)" in one_line(str(info.value))
+        assert info.value.exit_code == 2  # a path the user can fix: a usage error
         assert fake.seen() == 0
         (out / ".llmassay").unlink()
         assert_rerun_completes(fake, config(fake, out), clean, 0)
@@ -224,6 +225,7 @@ def test_fault_while_appending_progress(tmp_path, fake, clean, monkeypatch, reli
             evaluate(config(fake, out))
         message = one_line(str(info.value))
         assert os.strerror(err) in message and "finished samples are kept" in message
+        assert info.value.exit_code == 1  # the machine failed a valid command: a runtime failure
         assert state["failed"] == 1
         monkeypatch.undo()
         assert not list(out.glob("results_*.json")) and not list(out.glob("samples_*"))
@@ -240,7 +242,7 @@ def test_fault_while_writing_final_files(tmp_path, fake, clean, monkeypatch, rel
         inject(monkeypatch, lambda p, mode: p.name.startswith(f"{target}_") and p.name.endswith(".tmp"), err)
         with pytest.raises(LlmassayError) as info:
             evaluate(config(fake, out))
-        assert os.strerror(err) in one_line(str(info.value))
+        assert os.strerror(err) in one_line(str(info.value)) and info.value.exit_code == 1
         monkeypatch.undo()
         assert not list(out.glob("*.tmp")) and not list(out.glob("results_*.json"))
         for path in out.glob("samples_*.jsonl"):  # written before the results file failed: whole
@@ -275,6 +277,7 @@ def test_disk_full_in_the_cache(tmp_path, fake, clean, monkeypatch, reliability)
         with pytest.raises(LlmassayError) as info:
             evaluate(config(fake, out, cache))
         assert "cannot write (database or disk is full)" in one_line(str(info.value))
+        assert info.value.exit_code == 1
         monkeypatch.undo()
         kept = assert_intact(out, clean, at_least=4)
         conn = sqlite3.connect(cache)

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from llmassay.types import GenerateRequest, Generation, LlmassayError
+from llmassay.types import GenerateRequest, Generation, LlmassayError, RuntimeFailure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +70,7 @@ def openai_stream(backend: Any, req: GenerateRequest) -> Iterator[StreamItem]:
             return
         except _Transient as exc:
             if attempt == backend.max_retries:
-                raise LlmassayError(f"openai: {url} failed after {attempt + 1} attempts: {exc.cause}") from None
+                raise RuntimeFailure(f"openai: {url} failed after {attempt + 1} attempts: {exc.cause}") from None
             backend._pause_before_retry(attempt, exc.cause, exc.response)
             yield Restart(exc.cause)
 
@@ -92,7 +92,8 @@ def _attempt(backend: Any, url: str, body: dict[str, Any], chat: bool) -> Iterat
                 cause = f"HTTP {resp.status_code}: {backend._redact(_error_message(resp))}"
                 if resp.status_code in RETRYABLE_STATUS:
                     raise _Transient(cause, resp)
-                raise LlmassayError(f"openai: {url} answered {cause}{backend._refusal_hint(resp.status_code)}")
+                failed = RuntimeFailure if resp.status_code >= 500 else LlmassayError
+                raise failed(f"openai: {url} answered {cause}{backend._refusal_hint(resp.status_code)}")
             kind = resp.headers.get("content-type", "")
             if "text/event-stream" not in kind:
                 raise LlmassayError(f"openai: {url} does not stream (Content-Type {kind or 'missing'}, not "
@@ -127,7 +128,7 @@ def _attempt(backend: Any, url: str, body: dict[str, Any], chat: bool) -> Iterat
         raise _Transient("timed out while streaming") from None
     except httpx.ConnectError as exc:
         # Refused or unknown host: no server listens there, and waiting will not start one.
-        raise LlmassayError(f"openai: cannot connect to {url}: {_connect_reason(exc)}") from None
+        raise RuntimeFailure(f"openai: cannot connect to {url}: {_connect_reason(exc)}") from None
     except httpx.TransportError as exc:
         raise _Transient(f"stream failed ({type(exc).__name__})") from None
     n_prompt, n_out = _count_field(usage, "prompt_tokens"), _count_field(usage, "completion_tokens")

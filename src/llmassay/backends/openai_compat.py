@@ -44,6 +44,7 @@ from llmassay.types import (
     LlmassayError,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    RuntimeFailure,
 )
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -229,7 +230,7 @@ class OpenAIBackend:
                 last_cause, last_status = "timed out", None
             except httpx.ConnectError as exc:
                 # Refused or unknown host: no server listens there, and waiting will not start one.
-                raise LlmassayError(f"openai: cannot connect to {url}: {_connect_reason(exc)}") from None
+                raise RuntimeFailure(f"openai: cannot connect to {url}: {_connect_reason(exc)}") from None
             except httpx.TransportError as exc:
                 last_cause, last_status = f"connection failed ({type(exc).__name__})", None
             else:
@@ -243,7 +244,7 @@ class OpenAIBackend:
             if attempt < self.max_retries:
                 self._pause_before_retry(attempt, last_cause.split(":")[0] if last_status else last_cause, response)
         message = f"openai: {url} failed after {self.max_retries + 1} attempts: {last_cause}"
-        raise _StatusError(message, last_status) if last_status else LlmassayError(message)
+        raise _StatusError(message, last_status) if last_status else RuntimeFailure(message)
 
     def _root(self) -> str:
         """The server root: llama.cpp-family extras (/props, /tokenize) live beside /v1."""
@@ -573,15 +574,17 @@ class _StatusError(LlmassayError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+        # the server failing (5xx, rate limits, timeouts) exits 1; a request it refuses (a bad key, model) 2
+        self.exit_code = 1 if status >= 500 or status in RETRYABLE_STATUS else 2
 
 
 def _json_object(response: httpx.Response, url: str) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError:
-        raise LlmassayError(f"openai: {url} returned malformed JSON") from None
+        raise RuntimeFailure(f"openai: {url} returned malformed JSON") from None
     if not isinstance(data, dict):
-        raise LlmassayError(f"openai: {url} returned JSON that is not an object")
+        raise RuntimeFailure(f"openai: {url} returned JSON that is not an object")
     return data
 
 

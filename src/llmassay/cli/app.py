@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from rich.console import Console
 
@@ -16,12 +17,14 @@ from llmassay.cli.plan import PLAN_COMMANDS, add_plan_commands, run_plan_command
 from llmassay.cli.run import RUN_COMMANDS, add_run_commands, run_run_command
 from llmassay.cli.tokens import add_tokens_commands, run_tokens_command
 from llmassay.cli.watermark import add_watermark_commands, run_watermark_command
-from llmassay.progress import show_notices
+from llmassay.cli.exits import EXIT_CODES_HELP, RegressionFound, add_verbosity_flags, as_error, log_level
+from llmassay.progress import show_notices, show_progress
 from llmassay.types import LlmassayError
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmassay", description="Measure and mitigate LLM failure modes.")
+    parser = argparse.ArgumentParser(prog="llmassay", description="Measure and mitigate LLM failure modes.",
+                                     epilog=EXIT_CODES_HELP)
     parser.add_argument("--version", action="version", version=f"llmassay {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -34,6 +37,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_efficiency_commands(sub)
     add_plan_commands(sub)
     add_cache_commands(sub)
+    add_verbosity_flags(parser)  # -v / -q before or after the command, on every subcommand
     return parser
 
 
@@ -52,9 +56,11 @@ INTERRUPTED = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    args = _build_parser().parse_args(argv)  # a usage error exits 2 here (argparse)
     console = Console(stderr=True)
-    show_notices()
+    level = log_level(args)
+    show_notices(level)
+    show_progress(level <= logging.INFO)  # -q: no progress bar either
     try:
         if args.command in RUN_COMMANDS:
             run_run_command(args)
@@ -72,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             run_cache_command(args)
         elif not run_facts_command(args):
             run_audit_command(args)
-    except LlmassayError as exc:
-        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return 2
+    except (LlmassayError, OSError) as exc:  # one line; 2 for what was given, 1 for a failure (cli/exits.py)
+        error = as_error(exc)
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        return error.exit_code
+    except RegressionFound as exc:  # compare --fail-on-regression
+        console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        return exc.exit_code
     except KeyboardInterrupt as exc:
         # A run counts what it kept (evaluate.RunInterrupted); other commands say it in general.
         console.print(str(exc) or INTERRUPTED.get(args.command, "interrupted"), markup=False, soft_wrap=True)

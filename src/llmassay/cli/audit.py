@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from llmassay.cli.spelling import output_option
 from llmassay.terminal import fitted_tables, stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -51,7 +52,7 @@ def add_audit_commands(sub: Any) -> None:
         "or by the MinHash estimate (one pass; misses about half the pairs at the threshold)",
     )
     dedup.add_argument(
-        "--output", default=None, help="deduplicated JSONL corpus (default OUTPUT_DIR/deduplicated.jsonl)"
+        "--output", default=None, help="deduplicated JSONL corpus (default OUTPUT_PATH/deduplicated.jsonl)"
     )
 
     pii = kinds.add_parser("pii", help="e-mails, phones, IPs, card numbers (Luhn), IBANs; counts and redaction")
@@ -82,9 +83,8 @@ def _corpus_args(parser: argparse.ArgumentParser) -> None:
         "--text-mode", default="line", choices=("line", "file"), help="plain text: a document per line or per file"
     )
     parser.add_argument("--id-field", default=None, help="field naming documents (default: file:line)")
-    parser.add_argument(
-        "--output-dir", default=DEFAULT_OUTPUT_DIR, help=f"where reports go (default {DEFAULT_OUTPUT_DIR})"
-    )
+    output_option(parser, "--output-path", "--output-dir", default=DEFAULT_OUTPUT_DIR,
+                  help=f"where reports go (default {DEFAULT_OUTPUT_DIR})")
     parser.add_argument(
         "--executor", default="local", choices=("local", "ray"), help="local (default) or ray: shard over workers"
     )
@@ -110,11 +110,11 @@ def _audit(args: argparse.Namespace) -> None:
         raise LlmassayError("--batch-size must be a positive integer")
     corpus = CorpusSpec(tuple(args.corpus), args.text_field, args.text_mode, args.id_field)
     corpus.files()  # fail on a missing file before starting workers
-    out_dir = Path(args.output_dir)
+    out_dir = Path(args.output_path)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LlmassayError(f"--output-dir: cannot create {out_dir} ({exc.strerror or exc})") from None
+        raise LlmassayError(f"--output-path: cannot create {out_dir} ({exc.strerror or exc})") from None
     executor = make_executor(args.executor, args.num_cpus)
     console = Console(stderr=True)
     try:

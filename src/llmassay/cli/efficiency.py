@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from llmassay.backends.base import parse_model_args
+from llmassay.cli.spelling import output_option
 from llmassay.terminal import fitted_tables
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError, bound_text
@@ -42,7 +43,8 @@ def add_efficiency_commands(sub: Any) -> None:
     lt.add_argument("--max-seconds", type=float, default=300.0, help="each level stops after this (default 300)")
     lt.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, s (default 60)")
     lt.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrival times")
-    lt.add_argument("--output-path", required=True, help="folder for loadtest.json and loadtest.svg")
+    lt.add_argument("--output-path", required=True, metavar="DIR",
+                    help="folder for loadtest.json and loadtest.svg")
 
     qs = sub.add_parser("quantize-sweep", help="quantised variants of a GGUF: KL divergence, accuracy, brittleness, size")
     qs.add_argument("--model", required=True, help="a GGUF: an alias (smollm2-135m) or a path, optionally llamacpp/…")
@@ -55,7 +57,7 @@ def add_efficiency_commands(sub: Any) -> None:
     qs.add_argument("--efficiency", action="store_true", help="also time each variant (efficiency probe): "
                     "accuracy vs decode tokens/s and vs energy in quantize.html")
     qs.add_argument("--model-args", default=None, help="llama.cpp args for the task runs (e.g. n_threads=1)")
-    qs.add_argument("--output-path", required=True,
+    qs.add_argument("--output-path", required=True, metavar="DIR",
                     help="folder for the variants, quantize.json/.md/.html and pareto.svg")
 
     pa = sub.add_parser("pareto", help="quality against cost across run directories: an HTML page with the frontier")
@@ -66,7 +68,7 @@ def add_efficiency_commands(sub: Any) -> None:
                     help="probe.metric (default efficiency.decode_tps; rates ending tps/rps are better high, "
                          "anything else low: efficiency.energy_wh_per_1k, efficiency.e2e_s[p50], …)")
     pa.add_argument("--labels", default=None, help="comma-separated point labels (default: the runs' model specs)")
-    pa.add_argument("--output-path", required=True, help="the HTML file to write")
+    output_option(pa, "--output", "--output-path", required=True, help="the HTML file to write")
 
 
 def run_efficiency_command(args: argparse.Namespace) -> bool:
@@ -122,7 +124,7 @@ def _pareto(args: argparse.Namespace) -> None:
     points = points_from_runs(args.runs, args.task, args.quality, args.cost, labels)
     panel = {"title": f"{args.quality} vs {args.cost} on {args.task}", "quality": f"{args.quality} (95% CI)",
              "cost": COST_LABELS.get(args.cost, f"{args.cost} (95% CI)"), "points": points}
-    path = write_pareto_html(Path(args.output_path), f"Pareto: {args.task}", [panel])
+    path = write_pareto_html(Path(args.output), f"Pareto: {args.task}", [panel])
     for p in points:
         _stdout().print(f"{'*' if p.on_frontier else ' '} {p.label}: {args.quality} {p.quality[0]:.3f} "
                         f"[{p.quality[1]:.3f}, {p.quality[2]:.3f}], {args.cost} {p.cost[0]:.3g} "

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
+from llmassay.cli.spelling import output_option
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -22,14 +23,15 @@ def add_facts_commands(sub: Any) -> None:
     check = sub.add_parser("factcheck", help="verify answers from a JSONL file against the country KB (no model)")
     check.add_argument("--answers", required=True, help='JSONL: {"id", "answer"[, "question", "country", "field"]} per line; a short answer ("Lima") is read as the answer to its question')
     check.add_argument("--kb", default=None, help="a KB directory (default: the bundled KB)")
-    check.add_argument("--output-path", required=True, help="directory for factcheck.jsonl and summary.json")
+    check.add_argument("--output-path", required=True, metavar="DIR",
+                       help="directory for factcheck.jsonl and summary.json")
     check.add_argument("--seed", type=int, default=0, help="bootstrap seed for the CIs")
 
     index = sub.add_parser("index", help="retrieval indexes over the KB passages")
     kinds = index.add_subparsers(dest="index_command", required=True)
     build = kinds.add_parser("build", help="build a bm25 or dense index (with a copy of its KB)")
     build.add_argument("--kb", default=None, help="a KB directory (default: the bundled KB)")
-    build.add_argument("--out", required=True, help="the index directory to write")
+    output_option(build, "--output-path", "--out", required=True, help="the index directory to write")
     build.add_argument("--kind", default="bm25", choices=("bm25", "dense"), help="bm25 (bm25s) or dense (MiniLM)")
 
     kb = sub.add_parser("kb", help="the offline country knowledge base")
@@ -38,7 +40,7 @@ def add_facts_commands(sub: Any) -> None:
     edit.add_argument("--kb", default=None, help="the KB to copy (default: the bundled KB)")
     edit.add_argument("--facts", required=True,
                       help="comma-separated CODE.field (e.g. PE.capital,FR.capital), CODE.* or all:FIELD")
-    edit.add_argument("--out", required=True, help="the KB directory to write")
+    output_option(edit, "--output-path", "--out", required=True, help="the KB directory to write")
     edit.add_argument("--seed", type=int, default=0)
     stats = acts.add_parser("stats", help="sizes, source disagreement per field, verifier quality on planted errors")
     stats.add_argument("--kb", default=None)
@@ -89,7 +91,7 @@ def _index_build(args: argparse.Namespace) -> None:
     from llmassay.factuality.retrieval import Index
 
     index = Index(load_kb(args.kb), args.kind)
-    path = index.save(Path(args.out))
+    path = index.save(Path(args.output_path))
     _stdout().print(f"{args.kind} index of {len(index.ids)} passages: {path}", markup=False, soft_wrap=True)
 
 
@@ -107,7 +109,7 @@ def _kb_edit(args: argparse.Namespace) -> None:
     if not facts:
         raise LlmassayError("--facts: name at least one CODE.field")
     edited = edit_kb(kb, facts, args.seed)
-    path = edited.save(Path(args.out))
+    path = edited.save(Path(args.output_path))
     _stdout().print(f"{len(edited.edits) - len(kb.edits)} facts edited: {path}", markup=False, soft_wrap=True)
 
 

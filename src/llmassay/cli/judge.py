@@ -19,7 +19,8 @@ def add_judge_commands(sub: Any) -> None:
     judge.add_argument("run_b", help="run B, judged against A on common sample ids")
     judge.add_argument("--judge-model", required=True, help="KIND/NAME as for `run`, or 'oracle' (exact-answer rule)")
     judge.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the judge's backend")
-    judge.add_argument("--output-path", required=True, help="directory for judge_results.json and per-item files")
+    judge.add_argument("--output-path", required=True, metavar="DIR",
+                       help="directory for judge_results.json and per-item files")
     judge.add_argument("--rubric", default=None, help="also grade each answer alone by this rubric (text file)")
     judge.add_argument("--scale", default="1-10", choices=("1-10", "pass-fail"), help="rubric grades (default 1-10)")
     judge.add_argument("--template", default=None, help="pairwise judge template (Jinja: question, answer_a, answer_b)")

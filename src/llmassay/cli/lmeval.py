@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def add_lmeval_flags(run: argparse.ArgumentParser) -> None:
     group = run.add_argument_group("lm-eval task files")
-    group.add_argument("--include-path", action="append", default=[], metavar="DIR",
+    group.add_argument("--include-path", "--include_path", action="append", default=[], metavar="DIR",
                        help="a folder of lm-eval task YAMLs whose task, tag and group names --tasks may use; repeatable")
     group.add_argument("--trust-task-code", action="store_true",
                        help="let '!function' tags import Python from the task's folder (as trust_remote_code)")
@@ -97,5 +97,5 @@ def write_lmeval_results(args: argparse.Namespace, cfg: RunConfig, outcome: RunR
     tasks = {}
     for name in cfg.tasks:
         task = load_task(name, cfg.num_fewshot, cfg.seed, cfg.mc_format, **cfg.task_options)
-        tasks[task.name] = task.with_metrics(cfg.metrics)
+        tasks[task.name] = task.with_metrics(cfg.metrics).with_generation(cfg.generation_kwargs)
     return lmeval_results.write(cfg.output_path, outcome.results, rows, tasks, groups)

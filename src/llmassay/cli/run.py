@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -10,7 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from llmassay.backends.base import parse_model_args
+from llmassay.cli.exits import RegressionFound
 from llmassay.cli.lmeval import add_lmeval_flags, task_names, task_options, write_lmeval_results
+from llmassay.cli.lmeval_args import DEFAULT_BATCH_SIZE, add_lmeval_only_flags, batch_size_value, limit_value, translate
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -26,19 +29,26 @@ RUN_COMMANDS = ("run", "assess", "report", "compare", "probes", "tasks", "pertur
 
 def add_run_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="evaluate a model on tasks with probes")
-    run.add_argument("--model", required=True, help="KIND/NAME: llamacpp/smollm2-135m, hf/DIR, openai/MODEL")
-    run.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
-    run.add_argument("--tasks", required=True, help="comma-separated task names or files")
+    run.add_argument("--model", "-m", required=True,
+                     help="KIND/NAME: llamacpp/smollm2-135m, hf/DIR, openai/MODEL; or lm-eval's model types: "
+                          "hf (--model_args pretrained=DIR), local-completions, openai-completions, "
+                          "local-chat-completions, openai-chat-completions (model=M,base_url=U), gguf (base_url=U)")
+    run.add_argument("--model-args", "--model_args", "-a", default="", metavar="K=V,…",
+                     help="k=v,k2=v2 (or a JSON object) passed to the backend")
+    run.add_argument("--tasks", "-t", required=True, help="comma-separated task names or files")
     run.add_argument("--probe", default="accuracy", help="comma-separated probes (default: accuracy)")
     run.add_argument("--metrics", default=None, help="override the tasks' metrics, e.g. acc,acc_norm (no generation)")
-    run.add_argument("--limit", type=int, default=None, help="first N samples of each task")
-    run.add_argument("--num-fewshot", type=int, default=None)
+    run.add_argument("--limit", "-L", type=limit_value, default=None, metavar="N|0<F<1",
+                     help="first N samples of each task, or below 1 that share of each task (0.1: the first 10%%, "
+                          "rounded up, as lm-eval)")
+    run.add_argument("--num-fewshot", "--num_fewshot", "-f", type=int, default=None, metavar="N")
     run.add_argument("--mc-format", default=None, choices=["cloze", "lettered"],
                      help="plain .jsonl/.csv multiple choice: cloze (default: choices scored as text, not shown) "
                           "or lettered (options listed A., B., …; letters scored, as MMLU)")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--temperature", type=float, default=0.0)
-    run.add_argument("--batch-size", type=int, default=64, help="requests per backend call")
+    run.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 0: greedy)")
+    run.add_argument("--batch-size", "--batch_size", "-b", type=batch_size_value, default=DEFAULT_BATCH_SIZE,
+                     metavar="N|auto", help=f"requests per backend call (default and auto: {DEFAULT_BATCH_SIZE})")
     run.add_argument("-P", dest="probe_option", action="append", default=[], metavar="PROBE.KEY=VALUE",
                      help="a probe's option, e.g. -P brittleness.repeats=5 (see `llmassay probes`); repeatable")
     for flag, target in SHORTCUTS.items():
@@ -46,16 +56,19 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--chunk-size", type=int, default=32, help="samples per resume checkpoint")
     run.add_argument("--executor", default="local", choices=["local", "ray"], help="where requests run (same results)")
     run.add_argument("--workers", type=int, default=None, help="--executor ray: backend actors (default 2)")
-    run.add_argument("--output-path", default="runs/latest", help="results folder, one per run (default runs/latest)")
+    run.add_argument("--output-path", "--output_path", "-o", default="runs/latest", metavar="DIR",
+                     help="results folder, one per run (default runs/latest)")
     run.add_argument("--no-cache", action="store_true", help="bypass the request cache")
-    run.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
+    run.add_argument("--cache-path", "--use_cache", default=None, metavar="FILE",
+                     help="SQLite cache file (default ~/.cache/llmassay/cache.sqlite)")
 
     run.add_argument("--report", action="store_true", help="also write OUTPUT_PATH/report.html")
     add_lmeval_flags(run)
+    add_lmeval_only_flags(run)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of a run")
     report.add_argument("run_dir", help="a run's --output-path, one results_*.json file, or `llmassay judge`'s --output-path")
-    report.add_argument("--output", default=None, help="HTML file to write (default RUN_DIR/report.html)")
+    report.add_argument("--output", default=None, metavar="FILE", help="HTML file to write (default RUN_DIR/report.html)")
     compare = sub.add_parser("compare", help="metric deltas between two runs, paired on common samples")
     compare.add_argument("run_a", help="run A (directory or results_*.json)")
     compare.add_argument("run_b", help="run B; deltas are B - A")
@@ -63,11 +76,17 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--json", default=None, help="also write the comparison as JSON")
     compare.add_argument("--force", action="store_true", help="compare even when a task's items differ (content hash)")
     compare.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    compare.add_argument("--fail-on-regression", action="append", default=[], metavar="METRIC[:DELTA]",
+                         help="exit 3 when B is worse than A on METRIC (task/probe/metric, probe/metric or metric; "
+                              "globs allowed, e.g. accuracy/acc*) by more than DELTA (default 0) with the paired "
+                              "95%% CI excluding 0; lower-is-better metrics (perplexity, flip_rate, …) count a rise; "
+                              "METRIC:DELTA:lower or :higher says the direction; repeatable")
 
     assess = sub.add_parser("assess", help="run every probe's preset and write one report with a summary card")
     assess.add_argument("--model", required=True, help="KIND/NAME, as for `run`")
     assess.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
-    assess.add_argument("--output-path", required=True, help="directory for results, samples and report.html")
+    assess.add_argument("--output-path", required=True, metavar="DIR",
+                        help="directory for results, samples and report.html")
     size = assess.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="preset", action="store_const", const="quick", help="small presets (default)")
     size.add_argument("--full", dest="preset", action="store_const", const="full", help="full presets")
@@ -126,18 +145,24 @@ def _check_shortcuts(args: argparse.Namespace, probes: list[str]) -> None:
 def _run(args: argparse.Namespace, console: Console) -> None:
     from llmassay.evaluate import RunConfig, evaluate
 
-    _check_shortcuts(args, [p for p in args.probe.split(",") if p])
+    probes = [p for p in args.probe.split(",") if p]
+    _check_shortcuts(args, probes)
+    if args.output_path.lower().endswith(".json"):
+        raise LlmassayError(f"--output-path {args.output_path}: names a folder for the run's files (lm-eval's "
+                            "DIR/NAME.json form is not taken); give the folder")
+    lm = translate(args, probes)
 
     cfg = RunConfig(
-        model=args.model,
+        model=lm.model,
         tasks=task_names(args),
-        probes=[p for p in args.probe.split(",") if p],
-        model_args=parse_model_args(args.model_args),
+        probes=probes,
+        model_args=lm.model_args,
         output_path=args.output_path,
         limit=args.limit,
         seed=args.seed,
         num_fewshot=args.num_fewshot,
-        temperature=args.temperature,
+        temperature=lm.temperature,
+        generation_kwargs=lm.generation_kwargs,
         use_cache=not args.no_cache,
         cache_path=args.cache_path,
         batch_size=args.batch_size,
@@ -146,9 +171,10 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         workers=args.workers,
         metrics=[m for m in args.metrics.split(",") if m] if args.metrics else None,
         mc_format=args.mc_format,
-        probe_options=probe_options(args),
+        probe_options={**lm.probe_options, **probe_options(args)},  # a -P given wins
         task_options=task_options(args),
     )
+    logging.getLogger("llmassay.cli").debug("run config: %s", cfg)  # -v
     outcome = evaluate(cfg)
     write_lmeval_results(args, cfg, outcome)
     _print_outcome(outcome, args.report)
@@ -215,7 +241,9 @@ def _print_outcome(outcome: RunResults, report: bool) -> None:
 
 def _compare(args: argparse.Namespace) -> None:
     from llmassay.report import compare_runs, comparison_tables, write_compare
+    from llmassay.report.regression import RegressionRule, check_regressions
 
+    rules = [RegressionRule.parse(text) for text in args.fail_on_regression]  # a typo fails before any work
     comparison = compare_runs(args.run_a, args.run_b, force=args.force, seed=args.seed)
     out = _stdout()
     for table in comparison_tables(comparison, width=out.width):
@@ -229,6 +257,14 @@ def _compare(args: argparse.Namespace) -> None:
                  *(f"only in B: {m}" for m in comparison.only_b),
                  *(f"written: {p}" for p in write_compare(comparison, args.html, args.json))]:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if rules:
+        checks, notes = check_regressions(comparison, rules)
+        for line in [*(c.line() for c in checks), *notes]:
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        failed = [c for c in checks if c.regressed]
+        if failed:
+            names = ", ".join(f"{c.delta.task} / {c.delta.probe} / {c.delta.metric}" for c in failed)
+            raise RegressionFound(f"regression: {len(failed)} of {len(checks)} checked metrics worse in B ({names})")
 
 
 def _probes() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
+from llmassay.cli.spelling import output_option
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
@@ -30,7 +31,8 @@ def add_tokens_commands(sub: Any) -> None:
     premium.add_argument("--tokens-per-second", type=float, default=None, help="for seconds per 1k characters")
     premium.add_argument("--price-per-mtok", type=float, default=None, help="for cost per 1k characters")
     premium.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    premium.add_argument("--output-dir", default="runs/tokens", help="premium_<source>.json and .png go here")
+    output_option(premium, "--output-path", "--output-dir", default="runs/tokens",
+                  help="premium_<source>.json and .png go here")
 
     glitch = kinds.add_parser("glitch", help="under-trained tokens: weight indicator, then repeat-prompt confirmation")
     glitch.add_argument("--model", required=True, help="llamacpp/ALIAS|PATH.gguf")
@@ -39,7 +41,7 @@ def add_tokens_commands(sub: Any) -> None:
     glitch.add_argument("--share", type=float, default=0.02, help="share of eligible tokens that are candidates")
     glitch.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     glitch.add_argument("--seed", type=int, default=0)
-    glitch.add_argument("--output-dir", default="runs/tokens", help="glitch_<model>.json goes here")
+    output_option(glitch, "--output-path", "--output-dir", default="runs/tokens", help="glitch_<model>.json goes here")
 
     strategies = kinds.add_parser("strategies", help="the strategies probe across runs: markdown table, cost–accuracy grid")
     strategies.add_argument("runs", nargs="+", metavar="RUN", help="run folders (--output-path) or results_*.json files")
@@ -73,7 +75,7 @@ def _premium(args: argparse.Namespace) -> None:
         texts = ([bundled_parallel()] if args.source in ("udhr", "both") else []) + (
             [country_names()] if args.source in ("names", "both") else [])
     tokenizers = [load_tokenizer(spec) for spec in args.tokenizer]
-    out = Path(args.output_dir)
+    out = Path(args.output_path)
     out.mkdir(parents=True, exist_ok=True)
     for text in texts:
         table = measure_premium(text, tokenizers, args.tokens_per_second, args.price_per_mtok, args.seed)
@@ -127,7 +129,7 @@ def _glitch(args: argparse.Namespace) -> None:
     encode = lambda s: prober.llm.tokenize(s.encode(), add_bos=False, special=False)  # noqa: E731
     report = find_glitch_tokens(vocab, prober, args.max_confirm, args.controls, frequent_tokens(encode, english),
                                 args.seed, args.share)
-    out = Path(args.output_dir)
+    out = Path(args.output_path)
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"glitch_{Path(name).stem}.json"
     target.write_text(json.dumps(report.as_dict(), indent=1, ensure_ascii=False))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmassay.hashing import stable_hash
-from llmassay.types import LlmassayError
+from llmassay.types import LlmassayError, RuntimeFailure
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -130,7 +130,8 @@ class RequestCache:
                         self._conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:  # e.g. "database or disk is full"
-                raise LlmassayError(f"cache {self.path}: cannot write ({exc})") from None
+                kind = RuntimeFailure if "full" in str(exc) or "I/O" in str(exc) else LlmassayError  # SQLITE_FULL, _IOERR
+                raise kind(f"cache {self.path}: cannot write ({exc})") from None
 
     def __len__(self) -> int:
         with self._lock:

@@ -177,7 +177,7 @@ class Engine:
             if self.cache is None:
                 raise
             kept = self._kept
-            raise LlmassayError(
+            raise exc.reworded(
                 f"{exc} ({kept} answer{'' if kept == 1 else 's'} kept in the cache; rerun to continue)"
             ) from None
         if len(results) != len(batch):

@@ -22,7 +22,14 @@ from llmassay.backends.base import Backend, backend_factory, load_backend, optio
 from llmassay.backends.token_stats import TokenStats, TokenStatsRequest
 from llmassay.engine.rolling import TokenLoglikelihoodRequest
 from llmassay.raycluster import connect_ray
-from llmassay.types import GenerateRequest, Generation, LlmassayError, LoglikelihoodRequest, LoglikelihoodResult
+from llmassay.types import (
+    GenerateRequest,
+    Generation,
+    LlmassayError,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    RuntimeFailure,
+)
 
 EXECUTORS = ("local", "ray")
 
@@ -191,7 +198,7 @@ class RayExecutor:
         except self._ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, LlmassayError):
-                raise LlmassayError(str(cause)) from None
+                raise cause.reworded(str(cause)) from None
             raise
         except self._ray.exceptions.RayActorError as exc:
-            raise LlmassayError(f"--executor ray: a worker died ({str(exc).splitlines()[0]})") from None
+            raise RuntimeFailure(f"--executor ray: a worker died ({str(exc).splitlines()[0]})") from None

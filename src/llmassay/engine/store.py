@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmassay.runfiles import latest_results, safe_name
-from llmassay.types import LlmassayError
+from llmassay.types import LlmassayError, os_failure
 
 __all__ = ["PROGRESS_DIR", "RunStore", "SampleLog", "latest_results", "safe_name"]
 
@@ -24,7 +24,7 @@ PROGRESS_DIR = ".llmassay"
 
 
 def _write_error(path: Path, exc: OSError) -> LlmassayError:
-    return LlmassayError(f"{path}: cannot write ({exc.strerror or exc}); finished samples are kept")
+    return os_failure(f"{path}: cannot write ({exc.strerror or exc}); finished samples are kept", exc)
 
 
 class SampleLog:

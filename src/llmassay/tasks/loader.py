@@ -138,6 +138,12 @@ class Task:
             )
         return Task(**{**self.__dict__, "metrics": list(names)})
 
+    def with_generation(self, overrides: dict[str, Any] | None) -> Task:
+        """lm-eval's `--gen_kwargs until=…,max_gen_toks=…` over a generation task's own settings."""
+        if not overrides or self.output_type != "generate_until":
+            return self
+        return Task(**{**self.__dict__, "generation_kwargs": {**self.generation_kwargs, **overrides}})
+
     def limited(self, limit: int | None) -> Task:
         if limit is None:
             return self
