@@ -273,7 +273,7 @@ def test_disk_full_in_the_cache(tmp_path, fake, clean, monkeypatch, reliability)
         out, cache = tmp_path / "o", tmp_path / "c.sqlite"
         original = cache_module.RequestCache._open
         monkeypatch.setattr(cache_module.RequestCache, "_open",
-                            lambda self, timeout: _FullDisk(original(self, timeout), good_writes=4))  # 1 per answer
+                            lambda self, timeout: _FullDisk(original(self, timeout), good_writes=8))  # 2 per answer: it and its time
         with pytest.raises(LlmassayError) as info:
             evaluate(config(fake, out, cache))
         assert "cannot write (database or disk is full)" in one_line(str(info.value))
