@@ -121,7 +121,7 @@ def test_p99_of_the_quick_preset_has_no_upper_bound_and_every_output_says_so(tmp
     # bootstrap reported one (at most the sample maximum) and covered the p99 in 13 % of runs.
     from rich.console import Console
 
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
     from llmassay.report.html import build_report
     from llmassay.report.rundir import load_run
     from llmassay.report.table import metrics_table
