@@ -82,7 +82,7 @@ def paired_delta(task: str, probe: str, metric: str, a: list[float], b: list[flo
         only_b = int(((matrix[:, 0] == 0) & (matrix[:, 1] == 1)).sum())
         p = mcnemar_exact(only_a, only_b)
     return PairedDelta(task, probe, metric, len(matrix), float(matrix[:, 0].mean()), float(matrix[:, 1].mean()),
-                       ci.value, ci.ci_low, ci.ci_high, only_a, only_b, p)
+                       ci.value, *ci.interval(), only_a, only_b, p)
 
 
 def check_tasks(a: RunData, b: RunData, force: bool) -> tuple[list[str], list[str]]:
