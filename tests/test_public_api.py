@@ -8,6 +8,7 @@ import ast
 import importlib
 import os
 import pkgutil
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -99,7 +100,8 @@ def test_version_is_written_once_and_the_built_distribution_carries_it(tmp_path,
     copy.mkdir()
     for name in ("pyproject.toml", "README.md"):
         (copy / name).write_bytes((ROOT / name).read_bytes())
-    (copy / "src").symlink_to(SRC, target_is_directory=True)
+    shutil.copytree(SRC / "llmassay", copy / "src" / "llmassay",  # a copy: the build writes egg-info beside it
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (tmp_path / "dist").mkdir()
     build = subprocess.run(
         [sys.executable, "-c", f"from setuptools import build_meta as b; print(b.build_wheel({str(tmp_path / 'dist')!r}))"],
