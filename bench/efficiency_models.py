@@ -62,7 +62,7 @@ def llama_bench(model: str, threads: int, n_prompt: int = 512, n_gen: int = 128)
 def probe_run(model: str, threads: int, limit: int, out: Path) -> dict:
     from rich.console import Console
 
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
 
     cfg = RunConfig(model=f"llamacpp/{model}", tasks=["arith_sample"], probes=["efficiency"], limit=limit,
                     model_args={"n_threads": threads}, use_cache=False, output_path=str(out),

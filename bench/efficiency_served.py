@@ -23,7 +23,7 @@ FIGURES = (("ttft_s[p50]", "TTFT p50 ms", 1000), ("itl_s[p50]", "ITL p50 ms", 10
 def one_run(port: int, limit: int) -> dict:
     from rich.console import Console
 
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RunConfig(model="openai/local", model_args={"base_url": f"http://127.0.0.1:{port}/v1"},

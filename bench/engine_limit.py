@@ -31,7 +31,7 @@ from _common import machine, publish
 
 from llmassay.backends.hf import HFBackend
 from llmassay.backends.llamacpp import LlamaCppBackend
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.types import LoglikelihoodRequest
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -21,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.report.html import write_report
 from llmassay.types import Generation, LoglikelihoodResult
 

@@ -74,7 +74,7 @@ BUGS = [
      "(ValueError from JSON encoding), `--model-args timeout=abc` / `n_ctx=abc` and a file that is not a GGUF "
      "(ValueError) escaped as tracebacks; `--tasks ,` / `--probe ,` and `--temperature -1` were accepted "
      "and ran nothing or something undefined.",
-     "`evaluate.py` validates the run config; `backends/base.py` turns a backend's ValueError into one line",
+     "`evaluation.py` validates the run config; `backends/base.py` turns a backend's ValueError into one line",
      "test_rel_hostile_input.py::test_bad_cli_arguments_are_one_line_errors"),
 ]
 

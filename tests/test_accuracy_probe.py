@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fakes import ScriptedBackend, answer_key_backend, prompt_of
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.probes._answer_format import LETTER_ONLY
 from llmassay.tasks.loader import load_task
 from llmassay.types import GenerateRequest, LlmassayError

@@ -11,7 +11,7 @@ import pytest
 from fakes import answer_key_backend, position_bias_backend
 from llmassay.assess import assess_config
 from llmassay.backends.base import _REGISTRY
-from llmassay.evaluate import evaluate
+from llmassay.evaluation import evaluate
 from llmassay.probes import probe_class
 from llmassay.probes._registry import probe_targets
 from llmassay.report.html import write_report

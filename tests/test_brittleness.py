@@ -8,7 +8,7 @@ import json
 import pytest
 from fakes import RuleBackend as Scripted, always_first, knows_everything, write_mc_task as write_task
 
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.metrics import mcnemar_exact
 from llmassay.perturbations import DEFAULT_PERTURBATIONS, PERTURBATIONS, canonical, resolve_perturbations
 from llmassay.tasks.loader import load_task

@@ -130,7 +130,7 @@ def test_runs_without_a_common_task_are_refused(request, two_models):
 # -- what must not be paired (scripted backends: no model) ------------------------------
 def _scripted_run(tmp_path, name, salt="", **options):
     from fakes import hashed_backend
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
 
     out = tmp_path / name
     evaluate(RunConfig(model="test/x", tasks=["mmlu_sample"], probes=["brittleness"], limit=6, output_path=str(out),

@@ -121,7 +121,7 @@ def test_p99_of_the_quick_preset_has_no_upper_bound_and_every_output_says_so(tmp
     # bootstrap reported one (at most the sample maximum) and covered the p99 in 13 % of runs.
     from rich.console import Console
 
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
     from llmassay.report.html import build_report
     from llmassay.report.rundir import load_run
     from llmassay.report.table import metrics_table
@@ -313,3 +313,20 @@ def test_speculative_prompts_with_no_token_are_skipped_and_named():
     runs = [SpecRun(0, [1, 2], [1, 2], 0.2, 0.1), SpecRun(1, [], [], 0.01, 0.01)]
     summary = per_prompt_speedup([runs])
     assert summary.skipped == (1,) and summary.speedup.n == 1 and summary.speedup.value == pytest.approx(2.0)
+
+
+def test_no_peak_rss_where_the_os_has_no_resource_module(tmp_path, monkeypatch):
+    """Windows has no `resource`: peak_rss_mb() is None there, and the probe reports the
+    rest rather than failing on float(None)."""
+    import sys
+
+    from llmassay.efficiency import host
+    from llmassay.evaluation import RunConfig, evaluate
+
+    assert host.peak_rss_mb() > 1  # MB on this POSIX host
+    monkeypatch.setitem(sys.modules, "resource", None)  # `import resource` now fails, as on Windows
+    assert host.peak_rss_mb() is None
+    cfg = RunConfig(model="test/sleepy", tasks=["arith_sample"], probes=["efficiency"], limit=3,
+                    output_path=str(tmp_path / "run"), use_cache=False, probe_options={"efficiency.warmup": 0})
+    metrics = evaluate(cfg, backend=SleepyBackend(ttft_s=0.0, tpot_s=0.0, n_out=2)).results["results"]["arith_sample"]["efficiency"]
+    assert "peak_rss_mb" not in metrics and metrics["e2e_s[p50]"]["n"] == 3

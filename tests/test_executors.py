@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llmassay.engine.executors import load_executor, shard_by_context
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.types import LlmassayError
 
 

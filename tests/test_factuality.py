@@ -218,7 +218,7 @@ def test_bundled_tasks_come_from_the_committed_script():
 
 
 def test_report_colours_facts_by_verdict_and_escapes_model_text(tmp_path):
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
     from llmassay.report.html import write_report
 
     codes = FULL[:3]

@@ -87,7 +87,7 @@ def test_memorisation_ratio_counts_only_answers_naming_either_value(tmp_path):
 
 
 def test_memorisation_ratio_without_any_named_value_is_not_measurable_and_no_nan_is_written(tmp_path):
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
     from llmassay.report.html import write_report
 
     codes = FULL[:3]
@@ -112,7 +112,7 @@ def test_memorisation_ratio_without_any_named_value_is_not_measurable_and_no_nan
 
 
 def test_the_report_names_the_judge_of_each_judged_fact(tmp_path, verdict_kind):
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
     from llmassay.report.html import write_report
 
     out = tmp_path / "out"

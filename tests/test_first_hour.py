@@ -20,7 +20,7 @@ from fakes import ScriptedBackend
 from llmassay.backends.openai_compat import OpenAIBackend
 from llmassay.cli import main
 from llmassay.engine.cache import RequestCache
-from llmassay.evaluate import RunConfig, RunInterrupted, evaluate
+from llmassay.evaluation import RunConfig, RunInterrupted, evaluate
 from llmassay.types import GenerateRequest, LlmassayError
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 0.3}
@@ -130,7 +130,7 @@ def arith_run(tmp_path: Path, limit: int, chunk_size: int = 32, cache: bool = Tr
 
 
 def test_the_bar_moves_with_every_answer_inside_one_chunk(tmp_path, monkeypatch):
-    import llmassay.evaluate as ev
+    import llmassay.evaluation as ev
 
     seen: list[tuple[float, int]] = []
 

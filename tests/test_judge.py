@@ -9,7 +9,7 @@ import pytest
 from fakes import judge_backend
 from llmassay.engine.cache import RequestCache
 from llmassay.engine.engine import Engine
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.judge import ModelJudge, OracleJudge, PairItem, analyse_pairs, judge_pairs, load_templates
 from llmassay.judge.calibration import calibration_metrics, calibration_pairs, items_of, question_of
 from llmassay.judge.templates import JudgeTemplates

@@ -90,7 +90,7 @@ def test_llamacpp_and_hf_renderers():
 def test_calibration_probe_loglik_uses_the_template_of_a_chat_model(tmp_path):
     """`-P judge_calibration.verdict=loglik` on a chat model: through its template (the
     templated judge is right on every planted pair), and the results say which template."""
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
 
     backend = TemplatedJudgeBackend(KEY.get)
     out = evaluate(

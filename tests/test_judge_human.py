@@ -8,7 +8,7 @@ import pytest
 
 from fakes import hashed_backend
 from llmassay.cli import main
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.judge.session import JudgeConfig, run_judgement
 from llmassay.report import write_report
 

@@ -13,7 +13,7 @@ from scipy.stats import binom
 
 from fakes import judge_backend
 from llmassay.engine.engine import Engine
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.judge import ModelJudge, OracleJudge, PairItem, analyse_pairs, judge_pairs
 from llmassay.judge.calibration import calibration_metrics, calibration_pairs, items_of, question_of
 from llmassay.judge.pairwise import winner

@@ -122,7 +122,7 @@ def test_bad_verdict_settings_are_one_line(tmp_path):
 
 @pytest.mark.parametrize(("rule", "accuracy", "bias"), [("correct", 1.0, 0.0), ("first", 0.5, 0.5)])
 def test_calibration_probe_with_loglik_verdicts(tmp_path, rule, accuracy, bias):
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
 
     task = load_task("arith_sample", num_fewshot=0)
     answers = {question_of(s): str(s.target) for s in task.samples}

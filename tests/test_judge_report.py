@@ -7,7 +7,7 @@ import pytest
 
 from fakes import hashed_backend, judge_backend
 from llmassay.engine.engine import Engine
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.judge.judges import ModelJudge
 from llmassay.judge.session import JudgeConfig, run_judgement
 from llmassay.report import write_report

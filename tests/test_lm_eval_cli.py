@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-import llmassay.evaluate
+import llmassay.evaluation
 from llmassay.cli import main
 from test_lm_eval_compat import REFERENCE, ROOT, Backend
 
@@ -17,7 +17,7 @@ from test_lm_eval_compat import REFERENCE, ROOT, Backend
 @pytest.fixture()
 def scripted(monkeypatch):
     backend = Backend()
-    monkeypatch.setattr(llmassay.evaluate, "load_executor", lambda *a, **k: backend)
+    monkeypatch.setattr(llmassay.evaluation, "load_executor", lambda *a, **k: backend)
     return backend
 
 

@@ -8,7 +8,7 @@ import json
 import re
 
 from fakes import WindowBackend
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.report.html import build_report
 from llmassay.report.rundir import load_run
 from llmassay.tasks.loader import load_task

@@ -18,7 +18,7 @@ from fake_openai import STALL_S, FakeOpenAI, toy_logprob
 from llmassay.backends.openai_compat import SELF_CHECK_PROMPT, SELF_CHECK_TOLERANCE, OpenAIBackend
 from llmassay.engine.cache import RequestCache
 from llmassay.engine.engine import Engine
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.types import GenerateRequest, LlmassayError, LoglikelihoodRequest
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 0.3}

@@ -13,7 +13,7 @@ import pytest
 
 from fakes import hashed_backend
 from llmassay.backends.base import _REGISTRY, register_backend
-from llmassay.evaluate import RunConfig, evaluate, split_probe_options
+from llmassay.evaluation import RunConfig, evaluate, split_probe_options
 from llmassay.probes import PROBES, probe_class
 from llmassay.types import LlmassayError
 
@@ -104,7 +104,7 @@ def test_a_probe_from_another_package_runs_end_to_end(tmp_path, toy_package, scr
     # rescore splits the declared binary metric by clean and dirty items
     clean = [r["id"] for r in rows[:10]]
     (tmp_path / "clean.txt").write_text("\n".join(clean))
-    from llmassay.audit.rescore import rescore
+    from llmassay.audit.rescoring import rescore
 
     scores = {s.metric: s for s in rescore(tmp_path / "a", tmp_path / "clean.txt")["arith_sample"]}
     assert scores["toy/long"].clean.n == 10 and scores["toy/long"].dirty.n == 20
@@ -164,7 +164,7 @@ def test_builtin_registry_is_lazy():
 
 
 def test_rows_written_by_another_version_or_row_schema_are_not_resumed(tmp_path, monkeypatch):
-    import llmassay.evaluate as ev
+    import llmassay.evaluation as ev
     from llmassay.probes.accuracy import AccuracyProbe
 
     backend = hashed_backend()

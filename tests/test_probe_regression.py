@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from fakes import hashed_backend
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 
 STORED = Path(__file__).parent / "data" / "regression"
 VOLATILE = {"latency_s", "ttft_s"}  # wall-clock values: not part of a row's meaning

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.probes import PROBES
 from llmassay.tasks.loader import load_task
 from llmassay.types import Generation, LoglikelihoodResult

@@ -153,7 +153,7 @@ def test_bad_options_and_tasks_are_one_line_errors():
 def test_report_shows_injection_outputs_as_escaped_text(tmp_path):
     from test_report import embedded_rows
 
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
     from llmassay.report.html import build_report
     from llmassay.report.rundir import load_run
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fakes import unigram_backend
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.safety.pairs import read_pairs
 from llmassay.types import LlmassayError
 

@@ -13,7 +13,7 @@ import pytest
 from fakes import ScriptedBackend, answer_key_backend, hashed_backend, prompt_of, unigram_backend
 from test_report import embedded_rows
 
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.probes.stereotype import split_pair
 from llmassay.report.html import build_report
 from llmassay.report.rundir import load_run

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fakes import ScriptedBackend, _digest, prompt_of
 
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.probes._answer_format import ANSWER_ONLY
 from llmassay.probes.strategies import ANSWER_CUE, CHAT_ANSWER, majority, read_answer
 from llmassay.tasks.loader import load_task

@@ -429,7 +429,7 @@ def test_the_probe_is_registered():
 
 def test_cli_passes_the_structured_options(monkeypatch):
     import llmassay.cli as cli
-    import llmassay.evaluate
+    import llmassay.evaluation
 
     seen = {}
 
@@ -437,7 +437,7 @@ def test_cli_passes_the_structured_options(monkeypatch):
         seen["cfg"] = cfg
         raise LlmassayError("stop here")
 
-    monkeypatch.setattr(llmassay.evaluate, "evaluate", fake_evaluate)
+    monkeypatch.setattr(llmassay.evaluation, "evaluate", fake_evaluate)
     argv = ["run", "--model", "llamacpp/smollm2-135m", "--tasks", "json_sample", "--probe", "structured",
             "--modes", "strict,constrained", "--max-retries", "3", "--instructions", "0", "--prompt-format", "raw"]
     assert cli.main(argv) == 2

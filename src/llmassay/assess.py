@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmassay.evaluate import RunConfig
+from llmassay.evaluation import RunConfig
 from llmassay.probes._registry import probe_class, probe_targets
 from llmassay.types import LlmassayError
 

@@ -73,7 +73,7 @@ def llama_system_info() -> str | None:
 def llama_build_has_amx(system_info: str | None = None) -> bool:
     """True when llama.cpp was compiled with its AMX kernels (`AMX_INT8 = 1` in system_info)."""
     info = llama_system_info() if system_info is None else system_info
-    return bool(info) and "AMX_INT8 = 1" in info
+    return info is not None and "AMX_INT8 = 1" in info
 
 
 def _busy_cpus(interval_s: float) -> float | None:

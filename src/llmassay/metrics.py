@@ -49,7 +49,7 @@ def resamples_for(level: float, n_boot: int = 2000) -> int:
     return max(n_boot, math.ceil(round(MIN_TAIL_DRAWS / ((1 - level) / 2), 6)))  # round: 1 − 0.05/45 is inexact
 
 
-def bootstrap_mean(values: Sequence[float], seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> Metric:
+def bootstrap_mean(values: Sequence[float] | np.ndarray, seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> Metric:
     """Mean with a percentile bootstrap CI (seeded, so reruns report the same interval);
     `level` above 0.95 for a family of comparisons (e.g. Bonferroni: 1 − 0.05/m), with as
     many more draws as that level needs (`resamples_for`)."""
@@ -74,7 +74,8 @@ def paired_gap(differences: Sequence[float], first: Metric, second: Metric, seed
     conservative difference of the two Wilson intervals."""
     gap = bootstrap_mean(differences, seed, level=level)
     if gap.n and gap.ci_low == gap.ci_high:
-        low, high = max(-1.0, first.ci_low - second.ci_high), min(1.0, first.ci_high - second.ci_low)
+        (first_low, first_high), (second_low, second_high) = first.interval(), second.interval()
+        low, high = max(-1.0, first_low - second_high), min(1.0, first_high - second_low)
         return Metric(gap.value, min(low, gap.value), max(high, gap.value), gap.n, gap.stderr,
                       "no discordant items: difference of Wilson bounds")
     return gap
@@ -568,10 +569,8 @@ def spread_with_null(
     low = max(0.0, observed - float(np.percentile(null, 97.5)))
     high = max(observed, float(np.percentile(boot, 97.5)))
     metric = Metric(observed, low, high, n, float(np.std(boot, ddof=1)), "bootstrap re-picked; low end: permutation")
-    null_metric = Metric(
-        float(null.mean()), *(float(x) for x in np.percentile(null, [2.5, 97.5])), n, float(null.std(ddof=1)),
-        "permutation within items",
-    )
+    null_low, null_high = (float(x) for x in np.percentile(null, [2.5, 97.5]))
+    null_metric = Metric(float(null.mean()), null_low, null_high, n, float(null.std(ddof=1)), "permutation within items")
     return SpreadResult(metric, null_metric, p_value, names[best], names[worst])
 
 

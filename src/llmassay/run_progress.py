@@ -64,7 +64,7 @@ class RunMeter:
             return 0.0
         return min(self.chunk_size, max(self.job_left, 0)) * min(1.0, pending.done / pending.total)
 
-    def _show(self, **fields: str) -> None:
+    def _show(self, **fields: Any) -> None:
         # Never backwards: a probe's second engine call in one chunk (retries) restarts its share.
         self.position = min(self.total, max(self.position, self.done + self._share()))
         if self.progress is None or self.bar is None:

@@ -28,7 +28,7 @@ def run_identity(path: Path) -> str:
         return f"unreadable:{path.name}"
     if not isinstance(doc, dict):
         return f"unreadable:{path.name}"
-    model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+    model = doc["model"] if isinstance(doc.get("model"), dict) else {}
     return str(doc.get("config_hash") or model.get("spec") or path.name)
 
 

@@ -157,6 +157,13 @@ class Metric:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def interval(self) -> tuple[float, float]:
+        """(ci_low, ci_high) of a metric whose method always gives both (bootstrap, Wilson):
+        a missing bound is an error here rather than a None compared as a number."""
+        if self.ci_low is None or self.ci_high is None:
+            raise ValueError(f"{self.method or 'metric'}: no confidence interval (a bound is not estimable)")
+        return self.ci_low, self.ci_high
+
 
 @dataclass
 class Sample:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

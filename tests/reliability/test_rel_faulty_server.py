@@ -17,7 +17,7 @@ import pytest
 
 from fake_openai import STALL_S, FakeOpenAI
 from llmassay.cli import main
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.types import LlmassayError
 from reliability_helpers import one_line, progress_log
 

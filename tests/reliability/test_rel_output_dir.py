@@ -28,7 +28,7 @@ from llmassay.backends.openai_compat import SELF_CHECK_PROMPT
 from llmassay.cli import main
 from llmassay.engine import cache as cache_module
 from llmassay.engine.store import SampleLog
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.types import LlmassayError
 from reliability_helpers import one_line, progress_log
 

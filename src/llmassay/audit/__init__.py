@@ -10,7 +10,7 @@ from llmassay.audit.dedup import DedupResult, DedupSettings
 from llmassay.audit.executors import LocalExecutor, RayShardExecutor, make_executor
 from llmassay.audit.normalise import Normalisation, normalise, words
 from llmassay.audit.readers import CorpusSpec, Document, read_corpus
-from llmassay.audit.rescore import rescore
+from llmassay.audit.rescoring import rescore
 from llmassay.audit.run import (
     ContaminationAudit,
     DedupAudit,

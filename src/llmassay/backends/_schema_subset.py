@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from llmassay.backends._gbnf_pattern import Unsupported, safe_pattern
 
@@ -170,7 +170,7 @@ def number_bounds(schema: dict[str, Any]) -> NumberBounds:
                         None if hi is None else int(hi[0]), bool(hi and hi[1]))
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -366,7 +366,7 @@ class _Walker:
             return  # a free-form object: llama.cpp's generic object rule
         if "properties" not in s and extra is None:
             extra = s["additionalProperties"] = True  # without 'properties' any key is allowed
-        props = s.get("properties") if isinstance(s.get("properties"), dict) else {}
+        props: dict[str, Any] = s["properties"] if isinstance(s.get("properties"), dict) else {}
         at = (lambda name: f"{path}.{name}") if path else (lambda name: name)
         banned = [name for name, p in props.items() if p is False]  # never written as a listed key
         if banned and extra not in (None, False):

@@ -44,7 +44,8 @@ class TokenStats:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> TokenStats:
         """From the cache's JSON (lists back to tuples)."""
-        return TokenStats(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return TokenStats(**fields)
 
 
 def logit_stats(logits: np.ndarray, targets: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

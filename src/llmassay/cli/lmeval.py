@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from llmassay.types import LlmassayError
 
 if TYPE_CHECKING:
-    from llmassay.evaluate import RunConfig, RunResults
+    from llmassay.evaluation import RunConfig, RunResults
 
 
 def add_lmeval_flags(run: argparse.ArgumentParser) -> None:

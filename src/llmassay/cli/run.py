@@ -18,7 +18,7 @@ from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError
 
 if TYPE_CHECKING:
-    from llmassay.evaluate import RunResults
+    from llmassay.evaluation import RunResults
 
 # The commands' heavy modules (the engine, probes, the report and its plotting) are
 # imported inside the functions that use them: `llmassay --help` and `llmassay probes`
@@ -143,7 +143,7 @@ def _check_shortcuts(args: argparse.Namespace, probes: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace, console: Console) -> None:
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
 
     probes = [p for p in args.probe.split(",") if p]
     _check_shortcuts(args, probes)
@@ -182,7 +182,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
 
 def _assess(args: argparse.Namespace) -> None:
     from llmassay.assess import assess_config
-    from llmassay.evaluate import evaluate
+    from llmassay.evaluation import evaluate
     from llmassay.report import write_report
 
     given = {"probe_option": args.probe_option, **{flag.lstrip("-").replace("-", "_"): None for flag in SHORTCUTS}}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,9 +50,15 @@ def thread_count() -> int:
     return threading.active_count()
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process since it started (ru_maxrss: KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb() -> float | None:
+    """Peak resident set size of this process since it started; None where the OS does not
+    say (Windows has no `resource` module). ru_maxrss is KiB on Linux, bytes on macOS."""
+    try:
+        import resource  # Unix only: imported here so the package imports everywhere
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def host_facts() -> dict[str, Any]:

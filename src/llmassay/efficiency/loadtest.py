@@ -79,7 +79,7 @@ def check_loopback(base_url: str) -> None:
     if not host:
         raise LlmassayError(f"loadtest: base_url {base_url!r} has no host")
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except socket.gaierror as exc:
         raise LlmassayError(f"loadtest: base_url host {host!r} does not resolve ({exc})") from None
     if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):

@@ -178,7 +178,7 @@ def score_variants(variants: list[Variant], task: str, limit: int | None, folder
     every variant on `task`, through `evaluate`."""
     from rich.console import Console
 
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
     from llmassay.types import Metric as M
 
     probes = ["accuracy"] + (["brittleness"] if brittleness else []) + (["efficiency"] if efficiency else [])

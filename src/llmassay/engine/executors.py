@@ -90,24 +90,28 @@ class _BackendWorker:
             self.error = exc
 
     def loglikelihood(self, reqs: list[LoglikelihoodRequest]) -> tuple[list[LoglikelihoodResult], int]:
-        return self.backend.loglikelihood(reqs), self._evaluated()
+        return self._loaded().loglikelihood(reqs), self._evaluated()
 
     def generate(self, reqs: list[GenerateRequest]) -> tuple[list[Generation], int]:
-        return self.backend.generate(reqs), self._evaluated()
+        return self._loaded().generate(reqs), self._evaluated()
 
     def token_stats(self, reqs: list[TokenStatsRequest]) -> tuple[list[TokenStats], int]:
-        return optional_method(self.backend, "token_stats")(reqs), self._evaluated()
+        return optional_method(self._loaded(), "token_stats")(reqs), self._evaluated()
 
     def loglikelihood_tokens(self, reqs: list[TokenLoglikelihoodRequest]) -> tuple[list[LoglikelihoodResult], int]:
-        return optional_method(self.backend, "loglikelihood_tokens")(reqs), self._evaluated()
+        return optional_method(self._loaded(), "loglikelihood_tokens")(reqs), self._evaluated()
 
     def tokenize(self, text: str) -> list[int]:
-        return self.backend.tokenize(text)
+        return self._loaded().tokenize(text)
 
     def fingerprint(self) -> dict[str, Any]:
+        return self._loaded().fingerprint()
+
+    def _loaded(self) -> Backend:
+        """The backend, or the error that kept it from loading (whichever call comes first)."""
         if self.backend is None:
             raise self.error or LlmassayError("--executor ray: the worker has no backend")
-        return self.backend.fingerprint()
+        return self.backend
 
     def _evaluated(self) -> int:
         return int(getattr(self.backend, "tokens_evaluated", 0) or 0)

@@ -47,7 +47,7 @@ class ModelJudge:
         self.engine, self.name, self.chat, self.max_tokens, self.seed = engine, name, chat, max_tokens, seed
 
     def requests(self, queries: Sequence[JudgeQuery]) -> list[GenerateRequest]:
-        common = dict(max_tokens=self.max_tokens, seed=self.seed)
+        common: dict[str, Any] = dict(max_tokens=self.max_tokens, seed=self.seed)
         return [
             GenerateRequest(messages=(("user", q.prompt),), temperature=q.temperature, repeat=q.repeat, **common)
             if self.chat

@@ -125,7 +125,8 @@ PER_PAIR: dict[str, Callable[[Row], float | bool | None]] = {
 
 
 def shifted(m: Metric, by: float) -> Metric:
-    return replace(m, value=m.value + by, ci_low=m.ci_low + by, ci_high=m.ci_high + by)
+    return replace(m, value=m.value + by, ci_low=None if m.ci_low is None else m.ci_low + by,
+                   ci_high=None if m.ci_high is None else m.ci_high + by)
 
 
 def analyse_pairs(rows: Sequence[Row], seed: int = 0) -> tuple[dict[str, Metric], dict[str, Any]]:
@@ -166,7 +167,7 @@ def analyse_pairs(rows: Sequence[Row], seed: int = 0) -> tuple[dict[str, Metric]
 def informative(accuracy: Metric | None) -> bool:
     """A judge is informative only when its calibration accuracy (Wilson CI) is clearly above
     chance on at least MIN_CALIBRATION_ITEMS items."""
-    return accuracy is not None and accuracy.n >= MIN_CALIBRATION_ITEMS and accuracy.ci_low > CHANCE
+    return accuracy is not None and accuracy.n >= MIN_CALIBRATION_ITEMS and accuracy.interval()[0] > CHANCE
 
 
 def uninformative_reason(accuracy: Metric | None) -> str:

@@ -129,7 +129,7 @@ def effective_length(per_item: np.ndarray, lengths: Sequence[int], seed: int = 0
             best = n
         return best
 
-    low = longest([by_length[n].ci_low >= threshold - 1e-12 for n in lengths])
+    low = longest([by_length[n].interval()[0] >= threshold - 1e-12 for n in lengths])
     high = longest([by_length[n].value >= threshold - 1e-12 for n in lengths])
     method = f"longest length with lower 95% CI >= {ratio:g} x accuracy at {lengths[0]}; high end: point estimates"
     return EffectiveLength(Metric(float(low), float(low), float(max(low, high)), n_items, None, method), base, threshold, by_length)

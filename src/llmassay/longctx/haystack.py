@@ -28,7 +28,7 @@ FIT_ROUNDS = 4  # corrections of the sentence count against the real token count
 
 
 def bundled_filler() -> str:
-    return resources.files("llmassay.longctx").joinpath("data", BUNDLED_FILLER).read_text(encoding="utf-8")
+    return (resources.files("llmassay.longctx") / "data" / BUNDLED_FILLER).read_text(encoding="utf-8")
 
 
 def read_filler(path: str | Path | None) -> str:

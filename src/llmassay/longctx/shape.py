@@ -56,7 +56,7 @@ class Shape:
     last_gain: Metric | None  # the last passage's accuracy minus the middle positions' mean
 
 
-def fit_shape(matrix: np.ndarray, x: Sequence[float] | None = None, seed: int = 0, n_boot: int = 1000) -> Shape:
+def fit_shape(matrix: np.ndarray, x: Sequence[float] | np.ndarray | None = None, seed: int = 0, n_boot: int = 1000) -> Shape:
     """The fit's terms on an items × positions 0/1 matrix, each with a bootstrap over items.
 
     `x` gives each column's position (−1 the first passage, +1 the last; default: the

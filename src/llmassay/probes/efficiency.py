@@ -86,7 +86,8 @@ class EfficiencyProbe(Probe):
             gen, timing = timed_generate(backend, req, opts.stream)
             energy = meter.stop(timing.cpu_s)
             engine.count_direct(gen.n_prompt_tokens + gen.n_tokens)
-            wh, kind, method = energy.wh, energy.kind, energy.method
+            wh: float | None = energy.wh
+            kind, method = energy.kind, energy.method
             if served and kind == ESTIMATED:  # this process's CPU time is the client's, not the model's
                 wh, kind, method = None, NOT_ESTIMATED, "the model runs in a server process: no CPU-time estimate"
             rows.append({"id": sample.id, "text": gen.text, **timing.as_dict(), "energy_wh": wh,
@@ -96,7 +97,7 @@ class EfficiencyProbe(Probe):
 
     @staticmethod
     def _request(sample: Sample, max_tokens: int, cfg: ProbeConfig) -> GenerateRequest:
-        common = {"max_tokens": max_tokens, "temperature": cfg.temperature, "seed": cfg.seed}
+        common: dict[str, Any] = {"max_tokens": max_tokens, "temperature": cfg.temperature, "seed": cfg.seed}
         if cfg.chat_model:
             return GenerateRequest(messages=(("user", sample.prompt),), **common)
         return GenerateRequest(prompt=sample.prompt, **common)
@@ -121,9 +122,10 @@ class EfficiencyProbe(Probe):
                                                f"seconds per 1k × {opts.usd_per_hour} USD/h")
         if "energy_wh" in metrics:
             metrics["energy_wh_per_1k"] = scaled(metrics["energy_wh"], PER_1K, "mean energy per answer × 1000")
-        if rows:
-            peak = max(float(r["peak_rss_mb"]) for r in rows)
-            metrics["peak_rss_mb"] = Metric(peak, peak, peak, len(rows), None, "max ru_maxrss of the process: one reading")
+        peaks = [float(r["peak_rss_mb"]) for r in rows if r.get("peak_rss_mb") is not None]  # None: not on this OS
+        if peaks:
+            peak = max(peaks)
+            metrics["peak_rss_mb"] = Metric(peak, peak, peak, len(peaks), None, "max ru_maxrss of the process: one reading")
         kinds = sorted({r.get("energy_kind", "") for r in rows})
         details = {
             "timing_method": sorted({r["method"] for r in rows}),

@@ -184,11 +184,11 @@ class PositionProbe(Probe):
         if u is None or slope is None:
             return None
         ends = [analysis.metrics.get(k) for k in ("first_gain", "last_gain")]
-        if u.ci_low > EPS and all(e is not None and e.ci_low > EPS for e in ends):
+        if u.interval()[0] > EPS and all(e is not None and e.interval()[0] > EPS for e in ends):
             return self.line(task, analysis, "u_term", "lost in the middle: better at both ends than in the middle", "warn")
-        if slope.ci_low > EPS:
+        if slope.interval()[0] > EPS:
             return self.line(task, analysis, "recency_slope", "recency: answers better when the passage is near the question", "warn")
-        if slope.ci_high < -EPS:
+        if slope.interval()[1] < -EPS:
             return self.line(task, analysis, "recency_slope", "primacy: answers better when the passage comes first", "warn")
         return self.line(task, analysis, "u_term", "no position effect the CIs can tell from noise"
                          + could_have_seen(u.ci_low, u.ci_high, "a U-term"), "good")

@@ -103,7 +103,7 @@ def paired_delta(task: str, probe: str, metric: str, a: list[float], b: list[flo
     diffs = matrix[:, 1] - matrix[:, 0]
     mde = minimum_detectable_effect(float(diffs.var(ddof=1)), len(diffs)) if len(diffs) > 1 else None
     return PairedDelta(task, probe, metric, len(matrix), float(matrix[:, 0].mean()), float(matrix[:, 1].mean()),
-                       ci.value, ci.ci_low, ci.ci_high, only_a, only_b, p, mde)
+                       ci.value, *ci.interval(), only_a, only_b, p, mde)
 
 
 def check_tasks(a: RunData, b: RunData, force: bool) -> tuple[list[str], list[str]]:

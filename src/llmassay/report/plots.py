@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -57,7 +57,7 @@ def _svg(fig: Any) -> str:
 def bars_with_ci(
     key: str,
     categories: Sequence[str],
-    series: dict[str, Sequence[Interval | None]],
+    series: Mapping[str, Sequence[Interval | None]],
     *,
     title: str,
     axis_label: str,

@@ -12,10 +12,10 @@ from llmassay.safety.detectors import (
     RefusalDetector,
     hit_at_k,
     item_rate,
-    paired_gap,
     rogan_gladen,
     validate,
 )
+from llmassay.metrics import paired_gap  # as before: safety's callers import it from here
 
 validate_detector = validate  # the name llmassay re-exports
 

@@ -21,7 +21,7 @@ from typing import Any
 from llmassay.metrics import exact_match as normalised_exact_match
 from llmassay.types import LlmassayError
 
-Filter = Callable[[list[str]], list[str]]
+Filter = Callable[..., list[str]]  # (responses), or (responses, doc) where it sets `needs_doc`
 TEXT_METRICS = ("bleu", "chrf", "ter")  # sacrebleu's corpus scores, as lm-eval's
 EXACT_MATCH_OPTIONS = ("ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore")
 
@@ -121,7 +121,8 @@ def _majority_vote() -> Filter:
 
 
 def _map(mapping_dict: dict[str, str], default_value: str | None = None) -> Filter:
-    return lambda responses: [mapping_dict.get(r, default_value) for r in responses]
+    # lm-eval's MapFilter: None for an unmapped response when no default is given
+    return lambda responses: [mapping_dict.get(r, default_value) for r in responses]  # type: ignore[misc]
 
 
 FILTERS: dict[str, Callable[..., Filter]] = {
@@ -196,7 +197,7 @@ class GenerationScoring:
         custom = {e["metric"]: e["aggregation"] for e in config.get("metric_list") or ()
                   if isinstance(e, dict) and isinstance(e.get("metric"), str) and callable(e.get("aggregation"))
                   and e["metric"] not in ("exact_match", *TEXT_METRICS)}
-        metrics = tuple(m for m in named if m in ("exact_match", *TEXT_METRICS, *custom)) or ("exact_match",)
+        metrics = tuple(str(m) for m in named if m in ("exact_match", *TEXT_METRICS, *custom)) or ("exact_match",)
         text = any(m in TEXT_METRICS for m in metrics)
         return cls(pipelines, options, lm_eval=bool(options) or bool(pipelines) or text or bool(custom),
                    metrics=metrics, custom=custom)

@@ -245,7 +245,7 @@ def eval_split(config: dict[str, Any]) -> str:
 
 def fewshot_split(config: dict[str, Any]) -> str:
     """`fewshot_split` (or `fewshot_config.split`), else training, validation, test split."""
-    fewshot = config.get("fewshot_config") if isinstance(config.get("fewshot_config"), dict) else {}
+    fewshot = config["fewshot_config"] if isinstance(config.get("fewshot_config"), dict) else {}
     for value in (config.get("fewshot_split"), fewshot.get("split"), config.get("training_split"),
                   config.get("validation_split"), config.get("test_split")):
         if value is not None:
@@ -255,6 +255,6 @@ def fewshot_split(config: dict[str, Any]) -> str:
 
 def excludes_eval_doc(config: dict[str, Any]) -> bool:
     """lm-eval leaves the item out of its own shots only when the few-shot split is the test split."""
-    fewshot = config.get("fewshot_config") if isinstance(config.get("fewshot_config"), dict) else {}
+    fewshot = config["fewshot_config"] if isinstance(config.get("fewshot_config"), dict) else {}
     split = config.get("fewshot_split", fewshot.get("split"))
     return split == config.get("test_split")

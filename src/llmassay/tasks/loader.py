@@ -300,7 +300,7 @@ def _read_records(path: Path) -> list[_Doc]:
     return docs
 
 
-def _csv_row(row: dict[str, str]) -> dict[str, Any]:
+def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
     """CSV cells are strings: decode JSON lists (choices) and A/B/C/D option columns."""
     if "choices" in row and row["choices"].startswith("["):
         try:
@@ -469,7 +469,7 @@ def _fewshot_docs(
 ) -> list[_Doc]:
     """lm-eval's few-shot pool: `fewshot_config.samples`, else the few-shot split (which is
     the evaluated documents themselves when the split and its files are the same)."""
-    fewshot = config.get("fewshot_config") if isinstance(config.get("fewshot_config"), dict) else {}
+    fewshot = config["fewshot_config"] if isinstance(config.get("fewshot_config"), dict) else {}
     split = fewshot_split(config)
     if fewshot.get("samples") is not None and config.get("fewshot_split") is None and fewshot.get("split") is None:
         samples = fewshot["samples"]
@@ -621,8 +621,8 @@ class PromptBuilder:
     def _shot(self, shot: _Doc) -> str:
         """One answered example, as lm-eval's `build_qa_turn` writes it."""
         s_text, s_choices, s_target = self.renderer.render(shot)
-        if isinstance(s_text, int) and s_choices is not None:  # lm-eval: the gold context, then the continuation
-            s_text, s_choices = s_choices[s_text], None
+        if isinstance(s_text, int):  # lm-eval: the gold context, then the continuation (render gives both)
+            s_text, s_choices = (s_choices or [])[s_text], None
         if isinstance(s_target, list):
             s_target = s_target[0]
         answer = s_choices[s_target] if s_choices is not None and isinstance(s_target, int) else str(s_target)
@@ -862,7 +862,7 @@ class _Renderer:
             return self.template(key, spec, doc)
         return spec
 
-    def render(self, doc: _Doc) -> tuple[str, list[str] | None, int | str | list[str]]:
+    def render(self, doc: _Doc) -> tuple[str | int, list[str] | None, int | str | list[str]]:
         text = self._value("doc_to_text", doc)
         if isinstance(text, int) and not isinstance(text, bool) and self.config.get("doc_to_choice") is not None:
             # lm-eval's "multiple input" (winogrande's partial evaluation): the text is the

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +29,8 @@ class GGUFVocab:
     tokens: list[str]
     types: list[int]
     model: str  # tokenizer.ggml.model: "gpt2" (byte-level BPE), "llama" (SentencePiece), …
-    embedding: object  # gguf ReaderTensor: token_embd.weight
-    output: object | None  # output.weight, None when tied to the embedding
+    embedding: Any  # gguf ReaderTensor: token_embd.weight (gguf is an optional extra)
+    output: Any | None  # output.weight, None when tied to the embedding
 
     @property
     def tied(self) -> bool:
@@ -39,7 +40,7 @@ class GGUFVocab:
     def n_vocab(self) -> int:
         return len(self.tokens)
 
-    def rows(self, tensor: object, chunk: int = CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+    def rows(self, tensor: Any, chunk: int = CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, float32 rows) chunk by chunk."""
         from gguf.quants import dequantize
 

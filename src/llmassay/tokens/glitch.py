@@ -128,6 +128,7 @@ def _first_component(vocab: GGUFVocab) -> np.ndarray:
         total = r.sum(0) if total is None else total + r.sum(0)
         outer = r.T @ r if outer is None else outer + r.T @ r
         n += len(r)
+    assert total is not None and outer is not None, "a GGUF embedding has at least one row"
     mean = total / n
     cov = outer / n - np.outer(mean, mean)
     _, vecs = np.linalg.eigh(cov)
@@ -179,7 +180,7 @@ def find_glitch_tokens(
     position[order] = np.arange(len(order))
 
     pool = np.setdiff1d(np.flatnonzero(ind.eligible), cand)
-    picks = np.random.default_rng(seed).choice(pool, size=min(n_controls, len(pool)), replace=False) if len(pool) else []
+    picks = np.random.default_rng(seed).choice(pool, size=min(n_controls, len(pool)), replace=False) if len(pool) else np.array([], dtype=int)
     checked_ids, control_ids = cand[:max_confirm], [int(t) for t in sorted(picks)]
     invalid = vocab.invalid_utf8_tokens()
     asked = checked_ids + control_ids + invalid

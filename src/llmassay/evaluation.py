@@ -69,7 +69,7 @@ class RunConfig:
     generation_kwargs: dict[str, Any] | None = None
 
     def planned(self) -> list[tuple[str, str, int | None]]:
-        return [tuple(j) for j in self.jobs] if self.jobs else [(t, p, self.limit) for t in self.tasks for p in self.probes]
+        return [(t, p, n) for t, p, n in self.jobs] if self.jobs else [(t, p, self.limit) for t in self.tasks for p in self.probes]
 
     def result_affecting(self, probe_records: dict[str, Any] | None = None) -> dict[str, Any]:
         """What changes per-sample results; paths and speed knobs are left out. Each probe's
@@ -349,10 +349,10 @@ def _results_document(
 
 
 def llmassay_version() -> str:
-    try:
-        return importlib.metadata.version("llmassay")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    """The running code's version (the one copy, `llmassay.__version__`), right from a source tree too."""
+    from llmassay import __version__
+
+    return __version__
 
 
 def package_versions() -> dict[str, str]:
