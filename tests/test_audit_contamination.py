@@ -370,7 +370,7 @@ def test_rescore_of_a_brittleness_run_names_each_variant(tmp_path: Path, capsys:
     """Each printed row names its variant (`brittleness/acc[case_upper]`): rich read the
     "[case_upper]" as a markup tag and dropped it, so every row read `brittleness/acc`."""
     from fakes import RuleBackend, knows_everything, write_mc_task
-    from llmassay.evaluate import RunConfig, evaluate
+    from llmassay.evaluation import RunConfig, evaluate
 
     task = write_mc_task(tmp_path / "task", [4] * 6)
     evaluate(RunConfig(model="test/scripted", tasks=[str(task)], probes=["brittleness"], output_path=str(tmp_path / "run"),

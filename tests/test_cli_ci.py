@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import llmassay.evaluate
+import llmassay.evaluation
 from fakes import RuleBackend, always_first, knows_everything, write_mc_task
 from llmassay import __version__
 from llmassay.cli import main
 from llmassay.cli.app import _build_parser
-from llmassay.evaluate import RunConfig, evaluate
+from llmassay.evaluation import RunConfig, evaluate
 from llmassay.report.compare import PairedDelta
 from llmassay.report.regression import RegressionRule
 from llmassay.types import LlmassayError, RuntimeFailure
@@ -40,12 +40,12 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_an_os_error_nothing_wrapped_is_one_line_with_its_exit_code(monkeypatch, tmp_path, capsys, err, code):
     """A full disk (or an I/O error) mid-run exits 1; a path that cannot be used (no permission,
     not a directory) is the user's to fix: 2."""
-    monkeypatch.setattr(llmassay.evaluate, "load_executor", lambda *a, **k: RuleBackend(knows_everything))
+    monkeypatch.setattr(llmassay.evaluation, "load_executor", lambda *a, **k: RuleBackend(knows_everything))
 
     def full(*args, **kwargs):
         raise OSError(err, os.strerror(err), str(tmp_path / "o" / "results.json"))
 
-    monkeypatch.setattr(llmassay.evaluate, "_write_run", full)
+    monkeypatch.setattr(llmassay.evaluation, "_write_run", full)
     assert main(["run", "--model", "hf/x", "--tasks", "mmlu_sample", "--limit", "1", "--no-cache",
                  "--output-path", str(tmp_path / "o")]) == code
     line = capsys.readouterr().err.strip()
@@ -143,7 +143,7 @@ def test_verbosity_flags_set_the_log_level_and_the_progress_bar(argv, level, bar
 
 
 def test_quiet_hides_notices_but_not_errors_or_results(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(llmassay.evaluate, "load_executor", lambda *a, **k: RuleBackend(knows_everything))
+    monkeypatch.setattr(llmassay.evaluation, "load_executor", lambda *a, **k: RuleBackend(knows_everything))
     argv = ["run", "--model", "gguf", "--model_args", "base_url=http://h,seed=1", "--tasks", "mmlu_sample",
             "--limit", "1", "--no-cache", "--output-path", str(tmp_path / "o")]
     assert main(argv) == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import llmassay.evaluate
+import llmassay.evaluation
 from fake_openai import FakeOpenAI
 from fakes import RuleBackend, knows_everything
 from llmassay.cli import main
@@ -33,7 +33,7 @@ def loaded(monkeypatch):
         asked.append((model, dict(model_args)))
         return RuleBackend(knows_everything)
 
-    monkeypatch.setattr(llmassay.evaluate, "load_executor", load)
+    monkeypatch.setattr(llmassay.evaluation, "load_executor", load)
     return asked
 
 
@@ -162,7 +162,7 @@ def test_gen_kwargs_until_and_max_gen_toks_change_the_resume_key(loaded, tmp_pat
     assert main([*base, "--gen_kwargs", '{"until": ["\\n", "Q:"], "max_gen_toks": 5}']) == 0
     progress = list((out / ".llmassay").rglob("*.jsonl"))
     assert len(progress) == 2  # two resume keys, two progress logs
-    from llmassay.evaluate import RunConfig
+    from llmassay.evaluation import RunConfig
 
     cfg = RunConfig(model="m", tasks=["t"], generation_kwargs={"max_gen_toks": 5})
     assert cfg.result_affecting()["generation_kwargs"] == {"max_gen_toks": 5}
@@ -179,7 +179,7 @@ def test_log_samples_is_accepted_and_changes_nothing(loaded, tmp_path):
 @pytest.mark.parametrize("limit,n,expected", [(0.1, 25, 3), (0.5, 3, 2), (0.01, 10, 1), (3, 10, 3), (2.0, 10, 2)])
 def test_a_fractional_limit_is_a_share_of_each_task_rounded_up(limit, n, expected):
     from llmassay.cli.lmeval_args import limit_value
-    from llmassay.evaluate import sample_count
+    from llmassay.evaluation import sample_count
 
     assert sample_count(limit_value(str(limit)), n) == expected
     assert sample_count(None, n) is None
