@@ -132,6 +132,45 @@ def clustered_proportion(outcomes: Sequence[Sequence[bool | int | float]], level
     return Metric(p, low, high, n, se, method)
 
 
+def cluster_robust_proportion(values: Sequence[bool | int | float], clusters: Sequence[object],
+                              level: float = 0.95) -> tuple[Metric, int, float]:
+    """Share of 0/1 item scores whose items share sources (a passage, a template): the item
+    mean, as `proportion`, with a cluster-robust interval.
+
+    Items from one source move together, so n items carry less information than n
+    independent ones (Miller 2024, "Adding Error Bars to Evals", §2.2). The standard error is
+    the cluster-robust one, se² = G/(G − 1) · Σ_g (Σ_{i∈g} (x_i − p))² / n², the interval
+    Wilson's at the effective n = p(1 − p)/se² with Student's t on G − 1 degrees of freedom
+    (as `clustered_proportion`). Returns (metric, clusters G, design effect = naive n / n_eff;
+    1 when items are independent). With one item per cluster it is Wilson with t on n − 1 df.
+    """
+    x = np.asarray(values, dtype=float)
+    if len(x) != len(clusters):
+        raise ValueError("one cluster key per item")
+    n = len(x)
+    method = "wilson at the cluster-robust effective n (t on clusters - 1 df)"
+    if n == 0:
+        return Metric(float("nan"), float("nan"), float("nan"), 0, None, method), 0, 1.0
+    keys: dict[object, int] = {}
+    index = np.asarray([keys.setdefault(c, len(keys)) for c in clusters])
+    g = len(keys)
+    p = float(x.mean())
+    sums = np.bincount(index, weights=x - p, minlength=g)
+    se = math.sqrt(g / (g - 1) * float((sums**2).sum())) / n if g > 1 else None
+    if p in (0.0, 1.0) or not se:
+        n_eff = float(g)  # no spread to read: at least as wide as Wilson over the clusters
+    else:
+        n_eff = min(float(n), p * (1 - p) / se**2)
+    deff = n / n_eff if n_eff > 0 else float("inf")
+    q = t_critical(max(g - 1, 1), level)
+    denom = 1 + q**2 / n_eff
+    centre = (p + q**2 / (2 * n_eff)) / denom
+    half = q * math.sqrt(p * (1 - p) / n_eff + q**2 / (4 * n_eff**2)) / denom
+    low = 0.0 if p == 0.0 else max(0.0, centre - half)
+    high = 1.0 if p == 1.0 else min(1.0, centre + half)
+    return Metric(p, low, high, n, se, method), g, deff
+
+
 def t_critical(df: int, level: float = 0.95) -> float:
     """Two-sided critical value of Student's t (P(|T| > t) = 1 − level) without scipy:
     Hill's (1970) Algorithm 396, within 1e-5 of the exact quantile for every df ≥ 1."""

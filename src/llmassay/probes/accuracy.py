@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmassay.metrics import argmax, proportion
+from llmassay.metrics import argmax, cluster_robust_proportion, proportion
 from llmassay.probes._answer_format import choice_instruction, generation_instruction, instructed
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
@@ -29,7 +29,7 @@ from llmassay.probes._options import option
 from llmassay.tasks.corpus_metrics import CORPUS_METRICS, corpus_metric, custom_aggregate, item_mean, perplexity, text_metric
 from llmassay.tasks.filters import TEXT_METRICS
 from llmassay.tasks.perplexity import score_rolling, weighted_metric
-from llmassay.types import GenerateRequest, LoglikelihoodRequest, Sample
+from llmassay.types import GenerateRequest, LlmassayError, LoglikelihoodRequest, Metric, Sample
 
 if TYPE_CHECKING:
     from llmassay.engine.engine import Engine
@@ -48,6 +48,11 @@ class AccuracyOptions:
         "instruct", "a chat turn says the answer's form the task's parser reads (instruct, e.g. 'Reply with the letter "
         "of the correct option only.') or sends the bare prompt (bare, as lm-eval's --apply_chat_template)",
         choices=("instruct", "bare"),
+    )
+    cluster: str = option(
+        "", "a document field whose value items share (a passage id, a template, a subject): right/wrong metrics "
+        "get cluster-robust intervals over its values, with the number of clusters and the design effect; "
+        "empty: items are independent",
     )
 
 
@@ -82,6 +87,15 @@ class AccuracyProbe(Probe):
         "quick": Preset(("mmlu_sample", "arith_sample"), limit=40),
         "full": Preset(("mmlu_sample", "arith_sample")),
     }
+
+
+    @classmethod
+    def options_record(cls, opts: Any) -> dict[str, Any]:
+        """`cluster` changes only the analysis: unset, it stays out of the record (and the resume key)."""
+        record = super().options_record(opts)
+        if not record.get("cluster"):
+            record.pop("cluster", None)
+        return record
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         if task.output_type == "loglikelihood":
@@ -198,6 +212,8 @@ class AccuracyProbe(Probe):
         if "acc_gen" in task.metrics:
             metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])
         details: dict[str, Any] = {}
+        if opts.cluster:
+            details["clustered"] = _clustered(task, rows, metrics, opts.cluster)
         if _generates(task):
             chat = uses_chat(opts, cfg, task)
             details = {"chat_template": chat}
@@ -220,6 +236,25 @@ class AccuracyProbe(Probe):
         else:
             verdict, level = f"{metric} {m.value:.0%} on {task.name}", "info"
         return self.line(task, analysis, metric, verdict, level)
+
+
+def _clustered(task: Task, rows: list[Row], metrics: dict[str, Metric], field: str) -> dict[str, Any]:
+    """Replace each right/wrong metric's interval with the cluster-robust one over `field`'s values
+    (metrics.cluster_robust_proportion); say how many clusters and the design effect per metric."""
+    docs = {s.id: s.doc for s in task.samples}
+    missing = [r["id"] for r in rows if field not in docs.get(r["id"], {})]
+    if missing:
+        raise LlmassayError(f"-P accuracy.cluster={field}: {task.name} item '{missing[0]}' has no field '{field}' "
+                            f"({len(missing)} of {len(rows)} items lack it)")
+    keys = [str(docs[r["id"]][field]) for r in rows]
+    out: dict[str, Any] = {"field": field, "metrics": {}}
+    for name in list(metrics):
+        values = [r.get(name) for r in rows]
+        if values and all(isinstance(v, bool) for v in values):
+            metrics[name], clusters, deff = cluster_robust_proportion(values, keys)
+            out["clusters"] = clusters
+            out["metrics"][name] = {"design_effect": round(deff, 3)}
+    return out
 
 
 def score_loglikelihood(engine: Engine, samples: list[Sample]) -> list[Row]:
