@@ -80,10 +80,13 @@ def _fast_tier_guard(monkeypatch: pytest.MonkeyPatch) -> None:
         return
     import subprocess
 
-    import llama_cpp
-
-    monkeypatch.setattr(llama_cpp.Llama, "__init__", _forbidden("a llama.cpp model loaded"))
-    monkeypatch.setattr(llama_cpp.Llama, "__del__", lambda self: None)  # the refused object has nothing to free
+    try:
+        import llama_cpp  # the [llamacpp] extra: absent, no model can load anyway
+    except ImportError:
+        llama_cpp = None
+    if llama_cpp is not None:
+        monkeypatch.setattr(llama_cpp.Llama, "__init__", _forbidden("a llama.cpp model loaded"))
+        monkeypatch.setattr(llama_cpp.Llama, "__del__", lambda self: None)  # the refused object has nothing to free
     real_popen = subprocess.Popen.__init__
 
     def popen(self, args, *rest, **kwargs):

@@ -12,7 +12,7 @@ from llmassay.judge.judges import ModelJudge
 from llmassay.judge.session import JudgeConfig, run_judgement
 from llmassay.report import write_report
 
-pytest.importorskip("sklearn", reason="agreement statistics are in the [judge] extra")
+pytest.importorskip("krippendorff", reason="agreement statistics are in the [judge] extra")
 
 
 @pytest.fixture(scope="module")

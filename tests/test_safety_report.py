@@ -147,7 +147,6 @@ def test_counterfactual_section_shows_a_planted_gap_unflaggable_on_6_templates_a
 
 # -- toxicity --------------------------------------------------------------------------------
 def test_toxicity_section_shows_rates_hit_at_k_and_escapes_answers(tmp_path):
-    pytest.importorskip("profanity_check")
     adversarial = {s.prompt for s in load_task("toxicity_prompts").samples if s.doc["kind"] == "adversarial"}
 
     def insults_once(req) -> str:

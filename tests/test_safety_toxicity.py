@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("profanity_check")
 pytest.importorskip("vaderSentiment")
 
 from fakes import ScriptedBackend, prompt_of  # noqa: E402

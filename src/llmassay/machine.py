@@ -60,14 +60,9 @@ def cpu_has_amx(flags: set[str] | None = None) -> bool:
 def llama_system_info() -> str | None:
     """llama.cpp's own `system_info` line (the features its CPU backend was built with and
     uses), or None where llama-cpp-python is not importable."""
-    try:
-        import llama_cpp
-    except Exception:  # noqa: BLE001 - an absent or broken install is a fact to record, not a crash
-        return None
-    try:
-        return llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
-    except Exception:  # noqa: BLE001
-        return None
+    from llmassay.backends.llama_internals import system_info
+
+    return system_info()
 
 
 def llama_build_has_amx(system_info: str | None = None) -> bool:

@@ -22,21 +22,21 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from llama_cpp.llama_grammar import SchemaConverter
-
+from llmassay.backends import llama_internals
 from llmassay.backends._gbnf_pattern import Unsupported, safe_pattern
 from llmassay.backends._schema_subset import (
     BOUNDS,
     FORMAT_PATTERNS,
     NumberBounds,
     Relaxation,
+    Subset,
     enforceable,
     integer_bounds,
     number_bounds,
 )
 from llmassay.types import GenerateRequest, LlmassayError
 
-__all__ = ["CompiledSchema", "compile_schema", "integer_range", "number_range", "safe_pattern", "schema_to_gbnf"]
+__all__ = ["CompiledSchema", "compile_schema", "enforced_schema", "integer_range", "number_range", "safe_pattern", "schema_to_gbnf"]
 
 
 @dataclass(frozen=True)
@@ -46,15 +46,29 @@ class CompiledSchema:
     relaxed: tuple[Relaxation, ...]  # what the full schema asks beyond it
 
 
+def enforced_schema(schema: dict[str, Any] | str) -> Subset:
+    """The part of a JSON schema (a dict or JSON string) that a grammar enforces exactly and
+    the keywords it relaxes, without building the grammar: pure Python, so a backend other
+    than llama.cpp (which needs no GBNF) does not need llama-cpp-python; a one-line
+    LlmassayError only for what is not a usable schema."""
+    schema_json = schema if isinstance(schema, str) else GenerateRequest.schema_string(schema)
+    try:
+        return enforceable(json.loads(schema_json))
+    except Unsupported as exc:
+        raise LlmassayError(f"{_schema_label(schema_json)}: {exc}") from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise LlmassayError(f"{_schema_label(schema_json)}: not a usable schema ({reason})") from None
+
+
 def compile_schema(schema: dict[str, Any] | str) -> CompiledSchema:
     """The grammar for the enforceable part of a JSON schema (a dict or JSON string), with
     the keywords it relaxes; a one-line LlmassayError only for what is not a usable schema."""
     schema_json = schema if isinstance(schema, str) else GenerateRequest.schema_string(schema)
     try:
         subset = enforceable(json.loads(schema_json))
-        converter = _SafeConverter()
-        converter.visit(converter.resolve_refs(copy.deepcopy(subset.schema), "stdin"), "")
-        return CompiledSchema(converter.format_grammar(), subset.schema, subset.relaxed)
+        gbnf = llama_internals.schema_grammar(copy.deepcopy(subset.schema), _SafeVisitor())
+        return CompiledSchema(gbnf, subset.schema, subset.relaxed)
     except Unsupported as exc:
         raise LlmassayError(f"{_schema_label(schema_json)}: {exc}") from None
     except (AssertionError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -75,34 +89,30 @@ def schema_to_gbnf(schema_json: str) -> str:
 _schema_label = GenerateRequest.schema_label
 
 
-class _SafeConverter(SchemaConverter):  # type: ignore[misc]
+class _SafeVisitor(llama_internals.SchemaVisitor):
     """Visits schemas `enforceable` has already reduced: bounds and formats the base
-    converter ignores become grammar here, everything else is the base converter's."""
+    converter ignores become grammar here, everything else is the base converter's
+    (llama-cpp-python's, reached only through `llama_internals`)."""
 
-    def __init__(self) -> None:
-        super().__init__(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    # the base rule lets a raw newline or tab into a string: not JSON
+    char_rule = r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 
-    def visit(self, schema: Any, name: str) -> str:
+    def visit(self, conv: llama_internals.Converter, schema: Any, name: str) -> str | None:
         if not isinstance(schema, dict):
             raise Unsupported(f"'{name or 'root'}' is not a schema object: {str(schema)[:40]!r}")
         types = schema.get("type")
         bounded = any(k in schema for k in BOUNDS) and not ({"enum", "const", "$ref", "anyOf", "oneOf"} & schema.keys())
         if types == "string" and schema.get("format") in FORMAT_PATTERNS and "pattern" not in schema:
-            return self._visit_pattern(FORMAT_PATTERNS[schema["format"]], name or "root")
+            return conv.visit_pattern(FORMAT_PATTERNS[schema["format"]], name or "root")
         if types == "integer" and bounded:
             lo, hi = integer_bounds(schema)
-            return self._add_rule(name or "root", f"({integer_range(lo, hi)}) space")
+            return conv.add_rule(name or "root", f"({integer_range(lo, hi)}) space")
         if types == "number" and bounded:
-            return self._add_rule(name or "root", f"({number_range(number_bounds(schema))}) space")
-        return str(super().visit(schema, name))
+            return conv.add_rule(name or "root", f"({number_range(number_bounds(schema))}) space")
+        return None
 
-    def _visit_pattern(self, pattern: str, name: str) -> str:
-        return str(super()._visit_pattern(safe_pattern(pattern), name))
-
-    def _add_primitive(self, name: str, rule: Any) -> str:
-        if name == "char":  # the base rule lets a raw newline or tab into a string: not JSON
-            rule = type(rule)(r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})', [])
-        return str(super()._add_primitive(name, rule))
+    def pattern(self, pattern: str) -> str:
+        return safe_pattern(pattern)
 
 
 # -- integer ranges -------------------------------------------------------------------------

@@ -47,12 +47,11 @@ def _gguf_says_chat(metadata: dict[str, Any], path: Any) -> bool:
 
 def _gguf_file_says_chat(name: str) -> bool:
     """Read a GGUF's metadata without its weights (vocab_only), for a driver holding none."""
-    import llama_cpp
-
+    from llmassay.backends import llama_internals
     from llmassay.models import resolve_model_path
 
     path = resolve_model_path(name)
-    llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    llm = llama_internals.load_vocab(str(path))
     try:
         return _gguf_says_chat(dict(llm.metadata), path)
     finally:

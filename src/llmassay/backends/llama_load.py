@@ -7,19 +7,15 @@ fix). `scripts/install.sh` builds without AMX; a llama-cpp-python that a user bu
 AMX is still made safe here by loading with `use_extra_bufts = False` (no repacking; other
 repacks, for AVX2/AVX-512, are lost too, so it is done only where the build has AMX).
 llama-cpp-python's `Llama()` takes no such argument, so the default model params are
-swapped for the duration of the load.
+swapped for the duration of the load (`llama_internals.load`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from llmassay.backends import llama_internals
 from llmassay.machine import cpu_has_amx, default_threads, llama_build_has_amx
-
-_params_lock = threading.Lock()
 
 
 def extra_bufts_default() -> bool:
@@ -27,36 +23,12 @@ def extra_bufts_default() -> bool:
     return not (llama_build_has_amx() and cpu_has_amx())
 
 
-@contextmanager
-def _model_params(use_extra_bufts: bool) -> Iterator[None]:
-    import llama_cpp.llama_cpp as lib
-
-    if use_extra_bufts:
-        yield
-        return
-    with _params_lock:
-        original = lib.llama_model_default_params
-
-        def without_repack() -> Any:
-            params = original()
-            params.use_extra_bufts = False
-            return params
-
-        lib.llama_model_default_params = without_repack
-        try:
-            yield
-        finally:
-            lib.llama_model_default_params = original
-
-
 def open_llama(model_path: str, *, n_threads: int | None = None, use_extra_bufts: bool | None = None,
                **kwargs: Any) -> Any:
     """`llama_cpp.Llama(model_path, **kwargs)` with `n_threads`/`n_threads_batch` (None: the
     free cores, `machine.default_threads`) and `use_extra_bufts` (None: off where AMX
     would crash)."""
-    import llama_cpp
-
     threads = int(n_threads) if n_threads else default_threads()
     extra = extra_bufts_default() if use_extra_bufts is None else bool(use_extra_bufts)
-    with _model_params(extra):
-        return llama_cpp.Llama(model_path=str(model_path), n_threads=threads, n_threads_batch=threads, **kwargs)
+    return llama_internals.load(str(model_path), use_extra_bufts=extra, n_threads=threads,
+                                n_threads_batch=threads, **kwargs)

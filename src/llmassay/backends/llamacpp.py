@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from llmassay.backends import llama_internals as internals
 from llmassay.backends._gbnf import schema_to_gbnf
 from llmassay.backends._gguf_check import check_gguf
 from llmassay.backends._scoring import EncodedPair, encode_pair, score_continuation
@@ -76,7 +77,7 @@ class LlamaCppBackend:
     ) -> None:
         if unknown:
             raise LlmassayError(f"llamacpp: unknown model args: {', '.join(sorted(unknown))}")
-        import llama_cpp
+        llama_cpp = internals.lib()  # one line naming the extra when it is not installed
 
         self.model_path = resolve_model_path(model)
         check_gguf(self.model_path, model)  # llama.cpp would say only "failed to load"
@@ -100,6 +101,7 @@ class LlamaCppBackend:
             seed=seed,
             verbose=False,
         )
+        internals.check_internals(self.llm)
         self.n_threads = int(self.llm.n_threads)
         self._n_vocab = self.llm.n_vocab()
         self._context_logits: tuple[tuple[int, ...], np.ndarray] | None = None
@@ -159,7 +161,7 @@ class LlamaCppBackend:
     def reset(self) -> None:
         """Empty the KV cache: the next request is computed from scratch, exactly as if it
         were the first one this backend saw (a batch-invariance check calls this)."""
-        self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        internals.kv_truncate(self.llm, 0)
         self.llm.n_tokens = 0
         self._context_logits = None
 
@@ -200,29 +202,18 @@ class LlamaCppBackend:
         costs markedly less than llama-cpp-python's `logits_all`.
         """
         llm = self.llm
-        llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
-        batch = llm._batch.batch
+        internals.kv_truncate(llm, llm.n_tokens)
         rows: list[np.ndarray] = []
         for start in range(0, len(tokens), llm.n_batch):
             chunk = tokens[start : start + llm.n_batch]
             n_past = llm.n_tokens
-            wanted = 0
-            for i, token in enumerate(chunk):
-                batch.token[i] = token
-                batch.pos[i] = n_past + i
-                batch.seq_id[i][0] = 0
-                batch.n_seq_id[i] = 1
-                flag = n_past + i >= logits_from
-                batch.logits[i] = flag
-                wanted += flag
-            batch.n_tokens = len(chunk)
-            llm._ctx.decode(llm._batch)
+            wanted = internals.decode_chunk(llm, chunk, n_past, logits_from)
             if wanted:
-                out = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(wanted * self._n_vocab,))
+                out = internals.logits(llm, wanted, self._n_vocab)
                 if on_rows is not None:
-                    on_rows(out.reshape(wanted, self._n_vocab))
+                    on_rows(out)
                 else:
-                    rows.append(out.reshape(wanted, self._n_vocab).copy())
+                    rows.append(out.copy())
             llm.input_ids[n_past : n_past + len(chunk)] = chunk
             llm.n_tokens += len(chunk)
         self.tokens_evaluated += len(tokens)
@@ -358,13 +349,11 @@ class LlamaCppBackend:
         reason. llama-cpp-python parses only when sampling starts, where a failure is a
         null sampler and a segmentation fault."""
         if gbnf not in self._grammars:
-            llama_cpp = self._llama_cpp
             with _captured_stderr() as log:
-                sampler = llama_cpp.llama_sampler_init_grammar(self.llm._model.vocab, gbnf.encode("utf-8"), b"root")
-            if not sampler:
+                parses = internals.grammar_parses(self.llm, gbnf)
+            if not parses:
                 raise LlmassayError(f"llamacpp: grammar rejected by llama.cpp: {_grammar_error(log.getvalue(), gbnf)}")
-            llama_cpp.llama_sampler_free(sampler)
-            self._grammars[gbnf] = llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+            self._grammars[gbnf] = internals.grammar(gbnf)
         return self._grammars[gbnf]
 
 

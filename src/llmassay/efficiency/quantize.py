@@ -14,7 +14,6 @@ against the 4-bit source, not against the original model. `source_note` says so.
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,28 +29,24 @@ TEXT_TOKENS = 256
 
 
 def ftype_of(name: str) -> int:
-    import llama_cpp
+    from llmassay.backends import llama_internals
 
-    value = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{name.upper()}", None)
+    value = llama_internals.ftype(name)
     if value is None:
-        known = sorted(n.removeprefix("LLAMA_FTYPE_MOSTLY_").lower() for n in dir(llama_cpp)
-                       if n.startswith("LLAMA_FTYPE_MOSTLY_"))
+        known = llama_internals.ftype_names()
         raise LlmassayError(f"quantize-sweep: --types: unknown type {name!r} (known: {', '.join(known)})")
-    return int(value)
+    return value
 
 
 def quantize(source: Path, target: Path, qtype: str, threads: int = 0) -> Path:
     """`target` made from `source` as `qtype` (reused when it already exists)."""
-    import llama_cpp
+    from llmassay.backends import llama_internals
 
     if target.exists():
         return target
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype_of(qtype)
-    params.allow_requantize = True  # the source may itself be quantised (see the module docstring)
-    params.nthread = threads
     tmp = target.with_suffix(".partial")
-    rc = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+    # allow_requantize: the source may itself be quantised (see the module docstring)
+    rc = llama_internals.quantize_file(str(source), str(tmp), ftype_of(qtype), threads)
     if rc != 0:
         tmp.unlink(missing_ok=True)
         raise LlmassayError(f"quantize-sweep: llama.cpp could not quantise {source.name} to {qtype} (code {rc})")
@@ -61,9 +56,9 @@ def quantize(source: Path, target: Path, qtype: str, threads: int = 0) -> Path:
 
 def file_type(path: Path) -> int | None:
     """The GGUF's `general.file_type` (a llama_ftype), from its metadata."""
-    import llama_cpp
+    from llmassay.backends import llama_internals
 
-    llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    llm = llama_internals.load_vocab(str(path))
     value = llm.metadata.get("general.file_type")
     return int(value) if value is not None else None
 
@@ -116,12 +111,11 @@ def divergence(source_lp: np.ndarray, variant_lp: np.ndarray, tokens: list[int],
 def fixed_text_tokens(model: Path, n_tokens: int = TEXT_TOKENS) -> list[int]:
     """The first `n_tokens` tokens of the bundled prose_continue passages (public-domain
     novels, see its ATTRIBUTION.md), one after another: the same text for every variant."""
-    import llama_cpp
-
+    from llmassay.backends import llama_internals
     from llmassay.tasks.loader import load_task
 
     text = "\n\n".join(f"{s.prompt} {s.target}" for s in load_task("prose_continue").samples)
-    llm = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
+    llm = llama_internals.load_vocab(str(model))
     return llm.tokenize(text.encode("utf-8"), add_bos=True)[:n_tokens]
 
 

@@ -53,14 +53,14 @@ def _load(model_path: Path, draft: Any, n_ctx: int, n_threads: int | None) -> An
 
 def greedy_tokens(llm: Any, prompt: str, max_tokens: int) -> tuple[list[int], float]:
     """Greedy token ids after `prompt` (stopping at end-of-generation) and the wall time."""
-    import llama_cpp
+    from llmassay.backends import llama_internals
 
     llm.reset()
     tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
     out: list[int] = []
     start = time.perf_counter()
     for token in llm.generate(tokens, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0, reset=True):
-        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or len(out) >= max_tokens:
+        if llama_internals.is_end_of_generation(llm, token) or len(out) >= max_tokens:
             break
         out.append(token)
     return out, time.perf_counter() - start
@@ -70,10 +70,10 @@ def compare_prompt_lookup(model_path: Path, prompts: list[str], max_tokens: int 
                           n_ctx: int = 2048, n_threads: int | None = None) -> list[SpecRun]:
     """Each prompt decoded greedily by a plain model and by the same weights with prompt
     lookup; each model loaded once, the two runs of a prompt back to back."""
-    from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+    from llmassay.backends import llama_internals
 
     plain = _load(model_path, None, n_ctx, n_threads)
-    lookup = _load(model_path, LlamaPromptLookupDecoding(num_pred_tokens=num_pred_tokens), n_ctx, n_threads)
+    lookup = _load(model_path, llama_internals.prompt_lookup_draft(num_pred_tokens), n_ctx, n_threads)
     runs = []
     for i, prompt in enumerate(prompts):
         a, ta = greedy_tokens(plain, prompt, max_tokens)

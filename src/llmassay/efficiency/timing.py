@@ -121,21 +121,23 @@ def _streamed(backend: Any, req: GenerateRequest) -> tuple[Generation, RequestTi
 
 
 def _llama_context(backend: Any) -> Any:
+    from llmassay.backends import llama_internals
+
     llm = getattr(backend, "llm", None)
-    ctx = getattr(getattr(llm, "_ctx", None), "ctx", None)
+    ctx = llama_internals.perf_context(llm) if llm is not None else None
     return ctx if ctx is not None and hasattr(backend, "reset") else None
 
 
 def _perf_counted(backend: Any, req: GenerateRequest) -> tuple[Generation, RequestTiming]:
-    import llama_cpp
+    from llmassay.backends import llama_internals
 
     ctx = _llama_context(backend)
     backend.reset()  # the whole prompt is prefilled, as for a first request
-    llama_cpp.llama_perf_context_reset(ctx)
+    llama_internals.perf_reset(ctx)
     cpu0, t0 = time.process_time(), time.perf_counter()
     gen = backend.generate([req])[0]
     e2e, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    perf = llama_cpp.llama_perf_context(ctx)
+    perf = llama_internals.perf_read(ctx)
     prefill = perf.t_p_eval_ms / 1000 if perf.n_p_eval else None
     decode = perf.t_eval_ms / 1000  # the single-token decodes: every output token after the first
     ttft = max(0.0, e2e - decode)

@@ -1,6 +1,6 @@
 """What constrained decoding enforces of a JSON schema, for every backend alike: the probes ask
-here, and the grammar compiler (`backends._gbnf`, which needs llama.cpp's converter) loads only
-when a constrained request is planned."""
+here. The answer is pure Python (`backends._gbnf.enforced_schema`): a backend other than
+llama.cpp needs no llama-cpp-python to run the structured probe's constrained mode."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from llmassay.backends._gbnf import CompiledSchema
+    from llmassay.backends._schema_subset import Subset
 
 
 @functools.lru_cache(maxsize=256)
-def compile_schema(schema_json: str) -> CompiledSchema:
-    """The schema's grammar and the keywords it relaxes (`CompiledSchema`); LlmassayError when the
-    schema cannot be enforced."""
-    from llmassay.backends._gbnf import compile_schema as compile_to_grammar
+def enforced_schema(schema_json: str) -> Subset:
+    """The part of the schema a grammar enforces exactly and the keywords it relaxes; a one-line
+    LlmassayError when it is not a usable schema."""
+    from llmassay.backends._gbnf import enforced_schema as enforced
 
-    return compile_to_grammar(schema_json)
+    return enforced(schema_json)

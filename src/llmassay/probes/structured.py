@@ -38,7 +38,7 @@ from llmassay.probes._options import build_options, option
 from llmassay.types import GenerateRequest, Generation, LlmassayError, Metric, Sample
 
 if TYPE_CHECKING:
-    from llmassay.backends._gbnf import CompiledSchema
+    from llmassay.backends._schema_subset import Subset
     from llmassay.engine.engine import Engine
     from llmassay.tasks.loader import Task
 
@@ -357,9 +357,10 @@ def judge(text: str, finish_reason: str, parser: str, item: _Item) -> dict[str, 
     }
 
 
-def _enforced(task: Task, item: _Item) -> CompiledSchema:
+def _enforced(task: Task, item: _Item) -> Subset:
     """The part of the item's schema constrained decoding enforces, and what it relaxes
-    (`_gbnf.compile_schema`: one pass for every backend)."""
+    (`_gbnf.enforced_schema`: one pass for every backend; pure Python, so a backend other
+    than llama.cpp needs no llama-cpp-python)."""
     try:
         return _compile(GenerateRequest.schema_string(item.schema))
     except LlmassayError as exc:
@@ -367,10 +368,10 @@ def _enforced(task: Task, item: _Item) -> CompiledSchema:
                             "leave it out with --modes)") from None
 
 
-def _compile(schema_json: str) -> CompiledSchema:
-    from llmassay.engine.constraints import compile_schema  # llama.cpp loads only when constrained runs
+def _compile(schema_json: str) -> Subset:
+    from llmassay.engine.constraints import enforced_schema
 
-    return compile_schema(schema_json)
+    return enforced_schema(schema_json)
 
 
 RELAXED_IDS_SHOWN = 10

@@ -1,12 +1,11 @@
-"""Agreement between raters, each with its uncertainty: Cohen's κ (scikit-learn) per pair
-of raters on their common items with a bootstrap CI over items, and Krippendorff's α
+"""Agreement between raters, each with its uncertainty: Cohen's κ (closed form, the same
+number as scikit-learn's `cohen_kappa_score`, which is no dependency) per pair of raters on their common items with a bootstrap CI over items, and Krippendorff's α
 (nominal, the `krippendorff` package) over all raters, which copes with missing labels.
 Rubric scores (1–10) are ordered: quadratically weighted κ per pair (a 7 against an 8
 is nearly agreement) and α at the ordinal and interval levels."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from itertools import combinations
 from typing import Any
@@ -17,15 +16,15 @@ JUDGE = "judge"
 
 
 def cohen_kappa(x: list[str], y: list[str], seed: int = 0, n_boot: int = 2000) -> dict[str, Any]:
-    """κ from scikit-learn; its CI from κ of item resamples, computed for all resamples at
-    once from per-item agreement and label indicators (same formula, vectorised)."""
-    from sklearn.metrics import cohen_kappa_score
-
+    """κ = (p_o − p_e) / (1 − p_e), p_e = Σ_label p_x(label)·p_y(label); its CI from κ of
+    item resamples, computed for all resamples at once with the same formula. nan when both
+    raters use one label only (κ undefined, as scikit-learn)."""
     labels = sorted(set(x) | set(y))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # κ is undefined (nan) when both raters use one label only
-        value = float(cohen_kappa_score(x, y, labels=labels))
     xs, ys = np.asarray(x), np.asarray(y)
+    observed = float(np.mean(xs == ys))
+    chance = sum(float(np.mean(xs == v)) * float(np.mean(ys == v)) for v in labels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(np.float64(observed - chance) / np.float64(1 - chance))
     idx = np.random.default_rng(seed).integers(0, len(xs), size=(n_boot, len(xs)))
     agree = (xs == ys).astype(float)[idx].mean(axis=1)
     expected = sum((xs == v).astype(float)[idx].mean(axis=1) * (ys == v).astype(float)[idx].mean(axis=1)
@@ -40,15 +39,14 @@ def cohen_kappa(x: list[str], y: list[str], seed: int = 0, n_boot: int = 2000) -
 
 def weighted_kappa(x: list[int], y: list[int], seed: int = 0, n_boot: int = 2000,
                    scale: tuple[int, int] = (1, 10)) -> dict[str, Any]:
-    """Quadratically weighted κ of two raters' scores (scikit-learn, on the whole scale);
-    its bootstrap CI from the same statistic in closed form, 1 − mean((x−y)²) /
-    (var x + var y + (mean x − mean y)²), for all item resamples at once."""
-    from sklearn.metrics import cohen_kappa_score
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # undefined (nan) when neither rater varies
-        value = float(cohen_kappa_score(x, y, labels=list(range(scale[0], scale[1] + 1)), weights="quadratic"))
+    """Quadratically weighted κ of two raters' scores (on the `scale`: the grades 1–10 the
+    review app and the judge's rubric give; scikit-learn's
+    `cohen_kappa_score(weights="quadratic")` in closed form), 1 − mean((x−y)²) /
+    (var x + var y + (mean x − mean y)²), and its bootstrap CI from the same statistic for
+    all item resamples at once; nan when neither rater varies."""
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(1 - np.mean((xs - ys) ** 2) / (xs.var() + ys.var() + (xs.mean() - ys.mean()) ** 2))
     idx = np.random.default_rng(seed).integers(0, len(xs), size=(n_boot, len(xs)))
     bx, by = xs[idx], ys[idx]
     expected = bx.var(axis=1) + by.var(axis=1) + (bx.mean(axis=1) - by.mean(axis=1)) ** 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from llmassay.backends import llama_internals
 from llmassay.types import LlmassayError
 
 # (before the token, after it): the next token should be the token again.
@@ -42,7 +43,7 @@ class LlamaCppProber:
         llm = self.llm
         llm.n_tokens = len(prefix)  # eval() drops the cache past this point
         llm.eval([token_id, *suffix])
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
+        logits = llama_internals.logits(llm, 1, llm.n_vocab())[0].astype(np.float64)
         if not np.isfinite(logits).all():
             raise LlmassayError(f"repeat prompt for token {token_id}: the model returned non-finite logits")
         logits -= logits.max()

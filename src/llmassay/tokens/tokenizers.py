@@ -38,9 +38,9 @@ def load_tokenizer(spec: str) -> Tokenizer:
 
 
 def _llamacpp(spec: str, name: str) -> Tokenizer:
-    from llama_cpp import Llama
+    from llmassay.backends import llama_internals
 
-    llm = Llama(str(resolve_model_path(name)), vocab_only=True, verbose=False)
+    llm = llama_internals.load_vocab(str(resolve_model_path(name)))
     return Tokenizer(spec, lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=False), llm.n_vocab())
 
 

@@ -23,10 +23,9 @@ def green_list(spec: str) -> GreenList:
 
 def llamacpp_processor(spec: str) -> Any:
     """A `logits_processor` for llama-cpp-python's create_completion / create_chat_completion."""
-    from llama_cpp import LogitsProcessorList
+    from llmassay.backends import llama_internals
 
-    green = green_list(spec)
-    return LogitsProcessorList([green.bias])
+    return llama_internals.logits_processors(green_list(spec).bias)
 
 
 def hf_processor(spec: str) -> Any:

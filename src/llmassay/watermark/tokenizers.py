@@ -20,15 +20,14 @@ def load_tokenizer(spec: str) -> Tokenizer:
     or `hf/<local dir>` (AutoTokenizer); nothing is fetched from a hub."""
     kind, _, name = spec.partition("/")
     if kind == "llamacpp" and name:
-        import llama_cpp
-
+        from llmassay.backends import llama_internals
         from llmassay.backends.llamacpp import _captured_stderr
         from llmassay.models import resolve_model_path
 
         path = resolve_model_path(name)
         try:
             with _captured_stderr():  # llama.cpp logs a context warning even for a vocabulary
-                llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+                llm = llama_internals.load_vocab(str(path))
         except ValueError as exc:
             raise LlmassayError(f"--tokenizer '{spec}': cannot load the vocabulary ({exc})") from None
         return Tokenizer(
