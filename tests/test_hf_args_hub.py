@@ -96,6 +96,7 @@ def test_device_map_reaches_transformers_and_is_recorded(tiny_dir, monkeypatch):
     ("device=gpu", "hf: device 'gpu' is not cpu, cuda, cuda:N or mps"),
     ("device_map=everywhere", "hf: device_map 'everywhere' is not one of auto, balanced"),
     ("device=cpu,device_map=auto,batch_size=0", "hf: batch_size must be a positive integer"),
+    ("revision=main", "hf: revision applies to hub ids; '.*' is a local directory"),
 ])
 def test_bad_placement_values_are_one_line_naming_the_field(args, says, tiny_dir):
     with pytest.raises(LlmassayError, match=says):

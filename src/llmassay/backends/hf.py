@@ -103,6 +103,8 @@ class HFBackend:
         hub_id = None if path.is_dir() else model
         if hub_id is not None and not _hf_load.is_hub_id(model):
             raise LlmassayError(f"hf: '{model}' is not a local directory (nor a hub id: org/name)")
+        if hub_id is None and revision is not None:
+            raise LlmassayError(f"hf: revision applies to hub ids; '{model}' is a local directory")
         if hub_id is not None and gguf_file is not None:  # one file: fetch it, then read it as a local folder
             path = _hf_load.hub_snapshot(hub_id, revision, gguf_file)
         if gguf_file is not None and not (path / gguf_file).exists():
@@ -113,7 +115,7 @@ class HFBackend:
         self.gguf_file = gguf_file
         self.batch_size = int(batch_size)
         from_hub = hub_id is not None and gguf_file is None  # transformers picks and fetches the files
-        source = hub_id if from_hub else str(path)
+        source = model if from_hub else str(path)
         load_kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         if from_hub and revision is not None:
             load_kwargs["revision"] = revision
@@ -138,7 +140,7 @@ class HFBackend:
         if cached is not None and load_kwargs:
             self._save_dequantised(cached, transformers, source, load_kwargs)
         if device != "cpu":
-            self.model.to(device)
+            self.model.to(device)  # type: ignore[arg-type]  # transformers 5 types its wrapped .to() wrongly
         self.device = self.model.device  # inputs go where the first layer is
         self.model.eval()
         self.model.tie_weights()

@@ -84,4 +84,4 @@ def open_llama(model_path: str, *, n_threads: int | None = None, use_extra_bufts
     extra = extra_bufts_default() if use_extra_bufts is None else bool(use_extra_bufts)
     with _model_params(extra):
         return llama_cpp.Llama(model_path=str(model_path), n_threads=threads, n_threads_batch=threads,
-                               **gpu, **kwargs)
+                               n_gpu_layers=gpu["n_gpu_layers"], main_gpu=gpu["main_gpu"], **kwargs)
