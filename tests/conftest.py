@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach the hub: transformers, huggingface_hub and datasets read these flags when
+# first imported, so they are set before any test module imports them (this process only).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A llama.cpp build that crashes on this CPU (AMX, README) would kill pytest mid-suite
@@ -24,7 +29,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Hash memo, default cache and assembled models go to a temp dir, never ~/.cache.
     os.environ["LLMASSAY_HOME"] = str(tmp_path_factory.mktemp("llmassay_home"))
-    os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")

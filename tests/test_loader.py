@@ -112,7 +112,7 @@ BAD_YAML_CASES = [
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: generate_until\ndoc_to_target: y\n",
      r"missing required field 'doc_to_text'"),
     ("task: x\ndataset_path: cais/mmlu\noutput_type: generate_until\ndoc_to_text: a\ndoc_to_target: b\n",
-     r"t\.yaml:2: field 'dataset_path': 'cais/mmlu' cannot be read offline"),
+     r"t\.yaml:2: field 'dataset_path': 'cais/mmlu' has no local copy and "),
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: generate_until\n"
      "doc_to_text: '{{nope}}'\ndoc_to_target: y\n", r"t\.yaml:5: field 'doc_to_text': 'nope' is undefined on .*d\.jsonl:1"),
     ("task: x\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\noutput_type: generate_until\n"

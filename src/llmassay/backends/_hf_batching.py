@@ -82,7 +82,7 @@ def row_stops(prompt_width: int, eos_ids: Sequence[int], stop_strings: Any | Non
             self.lengths: list[int | None] = []
 
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            done = torch.isin(input_ids[:, -1], self.eos)
+            done = torch.isin(input_ids[:, -1], self.eos.to(input_ids.device))
             if stop_strings is not None:
                 done = done | stop_strings(input_ids, scores)
             if not self.lengths:

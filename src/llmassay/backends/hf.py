@@ -1,4 +1,5 @@
-"""Hugging Face transformers on the CPU: `hf/<local dir>` (optionally `gguf_file=`).
+"""Hugging Face transformers: `hf/<local dir>` or `hf/<hub id>` (optionally `gguf_file=`), on
+the CPU unless `device` / `device_map` say otherwise (`_hf_load`).
 
 Scoring reproduces lm-eval 0.4.13's HFLM (`--model hf`) step by step, so the same model
 gives the same numbers here and there:
@@ -28,7 +29,8 @@ Generation: greedy requests that share their settings run in left-padded batches
 comes from the same KV cache (same text as one by one, tested); a sampled request runs
 alone under its own seed (`_hf_batching`).
 
-Nothing is fetched from a hub.
+A hub id is fetched by transformers into its own cache, under its own offline flag
+(HF_HUB_OFFLINE), which is never set here.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from llmassay.backends import _hf_load
 from llmassay.backends._hf_batching import generation_batches, padding_aware_batches, row_stops
 from llmassay.backends._scoring import EncodedPair, encode_pair
 from llmassay.backends.token_stats import StatsAccumulator, TokenStats, TokenStatsRequest
@@ -65,8 +68,10 @@ _TOKENIZER_INFINITY = 1000000000000000019884624838656  # transformers' "no limit
 
 
 class HFBackend:
-    """Model args: gguf_file, dtype (float32), batch_size (8), max_length, add_bos_token,
-    dequant_cache (true: keep the de-quantised GGUF as safetensors, keyed by its sha256)."""
+    """Model args: gguf_file, dtype (float32; auto, float16, bfloat16), device (cpu; cuda,
+    cuda:N, mps), device_map (none; auto, balanced, sequential or a device), revision (a hub
+    id's branch, tag or commit), batch_size (8), max_length, add_bos_token, dequant_cache
+    (true: keep the de-quantised GGUF as safetensors, keyed by its sha256)."""
 
     def __init__(
         self,
@@ -77,41 +82,66 @@ class HFBackend:
         max_length: int | None = None,
         add_bos_token: bool | None = None,
         dequant_cache: bool = True,
+        device: str = "cpu",
+        device_map: str | None = None,
+        revision: str | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
             raise LlmassayError(f"hf: unknown model args: {', '.join(sorted(unknown))}")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at run time
         import torch
         import transformers
 
-        path = Path(model).expanduser()
-        if not path.is_dir():
-            raise LlmassayError(f"hf: '{model}' is not a local directory (nothing is downloaded)")
-        if gguf_file is not None and not (path / gguf_file).exists():
-            raise LlmassayError(f"hf: gguf_file '{gguf_file}' not found in {path}")
-        if dtype != "auto" and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
-            raise LlmassayError(f"hf: dtype '{dtype}' is not a torch dtype (float32, bfloat16, float16, auto)")
+        torch_dtype = _hf_load.torch_dtype(dtype, torch)
+        device = _hf_load.check_device(device, torch)
+        device_map = _hf_load.check_device_map(device_map, torch)
+        if device_map is not None and device != "cpu":
+            raise LlmassayError("hf: give device or device_map, not both (device_map places the model itself)")
         if int(batch_size) < 1:
             raise LlmassayError("hf: batch_size must be a positive integer")
+        path = Path(model).expanduser()
+        hub_id = None if path.is_dir() else model
+        if hub_id is not None and not _hf_load.is_hub_id(model):
+            raise LlmassayError(f"hf: '{model}' is not a local directory (nor a hub id: org/name)")
+        if hub_id is None and revision is not None:
+            raise LlmassayError(f"hf: revision applies to hub ids; '{model}' is a local directory")
+        if hub_id is not None and gguf_file is not None:  # one file: fetch it, then read it as a local folder
+            path = _hf_load.hub_snapshot(hub_id, revision, gguf_file)
+        if gguf_file is not None and not (path / gguf_file).exists():
+            raise LlmassayError(f"hf: gguf_file '{gguf_file}' not found in {path}")
         self._torch = torch
         self.name = f"hf/{model}"
         self.path = path
         self.gguf_file = gguf_file
         self.batch_size = int(batch_size)
-        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-        source, load_kwargs = str(path), ({"gguf_file": gguf_file} if gguf_file else {})
+        from_hub = hub_id is not None and gguf_file is None  # transformers picks and fetches the files
+        source = model if from_hub else str(path)
+        load_kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+        if from_hub and revision is not None:
+            load_kwargs["revision"] = revision
         cached = self._dequantised_dir(path, gguf_file, str(dtype)) if gguf_file and dequant_cache else None
         if cached is not None and (cached / "model.safetensors").exists():
             source, load_kwargs = str(cached), {}  # same weights, without the 20–30 s de-quantisation
         tok_kwargs = dict(load_kwargs)
         if add_bos_token is not None:
             tok_kwargs["add_bos_token"] = add_bos_token
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **tok_kwargs)
         transformers.utils.logging.disable_progress_bar()
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **load_kwargs)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **tok_kwargs)
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                source, dtype=torch_dtype, **({"device_map": device_map} if device_map else {}), **load_kwargs)
+        except OSError as exc:  # transformers' "couldn't connect", "not a valid model identifier", ...
+            if from_hub:
+                raise _hf_load.hub_error(model, exc) from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LlmassayError(f"hf: cannot load '{model}' ({reason})") from None
+        if from_hub:
+            self.path = _hf_load.hub_snapshot(model, revision)
         if cached is not None and load_kwargs:
             self._save_dequantised(cached, transformers, source, load_kwargs)
+        if device != "cpu":
+            self.model.to(device)  # type: ignore[arg-type]  # transformers 5 types its wrapped .to() wrongly
+        self.device = self.model.device  # inputs go where the first layer is
         self.model.eval()
         self.model.tie_weights()
         # Modern causal LMs can run the output layer on chosen positions only.
@@ -129,7 +159,14 @@ class HFBackend:
         # None: the tokenizer's own default decides (lm-eval's default); True/False force it.
         self.add_bos = add_bos_token
         self._bos_text = self.tokenizer.decode(self._prefix_token())
-        self._params = {"dtype": str(dtype), "max_length": self.max_length, "add_bos_token": self.add_bos}
+        self._params: dict[str, Any] = {"dtype": str(dtype), "max_length": self.max_length,
+                                        "add_bos_token": self.add_bos}
+        # Placement and origin, only where they differ from a local folder on the CPU, so a
+        # CPU run's fingerprint (and cache key) is what it always was.
+        if device != "cpu" or device_map is not None:
+            self._params.update(device=str(self.device), device_map=device_map)
+        if hub_id is not None:
+            self._params.update(hub_id=hub_id, revision=revision, hub_commit=self.path.name)
         self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
         self._fingerprint: dict[str, Any] | None = None
         self.tokens_evaluated = 0
@@ -215,7 +252,7 @@ class HFBackend:
                 greedy_ids = logp.argmax(dim=-1)
                 for i in groups[key]:
                     ctx, cont = pairs[i]
-                    cont_t = torch.tensor(cont, dtype=torch.long)
+                    cont_t = torch.tensor(cont, dtype=torch.long, device=self.device)
                     rows = logp[longest - len(cont) :]
                     token_logprobs = rows.gather(1, cont_t.unsqueeze(-1)).squeeze(-1)
                     results[i] = LoglikelihoodResult(
@@ -223,7 +260,7 @@ class HFBackend:
                         is_greedy=bool((greedy_ids[longest - len(cont) :] == cont_t).all()),
                         n_tokens=len(cont),
                         n_context_tokens=min(len(ctx), n_in + 1 - len(cont)),
-                        token_logprobs=tuple(float(x) for x in token_logprobs),
+                        token_logprobs=tuple(token_logprobs.tolist()),  # one copy off the device
                         n_truncated_tokens=max(0, len(key) - self.max_length),
                     )
         return [r for r in results if r is not None]
@@ -240,13 +277,13 @@ class HFBackend:
                 raise LlmassayError(f"hf: continuation {req.continuation[:40]!r} is {len(cont)} tokens, "
                                     f"more than max_length {self.max_length}")
             whole = ctx + cont[:-1]
-            ids = torch.tensor([whole[-self.max_length :]], dtype=torch.long)
+            ids = torch.tensor([whole[-self.max_length :]], dtype=torch.long, device=self.device)
             kwargs = {"logits_to_keep": len(cont)} if self._keeps_logits else {}
             with torch.no_grad():
                 logits = self.model(ids, **kwargs).logits[0, -len(cont) :]
             self.tokens_evaluated += ids.shape[1]
             acc = StatsAccumulator(cont)
-            acc.add(logits.float().numpy())
+            acc.add(logits.float().cpu().numpy())
             out.append(acc.result(min(len(ctx), ids.shape[1] + 1 - len(cont)), max(0, len(whole) - self.max_length)))
         return out
 
@@ -265,13 +302,15 @@ class HFBackend:
         ids = torch.zeros((len(inputs), width), dtype=torch.long)  # right-padded with 0
         for row, seq in enumerate(inputs):
             ids[row, : len(seq) - prefix] = torch.tensor(seq[prefix:], dtype=torch.long)
+        ids = ids.to(self.device)
         # Only the positions that predict a continuation token go through the output
         # layer (≈20 % of SmolLM2's FLOPs): their union over the batch's rows.
         keep = sorted({p for seq, n in zip(inputs, longests) for p in range(len(seq) - n, len(seq))})
         kwargs: dict[str, Any] = {self._cache_arg: past, "use_cache": past is not None}
         with torch.no_grad():  # causal: padding on the right is never seen
             if self._keeps_logits:
-                logits = self.model(ids, logits_to_keep=torch.tensor([p - prefix for p in keep]), **kwargs).logits
+                positions = torch.tensor([p - prefix for p in keep], device=self.device)
+                logits = self.model(ids, logits_to_keep=positions, **kwargs).logits
                 column = {p: c for c, p in enumerate(keep)}
             else:
                 logits, column = self.model(ids, **kwargs).logits, {p: p - prefix for p in keep}
@@ -303,7 +342,8 @@ class HFBackend:
         key = tuple(prefix)
         if self._kv_prefix is None or self._kv_prefix[0] != key:
             with torch.no_grad():
-                out = self.model(torch.tensor([prefix], dtype=torch.long), use_cache=True, logits_to_keep=1)
+                ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
+                out = self.model(ids, use_cache=True, logits_to_keep=1)
             self._kv_prefix = (key, getattr(out, self._cache_arg))
             self.tokens_evaluated += len(prefix)
         cache = copy.deepcopy(self._kv_prefix[1])
@@ -399,8 +439,10 @@ class HFBackend:
         prefix = 0 if req.temperature > 0 else self._shared_prefix(prompts, [1] * len(prompts))
         tail = max(len(p) for p in prompts) - prefix
         width = prefix + tail
-        ids = torch.tensor([p[:prefix] + [pad] * (width - len(p)) + p[prefix:] for p in prompts], dtype=torch.long)
-        mask = torch.tensor([[1] * prefix + [0] * (width - len(p)) + [1] * (len(p) - prefix) for p in prompts])
+        ids = torch.tensor([p[:prefix] + [pad] * (width - len(p)) + p[prefix:] for p in prompts], dtype=torch.long,
+                           device=self.device)
+        mask = torch.tensor([[1] * prefix + [0] * (width - len(p)) + [1] * (len(p) - prefix) for p in prompts],
+                            device=self.device)
         stops = None
         if req.stop:
             from transformers import StopStringCriteria

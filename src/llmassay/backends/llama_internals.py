@@ -124,6 +124,11 @@ def load(model_path: str, *, use_extra_bufts: bool = True, **kwargs: Any) -> Any
         return llama_cpp.Llama(model_path=str(model_path), **kwargs)
 
 
+def supports_gpu_offload() -> bool:
+    """Whether this llama.cpp build can offload layers to a GPU (CUDA, Metal, Vulkan, …)."""
+    return bool(lib().llama_supports_gpu_offload())
+
+
 def load_vocab(model_path: str) -> Any:
     """A `Llama` holding only the GGUF's vocabulary and metadata (no weights)."""
     return lib().Llama(model_path=str(model_path), vocab_only=True, verbose=False)

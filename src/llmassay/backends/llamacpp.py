@@ -34,7 +34,7 @@ from llmassay.backends import llama_internals as internals
 from llmassay.backends._gbnf import schema_to_gbnf
 from llmassay.backends._gguf_check import check_gguf
 from llmassay.backends._scoring import EncodedPair, encode_pair, score_continuation
-from llmassay.backends.llama_load import open_llama
+from llmassay.backends.llama_load import gpu_args, open_llama
 from llmassay.backends.token_stats import StatsAccumulator, TokenStats, TokenStatsRequest
 from llmassay.hashing import file_sha256
 from llmassay.models import resolve_model_path
@@ -62,7 +62,9 @@ class LlamaCppBackend:
     not already busy), n_batch, prefix_reuse (true: share KV-cached prefixes across
     requests; false: every request starts from an empty cache, so its score does not depend
     on how requests were grouped), use_extra_bufts (weight repacking; default off only where
-    llama.cpp was built with AMX on an AMX CPU, which crashes: see `llama_load`)."""
+    llama.cpp was built with AMX on an AMX CPU, which crashes: see `llama_load`),
+    n_gpu_layers (0: CPU only; -1: all layers on the GPU) and main_gpu (0), recorded in the
+    fingerprint when a GPU is used."""
 
     def __init__(
         self,
@@ -73,12 +75,15 @@ class LlamaCppBackend:
         seed: int = 0,
         prefix_reuse: bool = True,
         use_extra_bufts: bool | None = None,
+        n_gpu_layers: int = 0,
+        main_gpu: int = 0,
         **unknown: Any,
     ) -> None:
         if unknown:
             raise LlmassayError(f"llamacpp: unknown model args: {', '.join(sorted(unknown))}")
         llama_cpp = internals.lib()  # one line naming the extra when it is not installed
 
+        gpu = gpu_args(n_gpu_layers, main_gpu)  # before the model file is read: fail fast
         self.model_path = resolve_model_path(model)
         check_gguf(self.model_path, model)  # llama.cpp would say only "failed to load"
         self.name = f"llamacpp/{model}"
@@ -90,11 +95,14 @@ class LlamaCppBackend:
         self._load_params: dict[str, Any] = {"n_ctx": int(n_ctx), "n_batch": int(n_batch)}
         if not prefix_reuse:  # other numbers: results must not share cache rows
             self._load_params["prefix_reuse"] = False
+        if gpu["n_gpu_layers"] != 0:  # GPU kernels give other numbers: never share a CPU run's cache
+            self._load_params.update(gpu)
         self._llama_cpp = llama_cpp
         self.llm = open_llama(
             str(self.model_path),
             n_threads=n_threads,  # also n_threads_batch: prefill and scoring run as batches
             use_extra_bufts=use_extra_bufts,
+            **gpu,
             n_ctx=int(n_ctx),
             n_batch=int(n_batch),
             logits_all=False,  # logits are requested per position in _decode

@@ -24,6 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from llmassay.hashing import stable_hash
 from llmassay.tasks.doclist import DocList
 from llmassay.tasks.filters import GenerationScoring
+from llmassay.tasks.hub_data import HubDataError, load_split
 from llmassay.tasks.perplexity import DEFAULT_AGGREGATION, ROLLING_METRICS, WEIGHTED_AGGREGATIONS
 from llmassay.tasks.lmeval_yaml import (
     TaskConfigError,
@@ -328,6 +329,12 @@ def _field_error(path: Path, lines: dict[str, str]) -> Any:
         return TaskError(f"{where}: field '{key}': {message}")
 
     return fail
+
+
+def _split_key(config: dict[str, Any], split: str) -> str:
+    """The YAML key that names `split` (test_split when none does)."""
+    return next((k for k in ("test_split", "validation_split", "fewshot_split", "training_split")
+                 if config.get(k) == split), "test_split")
 
 
 def _check_header(path: Path, config: dict[str, Any], lines: dict[str, str]) -> None:
@@ -744,28 +751,30 @@ def _metric_names(config: dict[str, Any], output_type: str, fail: Any) -> list[s
 
 class DataSource:
     """Where a task's documents come from: `dataset_path: json|csv` with `data_files`
-    (relative to the YAML, then to the working directory, as lm-eval resolves them), or a
-    hub dataset's local copy under the data directory; `process_docs` applied per split."""
+    (relative to the YAML, then to the working directory, as lm-eval resolves them), a
+    hub dataset's local copy under the data directory, else the hub itself through
+    `datasets` (`hub_data`); `process_docs` applied per split."""
 
     def __init__(self, path: Path, data_dir: str | Path | None = None) -> None:
         self.path = path
         root = data_dir if data_dir is not None else os.environ.get("LLMASSAY_DATA_DIR")
         self.data_dir = Path(root).expanduser() if root else None
 
-    def files(self, config: dict[str, Any], lines: dict[str, str], split: str) -> list[Path]:
+    def files(self, config: dict[str, Any], lines: dict[str, str], split: str) -> list[Path] | None:
+        """The local files holding `split`; None for a hub dataset with no local copy."""
         fail = _field_error(self.path, lines)
         dataset_path = config.get("dataset_path")
         if dataset_path not in ("json", "csv"):
-            return [self._mirrored(config, split, fail)]
+            mirrored = self._mirrored(config, split)
+            return None if mirrored is None else [mirrored]
         kwargs = config.get("dataset_kwargs") or {}
         files = kwargs.get("data_files") if isinstance(kwargs, dict) else None
         if files is None:
             raise fail("dataset_kwargs", "needs data_files (a path, a list of paths, or split → path)")
         if isinstance(files, dict):
             if split not in files:
-                key = next((k for k in ("test_split", "validation_split", "fewshot_split", "training_split")
-                            if config.get(k) == split), "test_split")
-                raise fail(key, f"split '{split}' is not in dataset_kwargs.data_files ({', '.join(map(str, files))})")
+                raise fail(_split_key(config, split),
+                           f"split '{split}' is not in dataset_kwargs.data_files ({', '.join(map(str, files))})")
             files = files[split]
         if isinstance(files, str):
             files = [files]
@@ -785,7 +794,7 @@ class DataSource:
             raise fail("dataset_kwargs", f"data file '{name}' is not a regular file")
         return found.resolve()
 
-    def _mirrored(self, config: dict[str, Any], split: str, fail: Any) -> Path:
+    def _mirrored(self, config: dict[str, Any], split: str) -> Path | None:
         dataset_path = config.get("dataset_path")
         name = config.get("dataset_name") or "default"
         if isinstance(dataset_path, str) and self.data_dir is not None:
@@ -793,22 +802,42 @@ class DataSource:
                 file = self.data_dir / dataset_path / str(name) / f"{split}{suffix}"
                 if file.is_file():
                     return file
-        where = f" (looked for {self.data_dir / str(dataset_path) / str(name) / split}.jsonl)" if self.data_dir else ""
-        raise fail(
-            "dataset_path",
-            f"'{dataset_path}' cannot be read offline; use 'json' or 'csv' with dataset_kwargs.data_files, or "
-            f"--data-dir DIR holding <dataset_path>/<dataset_name>/<split>.jsonl{where}",
-        )
+        return None
+
+    def _hub_docs(self, config: dict[str, Any], lines: dict[str, str], split: str) -> list[_Doc]:
+        """`split` through `datasets.load_dataset`, as lm-eval loads it; a failure names the
+        field, what it needs, and the local alternatives."""
+        fail = _field_error(self.path, lines)
+        dataset_path, name = config.get("dataset_path"), config.get("dataset_name")
+        kwargs = config.get("dataset_kwargs") or {}
+        if not isinstance(dataset_path, str) or not dataset_path:
+            raise fail("dataset_path", "must be 'json', 'csv' or a hub dataset name")
+        if not isinstance(kwargs, dict):
+            raise fail("dataset_kwargs", "must be a mapping")
+        try:
+            rows = load_split(dataset_path, None if name is None else str(name), split, kwargs)
+        except HubDataError as exc:
+            field = _split_key(config, split) if exc.field == "test_split" else exc.field
+            looked = self.data_dir / dataset_path / str(name or "default") / f"{split}.jsonl" if self.data_dir else None
+            local = ("; or use 'json' or 'csv' with dataset_kwargs.data_files, or --data-dir DIR holding "
+                     "<dataset_path>/<dataset_name>/<split>.jsonl" + (f" (looked for {looked})" if looked else ""))
+            if field != "dataset_path":
+                raise fail(field, f"'{dataset_path}': {exc}") from None
+            raise fail(field, f"'{dataset_path}' has no local copy and {exc}{local}") from None
+        where = f"{dataset_path}/{name or 'default'}/{split}"
+        return [_Doc(row, f"{where}[{i}]") for i, row in enumerate(rows)]
 
     def same_files(self, config: dict[str, Any], split_a: str, split_b: str) -> bool:
         try:
-            return self.files(config, {}, split_a) == self.files(config, {}, split_b)
+            files = self.files(config, {}, split_a)
+            return files is not None and files == self.files(config, {}, split_b)
         except TaskError:
             return False
 
     def docs(self, config: dict[str, Any], lines: dict[str, str], split: str, role: str = "evaluated") -> list[_Doc]:
-        docs: list[_Doc] = []
-        for file in self.files(config, lines, split):
+        files = self.files(config, lines, split)
+        docs: list[_Doc] = self._hub_docs(config, lines, split) if files is None else []
+        for file in files or ():
             docs.extend(_read_records(file))
         process = config.get("process_docs")
         if process is None:
