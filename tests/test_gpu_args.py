@@ -31,8 +31,11 @@ class RecordedLlama:
 def recorded(monkeypatch):
     import llama_cpp
 
+    from llmassay.backends import llama_internals
+
     RecordedLlama.opened = []
     monkeypatch.setattr(llama_cpp, "Llama", RecordedLlama)
+    monkeypatch.setattr(llama_internals, "check_internals", lambda llm: None)  # a recorder has no internals
     return RecordedLlama.opened
 
 
