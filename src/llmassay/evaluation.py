@@ -240,7 +240,7 @@ def _evaluate_with(
             )
             log = store.sample_log(task.name, probe.name, key)
             kept.logs.append(log)
-            job_started, computed_before = time.perf_counter(), engine.stats.computed
+            job_started, computed_before, tokens_before = time.perf_counter(), engine.stats.computed, engine.stats.tokens
             try:
                 outcomes.append(run_probe(probe, task, engine, probe_cfg, log, cfg.chunk_size, meter.samples,
                                           job.opts))
@@ -249,7 +249,8 @@ def _evaluate_with(
             # what each probe cost in this run (a resumed or cached job costs little): sizes presets
             timing[f"{task.name}/{probe.name}"] = {"wall_s": round(time.perf_counter() - job_started, 3),
                                                    "n": len(task.samples),
-                                                   "computed": engine.stats.computed - computed_before}
+                                                   "computed": engine.stats.computed - computed_before,
+                                                   "tokens": engine.stats.tokens - tokens_before}
 
     try:
         return _write_run(cfg, tasks, jobs, outcomes, store, engine, fingerprint, chat_model, load_s, started,
