@@ -33,7 +33,7 @@ CATEGORIES = [
     ("output directory faults", "4. unwritable / missing / read-only directory, disk full, broken cache file"),
     ("concurrency", "5. processes sharing one cache file at the same moment"),
     ("determinism", "6. same seed, engine batch sizes 1/4/16 and local vs Ray executor (2 workers), llamacpp backend"),
-    ("secrets", "7. API keys only from api_key_env, never written or printed"),
+    ("secrets", "7. API keys only from the environment (api_key_env, or OPENAI_API_KEY for the hosted API), never written or printed"),
 ]
 
 # Found by this suite and fixed in src/ (the test that catches each is named).

@@ -152,11 +152,13 @@ def test_the_task_file_example_loads(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_python_api_snippet_runs(tmp_path: Path, smollm2_path) -> None:  # noqa: ANN001
     block = next(b for b in ALL_BLOCKS if b.path.name == "python-api.md" and b.language == "python")
-    code = block.text.replace("limit=20", "limit=2").replace('"runs/x"', repr(str(tmp_path / "x")))
+    assert "limit=5" in block.text and '"runs/api-example"' in block.text  # what is shrunk and moved below
+    code = block.text.replace("limit=5", "limit=2").replace('"runs/api-example"', repr(str(tmp_path / "x")))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                           cwd=tmp_path, env={**os.environ, "LLAMA_N_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "'n': 2" in done.stdout  # the printed metric is over the two items asked for
+    assert re.search(r"^acc .* n=2$", done.stdout, re.M), done.stdout  # the metric is over the two items asked for
+    assert "0.75 [0.30, 0.95] n=4" in done.stdout  # the Wilson interval the page prints
 
 
 @pytest.mark.slow

@@ -73,7 +73,7 @@ def test_key_reaches_the_server_and_nothing_else(fake, tmp_path, monkeypatch, re
 
 
 def test_other_environment_keys_are_never_used(fake, tmp_path, monkeypatch, reliability):
-    with reliability.case(CATEGORY, "OPENAI_API_KEY set but no api_key_env: no Authorization sent, key not written"):
+    with reliability.case(CATEGORY, "OPENAI_API_KEY set, base_url given, no api_key_env: no Authorization sent, key not written"):
         monkeypatch.setenv("OPENAI_API_KEY", SECRET)
         run(fake, tmp_path)
         assert fake.seen() == 4 and {r["auth"] for r in fake.requests} == {None}
