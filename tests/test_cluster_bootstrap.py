@@ -93,3 +93,58 @@ def test_compare_resamples_clusters_when_both_runs_name_them(tmp_path) -> None:
     (acc0,) = [d for d in plain.paired if d.metric == "acc"]
     assert acc0.clusters is None and acc0.delta == pytest.approx(acc.delta) and not plain.notes
     assert (acc.ci_high - acc.ci_low) > 1.5 * (acc0.ci_high - acc0.ci_low)  # whole subjects move together
+
+
+GEN_YAML = """task: passages
+dataset_path: json
+dataset_kwargs:
+  data_files: {test: passages.jsonl}
+test_split: test
+output_type: generate_until
+doc_to_text: "{{passage}}\\nQuestion: {{question}}\\nAnswer:"
+doc_to_target: "{{answer}}"
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 8
+metric_list:
+  - metric: exact_match
+metadata:
+  version: 1.0
+  cluster: passage_id
+"""
+
+
+def test_a_task_file_names_its_cluster_field(tmp_path) -> None:
+    """`metadata: {cluster: passage_id}` in the task file: clustered by default (3 questions per
+    passage; planted: the model knows every answer about even passages, none about odd ones);
+    `-P accuracy.cluster=none` turns it off. Generation tasks keep their chat details too."""
+    import json
+
+    from fakes import RuleBackend
+
+    from llmassay.evaluation import RunConfig, evaluate
+
+    docs = [{"passage_id": f"p{g}", "passage": f"Passage {g}.", "question": f"q{g}-{j}?", "answer": f"a{g}{j}"}
+            for g in range(12) for j in range(3)]
+    (tmp_path / "passages.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (tmp_path / "passages.yaml").write_text(GEN_YAML)
+    known = {f"Passage {g}.\nQuestion: q{g}-{j}?\nAnswer:": f"a{g}{j}" for g in range(0, 12, 2) for j in range(3)}
+
+    def run(name: str, **options: str):
+        cfg = RunConfig(model="test/x", tasks=[str(tmp_path / "passages.yaml")], probes=["accuracy"], limit=None,
+                        output_path=str(tmp_path / name), use_cache=False,
+                        probe_options={f"accuracy.{k}": v for k, v in options.items()})
+        return evaluate(cfg, backend=RuleBackend(lambda prompt: known.get(prompt, "")))
+
+    out = run("declared")
+    details = out.results["details"]["passages"]["accuracy"]
+    assert details["clustered"]["field"] == "passage_id" and details["clustered"]["clusters"] == 12
+    assert details["clustered"]["metrics"]["exact_match"]["design_effect"] > 2.5  # ICC 1, 3 per passage
+    assert "chat_template" in details  # a generation task's details keep the clustering too
+    assert [r["cluster"] for r in out.probe_results[0].samples][:4] == ["p0", "p0", "p0", "p1"]
+    off = run("off", cluster="none")
+    assert "clustered" not in off.results["details"]["passages"]["accuracy"]
+    assert "cluster" not in off.probe_results[0].samples[0]
+    em, em_off = (o.results["results"]["passages"]["accuracy"]["exact_match"] for o in (out, off))
+    assert em["value"] == em_off["value"] == 0.5
+    assert em["ci_high"] - em["ci_low"] > 1.4 * (em_off["ci_high"] - em_off["ci_low"])
