@@ -148,3 +148,30 @@ def test_a_task_file_names_its_cluster_field(tmp_path) -> None:
     em, em_off = (o.results["results"]["passages"]["accuracy"]["exact_match"] for o in (out, off))
     assert em["value"] == em_off["value"] == 0.5
     assert em["ci_high"] - em["ci_low"] > 1.4 * (em_off["ci_high"] - em_off["ci_low"])
+
+
+def test_cell_clustering_reads_the_design_effect_of_pooling_an_items_cells() -> None:
+    from llmassay.metrics import cell_clustering
+
+    rng = np.random.default_rng(5)
+    whole = [[bool(x)] * 10 for x in rng.random(60) < 0.5]  # every item all right or all wrong: ICC 1
+    c = cell_clustering(whole)
+    assert c == {"unit": "item", "clusters": 60, "cells": 600, "design_effect": pytest.approx(10, rel=0.05)}
+    loose = (rng.random((60, 10)) < 0.5).tolist()  # cells independent of their item
+    assert 0.7 < cell_clustering(loose)["design_effect"] < 1.4
+
+
+@pytest.mark.parametrize("probe,task,options", [
+    ("position", "position_sample", {"passages": 3}),
+    ("needle", "needle_sample", {"lengths": "1024", "depths": "0,1"}),
+])
+def test_probes_with_cells_per_item_say_how_they_cluster(tmp_path, probe, task, options) -> None:
+    from fakes import hashed_backend
+
+    from llmassay.evaluation import RunConfig, evaluate
+
+    out = evaluate(RunConfig(model="test/hashed", tasks=[task], probes=[probe], limit=4, output_path=str(tmp_path),
+                             use_cache=False, probe_options=options), backend=hashed_backend())
+    clustering = out.results["details"][task][probe]["clustering"]
+    assert clustering["unit"] == "item" and clustering["clusters"] == 4
+    assert clustering["cells"] == 4 * (3 if probe == "position" else 2) and clustering["design_effect"] > 0

@@ -180,9 +180,10 @@ def detectable_from_interval(ci_low: float | None, ci_high: float | None, alpha:
     return z_sum(alpha, power) * se
 
 
-def could_have_seen(ci_low: float | None, ci_high: float | None, what: str = "an effect") -> str:
-    """The clause a 'nothing detected' verdict carries, so it never reads as 'no effect'."""
-    mde = detectable_from_interval(ci_low, ci_high)
+def could_have_seen(ci_low: float | None, ci_high: float | None, what: str = "an effect", alpha: float = 0.05) -> str:
+    """The clause a 'nothing detected' verdict carries, so it never reads as 'no effect'; `alpha`
+    the level the interval was built at (e.g. Bonferroni's 0.05/m for a family of m)."""
+    mde = detectable_from_interval(ci_low, ci_high, alpha)
     if mde is None:
         return "; this run could not say how large an effect it would have seen"
     return f"; this n could have seen {what} of {mde:.2g} (80 % power), not a smaller one"

@@ -171,6 +171,20 @@ def cluster_robust_proportion(values: Sequence[bool | int | float], clusters: Se
     return Metric(p, low, high, n, se, method), g, deff
 
 
+def cell_clustering(groups: Sequence[Sequence[bool | int | float]], unit: str = "item") -> dict[str, object]:
+    """How much a probe's cells (an item asked at many positions, lengths, depths) cluster by
+    their item: the number of clusters, cells, and the design effect of the pooled cell share
+    (naive n / cluster-robust effective n, `cluster_robust_proportion`). It says why the
+    probe's intervals take the item as the unit: a design effect of 3 means pooled cells would
+    claim three times the items' information. When every cell agrees (0 % or 100 %) nothing
+    can be read and the effective n is the number of items."""
+    kept = [list(g) for g in groups if len(g)]
+    values = [v for g in kept for v in g]
+    keys = [i for i, g in enumerate(kept) for _ in g]
+    _, clusters, deff = cluster_robust_proportion(values, keys)
+    return {"unit": unit, "clusters": clusters, "cells": len(values), "design_effect": round(deff, 3)}
+
+
 def cluster_index(clusters: Sequence[object]) -> tuple[np.ndarray, int]:
     """Each item's cluster as 0 … G − 1 (in order of first appearance), and G."""
     keys: dict[object, int] = {}
