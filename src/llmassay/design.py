@@ -166,8 +166,9 @@ def paired_scores(rows_a: list[dict], rows_b: list[dict], task: str, metric: str
     if len(a) < 2:
         raise LlmassayError(f"task {task}: fewer than 2 common items with a '{metric}' value in both runs "
                             "(name the metric with --metric, e.g. acc or exact_match)")
-    has_probs = all(p is not None for p in pa + pb)
-    return PairedScores(task, metric, a, b, pa if has_probs else None, pb if has_probs else None)
+    probs_a, probs_b = [p for p in pa if p is not None], [p for p in pb if p is not None]
+    has_probs = len(probs_a) == len(probs_b) == len(a)
+    return PairedScores(task, metric, a, b, probs_a if has_probs else None, probs_b if has_probs else None)
 
 
 def detectable_from_interval(ci_low: float | None, ci_high: float | None, alpha: float = 0.05,

@@ -191,7 +191,7 @@ def cluster_index(clusters: Sequence[object]) -> tuple[np.ndarray, int]:
     return np.asarray([keys.setdefault(c, len(keys)) for c in clusters], dtype=int), len(keys)
 
 
-def cluster_robust_variance(values: Sequence[float], clusters: Sequence[object]) -> tuple[float, int]:
+def cluster_robust_variance(values: Sequence[float] | np.ndarray, clusters: Sequence[object]) -> tuple[float, int]:
     """The cluster-robust squared standard error of a mean over items,
     G/(G − 1) · Σ_g (Σ_{i∈g} (x_i − x̄))² / n², and G. With one item per cluster it is the
     usual s²/n (up to (n − 1)/n)."""
@@ -203,7 +203,7 @@ def cluster_robust_variance(values: Sequence[float], clusters: Sequence[object])
     return g / (g - 1) * float((sums**2).sum()) / len(x) ** 2, g
 
 
-def cluster_bootstrap_mean(values: Sequence[float], clusters: Sequence[object], seed: int = 0, n_boot: int = 2000,
+def cluster_bootstrap_mean(values: Sequence[float] | np.ndarray, clusters: Sequence[object], seed: int = 0, n_boot: int = 2000,
                            level: float = 0.95) -> Metric:
     """Mean over items whose items share sources, with a percentile bootstrap that resamples
     whole clusters (each draw: G clusters with replacement, the mean over their items).

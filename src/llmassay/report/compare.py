@@ -13,6 +13,7 @@ different questions means nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def _mean_difference(matrix: np.ndarray) -> float:
 
 
 def paired_delta(task: str, probe: str, metric: str, a: list[float], b: list[float], seed: int = 0,
-                 clusters: list[object] | None = None) -> PairedDelta:
+                 clusters: Sequence[object] | None = None) -> PairedDelta:
     """B − A over paired items; with `clusters` (one source key per item) the CI resamples
     whole clusters and the MDE reads the cluster-robust variance of the mean difference."""
     matrix = np.column_stack([np.asarray(a, dtype=float), np.asarray(b, dtype=float)])
