@@ -166,8 +166,9 @@ def paired_scores(rows_a: list[dict], rows_b: list[dict], task: str, metric: str
     if len(a) < 2:
         raise LlmassayError(f"task {task}: fewer than 2 common items with a '{metric}' value in both runs "
                             "(name the metric with --metric, e.g. acc or exact_match)")
-    has_probs = all(p is not None for p in pa + pb)
-    return PairedScores(task, metric, a, b, pa if has_probs else None, pb if has_probs else None)
+    probs_a, probs_b = [p for p in pa if p is not None], [p for p in pb if p is not None]
+    has_probs = len(probs_a) == len(probs_b) == len(a)
+    return PairedScores(task, metric, a, b, probs_a if has_probs else None, probs_b if has_probs else None)
 
 
 def detectable_from_interval(ci_low: float | None, ci_high: float | None, alpha: float = 0.05,
@@ -180,9 +181,10 @@ def detectable_from_interval(ci_low: float | None, ci_high: float | None, alpha:
     return z_sum(alpha, power) * se
 
 
-def could_have_seen(ci_low: float | None, ci_high: float | None, what: str = "an effect") -> str:
-    """The clause a 'nothing detected' verdict carries, so it never reads as 'no effect'."""
-    mde = detectable_from_interval(ci_low, ci_high)
+def could_have_seen(ci_low: float | None, ci_high: float | None, what: str = "an effect", alpha: float = 0.05) -> str:
+    """The clause a 'nothing detected' verdict carries, so it never reads as 'no effect'; `alpha`
+    the level the interval was built at (e.g. Bonferroni's 0.05/m for a family of m)."""
+    mde = detectable_from_interval(ci_low, ci_high, alpha)
     if mde is None:
         return "; this run could not say how large an effect it would have seen"
     return f"; this n could have seen {what} of {mde:.2g} (80 % power), not a smaller one"

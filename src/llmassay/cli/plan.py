@@ -14,7 +14,8 @@ HELP = """Items needed to detect a difference between two models (or two setting
 n = (z_{1-a/2} + z_{1-b})^2 * Var(d) / delta^2, Var(d) = sA^2 + sB^2 - 2 r sA sB on the same items
 (paired; r read from two previous runs with --runs A B, or given with --correlation), sA^2 + sB^2
 and n per model when the items differ (--unpaired). A proportion p has s^2 = p(1-p); a mean gives
---sd. K answers per item: s^2 = s_between^2 + s_within^2 / K (--samples K --within-var V).
+--sd. K answers per item: s^2 = s_between^2 + s_within^2 / K (--samples K --within-var V; --runs
+made with -P accuracy.samples=K give both).
 Shared sources: times the design effect 1 + (m-1) ICC (--cluster-size m --icc ICC).
 Miller (2024), "Adding Error Bars to Evals"."""
 
@@ -42,9 +43,11 @@ def add_plan_commands(sub: argparse._SubParsersAction) -> None:
                            "conservative for models that tend to get the same items right)")
     plan.add_argument("--power", type=float, default=0.8)
     plan.add_argument("--alpha", type=float, default=0.05, help="two-sided level")
-    plan.add_argument("--samples", type=int, default=1, help="K answers per item, averaged")
-    plan.add_argument("--within-var", type=float, default=0.0,
-                      help="the within-item variance of one answer's score (0 under greedy decoding)")
+    plan.add_argument("--samples", type=int, default=None,
+                      help="K answers per item, averaged (default: the runs' K with --runs, else 1)")
+    plan.add_argument("--within-var", type=float, default=None,
+                      help="the within-item variance of one answer's score (0 under greedy decoding; with --runs "
+                           "read from runs made with -P accuracy.samples=K, summed over the two models)")
     plan.add_argument("--cluster-size", type=float, default=1.0, help="items per shared source (passage, template)")
     plan.add_argument("--icc", type=float, default=0.0, help="intra-cluster correlation of the scores")
     plan.add_argument("--json", default=None, help="also write the plan as JSON to this file")
@@ -68,6 +71,17 @@ def run_plan_command(args: argparse.Namespace) -> None:
         record.update({"task": scores.task, "metric": scores.metric, "n_read": scores.n, "baseline_a": base_a,
                        "baseline_b": base_b, "correlation": r})
         between = var
+        read = _within_from_runs(args, scores.task, scores.metric)
+        if read is not None:  # the runs averaged K answers per item: split Var(d) into its two parts
+            k_run, within = read
+            between = max(var - within / k_run, 0.0)
+            lines.append(f"the runs averaged K = {k_run} answers per item: within-item variance {within:.4f} "
+                         f"(A + B), so Var(d) = between {between:.4f} + within / K")
+            record.update({"samples_read": k_run, "within_var_read": within})
+            if args.within_var is None:
+                args.within_var = within
+            if args.samples is None:
+                args.samples = k_run
     elif args.sd is not None:
         if args.sd <= 0:
             raise LlmassayError(f"--sd {args.sd}: a positive standard deviation")
@@ -83,6 +97,8 @@ def run_plan_command(args: argparse.Namespace) -> None:
         between = design.paired_binary_variance(args.baseline, p_b, (args.correlation or 0.0) if args.paired else None)
         lines.append(f"proportions {args.baseline:.3f} → {p_b:.3f}"
                      + (f", correlation {args.correlation or 0.0:.2f}" if args.paired else ""))
+    args.samples = 1 if args.samples is None else args.samples
+    args.within_var = 0.0 if args.within_var is None else args.within_var
     deff = design.design_effect(args.cluster_size, args.icc)
     variance = design.resampled_variance(between, args.within_var, args.samples) * deff
     plan = design.items_needed(variance, args.effect, args.alpha, args.power, args.paired)
@@ -108,6 +124,24 @@ def run_plan_command(args: argparse.Namespace) -> None:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(record, fh, indent=2)
+
+
+def _within_from_runs(args: argparse.Namespace, task: str, metric: str) -> tuple[int, float] | None:
+    """(K, within-item variance of d) from two runs made with K answers per item: each run's
+    `details.samples` within_var for the metric, summed (the models sample independently)."""
+    from llmassay.report.rundir import load_run
+
+    found = []
+    for path in args.runs:
+        record = ((load_run(path).results.get("details") or {}).get(task) or {}).get(args.probe) or {}
+        entry = (record.get("samples") or {}).get("metrics", {}).get(metric)
+        if not isinstance(entry, dict) or "within_var" not in entry:
+            return None
+        found.append((int(record["samples"]["k"]), float(entry["within_var"])))
+    if found[0][0] != found[1][0]:
+        raise LlmassayError(f"--runs: the runs averaged different numbers of answers per item "
+                            f"(samples={found[0][0]} and {found[1][0]}); plan from runs with the same K")
+    return found[0][0], found[0][1] + found[1][1]
 
 
 def _scores_from_runs(args: argparse.Namespace):  # noqa: ANN202 (design.PairedScores, imported lazily)

@@ -252,7 +252,7 @@ def _compare(args: argparse.Namespace) -> None:
 
     for table in review_tables(comparison.review):
         out.print(table)
-    for line in [*comparison.warnings, *filter(None, (d.power_note() for d in comparison.paired)),
+    for line in [*comparison.warnings, *comparison.notes, *filter(None, (d.power_note() for d in comparison.paired)),
                  *(f"only in A: {m}" for m in comparison.only_a),
                  *(f"only in B: {m}" for m in comparison.only_b),
                  *(f"written: {p}" for p in write_compare(comparison, args.html, args.json))]:

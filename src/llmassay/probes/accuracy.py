@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmassay.metrics import argmax, cluster_robust_proportion, proportion
+import numpy as np
+
+from llmassay.metrics import argmax, cluster_robust_proportion, cluster_robust_variance, proportion
 from llmassay.probes._answer_format import choice_instruction, generation_instruction, instructed
 from llmassay.probes._mc import LOGLIK_METRICS, MCItem, MCScore, score_multiple_choice
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
@@ -51,8 +53,13 @@ class AccuracyOptions:
     )
     cluster: str = option(
         "", "a document field whose value items share (a passage id, a template, a subject): right/wrong metrics "
-        "get cluster-robust intervals over its values, with the number of clusters and the design effect; "
-        "empty: items are independent",
+        "get cluster-robust intervals over its values, with the number of clusters and the design effect, and "
+        "compare resamples clusters; empty: the field the task file names as metadata.cluster, else none; "
+        "none: items are independent even where the task names a field",
+    )
+    samples: int = option(
+        1, "K answers per item at --temperature > 0 (generation tasks): the item's score is the mean over its K "
+        "answers, the CI over items, and the within-item variance is reported for `llmassay plan`", minimum=1,
     )
 
 
@@ -64,7 +71,12 @@ def uses_chat(opts: AccuracyOptions, cfg: ProbeConfig, task: Task) -> bool:
 
 
 def _flag(name: str) -> SampleMetric:
-    return SampleMetric(lambda row: row[name] if isinstance(row.get(name), bool) else None, f"1 if {name} is right")
+    """1/0 per item; with `-P accuracy.samples=K` the item's share of its K answers that are right."""
+    def read(row: Row) -> bool | float | None:
+        value = row.get(name)
+        return value if isinstance(value, bool) or (isinstance(value, float) and "samples" in row) else None
+
+    return SampleMetric(read, f"1 if {name} is right (with samples=K: the share of K answers right)")
 
 
 class AccuracyProbe(Probe):
@@ -91,22 +103,33 @@ class AccuracyProbe(Probe):
 
     @classmethod
     def options_record(cls, opts: Any) -> dict[str, Any]:
-        """`cluster` changes only the analysis: unset, it stays out of the record (and the resume key)."""
+        """`cluster` and `samples` left at their defaults stay out of the record (and the resume key),
+        so runs from before they existed resume and compare as before."""
         record = super().options_record(opts)
         if not record.get("cluster"):
             record.pop("cluster", None)
+        if record.get("samples") == 1:
+            record.pop("samples", None)
         return record
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
+        field = cluster_field(opts, task)
+        keys = cluster_keys(task, samples, field) if field else None  # a missing field fails before any request
+        k = _samples(opts, task, cfg)
         if task.output_type == "loglikelihood":
-            return score_loglikelihood(engine, samples)
-        if task.output_type == "loglikelihood_rolling":
-            return score_rolling(engine, task, samples)
-        chat = uses_chat(opts, cfg, task)
-        instruct = chat and opts.chat_format == "instruct"
-        if task.output_type == "multiple_choice":
-            return self._multiple_choice(task, samples, engine, chat, instruct, cfg)
-        return self._generation(task, samples, engine, chat, instruct, cfg)
+            rows = score_loglikelihood(engine, samples)
+        elif task.output_type == "loglikelihood_rolling":
+            rows = score_rolling(engine, task, samples)
+        else:
+            chat = uses_chat(opts, cfg, task)
+            instruct = chat and opts.chat_format == "instruct"
+            rows = (self._multiple_choice(task, samples, engine, chat, instruct, cfg)
+                    if task.output_type == "multiple_choice" else
+                    self._generation(task, samples, engine, chat, instruct, cfg, k))
+        if keys is not None:  # the source each item comes from: compare's cluster bootstrap reads it
+            for row, key in zip(rows, keys):
+                row["cluster"] = key
+        return rows
 
     def _multiple_choice(
         self, task: Task, samples: list[Sample], engine: Engine, chat: bool, instruct: bool, cfg: ProbeConfig
@@ -159,7 +182,8 @@ class AccuracyProbe(Probe):
         return rows
 
     def _generation(
-        self, task: Task, samples: list[Sample], engine: Engine, chat: bool, instruct: bool, cfg: ProbeConfig
+        self, task: Task, samples: list[Sample], engine: Engine, chat: bool, instruct: bool, cfg: ProbeConfig,
+        n_samples: int = 1,
     ) -> list[Row]:
         kwargs = task.generation_kwargs
         common: dict[str, Any] = dict(
@@ -167,11 +191,12 @@ class AccuracyProbe(Probe):
         )
         # lm-eval's `repeats`: K answers per item for the filters (majority_vote). Greedy
         # decoding would give K equal answers, so one is asked; sampled ones get seeds seed … seed+K−1.
-        k = task.repeats if cfg.temperature > 0 else 1
+        # `-P accuracy.samples=K` asks K the same way (each scored on its own, then averaged).
+        k = (task.repeats if cfg.temperature > 0 else 1) if n_samples == 1 else n_samples
         said = [generation_instruction(task, task.references(s)) if instruct else "" for s in samples]
         requests = [
-            GenerateRequest(messages=(("user", instructed(s.prompt, line)),), **{**common, "seed": cfg.seed + r}) if chat
-            else GenerateRequest(prompt=s.prompt, **{**common, "seed": cfg.seed + r})
+            GenerateRequest(messages=(("user", instructed(s.prompt, line)),), **{**common, "seed": cfg.seed + r, "repeat": r})
+            if chat else GenerateRequest(prompt=s.prompt, **{**common, "seed": cfg.seed + r, "repeat": r})
             for s, line in zip(samples, said) for r in range(k)
         ]
         answers = engine.generate(requests)
@@ -179,7 +204,7 @@ class AccuracyProbe(Probe):
         for i, s in enumerate(samples):
             group = answers[i * k:(i + 1) * k]
             g = group[0]
-            texts = [a.text for a in group] * (task.repeats // k)
+            texts = [a.text for a in group] * (task.repeats // k if n_samples == 1 else 1)
             row: Row = {
                 "id": s.id,
                 "prompt": s.prompt,
@@ -190,7 +215,10 @@ class AccuracyProbe(Probe):
                 # lm-eval's filters and list targets, one result per filter
                 **task.score_generation(s, texts if task.repeats > 1 else g.text),
             }
-            if task.repeats > 1:
+            if n_samples > 1:  # the item's score: the mean over its K answers, each scored alone
+                per = [task.score_generation(s, t) for t in texts]
+                row.update(samples=n_samples, generations=texts, **sample_means(per))
+            elif task.repeats > 1:
                 row["generations"] = texts
             if chat:
                 row["chat_template"] = True
@@ -212,11 +240,15 @@ class AccuracyProbe(Probe):
         if "acc_gen" in task.metrics:
             metrics["gen_parsed"] = proportion([r.get("pred_gen") is not None for r in rows])
         details: dict[str, Any] = {}
-        if opts.cluster:
-            details["clustered"] = _clustered(task, rows, metrics, opts.cluster)
+        samples = within_item_variances(rows)
+        if samples:
+            details["samples"] = samples
+        field = cluster_field(opts, task)
+        if field:
+            details["clustered"] = _clustered(task, rows, metrics, field)
         if _generates(task):
             chat = uses_chat(opts, cfg, task)
-            details = {"chat_template": chat}
+            details["chat_template"] = chat
             if chat:  # the line each chat turn began with, in the form the task's parser reads
                 details.update(chat_format=opts.chat_format,
                                answer_instructions=list(dict.fromkeys(r["instruction"] for r in rows if "instruction" in r)))
@@ -238,15 +270,28 @@ class AccuracyProbe(Probe):
         return self.line(task, analysis, metric, verdict, level)
 
 
+def cluster_field(opts: Any, task: Task) -> str:
+    """The document field items are clustered by: `-P accuracy.cluster`, else the one the task file
+    declares (`metadata: {cluster: FIELD}`, for tasks with several questions per passage); `none`: no field."""
+    if opts.cluster == "none":
+        return ""
+    return opts.cluster or str((task.config.get("metadata") or {}).get("cluster") or "")
+
+
+def cluster_keys(task: Task, samples: list[Sample], field: str) -> list[str]:
+    """Each item's value of `field`, or a one-line error naming the first item without it."""
+    missing = [s.id for s in samples if field not in s.doc]
+    if missing:
+        raise LlmassayError(f"-P accuracy.cluster={field}: {task.name} item '{missing[0]}' has no field '{field}' "
+                            f"({len(missing)} of {len(samples)} items lack it)")
+    return [str(s.doc[field]) for s in samples]
+
+
 def _clustered(task: Task, rows: list[Row], metrics: dict[str, Metric], field: str) -> dict[str, Any]:
     """Replace each right/wrong metric's interval with the cluster-robust one over `field`'s values
     (metrics.cluster_robust_proportion); say how many clusters and the design effect per metric."""
-    docs = {s.id: s.doc for s in task.samples}
-    missing = [r["id"] for r in rows if field not in docs.get(r["id"], {})]
-    if missing:
-        raise LlmassayError(f"-P accuracy.cluster={field}: {task.name} item '{missing[0]}' has no field '{field}' "
-                            f"({len(missing)} of {len(rows)} items lack it)")
-    keys = [str(docs[r["id"]][field]) for r in rows]
+    docs = {s.id: s for s in task.samples}
+    keys = [r["cluster"] if "cluster" in r else cluster_keys(task, [docs[r["id"]]], field)[0] for r in rows]
     out: dict[str, Any] = {"field": field, "metrics": {}}
     for name in list(metrics):
         values = [r.get(name) for r in rows]
@@ -254,6 +299,66 @@ def _clustered(task: Task, rows: list[Row], metrics: dict[str, Metric], field: s
             metrics[name], clusters, deff = cluster_robust_proportion(values, keys)
             out["clusters"] = clusters
             out["metrics"][name] = {"design_effect": round(deff, 3)}
+        elif values and all(isinstance(v, (bool, float)) and 0 <= v <= 1 for v in values):  # samples=K shares
+            var, clusters = cluster_robust_variance([float(v) for v in values], keys)
+            naive = float(np.var(np.asarray(values, dtype=float), ddof=1)) / len(values) if len(values) > 1 else 0.0
+            metrics[name] = _widened(metrics[name], var, clusters)
+            out["clusters"] = clusters
+            out["metrics"][name] = {"design_effect": round(var / naive, 3) if naive > 0 else 1.0}
+    return out
+
+
+def _widened(m: Metric, var: float, clusters: int) -> Metric:
+    """A mean of item shares with a t interval on the cluster-robust variance (clusters − 1 df)."""
+    from llmassay.metrics import t_critical
+
+    if not var == var or clusters < 2:
+        return m
+    half = t_critical(clusters - 1) * var ** 0.5
+    return Metric(m.value, max(0.0, m.value - half), min(1.0, m.value + half), m.n, var ** 0.5,
+                  f"t on the cluster-robust variance ({clusters} clusters)")
+
+
+def _samples(opts: Any, task: Task, cfg: ProbeConfig) -> int:
+    """K answers per item, where sampling means something: a generation task at temperature > 0."""
+    k = int(opts.samples)
+    if k == 1 or task.output_type != "generate_until":
+        return 1  # log-likelihood scoring is deterministic: K answers would be K equal ones
+    if cfg.temperature <= 0:
+        raise LlmassayError(f"-P accuracy.samples={k}: needs --temperature > 0 (greedy decoding gives K equal answers)")
+    if task.repeats > 1:
+        raise LlmassayError(f"-P accuracy.samples={k}: task {task.name} already asks repeats={task.repeats} answers "
+                            "per item for its filters; use one or the other")
+    return k
+
+
+def sample_means(per_answer: list[dict[str, Any]]) -> dict[str, Any]:
+    """An item's metrics over its K answers: the mean of each right/wrong or numeric score, and
+    the per-answer scores under `sample_scores` (what the within-item variance is read from)."""
+    names = [n for n in per_answer[0] if all(isinstance(p.get(n), (bool, int, float)) for p in per_answer)]
+    scores = {n: [p[n] for p in per_answer] for n in names}
+    return {**{n: float(np.mean(np.asarray(v, dtype=float))) for n, v in scores.items()}, "sample_scores": scores}
+
+
+def within_item_variances(rows: list[Row]) -> dict[str, Any]:
+    """Per metric, from rows with K answers each: the within-item variance of one answer's score
+    (the mean over items of each item's sample variance, ddof 1), the variance of the item means,
+    and the between-item part (item means' variance − within / K): what `llmassay plan
+    --within-var` and `--samples` trade off."""
+    scored = [r for r in rows if isinstance(r.get("sample_scores"), dict) and int(r.get("samples", 1)) > 1]
+    if not scored:
+        return {}
+    k = int(scored[0]["samples"])
+    out: dict[str, Any] = {"k": k, "items": len(scored), "metrics": {}}
+    for name in scored[0]["sample_scores"]:
+        per = np.asarray([r["sample_scores"][name] for r in scored if len(r["sample_scores"].get(name, ())) == k],
+                         dtype=float)
+        if len(per) < 2:
+            continue
+        within = float(per.var(axis=1, ddof=1).mean())
+        means = float(per.mean(axis=1).var(ddof=1))
+        out["metrics"][name] = {"within_var": within, "item_means_var": means,
+                                "between_var": max(means - within / k, 0.0)}
     return out
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmassay.design import could_have_seen
 from llmassay.metrics import (
     bootstrap_mean,
     mcnemar_exact,
@@ -307,7 +308,7 @@ class BrittlenessProbe(Probe):
         elif flips.value >= FLIPS_WARN:
             verdict, level = f"somewhat brittle: {said}", "warn"
         else:
-            verdict, level = f"stable: {said}", "good"
+            verdict, level = f"stable: {said}" + could_have_seen(flips.ci_low, flips.ci_high, "a flip rate"), "good"
         return self.line(task, analysis, "flip_rate_mean", verdict, level)
 
     @staticmethod

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmassay.design import could_have_seen
 from llmassay.metrics import bootstrap_mean, holm_reject, paired_gap, proportion, resamples_for, sign_flip_p, softmax
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
@@ -189,6 +190,8 @@ class CounterfactualProbe(Probe):
                                 "ci_high": round(m.ci_high, 4), "p": round(p, 6)})
         details: dict[str, Any] = {
             "comparisons": len(comparisons), "ci_level": round(level, 6), "bootstrap_resamples": resamples_for(level),
+            # the template is the unit: its filled prompts are averaged per group before pairing
+            "clustering": {"unit": "template", "clusters": len({r["id"] for r in rows})},
             "flagged": flagged,
             "test": "exact sign-flip permutation test over templates (seeded Monte Carlo above 16), Holm over "
                     "the comparisons at family-wise 0.05",
@@ -219,7 +222,10 @@ class CounterfactualProbe(Probe):
         elif flagged:
             verdict, level = f"{len(flagged)} of {len(gaps)} attribute gaps significant (exact paired test, Holm)", "warn"
         else:
-            verdict, level = f"no attribute gap beyond chance ({len(gaps)} comparisons, exact paired test, Holm)", "good"
+            m = gaps[key]
+            verdict, level = (f"no attribute gap beyond chance ({len(gaps)} comparisons, exact paired test, Holm)"
+                              + could_have_seen(m.ci_low, m.ci_high, f"a {key} gap",
+                                                alpha=ALPHA / max(1, len(gaps)))), "good"
         return self.line(task, analysis, key, verdict, level)
 
 

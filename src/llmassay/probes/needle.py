@@ -7,7 +7,9 @@ their question). For every cell of the grid the item's needle is hidden at that 
 filler prose cut to that length in the model's own tokens, and the question follows the
 text. Scoring is exact: the answer must appear in the reply as a whole token (no judge).
 
-The CI unit is the item: a cell's accuracy is a Wilson interval over items, a length's
+The CI unit is the item (`details.clustering`: the items as clusters of cells, and the
+design effect pooling the cells would ignore; every item shares the one filler text, a fixed
+condition like the grid, not a sampled source): a cell's accuracy is a Wilson interval over items, a length's
 accuracy a bootstrap over items of their mean over depths, and a kind's share of cells found
 (`details.by_kind`) a clustered-proportion interval over that kind's items (n = items). `effective_length` is the
 longest length up to which every length's lower CI bound stays at or above 0.85 × the
@@ -43,7 +45,7 @@ from llmassay.longctx.grid import (
 from llmassay.longctx.haystack import Filler, Placed, build_haystack, read_filler
 from llmassay.longctx.needles import Needle, companions, found
 from llmassay.longctx.prompt import overhead, prompt_text, request
-from llmassay.metrics import bootstrap_mean, clustered_proportion, proportion
+from llmassay.metrics import bootstrap_mean, cell_clustering, clustered_proportion, proportion
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.types import LlmassayError, Metric, Sample
@@ -221,6 +223,8 @@ class NeedleProbe(Probe):
                         "accuracy": [[_mean(hit[:, j, i]) for i in range(len(depths))] for j in range(len(lengths))]},
             "cost": _cost(rows, keys),
             "by_kind": {kind: m.as_dict() for kind, m in by_kind(rows).items()},
+            # an item's cells share its needle and question: intervals over cells are over items
+            "clustering": cell_clustering([[bool(c["found"]) for c in r["cells"].values()] for r in rows]),
         }
         return Analysis(metrics, details)
 

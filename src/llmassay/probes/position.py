@@ -9,7 +9,11 @@ position in turn, then the question;
 a closed-book prompt (the question alone) is the reference of guessing. Scoring is exact:
 the answer must appear in the reply.
 
-Accuracy per position is a Wilson interval over items; the shape is a quadratic fit over
+Accuracy per position is a Wilson interval over items (one cell per item); the overall
+accuracy and the shape are bootstraps over items, each item a cluster of its positions
+(`details.clustering` gives the clusters and the design effect of pooling the cells). With
+`distractors=task` neighbouring items also show each other's passages; these windows overlap,
+so they form no partition to cluster on, and the item stays the unit. The shape is a quadratic fit over
 positions from −1 (first document) to +1 (last), x = −1 + 2(p − 1)/(passages − 1) for the
 positions tested (`-P position.positions=1,2,10` is not evenly spaced), with bootstrap CIs
 over items: `u_term` (> 0: a U, Liu et al.'s lost-in-the-middle) and `recency_slope` (> 0:
@@ -30,7 +34,7 @@ from llmassay.longctx.distractors import SOURCES, Document, kb_distractors, kb_d
 from llmassay.longctx.needles import found
 from llmassay.longctx.prompt import request
 from llmassay.longctx.shape import fit_shape, position_x
-from llmassay.metrics import bootstrap_mean, proportion
+from llmassay.metrics import bootstrap_mean, cell_clustering, proportion
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.types import LlmassayError, Sample
@@ -174,6 +178,8 @@ class PositionProbe(Probe):
             "fit": ("accuracy = a + b*x + c*x^2 with x = -1 + 2(position - 1)/(passages - 1), from -1 (first document) "
                     "to +1 (last); u_term = c, recency_slope = b; middle: the tested positions other than the first "
                     "and last document"),
+            # an item's positions share its passage and question: the unit of every interval is the item
+            "clustering": cell_clustering(matrix.tolist()),
             "prompt_tokens": int(sum(r.get("prompt_tokens", 0) for r in rows)),
             "latency_s": round(sum(r.get("latency_s", 0.0) for r in rows), 3),
         }

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmassay.design import detectable_from_interval
 from llmassay.engine.chat import chat_template_id
 from llmassay.metrics import bootstrap_mean, exact_match, holm, mcnemar_exact, normalise_answer, proportion, spread_with_null
 from llmassay.probes._answer_format import ANSWER_ONLY, NUMBER, instructed, is_number
@@ -341,8 +342,18 @@ class StrategiesProbe(Probe):
         cheapest = min(table, key=lambda e: e["cost_ratio"])
         dearest = max(e["cost_ratio"] for e in table)
         verdict_text = (f"no strategy beats zero-shot significantly (Holm-adjusted p ≥ {ALPHA}) at {cheapest['cost_ratio']:.1f}–"
-                        f"{dearest:.1f}× the tokens")
+                        f"{dearest:.1f}× the tokens") + _could_have_seen(table)
         return self.line(task, analysis, f"acc[{BASELINE}]", verdict_text, "info")
+
+
+def _could_have_seen(table: list[dict[str, Any]]) -> str:
+    """What the paired items could have detected: the smallest gain each strategy's paired CI
+    gives 80 % power to (design.detectable_from_interval), over the strategies."""
+    mdes = [m for m in (detectable_from_interval(*e["delta_ci"]) for e in table if "delta_ci" in e) if m is not None]
+    if not mdes:
+        return ""
+    span = f"{min(mdes):.2g}" if round(min(mdes), 2) == round(max(mdes), 2) else f"{min(mdes):.2g}–{max(mdes):.2g}"
+    return f"; this n could have seen a gain of {span} in accuracy (80 % power), not a smaller one"
 
 
 def verdict(delta: float, p: float, cost_ratio: float, holm_p: float | None = None, family: int = 1) -> str:

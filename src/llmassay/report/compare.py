@@ -2,7 +2,10 @@
 
 Two models answering the same items are paired data: the delta's CI is a paired
 bootstrap over items and McNemar's exact test uses only the items on which they differ,
-both far tighter than comparing two independent intervals. Runs whose tasks hold
+both far tighter than comparing two independent intervals. When both runs' rows name the
+source each item comes from (`-P accuracy.cluster=FIELD` writes it as `cluster`), items of
+one source move together: the CI is then a cluster bootstrap (whole clusters resampled) and
+the MDE uses the cluster-robust variance, and the comparison says so. Runs whose tasks hold
 different items (content hashes differ) are refused unless forced: a delta between
 different questions means nothing.
 """
@@ -10,6 +13,7 @@ different questions means nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ import numpy as np
 from rich.table import Table
 
 from llmassay.design import minimum_detectable_effect
-from llmassay.metrics import bootstrap_statistic, mcnemar_exact
+from llmassay.metrics import bootstrap_statistic, cluster_bootstrap_mean, cluster_robust_variance, mcnemar_exact
 from llmassay.terminal import fitted_tables
 from llmassay.report.rundir import RunData, load_run
 from llmassay.report.section import Section, hook
@@ -43,6 +47,12 @@ class PairedDelta:
     mcnemar_p: float | None = None
     # the smallest |B − A| these n paired items detect with 80 % power at 5 % (design.py)
     mde: float | None = None
+    clusters: int | None = None  # items shared sources: the CI is a cluster bootstrap over this many
+
+    @property
+    def method(self) -> str:
+        return "paired bootstrap over items" if self.clusters is None else \
+            f"paired cluster bootstrap over {self.clusters} clusters"
 
     @property
     def detected(self) -> bool:
@@ -57,7 +67,8 @@ class PairedDelta:
             return f"{what}: no difference detected, and with n = {self.n} no difference could have been"
         if self.mde is None:
             return None
-        return (f"{what}: no difference detected; with n = {self.n} paired items this run could have seen a "
+        among = "" if self.clusters is None else f" in {self.clusters} clusters"
+        return (f"{what}: no difference detected; with n = {self.n} paired items{among} this run could have seen a "
                 f"difference of {self.mde:.3g} (80 % power), not a smaller one")
 
 
@@ -82,6 +93,7 @@ class Comparison:
     only_a: list[str] = field(default_factory=list)  # "task / probe / metric" present only in A
     only_b: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how a delta was computed where it differs from the default
     review: list[Section] = field(default_factory=list)  # human labels next to either run, and their agreement
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,18 +104,27 @@ def _mean_difference(matrix: np.ndarray) -> float:
     return float(matrix[:, 1].mean() - matrix[:, 0].mean())
 
 
-def paired_delta(task: str, probe: str, metric: str, a: list[float], b: list[float], seed: int = 0) -> PairedDelta:
+def paired_delta(task: str, probe: str, metric: str, a: list[float], b: list[float], seed: int = 0,
+                 clusters: Sequence[object] | None = None) -> PairedDelta:
+    """B − A over paired items; with `clusters` (one source key per item) the CI resamples
+    whole clusters and the MDE reads the cluster-robust variance of the mean difference."""
     matrix = np.column_stack([np.asarray(a, dtype=float), np.asarray(b, dtype=float)])
-    ci = bootstrap_statistic(matrix, _mean_difference, seed)
+    diffs = matrix[:, 1] - matrix[:, 0]
+    groups = None
+    if clusters is not None:
+        ci = cluster_bootstrap_mean(diffs, clusters, seed, n_boot=1000)
+        var, groups = cluster_robust_variance(diffs, clusters)
+        mde = minimum_detectable_effect(var * len(diffs), len(diffs)) if groups > 1 else None
+    else:
+        ci = bootstrap_statistic(matrix, _mean_difference, seed)
+        mde = minimum_detectable_effect(float(diffs.var(ddof=1)), len(diffs)) if len(diffs) > 1 else None
     only_a = only_b = p = None
     if np.isin(matrix, (0.0, 1.0)).all():
         only_a = int(((matrix[:, 0] == 1) & (matrix[:, 1] == 0)).sum())
         only_b = int(((matrix[:, 0] == 0) & (matrix[:, 1] == 1)).sum())
         p = mcnemar_exact(only_a, only_b)
-    diffs = matrix[:, 1] - matrix[:, 0]
-    mde = minimum_detectable_effect(float(diffs.var(ddof=1)), len(diffs)) if len(diffs) > 1 else None
     return PairedDelta(task, probe, metric, len(matrix), float(matrix[:, 0].mean()), float(matrix[:, 1].mean()),
-                       ci.value, *ci.interval(), only_a, only_b, p, mde)
+                       ci.value, *ci.interval(), only_a, only_b, p, mde, groups)
 
 
 def check_tasks(a: RunData, b: RunData, force: bool) -> tuple[list[str], list[str]]:
@@ -194,19 +215,34 @@ def _compare_probe(
     metrics_a: dict[str, Any], metrics_b: dict[str, Any], seed: int,
 ) -> None:
     values = hook(probe, "paired_values")
-    per_a = {str(r["id"]): values(r) for r in a.rows(task, probe)}
-    per_b = {str(r["id"]): values(r) for r in b.rows(task, probe)}
+    rows_a, rows_b = a.rows(task, probe), b.rows(task, probe)
+    per_a = {str(r["id"]): values(r) for r in rows_a}
+    per_b = {str(r["id"]): values(r) for r in rows_b}
     ids = [i for i in per_a if i in per_b]
+    sources = _cluster_keys(rows_a, rows_b, ids)
+    if sources is not None:
+        out.notes.append(f"{task} / {probe}: items share sources (the rows' `cluster`, "
+                            f"{len(set(sources.values()))} clusters): paired CIs are cluster bootstraps over them")
     for name, ma in metrics_a.items():
         if name not in metrics_b:
             continue
-        pairs = [(per_a[i][name], per_b[i][name]) for i in ids if name in per_a[i] and name in per_b[i]]
-        if pairs:
-            xa, xb = zip(*pairs)
-            out.paired.append(paired_delta(task, probe, name, list(xa), list(xb), seed))
+        kept = [i for i in ids if name in per_a[i] and name in per_b[i]]
+        if kept:
+            xa, xb = [per_a[i][name] for i in kept], [per_b[i][name] for i in kept]
+            keys = [sources[i] for i in kept] if sources is not None else None
+            out.paired.append(paired_delta(task, probe, name, xa, xb, seed, keys))
         else:
             mb = metrics_b[name]
             out.unpaired.append(MetricDelta(task, probe, name, ma, mb, mb["value"] - ma["value"]))
+
+
+def _cluster_keys(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], ids: list[str]) -> dict[str, str] | None:
+    """Each common item's source, when both runs' rows name it (the same one) for every item."""
+    ka = {str(r["id"]): r.get("cluster") for r in rows_a}
+    kb = {str(r["id"]): r.get("cluster") for r in rows_b}
+    if not ids or any(ka.get(i) is None or ka.get(i) != kb.get(i) for i in ids):
+        return None
+    return {i: str(ka[i]) for i in ids}
 
 
 # -- presentation ----------------------------------------------------------------------
@@ -227,7 +263,8 @@ def _p(value: float | None) -> str:
 def paired_rows(cmp: Comparison) -> list[list[str]]:
     return [
         [d.task, d.probe, d.metric, str(d.n), _f(d.a), _f(d.b), _signed(d.delta),
-         f"[{_signed(d.ci_low)}, {_signed(d.ci_high)}]", _p(d.mcnemar_p),
+         f"[{_signed(d.ci_low)}, {_signed(d.ci_high)}]" + ("" if d.clusters is None else f" ({d.clusters} clusters)"),
+         _p(d.mcnemar_p),
          "—" if d.only_a is None else f"{d.only_a} / {d.only_b}",
          "—" if d.mde is None else f"{d.mde:.4f}"]
         for d in cmp.paired
