@@ -44,12 +44,12 @@ def test_a_position_biased_model_is_called_brittle_and_at_chance(tmp_path):
     card = {(line["probe"], line["task"]): line for line in out.results["summary"]}
     bias = card[("brittleness", "mmlu_sample")]
     # 13 measured variants per item, of which the 3 option rotations (and only they) move the pick
-    assert (bias["metric"], bias["value"], bias["n"]) == ("flip_rate_mean", pytest.approx(3 / 13), 20)
+    assert (bias["metric"], bias["value"], bias["n"]) == ("flip_rate_mean", pytest.approx(3 / 13), 8)
     assert bias["level"] == "bad" and bias["verdict"].startswith("brittle: the answer changes under 23% of prompt")
     shares = out.results["results"]["mmlu_sample"]["brittleness"]
     assert shares["position_share[0]"]["value"] == 1.0  # the planted bias, recovered
     acc = card[("accuracy", "mmlu_sample")]
-    key_a = sum(s.target == 0 for s in load_task("mmlu_sample").samples[:40]) / 40
+    key_a = sum(s.target == 0 for s in load_task("mmlu_sample").samples[:20]) / 20
     assert acc["metric"] == "acc" and acc["value"] == pytest.approx(key_a)
     assert acc["level"] in ("bad", "warn") and "chance" in acc["verdict"]
 
@@ -58,7 +58,7 @@ def test_a_model_that_knows_the_key_is_called_stable(tmp_path):
     key = {s.prompt: "ABCD"[int(s.target)] for s in load_task("mmlu_sample").samples[:40]}
     out = _assess(tmp_path, answer_key_backend(lambda p: key.get(p)), probes=["accuracy"])
     (line,) = [x for x in out.results["summary"] if x["task"] == "mmlu_sample"]
-    assert (line["value"], line["level"], line["n"]) == (1.0, "info", 40)
+    assert (line["value"], line["level"], line["n"]) == (1.0, "info", 20)
 
 
 def test_report_opens_with_the_card_linking_to_each_section(tmp_path, monkeypatch, capsys):

@@ -96,7 +96,7 @@ class AccuracyProbe(Probe):
         ),
     }
     presets = {
-        "quick": Preset(("mmlu_sample", "arith_sample"), limit=40),
+        "quick": Preset(("mmlu_sample", "arith_sample"), limit=20),
         "full": Preset(("mmlu_sample", "arith_sample")),
     }
 

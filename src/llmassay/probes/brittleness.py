@@ -99,7 +99,7 @@ class BrittlenessProbe(Probe):
         ),
     }
     presets = {
-        "quick": Preset(("mmlu_sample",), limit=20),
+        "quick": Preset(("mmlu_sample",), limit=8),
         "full": Preset(("mmlu_sample",), limit=100),
     }
 

@@ -157,7 +157,7 @@ class StrategiesProbe(Probe):
                                   "1 if any self-consistency sample is right"),
     }
     presets = {
-        "quick": Preset(("arith_sample",), limit=20, options=(("strategies", "zero_shot,icl3,cot,sc"), ("k", 3))),
+        "quick": Preset(("arith_sample",), limit=8, options=(("strategies", "zero_shot,icl3,cot"), ("k", 3))),
         "full": Preset(("arith_sample", "legs_sample", "letters_sample"), limit=100),
     }
 

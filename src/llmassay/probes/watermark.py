@@ -97,7 +97,7 @@ class WatermarkProbe(Probe):
         "exact_match": _family("exact_match", True, "short answer right, plain and watermarked (tasks with stop strings)"),
     }
     presets = {
-        "quick": Preset(("prose_continue",), limit=10, options=(("max_tokens", 100), ("null_keys", 200))),
+        "quick": Preset(("prose_continue",), limit=6, options=(("max_tokens", 60), ("null_keys", 200))),
         "full": Preset(("prose_continue",), limit=100),
     }
 
