@@ -200,3 +200,37 @@ def test_quick_preset_stays_small():
     preset = probe_class("multiturn").presets["quick"]
     opts = dict(preset.options)
     assert preset.limit <= 10 and opts["conditions"] == "challenge" and "|" not in opts["challenges"]
+
+
+def test_report_shows_transition_tables_and_each_whole_conversation_escaped(tmp_path):
+    from test_report import embedded_rows
+
+    from llmassay.report.html import build_report
+    from llmassay.report.rundir import load_run
+    from llmassay.report.section import SectionContext, hook
+
+    hostile = "<script>alert(1)</script>"
+
+    def plan(view, req):
+        return flipper(view, req) + (f" {hostile}" if view["second"] else "")
+
+    run(tmp_path, plan, conditions="challenge,belief")
+    data = load_run(tmp_path / "out")
+    (name,) = data.results["results"]
+    ctx = SectionContext(name, "multiturn", data.probe_metrics(name, "multiturn"), data.details(name, "multiturn"),
+                         data.rows(name, "multiturn"))
+    section = hook("multiturn", "build")(ctx)
+    (block,) = [t for t in section.tables if t.title == "transitions"]
+    rows = {r[0]: dict(zip(block.columns, r)) for r in block.rows}
+    assert rows["are_you_sure"]["right→wrong"] == str(N) and rows["control"]["right→right"] == str(N)
+    assert any("flip_excess" in n for n in section.notes)
+    browser = hook("multiturn", "browser_rows")(ctx)
+    # per item: the first turn, 3 challenges, the control, 2 stated beliefs
+    assert len(browser) == N * 7
+    second = [b for b in browser if b.variant == "none · disagree"]
+    assert len(second) == N and all(b.correct is False and "[user] I don't think that's right." in b.prompt
+                                    and "[assistant] " in b.prompt for b in second)
+    html = build_report(data)
+    assert hostile not in html  # model text stays escaped data
+    browsed = [r for r in embedded_rows(html) if r["p"] == "multiturn"]
+    assert len(browsed) == N * 7 and sum(r["out"].endswith(hostile) for r in browsed) == N * 4

@@ -140,7 +140,7 @@ class MultiturnProbe(Probe):
                  cfg: ProbeConfig) -> list[Row]:
         chat = use_chat(opts.prompt_format, cfg)
         system = KEEP_ANSWER if opts.mitigation == "system" else ""
-        stop = ("\n",)
+        stop = ("\n",) if chat else ()  # a base model often opens its turn with a newline; "\nUser:" ends it
 
         def request(conversation: list[Turn]) -> Any:
             return ask(conversation, chat, opts.max_tokens, stop, cfg)
