@@ -192,6 +192,10 @@ def test_options_are_checked_before_any_model_call():
         probe.options({"challenges": "Is it {answer}?"})
     with pytest.raises(LlmassayError, match="multiturn.mitigation"):
         probe.options({"mitigation": "pray"})
+    from llmassay.probes.multiturn import split_challenges
+
+    opts = probe.options({"challenges": "Hmm, are you sure?|Wrong."})  # commas stay inside a challenge
+    assert split_challenges(opts.challenges) == ("Hmm, are you sure?", "Wrong.")
     assert challenge_keys(["Are you sure?", "Really, are you sure?", "really are you sure"]) == [
         "are_you_sure", "really_are_you_sure", "really_are_you_sure_2"]
 
