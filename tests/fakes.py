@@ -696,3 +696,37 @@ class TemplatedJudgeBackend(ScriptedBackend):
 
     def chat_prompt(self, text: str) -> str:
         return f"{self.OPEN}{text}{self.CLOSE}"
+
+
+# -- a chat model that reads the whole conversation, for the multiturn probe -------------------
+_BELIEF_SAID = re.compile(r"I think the answer is (\S+?), but")
+_OPTION_NAMED = re.compile(r"I think the answer is (\S+?)\.")
+
+
+def conversation_view(req: GenerateRequest) -> dict[str, Any]:
+    """What a multiturn conversation is, read back from its turns: the question turn (the last
+    user turn listing options), its right label (`knows_everything`), the belief it states,
+    whether an exchange came before it, the system turn, and — in a second turn — the model's
+    first answer, the user's second turn and the option it names."""
+    turns = list(req.messages or ())
+    users = [i for i, (role, _) in enumerate(turns) if role == "user"]
+    q = max(i for i in users if shown_options(turns[i][1]))
+    question = turns[q][1]
+    belief = _BELIEF_SAID.search(question)
+    second = turns[-1][1] if len(turns) - 1 > q and turns[-1][0] == "user" else None
+    named = _OPTION_NAMED.search(second) if second else None
+    return {"question": question, "right": knows_everything(question),
+            "labels": [label for label, _ in shown_options(question)],
+            "stated": belief.group(1) if belief else None, "history": any(i < q for i in users),
+            "system": next((text for role, text in turns if role == "system"), ""),
+            "first_answer": turns[q + 1][1] if second else None, "second": second,
+            "named": named.group(1) if named else None}
+
+
+def conversation_backend(plan: Callable[[dict[str, Any], GenerateRequest], str]) -> ScriptedBackend:
+    """A chat model (it has a chat template) that answers `plan(conversation_view(req), req)`."""
+
+    backend = ScriptedBackend(lambda c, x: -1.0, lambda req: plan(conversation_view(req), req),
+                              identity="conversation-plan")
+    backend.chat_model = lambda: True  # type: ignore[attr-defined]
+    return backend
