@@ -96,6 +96,17 @@ def bootstrap_statistic(
     return Metric(statistic(matrix), float(low), float(high), n, float(np.std(draws, ddof=1)), "bootstrap")
 
 
+def _wilson_at(p: float, n_eff: float, q: float) -> tuple[float, float]:
+    """Wilson's interval for a share p at an effective sample size n_eff with critical value q
+    (Student's t on the clusters' degrees of freedom): the clustered intervals' common step."""
+    denom = 1 + q**2 / n_eff
+    centre = (p + q**2 / (2 * n_eff)) / denom
+    half = q * math.sqrt(p * (1 - p) / n_eff + q**2 / (4 * n_eff**2)) / denom
+    low = 0.0 if p == 0.0 else max(0.0, centre - half)
+    high = 1.0 if p == 1.0 else min(1.0, centre + half)
+    return low, high
+
+
 def clustered_proportion(outcomes: Sequence[Sequence[bool | int | float]], level: float = 0.95) -> Metric:
     """Share of 0/1 outcomes that come in clusters (one item scored in many cells), with
     the item as the unit: the mean of the items' shares, n = items.
@@ -123,12 +134,7 @@ def clustered_proportion(outcomes: Sequence[Sequence[bool | int | float]], level
         n_eff = float(n)
     else:
         n_eff = min(float(cells), p * (1 - p) / se**2) if se else float(cells)
-    q = t_critical(max(n - 1, 1), level)
-    denom = 1 + q**2 / n_eff
-    centre = (p + q**2 / (2 * n_eff)) / denom
-    half = q * math.sqrt(p * (1 - p) / n_eff + q**2 / (4 * n_eff**2)) / denom
-    low = 0.0 if p == 0.0 else max(0.0, centre - half)
-    high = 1.0 if p == 1.0 else min(1.0, centre + half)
+    low, high = _wilson_at(p, n_eff, t_critical(max(n - 1, 1), level))
     return Metric(p, low, high, n, se, method)
 
 
@@ -162,12 +168,7 @@ def cluster_robust_proportion(values: Sequence[bool | int | float], clusters: Se
     else:
         n_eff = min(float(n), p * (1 - p) / se**2)
     deff = n / n_eff if n_eff > 0 else float("inf")
-    q = t_critical(max(g - 1, 1), level)
-    denom = 1 + q**2 / n_eff
-    centre = (p + q**2 / (2 * n_eff)) / denom
-    half = q * math.sqrt(p * (1 - p) / n_eff + q**2 / (4 * n_eff**2)) / denom
-    low = 0.0 if p == 0.0 else max(0.0, centre - half)
-    high = 1.0 if p == 1.0 else min(1.0, centre + half)
+    low, high = _wilson_at(p, n_eff, t_critical(max(g - 1, 1), level))
     return Metric(p, low, high, n, se, method), g, deff
 
 
