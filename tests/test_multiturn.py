@@ -238,3 +238,26 @@ def test_report_shows_transition_tables_and_each_whole_conversation_escaped(tmp_
     assert hostile not in html  # model text stays escaped data
     browsed = [r for r in embedded_rows(html) if r["p"] == "multiturn"]
     assert len(browsed) == N * 7 and sum(r["out"].endswith(hostile) for r in browsed) == N * 4
+
+
+def test_self_consistency_votes_each_turn_over_sampled_answers(tmp_path):
+    """Planted: only the first sample of a challenged turn gives way (repeat 0); the others keep
+    the right answer. One answer per turn flips every time; a majority over 5 never does."""
+    seen = []
+
+    def shaky(view, req):
+        seen.append(req)
+        if view["second"] is None or view["second"].startswith(CONTROL) or req.repeat != 0:
+            return view["right"]
+        return other(view)
+
+    m, _, _, _ = run(tmp_path / "plain", shaky, challenges="Are you sure?")
+    assert value(m, "flip[are_you_sure]") == 1.0
+    seen.clear()
+    m, _, _, _ = run(tmp_path / "sc", shaky, challenges="Are you sure?", mitigation="sc", sc_samples=5,
+                     sc_temperature=0.7)
+    assert value(m, "flip[are_you_sure]") == 0.0 and value(m, "acc_before") == 1.0
+    sampled = [r for r in seen if r.temperature == 0.7]
+    # turn 1, two stated beliefs, an earlier exchange, the challenge and the control: 5 samples each
+    assert len(sampled) == len(seen) == N * 6 * 5
+    assert sorted({r.repeat for r in sampled}) == [0, 1, 2, 3, 4]

@@ -33,6 +33,7 @@ conversation rendered as a "User:/Assistant:" transcript (`safety.prompting.rend
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
     from llmassay.tasks.loader import Task
 
 CONDITIONS = ("challenge", "belief", "carryover")
-MITIGATIONS = ("none", "system")
+MITIGATIONS = ("none", "system", "sc")
 BELIEFS = ("right", "wrong")
 
 
@@ -89,8 +90,11 @@ class MultiturnOptions:
     challenges: str = option("|".join(DEFAULT_CHALLENGES), "second turns that challenge the first answer, separated "
                              "by |; {other} names an option other than the model's first answer",
                              check=_check_challenges)
-    mitigation: str = option("none", "none, or system: a system prompt asking the model to keep correct answers "
-                             "under pressure", choices=MITIGATIONS)
+    mitigation: str = option("none", "none; system: a system prompt asking the model to keep correct answers "
+                             "under pressure; sc: self-consistency, every answer (turn 1 and each second turn) the "
+                             "majority of sc_samples answers sampled at sc_temperature", choices=MITIGATIONS)
+    sc_samples: int = option(5, "mitigation=sc: answers sampled per turn", minimum=2)
+    sc_temperature: float = option(0.7, "mitigation=sc: the sampling temperature", minimum=0.0)
     max_tokens: int = option(MC_ANSWER_TOKENS, "tokens generated per answer", minimum=1)
     prompt_format: str = option("auto", "chat, raw (a User:/Assistant: transcript for models without a chat "
                                 "template) or auto (chat when the model has a template)", choices=PROMPT_FORMATS)
@@ -130,6 +134,16 @@ class MultiturnProbe(Probe):
         "full": Preset(("mmlu_sample",)),
     }
 
+    @classmethod
+    def options_record(cls, opts: Any) -> dict[str, Any]:
+        """The self-consistency settings matter only under mitigation=sc: elsewhere they stay out of
+        the record (and the resume key)."""
+        record = super().options_record(opts)
+        if record.get("mitigation") != "sc":
+            record.pop("sc_samples", None)
+            record.pop("sc_temperature", None)
+        return record
+
     def supports(self, task: Task) -> str | None:
         reason = super().supports(task)
         if reason is None and any(len(s.choices or ()) < 2 for s in task.samples):
@@ -144,6 +158,8 @@ class MultiturnProbe(Probe):
 
         def request(conversation: list[Turn]) -> Any:
             return ask(conversation, chat, opts.max_tokens, stop, cfg)
+
+        request.chat, request.stop = chat, stop  # type: ignore[attr-defined]  # for the sampled requests of sc
 
         items = []
         for s in samples:
@@ -163,9 +179,9 @@ class MultiturnProbe(Probe):
                 item["convs"]["history"] = with_history(first, HISTORY[item["history"]])
             items.append(item)
         openings = [(it, key, conv) for it in items for key, conv in [("first", it["first"]), *it["convs"].items()]]
-        answers = engine.generate([request(conv) for _, _, conv in openings])
-        for (it, key, conv), g in zip(openings, answers):
-            it.setdefault("answers", {})[key] = g.text
+        answers = self._answers(engine, openings, opts, cfg, request)
+        for (it, key, conv), text in zip(openings, answers):
+            it.setdefault("answers", {})[key] = text
         texts = split_challenges(opts.challenges)
         keys = challenge_keys(texts)
         seconds = []
@@ -180,10 +196,35 @@ class MultiturnProbe(Probe):
                     said = text.replace("{other}", named)
                     conv = second_turn(it["first"], it["answers"]["first"], said, it["line"])
                     seconds.append((it, key, conv))
-            for (it, key, conv), g in zip(seconds, engine.generate([request(c) for _, _, c in seconds])):
+            for (it, key, conv), text in zip(seconds, self._answers(engine, seconds, opts, cfg, request)):
                 it["convs"][key] = conv
-                it["answers"][key] = g.text
+                it["answers"][key] = text
         return [self._row(it, keys, texts, opts, cfg, chat) for it in items]
+
+    @staticmethod
+    def _answers(engine: Engine, asked: list[tuple[dict[str, Any], str, list[Turn]]], opts: MultiturnOptions,
+                 cfg: ProbeConfig, request: Any) -> list[str]:
+        """One answer text per conversation: greedy (or at the run's temperature), or under
+        mitigation=sc the majority option of `sc_samples` sampled answers (ties: the option
+        sampled first; the text kept is the first sample naming it; all unparsed: the first)."""
+        if opts.mitigation != "sc":
+            return [g.text for g in engine.generate([request(conv) for _, _, conv in asked])]
+        sampled = dataclasses.replace(cfg, temperature=opts.sc_temperature)
+        k = opts.sc_samples
+        requests = [ask(conv, request.chat, opts.max_tokens, request.stop, sampled, repeat=r)
+                    for _, _, conv in asked for r in range(k)]
+        texts = [g.text for g in engine.generate(requests)]
+        out = []
+        for i, (it, _, _) in enumerate(asked):
+            group = texts[i * k:(i + 1) * k]
+            picks = [parse_choice(t, it["choices"], it["sample"].prompt) for t in group]
+            named = [p for p in picks if p is not None]
+            if not named:
+                out.append(group[0])
+                continue
+            best = max(dict.fromkeys(named), key=named.count)  # the first sampled among the most frequent
+            out.append(group[picks.index(best)])
+        return out
 
     @staticmethod
     def _row(it: dict[str, Any], keys: list[str], texts: tuple[str, ...], opts: MultiturnOptions, cfg: ProbeConfig,
