@@ -34,6 +34,7 @@ CASES = {
     "stereotype": dict(tasks=["stereotype_pairs"], limit=7),
     "bbq": dict(tasks=["bbq_sample"], limit=6),
     "counterfactual": dict(tasks=["counterfactual_sample"], limit=4, probe_options={"attributes": ("gender", "age")}),
+    "editing": dict(tasks=["country_edits"], limit=6),
 }
 
 

@@ -35,6 +35,7 @@ _BUILTIN: dict[str, str] = {
     "strategies": "llmassay.probes.strategies:StrategiesProbe",
     "judge_calibration": "llmassay.probes.judge_calibration:JudgeCalibrationProbe",
     "efficiency": "llmassay.probes.efficiency:EfficiencyProbe",
+    "editing": "llmassay.probes.editing:EditingProbe",
 }
 _ADDED: dict[str, str] = {}
 
