@@ -161,3 +161,110 @@ def test_bad_edit_lines_are_one_line_errors_naming_line_and_field(tmp_path, line
     path.write_text(line + "\n")
     with pytest.raises(LlmassayError, match=message):
         read_edits(path)
+
+
+# -- the probe, through a scripted engine ---------------------------------------------------
+class _PlantedEngine:
+    """Log-likelihoods from a table: the edit "took" for France, not for Japan."""
+
+    table = {"Lima": {"The capital of France is": -1.0, "France's capital is": -1.0, "The capital of Spain is": -6.0},
+             "Paris": {"The capital of France is": -3.0, "France's capital is": -0.5},
+             "Madrid": {"The capital of Spain is": -2.0},
+             "Cairo": {"The capital of Japan is": -4.0}, "Tokyo": {"The capital of Japan is": -1.0}}
+
+    def loglikelihood(self, reqs):
+        return [LoglikelihoodResult(self.table[r.continuation.strip()].get(r.context, -9.0), False, 1) for r in reqs]
+
+
+def test_the_editing_probe_reports_planted_efficacy_paraphrase_and_neighbourhood():
+    from types import SimpleNamespace
+
+    from llmassay.probes.editing import EditingProbe
+    from llmassay.types import Sample
+
+    docs = [{"subject": "France", "prompt": "The capital of France is", "old": "Paris", "new": "Lima",
+             "paraphrases": ["France's capital is"],
+             "neighbourhood": [{"prompt": "The capital of Spain is", "true": "Madrid"}]},
+            {"subject": "Japan", "prompt": "The capital of Japan is", "old": "Tokyo", "new": "Cairo"}]
+    samples = [Sample(f"s{i}", d["prompt"], [d["new"], d["old"]], 0, d) for i, d in enumerate(docs)]
+    task = SimpleNamespace(name="planted", samples=samples)
+    probe = EditingProbe()
+    assert probe.supports(task) is None
+    rows = probe.evaluate(task, samples, _PlantedEngine(), None, None)
+    assert [r["efficacy"] for r in rows] == [1, 0] and rows[0]["paraphrase"] == 0.0
+    assert rows[0]["neighbourhood"] == 1.0 and rows[1]["paraphrase"] is None
+    metrics = probe.analyse(task, rows, None, None).metrics
+    assert metrics["efficacy"].value == 0.5 and metrics["efficacy"].n == 2 and metrics["paraphrase"].n == 1
+
+
+def test_the_edit_command_names_the_bad_line_before_loading_a_model(tmp_path, capsys):
+    from llmassay.cli.app import main
+
+    bad = tmp_path / "edits.jsonl"
+    bad.write_text('{"subject": "France", "prompt": "The capital of France is", "old": "Paris", "new": "Lima"}\n'
+                   '{"subject": "Peru", "prompt": "The capital of Peru is", "old": "Lima"}\n')
+    args = ["edit", "--model", "hf/no-such-dir", "--edits", str(bad), "--layer", "1", "--output-path", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert f"{bad} line 2: field 'new' must be non-empty text" in capsys.readouterr().err
+    assert main([*args[:2], "llamacpp/smollm2-135m", *args[3:]]) == 2
+    assert "must be an hf/ model" in capsys.readouterr().err
+
+
+# -- through the hf backend (loads a model from a folder: slow tier) ------------------------
+@pytest.mark.slow
+def test_edits_dir_on_the_hf_backend_gives_the_edited_logits_and_its_own_fingerprint(trained, tmp_path):
+    import copy
+
+    from llmassay.backends.base import load_backend
+    from llmassay.editing.delta import save_delta
+    from llmassay.editing.rome import param_name
+
+    base, tok = trained
+    tok.save_pretrained(tmp_path / "m")
+    base.save_pretrained(tmp_path / "m")
+    plain = load_backend(f"hf/{tmp_path / 'm'}")
+    model = copy.deepcopy(base)
+    _edit_one(model, tok)
+    name = param_name(model, 1)
+    save_delta(tmp_path / "d", {name: model.get_parameter(name) - base.get_parameter(name)},
+               {"layer": 1, "base_weights_sha256": plain.weights_sha256()})
+    edited = load_backend(f"hf/{tmp_path / 'm'}", edits=str(tmp_path / "d"))
+    req = [LoglikelihoodRequest("the capital of france", " lima"), LoglikelihoodRequest("the capital of france", " paris")]
+    lima, paris = (r.logprob for r in edited.loglikelihood(req))
+    expected = _next_logp(model, tok, "the capital of france")
+    assert lima > paris and lima == pytest.approx(float(expected[tok.convert_tokens_to_ids("lima")]), abs=1e-4)
+    assert plain.loglikelihood(req)[0].logprob < plain.loglikelihood(req)[1].logprob
+    assert "edits_sha256" in edited.fingerprint() and "edits_sha256" not in plain.fingerprint()
+    assert edited.fingerprint()["weights_sha256"] == plain.fingerprint()["weights_sha256"]
+
+
+@pytest.mark.slow
+@pytest.mark.hf
+def test_rome_edits_take_on_smollm2(smollm2_path, tmp_path):
+    """Three KB counterfactuals on the real model (layer 4, as measured in docs-notes/editing.md)."""
+    from llmassay.backends.hf import HFBackend
+    from llmassay.editing.edits import read_edits
+    from llmassay.editing.rome import RomeConfig
+    from llmassay.editing.scores import score_edits
+    from llmassay.editing.session import run_edits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        hf = HFBackend(str(smollm2_path.parent), gguf_file=smollm2_path.name)
+        path = next(p for p in _task_files() if p.name == "country_edits.jsonl")
+        edits = read_edits(path)[:3]
+        before = score_edits(edits, hf.loglikelihood)
+        run_edits(hf.model, hf.tokenizer, edits, RomeConfig(layer=4), "smollm2-test")
+        hf.weights_changed()
+        after = score_edits(edits, hf.loglikelihood)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["efficacy"] for r in after] == [1, 1, 1]
+    assert all(a["margin"] > b["margin"] + 1 for a, b in zip(after, before))
+
+
+def _task_files():
+    from importlib import resources
+
+    return [p for p in (resources.files("llmassay.tasks") / "data" / "country_edits").iterdir()]
