@@ -13,6 +13,7 @@ neighbourhood is its baseline knowledge of the neighbours.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from llmassay.editing.edits import edit_from_doc
@@ -31,12 +32,16 @@ HELP = {
 }
 
 
+def _reader(metric: str) -> Callable[[Row], Any]:
+    return lambda row: row[metric]
+
+
 class EditingProbe(Probe):
     name = "editing"
     description = "knowledge edits: efficacy, paraphrase and neighbourhood scores (CounterFact's), per edit"
     challenge = "outdated knowledge (editing)"
     task_types = ("multiple_choice",)
-    sample_metrics = {m: SampleMetric(lambda row, m=m: row[m], HELP[m], binary=(m == "efficacy")) for m in METRICS}
+    sample_metrics = {m: SampleMetric(_reader(m), HELP[m], binary=(m == "efficacy")) for m in METRICS}
 
     def supports(self, task: Task) -> str | None:
         doc = task.samples[0].doc if task.samples else {}
