@@ -35,6 +35,7 @@ CASES = {
     "bbq": dict(tasks=["bbq_sample"], limit=6),
     "counterfactual": dict(tasks=["counterfactual_sample"], limit=4, probe_options={"attributes": ("gender", "age")}),
     "multiturn": dict(tasks=["mmlu_sample"], limit=6),
+    "editing": dict(tasks=["country_edits"], limit=6),
 }
 
 

@@ -71,7 +71,8 @@ class HFBackend:
     """Model args: gguf_file, dtype (float32; auto, float16, bfloat16), device (cpu; cuda,
     cuda:N, mps), device_map (none; auto, balanced, sequential or a device), revision (a hub
     id's branch, tag or commit), batch_size (8), max_length, add_bos_token, dequant_cache
-    (true: keep the de-quantised GGUF as safetensors, keyed by its sha256)."""
+    (true: keep the de-quantised GGUF as safetensors, keyed by its sha256), edits (a folder
+    written by `llmassay edit`: its weight delta is added at load, its sha256 fingerprinted)."""
 
     def __init__(
         self,
@@ -85,6 +86,7 @@ class HFBackend:
         device: str = "cpu",
         device_map: str | None = None,
         revision: str | None = None,
+        edits: str | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -167,6 +169,10 @@ class HFBackend:
             self._params.update(device=str(self.device), device_map=device_map)
         if hub_id is not None:
             self._params.update(hub_id=hub_id, revision=revision, hub_commit=self.path.name)
+        if edits is not None:  # only when given: an unedited model's fingerprint is unchanged
+            from llmassay.editing.delta import apply_delta
+
+            self._params["edits_sha256"] = apply_delta(self.model, str(edits), self.weights_sha256())
         self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
         self._fingerprint: dict[str, Any] | None = None
         self.tokens_evaluated = 0
@@ -198,17 +204,20 @@ class HFBackend:
     def tokenize(self, text: str) -> list[int]:
         return self._tok_encode(text)
 
+    def weights_sha256(self) -> dict[str, str]:
+        """The loaded files' sha256 (the GGUF, else every weights file), as fingerprinted."""
+        if self.gguf_file:
+            return {self.gguf_file: file_sha256(self.path / self.gguf_file)}
+        return {p.name: file_sha256(p) for p in sorted(self.path.iterdir()) if p.suffix in (".safetensors", ".bin")}
+
+    def weights_changed(self) -> None:
+        """The weights were edited in place (`llmassay edit`): drop the cached prefix KV."""
+        self._kv_prefix = None
+
     def fingerprint(self) -> dict[str, Any]:
         if self._fingerprint is None:
-            if self.gguf_file:
-                weights = {self.gguf_file: file_sha256(self.path / self.gguf_file)}
-            else:
-                weights = {
-                    p.name: file_sha256(p)
-                    for p in sorted(self.path.iterdir())
-                    if p.suffix in (".safetensors", ".bin")
-                }
-            self._fingerprint = {"backend": "hf", **self._versions, "weights_sha256": weights, **self._params}
+            self._fingerprint = {"backend": "hf", **self._versions, "weights_sha256": self.weights_sha256(),
+                                 **self._params}
         return self._fingerprint
 
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:

@@ -10,6 +10,7 @@ from rich.console import Console
 from llmassay import __version__
 from llmassay.cli.audit import add_audit_commands, run_audit_command
 from llmassay.cli.cache import add_cache_commands, run_cache_command
+from llmassay.cli.edit import add_edit_commands, run_edit_command
 from llmassay.cli.efficiency import EFFICIENCY_COMMANDS, add_efficiency_commands, run_efficiency_command
 from llmassay.cli.facts import add_facts_commands, run_facts_command
 from llmassay.cli.judge import JUDGE_COMMANDS, add_judge_commands, run_judge_command
@@ -37,6 +38,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_efficiency_commands(sub)
     add_plan_commands(sub)
     add_cache_commands(sub)
+    add_edit_commands(sub)
     add_verbosity_flags(parser)  # -v / -q before or after the command, on every subcommand
     return parser
 
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             run_efficiency_command(args)
         elif args.command == "cache":
             run_cache_command(args)
+        elif args.command == "edit":
+            run_edit_command(args)
         elif not run_facts_command(args):
             run_audit_command(args)
     except (LlmassayError, OSError) as exc:  # one line; 2 for what was given, 1 for a failure (cli/exits.py)

@@ -36,6 +36,7 @@ _BUILTIN: dict[str, str] = {
     "judge_calibration": "llmassay.probes.judge_calibration:JudgeCalibrationProbe",
     "efficiency": "llmassay.probes.efficiency:EfficiencyProbe",
     "multiturn": "llmassay.probes.multiturn:MultiturnProbe",
+    "editing": "llmassay.probes.editing:EditingProbe",
 }
 _ADDED: dict[str, str] = {}
 

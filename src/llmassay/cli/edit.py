@@ -1,0 +1,98 @@
+"""`llmassay edit`: ROME edits of an hf/ model written as a delta folder (`--model-args
+edits=DIR` applies it), optionally with the CounterFact table before and after. Argument
+wiring and output only; the work is in `llmassay.editing`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from llmassay.cli.spelling import output_option
+from llmassay.terminal import stdout_console as _stdout
+from llmassay.types import LlmassayError, Metric
+
+
+def add_edit_commands(sub: Any) -> None:
+    edit = sub.add_parser("edit", help="change facts in an hf/ model's weights (ROME) and write the delta")
+    edit.add_argument("--model", required=True, help="hf/<dir or hub id> (a Llama-family model)")
+    edit.add_argument("--model-args", default=None, help="k=v,... for the hf backend (e.g. gguf_file=NAME)")
+    edit.add_argument("--edits", required=True, metavar="FILE.jsonl",
+                      help='one edit per line: {"subject", "prompt", "old", "new"} (optional paraphrases, neighbourhood)')
+    edit.add_argument("--layer", type=int, required=True, help="the MLP layer whose down_proj is edited")
+    output_option(edit, "--output-path", required=True, help="the folder for delta.safetensors and edits.json")
+    edit.add_argument("--limit", type=int, default=None, help="only the first N edits")
+    edit.add_argument("--steps", type=int, default=25, help="gradient steps for each value vector (ROME: 20)")
+    edit.add_argument("--seed", type=int, default=0, help="seed of the prefixes the model writes")
+    edit.add_argument("--evaluate", action="store_true",
+                      help="score efficacy, paraphrase and neighbourhood before and after (all edits applied)")
+
+
+def run_edit_command(args: argparse.Namespace) -> None:
+    from llmassay.backends.base import load_backend, parse_model_args
+    from llmassay.editing.delta import save_delta
+    from llmassay.editing.edits import read_edits
+    from llmassay.editing.rome import RomeConfig
+    from llmassay.editing.scores import score_edits, summarise
+    from llmassay.editing.session import run_edits
+
+    if not args.model.startswith("hf/"):
+        raise LlmassayError(f"edit: --model '{args.model}' must be an hf/ model (weights are edited in transformers)")
+    if args.steps < 1 or (args.limit is not None and args.limit < 1):
+        raise LlmassayError("edit: --steps and --limit must be positive")
+    edits = read_edits(args.edits)[: args.limit]
+    model_args = parse_model_args(args.model_args)
+    if "edits" in model_args:
+        raise LlmassayError("edit: start from the unedited model (put every edit in one --edits file)")
+    backend: Any = load_backend(args.model, **model_args)
+    cfg = RomeConfig(layer=args.layer, steps=args.steps, seed=args.seed)
+    before = score_edits(edits, backend.loglikelihood) if args.evaluate else None
+    console = _stdout()
+    started = time.perf_counter()
+    run = run_edits(backend.model, backend.tokenizer, edits, cfg, json.dumps(backend.fingerprint(), sort_keys=True),
+                    progress=lambda i, o: console.print(
+                        f"edit {i + 1}/{len(edits)} ({o.id}): NLL of the new object {o.nll_before} → {o.nll_after} "
+                        f"in {o.seconds:.1f} s", highlight=False))
+    total = time.perf_counter() - started
+    out = Path(args.output_path)
+    manifest = {"model": args.model, "model_args": args.model_args, "layer": args.layer, "method": "ROME (sequential)",
+                "config": dataclasses.asdict(cfg), "base_weights_sha256": backend.weights_sha256(),
+                "edits": [dataclasses.asdict(e) for e in edits],
+                "outcomes": [dataclasses.asdict(o) for o in run.outcomes],
+                "covariance_seconds": run.covariance_seconds, "templates": run.templates}
+    sha = save_delta(out, run.deltas, manifest)
+    console.print(f"wrote {out} (delta sha256 {sha[:12]}…): apply with --model-args edits={out}", highlight=False)
+    if before is None:
+        return
+    backend.weights_changed()
+    after = score_edits(edits, backend.loglikelihood)
+    table = {"unedited": summarise(before), "edited": summarise(after)}
+    per_edit = sum(o.seconds for o in run.outcomes) / len(run.outcomes)
+    timing = {"seconds_per_edit": round(per_edit, 3), "covariance_seconds": run.covariance_seconds,
+              "total_seconds": round(total, 3)}
+    (out / "evaluation.json").write_text(json.dumps({
+        "mode": "all edits applied in sequence, then every edit scored", "n_edits": len(edits),
+        "metrics": {k: {m: dataclasses.asdict(v) for m, v in t.items()} for k, t in table.items()},
+        "timing": timing, "rows": {"unedited": before, "edited": after}}, indent=2) + "\n", encoding="utf-8")
+    console.print(_table(table, len(edits)))
+    console.print(f"{per_edit:.1f} s per edit; key covariance {run.covariance_seconds:.1f} s (cached after the first run)",
+                  highlight=False)
+
+
+def _cell(m: Metric) -> str:
+    return "n/a" if m.n == 0 else f"{m.value:.2f} [{m.ci_low:.2f}, {m.ci_high:.2f}]"
+
+
+def _table(table: dict[str, dict[str, Metric]], n: int) -> Table:
+    out = Table(title=f"{n} edits, all applied (95 % Wilson CIs over edits)")
+    out.add_column("score")
+    for name in table:
+        out.add_column(name)
+    for metric in next(iter(table.values())):
+        out.add_row(metric, *(_cell(t[metric]) for t in table.values()))
+    return out

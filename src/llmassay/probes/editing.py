@@ -1,0 +1,65 @@
+"""Knowledge editing measured the CounterFact way, on whatever model is loaded.
+
+A thin adapter over `llmassay.editing.scores`: each item of an edit task (`country_edits`:
+subject, prompt, old, new, paraphrases, neighbourhood) is scored by log-likelihood through
+the engine — efficacy (P(new) > P(old) on the edit prompt), paraphrase (the same on
+rewordings) and neighbourhood (P(true) > P(new) on prompts the edit should not touch).
+The probe edits nothing: run it on the unedited model and on the model with the edits
+applied (`--model-args edits=DIR`, the folder `llmassay edit` writes, all edits at once),
+and `llmassay compare` pairs the two runs item by item. On the unedited model efficacy is
+the share of edits the model already "believes" (near 0 for counterfactuals) and
+neighbourhood is its baseline knowledge of the neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from llmassay.editing.edits import edit_from_doc
+from llmassay.editing.scores import METRICS, score_edits, summarise
+from llmassay.probes.base import Analysis, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
+from llmassay.types import Sample
+
+if TYPE_CHECKING:
+    from llmassay.engine.engine import Engine
+    from llmassay.tasks.loader import Task
+
+HELP = {
+    "efficacy": "1 if the new object beats the old on the edit prompt (mean log-prob per token)",
+    "paraphrase": "share of paraphrase prompts where the new object beats the old",
+    "neighbourhood": "share of neighbourhood prompts where the true object still beats the new one",
+}
+
+
+def _reader(metric: str) -> Callable[[Row], Any]:
+    return lambda row: row[metric]
+
+
+class EditingProbe(Probe):
+    name = "editing"
+    description = "knowledge edits: efficacy, paraphrase and neighbourhood scores (CounterFact's), per edit"
+    challenge = "outdated knowledge (editing)"
+    task_types = ("multiple_choice",)
+    sample_metrics = {m: SampleMetric(_reader(m), HELP[m], binary=(m == "efficacy")) for m in METRICS}
+
+    def supports(self, task: Task) -> str | None:
+        doc = task.samples[0].doc if task.samples else {}
+        if not {"subject", "prompt", "old", "new"} <= set(doc):
+            return f"task '{task.name}' has no subject/prompt/old/new fields (an edit task such as country_edits)"
+        return None
+
+    def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
+        edits = [edit_from_doc({**s.doc, "id": s.id}, f"task '{task.name}' item {s.id}") for s in samples]
+        return score_edits(edits, engine.loglikelihood)
+
+    def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
+        return Analysis(summarise(rows), {"notes": [
+            "Scores of the model as loaded: compare a run with --model-args edits=DIR against one without. "
+            "Objects are compared by mean log-probability per token (ROME's CounterFact evaluation). "
+            "paraphrase and neighbourhood enter the Wilson interval as per-edit shares; the unit is the edit."]})
+
+    def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
+        m = analysis.metrics["efficacy"]
+        return self.line(task, analysis, "efficacy", f"the new object wins on {m.value:.0%} of edit prompts",
+                         "info")
