@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-DOMAIN = ("audit", "efficiency", "factuality", "judge", "longctx", "safety", "tokens", "watermark", "review", "multiturn")
+DOMAIN = ("audit", "efficiency", "factuality", "judge", "longctx", "safety", "tokens", "watermark", "review", "multiturn", "tune")
 
 # (who, what they must not import, why)
 RULES = [

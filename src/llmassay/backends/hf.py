@@ -71,7 +71,8 @@ class HFBackend:
     """Model args: gguf_file, dtype (float32; auto, float16, bfloat16), device (cpu; cuda,
     cuda:N, mps), device_map (none; auto, balanced, sequential or a device), revision (a hub
     id's branch, tag or commit), batch_size (8), max_length, add_bos_token, dequant_cache
-    (true: keep the de-quantised GGUF as safetensors, keyed by its sha256)."""
+    (true: keep the de-quantised GGUF as safetensors, keyed by its sha256), adapter (a PEFT
+    adapter folder, merged into the weights at load; its hash joins the fingerprint)."""
 
     def __init__(
         self,
@@ -85,6 +86,7 @@ class HFBackend:
         device: str = "cpu",
         device_map: str | None = None,
         revision: str | None = None,
+        adapter: str | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -139,6 +141,8 @@ class HFBackend:
             self.path = _hf_load.hub_snapshot(model, revision)
         if cached is not None and load_kwargs:
             self._save_dequantised(cached, transformers, source, load_kwargs)
+        if adapter is not None:  # before placement: the merged weights move with the model
+            self.model, adapter_sha = _hf_load.with_adapter(self.model, str(adapter))
         if device != "cpu":
             self.model.to(device)  # type: ignore[arg-type]  # transformers 5 types its wrapped .to() wrongly
         self.device = self.model.device  # inputs go where the first layer is
@@ -165,6 +169,8 @@ class HFBackend:
         # CPU run's fingerprint (and cache key) is what it always was.
         if device != "cpu" or device_map is not None:
             self._params.update(device=str(self.device), device_map=device_map)
+        if adapter is not None:  # a tuned model never shares cache entries with its base
+            self._params.update(adapter_sha256=adapter_sha)
         if hub_id is not None:
             self._params.update(hub_id=hub_id, revision=revision, hub_commit=self.path.name)
         self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
