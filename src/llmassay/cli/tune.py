@@ -18,7 +18,7 @@ def add_tune_commands(sub: Any) -> None:
     src = sft.add_mutually_exclusive_group(required=True)
     src.add_argument("--recipe", help="a bundled recipe: structured (JSON answers from the country KB)")
     src.add_argument("--data", help="JSONL of {prompt, completion} (optionally id) per line")
-    sft.add_argument("--output-path", required=True, help="folder for adapter/, config.json, loss.json, card.json; "
+    sft.add_argument("--output-path", required=True, metavar="DIR", help="folder for adapter/, config.json, loss.json, card.json; "
                      "a folder holding a checkpoint of the same run resumes from it")
     sft.add_argument("--steps", type=int, default=40, help="optimizer steps (default 40)")
     sft.add_argument("--lr", type=float, default=5e-4, help="learning rate, AdamW, constant (default 5e-4)")
