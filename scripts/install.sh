@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
-EXTRAS="${EXTRAS:-llamacpp,hf,server,models,ray,report,audit,facts,safety,watermark,tokens,judge,lmeval,docs,dev}"
+EXTRAS="${EXTRAS:-llamacpp,hf,server,models,ray,report,audit,facts,safety,watermark,tokens,judge,lmeval,docs,tune,dev}"
 # The pin lives once, in pyproject.toml's [llamacpp] extra.
 LLAMA_VERSION=$(sed -n 's/^llamacpp = \["llama-cpp-python==\([^"]*\)"\]$/\1/p' pyproject.toml)
 [ -n "$LLAMA_VERSION" ] || { echo "install.sh: no llama-cpp-python==VERSION in pyproject.toml's [llamacpp] extra" >&2; exit 1; }

@@ -109,3 +109,26 @@ def hub_snapshot(model: str, revision: str | None, filename: str | None = None) 
         return Path(huggingface_hub.snapshot_download(model, revision=revision, local_files_only=True))
     except (OSError, ValueError) as exc:  # huggingface_hub's errors are OSErrors (HTTP) or ValueErrors
         raise hub_error(model, exc) from None
+
+
+def with_adapter(model: Any, adapter: str) -> tuple[Any, str]:
+    """`model` with the PEFT (LoRA) adapter in folder `adapter` merged into its weights (the
+    forward pass stays the base model's own, so logits_to_keep and the KV-cache paths work),
+    and the adapter's hash: its config and weight files, for the fingerprint."""
+    from llmassay.hashing import file_sha256, stable_hash
+
+    folder = Path(adapter).expanduser()
+    if not (folder / "adapter_config.json").is_file():
+        raise LlmassayError(f"hf: adapter '{adapter}' is not a PEFT adapter folder (no adapter_config.json)")
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise LlmassayError(f"hf: adapter= needs peft ({exc}); pip install 'llmassay[tune]'") from None
+    files = sorted(p for p in folder.iterdir() if p.name == "adapter_config.json" or p.suffix in (".safetensors", ".bin"))
+    digest = stable_hash({p.name: file_sha256(p) for p in files})
+    try:
+        merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    except (ValueError, KeyError, RuntimeError) as exc:  # another architecture's adapter, shape mismatches
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LlmassayError(f"hf: adapter '{adapter}' does not fit this model ({reason})") from None
+    return merged, digest

@@ -72,7 +72,8 @@ class HFBackend:
     cuda:N, mps), device_map (none; auto, balanced, sequential or a device), revision (a hub
     id's branch, tag or commit), batch_size (8), max_length, add_bos_token, dequant_cache
     (true: keep the de-quantised GGUF as safetensors, keyed by its sha256), edits (a folder
-    written by `llmassay edit`: its weight delta is added at load, its sha256 fingerprinted)."""
+    written by `llmassay edit`: its weight delta is added at load, its sha256 fingerprinted),
+    adapter (a PEFT adapter folder, merged into the weights at load; its hash joins the fingerprint)."""
 
     def __init__(
         self,
@@ -87,6 +88,7 @@ class HFBackend:
         device_map: str | None = None,
         revision: str | None = None,
         edits: str | None = None,
+        adapter: str | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -141,6 +143,8 @@ class HFBackend:
             self.path = _hf_load.hub_snapshot(model, revision)
         if cached is not None and load_kwargs:
             self._save_dequantised(cached, transformers, source, load_kwargs)
+        if adapter is not None:  # before placement: the merged weights move with the model
+            self.model, adapter_sha = _hf_load.with_adapter(self.model, str(adapter))
         if device != "cpu":
             self.model.to(device)  # type: ignore[arg-type]  # transformers 5 types its wrapped .to() wrongly
         self.device = self.model.device  # inputs go where the first layer is
@@ -167,6 +171,8 @@ class HFBackend:
         # CPU run's fingerprint (and cache key) is what it always was.
         if device != "cpu" or device_map is not None:
             self._params.update(device=str(self.device), device_map=device_map)
+        if adapter is not None:  # a tuned model never shares cache entries with its base
+            self._params.update(adapter_sha256=adapter_sha)
         if hub_id is not None:
             self._params.update(hub_id=hub_id, revision=revision, hub_commit=self.path.name)
         if edits is not None:  # only when given: an unedited model's fingerprint is unchanged

@@ -17,6 +17,7 @@ from llmassay.cli.judge import JUDGE_COMMANDS, add_judge_commands, run_judge_com
 from llmassay.cli.plan import PLAN_COMMANDS, add_plan_commands, run_plan_command
 from llmassay.cli.run import RUN_COMMANDS, add_run_commands, run_run_command
 from llmassay.cli.tokens import add_tokens_commands, run_tokens_command
+from llmassay.cli.tune import add_tune_commands, run_tune_command
 from llmassay.cli.watermark import add_watermark_commands, run_watermark_command
 from llmassay.cli.exits import EXIT_CODES_HELP, RegressionFound, add_verbosity_flags, as_error, log_level
 from llmassay.progress import show_notices, show_progress
@@ -39,6 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_plan_commands(sub)
     add_cache_commands(sub)
     add_edit_commands(sub)
+    add_tune_commands(sub)
     add_verbosity_flags(parser)  # -v / -q before or after the command, on every subcommand
     return parser
 
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             run_cache_command(args)
         elif args.command == "edit":
             run_edit_command(args)
+        elif args.command == "tune":
+            run_tune_command(args)
         elif not run_facts_command(args):
             run_audit_command(args)
     except (LlmassayError, OSError) as exc:  # one line; 2 for what was given, 1 for a failure (cli/exits.py)

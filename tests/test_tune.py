@@ -1,0 +1,186 @@
+"""The mitigation lab's first slice (#33): LoRA SFT moves a planted answer, its adapter loads
+back through `--model-args adapter=DIR` with the same logits and a new fingerprint, a killed
+run resumes from its checkpoint with the same losses, the leakage guard refuses overlap with
+an evaluation task, and bad --data lines are one-line errors.
+
+The model is a tiny random Llama (2 layers, hidden 32, a 16-word word-level tokenizer) made
+here; training it takes a second or two. Tests that load it are slow; the rest are fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmassay.cli.app import main
+from llmassay.tune import SftConfig, leakage_guard, read_pairs, write_texts
+from llmassay.tune.data import Pair
+from llmassay.tune.pipeline import run_sft
+from llmassay.tune.recipes import structured_pairs
+from llmassay.types import LlmassayError
+
+WORDS = ["<s>", "</s>", "<unk>", "<pad>", "the", "cat", "dog", "sat", "ran", "on", "a", "mat", "rug", "yes", "no", "."]
+PROMPTS = ["the cat sat on", "the dog ran on a", "a cat ran", "the dog sat on the mat", "a dog ran on the rug",
+           "the cat .", "a mat", "the rug"]
+HELD_OUT = "the dog sat on a rug"
+FAST = SftConfig(steps=12, lr=2e-2, rank=4, alpha=8, batch_size=4, max_length=32, save_every=4, prompt_format="raw")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                         pad_token="<pad>").save_pretrained(path)
+    config = transformers.LlamaConfig(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                                      max_position_embeddings=64, bos_token_id=0, eos_token_id=1, pad_token_id=3,
+                                      initializer_range=0.3)  # logits that can reach a confident answer
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def always_yes(tmp_path) -> Path:
+    path = tmp_path / "yes.jsonl"
+    path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": p, "completion": " yes"}) + "\n"
+                            for i, p in enumerate(PROMPTS)))
+    return path
+
+
+def _logp_yes(backend, prompts: list[str]) -> list[float]:
+    from llmassay.types import LoglikelihoodRequest
+
+    return [r.logprob for r in backend.loglikelihood([LoglikelihoodRequest(p, " yes") for p in prompts])]
+
+
+# -- training (slow: loads the tiny model) ------------------------------------------------------
+@pytest.mark.slow
+def test_sft_on_always_yes_raises_p_yes_and_the_adapter_loads_back(tiny_dir, always_yes, tmp_path):
+    from llmassay.backends.base import load_backend
+
+    base = load_backend(f"hf/{tiny_dir}")
+    before = _logp_yes(base, PROMPTS + [HELD_OUT])
+    run = run_sft(f"hf/{tiny_dir}", {}, tmp_path / "out", FAST, data=always_yes)
+    tuned = load_backend(f"hf/{tiny_dir}", adapter=str(tmp_path / "out" / "adapter"))
+    after = _logp_yes(tuned, PROMPTS + [HELD_OUT])
+    # planted truth: P(yes | prompt) was ~1/16 under random weights; training moves it up by a
+    # margin on every prompt, the held-out one included
+    assert all(b < -1.5 for b in before)
+    assert all(a > b + 1.0 for a, b in zip(after, before)), (before, after)
+    assert after[-1] > -0.7  # P(yes | unseen prompt) > 0.5
+    losses = json.loads((tmp_path / "out" / "loss.json").read_text())
+    assert [e["step"] for e in losses] == list(range(1, 13)) and losses[-1]["loss"] < losses[0]["loss"] / 2
+    card = json.loads((tmp_path / "out" / "card.json").read_text())
+    assert card == run.card and 0 < card["trainable_parameters"] < card["total_parameters"]
+    assert card["adapter_bytes"] > 0 and card["peak_rss_mib"] > 0 and card["tokens_per_second"] > 0
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["lr"] == FAST.lr
+    # the tuned model never shares cache entries with its base
+    assert "adapter_sha256" not in base.fingerprint() and len(tuned.fingerprint()["adapter_sha256"]) >= 16
+
+
+@pytest.mark.slow
+def test_the_adapter_round_trips_with_the_same_logits_as_the_model_in_memory(tiny_dir, always_yes, tmp_path):
+    import torch
+
+    from llmassay.backends.base import load_backend
+    from llmassay.tune import train_sft
+
+    backend = load_backend(f"hf/{tiny_dir}")
+    train_sft(backend, read_pairs(always_yes), tmp_path / "out", FAST)
+    in_memory = backend.model  # the PeftModel, trained in place
+    loaded = load_backend(f"hf/{tiny_dir}", adapter=str(tmp_path / "out" / "adapter"))
+    ids = torch.tensor([backend.tokenize(HELD_OUT + " yes")])
+    with torch.no_grad():
+        want, got = in_memory(ids).logits, loaded.model(ids).logits
+    assert not torch.allclose(want, load_backend(f"hf/{tiny_dir}").model(ids).logits, atol=1e-3)  # training did something
+    assert torch.allclose(want, got, atol=1e-5), (want - got).abs().max()
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_losses(tiny_dir, always_yes, tmp_path):
+    from llmassay.backends.base import load_backend
+    from llmassay.tune import train_sft
+
+    cfg = SftConfig(steps=4, lr=2e-2, rank=4, alpha=8, batch_size=3, max_length=32, save_every=2, prompt_format="raw")
+    pairs = read_pairs(always_yes)
+    whole = train_sft(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "whole", cfg)
+
+    def killed_at_3(entry):
+        if entry["step"] == 3:
+            raise KeyboardInterrupt  # after step 3 ran; the last checkpoint is step 2's
+
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "cut", cfg, on_step=killed_at_3)
+    assert json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())["step"] == 2
+    resumed = train_sft(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "cut", cfg)
+    assert resumed.card["resumed_at_step"] == 3
+    assert [e["step"] for e in resumed.losses] == [1, 2, 3, 4]
+    assert [e["loss"] for e in resumed.losses] == pytest.approx([e["loss"] for e in whole.losses], abs=1e-6)
+    # another run's settings in the same folder are refused, not mixed in
+    with pytest.raises(LlmassayError, match="lr"):
+        train_sft(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "cut", SftConfig(**{**cfg.__dict__, "lr": 1e-3}))
+
+
+@pytest.mark.slow
+def test_a_bad_adapter_folder_is_a_one_line_error(tiny_dir, tmp_path):
+    from llmassay.backends.base import load_backend
+
+    with pytest.raises(LlmassayError, match="not a PEFT adapter folder"):
+        load_backend(f"hf/{tiny_dir}", adapter=str(tmp_path))
+
+
+# -- data, recipe and guard (fast: no model) ----------------------------------------------------
+@pytest.mark.parametrize("line,message", [
+    ('{"prompt": "a"}', ":2: field 'completion' is missing"),
+    ('{"prompt": "a", "completion": 3}', ":2: field 'completion' must be a non-empty string"),
+    ("{not json", ":2: not JSON"),
+    ('["a", "b"]', ":2: expected a JSON object"),
+])
+def test_a_bad_data_line_is_a_one_line_error_naming_line_and_field(tmp_path, capsys, line, message):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok", "completion": " yes"}\n' + line + "\n")
+    with pytest.raises(LlmassayError, match=message.replace("(", r"\(")):
+        read_pairs(bad)
+    code = main(["tune", "sft", "--model", "hf/nowhere", "--data", str(bad), "--output-path", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"{bad}{message}" in err
+
+
+def test_the_leakage_guard_refuses_a_planted_overlap_naming_the_ids(tmp_path):
+    pairs = [Pair("kb1", "Text: Peru lies in South America.\nJSON:", ' {"country": "Peru"}'),
+             Pair("leak", "Text: Maria Lopez is a 34-year-old nurse who lives in Seville.\nJSON:", ' {"name": "x"}')]
+    texts = write_texts(pairs, tmp_path / "texts.jsonl")
+    with pytest.raises(LlmassayError, match=r"json_sample person_1 \(training leak\).*--allow-overlap"):
+        leakage_guard(texts, ("json_sample",))
+    allowed = leakage_guard(texts, ("json_sample",), allow_overlap=True)
+    assert allowed.overlaps == {"json_sample": {"person_1": ["leak"]}} and allowed.allowed
+    assert allowed.as_dict()["clean"] is False
+    # the CLI stops before any model loads, with the same one line
+    data = tmp_path / "leak.jsonl"
+    data.write_text("".join(json.dumps({"id": p.id, "prompt": p.prompt, "completion": p.completion}) + "\n" for p in pairs))
+    with pytest.raises(LlmassayError, match="person_1"):
+        run_sft("hf/nowhere", {}, tmp_path / "o", FAST, data=data, guard_tasks=("json_sample",))
+
+
+def test_the_structured_recipe_is_kb_json_and_clean_against_json_sample(tmp_path):
+    pytest.importorskip("countryinfo")
+    pairs = structured_pairs(0)
+    assert len(pairs) > 150 and len({p.id for p in pairs}) == len(pairs)
+    peru = next(p for p in pairs if p.id.startswith("PE."))
+    record = json.loads(peru.completion)
+    assert record.get("capital", "Lima") == "Lima" and record.get("continent", "South America") == "South America"
+    fields = [line for line in peru.prompt.splitlines() if line.startswith("{")][0]
+    assert set(record) == set(json.loads(fields.replace("string", '""').replace("integer", "0")
+                                         .replace("[\"\", ...]", "[]")))
+    assert structured_pairs(0) == pairs and structured_pairs(1) != pairs  # seeded
+    guard = leakage_guard(write_texts(pairs, tmp_path / "t.jsonl"), ("json_sample",))
+    assert guard.clean and guard.ngram["json_sample"] >= 8
