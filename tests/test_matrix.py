@@ -55,11 +55,13 @@ def test_accuracy_falling_with_size_is_flagged_inverse_and_the_smallest_marked_b
     assert values[0] > values[1] > values[2]  # the planted order, recovered
     assert row.trend is not None and row.trend.inverse and not row.trend.improves
     assert row.trend.slope_ci[1] < 0 and row.trend.sizes == 3
-    assert row.trend.slope == pytest.approx(np.polyfit([8, 9, 10], values, 1)[0])
+    assert (row.trend.slope, row.trend.intercept) == pytest.approx(tuple(np.polyfit([8, 9, 10], values, 1)))
     assert "paired bootstrap over the 60 items" in row.trend.method
     assert [c.best for c in row.cells] == [True, False, False]
     assert row.separation.startswith("paired bootstrap over 60 common items") and row.separation.endswith("separated")
     assert m.notes == []  # one family, one quantisation: no warning
+    html = render_matrix_html(m)
+    assert html.count("<svg") == 1 and "mmlu_sample · accuracy · acc: inverse scaling" in html
     doc = json.loads(json.dumps(m.as_dict()))
     assert doc["rows"][0]["trend"]["verdict"] == "inverse scaling" and doc["models"][0]["size"]["parameters"] == 10**8
 

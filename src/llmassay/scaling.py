@@ -40,6 +40,7 @@ class Trend:
     """The fit of a metric against log10(parameters) and what it shows."""
 
     slope: float  # change of the metric per tenfold parameters
+    intercept: float  # the fitted line's value at log10(parameters) = 0 (for drawing it)
     slope_ci: tuple[float, float]
     curvature: float | None  # the quadratic term (≥ 3 sizes), per (log10 parameters)²
     curvature_ci: tuple[float, float] | None
@@ -93,7 +94,8 @@ def fit_trend(points: Sequence[SizePoint], higher_is_better: bool = True, seed: 
     if curvature_ci is not None and (curvature_ci[0] > 0 or curvature_ci[1] < 0):
         dips = (curvature_ci[0] > 0) == higher_is_better  # the curve is worst in the middle
         shape = "U-shaped (worst at mid size)" if dips else "inverted U (best at mid size)"
-    return Trend(slope, slope_ci, curvature, curvature_ci, sizes, method, higher_is_better, worse_side, better_side,
+    intercept = float(point.mean() - slope * x.mean())
+    return Trend(slope, intercept, slope_ci, curvature, curvature_ci, sizes, method, higher_is_better, worse_side, better_side,
                  shape)
 
 

@@ -12,11 +12,13 @@ is written next to each row.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
 from rich.table import Table
 
 from llmassay.backends.model_size import ModelSize
@@ -203,6 +205,27 @@ def matrix_tables(matrix: Matrix, width: int | None = None) -> list[Table]:
     return fitted_tables(title, matrix_columns(matrix), matrix_rows(matrix), width, keys=3)
 
 
+def trend_plots(matrix: Matrix) -> list[tuple[str, Markup]]:
+    """(row name, SVG) for each row with a trend: the models' values with CIs against size, and the fit."""
+    from llmassay.report.plots import trend_with_size
+
+    out = []
+    for i, row in enumerate(matrix.rows):
+        if row.trend is None:
+            continue
+        points = [(m.spec, float(m.size.parameters), (c.value, _bound(c.ci_low, -1), _bound(c.ci_high, 1)))
+                  for m, c in zip(matrix.models, row.cells) if c is not None and m.size and m.size.parameters]
+        name = f"{row.task} · {row.probe} · {row.metric}"
+        svg = trend_with_size(f"trend-{i}", points, (row.trend.intercept, row.trend.slope),
+                              title=f"{name}: {row.trend.verdict}", axis_label=row.metric)
+        out.append((name, Markup(svg)))
+    return out
+
+
+def _bound(value: float | None, side: int) -> float:
+    return side * math.inf if value is None else float(value)
+
+
 def render_matrix_html(matrix: Matrix) -> str:
     from llmassay.report.html import environment
 
@@ -214,6 +237,7 @@ def render_matrix_html(matrix: Matrix) -> str:
         best=[[bool(c and c.best) for c in r.cells] for r in matrix.rows],
         separations=[f"{r.task} · {r.probe} · {r.metric}: {r.separation}" for r in matrix.rows],
         methods=sorted({r.trend.method for r in matrix.rows if r.trend is not None}),
+        plots=trend_plots(matrix),
     )
 
 
