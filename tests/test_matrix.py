@@ -201,3 +201,19 @@ def test_cli_run_with_one_model_keeps_its_layout(tmp_path, monkeypatch):
     assert [m["run"] for m in doc["models"]] == [str(tmp_path / "two" / "scripted_llama-135m"),
                                                  str(tmp_path / "two" / "scripted_llama-1b")]
     assert doc["notes"] == []  # one family, one quantisation
+
+
+def test_a_preference_share_has_no_better_end_so_no_best_and_no_inverse_flag():
+    """stereotype_controlled: 0.5 is no preference; a share rising with size is reported as
+    rising, never as inverse scaling or improvement, and no model is marked best."""
+    from llmassay.report.matrix import _mark_best, direction
+
+    rng = np.random.default_rng(3)
+    low, high = (rng.random(100) < 0.2).astype(float), (rng.random(100) < 0.9).astype(float)
+    trend = fit_trend(_points([low, high], [10**8, 10**9]), higher_is_better=direction("stereotype_controlled"))
+    assert trend is not None and trend.verdict == "rises with size" and not trend.inverse and not trend.improves
+    row = MatrixRow("stereotype_pairs", "stereotype", "stereotype_controlled", None,
+                    [Cell(0.2, 0.1, 0.3, 100), Cell(0.9, 0.85, 0.95, 100)])
+    _mark_best(row, [], [], [{}, {}], 0)
+    assert not any(c.best for c in row.cells if c) and "no best marked" in row.separation
+    assert direction("acc") is True and direction("flip_rate_mean") is False

@@ -46,7 +46,7 @@ class Trend:
     curvature_ci: tuple[float, float] | None
     sizes: int  # distinct parameter counts
     method: str  # how the items were resampled
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: neither end is better (a preference share whose ideal is 0.5)
     inverse: bool  # the metric gets worse with size: the slope's CI is wholly on the worse side
     improves: bool  # the slope's CI is wholly on the better side
     shape: str | None  # "U-shaped (worst at mid size)" / "inverted U (best at mid size)", or None
@@ -54,13 +54,15 @@ class Trend:
     @property
     def verdict(self) -> str:
         words = "inverse scaling" if self.inverse else "improves with size" if self.improves else "no trend detected"
+        if self.higher_is_better is None and (self.slope_ci[0] > 0 or self.slope_ci[1] < 0):
+            words = "rises with size" if self.slope_ci[0] > 0 else "falls with size"
         return f"{words}; {self.shape}" if self.shape else words
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict}
 
 
-def fit_trend(points: Sequence[SizePoint], higher_is_better: bool = True, seed: int = 0,
+def fit_trend(points: Sequence[SizePoint], higher_is_better: bool | None = True, seed: int = 0,
               n_boot: int = N_BOOT) -> Trend | None:
     """The trend over `points`, or None when it cannot be estimated: fewer than two distinct
     sizes, or a model without per-item values (no item to resample)."""
@@ -88,12 +90,16 @@ def fit_trend(points: Sequence[SizePoint], higher_is_better: bool = True, seed: 
     curvature = curvature_ci = None
     if sizes >= 3:
         curvature, curvature_ci = _fit(x, point, boot, degree=2)
-    worse_side = slope_ci[1] < 0 if higher_is_better else slope_ci[0] > 0
-    better_side = slope_ci[0] > 0 if higher_is_better else slope_ci[1] < 0
+    directed = higher_is_better is not None
+    worse_side = directed and (slope_ci[1] < 0 if higher_is_better else slope_ci[0] > 0)
+    better_side = directed and (slope_ci[0] > 0 if higher_is_better else slope_ci[1] < 0)
     shape = None
     if curvature_ci is not None and (curvature_ci[0] > 0 or curvature_ci[1] < 0):
-        dips = (curvature_ci[0] > 0) == higher_is_better  # the curve is worst in the middle
-        shape = "U-shaped (worst at mid size)" if dips else "inverted U (best at mid size)"
+        if not directed:
+            shape = "curved (lowest at mid size)" if curvature_ci[0] > 0 else "curved (highest at mid size)"
+        else:
+            dips = (curvature_ci[0] > 0) == higher_is_better  # the curve is worst in the middle
+            shape = "U-shaped (worst at mid size)" if dips else "inverted U (best at mid size)"
     intercept = float(point.mean() - slope * x.mean())
     return Trend(slope, intercept, slope_ci, curvature, curvature_ci, sizes, method, higher_is_better, worse_side, better_side,
                  shape)

@@ -31,6 +31,15 @@ from llmassay.terminal import fitted_tables
 from llmassay.types import LlmassayError, bound_text
 
 MATRIX_JSON, MATRIX_HTML = "matrix.json", "matrix.html"
+# Metrics whose ideal is not an end of the scale (a share of pairs where the model prefers the
+# stereotype: 0.5 is no preference): no best is marked and no trend is called inverse.
+NO_BETTER_END = frozenset({"stereotype_controlled", "stereotype_whole"})
+
+
+def direction(metric: str) -> bool | None:
+    """True: higher is better; False: lower is better; None: neither end is better."""
+    name = base_name(metric)
+    return None if name in NO_BETTER_END else name not in LOWER_IS_BETTER
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ class MatrixRow:
     task: str
     probe: str
     metric: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: neither end of the scale is better (NO_BETTER_END)
     cells: list[Cell | None]  # in the models' order; None: the model's run lacks this metric
     separation: str = ""  # how the best was tested against the runner-up, and the outcome
     trend: Trend | None = None
@@ -130,7 +139,7 @@ def _items(run: RunData, task: str, probe: str, metric: str) -> dict[str, float]
 
 def _row(runs: Sequence[RunData], models: Sequence[MatrixModel], task: str, probe: str, metric: str,
          seed: int) -> MatrixRow:
-    higher = base_name(metric) not in LOWER_IS_BETTER
+    higher = direction(metric)
     cells: list[Cell | None] = []
     for run in runs:
         m = run.probe_metrics(task, probe).get(metric)
@@ -154,6 +163,9 @@ def _mark_best(row: MatrixRow, runs: Sequence[RunData], models: Sequence[MatrixM
     present = [i for i, c in enumerate(row.cells) if c is not None]
     if len(present) < 2:
         row.separation = "only one model has this metric"
+        return
+    if row.higher_is_better is None:
+        row.separation = "neither end of this metric is better (0.5: no preference): no best marked"
         return
     sign = 1 if row.higher_is_better else -1
     order = sorted(present, key=lambda i: -sign * row.cells[i].value)  # type: ignore[union-attr]
@@ -195,7 +207,8 @@ def matrix_columns(matrix: Matrix) -> list[str]:
 
 
 def matrix_rows(matrix: Matrix) -> list[list[str]]:
-    return [[r.task, r.probe, r.metric + ("" if r.higher_is_better else " (lower is better)"),
+    return [[r.task, r.probe, r.metric + {True: "", False: " (lower is better)", None: " (0.5: no preference)"}[
+             r.higher_is_better],
              *("—" if c is None else c.text() for c in r.cells), _trend_text(r)] for r in matrix.rows]
 
 
