@@ -217,3 +217,15 @@ def test_a_preference_share_has_no_better_end_so_no_best_and_no_inverse_flag():
     _mark_best(row, [], [], [{}, {}], 0)
     assert not any(c.best for c in row.cells if c) and "no best marked" in row.separation
     assert direction("acc") is True and direction("flip_rate_mean") is False
+
+
+def test_a_size_that_cannot_be_read_leaves_the_run_whole(tmp_path, caplog):
+    backend = knows_share(0.5)
+
+    def unreadable() -> dict:
+        raise LlmassayError("tiny.gguf: cannot read the GGUF header for the model's size (truncated)")
+
+    backend.model_size = unreadable  # type: ignore[attr-defined]
+    folder = _run(tmp_path, "x", backend)
+    results = json.loads(next(folder.glob("results_*.json")).read_text())
+    assert results["model"]["size"] is None and "size is not recorded: tiny.gguf" in caplog.text

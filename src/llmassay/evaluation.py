@@ -356,7 +356,11 @@ def model_size(backend: Backend) -> dict[str, Any] | None:
     hook = getattr(backend, "model_size", None)
     if not callable(hook):
         return None
-    size = hook()
+    try:
+        size = hook()
+    except LlmassayError as exc:  # the run's results matter more than its size: keep them, say why
+        logger.warning("the model's size is not recorded: %s", exc)
+        return None
     return size if isinstance(size, dict) else None
 
 
