@@ -730,3 +730,21 @@ def conversation_backend(plan: Callable[[dict[str, Any], GenerateRequest], str])
                               identity="conversation-plan")
     backend.chat_model = lambda: True  # type: ignore[attr-defined]
     return backend
+
+
+# -- models of known size (the models × metrics matrix and its trends) --------------------
+def with_size(backend: ScriptedBackend, parameters: int | None, architecture: str | None = "toy",
+              quantisation: str | None = "f16") -> ScriptedBackend:
+    """`backend` declaring a model size through the optional `model_size()` hook (backends/base.py)."""
+    size = {"parameters": parameters, "architecture": architecture, "quantisation": quantisation,
+            "name": backend.identity, "source": "planted"}
+    backend.model_size = lambda: dict(size)  # type: ignore[attr-defined]
+    backend.identity = f"{backend.identity}:{parameters}:{architecture}:{quantisation}"
+    return backend
+
+
+def sized_hashed_backend(name: str) -> ScriptedBackend:
+    """`scripted/ARCH-135m`: hashed answers from a model of that family and size (CLI tests)."""
+    arch, _, size = name.rpartition("-")
+    scale = {"k": 10**3, "m": 10**6, "b": 10**9}[size[-1].lower()]
+    return with_size(hashed_backend(name), int(float(size[:-1]) * scale), arch or None)

@@ -275,6 +275,7 @@ def _write_run(
     results = _results_document(cfg, tasks, jobs, outcomes, fingerprint, engine, load_s, time.perf_counter() - started)
     results["model"]["chat_template"] = chat_model
     results["timing"] = timing  # per task/probe: wall seconds, samples, requests computed (not cached)
+    results["model"]["size"] = model_size(engine.backend)
     if engine.stats.truncated:
         results["notes"]["engine"] = [
             f"{engine.stats.truncated} requests did not fit the context window and were cut from the left "
@@ -347,6 +348,20 @@ def _results_document(
         },
         "tokens_processed": engine.stats.tokens,
     }
+
+
+def model_size(backend: Backend) -> dict[str, Any] | None:
+    """The backend's optional `model_size()` (parameters, architecture, quantisation), or None;
+    read by the models × metrics matrix (report/matrix.py)."""
+    hook = getattr(backend, "model_size", None)
+    if not callable(hook):
+        return None
+    try:
+        size = hook()
+    except LlmassayError as exc:  # the run's results matter more than its size: keep them, say why
+        logger.warning("the model's size is not recorded: %s", exc)
+        return None
+    return size if isinstance(size, dict) else None
 
 
 def llmassay_version() -> str:

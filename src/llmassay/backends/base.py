@@ -37,7 +37,10 @@ calls); `close()`; `tokens_evaluated` (int counter); `token_stats`,
 say so in one line when absent); `generate_stream(req)` (timing, efficiency probe);
 `chat_prompt(text)` (judge prompts for chat models); `chat_model() -> bool` (an
 instruction-tuned model: `chat_template=auto` then sends zero-shot prompts as chat
-`messages`, as a chat-only API needs).
+`messages`, as a chat-only API needs); `model_size() -> dict` (`parameters`: int, `architecture`:
+the family, `quantisation`, `name`, `source`: see model_size.ModelSize; a field not known is
+None) — recorded in the results file's `model.size`, read by the models × metrics matrix to
+fit trends against log(parameters) and to say when families or quantisations differ.
 
 A package registers KIND with an entry point (pip-installed, nothing else to configure):
 

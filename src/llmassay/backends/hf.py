@@ -226,6 +226,12 @@ class HFBackend:
                                  **self._params}
         return self._fingerprint
 
+    def model_size(self) -> dict[str, Any]:
+        """Parameters (their sum), model_type and dtype or quantisation method (model_size.py)."""
+        from llmassay.backends.model_size import torch_size
+
+        return torch_size(self.model).as_dict()
+
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         pairs = [self._encode_pair(r) for r in reqs]
         for r, (_, cont) in zip(reqs, pairs):

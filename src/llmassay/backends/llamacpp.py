@@ -132,6 +132,12 @@ class LlamaCppBackend:
             }
         return self._fingerprint
 
+    def model_size(self) -> dict[str, Any]:
+        """Parameters, architecture and file type from the GGUF header (model_size.py)."""
+        from llmassay.backends.model_size import gguf_size
+
+        return gguf_size(self.model_path).as_dict()
+
     def loglikelihood(
         self, reqs: Sequence[LoglikelihoodRequest], on_answer: AnswerFn | None = None
     ) -> list[LoglikelihoodResult]:

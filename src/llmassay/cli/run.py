@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -29,10 +30,12 @@ RUN_COMMANDS = ("run", "assess", "report", "compare", "probes", "tasks", "pertur
 
 def add_run_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="evaluate a model on tasks with probes")
-    run.add_argument("--model", "-m", required=True,
+    run.add_argument("--model", "-m", required=True, action="append",
                      help="KIND/NAME: llamacpp/smollm2-135m, hf/DIR, openai/MODEL; or lm-eval's model types: "
                           "hf (--model_args pretrained=DIR), local-completions, openai-completions, "
-                          "local-chat-completions, openai-chat-completions (model=M,base_url=U), gguf (base_url=U)")
+                          "local-chat-completions, openai-chat-completions (model=M,base_url=U), gguf (base_url=U); "
+                          "repeatable: each model runs into OUTPUT_PATH/<model>/ and OUTPUT_PATH/matrix.html "
+                          "compares them")
     run.add_argument("--model-args", "--model_args", "-a", default="", metavar="K=V,…",
                      help="k=v,k2=v2 (or a JSON object) passed to the backend")
     run.add_argument("--tasks", "-t", required=True, help="comma-separated task names or files")
@@ -83,7 +86,9 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
                               "METRIC:DELTA:lower or :higher says the direction; repeatable")
 
     assess = sub.add_parser("assess", help="run every probe's preset and write one report with a summary card")
-    assess.add_argument("--model", required=True, help="KIND/NAME, as for `run`")
+    assess.add_argument("--model", required=True, action="append",
+                        help="KIND/NAME, as for `run`; repeatable: each model runs into OUTPUT_PATH/<model>/, then "
+                             "OUTPUT_PATH/matrix.json and matrix.html set the models side by side")
     assess.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
     assess.add_argument("--output-path", required=True, metavar="DIR",
                         help="directory for results, samples and report.html")
@@ -142,7 +147,52 @@ def _check_shortcuts(args: argparse.Namespace, probes: list[str]) -> None:
                                 f"(--probe {','.join(probes)}); add --probe {','.join([*probes, owner])}")
 
 
+def model_folders(models: list[str], output_path: str) -> dict[str, str]:
+    """Each model's run folder under --output-path when several models are given (one
+    folder per model, named after it); one model keeps --output-path itself."""
+    from llmassay.runfiles import safe_name
+
+    if len(models) == 1:
+        return {models[0]: output_path}
+    if len(set(models)) < len(models):
+        twice = next(m for m in models if models.count(m) > 1)
+        raise LlmassayError(f"--model {twice} is given twice")
+    folders = {m: str(Path(output_path) / safe_name(m.replace("/", "_"))) for m in models}
+    if len(set(folders.values())) < len(folders):
+        raise LlmassayError(f"--model: {', '.join(models)} would share a run folder under {output_path}; "
+                            "give models whose names differ in letters or digits")
+    return folders
+
+
+def _each_model(args: argparse.Namespace, one: Any) -> list[str]:
+    """Run `one(args)` per --model, each with its own --output-path; the run folders."""
+    folders = model_folders(args.model, args.output_path)
+    for model, folder in folders.items():
+        one(argparse.Namespace(**{**vars(args), "model": model, "output_path": folder}))
+    return list(folders.values())
+
+
+def _write_matrix(args: argparse.Namespace, folders: list[str]) -> None:
+    """Several models: the models × metrics matrix, at the terminal and as matrix.json/html."""
+    from llmassay.report.matrix import build_matrix, matrix_tables, write_matrix
+
+    out = _stdout()
+    matrix = build_matrix(folders, seed=args.seed)
+    for table in matrix_tables(matrix, width=out.width):
+        out.print(table)
+    for line in [*matrix.notes, *(f"{r.task} · {r.probe} · {r.metric}: {r.separation}" for r in matrix.rows),
+                 *(f"matrix: {p}" for p in write_matrix(matrix, args.output_path))]:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def _run(args: argparse.Namespace, console: Console) -> None:
+    if len(args.model) > 1:
+        _write_matrix(args, _each_model(args, lambda one: _run_one(one, console)))
+    else:
+        _run_one(argparse.Namespace(**{**vars(args), "model": args.model[0]}), console)
+
+
+def _run_one(args: argparse.Namespace, console: Console) -> None:
     from llmassay.evaluation import RunConfig, evaluate
 
     probes = [p for p in args.probe.split(",") if p]
@@ -181,6 +231,13 @@ def _run(args: argparse.Namespace, console: Console) -> None:
 
 
 def _assess(args: argparse.Namespace) -> None:
+    if len(args.model) > 1:
+        _write_matrix(args, _each_model(args, _assess_one))
+    else:
+        _assess_one(argparse.Namespace(**{**vars(args), "model": args.model[0]}))
+
+
+def _assess_one(args: argparse.Namespace) -> None:
     from llmassay.assess import assess_config
     from llmassay.evaluation import evaluate
     from llmassay.report import write_report

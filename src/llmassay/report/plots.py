@@ -176,3 +176,24 @@ def grid_heatmap(key: str, matrix: Sequence[Sequence[float | None]], rows: Seque
         ax.set_title(title)
         fig.colorbar(image, ax=ax, shrink=0.8)
         return _svg(fig)
+
+
+def trend_with_size(key: str, points: Sequence[tuple[str, float, Interval]], line: tuple[float, float] | None, *,
+                    title: str, axis_label: str) -> str:
+    """A metric against parameters (log axis): each model a point with its 95 % CI whisker
+    (label, parameters, interval), and the fitted line value = intercept + slope·log10(parameters)."""
+    with _figure(key, 5.2, 3.0) as fig:
+        ax = fig.subplots()
+        ax.set_xscale("log")
+        for i, (label, params, (value, low, high)) in enumerate(points):
+            err = [[max(0.0, value - low) if math.isfinite(low) else 0.0], [max(0.0, high - value) if math.isfinite(high) else 0.0]]
+            ax.errorbar([params], [value], yerr=err, fmt="o", color=PALETTE[i % len(PALETTE)], capsize=3, label=label)
+        if line is not None and points:
+            xs = sorted(p[1] for p in points)
+            ax.plot(xs, [line[0] + line[1] * math.log10(x) for x in xs], color="#555", linestyle="--", linewidth=1,
+                    label="fit")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel(axis_label)
+        ax.set_title(title)
+        fig.legend(loc="outside lower center", ncol=min(4, len(points) + 1), fontsize=7, frameon=False)
+        return _svg(fig)
