@@ -35,7 +35,7 @@ FEWSHOT_CONFIG_KEYS = frozenset({"sampler", "split", "samples"})
 GENERATION_KEYS = frozenset({"until", "max_gen_toks", "do_sample", "temperature"})
 # What lm-eval's own task code imports beyond llmassay's core, by module: the packages the
 # `lmeval` extra installs (pyproject.toml; a test keeps the two equal).
-LMEVAL_EXTRA = {"sacrebleu": "sacrebleu", "rouge_score": "rouge-score"}
+LMEVAL_EXTRA = {"sacrebleu": "sacrebleu", "rouge_score": "rouge-score", "datasets": "datasets"}
 PIP_NAMES = {"sklearn": "scikit-learn", "yaml": "PyYAML", "PIL": "pillow"}  # module ≠ package
 
 
