@@ -409,8 +409,10 @@ def test_bad_cli_arguments_are_one_line_errors(fake_server, tmp_path, capsys, re
     with reliability.case(CATEGORY, f"CLI argument {name}: exit 2, one 'error:' line"):
         garbage = tmp_path / "garbage.gguf"
         garbage.write_bytes(b"GGUF? no: just bytes " * 10)
-        argv = ["run", "--model", "openai/fake", "--model-args", f"base_url={fake_server.base_url},max_retries=0",
-                "--tasks", "mmlu_sample", "--limit", "2", "--output-path", str(tmp_path / "o"),
+        # --model is repeatable (several models, one matrix): a case naming its own model replaces the default
+        default = [] if "--model" in args else ["--model", "openai/fake", "--model-args",
+                                                 f"base_url={fake_server.base_url},max_retries=0"]
+        argv = ["run", *default, "--tasks", "mmlu_sample", "--limit", "2", "--output-path", str(tmp_path / "o"),
                 *[a.replace("GARBAGE", str(garbage)) for a in args]]
         line = cli_error(capsys, argv)
         assert line.startswith("error: ") and pattern in line, line
