@@ -44,7 +44,7 @@ def test_a_position_biased_model_is_called_brittle_and_at_chance(tmp_path):
     card = {(line["probe"], line["task"]): line for line in out.results["summary"]}
     bias = card[("brittleness", "mmlu_sample")]
     # 13 measured variants per item, of which the 3 option rotations (and only they) move the pick
-    assert (bias["metric"], bias["value"], bias["n"]) == ("flip_rate_mean", pytest.approx(3 / 13), 8)
+    assert (bias["metric"], bias["value"], bias["n"]) == ("flip_rate_mean", pytest.approx(3 / 13), 6)
     assert bias["level"] == "bad" and bias["verdict"].startswith("brittle: the answer changes under 23% of prompt")
     shares = out.results["results"]["mmlu_sample"]["brittleness"]
     assert shares["position_share[0]"]["value"] == 1.0  # the planted bias, recovered

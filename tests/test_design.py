@@ -102,3 +102,14 @@ def test_plan_reads_baseline_and_correlation_from_two_runs(tmp_path, capsys) -> 
 def test_plan_without_a_baseline_is_a_one_line_error(capsys) -> None:
     assert main(["plan", "--effect", "0.03"]) == 2
     assert "give --baseline" in capsys.readouterr().err
+
+
+def test_an_interval_with_no_width_sizes_no_effect():
+    """Every item scored alike (a CI of [0, 0]) shows no spread: that is no licence to claim any
+    effect would have been seen, so no MDE is given and the verdict says the data cannot tell."""
+    assert design.detectable_from_interval(0.0, 0.0) is None
+    assert "could not say" in design.could_have_seen(0.0, 0.0)
+    from llmassay.report.compare import paired_delta
+
+    note = paired_delta("t", "p", "acc", [0] * 6, [0] * 6).power_note()
+    assert note is not None and "cannot say how large" in note

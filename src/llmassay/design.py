@@ -174,8 +174,12 @@ def paired_scores(rows_a: list[dict], rows_b: list[dict], task: str, metric: str
 def detectable_from_interval(ci_low: float | None, ci_high: float | None, alpha: float = 0.05,
                              power: float = 0.8) -> float | None:
     """The MDE of a one-sample test read off a two-sided (1 − α) interval: its half-width is
-    z_{1-α/2}·SE, so the MDE is (z_{1-α/2} + z_{1-β})·SE. None where a bound is not estimable."""
+    z_{1-α/2}·SE, so the MDE is (z_{1-α/2} + z_{1-β})·SE. None where a bound is not estimable, and
+    where the interval has no width (every item scored alike: the data show no spread to size an
+    effect by, which is not the same as being able to see any effect)."""
     if ci_low is None or ci_high is None or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return None
+    if ci_high - ci_low <= 1e-12:
         return None
     se = (ci_high - ci_low) / (2 * _Z.inv_cdf(1 - alpha / 2))
     return z_sum(alpha, power) * se

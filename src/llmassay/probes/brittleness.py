@@ -99,7 +99,7 @@ class BrittlenessProbe(Probe):
         ),
     }
     presets = {
-        "quick": Preset(("mmlu_sample",), limit=8),
+        "quick": Preset(("mmlu_sample",), limit=6),
         "full": Preset(("mmlu_sample",), limit=100),
     }
 

@@ -194,7 +194,7 @@ class InjectionProbe(Probe):
     }
     # No "quick" preset: `assess --quick` (make demo) stays the core probes'; `--full` includes this one.
     # quick: the first 2 documents, each under all 6 attack families, all 4 mitigations
-    presets = {"quick": Preset(("injection_sample",), limit=6), "full": Preset(("injection_sample",))}
+    presets = {"quick": Preset(("injection_sample",), limit=6, options=(("mitigations", "none,hierarchy"),)), "full": Preset(("injection_sample",))}
 
     def supports(self, task: Task) -> str | None:
         missing = [f for f in FIELDS if f not in (task.samples[0].doc if task.samples else {})]

@@ -120,7 +120,7 @@ class NeedleProbe(Probe):
     schema_version = 2  # 2: details.by_kind is over needles (n = items), not pooled cells
     sample_metrics = {"found": _cells("found"), "all_found": _cells("all_found", binary=False)}
     presets = {
-        "quick": Preset(("needle_sample",), limit=6, options=(("depths", "0,1"), ("max_len", 512))),
+        "quick": Preset(("needle_sample",), limit=4, options=(("depths", "0,1"), ("max_len", 512))),
         "full": Preset(("needle_sample",)),  # the default grid: about 20 min per bundled model (see above)
     }
 

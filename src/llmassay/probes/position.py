@@ -99,7 +99,7 @@ class PositionProbe(Probe):
         "closed_book": SampleMetric(lambda row: row.get("closed_book"), "1 if answered without documents"),
     }
     presets = {
-        "quick": Preset(("position_sample",), limit=6, options=(("passages", 3),)),
+        "quick": Preset(("position_sample",), limit=5, options=(("passages", 3),)),
         "full": Preset(("position_sample",), limit=40),
     }
 

@@ -157,7 +157,7 @@ class StrategiesProbe(Probe):
                                   "1 if any self-consistency sample is right"),
     }
     presets = {
-        "quick": Preset(("arith_sample",), limit=8, options=(("strategies", "zero_shot,icl3,cot"), ("k", 3))),
+        "quick": Preset(("arith_sample",), limit=6, options=(("strategies", "zero_shot,icl3,cot"), ("k", 3))),
         "full": Preset(("arith_sample", "legs_sample", "letters_sample"), limit=100),
     }
 
@@ -351,7 +351,7 @@ def _could_have_seen(table: list[dict[str, Any]]) -> str:
     gives 80 % power to (design.detectable_from_interval), over the strategies."""
     mdes = [m for m in (detectable_from_interval(*e["delta_ci"]) for e in table if "delta_ci" in e) if m is not None]
     if not mdes:
-        return ""
+        return "; the paired items all score alike, so the data cannot say what gain this n could have seen"
     span = f"{min(mdes):.2g}" if round(min(mdes), 2) == round(max(mdes), 2) else f"{min(mdes):.2g}–{max(mdes):.2g}"
     return f"; this n could have seen a gain of {span} in accuracy (80 % power), not a smaller one"
 

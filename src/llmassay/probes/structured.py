@@ -146,7 +146,7 @@ class StructuredProbe(Probe):
         "instruction_schema_valid": _wording_values("extract_schema_valid"),
     }
     presets = {
-        "quick": Preset(("json_sample",), limit=6,
+        "quick": Preset(("json_sample",), limit=4,
                         options=(("modes", "strict,extract,repair,constrained"), ("instructions", 2))),
         "full": Preset(("json_sample",)),
     }

@@ -97,7 +97,8 @@ class WatermarkProbe(Probe):
         "exact_match": _family("exact_match", True, "short answer right, plain and watermarked (tasks with stop strings)"),
     }
     presets = {
-        "quick": Preset(("prose_continue",), limit=6, options=(("max_tokens", 60), ("null_keys", 200))),
+        "quick": Preset(("prose_continue",), limit=5, options=(("max_tokens", 60), ("null_keys", 200),
+                                                            ("attacks", "sub20,delete20"), ("zero_shot", False))),
         "full": Preset(("prose_continue",), limit=100),
     }
 

@@ -67,6 +67,9 @@ class PairedDelta:
             return f"{what}: no difference detected, and with n = {self.n} no difference could have been"
         if self.mde is None:
             return None
+        if self.mde <= 1e-12:  # every pair scored alike: no spread to size an effect by
+            return (f"{what}: no difference detected; the {self.n} paired items all score alike, so the data "
+                    "cannot say how large a difference this run could have seen")
         among = "" if self.clusters is None else f" in {self.clusters} clusters"
         return (f"{what}: no difference detected; with n = {self.n} paired items{among} this run could have seen a "
                 f"difference of {self.mde:.3g} (80 % power), not a smaller one")
