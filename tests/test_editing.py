@@ -148,13 +148,13 @@ def test_mean_logprob_per_token_decides_between_objects_of_different_lengths():
 
 @pytest.mark.parametrize("line, message", [
     ('{"subject": "France", "prompt": "The capital of Spain is", "old": "Paris", "new": "Lima"}',
-     "line 1: field 'prompt' must contain the subject"),
-    ('{"subject": "France", "prompt": "The capital of {} is", "old": "Paris"}', "line 1: field 'new'"),
+     "edits.jsonl:1: field 'prompt' must contain the subject"),
+    ('{"subject": "France", "prompt": "The capital of {} is", "old": "Paris"}', "edits.jsonl:1: field 'new'"),
     ('{"subject": "France", "prompt": "The capital of {} is", "old": "Paris", "new": " Paris"}',
-     "line 1: fields 'old' and 'new' are the same"),
+     "edits.jsonl:1: fields 'old' and 'new' are the same"),
     ('{"subject": "France", "prompt": "{} is", "old": "a", "new": "b", "neighbourhood": ["x"]}',
-     "line 1: field 'neighbourhood'"),
-    ("not json", "line 1: not JSON"),
+     "edits.jsonl:1: field 'neighbourhood'"),
+    ("not json", "edits.jsonl:1: not JSON"),
 ])
 def test_bad_edit_lines_are_one_line_errors_naming_line_and_field(tmp_path, line, message):
     path = tmp_path / "edits.jsonl"
@@ -205,7 +205,7 @@ def test_the_edit_command_names_the_bad_line_before_loading_a_model(tmp_path, ca
                    '{"subject": "Peru", "prompt": "The capital of Peru is", "old": "Lima"}\n')
     args = ["edit", "--model", "hf/no-such-dir", "--edits", str(bad), "--layer", "1", "--output-path", str(tmp_path / "o")]
     assert main(args) == 2
-    assert f"{bad} line 2: field 'new' must be non-empty text" in capsys.readouterr().err
+    assert f"{bad}:2: field 'new' must be non-empty text" in capsys.readouterr().err
     assert main([*args[:2], "llamacpp/smollm2-135m", *args[3:]]) == 2
     assert "must be an hf/ model" in capsys.readouterr().err
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmassay.jsonlines import json_lines
 from llmassay.types import LlmassayError
 
 
@@ -74,14 +75,7 @@ def read_edits(path: str | Path) -> list[Edit]:
     except OSError as exc:
         raise LlmassayError(f"--edits {path}: cannot read ({exc.strerror or exc})") from None
     edits = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path} line {number}"
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LlmassayError(f"{where}: not JSON ({exc.msg})") from None
+    for where, number, doc in json_lines("\n".join(lines), path):
         edit = edit_from_doc(doc, where)
         edits.append(edit if edit.id else Edit(**{**edit.__dict__, "id": str(number)}))
     if not edits:

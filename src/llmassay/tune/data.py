@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmassay.hashing import stable_hash
+from llmassay.jsonlines import json_lines
 from llmassay.types import LlmassayError
 
 
@@ -32,14 +33,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     except OSError as exc:
         raise LlmassayError(f"--data: cannot read {path} ({exc.strerror or exc})") from None
     pairs: list[Pair] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"--data {path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LlmassayError(f"{where}: not JSON ({exc.msg})") from None
+    for where, number, record in json_lines("\n".join(lines), f"--data {path}"):
         if not isinstance(record, dict):
             raise LlmassayError(f"{where}: expected a JSON object with prompt and completion")
         for name in ("prompt", "completion"):
