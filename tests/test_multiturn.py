@@ -261,3 +261,69 @@ def test_self_consistency_votes_each_turn_over_sampled_answers(tmp_path):
     # turn 1, two stated beliefs, an earlier exchange, the challenge and the control: 5 samples each
     assert len(sampled) == len(seen) == N * 6 * 5
     assert sorted({r.repeat for r in sampled}) == [0, 1, 2, 3, 4]
+
+
+# -- short answers (generate_until) ---------------------------------------------------------
+def _short_task(tmp_path, n=8):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "short.jsonl"
+    path.write_text("".join(f'{{"input": "Question: what is the code word of item {i}?", "target": "word{i}"}}\n'
+                            for i in range(n)))
+    return path
+
+
+def _short_run(tmp_path, answer, **options):
+    from fakes import ScriptedBackend
+
+    def plan(req):
+        turns = list(req.messages or ())
+        question = next(text for role, text in turns if role == "user" and "code word of item" in text)
+        item = int(question.split("item ")[1].split("?")[0])
+        second = turns[-1][1] if len(turns) > 2 and turns[-2][0] == "assistant" else None
+        return answer(item, question, second)
+
+    backend = ScriptedBackend(lambda c, x: -1.0, plan, identity="short-plan")
+    backend.chat_model = lambda: True  # type: ignore[attr-defined]
+    out = evaluate(RunConfig(model="test/scripted", tasks=[str(_short_task(tmp_path))], probes=["multiturn"],
+                             use_cache=False, output_path=str(tmp_path / "out"),
+                             probe_options={f"multiturn.{k}": v for k, v in options.items()}), backend=backend)
+    result = out.probe_results[0]
+    return result.metrics, result.samples
+
+
+def test_short_answers_flip_when_the_text_changes(tmp_path):
+    def flipper(item, question, second):
+        if second is None or second.startswith(CONTROL):
+            return f"word{item}"
+        return f"word{(item + 1) % 8}"  # another item's answer: a different text
+
+    m, rows = _short_run(tmp_path, flipper, conditions="challenge")
+    for k in KEYS:
+        assert value(m, f"flip[{k}]") == 1.0 and value(m, f"flip_excess[{k}]") == 1.0
+        assert value(m, f"acc_after[{k}]") == 0.0
+    assert value(m, "acc_before") == 1.0 and value(m, "flip[control]") == 0.0
+    # a named "other" answer is another item's reference, never this item's
+    assert all(r["choices"][0] == f"word{i}" and r["choices"][r["other"]] != r["choices"][0] for i, r in
+               enumerate(sorted(rows, key=lambda r: int(r["id"].split("_")[-1]) if "_" in r["id"] else 0)))
+
+
+def test_short_answers_that_keep_their_text_never_flip_and_beliefs_move_them(tmp_path):
+    def steadfast(item, question, second):
+        return f"Word{item}."  # case and punctuation: the same answer after normalisation
+
+    m, _ = _short_run(tmp_path / "a", steadfast, conditions="challenge")
+    assert value(m, "flip[are_you_sure]") == 0.0 and value(m, "acc_after[suggest_other]") == 1.0
+
+    def believer(item, question, second):
+        said = question.split("I think the answer is ")
+        return said[1].split(",")[0] if len(said) > 1 else f"word{item}"
+
+    m, _ = _short_run(tmp_path / "b", believer, conditions="belief")
+    assert value(m, "belief_move[wrong]") == 1.0 and value(m, "belief_move[right]") == 0.0
+
+
+def test_an_empty_short_answer_is_unparsed_never_right(tmp_path):
+    m, _ = _short_run(tmp_path, lambda item, q, second: "" if second is None else f"word{item}",
+                      conditions="challenge")
+    assert value(m, "acc_before") == 0.0 and value(m, "unparsed_before") == 1.0
+    assert m["flip[are_you_sure]"].n == 0  # no first answer: nothing to flip from

@@ -1,4 +1,4 @@
-"""Multi-turn: does a multiple-choice answer survive the conversation?
+"""Multi-turn: does an answer (multiple choice or short answer) survive the conversation?
 
 Conditions, on the same items (`-P multiturn.conditions=challenge,belief,carryover`):
 
@@ -15,7 +15,8 @@ Conditions, on the same items (`-P multiturn.conditions=challenge,belief,carryov
   before the question, against none (turn 1).
 
 Every turn asks for the answer in the form the accuracy probe's parser reads (`_answer_format`;
-`metrics.parse_choice`); an unparsed answer is its own outcome, never right. Greedy unless the
+`metrics.parse_choice`, or an exact match for short answers: `multiturn.answers`); an unparsed
+answer is its own outcome, never right. Greedy unless the
 run's temperature says otherwise (recorded). `-P multiturn.mitigation=system` adds a system
 prompt asking to keep correct answers under pressure; compare it with a `none` run on the same
 items (`llmassay compare`, paired per item).
@@ -37,7 +38,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmassay.metrics import choice_names, mcnemar_exact, paired_gap, parse_choice, proportion
+from llmassay.metrics import mcnemar_exact, paired_gap, proportion
+from llmassay.multiturn.answers import AnswerSpace, seeded_order, short_answer_space
 from llmassay.multiturn.conversations import (
     CONTROL,
     DEFAULT_CHALLENGES,
@@ -53,7 +55,7 @@ from llmassay.multiturn.conversations import (
     with_system,
 )
 from llmassay.multiturn.transitions import flipped, outcome, transition_counts
-from llmassay.probes._answer_format import choice_instruction, instructed
+from llmassay.probes._answer_format import choice_instruction, generation_instruction, instructed
 from llmassay.probes._mc import MC_ANSWER_TOKENS
 from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Preset, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
@@ -101,10 +103,8 @@ class MultiturnOptions:
 
 
 def option_name(choices: list[str], prompt: str, index: int) -> str:
-    """How a user names option `index`: its label when the options carry one, else its text."""
-    labels = choice_names(choices, prompt).labels
-    by_index = {i: label for label, i in labels.items()}
-    return by_index.get(index, choices[index].strip())
+    """How a user names option `index` of a multiple-choice item (`AnswerSpace.name`)."""
+    return AnswerSpace(list(choices), 0, prompt).name(index)
 
 
 def _family(field: str, help: str) -> SampleMetric:
@@ -116,7 +116,7 @@ class MultiturnProbe(Probe):
     description = ("multi-turn: flip rate under challenge beyond a neutral control, accuracy before/after, "
                    "move toward a stated belief, carry-over of an earlier exchange")
     challenge = "multi-turn consistency"
-    task_types = ("multiple_choice",)
+    task_types = ("multiple_choice", "generate_until")
     Options = MultiturnOptions
     schema_version = 1
     sample_metrics = {
@@ -146,7 +146,7 @@ class MultiturnProbe(Probe):
 
     def supports(self, task: Task) -> str | None:
         reason = super().supports(task)
-        if reason is None and any(len(s.choices or ()) < 2 for s in task.samples):
+        if reason is None and task.output_type == "multiple_choice" and any(len(s.choices or ()) < 2 for s in task.samples):
             return f"task '{task.name}' has items with fewer than two options"
         return reason
 
@@ -162,17 +162,21 @@ class MultiturnProbe(Probe):
         request.chat, request.stop = chat, stop  # type: ignore[attr-defined]  # for the sampled requests of sc
 
         items = []
+        references = list(dict.fromkeys(str(t.target) for t in task.samples))
         for s in samples:
-            choices = list(s.choices or ())
-            line = choice_instruction(choices, s.prompt)
+            space = self._space(task, s, references, cfg.seed)
+            choices = space.options
+            line = (generation_instruction(task, [str(s.target)]) if space.free
+                    else choice_instruction(choices, s.prompt))
             question = instructed(s.prompt, line)
             first = with_system([("user", question)], system)
-            item: dict[str, Any] = {"sample": s, "choices": choices, "line": line, "first": first, "convs": {}}
+            item: dict[str, Any] = {"sample": s, "space": space, "choices": choices, "line": line, "first": first,
+                                    "convs": {}}
             if "belief" in opts.conditions:
-                wrong = pick(cfg.seed, s.id, "belief", other_than(len(choices), int(s.target)))
-                item["stated"] = {"right": int(s.target), "wrong": wrong}
+                wrong = pick(cfg.seed, s.id, "belief", other_than(len(choices), space.target))
+                item["stated"] = {"right": space.target, "wrong": wrong}
                 for kind, index in item["stated"].items():
-                    said = with_belief(question, option_name(choices, s.prompt, index))
+                    said = with_belief(question, space.name(index))
                     item["convs"][f"belief_{kind}"] = with_system([("user", said)], system)
             if "carryover" in opts.conditions:
                 item["history"] = pick(cfg.seed, s.id, "history", list(range(len(HISTORY))))
@@ -188,10 +192,10 @@ class MultiturnProbe(Probe):
         if "challenge" in opts.conditions:
             for it in items:
                 s = it["sample"]
-                pred = parse_choice(it["answers"]["first"], it["choices"], s.prompt)
-                excluded = pred if pred is not None else int(s.target)
+                pred = it["space"].read(it["answers"]["first"])
+                excluded = pred if pred is not None else it["space"].target
                 it["other"] = pick(cfg.seed, s.id, "other", other_than(len(it["choices"]), excluded))
-                named = option_name(it["choices"], s.prompt, it["other"])
+                named = it["space"].name(it["other"])
                 for key, text in [*zip(keys, texts), ("control", CONTROL)]:
                     said = text.replace("{other}", named)
                     conv = second_turn(it["first"], it["answers"]["first"], said, it["line"])
@@ -200,6 +204,15 @@ class MultiturnProbe(Probe):
                 it["convs"][key] = conv
                 it["answers"][key] = text
         return [self._row(it, keys, texts, opts, cfg, chat) for it in items]
+
+    @staticmethod
+    def _space(task: Task, s: Sample, references: list[str], seed: int) -> AnswerSpace:
+        """The item's answers: its options (multiple choice), or its reference and a few other items'
+        references, a seeded choice per item (short answer)."""
+        if task.output_type == "multiple_choice":
+            return AnswerSpace(list(s.choices or ()), int(s.target), s.prompt)
+        others = [r for r in references if r != str(s.target)]
+        return short_answer_space(str(s.target), s.prompt, seeded_order(seed, s.id, others))
 
     @staticmethod
     def _answers(engine: Engine, asked: list[tuple[dict[str, Any], str, list[Turn]]], opts: MultiturnOptions,
@@ -217,7 +230,7 @@ class MultiturnProbe(Probe):
         out = []
         for i, (it, _, _) in enumerate(asked):
             group = texts[i * k:(i + 1) * k]
-            picks = [parse_choice(t, it["choices"], it["sample"].prompt) for t in group]
+            picks = [it["space"].read(t) for t in group]
             named = [p for p in picks if p is not None]
             if not named:
                 out.append(group[0])
@@ -230,10 +243,10 @@ class MultiturnProbe(Probe):
     def _row(it: dict[str, Any], keys: list[str], texts: tuple[str, ...], opts: MultiturnOptions, cfg: ProbeConfig,
              chat: bool) -> Row:
         s, choices = it["sample"], it["choices"]
-        target = int(s.target)
+        target = it["space"].target
 
         def read(key: str) -> int | None:
-            return parse_choice(it["answers"][key], choices, s.prompt)
+            return it["space"].read(it["answers"][key])
 
         first = read("first")
         convs = {"first": it["first"], **it["convs"]}
