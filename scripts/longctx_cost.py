@@ -16,7 +16,7 @@ import sys
 
 from llmassay.backends.chat import _gguf_file_says_chat
 from llmassay.longctx.cost import PER_POSITION, RATES
-from llmassay.probes.grid_cost import grid_cost
+from llmassay.probes._grid_cost import grid_cost
 from llmassay.probes import probe_class
 from llmassay.tasks.loader import load_task
 from llmassay.tokens.tokenizers import load_tokenizer

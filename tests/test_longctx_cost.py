@@ -12,7 +12,7 @@ from fakes import WindowBackend
 from llmassay.engine.engine import Engine
 from llmassay.engine.store import SampleLog
 from llmassay.longctx.cost import Cost
-from llmassay.probes.grid_cost import grid_cost
+from llmassay.probes._grid_cost import grid_cost
 from llmassay.longctx.prompt import prompt_text
 from llmassay.probes import ProbeConfig, run_probe
 from llmassay.probes.needle import NeedleProbe

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 
@@ -59,6 +61,20 @@ INTERRUPTED = {
 }
 
 
+# Each command group's names and the function that runs them.
+_DISPATCH: tuple[tuple[tuple[str, ...], Callable[[argparse.Namespace], Any]], ...] = (
+    (RUN_COMMANDS, run_run_command),
+    (JUDGE_COMMANDS, run_judge_command),
+    (("tokens",), run_tokens_command),
+    (("watermark",), run_watermark_command),
+    (PLAN_COMMANDS, run_plan_command),
+    (EFFICIENCY_COMMANDS, run_efficiency_command),
+    (("cache",), run_cache_command),
+    (("edit",), run_edit_command),
+    (("tune",), run_tune_command),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)  # a usage error exits 2 here (argparse)
     console = Console(stderr=True)
@@ -66,25 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     show_notices(level)
     show_progress(level <= logging.INFO)  # -q: no progress bar either
     try:
-        if args.command in RUN_COMMANDS:
-            run_run_command(args)
-        elif args.command in JUDGE_COMMANDS:
-            run_judge_command(args)
-        elif args.command == "tokens":
-            run_tokens_command(args)
-        elif args.command == "watermark":
-            run_watermark_command(args)
-        elif args.command in PLAN_COMMANDS:
-            run_plan_command(args)
-        elif args.command in EFFICIENCY_COMMANDS:
-            run_efficiency_command(args)
-        elif args.command == "cache":
-            run_cache_command(args)
-        elif args.command == "edit":
-            run_edit_command(args)
-        elif args.command == "tune":
-            run_tune_command(args)
-        elif not run_facts_command(args):
+        runner = next((run for names, run in _DISPATCH if args.command in names), None)
+        if runner is not None:
+            runner(args)
+        elif not run_facts_command(args):  # facts and audit say themselves which commands are theirs
             run_audit_command(args)
     except (LlmassayError, OSError) as exc:  # one line; 2 for what was given, 1 for a failure (cli/exits.py)
         error = as_error(exc)

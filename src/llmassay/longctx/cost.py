@@ -1,7 +1,7 @@
 """What a long-context grid costs before it runs: prompt tokens, the tokens left to prefill
 after shared prefixes, and the time that makes at given prefill and decode rates.
 
-The probe itself (`probes.grid_cost`) runs against a backend that only tokenizes (the GGUF's vocabulary, no
+The probe itself (`probes._grid_cost`) runs against a backend that only tokenizes (the GGUF's vocabulary, no
 weights) and answers with nothing, so the count is of the very prompts a real run sends,
 in the order llama.cpp would get them. It is how the default grids were sized (README,
 "Long context"); `scripts/longctx_cost.py` prints it for any grid.
