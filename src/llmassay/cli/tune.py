@@ -16,7 +16,7 @@ _METHODS = {
     "dpo": ("DPO on a LoRA adapter (PEFT) from a recipe's or a JSONL file's (prompt, chosen, rejected) pairs",
             "a bundled recipe: injection (ignore planted instructions; KB passages), bias (unknown/context answers "
             "over stereotypes; raw prompts)",
-            "JSONL of {prompt, chosen, rejected} (optionally id) per line", 16),
+            "JSONL of {prompt, chosen, rejected} (optionally id) per line", 10),
 }
 
 
