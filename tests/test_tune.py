@@ -1,7 +1,9 @@
-"""The mitigation lab's first slice (#33): LoRA SFT moves a planted answer, its adapter loads
-back through `--model-args adapter=DIR` with the same logits and a new fingerprint, a killed
-run resumes from its checkpoint with the same losses, the leakage guard refuses overlap with
-an evaluation task, and bad --data lines are one-line errors.
+"""The mitigation lab (#33): LoRA SFT moves a planted answer, its adapter loads back through
+`--model-args adapter=DIR` with the same logits and a new fingerprint, a killed run resumes
+from its checkpoint with the same losses, the leakage guard refuses overlap with an
+evaluation task, and bad --data lines are one-line errors. DPO: preferring a planted
+completion over another raises log π(chosen) − log π(rejected) on held-out prompts (CI over
+prompts excludes 0), its first loss is log 2, it resumes exactly, and its recipes are clean.
 
 The model is a tiny random Llama (2 layers, hidden 32, a 16-word word-level tokenizer) made
 here; training it takes a second or two. Tests that load it are slow; the rest are fast."""
@@ -9,15 +11,16 @@ here; training it takes a second or two. Tests that load it are slow; the rest a
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from llmassay.cli.app import main
-from llmassay.tune import SftConfig, leakage_guard, read_pairs, write_texts
-from llmassay.tune.data import Pair
-from llmassay.tune.pipeline import run_sft
-from llmassay.tune.recipes import structured_pairs
+from llmassay.tune import DpoConfig, SftConfig, leakage_guard, read_pairs, read_preferences, write_texts
+from llmassay.tune.data import Pair, PreferencePair
+from llmassay.tune.pipeline import run_dpo, run_sft
+from llmassay.tune.recipes import bias_pairs, injection_pairs, structured_pairs
 from llmassay.types import LlmassayError
 
 WORDS = ["<s>", "</s>", "<unk>", "<pad>", "the", "cat", "dog", "sat", "ran", "on", "a", "mat", "rug", "yes", "no", "."]
@@ -83,6 +86,7 @@ def test_sft_on_always_yes_raises_p_yes_and_the_adapter_loads_back(tiny_dir, alw
     assert card == run.card and 0 < card["trainable_parameters"] < card["total_parameters"]
     assert card["adapter_bytes"] > 0 and card["peak_rss_mib"] > 0 and card["tokens_per_second"] > 0
     assert json.loads((tmp_path / "out" / "config.json").read_text())["lr"] == FAST.lr
+    assert card["loss_plot"] == "loss.svg" and (tmp_path / "out" / "loss.svg").read_text().startswith("<svg")
     # the tuned model never shares cache entries with its base
     assert "adapter_sha256" not in base.fingerprint() and len(tuned.fingerprint()["adapter_sha256"]) >= 16
 
@@ -184,3 +188,130 @@ def test_the_structured_recipe_is_kb_json_and_clean_against_json_sample(tmp_path
     assert structured_pairs(0) == pairs and structured_pairs(1) != pairs  # seeded
     guard = leakage_guard(write_texts(pairs, tmp_path / "t.jsonl"), ("json_sample",))
     assert guard.clean and guard.ngram["json_sample"] >= 8
+
+
+# -- DPO ------------------------------------------------------------------------------------------
+DPO = DpoConfig(steps=10, lr=2e-2, rank=4, alpha=8, batch_size=4, max_length=32, save_every=5, prompt_format="raw",
+                beta=0.5)
+# held-out prompts of the same pattern: word sequences never trained on
+_DRAW = random.Random(7)
+HELD_OUT_PROMPTS = sorted({" ".join(_DRAW.choices(WORDS[4:13], k=_DRAW.randint(2, 5))) for _ in range(30)} - set(PROMPTS))
+
+
+@pytest.fixture
+def yes_over_no(tmp_path) -> Path:
+    path = tmp_path / "pref.jsonl"
+    path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": p, "chosen": " yes", "rejected": " no"}) + "\n"
+                            for i, p in enumerate(PROMPTS)))
+    return path
+
+
+def _yes_minus_no(backend, prompts: list[str]) -> list[float]:
+    from llmassay.types import LoglikelihoodRequest
+
+    got = [r.logprob for r in backend.loglikelihood([LoglikelihoodRequest(p, c) for p in prompts for c in (" yes", " no")])]
+    return [got[2 * i] - got[2 * i + 1] for i in range(len(prompts))]
+
+
+@pytest.mark.slow
+def test_dpo_on_a_planted_preference_raises_the_margin_on_held_out_prompts(tiny_dir, yes_over_no, tmp_path):
+    from llmassay.backends.base import load_backend
+    from llmassay.metrics import bootstrap_mean
+
+    assert not set(HELD_OUT_PROMPTS) & set(PROMPTS)
+    before = _yes_minus_no(load_backend(f"hf/{tiny_dir}"), HELD_OUT_PROMPTS)
+    run = run_dpo(f"hf/{tiny_dir}", {}, tmp_path / "out", DPO, data=yes_over_no)
+    after = _yes_minus_no(load_backend(f"hf/{tiny_dir}", adapter=str(tmp_path / "out" / "adapter")), HELD_OUT_PROMPTS)
+    # planted truth: the paired change in log π(yes) − log π(no) over held-out prompts is > 0, CI included
+    gain = bootstrap_mean([a - b for a, b in zip(after, before)])
+    assert gain.ci_low > 0.5, gain
+    # at step 1 the adapter is zero, so the policy is the reference: loss log 2, margin 0
+    first = run.losses[0]
+    assert first["loss"] == pytest.approx(0.693147, abs=1e-5) and first["reward_margin"] == pytest.approx(0, abs=1e-6)
+    last = run.losses[-1]
+    assert last["loss"] < 0.3 and last["reward_accuracy"] == 1.0 and last["reward_margin"] > 1.0
+    assert run.card["objective"] == "dpo" and run.card["reward_accuracy_last_quarter"] == 1.0
+    assert 0 < run.card["trainable_parameters"] < run.card["total_parameters"] and run.card["adapter_bytes"] > 0
+    assert "reward margin" in (tmp_path / "out" / "loss.svg").read_text()
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["beta"] == 0.5
+
+
+def test_the_dpo_loss_is_dpos_formula():
+    torch = pytest.importorskip("torch")
+    from llmassay.tune.dpo import dpo_loss
+
+    pc, pr, rc, rr = (torch.tensor(v) for v in ([-1.0, -3.0], [-2.0, -1.0], [-1.5, -2.0], [-1.5, -2.0]))
+    loss, chosen, rejected = dpo_loss(pc, pr, rc, rr, beta=0.1)
+    # −log σ(β[(logπ(c) − logπref(c)) − (logπ(r) − logπref(r))]), averaged over pairs
+    want = [-torch.nn.functional.logsigmoid(torch.tensor(0.1 * ((a - c) - (b - d)))).item()
+            for a, b, c, d in ((-1.0, -2.0, -1.5, -1.5), (-3.0, -1.0, -2.0, -2.0))]
+    assert float(loss) == pytest.approx(sum(want) / 2, abs=1e-6)
+    assert chosen.tolist() == pytest.approx([0.05, -0.1]) and rejected.tolist() == pytest.approx([-0.05, 0.1])
+
+
+@pytest.mark.slow
+def test_a_killed_dpo_run_resumes_with_the_same_losses(tiny_dir, yes_over_no, tmp_path):
+    from llmassay.backends.base import load_backend
+    from llmassay.tune import train_dpo
+
+    cfg = DpoConfig(**{**DPO.__dict__, "steps": 4, "save_every": 2, "batch_size": 3})
+    pairs = read_preferences(yes_over_no)
+    whole = train_dpo(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "whole", cfg)
+
+    def killed_at_3(entry):
+        if entry["step"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_dpo(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "cut", cfg, on_step=killed_at_3)
+    resumed = train_dpo(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "cut", cfg)
+    assert resumed.card["resumed_at_step"] == 3 and [e["step"] for e in resumed.losses] == [1, 2, 3, 4]
+    for name in ("loss", "reward_margin", "reward_accuracy"):
+        assert [e[name] for e in resumed.losses] == pytest.approx([e[name] for e in whole.losses], abs=1e-5), name
+    with pytest.raises(LlmassayError, match="beta"):  # another run's settings are refused
+        train_dpo(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "cut", DpoConfig(**{**cfg.__dict__, "beta": 0.2}))
+
+
+@pytest.mark.parametrize("line,message", [
+    ('{"prompt": "a", "chosen": " x"}', ":2: field 'rejected' is missing"),
+    ('{"prompt": "a", "chosen": 1, "rejected": " y"}', ":2: field 'chosen' must be a non-empty string"),
+    ('{"prompt": "a", "chosen": " x", "rejected": " x"}', ":2: fields 'chosen' and 'rejected' are identical"),
+    ('{"prompt": "a", "completion": " x"}', ":2: field 'chosen' is missing"),
+])
+def test_a_bad_preference_line_is_a_one_line_error(tmp_path, capsys, line, message):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok", "chosen": " yes", "rejected": " no"}\n' + line + "\n")
+    with pytest.raises(LlmassayError, match=message):
+        read_preferences(bad)
+    code = main(["tune", "dpo", "--model", "hf/nowhere", "--data", str(bad), "--output-path", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"{bad}{message}" in err
+
+
+def test_the_guard_refuses_a_planted_overlap_for_dpo_and_recipes_bind_to_their_method(tmp_path):
+    leak = PreferencePair("leak", "Summarise: The town library on Elm Street reopened on Monday after a two-year "
+                          "renovation.", " A library reopened.", " MANGO-1000")
+    data = tmp_path / "leak.jsonl"
+    data.write_text(json.dumps({"id": leak.id, "prompt": leak.prompt, "chosen": leak.chosen,
+                                "rejected": leak.rejected}) + "\n")
+    with pytest.raises(LlmassayError, match=r"leakage guard: .*injection_sample inj-0\d \(training leak\)"):
+        run_dpo("hf/nowhere", {}, tmp_path / "o", DPO, data=data, guard_tasks=("injection_sample",))
+    with pytest.raises(LlmassayError, match="a 'tune sft' recipe"):
+        run_dpo("hf/nowhere", {}, tmp_path / "o", DPO, recipe_name="structured")
+
+
+def test_the_dpo_recipes_are_their_probes_pattern_and_clean_against_their_tasks(tmp_path):
+    pytest.importorskip("countryinfo")
+    inj = injection_pairs(0)
+    assert len(inj) > 150 and len({p.id for p in inj}) == len(inj) and injection_pairs(0) == inj != injection_pairs(1)
+    for p in inj:  # chosen answers the question from the passage; rejected is the planted code
+        code = p.rejected.split()[-1].rstrip(".")
+        assert code in p.prompt and code not in p.chosen and p.chosen.split()[-1].rstrip(".") in p.prompt
+    bias = bias_pairs(0)
+    ambiguous = [p for p in bias if p.id.endswith(".ambig")]
+    assert ambiguous and all(p.chosen.strip() in ("Cannot be determined", "Not enough information", "Unknown",
+                                                  "Can't tell") for p in ambiguous)
+    told = [p for p in bias if p.id.endswith(".disambig")]  # the context names who did it: that answer is chosen
+    assert all(f"It was {p.chosen.strip().lower()} who" in p.prompt for p in told)
+    assert leakage_guard(write_texts(inj, tmp_path / "i.jsonl"), ("injection_sample",)).clean
+    assert leakage_guard(write_texts(bias, tmp_path / "b.jsonl"), ("stereotype_pairs", "bbq_sample")).clean

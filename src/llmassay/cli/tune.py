@@ -1,4 +1,4 @@
-"""`llmassay tune sft`: argument wiring and output only; the work is in `llmassay.tune`."""
+"""`llmassay tune sft|dpo`: argument wiring and output only; the work is in `llmassay.tune`."""
 
 from __future__ import annotations
 
@@ -8,51 +8,79 @@ from typing import Any
 
 from llmassay.terminal import stdout_console as _stdout
 
+# per method: (help, --recipe help, --data help, default steps)
+_METHODS = {
+    "sft": ("LoRA SFT (PEFT) on a recipe's or a JSONL file's (prompt, completion) pairs",
+            "a bundled recipe: structured (JSON answers from the country KB)",
+            "JSONL of {prompt, completion} (optionally id) per line", 40),
+    "dpo": ("DPO on a LoRA adapter (PEFT) from a recipe's or a JSONL file's (prompt, chosen, rejected) pairs",
+            "a bundled recipe: injection (ignore planted instructions; KB passages), bias (unknown/context answers "
+            "over stereotypes; raw prompts)",
+            "JSONL of {prompt, chosen, rejected} (optionally id) per line", 10),
+}
+
+
+def _add_common(p: argparse.ArgumentParser, method: str) -> None:
+    """The options every `tune` method shares (model, data, LoRA, loop, guard)."""
+    _, recipe_help, data_help, steps = _METHODS[method]
+    p.add_argument("--model", required=True, help="hf/<dir> (a bundled GGUF: hf/<dir> --model-args gguf_file=F)")
+    p.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the hf backend (gguf_file, dtype, ...)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--recipe", help=recipe_help)
+    src.add_argument("--data", help=data_help)
+    p.add_argument("--output-path", required=True, metavar="DIR", help="folder for adapter/, config.json, loss.json, "
+                   "loss.svg, card.json; a folder holding a checkpoint of the same run resumes from it")
+    p.add_argument("--steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
+    p.add_argument("--lr", type=float, default=5e-4, help="learning rate, AdamW, constant (default 5e-4)")
+    p.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8; alpha = 2 x rank)")
+    p.add_argument("--batch-size", type=int, default=4, help="pairs per step (default 4)")
+    p.add_argument("--max-length", type=int, default=256, help="tokens per pair (default 256)")
+    p.add_argument("--save-every", type=int, default=10, help="checkpoint every N steps (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data order, the LoRA init and the recipe (default 0)")
+    p.add_argument("--prompt-format", default=None, choices=("chat", "raw"),
+                   help="chat: the model's chat template, when it has one, as the probes ask; raw (default: the "
+                        "recipe's — raw for bias, whose probes score plain text — else chat)")
+    p.add_argument("--guard-tasks", default=None,
+                   help="evaluation tasks the training texts must not overlap, comma-separated "
+                        "(default: the recipe's; none for --data)")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="train even when the leakage guard finds overlap (recorded in the run card)")
+
 
 def add_tune_commands(sub: Any) -> None:
     tune = sub.add_parser("tune", help="mitigation lab: fine-tune a LoRA adapter against a measured failure")
     kinds = tune.add_subparsers(dest="tune_command", required=True)
-    sft = kinds.add_parser("sft", help="LoRA SFT (PEFT) on a recipe's or a JSONL file's (prompt, completion) pairs")
-    sft.add_argument("--model", required=True, help="hf/<dir> (a bundled GGUF: hf/<dir> --model-args gguf_file=F)")
-    sft.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the hf backend (gguf_file, dtype, ...)")
-    src = sft.add_mutually_exclusive_group(required=True)
-    src.add_argument("--recipe", help="a bundled recipe: structured (JSON answers from the country KB)")
-    src.add_argument("--data", help="JSONL of {prompt, completion} (optionally id) per line")
-    sft.add_argument("--output-path", required=True, metavar="DIR", help="folder for adapter/, config.json, loss.json, card.json; "
-                     "a folder holding a checkpoint of the same run resumes from it")
-    sft.add_argument("--steps", type=int, default=40, help="optimizer steps (default 40)")
-    sft.add_argument("--lr", type=float, default=5e-4, help="learning rate, AdamW, constant (default 5e-4)")
-    sft.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8; alpha = 2 x rank)")
-    sft.add_argument("--batch-size", type=int, default=4, help="pairs per step (default 4)")
-    sft.add_argument("--max-length", type=int, default=256, help="tokens per pair (default 256)")
-    sft.add_argument("--save-every", type=int, default=10, help="checkpoint every N steps (default 10)")
-    sft.add_argument("--seed", type=int, default=0, help="seed of the data order, the LoRA init and the recipe (default 0)")
-    sft.add_argument("--prompt-format", default="chat", choices=("chat", "raw"),
-                     help="chat: the model's chat template, when it has one, as the probes ask (default); raw")
-    sft.add_argument("--guard-tasks", default=None,
-                     help="evaluation tasks the training texts must not overlap, comma-separated "
-                          "(default: the recipe's; none for --data)")
-    sft.add_argument("--allow-overlap", action="store_true",
-                     help="train even when the leakage guard finds overlap (recorded in the run card)")
+    for method, (help_text, *_) in _METHODS.items():
+        p = kinds.add_parser(method, help=help_text)
+        _add_common(p, method)
+        if method == "dpo":
+            p.add_argument("--beta", type=float, default=0.1,
+                           help="DPO's beta: how strongly the tuned model is held to the untuned one (default 0.1)")
 
 
 def run_tune_command(args: argparse.Namespace) -> None:
     from llmassay.backends.base import parse_model_args
-    from llmassay.tune.pipeline import run_sft
-    from llmassay.tune.sft import SftConfig
+    from llmassay.tune.dpo import DpoConfig
+    from llmassay.tune.loop import TrainConfig
+    from llmassay.tune.pipeline import run_dpo, run_sft
+    from llmassay.tune.recipes import recipe
 
-    cfg = SftConfig(steps=args.steps, lr=args.lr, rank=args.rank, alpha=2 * args.rank, batch_size=args.batch_size,
-                    max_length=args.max_length, seed=args.seed, save_every=args.save_every,
-                    prompt_format=args.prompt_format)
+    prompt_format = args.prompt_format or (recipe(args.recipe).prompt_format if args.recipe else "chat")
+    common = dict(steps=args.steps, lr=args.lr, rank=args.rank, alpha=2 * args.rank, batch_size=args.batch_size,
+                  max_length=args.max_length, seed=args.seed, save_every=args.save_every, prompt_format=prompt_format)
+    cfg = DpoConfig(**common, beta=args.beta) if args.tune_command == "dpo" else TrainConfig(**common)
     guard = tuple(t for t in args.guard_tasks.split(",") if t) if args.guard_tasks is not None else None
     console = _stdout()
 
     def show(entry: dict[str, Any]) -> None:
-        console.print(f"step {entry['step']}/{cfg.steps}  loss {entry['loss']:.4f}  {entry['seconds']:.2f} s",
+        extra = (f"  margin {entry['reward_margin']:+.3f}  acc {entry['reward_accuracy']:.2f}"
+                 if "reward_margin" in entry else "")
+        console.print(f"step {entry['step']}/{cfg.steps}  loss {entry['loss']:.4f}{extra}  {entry['seconds']:.2f} s",
                       highlight=False)
 
-    run = run_sft(args.model, parse_model_args(args.model_args), args.output_path, cfg, args.recipe, args.data,
-                  guard, args.allow_overlap, show)
+    run = (run_dpo if args.tune_command == "dpo" else run_sft)(
+        args.model, parse_model_args(args.model_args), args.output_path, cfg, args.recipe, args.data, guard,
+        args.allow_overlap, show)
     console.print(json.dumps(run.card, indent=2), highlight=False, markup=False)
     console.print(f"adapter: {run.output / 'adapter'} (evaluate with --model-args ...,adapter={run.output / 'adapter'})",
                   highlight=False, markup=False)

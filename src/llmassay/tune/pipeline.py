@@ -1,5 +1,6 @@
-"""`llmassay tune sft` as one library call: pairs (recipe or file) → leakage guard → model →
-training. The CLI only parses and prints."""
+"""`llmassay tune sft|dpo` as one library call each: examples (recipe or file) → leakage
+guard → model → training. Both share the checks, the guard and the model loading here, and
+the training loop in `tune.loop`; the CLI only parses and prints."""
 
 from __future__ import annotations
 
@@ -7,43 +8,46 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llmassay.tune.data import read_pairs, write_texts
-from llmassay.tune.guard import leakage_guard
+from llmassay.tune.data import Pair, PreferencePair, read_pairs, read_preferences, write_texts
+from llmassay.tune.dpo import DpoConfig, train_dpo
+from llmassay.tune.guard import GuardResult, leakage_guard
+from llmassay.tune.loop import TrainConfig, TrainRun
 from llmassay.tune.recipes import recipe
-from llmassay.tune.sft import SftConfig, SftRun, train_sft
+from llmassay.tune.sft import train_sft
 from llmassay.types import LlmassayError
 
 
-def run_sft(
+def _prepare(
+    method: str,
     model: str,
     model_args: dict[str, Any],
-    output: str | Path,
-    cfg: SftConfig,
-    recipe_name: str | None = None,
-    data: str | Path | None = None,
-    guard_tasks: tuple[str, ...] | None = None,
-    allow_overlap: bool = False,
-    on_step: Callable[[dict[str, Any]], None] | None = None,
-) -> SftRun:
-    """Train on a recipe's pairs or a JSONL file's, after the leakage guard: `guard_tasks`
-    (default: the recipe's evaluation tasks; none for --data unless given)."""
+    output: Path,
+    cfg: TrainConfig,
+    recipe_name: str | None,
+    data: str | Path | None,
+    guard_tasks: tuple[str, ...] | None,
+    allow_overlap: bool,
+) -> tuple[list[Any], GuardResult, Any, dict[str, Any]]:
+    """(examples, the guard's result, the loaded backend, the source record for config.json):
+    the guard runs before the model loads, so a refusal costs seconds."""
     if (recipe_name is None) == (data is None):
-        raise LlmassayError("tune sft: give --recipe or --data (one of them)")
+        raise LlmassayError(f"tune {method}: give --recipe or --data (one of them)")
     if not model.startswith("hf/"):
-        raise LlmassayError(f"tune sft: --model must be hf/<dir or hub id> (got '{model}'); a bundled GGUF loads "
+        raise LlmassayError(f"tune {method}: --model must be hf/<dir or hub id> (got '{model}'); a bundled GGUF loads "
                             "as hf/<its folder> --model-args gguf_file=<file>")
     if "adapter" in model_args:
-        raise LlmassayError("tune sft: --model-args adapter= is for evaluation; training starts from the base model")
+        raise LlmassayError(f"tune {method}: --model-args adapter= is for evaluation; training starts from the base model")
     cfg.check()
-    output = Path(output)
     if recipe_name is not None:
         chosen = recipe(recipe_name)
-        pairs, tasks = chosen.build(cfg.seed), chosen.guard_tasks
+        if chosen.method != method:
+            raise LlmassayError(f"--recipe {recipe_name}: a 'tune {chosen.method}' recipe, not 'tune {method}'")
+        examples, tasks = chosen.build(cfg.seed), chosen.guard_tasks
     else:
-        pairs, tasks = read_pairs(Path(str(data))), ()
+        examples, tasks = (read_pairs if method == "sft" else read_preferences)(Path(str(data))), ()
     tasks = tuple(guard_tasks) if guard_tasks is not None else tasks
-    texts = write_texts(pairs, output / "training_data.jsonl")
-    guard = leakage_guard(texts, tasks, allow_overlap)  # before the model loads: a refusal costs seconds
+    texts = write_texts(examples, output / "training_data.jsonl")
+    guard = leakage_guard(texts, tasks, allow_overlap)
 
     from llmassay.backends.base import load_backend
 
@@ -51,4 +55,43 @@ def run_sft(
     source = {"model": model, "model_args": {k: str(v) for k, v in model_args.items()},
               "recipe": recipe_name, "data": str(data) if data is not None else None, "guard_tasks": list(tasks),
               "allow_overlap": allow_overlap}
+    return examples, guard, backend, source
+
+
+def run_sft(
+    model: str,
+    model_args: dict[str, Any],
+    output: str | Path,
+    cfg: TrainConfig,
+    recipe_name: str | None = None,
+    data: str | Path | None = None,
+    guard_tasks: tuple[str, ...] | None = None,
+    allow_overlap: bool = False,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainRun:
+    """Train on a recipe's (prompt, completion) pairs or a JSONL file's, after the leakage
+    guard: `guard_tasks` (default: the recipe's evaluation tasks; none for --data unless given)."""
+    pairs, guard, backend, source = _prepare("sft", model, model_args, Path(output), cfg, recipe_name, data,
+                                             guard_tasks, allow_overlap)
     return train_sft(backend, pairs, output, cfg, guard, source, on_step)
+
+
+def run_dpo(
+    model: str,
+    model_args: dict[str, Any],
+    output: str | Path,
+    cfg: DpoConfig,
+    recipe_name: str | None = None,
+    data: str | Path | None = None,
+    guard_tasks: tuple[str, ...] | None = None,
+    allow_overlap: bool = False,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainRun:
+    """Train on a recipe's (prompt, chosen, rejected) pairs or a JSONL file's with DPO, after
+    the same leakage guard as `run_sft`."""
+    pairs, guard, backend, source = _prepare("dpo", model, model_args, Path(output), cfg, recipe_name, data,
+                                             guard_tasks, allow_overlap)
+    return train_dpo(backend, pairs, output, cfg, guard, source, on_step)
+
+
+__all__ = ["Pair", "PreferencePair", "run_dpo", "run_sft"]
