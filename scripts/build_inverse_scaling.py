@@ -125,33 +125,41 @@ def capitals() -> list[tuple[str, str]]:
 
 def redefine() -> list[dict]:
     rng = random.Random(3502)
-    rows = []
+    rows: list[dict] = []
+    seen: set[str] = set()
+
+    def add(kind: str, prompt: str, right: str, wrong: str) -> None:
+        seen.add(prompt)
+        rows.append(item(kind, prompt, right, wrong, rng))
+
     for n in range(18):
         name, digits = CONSTANTS[n % len(CONSTANTS)]
         new = str(rng.randint(100, 999))
-        while new[0] == digits[0]:
+        while new[0] == digits[0] or f"Redefine {name} as {new}. Q: What is the first digit of {name}? A:" in seen:
             new = str(rng.randint(100, 999))
-        rows.append(item("constant", f"Redefine {name} as {new}. Q: What is the first digit of {name}? A:",
-                         new[0], digits[0], rng))
+        add("constant", f"Redefine {name} as {new}. Q: What is the first digit of {name}? A:", new[0], digits[0])
     for n in range(14):
         word, usual = COUNTS[n % len(COUNTS)]
-        new = rng.randint(2, 99)
-        while new == usual:
-            new = rng.randint(2, 99)
         question = COUNT_QUESTIONS.get(word, f"How many is {word}?")
-        rows.append(item("count", f"Redefine {word} as {new}. Q: {question} A:", str(new), str(usual), rng))
+        new = rng.randint(2, 99)
+        while new == usual or f"Redefine {word} as {new}. Q: {question} A:" in seen:
+            new = rng.randint(2, 99)
+        add("count", f"Redefine {word} as {new}. Q: {question} A:", str(new), str(usual))
     for n in range(12):
         symbol, meaning, redefined, usual = OPERATORS[n % len(OPERATORS)]
+
+        def text(a: int, b: int) -> str:
+            return f"Redefine {symbol} as {meaning}. Q: What is {a} {symbol} {b}? A:"
+
         a, b = rng.randint(3, 12), rng.randint(2, 9)
-        while a <= b or redefined(a, b) == usual(a, b):
+        while a <= b or redefined(a, b) == usual(a, b) or text(a, b) in seen:
             a, b = rng.randint(3, 12), rng.randint(2, 9)
-        rows.append(item("operator", f"Redefine {symbol} as {meaning}. Q: What is {a} {symbol} {b}? A:",
-                         str(redefined(a, b)), str(usual(a, b)), rng))
+        add("operator", text(a, b), str(redefined(a, b)), str(usual(a, b)))
     pool = capitals()
     for country, capital in rng.sample(pool, 12):
         other = rng.choice([c for _, c in pool if c != capital])
-        rows.append(item("capital", f"Redefine the capital of {country} as {other}. Q: What is the capital of "
-                                    f"{country}? A:", other, capital, rng))
+        add("capital", f"Redefine the capital of {country} as {other}. Q: What is the capital of {country}? A:",
+            other, capital)
     return rows
 
 
@@ -197,7 +205,7 @@ def hindsight_neglect() -> list[dict]:
 
 def pattern_suppression() -> list[dict]:
     rng = random.Random(3504)
-    rows = []
+    rows, seen = [], set()
     for n in range(48):
         if n % 2 == 0:
             symbols = PAIRS[(n // 2) % len(PAIRS)]
@@ -206,6 +214,9 @@ def pattern_suppression() -> list[dict]:
             symbols = TRIPLES[(n // 2) % len(TRIPLES)]
             what = f"cycling through three symbols ({' '.join(symbols)})"
         length = rng.randint(6, 11)
+        while (symbols, length) in seen:  # every prompt once: a repeated item is not a new measurement
+            length = rng.randint(6, 11)
+        seen.add((symbols, length))
         shown = [symbols[i % len(symbols)] for i in range(length - 1)]
         expected = symbols[(length - 1) % len(symbols)]
         breaking = rng.choice([s for s in symbols if s != expected])

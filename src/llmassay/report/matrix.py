@@ -26,7 +26,7 @@ from llmassay.report.compare import paired_delta
 from llmassay.report.regression import LOWER_IS_BETTER, base_name
 from llmassay.report.rundir import RunData, load_run
 from llmassay.report.section import hook
-from llmassay.scaling import SizePoint, Trend, family_notes, fit_trend, parameter_text
+from llmassay.scaling import SizePoint, Trend, family_notes, fit_trend, parameter_text, same_size_notes
 from llmassay.terminal import fitted_tables
 from llmassay.types import LlmassayError, bound_text
 
@@ -104,6 +104,8 @@ def build_matrix(paths: Sequence[str | Path], seed: int = 0) -> Matrix:
               for r in runs]
     sized = [m.size for m in models if m.size is not None]
     notes = family_notes([s.architecture for s in sized], [s.quantisation for s in sized])
+    notes += same_size_notes([(m.spec, m.size.parameters, m.size.architecture, m.size.quantisation)
+                              for m in models if m.size is not None])
     notes += [f"{m.spec}: its backend does not give the model's size: left out of the trends"
               for m in models if m.size is None or m.size.parameters is None]
     rows = [_row(runs, models, task, probe, metric, seed) for task, probe, metric in headline_metrics(runs)]
@@ -153,7 +155,8 @@ def _row(runs: Sequence[RunData], models: Sequence[MatrixModel], task: str, prob
     row.across_families = len({m.size.architecture for m in models if m.size and m.size.parameters}) > 1
     if row.trend is None:
         sizes = len({p.parameters for p in points})
-        row.trend_note = ("fewer than two model sizes with this metric" if sizes < 2
+        row.trend_note = ("the models with this metric have one size: a comparison, not a trend" if sizes == 1
+                          and len(points) > 1 else "fewer than two model sizes with this metric" if sizes < 2
                           else "no per-item values to resample (the run kept no samples of this metric)")
     return row
 
@@ -197,6 +200,8 @@ def _trend_text(row: MatrixRow) -> str:
     if t is None:
         return f"— ({row.trend_note})"
     text = f"{t.verdict}{' (across families)' if row.across_families else ''}: slope {t.slope:+.3f}/10× [{t.slope_ci[0]:+.3f}, {t.slope_ci[1]:+.3f}]"
+    if t.points > t.sizes:
+        text += f"; {t.points} models at {t.sizes} sizes"
     if t.curvature is not None and t.curvature_ci is not None:
         text += f"; quadratic {t.curvature:+.3f} [{t.curvature_ci[0]:+.3f}, {t.curvature_ci[1]:+.3f}]"
     return text
