@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,6 +111,23 @@ def build_matrix(paths: Sequence[str | Path], seed: int = 0) -> Matrix:
               for m in models if m.size is None or m.size.parameters is None]
     rows = [_row(runs, models, task, probe, metric, seed) for task, probe, metric in headline_metrics(runs)]
     return Matrix(models, rows, notes)
+
+
+def is_matrix_folder(path: Path) -> bool:
+    """A several-model `--output-path`: a matrix.json and no run of its own."""
+    return path.is_dir() and (path / MATRIX_JSON).is_file() and not any(path.glob("results_*.json"))
+
+
+def matrix_runs(folder: Path) -> list[Path]:
+    """The model run folders a matrix.json lists, in column order (a folder moved with its
+    matrix is found under it by name)."""
+    path = folder / MATRIX_JSON
+    try:
+        models = json.loads(path.read_text(encoding="utf-8"))["models"]
+        runs = [Path(str(m["run"])) for m in models]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise LlmassayError(f"{path}: cannot read its models ({type(exc).__name__}: {exc})") from None
+    return [run if run.is_dir() else folder / run.name for run in runs]
 
 
 def headline_metrics(runs: Sequence[RunData]) -> list[tuple[str, str, str]]:
@@ -244,12 +262,11 @@ def _bound(value: float | None, side: int) -> float:
     return side * math.inf if value is None else float(value)
 
 
-def render_matrix_html(matrix: Matrix) -> str:
-    from llmassay.report.html import environment
-
+def _page_context(matrix: Matrix) -> dict[str, Any]:
+    """What the matrix's cards (`_matrix_cards.html.j2`) render, for either page."""
     from llmassay import __version__
 
-    return environment().get_template("matrix.html.j2").render(
+    return dict(
         version=__version__, matrix=matrix, script_hashes="'none'",
         columns=matrix_columns(matrix), rows=matrix_rows(matrix),
         best=[[bool(c and c.best) for c in r.cells] for r in matrix.rows],
@@ -259,12 +276,40 @@ def render_matrix_html(matrix: Matrix) -> str:
     )
 
 
+def render_matrix_html(matrix: Matrix) -> str:
+    from llmassay.report.html import environment
+
+    return environment().get_template("matrix.html.j2").render(**_page_context(matrix))
+
+
+def render_models_report(matrix: Matrix, out_dir: str | Path) -> str:
+    """The several-model folder's report.html: the matrix's cards, then each model's summary
+    card lines and a link (relative to `out_dir`) to its own report.html."""
+    from llmassay.report.html import REPORT_NAME, environment
+    from llmassay.report.table import summary_rows
+
+    each = []
+    for m in matrix.models:
+        folder = Path(m.run)
+        report = folder / REPORT_NAME
+        try:
+            lines = summary_rows(load_run(folder).results)
+        except LlmassayError:
+            lines = []
+        each.append({"label": m.label, "folder": str(folder), "lines": lines,
+                     "report": os.path.relpath(report, out_dir) if report.is_file() else None})
+    return environment().get_template("models_report.html.j2").render(**_page_context(matrix), each=each)
+
+
 def write_matrix(matrix: Matrix, out_dir: str | Path) -> list[Path]:
-    """OUT/matrix.json and OUT/matrix.html."""
+    """OUT/matrix.json, OUT/matrix.html and OUT/report.html (the matrix with each model's summary)."""
+    from llmassay.report.html import REPORT_NAME
+
     root = Path(out_dir)
     written = []
     for name, text in ((MATRIX_JSON, lambda: json.dumps(matrix.as_dict(), indent=2, ensure_ascii=False) + "\n"),
-                       (MATRIX_HTML, lambda: render_matrix_html(matrix))):
+                       (MATRIX_HTML, lambda: render_matrix_html(matrix)),
+                       (REPORT_NAME, lambda: render_models_report(matrix, root))):
         target = root / name
         try:
             root.mkdir(parents=True, exist_ok=True)
