@@ -61,6 +61,9 @@ def test_two_quantisations_of_one_model_are_said_and_not_called_a_trend(tmp_path
     (row,) = m.rows
     assert row.trend is not None and row.trend.sizes == 2 and row.trend.points == 3
     assert "3 models at 2 sizes" in matrix_rows(m)[0][-1]
+    same = {str(i): float(i < 3) for i in range(10)}  # the bundled models' sizes, 0.3 for all: the slope is 0
+    flat = fit_trend([SizePoint(k, p, 0.3, same) for k, p in (("a", 134515008), ("b", 134515008), ("c", 268098176))])
+    assert flat is not None and f"{flat.slope:+.3f}" == "+0.000"  # rounding dust never prints as "-0.000"
     # the two quantisations alone: one size, no trend, and the row says why
     (pair,) = build_matrix(runs[:2]).rows
     assert pair.trend is None and pair.trend_note == "the models with this metric have one size: a comparison, not a trend"

@@ -113,8 +113,9 @@ def _fit(x: np.ndarray, point: np.ndarray, boot: np.ndarray, degree: int) -> tup
     design = np.column_stack([centred ** k for k in range(degree + 1)])
     solve = np.linalg.pinv(design)  # (degree+1) × models
     # rounded: identical columns give a slope of exactly 0, not ±1e-17 (which would "exclude 0")
-    estimate = float(np.round((solve @ point)[degree], 12))
-    draws = np.round((solve @ boot.T)[degree], 12)
+    # (+ 0.0: a rounded -1e-17 is -0.0, which would print as "-0.000")
+    estimate = float(np.round((solve @ point)[degree], 12)) + 0.0
+    draws = np.round((solve @ boot.T)[degree], 12) + 0.0
     tail = (1 - LEVEL) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
     return estimate, (float(low), float(high))
