@@ -139,22 +139,22 @@ def redefine() -> list[dict]:
             new = str(rng.randint(100, 999))
         add("constant", f"Redefine {name} as {new}. Q: What is the first digit of {name}? A:", new[0], digits[0])
     for n in range(14):
-        word, usual = COUNTS[n % len(COUNTS)]
+        word, count = COUNTS[n % len(COUNTS)]
         question = COUNT_QUESTIONS.get(word, f"How many is {word}?")
-        new = rng.randint(2, 99)
-        while new == usual or f"Redefine {word} as {new}. Q: {question} A:" in seen:
-            new = rng.randint(2, 99)
-        add("count", f"Redefine {word} as {new}. Q: {question} A:", str(new), str(usual))
+        number = rng.randint(2, 99)
+        while number == count or f"Redefine {word} as {number}. Q: {question} A:" in seen:
+            number = rng.randint(2, 99)
+        add("count", f"Redefine {word} as {number}. Q: {question} A:", str(number), str(count))
     for n in range(12):
-        symbol, meaning, redefined, usual = OPERATORS[n % len(OPERATORS)]
+        symbol, meaning, redefined, normal = OPERATORS[n % len(OPERATORS)]
 
         def text(a: int, b: int) -> str:
             return f"Redefine {symbol} as {meaning}. Q: What is {a} {symbol} {b}? A:"
 
         a, b = rng.randint(3, 12), rng.randint(2, 9)
-        while a <= b or redefined(a, b) == usual(a, b) or text(a, b) in seen:
+        while a <= b or redefined(a, b) == normal(a, b) or text(a, b) in seen:
             a, b = rng.randint(3, 12), rng.randint(2, 9)
-        add("operator", text(a, b), str(redefined(a, b)), str(usual(a, b)))
+        add("operator", text(a, b), str(redefined(a, b)), str(normal(a, b)))
     pool = capitals()
     for country, capital in rng.sample(pool, 12):
         other = rng.choice([c for _, c in pool if c != capital])
@@ -207,6 +207,7 @@ def pattern_suppression() -> list[dict]:
     rng = random.Random(3504)
     rows, seen = [], set()
     for n in range(48):
+        symbols: tuple[str, ...]
         if n % 2 == 0:
             symbols = PAIRS[(n // 2) % len(PAIRS)]
             what = f"alternating between two symbols ({' '.join(symbols)})"

@@ -6,6 +6,7 @@ exactly what was planted."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import re
@@ -23,7 +24,8 @@ TASKS = ["hindsight_neglect_sample", "memo_trap_sample", "pattern_suppression_sa
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("build_inverse_scaling", ROOT / "scripts" / "build_inverse_scaling.py")
+    path = ROOT / "scripts" / "build_inverse_scaling.py"
+    spec = importlib.util.spec_from_file_location("build_inverse_scaling", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -46,6 +48,13 @@ def test_the_tasks_load_with_the_prize_fields_and_the_tag_names_them():
         assert "McKenzie et al." in (DATA_DIR / name / "ATTRIBUTION.md").read_text()
 
 
+def test_the_tag_runs_the_four_tasks_from_the_command_line():
+    from llmassay.cli.lmeval import task_names
+
+    args = argparse.Namespace(tasks="inverse_scaling,mmlu_sample", include_path=[])
+    assert task_names(args) == [*TASKS, "mmlu_sample"]
+
+
 def test_the_build_is_deterministic_and_gives_the_shipped_files(tmp_path):
     script = _script()
     first, second = tmp_path / "a", tmp_path / "b"
@@ -54,7 +63,7 @@ def test_the_build_is_deterministic_and_gives_the_shipped_files(tmp_path):
         for file in (f"{name}.jsonl", f"{name}.yaml", "ATTRIBUTION.md"):
             built = (first / name / file).read_bytes()
             assert built == (second / name / file).read_bytes()
-            assert built == (DATA_DIR / name / file).read_bytes(), f"{name}/{file}: rerun scripts/build_inverse_scaling.py"
+            assert built == (DATA_DIR / name / file).read_bytes(), f"{name}/{file}: rerun the build script"
 
 
 # -- readers: each answers from the prompt's text alone, one way or the other --------------

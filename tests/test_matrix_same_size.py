@@ -66,7 +66,8 @@ def test_two_quantisations_of_one_model_are_said_and_not_called_a_trend(tmp_path
     assert flat is not None and f"{flat.slope:+.3f}" == "+0.000"  # rounding dust never prints as "-0.000"
     # the two quantisations alone: one size, no trend, and the row says why
     (pair,) = build_matrix(runs[:2]).rows
-    assert pair.trend is None and pair.trend_note == "the models with this metric have one size: a comparison, not a trend"
+    assert pair.trend is None
+    assert pair.trend_note == "the models with this metric have one size: a comparison, not a trend"
     assert same_size_notes([("a", 10, "x", "f16"), ("b", 10, "x", "f16")])[0].endswith(
         "not a trend; the trend fit counts them as measurements at one size")
     assert "the same quantisation" in same_size_notes([("a", 10, "x", "f16"), ("b", 10, "x", "f16")])[0]

@@ -152,7 +152,8 @@ def same_size_notes(models: Sequence[tuple[str, int | None, str | None, str | No
         quants = sorted({q for _, _, q in members if q})
         differ = (f"different quantisations ({', '.join(quants)})" if len(quants) > 1
                   else "the same quantisation: another tune or build of one size")
-        notes.append(f"{' and '.join(label for label, _, _ in members)} have the same size ({parameter_text(parameters)}, "
+        names = " and ".join(label for label, _, _ in members)
+        notes.append(f"{names} have the same size ({parameter_text(parameters)}, "
                      f"{', '.join(archs)}) and {differ}: their difference is a comparison at one size, not a trend; "
                      "the trend fit counts them as measurements at one size")
     return notes
