@@ -66,6 +66,8 @@ def test_ray_executor_gives_the_local_results_and_counts_its_tokens(local_ray, t
     doc = json.loads(sorted((tmp_path / "ray").glob("results_*.json"))[-1].read_text())
     assert doc["config"]["executor"] == "ray"
     assert _tokens_evaluated(tmp_path / "ray") > 8 * 20  # summed over both workers
+    local_doc = json.loads(sorted((tmp_path / "local").glob("results_*.json"))[-1].read_text())
+    assert doc["model"]["size"] == local_doc["model"]["size"] and doc["model"]["size"]["architecture"] == "llama"
 
 
 @pytest.mark.slow

@@ -50,6 +50,7 @@ class Trend:
     inverse: bool  # the metric gets worse with size: the slope's CI is wholly on the worse side
     improves: bool  # the slope's CI is wholly on the better side
     shape: str | None  # "U-shaped (worst at mid size)" / "inverted U (best at mid size)", or None
+    points: int = 0  # models in the fit (more than `sizes` when some share a parameter count)
 
     @property
     def verdict(self) -> str:
@@ -102,7 +103,7 @@ def fit_trend(points: Sequence[SizePoint], higher_is_better: bool | None = True,
             shape = "U-shaped (worst at mid size)" if dips else "inverted U (best at mid size)"
     intercept = float(point.mean() - slope * x.mean())
     return Trend(slope, intercept, slope_ci, curvature, curvature_ci, sizes, method, higher_is_better, worse_side, better_side,
-                 shape)
+                 shape, len(points))
 
 
 def _fit(x: np.ndarray, point: np.ndarray, boot: np.ndarray, degree: int) -> tuple[float, tuple[float, float]]:
@@ -112,8 +113,9 @@ def _fit(x: np.ndarray, point: np.ndarray, boot: np.ndarray, degree: int) -> tup
     design = np.column_stack([centred ** k for k in range(degree + 1)])
     solve = np.linalg.pinv(design)  # (degree+1) × models
     # rounded: identical columns give a slope of exactly 0, not ±1e-17 (which would "exclude 0")
-    estimate = float(np.round((solve @ point)[degree], 12))
-    draws = np.round((solve @ boot.T)[degree], 12)
+    # (+ 0.0: a rounded -1e-17 is -0.0, which would print as "-0.000")
+    estimate = float(np.round((solve @ point)[degree], 12)) + 0.0
+    draws = np.round((solve @ boot.T)[degree], 12) + 0.0
     tail = (1 - LEVEL) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
     return estimate, (float(low), float(high))
@@ -132,6 +134,28 @@ def family_notes(architectures: Sequence[str | None], quantisations: Sequence[st
     if len(quants) > 1:
         notes.append(f"the models use different quantisations ({', '.join(quants)}): part of any difference may be "
                      "the quantisation, not the size")
+    return notes
+
+
+def same_size_notes(models: Sequence[tuple[str, int | None, str | None, str | None]]) -> list[str]:
+    """Models (label, parameters, architecture, quantisation) sharing a parameter count: what
+    tells them apart is not size (another quantisation, another tune), said in plain words."""
+    groups: dict[int, list[tuple[str, str | None, str | None]]] = {}
+    for label, parameters, architecture, quantisation in models:
+        if parameters:
+            groups.setdefault(parameters, []).append((label, architecture, quantisation))
+    notes = []
+    for parameters, members in groups.items():
+        if len(members) < 2:
+            continue
+        archs = sorted({a or "?" for _, a, _ in members})
+        quants = sorted({q for _, _, q in members if q})
+        differ = (f"different quantisations ({', '.join(quants)})" if len(quants) > 1
+                  else "the same quantisation: another tune or build of one size")
+        names = " and ".join(label for label, _, _ in members)
+        notes.append(f"{names} have the same size ({parameter_text(parameters)}, "
+                     f"{', '.join(archs)}) and {differ}: their difference is a comparison at one size, not a trend; "
+                     "the trend fit counts them as measurements at one size")
     return notes
 
 

@@ -36,8 +36,12 @@ def add_lmeval_flags(run: argparse.ArgumentParser) -> None:
 
 
 def task_names(args: argparse.Namespace) -> list[str]:
-    """--tasks with names, tags and groups from --include-path folders expanded to files."""
-    names = [t for t in args.tasks.split(",") if t]
+    """--tasks with the bundled tasks' tags (e.g. inverse_scaling) expanded to their tasks,
+    and names, tags and groups from --include-path folders expanded to files."""
+    from llmassay.tasks.loader import bundled_tags
+
+    tags = bundled_tags()
+    names = [m for t in args.tasks.split(",") if t for m in tags.get(t, [t])]
     if not args.include_path:
         return names
     from llmassay.tasks.registry import TaskIndex

@@ -2,7 +2,8 @@
 
 An executor *is* a Backend to the engine (loglikelihood, generate, tokenize, fingerprint,
 and the optional token_stats and loglikelihood_tokens, which a worker whose backend lacks
-them answers with the same one-line error as the engine, `optional_method`),
+them answers with the same one-line error as the engine, `optional_method`; model_size,
+None when the backend gives none, so a Ray run records the model's size as a local one),
 so the engine's dedup, cache and the RunStore's resume work the same whichever runs:
 `--executor ray` is the only switch. The Ray executor loads one backend per actor and
 sends each actor a shard of every batch; requests that share a context go to the same
@@ -104,6 +105,11 @@ class _BackendWorker:
     def tokenize(self, text: str) -> list[int]:
         return self._loaded().tokenize(text)
 
+    def model_size(self) -> dict[str, Any] | None:
+        """The backend's optional `model_size()`, or None when it has none."""
+        hook = getattr(self._loaded(), "model_size", None)
+        return hook() if callable(hook) else None
+
     def fingerprint(self) -> dict[str, Any]:
         return self._loaded().fingerprint()
 
@@ -160,6 +166,11 @@ class RayExecutor:
 
     def tokenize(self, text: str) -> list[int]:
         return self._get(self._actors[0].tokenize.remote(text))
+
+    def model_size(self) -> dict[str, Any] | None:
+        """The backend's size as its first actor reads it (every actor loaded the same model:
+        the fingerprints agree), so a Ray run records `model.size` as a local one does."""
+        return self._get(self._actors[0].model_size.remote())
 
     def loglikelihood(self, reqs: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         shards = shard_by_context([(r.context, r.size()) for r in reqs], self.workers)

@@ -203,11 +203,15 @@ def build_judge_report(root: Path) -> str:
 
 
 def write_report(run_path: str | Path, output: str | Path | None = None) -> Path:
-    """Render the run at `run_path` (directory or results file), or a judge's output folder;
-    returns the HTML path."""
+    """Render the run at `run_path` (directory or results file), a judge's output folder, or
+    a several-model folder (its matrix and each model's summary); returns the HTML path."""
+    from llmassay.report.matrix import build_matrix, is_matrix_folder, matrix_runs, render_models_report
+
     path = Path(run_path)
     if is_judge_folder(path):
         root, html = path, build_judge_report(path)
+    elif is_matrix_folder(path):
+        root, html = path, render_models_report(build_matrix(matrix_runs(path)), path)
     else:
         run = load_run(run_path)
         root, html = run.root, build_report(run)

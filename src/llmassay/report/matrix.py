@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from llmassay.report.compare import paired_delta
 from llmassay.report.regression import LOWER_IS_BETTER, base_name
 from llmassay.report.rundir import RunData, load_run
 from llmassay.report.section import hook
-from llmassay.scaling import SizePoint, Trend, family_notes, fit_trend, parameter_text
+from llmassay.scaling import SizePoint, Trend, family_notes, fit_trend, parameter_text, same_size_notes
 from llmassay.terminal import fitted_tables
 from llmassay.types import LlmassayError, bound_text
 
@@ -104,10 +105,29 @@ def build_matrix(paths: Sequence[str | Path], seed: int = 0) -> Matrix:
               for r in runs]
     sized = [m.size for m in models if m.size is not None]
     notes = family_notes([s.architecture for s in sized], [s.quantisation for s in sized])
+    notes += same_size_notes([(m.spec, m.size.parameters, m.size.architecture, m.size.quantisation)
+                              for m in models if m.size is not None])
     notes += [f"{m.spec}: its backend does not give the model's size: left out of the trends"
               for m in models if m.size is None or m.size.parameters is None]
     rows = [_row(runs, models, task, probe, metric, seed) for task, probe, metric in headline_metrics(runs)]
     return Matrix(models, rows, notes)
+
+
+def is_matrix_folder(path: Path) -> bool:
+    """A several-model `--output-path`: a matrix.json and no run of its own."""
+    return path.is_dir() and (path / MATRIX_JSON).is_file() and not any(path.glob("results_*.json"))
+
+
+def matrix_runs(folder: Path) -> list[Path]:
+    """The model run folders a matrix.json lists, in column order (a folder moved with its
+    matrix is found under it by name)."""
+    path = folder / MATRIX_JSON
+    try:
+        models = json.loads(path.read_text(encoding="utf-8"))["models"]
+        runs = [Path(str(m["run"])) for m in models]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise LlmassayError(f"{path}: cannot read its models ({type(exc).__name__}: {exc})") from None
+    return [run if run.is_dir() else folder / run.name for run in runs]
 
 
 def headline_metrics(runs: Sequence[RunData]) -> list[tuple[str, str, str]]:
@@ -153,7 +173,8 @@ def _row(runs: Sequence[RunData], models: Sequence[MatrixModel], task: str, prob
     row.across_families = len({m.size.architecture for m in models if m.size and m.size.parameters}) > 1
     if row.trend is None:
         sizes = len({p.parameters for p in points})
-        row.trend_note = ("fewer than two model sizes with this metric" if sizes < 2
+        row.trend_note = ("the models with this metric have one size: a comparison, not a trend" if sizes == 1
+                          and len(points) > 1 else "fewer than two model sizes with this metric" if sizes < 2
                           else "no per-item values to resample (the run kept no samples of this metric)")
     return row
 
@@ -197,6 +218,8 @@ def _trend_text(row: MatrixRow) -> str:
     if t is None:
         return f"— ({row.trend_note})"
     text = f"{t.verdict}{' (across families)' if row.across_families else ''}: slope {t.slope:+.3f}/10× [{t.slope_ci[0]:+.3f}, {t.slope_ci[1]:+.3f}]"
+    if t.points > t.sizes:
+        text += f"; {t.points} models at {t.sizes} sizes"
     if t.curvature is not None and t.curvature_ci is not None:
         text += f"; quadratic {t.curvature:+.3f} [{t.curvature_ci[0]:+.3f}, {t.curvature_ci[1]:+.3f}]"
     return text
@@ -239,12 +262,11 @@ def _bound(value: float | None, side: int) -> float:
     return side * math.inf if value is None else float(value)
 
 
-def render_matrix_html(matrix: Matrix) -> str:
-    from llmassay.report.html import environment
-
+def _page_context(matrix: Matrix) -> dict[str, Any]:
+    """What the matrix's cards (`_matrix_cards.html.j2`) render, for either page."""
     from llmassay import __version__
 
-    return environment().get_template("matrix.html.j2").render(
+    return dict(
         version=__version__, matrix=matrix, script_hashes="'none'",
         columns=matrix_columns(matrix), rows=matrix_rows(matrix),
         best=[[bool(c and c.best) for c in r.cells] for r in matrix.rows],
@@ -254,12 +276,40 @@ def render_matrix_html(matrix: Matrix) -> str:
     )
 
 
+def render_matrix_html(matrix: Matrix) -> str:
+    from llmassay.report.html import environment
+
+    return environment().get_template("matrix.html.j2").render(**_page_context(matrix))
+
+
+def render_models_report(matrix: Matrix, out_dir: str | Path) -> str:
+    """The several-model folder's report.html: the matrix's cards, then each model's summary
+    card lines and a link (relative to `out_dir`) to its own report.html."""
+    from llmassay.report.html import REPORT_NAME, environment
+    from llmassay.report.table import summary_rows
+
+    each = []
+    for m in matrix.models:
+        folder = Path(m.run)
+        report = folder / REPORT_NAME
+        try:
+            lines = summary_rows(load_run(folder).results)
+        except LlmassayError:
+            lines = []
+        each.append({"label": m.label, "folder": str(folder), "lines": lines,
+                     "report": os.path.relpath(report, out_dir) if report.is_file() else None})
+    return environment().get_template("models_report.html.j2").render(**_page_context(matrix), each=each)
+
+
 def write_matrix(matrix: Matrix, out_dir: str | Path) -> list[Path]:
-    """OUT/matrix.json and OUT/matrix.html."""
+    """OUT/matrix.json, OUT/matrix.html and OUT/report.html (the matrix with each model's summary)."""
+    from llmassay.report.html import REPORT_NAME
+
     root = Path(out_dir)
     written = []
     for name, text in ((MATRIX_JSON, lambda: json.dumps(matrix.as_dict(), indent=2, ensure_ascii=False) + "\n"),
-                       (MATRIX_HTML, lambda: render_matrix_html(matrix))):
+                       (MATRIX_HTML, lambda: render_matrix_html(matrix)),
+                       (REPORT_NAME, lambda: render_models_report(matrix, root))):
         target = root / name
         try:
             root.mkdir(parents=True, exist_ok=True)

@@ -163,6 +163,13 @@ def bundled_tasks() -> dict[str, Path]:
     return {p.stem: p for p in sorted(DATA_DIR.glob("*/*.yaml"))}
 
 
+def bundled_tags() -> dict[str, list[str]]:
+    """The bundled tasks' `tag:` names → their task names (lm-eval's tags: `--tasks inverse_scaling`)."""
+    from llmassay.tasks.registry import TaskIndex
+
+    return TaskIndex.scan([DATA_DIR]).tags
+
+
 def load_task(
     name_or_path: str, num_fewshot: int | None = None, seed: int = 0, mc_format: str | None = None, *,
     trust_task_code: bool = False, data_dir: str | Path | None = None, lm_eval_fewshot: bool = False,
