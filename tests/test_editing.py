@@ -268,3 +268,103 @@ def _task_files():
     from importlib import resources
 
     return [p for p in (resources.files("llmassay.tasks") / "data" / "country_edits").iterdir()]
+
+
+# -- MEMIT: three edits in one batch over both layers of the toy ------------------------------
+UNRELATED_TOLERANCE = 0.3  # nats: |Δ log P(true)| on prompts about a country no edit touches
+MEMIT_EDITS = [Edit("france", "the capital of {}", "paris", "madrid", id="1"),
+               Edit("spain", "the capital of {}", "madrid", "lima", id="2"),
+               Edit("peru", "the capital of {}", "lima", "paris", id="3")]
+
+
+def _memit(model, tok):
+    """λ = 1: the toy's covariance comes from 24 sentences that contain the edited subjects
+    themselves, so each edit key is a "typical" key and MEMIT's large λ (which stands for a
+    Wikipedia-sized sample) would hold them where they are."""
+    from llmassay.editing.memit import apply_memit, memit_config
+    from llmassay.editing.rome import key_covariance
+
+    cfg = memit_config((0, 1), steps=30, mom2_update_weight=1.0)
+    sentences = [f"the capital of {c} {p} ." for c, p in FACTS.items()] * 4 + ["a city in europe ."] * 4
+    covs = {layer: key_covariance(model, tok, layer, sentences) for layer in cfg.layers}
+    return apply_memit(model, tok, MEMIT_EDITS, covs, cfg, ["{}"])
+
+
+def test_a_memit_batch_makes_each_new_object_beat_the_old_and_spares_an_unrelated_country(trained):
+    import copy
+
+    base, tok = trained
+    model = copy.deepcopy(base)
+    ids = {w: tok.convert_tokens_to_ids(w) for w in WORDS}
+    unrelated = [("the capital of chile", "santiago"), ("chile is a country in", "america")]
+    for e in MEMIT_EDITS:  # the planted facts, before
+        assert _next_logp(model, tok, e.text)[ids[e.old]] > _next_logp(model, tok, e.text)[ids[e.new]]
+    before = [float(_next_logp(model, tok, p)[ids[a]]) for p, a in unrelated]
+    run = _memit(model, tok)
+    for e in MEMIT_EDITS:
+        after = _next_logp(model, tok, e.text)
+        assert after[ids[e.new]] > after[ids[e.old]], e
+    after = [float(_next_logp(model, tok, p)[ids[a]]) for p, a in unrelated]
+    assert all(abs(a - b) < UNRELATED_TOLERANCE for a, b in zip(after, before)), (before, after)
+    assert [s.layer for s in run.steps] == [0, 1] and run.residual_after < run.steps[0].residual_before / 10
+    assert all(o.nll_after < o.nll_before for o in run.outcomes)
+    for name in ("model.layers.0.mlp.down_proj.weight", "model.layers.1.mlp.down_proj.weight"):
+        assert not torch.equal(model.get_parameter(name), base.get_parameter(name))  # both layers carry a share
+
+
+def test_a_multi_matrix_delta_round_trips_and_an_old_single_matrix_one_still_loads(trained, tmp_path):
+    import copy
+
+    from llmassay.editing.delta import apply_delta, save_delta
+
+    base, tok = trained
+    model = copy.deepcopy(base)
+    _memit(model, tok)
+    names = ["model.layers.0.mlp.down_proj.weight", "model.layers.1.mlp.down_proj.weight"]
+    sha = save_delta(tmp_path / "d", {n: model.get_parameter(n) - base.get_parameter(n) for n in names},
+                     {"method": "MEMIT", "layers": [0, 1]})
+    fresh = copy.deepcopy(base)
+    assert apply_delta(fresh, tmp_path / "d") == sha
+    for e in MEMIT_EDITS:
+        assert torch.allclose(_next_logp(fresh, tok, e.text), _next_logp(model, tok, e.text), atol=1e-5)
+    # a folder as `llmassay edit` wrote it before MEMIT: one matrix, "layer" and no "layers"
+    save_delta(tmp_path / "old", {names[1]: model.get_parameter(names[1]) - base.get_parameter(names[1])},
+               {"layer": 1, "method": "ROME (sequential)"})
+    assert apply_delta(copy.deepcopy(base), tmp_path / "old")
+    # a delta naming a parameter the model lacks changes nothing (all matrices checked first)
+    from safetensors.torch import save_file
+
+    save_file({names[0]: torch.ones_like(base.get_parameter(names[0])), "model.layers.9.mlp.down_proj.weight":
+               torch.ones(2, 2)}, str(tmp_path / "d" / "delta.safetensors"))
+    (tmp_path / "d" / "edits.json").write_text(json.dumps({"layers": [0, 9]}))
+    target = copy.deepcopy(base)
+    with pytest.raises(LlmassayError, match="no parameter model.layers.9"):
+        apply_delta(target, tmp_path / "d")
+    assert torch.equal(target.get_parameter(names[0]), base.get_parameter(names[0]))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "memit", "--layers", "4,3"], "--layers '4,3' must name distinct layers 0 or above in ascending order"),
+    (["--method", "memit", "--layers", "two"], "--layers 'two' must be layer numbers like 2,3,4,5 or 2-5"),
+    (["--method", "memit", "--layers", "2,,3"], "--layers '2,,3' must be layer numbers"),
+    (["--method", "memit", "--layer", "4"], "--method memit takes --layers"),
+    (["--layers", "2,3"], "--method rome takes --layer L"),
+])
+def test_bad_layers_are_one_line_errors_before_loading_a_model(tmp_path, capsys, extra, message):
+    from llmassay.cli.app import main
+
+    good = tmp_path / "edits.jsonl"
+    good.write_text('{"subject": "France", "prompt": "The capital of France is", "old": "Paris", "new": "Lima"}\n')
+    assert main(["edit", "--model", "hf/no-such-dir", "--edits", str(good), "--output-path", str(tmp_path / "o"),
+                 *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_layers_parse_as_lists_and_ranges_and_out_of_range_layers_are_named(trained):
+    from llmassay.editing.memit import apply_memit, memit_config, parse_layers
+
+    assert parse_layers("2,3,4,5") == parse_layers("2-5") == (2, 3, 4, 5) and parse_layers("4") == (4,)
+    base, tok = trained
+    with pytest.raises(LlmassayError, match=r"layer 2 is out of range \(the model has layers 0..1\)"):
+        apply_memit(base, tok, MEMIT_EDITS, {}, memit_config((1, 2)), ["{}"])
