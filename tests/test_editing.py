@@ -277,14 +277,14 @@ MEMIT_EDITS = [Edit("france", "the capital of {}", "paris", "madrid", id="1"),
                Edit("peru", "the capital of {}", "lima", "paris", id="3")]
 
 
-def _memit(model, tok):
+def _memit(model, tok, lam=1.0):
     """λ = 1: the toy's covariance comes from 24 sentences that contain the edited subjects
     themselves, so each edit key is a "typical" key and MEMIT's large λ (which stands for a
     Wikipedia-sized sample) would hold them where they are."""
     from llmassay.editing.memit import apply_memit, memit_config
     from llmassay.editing.rome import key_covariance
 
-    cfg = memit_config((0, 1), steps=30, mom2_update_weight=1.0)
+    cfg = memit_config((0, 1), steps=30, mom2_update_weight=lam)
     sentences = [f"the capital of {c} {p} ." for c, p in FACTS.items()] * 4 + ["a city in europe ."] * 4
     covs = {layer: key_covariance(model, tok, layer, sentences) for layer in cfg.layers}
     return apply_memit(model, tok, MEMIT_EDITS, covs, cfg, ["{}"])
@@ -310,6 +310,23 @@ def test_a_memit_batch_makes_each_new_object_beat_the_old_and_spares_an_unrelate
     assert all(o.nll_after < o.nll_before for o in run.outcomes)
     for name in ("model.layers.0.mlp.down_proj.weight", "model.layers.1.mlp.down_proj.weight"):
         assert not torch.equal(model.get_parameter(name), base.get_parameter(name))  # both layers carry a share
+
+
+def test_the_covariance_term_holds_the_keys_it_has_seen_in_proportion_to_lambda(trained):
+    """Italy's capital shares every token but the subject with the edit prompts, and its
+    sentence is in the covariance sample: a larger λ moves it less and fits the edits less."""
+    import copy
+
+    base, tok = trained
+    rome = tok.convert_tokens_to_ids("rome")
+    before = float(_next_logp(base, tok, "the capital of italy")[rome])
+    moved, residual = [], []
+    for lam in (1.0, 50.0):
+        model = copy.deepcopy(base)
+        run = _memit(model, tok, lam)
+        moved.append(abs(float(_next_logp(model, tok, "the capital of italy")[rome]) - before))
+        residual.append(run.residual_after)
+    assert moved[1] < moved[0] / 3 and residual[1] > residual[0] * 3, (moved, residual)
 
 
 def test_a_multi_matrix_delta_round_trips_and_an_old_single_matrix_one_still_loads(trained, tmp_path):

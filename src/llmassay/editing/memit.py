@@ -24,9 +24,13 @@ must outweigh per dimension — is GPT-J's.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -86,6 +90,35 @@ class MemitRun:
     steps: list[LayerStep] = field(default_factory=list)
     residual_after: float = 0.0  # mean ‖z − h‖ once every layer is updated
     lam: float = 0.0
+    z_from_cache: int = 0  # targets read from the cache (their seconds are those of the run that made them)
+
+
+def _z_file(cache: Path, model_id: str, edit: Edit, cfg: MemitConfig, templates: Sequence[str]) -> Path:
+    """One file per target: the model, the edit, the value settings and the templates decide z."""
+    key = json.dumps([model_id, dataclasses.asdict(edit), dataclasses.asdict(cfg.value), list(templates)],
+                     sort_keys=True)
+    return cache / f"z-L{cfg.layers[-1]}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
+
+
+def _target(model: Any, tok: Any, edit: Edit, cfg: MemitConfig, templates: Sequence[str],
+            cache: Path | None, model_id: str) -> tuple[torch.Tensor, EditOutcome, bool]:
+    """z = h + δ for one edit, from the cache when it holds it (as MEMIT's code caches v*)."""
+    path = _z_file(cache, model_id, edit, cfg, templates) if cache is not None else None
+    if path is not None and path.exists():
+        saved = torch.load(path, weights_only=True)
+        return saved["z"], EditOutcome(**saved["outcome"]), True
+    started = time.perf_counter()
+    require_subject(edit)
+    h = hidden_at(model, tok, cfg.layers[-1], [edit])[0]
+    delta, before, after = compute_value(model, tok, edit, templates, cfg.value, float(h.norm()))
+    outcome = EditOutcome(edit.id, round(before, 4), round(after, 4), round(float(delta.norm()), 6),
+                          round(time.perf_counter() - started, 3))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"z": h + delta, "outcome": dataclasses.asdict(outcome)}, tmp)
+        tmp.replace(path)
+    return h + delta, outcome, False
 
 
 def _lambda(cfg: MemitConfig, key_width: int) -> float:
@@ -93,26 +126,25 @@ def _lambda(cfg: MemitConfig, key_width: int) -> float:
 
 
 def apply_memit(model: Any, tok: Any, edits: Sequence[Edit], covs: Mapping[int, torch.Tensor], cfg: MemitConfig,
-                templates: Sequence[str],
-                progress: Callable[[int, EditOutcome], None] | None = None) -> MemitRun:
-    """Every edit at once, written into the weights of cfg.layers in place."""
+                templates: Sequence[str], progress: Callable[[int, EditOutcome], None] | None = None,
+                z_cache: Path | None = None, model_id: str = "") -> MemitRun:
+    """Every edit at once, written into the weights of cfg.layers in place; each target z is
+    kept in `z_cache` (when given) under the model's identity, so a larger batch that
+    contains these edits computes only its new ones."""
     for layer in cfg.layers:
         down_proj(model, layer)  # one line for a layer out of range, before any work
     last = cfg.layers[-1]
-    zs, outcomes = [], []
+    zs, outcomes, cached = [], [], 0
     for i, edit in enumerate(edits):
-        started = time.perf_counter()
-        require_subject(edit)
-        h = hidden_at(model, tok, last, [edit])[0]
-        delta, before, after = compute_value(model, tok, edit, templates, cfg.value, float(h.norm()))
-        zs.append(h + delta)
-        outcomes.append(EditOutcome(edit.id, round(before, 4), round(after, 4), round(float(delta.norm()), 6),
-                                    round(time.perf_counter() - started, 3)))
+        z_i, outcome, hit = _target(model, tok, edit, cfg, templates, z_cache, model_id)
+        zs.append(z_i)
+        outcomes.append(outcome)
+        cached += hit
         if progress is not None:
-            progress(i, outcomes[-1])
+            progress(i, outcome)
     z = torch.stack(zs)  # n × hidden
     width = down_proj(model, last).weight.shape[1]
-    run = MemitRun(outcomes, lam=_lambda(cfg, width))
+    run = MemitRun(outcomes, lam=_lambda(cfg, width), z_from_cache=cached)
     for i, layer in enumerate(cfg.layers):
         started = time.perf_counter()
         keys = torch.stack([edit_key(model, tok, layer, e, templates) for e in edits])  # n × d_ff

@@ -46,7 +46,7 @@ def covariances(model: Any, tok: Any, layers: Sequence[int], model_id: str,
 
 def run_edits(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig | MemitConfig, model_id: str,
               n_sentences: int = SAMPLE_SENTENCES,
-              progress: Callable[[int, EditOutcome], None] | None = None) -> EditRun:
+              progress: Callable[[int, EditOutcome], None] | None = None, cache_targets: bool = True) -> EditRun:
     """Apply `edits` in place — ROME one after another, MEMIT all at once — and return what changed."""
     layers = cfg.layers if isinstance(cfg, MemitConfig) else (cfg.layer,)
     weights = {param_name(model, layer): down_proj(model, layer).weight for layer in layers}
@@ -58,7 +58,8 @@ def run_edits(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig | Mem
     memit = None
     if isinstance(cfg, MemitConfig):
         templates = context_templates(model, tok, cfg.value)
-        memit = apply_memit(model, tok, edits, covs, cfg, templates, progress)
+        memit = apply_memit(model, tok, edits, covs, cfg, templates, progress,
+                            llmassay_home() / "editing" / "targets" if cache_targets else None, model_id)
         outcomes = memit.outcomes
     else:
         templates = context_templates(model, tok, cfg)
