@@ -385,3 +385,37 @@ def test_layers_parse_as_lists_and_ranges_and_out_of_range_layers_are_named(trai
     base, tok = trained
     with pytest.raises(LlmassayError, match=r"layer 2 is out of range \(the model has layers 0..1\)"):
         apply_memit(base, tok, MEMIT_EDITS, {}, memit_config((1, 2)), ["{}"])
+
+
+@pytest.mark.slow
+def test_edit_method_memit_end_to_end_writes_a_two_layer_delta_with_its_timing(trained, tmp_path, capsys):
+    """`llmassay edit --method memit` on the toy saved as an hf/ folder: the table, the timing
+    per method, and a delta of both layers that `edits=DIR` applies."""
+    from safetensors.torch import load_file
+
+    from llmassay.backends.base import load_backend
+    from llmassay.cli.app import main
+
+    base, tok = trained
+    tok.save_pretrained(tmp_path / "m")
+    base.save_pretrained(tmp_path / "m")
+    edits = tmp_path / "edits.jsonl"
+    edits.write_text("".join(json.dumps({"subject": e.subject, "prompt": e.prompt, "old": e.old, "new": e.new}) + "\n"
+                             for e in MEMIT_EDITS))
+    out = tmp_path / "out"
+    assert main(["edit", "--model", f"hf/{tmp_path / 'm'}", "--edits", str(edits), "--method", "memit",
+                 "--layers", "0-1", "--mom2-update-weight", "1", "--steps", "30", "--output-path", str(out),
+                 "--evaluate"]) == 0
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["method"] == "memit" and evaluation["layers"] == [0, 1]
+    assert evaluation["metrics"]["edited"]["efficacy"]["value"] == 1.0
+    assert evaluation["metrics"]["unedited"]["efficacy"]["value"] == 0.0
+    timing = json.loads((out / "edits.json").read_text())["timing"]
+    assert timing["method"] == "memit" and timing["n_edits"] == 3 and timing["seconds_per_edit"] > 0
+    assert {"covariance_seconds", "cpu_seconds", "update_seconds", "target_seconds"} <= set(timing)
+    assert sorted(load_file(str(out / "delta.safetensors"))) == ["model.layers.0.mlp.down_proj.weight",
+                                                                 "model.layers.1.mlp.down_proj.weight"]
+    edited = load_backend(f"hf/{tmp_path / 'm'}", edits=str(out))
+    new, old = (r.logprob for r in edited.loglikelihood([LoglikelihoodRequest("the capital of france", " madrid"),
+                                                          LoglikelihoodRequest("the capital of france", " paris")]))
+    assert new > old
