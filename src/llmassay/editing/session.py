@@ -31,7 +31,6 @@ class EditRun:
     deltas: dict[str, Any]  # parameter name → edited − original (one per edited layer)
     covariance_seconds: float
     templates: list[str] = field(default_factory=list)
-    edit_seconds: float = 0.0  # the edits themselves, covariance excluded
     memit: MemitRun | None = None  # MEMIT's per-layer record; None for ROME
 
 
@@ -54,7 +53,6 @@ def run_edits(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig | Mem
     started = time.perf_counter()
     covs = covariances(model, tok, layers, model_id, n_sentences)
     cov_seconds = time.perf_counter() - started
-    started = time.perf_counter()
     memit = None
     if isinstance(cfg, MemitConfig):
         templates = context_templates(model, tok, cfg.value)
@@ -69,4 +67,4 @@ def run_edits(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig | Mem
             if progress is not None:
                 progress(i, outcomes[-1])
     return EditRun(outcomes, {name: w.detach() - originals[name] for name, w in weights.items()},
-                   round(cov_seconds, 3), templates, round(time.perf_counter() - started, 3), memit)
+                   round(cov_seconds, 3), templates, memit)
