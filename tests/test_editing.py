@@ -268,3 +268,154 @@ def _task_files():
     from importlib import resources
 
     return [p for p in (resources.files("llmassay.tasks") / "data" / "country_edits").iterdir()]
+
+
+# -- MEMIT: three edits in one batch over both layers of the toy ------------------------------
+UNRELATED_TOLERANCE = 0.3  # nats: |Δ log P(true)| on prompts about a country no edit touches
+MEMIT_EDITS = [Edit("france", "the capital of {}", "paris", "madrid", id="1"),
+               Edit("spain", "the capital of {}", "madrid", "lima", id="2"),
+               Edit("peru", "the capital of {}", "lima", "paris", id="3")]
+
+
+def _memit(model, tok, lam=1.0):
+    """λ = 1: the toy's covariance comes from 24 sentences that contain the edited subjects
+    themselves, so each edit key is a "typical" key and MEMIT's large λ (which stands for a
+    Wikipedia-sized sample) would hold them where they are."""
+    from llmassay.editing.memit import apply_memit, memit_config
+    from llmassay.editing.rome import key_covariance
+
+    cfg = memit_config((0, 1), steps=30, mom2_update_weight=lam)
+    sentences = [f"the capital of {c} {p} ." for c, p in FACTS.items()] * 4 + ["a city in europe ."] * 4
+    covs = {layer: key_covariance(model, tok, layer, sentences) for layer in cfg.layers}
+    return apply_memit(model, tok, MEMIT_EDITS, covs, cfg, ["{}"])
+
+
+def test_a_memit_batch_makes_each_new_object_beat_the_old_and_spares_an_unrelated_country(trained):
+    import copy
+
+    base, tok = trained
+    model = copy.deepcopy(base)
+    ids = {w: tok.convert_tokens_to_ids(w) for w in WORDS}
+    unrelated = [("the capital of chile", "santiago"), ("chile is a country in", "america")]
+    for e in MEMIT_EDITS:  # the planted facts, before
+        assert _next_logp(model, tok, e.text)[ids[e.old]] > _next_logp(model, tok, e.text)[ids[e.new]]
+    before = [float(_next_logp(model, tok, p)[ids[a]]) for p, a in unrelated]
+    run = _memit(model, tok)
+    for e in MEMIT_EDITS:
+        after = _next_logp(model, tok, e.text)
+        assert after[ids[e.new]] > after[ids[e.old]], e
+    after = [float(_next_logp(model, tok, p)[ids[a]]) for p, a in unrelated]
+    assert all(abs(a - b) < UNRELATED_TOLERANCE for a, b in zip(after, before)), (before, after)
+    assert [s.layer for s in run.steps] == [0, 1] and run.residual_after < run.steps[0].residual_before / 10
+    assert all(o.nll_after < o.nll_before for o in run.outcomes)
+    for name in ("model.layers.0.mlp.down_proj.weight", "model.layers.1.mlp.down_proj.weight"):
+        assert not torch.equal(model.get_parameter(name), base.get_parameter(name))  # both layers carry a share
+
+
+def test_the_covariance_term_holds_the_keys_it_has_seen_in_proportion_to_lambda(trained):
+    """Italy's capital shares every token but the subject with the edit prompts, and its
+    sentence is in the covariance sample: a larger λ moves it less and fits the edits less."""
+    import copy
+
+    base, tok = trained
+    rome = tok.convert_tokens_to_ids("rome")
+    before = float(_next_logp(base, tok, "the capital of italy")[rome])
+    moved, residual = [], []
+    for lam in (1.0, 50.0):
+        model = copy.deepcopy(base)
+        run = _memit(model, tok, lam)
+        moved.append(abs(float(_next_logp(model, tok, "the capital of italy")[rome]) - before))
+        residual.append(run.residual_after)
+    assert moved[1] < moved[0] / 3 and residual[1] > residual[0] * 3, (moved, residual)
+
+
+def test_a_multi_matrix_delta_round_trips_and_an_old_single_matrix_one_still_loads(trained, tmp_path):
+    import copy
+
+    from llmassay.editing.delta import apply_delta, save_delta
+
+    base, tok = trained
+    model = copy.deepcopy(base)
+    _memit(model, tok)
+    names = ["model.layers.0.mlp.down_proj.weight", "model.layers.1.mlp.down_proj.weight"]
+    sha = save_delta(tmp_path / "d", {n: model.get_parameter(n) - base.get_parameter(n) for n in names},
+                     {"method": "MEMIT", "layers": [0, 1]})
+    fresh = copy.deepcopy(base)
+    assert apply_delta(fresh, tmp_path / "d") == sha
+    for e in MEMIT_EDITS:
+        assert torch.allclose(_next_logp(fresh, tok, e.text), _next_logp(model, tok, e.text), atol=1e-5)
+    # a folder as `llmassay edit` wrote it before MEMIT: one matrix, "layer" and no "layers"
+    save_delta(tmp_path / "old", {names[1]: model.get_parameter(names[1]) - base.get_parameter(names[1])},
+               {"layer": 1, "method": "ROME (sequential)"})
+    assert apply_delta(copy.deepcopy(base), tmp_path / "old")
+    # a delta naming a parameter the model lacks changes nothing (all matrices checked first)
+    from safetensors.torch import save_file
+
+    save_file({names[0]: torch.ones_like(base.get_parameter(names[0])), "model.layers.9.mlp.down_proj.weight":
+               torch.ones(2, 2)}, str(tmp_path / "d" / "delta.safetensors"))
+    (tmp_path / "d" / "edits.json").write_text(json.dumps({"layers": [0, 9]}))
+    target = copy.deepcopy(base)
+    with pytest.raises(LlmassayError, match="no parameter model.layers.9"):
+        apply_delta(target, tmp_path / "d")
+    assert torch.equal(target.get_parameter(names[0]), base.get_parameter(names[0]))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "memit", "--layers", "4,3"], "--layers '4,3' must name distinct layers 0 or above in ascending order"),
+    (["--method", "memit", "--layers", "two"], "--layers 'two' must be layer numbers like 2,3,4,5 or 2-5"),
+    (["--method", "memit", "--layers", "2,,3"], "--layers '2,,3' must be layer numbers"),
+    (["--method", "memit", "--layer", "4"], "--method memit takes --layers"),
+    (["--layers", "2,3"], "--method rome takes --layer L"),
+])
+def test_bad_layers_are_one_line_errors_before_loading_a_model(tmp_path, capsys, extra, message):
+    from llmassay.cli.app import main
+
+    good = tmp_path / "edits.jsonl"
+    good.write_text('{"subject": "France", "prompt": "The capital of France is", "old": "Paris", "new": "Lima"}\n')
+    assert main(["edit", "--model", "hf/no-such-dir", "--edits", str(good), "--output-path", str(tmp_path / "o"),
+                 *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_layers_parse_as_lists_and_ranges_and_out_of_range_layers_are_named(trained):
+    from llmassay.editing.memit import apply_memit, memit_config, parse_layers
+
+    assert parse_layers("2,3,4,5") == parse_layers("2-5") == (2, 3, 4, 5) and parse_layers("4") == (4,)
+    base, tok = trained
+    with pytest.raises(LlmassayError, match=r"layer 2 is out of range \(the model has layers 0..1\)"):
+        apply_memit(base, tok, MEMIT_EDITS, {}, memit_config((1, 2)), ["{}"])
+
+
+@pytest.mark.slow
+def test_edit_method_memit_end_to_end_writes_a_two_layer_delta_with_its_timing(trained, tmp_path, capsys):
+    """`llmassay edit --method memit` on the toy saved as an hf/ folder: the table, the timing
+    per method, and a delta of both layers that `edits=DIR` applies."""
+    from safetensors.torch import load_file
+
+    from llmassay.backends.base import load_backend
+    from llmassay.cli.app import main
+
+    base, tok = trained
+    tok.save_pretrained(tmp_path / "m")
+    base.save_pretrained(tmp_path / "m")
+    edits = tmp_path / "edits.jsonl"
+    edits.write_text("".join(json.dumps({"subject": e.subject, "prompt": e.prompt, "old": e.old, "new": e.new}) + "\n"
+                             for e in MEMIT_EDITS))
+    out = tmp_path / "out"
+    assert main(["edit", "--model", f"hf/{tmp_path / 'm'}", "--edits", str(edits), "--method", "memit",
+                 "--layers", "0-1", "--mom2-update-weight", "1", "--steps", "30", "--output-path", str(out),
+                 "--evaluate"]) == 0
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["method"] == "memit" and evaluation["layers"] == [0, 1]
+    assert evaluation["metrics"]["edited"]["efficacy"]["value"] == 1.0
+    assert evaluation["metrics"]["unedited"]["efficacy"]["value"] == 0.0
+    timing = json.loads((out / "edits.json").read_text())["timing"]
+    assert timing["method"] == "memit" and timing["n_edits"] == 3 and timing["seconds_per_edit"] > 0
+    assert {"covariance_seconds", "cpu_seconds", "update_seconds", "target_seconds"} <= set(timing)
+    assert sorted(load_file(str(out / "delta.safetensors"))) == ["model.layers.0.mlp.down_proj.weight",
+                                                                 "model.layers.1.mlp.down_proj.weight"]
+    edited = load_backend(f"hf/{tmp_path / 'm'}", edits=str(out))
+    new, old = (r.logprob for r in edited.loglikelihood([LoglikelihoodRequest("the capital of france", " madrid"),
+                                                          LoglikelihoodRequest("the capital of france", " paris")]))
+    assert new > old

@@ -1,6 +1,7 @@
 """An edit as a file: the changed matrices' difference (edited − original) in
-`delta.safetensors`, and `edits.json` saying what was edited, where and on which weights.
-`apply_delta` adds it to a loaded model (`--model-args edits=DIR` on the hf backend) and
+`delta.safetensors` — one matrix for ROME, one per layer for MEMIT, each under its parameter
+name, so a folder written before MEMIT existed loads unchanged — and `edits.json` saying
+what was edited, where and on which weights. `apply_delta` adds it to a loaded model (`--model-args edits=DIR` on the hf backend) and
 returns the delta's sha256, which the backend puts in its fingerprint so cached answers of
 the edited and the unedited model never mix."""
 
@@ -62,12 +63,14 @@ def apply_delta(model: Any, directory: str | Path, base_weights: Any = None) -> 
     if base_weights is not None and made_on is not None and made_on != base_weights:
         raise LlmassayError(f"edits={directory}: the delta was made on other weights ({manifest.get('model', '?')})")
     params = dict(model.named_parameters())
-    for name, delta in load_file(str(directory / DELTA)).items():
+    deltas = load_file(str(directory / DELTA))
+    for name, delta in deltas.items():  # every matrix checked before any is added: all or nothing
         if name not in params:
             raise LlmassayError(f"edits={directory}: the model has no parameter {name}")
         if tuple(params[name].shape) != tuple(delta.shape):
             raise LlmassayError(f"edits={directory}: {name} is {tuple(params[name].shape)} in the model, "
                                 f"{tuple(delta.shape)} in the delta")
+    for name, delta in deltas.items():
         with torch.no_grad():
             params[name].add_(delta.to(params[name].dtype).to(params[name].device))
     return sha

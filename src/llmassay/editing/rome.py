@@ -76,7 +76,7 @@ def down_proj(model: Any, layer: int) -> Any:
         raise LlmassayError(f"edit: {type(model).__name__} is not a Llama-family model "
                             "(model.layers[L].mlp.down_proj); ROME here edits those only")
     if not 0 <= layer < len(layers):
-        raise LlmassayError(f"edit: --layer {layer} is out of range (the model has layers 0..{len(layers) - 1})")
+        raise LlmassayError(f"edit: layer {layer} is out of range (the model has layers 0..{len(layers) - 1})")
     return layers[layer].mlp.down_proj
 
 
@@ -134,18 +134,21 @@ def context_templates(model: Any, tok: Any, cfg: RomeConfig) -> list[str]:
     return out
 
 
-def keys_at(model: Any, tok: Any, layer: int, texts: Sequence[str], positions: Sequence[int] | None) -> torch.Tensor:
-    """Down-projection inputs at layer `layer`: one row per text at `positions[i]`, or every
-    real token of every text when positions is None. Runs the model up to that layer only."""
-    module = down_proj(model, layer)
+def _capture(model: Any, tok: Any, module: Any, texts: Sequence[str], output: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """`module`'s input (or output) for a right-padded batch of `texts`, float64, and the
+    batch's attention mask; the model runs only up to that module."""
     ids, mask = _batch([_ids(tok, t) for t in texts], _pad_id(tok))
     seen: list[torch.Tensor] = []
 
-    def grab(_mod: Any, args: tuple[Any, ...]) -> None:
+    def grab_input(_mod: Any, args: tuple[Any, ...]) -> None:
         seen.append(args[0].detach())
         raise _Stop
 
-    handle = module.register_forward_pre_hook(grab)
+    def grab_output(_mod: Any, _args: Any, out: Any) -> None:
+        seen.append((out[0] if isinstance(out, tuple) else out).detach())
+        raise _Stop
+
+    handle = module.register_forward_hook(grab_output) if output else module.register_forward_pre_hook(grab_input)
     try:
         with torch.no_grad():
             model(input_ids=ids, attention_mask=mask)
@@ -153,10 +156,42 @@ def keys_at(model: Any, tok: Any, layer: int, texts: Sequence[str], positions: S
         pass
     finally:
         handle.remove()
-    keys = seen[0].double()
+    return seen[0].double(), mask
+
+
+def keys_at(model: Any, tok: Any, layer: int, texts: Sequence[str], positions: Sequence[int] | None) -> torch.Tensor:
+    """Down-projection inputs at layer `layer`: one row per text at `positions[i]`, or every
+    real token of every text when positions is None. Runs the model up to that layer only."""
+    keys, mask = _capture(model, tok, down_proj(model, layer), texts, output=False)
     if positions is None:
         return keys[mask.bool()]
     return torch.stack([keys[i, p] for i, p in enumerate(positions)])
+
+
+def hidden_at(model: Any, tok: Any, layer: int, edits: Sequence[Edit]) -> torch.Tensor:
+    """The residual stream after layer `layer` (its output) at each edit's subject's last token
+    of the bare prompt: MEMIT's h_L, one row per edit."""
+    down_proj(model, layer)  # the same one-line error for a layer out of range
+    hidden, _mask = _capture(model, tok, model.model.layers[layer], [e.text for e in edits], output=True)
+    return torch.stack([hidden[i, _subject_last(tok, e.text, e.subject)] for i, e in enumerate(edits)])
+
+
+def require_subject(edit: Edit) -> None:
+    if edit.subject not in edit.text:
+        raise LlmassayError(f"edit {edit.id}: the prompt does not contain the subject '{edit.subject}'")
+
+
+def edit_key(model: Any, tok: Any, layer: int, edit: Edit, templates: Sequence[str]) -> torch.Tensor:
+    """k*: the down-projection's input at the subject's last token, averaged over the prompt
+    in each context template (ROME's compute_u, MEMIT's compute_ks)."""
+    require_subject(edit)
+    texts = [t.format(edit.text) for t in templates]
+    return keys_at(model, tok, layer, texts, [_subject_last(tok, t, edit.subject) for t in texts]).mean(0)
+
+
+def regularised(cov: torch.Tensor, ridge: float) -> torch.Tensor:
+    """C + ridge × mean(diag C) × I: the covariance of a few thousand keys, made safely invertible."""
+    return cov + ridge * float(torch.diagonal(cov).mean()) * torch.eye(cov.shape[0], dtype=cov.dtype)
 
 
 def sample_sentences(text: str, n: int) -> list[str]:
@@ -204,8 +239,11 @@ def _target_ids(tok: Any, prompt: str, obj: str) -> list[int]:
 
 
 def compute_value(model: Any, tok: Any, edit: Edit, templates: Sequence[str], cfg: RomeConfig,
-                  v_now: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-    """δ (so v* = W k* + δ), with the NLL of the new object before and after."""
+                  scale: float) -> tuple[torch.Tensor, float, float]:
+    """δ added to layer cfg.layer's MLP output at the subject's last token — the same as adding
+    it to that layer's residual output, so ROME's v* = W k* + δ and MEMIT's z = h + δ both come
+    from here — with the NLL of the new object before and after. `scale` is the norm of the
+    vector δ moves (ROME: W k*; MEMIT: h), for the weight decay and the clamp."""
     module = down_proj(model, cfg.layer)
     prompt = edit.text
     target = _target_ids(tok, prompt, edit.new)
@@ -224,9 +262,7 @@ def compute_value(model: Any, tok: Any, edit: Edit, templates: Sequence[str], cf
     for i, p in enumerate(lookups):
         at[i, p] = 1.0
     n_rewrite = len(templates)
-    hidden = v_now.shape[0]
-    delta = torch.zeros(hidden, requires_grad=True)
-    scale = float(v_now.norm())
+    delta = torch.zeros(module.weight.shape[0], requires_grad=True)
 
     def add_delta(_mod: Any, _args: Any, output: torch.Tensor) -> torch.Tensor:
         return output + at.to(output.dtype) * delta.to(output.dtype)
@@ -272,17 +308,12 @@ def apply_edit(model: Any, tok: Any, edit: Edit, cov: torch.Tensor, cfg: RomeCon
                templates: Sequence[str] | None = None) -> EditOutcome:
     """One ROME edit, written into the model's weights in place."""
     started = time.perf_counter()
-    if edit.subject not in edit.text:
-        raise LlmassayError(f"edit {edit.id}: the prompt does not contain the subject '{edit.subject}'")
     templates = list(templates) if templates is not None else context_templates(model, tok, cfg)
-    texts = [t.format(edit.text) for t in templates]
-    keys = keys_at(model, tok, cfg.layer, texts, [_subject_last(tok, t, edit.subject) for t in texts])
-    k = keys.mean(0)
+    k = edit_key(model, tok, cfg.layer, edit, templates)
     weight = down_proj(model, cfg.layer).weight
     v_now = (weight.detach().double() @ k)
-    delta, before, after = compute_value(model, tok, edit, templates, cfg, v_now.float())
-    ridge = cfg.ridge * float(torch.diagonal(cov).mean())
-    u = torch.linalg.solve(cov + ridge * torch.eye(cov.shape[0], dtype=cov.dtype), k)
+    delta, before, after = compute_value(model, tok, edit, templates, cfg, float(v_now.norm()))
+    u = torch.linalg.solve(regularised(cov, cfg.ridge), k)
     update = torch.outer(delta, u) / float(k @ u)  # (v* − W k*) = δ
     with torch.no_grad():
         weight.add_(update.to(weight.dtype))

@@ -1,6 +1,7 @@
-"""Sequential ROME edits on a loaded model: the key covariance (cached under the llmassay
-home per model, layer and text), the context templates (drawn once, as ROME does), each
-edit in turn on the same weights, and the changed matrix's delta for `delta.save_delta`."""
+"""Edits on a loaded model: the key covariance of each edited layer (cached under the llmassay
+home per model, layer and text), the context templates (drawn once, as ROME does), then ROME's
+edits one after another on the same weights or MEMIT's batch over several layers, and the
+changed matrices' deltas for `delta.save_delta`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from importlib import resources
 from typing import Any
 
 from llmassay.editing.edits import Edit
+from llmassay.editing.memit import MemitConfig, MemitRun, apply_memit
 from llmassay.editing.rome import (EditOutcome, RomeConfig, apply_edit, context_templates, covariance_key,
                                    down_proj, key_covariance, param_name, sample_sentences)
 from llmassay.home import llmassay_home
@@ -26,27 +28,43 @@ def sample_text() -> str:
 @dataclass
 class EditRun:
     outcomes: list[EditOutcome]
-    deltas: dict[str, Any]  # parameter name → edited − original
+    deltas: dict[str, Any]  # parameter name → edited − original (one per edited layer)
     covariance_seconds: float
     templates: list[str] = field(default_factory=list)
+    memit: MemitRun | None = None  # MEMIT's per-layer record; None for ROME
 
 
-def run_edits(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig, model_id: str,
-              n_sentences: int = SAMPLE_SENTENCES,
-              progress: Callable[[int, EditOutcome], None] | None = None) -> EditRun:
-    """Apply `edits` one after another (in place) and return what changed."""
-    weight = down_proj(model, cfg.layer).weight
-    original = weight.detach().clone()
-    started = time.perf_counter()
+def covariances(model: Any, tok: Any, layers: Sequence[int], model_id: str,
+                n_sentences: int = SAMPLE_SENTENCES) -> dict[int, Any]:
+    """The key covariance of each layer, cached under the llmassay home per model, layer and text."""
     sentences = sample_sentences(sample_text(), n_sentences)
-    cache = llmassay_home() / "editing" / covariance_key(model_id, cfg.layer, sentences)
-    cov = key_covariance(model, tok, cfg.layer, sentences, cache)
+    return {layer: key_covariance(model, tok, layer, sentences,
+                                  llmassay_home() / "editing" / covariance_key(model_id, layer, sentences))
+            for layer in layers}
+
+
+def run_edits(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig | MemitConfig, model_id: str,
+              n_sentences: int = SAMPLE_SENTENCES,
+              progress: Callable[[int, EditOutcome], None] | None = None, cache_targets: bool = True) -> EditRun:
+    """Apply `edits` in place — ROME one after another, MEMIT all at once — and return what changed."""
+    layers = cfg.layers if isinstance(cfg, MemitConfig) else (cfg.layer,)
+    weights = {param_name(model, layer): down_proj(model, layer).weight for layer in layers}
+    originals = {name: w.detach().clone() for name, w in weights.items()}
+    started = time.perf_counter()
+    covs = covariances(model, tok, layers, model_id, n_sentences)
     cov_seconds = time.perf_counter() - started
-    templates = context_templates(model, tok, cfg)
-    outcomes = []
-    for i, edit in enumerate(edits):
-        outcomes.append(apply_edit(model, tok, edit, cov, cfg, templates))
-        if progress is not None:
-            progress(i, outcomes[-1])
-    return EditRun(outcomes, {param_name(model, cfg.layer): weight.detach() - original}, round(cov_seconds, 3),
-                   templates)
+    memit = None
+    if isinstance(cfg, MemitConfig):
+        templates = context_templates(model, tok, cfg.value)
+        memit = apply_memit(model, tok, edits, covs, cfg, templates, progress,
+                            llmassay_home() / "editing" / "targets" if cache_targets else None, model_id)
+        outcomes = memit.outcomes
+    else:
+        templates = context_templates(model, tok, cfg)
+        outcomes = []
+        for i, edit in enumerate(edits):
+            outcomes.append(apply_edit(model, tok, edit, covs[cfg.layer], cfg, templates))
+            if progress is not None:
+                progress(i, outcomes[-1])
+    return EditRun(outcomes, {name: w.detach() - originals[name] for name, w in weights.items()},
+                   round(cov_seconds, 3), templates, memit)
