@@ -129,3 +129,19 @@ def test_prefill_on_smollm2_matches_the_header_kv_bytes(smollm2):
         assert row["state_bytes"] == pytest.approx(row["header_in_use_bytes"], rel=0.01)
     assert result.kv[-1]["state_bytes"] > 2.9 * result.kv[0]["state_bytes"]
     assert result.cpu.b > 0 and [p.n for p in result.cpu.per_token] == [32, 64, 96]
+
+
+def test_a_planted_run_gives_tables_and_a_plot_without_a_model():
+    from llmassay.efficiency.attention_cost import Prefill, markdown
+    from llmassay.efficiency.plots import attention_curves
+
+    layout = kv_layout(GEMMA3, "gemma3-270m")
+    target = Target("gemma3-270m (swa_full=false)", None, "", layout, {"swa_full": False, "n_ubatch": 512})
+    ns, times = _planted(0.05, 3e-3, 4e-7, repeats=3)
+    prefills = [Prefill(target.label, n, i % 3, t, t, layout.in_use_bytes(n) + 12 * n) for i, (n, t) in enumerate(zip(ns, times))]
+    result = analyse(target, prefills)
+    assert result.kv[-1]["allocated_bytes"] == layout.allocated_bytes(8192, False, 512) < layout.allocated_bytes(8192, True, 512)
+    table = markdown([result], {"repeats": 3, "threads": 1, "n_batch": 512, "n_ubatch": 512, "flash_attn": "off"})
+    assert "| gemma3-270m (swa_full=false) | cpu |" in table and "n=8192" in table
+    svg = attention_curves([result])
+    assert svg.startswith("<svg") and "gemma3-270m (swa_full=false)" in svg and "8192" in svg

@@ -84,15 +84,16 @@ def attention_curves(results: Sequence[Any]) -> str:
                 ax.plot(grid, [fit.time_at(n) / n * 1e3 for n in grid], "--", color=color, linewidth=1)
             kv = [k for k in r.kv if k.get("state_bytes")]
             axes[2].plot([k["n"] for k in kv], [k["state_bytes"] / 1e6 for k in kv], "o-", color=color, label=r.label)
-        for ax, title in ((axes[0], "wall clock"), (axes[1], "process CPU time")):
+        lengths = sorted({p.n for r in results for p in r.wall.per_token})
+        for ax in axes:  # log2 axis with plain-number ticks (mathtext labels are off in these plots)
             ax.set_xscale("log", base=2)
+            ax.set_xticks(lengths, labels=[str(n) for n in lengths])
+            ax.minorticks_off()
             ax.set_xlabel("context length n (tokens)")
+        for ax, title in ((axes[0], "wall clock"), (axes[1], "process CPU time")):
             ax.set_ylabel("prefill ms per token")
-            ax.set_title(f"{title}; dashed: a/n + b + c·n")
-        axes[0].legend(frameon=False, fontsize=7)
-        axes[2].set_xscale("log", base=2)
-        axes[2].set_yscale("log")
-        axes[2].set_xlabel("context length n (tokens)")
+            ax.set_title(f"{title} (dashed: fitted a/n + b + c·n)")
+        axes[1].legend(frameon=False, fontsize=7)
         axes[2].set_ylabel("KV cache in use, MB (measured)")
         axes[2].set_title("KV cache after the prefill")
         return _svg(fig)
