@@ -129,6 +129,11 @@ def test_prefill_on_smollm2_matches_the_header_kv_bytes(smollm2):
         assert row["state_bytes"] == pytest.approx(row["header_in_use_bytes"], rel=0.01)
     assert result.kv[-1]["state_bytes"] > 2.9 * result.kv[0]["state_bytes"]
     assert result.cpu.b > 0 and [p.n for p in result.cpu.per_token] == [32, 64, 96]
+    from llmassay.backends.llama_internals import context_defaults, context_facts
+
+    facts = context_facts(llm)  # llama.cpp's own figures agree with the header's
+    assert (facts["n_layer"], facts["n_head_kv"], facts["n_swa"]) == (layout.n_layer, layout.n_head_kv, 0)
+    assert facts["flash_attn_type"] == 0 and context_defaults()["swa_full"] is True  # llama-cpp-python: off; llama.cpp: full SWA
 
 
 def test_a_planted_run_gives_tables_and_a_plot_without_a_model():
@@ -145,3 +150,9 @@ def test_a_planted_run_gives_tables_and_a_plot_without_a_model():
     assert "| gemma3-270m (swa_full=false) | cpu |" in table and "n=8192" in table
     svg = attention_curves([result])
     assert svg.startswith("<svg") and "gemma3-270m (swa_full=false)" in svg and "8192" in svg
+
+
+def test_the_cli_wants_two_repeats_for_an_interval(tmp_path, capsys):
+    rc = main(["attention-cost", "--model", "llamacpp/smollm2-135m", "--repeats", "1", "--output-path", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--repeats must be at least 2" in err and len(err.strip().splitlines()) == 1

@@ -76,7 +76,7 @@ def add_efficiency_commands(sub: Any) -> None:
                     help="llamacpp/ALIAS or a GGUF path; repeat for several models on one plot")
     ac.add_argument("--lengths", default="256,512,1k,2k,4k,8k",
                     help="context lengths n in tokens, comma-separated (k = 1024; default 256,512,1k,2k,4k,8k)")
-    ac.add_argument("--repeats", type=int, default=3, help="timed prefills per model and length (default 3)")
+    ac.add_argument("--repeats", type=int, default=3, help="timed prefills per model and length, at least 2 (default 3)")
     ac.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
     ac.add_argument("--n-batch", type=int, default=512, help="tokens per llama_decode call; n_ubatch = min(this, 512)")
     ac.add_argument("--flash-attn", action="store_true",
@@ -221,9 +221,10 @@ def _attention_cost(args: argparse.Namespace) -> None:
     from llmassay.efficiency.plots import attention_curves
 
     lengths = parse_lengths(args.lengths)
-    for flag, value in (("--repeats", args.repeats), ("--threads", args.threads), ("--n-batch", args.n_batch)):
-        if value < 1:
-            raise LlmassayError(f"attention-cost: {flag} must be at least 1, not {value}")
+    for flag, value, least in (("--repeats", args.repeats, 2), ("--threads", args.threads, 1),
+                               ("--n-batch", args.n_batch, 1)):
+        if value < least:  # the CIs resample repeats: one repeat has none to resample
+            raise LlmassayError(f"attention-cost: {flag} must be at least {least}, not {value}")
     out = Path(args.output_path)
     out.mkdir(parents=True, exist_ok=True)
     targets = open_targets(args.model, lengths, args.threads, args.n_batch, args.flash_attn, args.swa_full)

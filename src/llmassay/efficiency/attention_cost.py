@@ -166,7 +166,7 @@ class Prefill:
 def schedule(labels: Sequence[str], lengths: Sequence[int], repeats: int) -> list[tuple[int, int, str]]:
     """(repeat, n, label) in run order: lengths ascending on even repeats and descending on odd
     ones, configurations forwards then backwards, every configuration at a length back to back."""
-    out = []
+    out: list[tuple[int, int, str]] = []
     for r in range(repeats):
         ns = list(lengths) if r % 2 == 0 else list(reversed(lengths))
         names = list(labels) if r % 2 == 0 else list(reversed(labels))
@@ -314,7 +314,7 @@ def open_targets(specs: Sequence[str], lengths: Sequence[int], threads: int, n_b
         raise LlmassayError(f"attention-cost: --swa-full must be one of {', '.join(SWA_MODES)}, not {swa_full!r}")
     if len(set(specs)) != len(specs):
         raise LlmassayError("attention-cost: the same --model is given twice")
-    targets = []
+    models = []  # every model's layout and lengths checked before any context is built
     for spec in specs:
         kind, _, rest = spec.partition("/")
         if kind in ("hf", "openai") or (kind in ("llamacpp",) and not rest):
@@ -322,18 +322,19 @@ def open_targets(specs: Sequence[str], lengths: Sequence[int], threads: int, n_b
         name = spec.removeprefix("llamacpp/")
         path = resolve_model_path(name)
         label = Path(name).stem if name.endswith(".gguf") else name
+        probe = open_llama(str(path), n_threads=threads, n_ctx=CELL_PAD, n_batch=CELL_PAD, verbose=False)
+        layout = kv_layout(dict(probe.metadata), label)  # the header as llama.cpp read it
+        probe.close()
+        check_lengths(lengths, layout, label)
+        models.append((path, label, layout))
+    targets = []
+    for path, label, layout in models:
         modes: list[bool | None] = [None] if swa_full == "default" else [swa_full == "true"] if swa_full != "both" \
-            else [True, False]
-        layout: KvLayout | None = None
+            else [True, False] if layout.n_swa else [None]
         for mode in modes:
             llm = open_llama(str(path), n_threads=threads, n_ctx=max(lengths), n_batch=n_batch, verbose=False, seed=0,
                              flash_attn=flash_attn, swa_full=mode)
-            layout = layout or kv_layout(dict(llm.metadata), label)
-            check_lengths(lengths, layout, label)
             ctx = llama_internals.context_facts(llm)
-            if not layout.n_swa and len(modes) > 1 and mode is False:
-                llm.close()  # no sliding-window layers: swa_full changes nothing
-                continue
             tag = f"{label} (swa_full={'true' if ctx['swa_full'] else 'false'})" if layout.n_swa else label
             targets.append(Target(tag, llm, str(path), layout, ctx))
     return targets

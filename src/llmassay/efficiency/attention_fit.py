@@ -105,7 +105,8 @@ def fit_cost(ns: Sequence[int], seconds: Sequence[float], n_ref: int | None = No
     for i, n in enumerate(lengths):
         values = t_arr[n_arr == n] / n
         m = bootstrap_mean(values, seed=seed + i)
-        per_token.append(PerToken(n, m.value, (m.ci_low, m.ci_high), len(values)))
+        low, high = (m.value if b is None else b for b in (m.ci_low, m.ci_high))
+        per_token.append(PerToken(n, m.value, (low, high), len(values)))
     method = (f"least squares of prefill seconds on (1, n, n²) over {len(t_arr)} prefills at {len(lengths)} lengths; "
               f"95 % percentile CIs from {n_boot} refits, each length's repeats resampled with replacement")
     return CostFit(float(point[0]), float(point[1]), float(point[2]), ci(draws[:, 0]), ci(draws[:, 1]), ci(draws[:, 2]),
