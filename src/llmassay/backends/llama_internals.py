@@ -280,6 +280,39 @@ def perf_read(ctx: Any) -> Any:
     return lib().llama_perf_context(ctx)
 
 
+def memory_clear(llm: Any) -> None:
+    """Empty the KV cache (every sequence) and forget the tokens `Llama` thinks it holds."""
+    llama_cpp = lib()
+    llm.reset()
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm._ctx.ctx), True)
+
+
+def kv_state_bytes(llm: Any) -> int:
+    """Bytes of sequence 0's state as llama.cpp serialises it (`llama_state_seq_get_size`):
+    the K and V rows of the cells in use, plus a few bytes of metadata per cell and layer."""
+    return int(lib().llama_state_seq_get_size(llm._ctx.ctx, 0))
+
+
+def context_facts(llm: Any) -> dict[str, Any]:
+    """What a loaded context was built with: llama.cpp's own model figures (layers, KV heads,
+    sliding window) and the context parameters that set the KV cache and attention kernel."""
+    llama_cpp = lib()
+    model, params = llm._model.model, llm.context_params
+    return {"n_layer": int(llama_cpp.llama_model_n_layer(model)),
+            "n_head_kv": int(llama_cpp.llama_model_n_head_kv(model)),
+            "n_swa": int(llama_cpp.llama_model_n_swa(model)),
+            "n_ctx": int(llama_cpp.llama_n_ctx(llm._ctx.ctx)), "n_batch": int(params.n_batch),
+            "n_ubatch": int(params.n_ubatch), "flash_attn_type": int(params.flash_attn_type),
+            "swa_full": bool(params.swa_full), "type_k": int(params.type_k), "type_v": int(params.type_v)}
+
+
+def context_defaults() -> dict[str, Any]:
+    """llama.cpp's own defaults (`llama_context_default_params`), to say where llama-cpp-python differs."""
+    params = lib().llama_context_default_params()
+    return {"flash_attn_type": int(params.flash_attn_type), "swa_full": bool(params.swa_full),
+            "n_batch": int(params.n_batch), "n_ubatch": int(params.n_ubatch)}
+
+
 FTYPE_PREFIX = "LLAMA_FTYPE_MOSTLY_"
 
 

@@ -14,7 +14,7 @@ from llmassay.terminal import fitted_tables
 from llmassay.terminal import stdout_console as _stdout
 from llmassay.types import LlmassayError, bound_text
 
-EFFICIENCY_COMMANDS = ("loadtest", "quantize-sweep", "pareto")
+EFFICIENCY_COMMANDS = ("loadtest", "quantize-sweep", "pareto", "attention-cost")
 
 
 def _numbers(kind: type, flag: str) -> Any:
@@ -70,6 +70,23 @@ def add_efficiency_commands(sub: Any) -> None:
     pa.add_argument("--labels", default=None, help="comma-separated point labels (default: the runs' model specs)")
     output_option(pa, "--output", "--output-path", required=True, help="the HTML file to write")
 
+    ac = sub.add_parser("attention-cost", help="prefill time per token and KV-cache memory against context length, "
+                        "fitted to a + b·n + c·n² (llama.cpp models)")
+    ac.add_argument("--model", action="append", required=True,
+                    help="llamacpp/ALIAS or a GGUF path; repeat for several models on one plot")
+    ac.add_argument("--lengths", default="256,512,1k,2k,4k,8k",
+                    help="context lengths n in tokens, comma-separated (k = 1024; default 256,512,1k,2k,4k,8k)")
+    ac.add_argument("--repeats", type=int, default=3, help="timed prefills per model and length, at least 2 (default 3)")
+    ac.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
+    ac.add_argument("--n-batch", type=int, default=512, help="tokens per llama_decode call; n_ubatch = min(this, 512)")
+    ac.add_argument("--flash-attn", action="store_true",
+                    help="flash attention on (default off, as llama-cpp-python and llmassay's backend run)")
+    ac.add_argument("--swa-full", default="default", choices=("default", "true", "false", "both"),
+                    help="full-size KV cache for sliding-window layers (default: llama.cpp's, true; both: time each way)")
+    ac.add_argument("--seed", type=int, default=0, help="seed of the random prompt tokens and the bootstrap")
+    ac.add_argument("--output-path", required=True, metavar="DIR",
+                    help="folder for attention_cost.json, attention_cost.md and attention_cost.svg")
+
 
 def run_efficiency_command(args: argparse.Namespace) -> bool:
     """Runs an efficiency command; False when the command is someone else's."""
@@ -81,6 +98,9 @@ def run_efficiency_command(args: argparse.Namespace) -> bool:
         return True
     if args.command == "pareto":
         _pareto(args)
+        return True
+    if args.command == "attention-cost":
+        _attention_cost(args)
         return True
     return False
 
@@ -191,3 +211,51 @@ def _print(levels: list[Any]) -> None:
              "their timeout in E2E; req/s, goodput, TTFT, TPOT and Little's law over successful requests only)")
     for table in fitted_tables(title, headers, rows, console.width, keys=2):
         console.print(table)
+
+
+def _attention_cost(args: argparse.Namespace) -> None:
+    from llmassay.backends import llama_internals
+    from llmassay.efficiency.attention_cost import (analyse, load_average, markdown, measure, open_targets,
+                                                    parse_lengths, write_record)
+    from llmassay.efficiency.host import host_facts
+    from llmassay.efficiency.plots import attention_curves
+
+    lengths = parse_lengths(args.lengths)
+    for flag, value, least in (("--repeats", args.repeats, 2), ("--threads", args.threads, 1),
+                               ("--n-batch", args.n_batch, 1)):
+        if value < least:  # the CIs resample repeats: one repeat has none to resample
+            raise LlmassayError(f"attention-cost: {flag} must be at least {least}, not {value}")
+    out = Path(args.output_path)
+    out.mkdir(parents=True, exist_ok=True)
+    targets = open_targets(args.model, lengths, args.threads, args.n_batch, args.flash_attn, args.swa_full)
+    load_before = load_average()
+    err = _stderr_console()
+    prefills = measure(targets, lengths, args.repeats, args.seed,
+                       progress=lambda p: err.print(f"attention-cost: {p.label} n={p.n} repeat {p.repeat + 1}: "
+                                                    f"{p.wall_s:.2f} s wall, {p.cpu_s:.2f} s CPU, KV state {p.kv_state_bytes} B",
+                                                    markup=False, soft_wrap=True))
+    results = [analyse(t, prefills, args.seed) for t in targets]
+    ctx = targets[0].context
+    plan = {"models": args.model, "lengths": list(lengths), "repeats": args.repeats, "threads": args.threads,
+            "n_batch": ctx["n_batch"], "n_ubatch": ctx["n_ubatch"],
+            "flash_attn": "on" if args.flash_attn else "off", "swa_full": args.swa_full, "seed": args.seed,
+            "order": "lengths ascending on even repeats, descending on odd; configurations alternate likewise"}
+    extra = {"llama_cpp_python": llama_internals.installed_version(), "llama_cpp_defaults": llama_internals.context_defaults(),
+             "host": host_facts(), "load_average": {"before": load_before, "after": load_average()},
+             "timing": "wall clock and process CPU time around the llama_decode calls of one prefill into an emptied KV "
+                       "cache (random tokens, logits for the last position only)"}
+    write_record(out / "attention_cost.json", plan, results, extra)
+    table = markdown(results, plan)
+    (out / "attention_cost.md").write_text(table + "\n", encoding="utf-8")
+    (out / "attention_cost.svg").write_text(attention_curves(results), encoding="utf-8")
+    for t in targets:
+        t.llm.close()
+    _stdout().print(table, markup=False, soft_wrap=True)
+    _stdout().print(f"attention-cost: {out / 'attention_cost.json'}, {out / 'attention_cost.svg'}", markup=False,
+                    soft_wrap=True)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)

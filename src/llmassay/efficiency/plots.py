@@ -62,3 +62,38 @@ def pareto(points: Sequence[dict[str, Any]], x_label: str, y_label: str,
         ax.set_ylabel(y_label)
         ax.legend(frameon=False, fontsize=8)
         return _svg(fig)
+
+
+def attention_curves(results: Sequence[Any]) -> str:
+    """Prefill time per token against context length (wall and CPU clock), one colour per
+    configuration: the mean over repeats with its 95 % CI and the fitted a/n + b + c·n
+    (dashed); and the KV cache in use after the prefill (measured, MB)."""
+    import numpy as np
+
+    with _figure("attention", 11.0, 3.4) as fig:
+        axes = fig.subplots(1, 3)
+        for i, r in enumerate(results):
+            color = PALETTE[i % len(PALETTE)]
+            for ax, fit in ((axes[0], r.wall), (axes[1], r.cpu)):
+                ns = [p.n for p in fit.per_token]
+                ys = [p.seconds * 1e3 for p in fit.per_token]
+                err = [[_whisker(p.seconds * 1e3, p.ci[0] * 1e3) for p in fit.per_token],
+                       [_whisker(p.seconds * 1e3, p.ci[1] * 1e3) for p in fit.per_token]]
+                ax.errorbar(ns, ys, yerr=err, fmt="o", capsize=3, color=color, label=r.label)
+                grid = np.geomspace(min(ns), max(ns), 60)
+                ax.plot(grid, [fit.time_at(n) / n * 1e3 for n in grid], "--", color=color, linewidth=1)
+            kv = [k for k in r.kv if k.get("state_bytes")]
+            axes[2].plot([k["n"] for k in kv], [k["state_bytes"] / 1e6 for k in kv], "o-", color=color, label=r.label)
+        lengths = sorted({p.n for r in results for p in r.wall.per_token})
+        for ax in axes:  # log2 axis with plain-number ticks (mathtext labels are off in these plots)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(lengths, labels=[str(n) for n in lengths])
+            ax.minorticks_off()
+            ax.set_xlabel("context length n (tokens)")
+        for ax, title in ((axes[0], "wall clock"), (axes[1], "process CPU time")):
+            ax.set_ylabel("prefill ms per token")
+            ax.set_title(f"{title} (dashed: fitted a/n + b + c·n)")
+        axes[1].legend(frameon=False, fontsize=7)
+        axes[2].set_ylabel("KV cache in use, MB (measured)")
+        axes[2].set_title("KV cache after the prefill")
+        return _svg(fig)
