@@ -6,6 +6,11 @@ A hop-1 answer is correct when the only country it names is the right one, under
 its KB names ("Peru", "Republic of Peru") or `ABBREVIATIONS`; the longest name wins, so "Equatorial Guinea"
 is not Guinea and "Papua New Guinea" is neither. Like every short answer here it is read
 from its first line.
+
+Currencies are also read the way people name them, which the ISO names (pycountry) often
+are not: "Rwandan franc" for "Rwanda Franc", "British pound" for "Pound Sterling", "CFA
+franc" for "CFA Franc BCEAO" (`currency_named`). Without it a model that says "Rwandan
+franc" in one mode and "RWF" in another would show a gap that is the reader's.
 """
 
 from __future__ import annotations
@@ -56,8 +61,48 @@ def score_value(kb: KnowledgeBase, code: str, field: str, answer: str | None) ->
     """Hop 2 or the two-hop question: the value of `field` of country `code`."""
     if answer is None:
         return {"answer": None, "correct": False}
-    entry = score_short(kb, kb.country(code), field, answer)
-    return {"answer": answer, "correct": bool(entry["correct"])}
+    country = kb.country(code)
+    if score_short(kb, country, field, answer)["correct"]:
+        return {"answer": answer, "correct": True}
+    named = field == "currencies" and country is not None and currency_named(kb, country, answer)
+    return {"answer": answer, "correct": bool(named), **({"read": "currency_named"} if named else {})}
+
+
+def currency_named(kb: KnowledgeBase, country: Country, answer: str) -> bool:
+    """The first line names one of the country's currencies as people do: every word is a
+    word of the currency's ISO name ("core" words, those not from the country's name) or an
+    adjective of the country (its first four letters start a word of one of the country's
+    names: "Rwandan", "British" for Great Britain), and it holds a core word plus either an
+    adjective, a second core word, or a core word no other currency of the KB has
+    ("Renminbi"). "Franc" alone names no one currency and is not read."""
+    words = [w for w in norm(answer.strip().split("\n")[0]).split() if w not in ("the", "of")]
+    stems = {w[:4] for n in country_names(country) for w in norm(n).split() if len(w) >= 4}
+    adjective = {w for w in words if len(w) >= 4 and w[:4] in stems}
+    for name in (country.spellings.get("currencies") or {}):
+        core = {w for w in norm(name).split() if len(w) > 2 and not (len(w) >= 4 and w[:4] in stems)}
+        said = {w for w in words if w in core}
+        if not said or not set(words) <= said | adjective:
+            continue
+        if adjective or len(said) >= 2 or any(_currency_words(kb).get(w, 0) == 1 for w in said):
+            return True
+    return False
+
+
+_CURRENCY_WORDS: dict[int, tuple[KnowledgeBase, dict[str, int]]] = {}
+
+
+def _currency_words(kb: KnowledgeBase) -> dict[str, int]:
+    """Word → how many of the KB's currency names hold it."""
+    cached = _CURRENCY_WORDS.get(id(kb))
+    if cached is not None and cached[0] is kb:
+        return cached[1]
+    names = {n for c in kb.countries.values() for n in (c.spellings.get("currencies") or {})}
+    counts: dict[str, int] = {}
+    for name in names:
+        for w in set(norm(name).split()):
+            counts[w] = counts.get(w, 0) + 1
+    _CURRENCY_WORDS[id(kb)] = (kb, counts)
+    return counts
 
 
 def _index(kb: KnowledgeBase) -> dict[str, list[tuple[tuple[str, ...], frozenset[str]]]]:
