@@ -82,7 +82,8 @@ def test_values_are_read_by_the_factuality_reader(field, answer, right):
     ("RW", "Rwandan franc or euro", False), ("GB", "British pound", True), ("GB", "Pound", False),
     ("BF", "CFA franc", True), ("CN", "Chinese yuan", True), ("KR", "North Korean won", False),
     ("US", "American dollar", True), ("US", "Dollar", False), ("CA", "US dollar", False),
-    ("LK", "Sri Lankan rupee", True), ("IN", "Rupee", False),
+    ("LK", "Sri Lankan rupee", True), ("IN", "Rupee", False), ("LK", "Sri Lanka", False), ("RW", "Rwanda", False),
+    ("CO", "Colombian pesos", True), ("US", "US dollars", True), ("NO", "Norwegian Kroneer", False),
 ])
 def test_currencies_are_read_as_people_name_them(code, answer, right):
     assert score_value(KB, code, "currencies", answer)["correct"] is right

@@ -70,16 +70,21 @@ def score_value(kb: KnowledgeBase, code: str, field: str, answer: str | None) ->
 
 def currency_named(kb: KnowledgeBase, country: Country, answer: str) -> bool:
     """The first line names one of the country's currencies as people do: every word is a
-    word of the currency's ISO name ("core" words, those not from the country's name) or an
-    adjective of the country (its first four letters start a word of one of the country's
-    names: "Rwandan", "British" for Great Britain), and it holds a core word plus either an
-    adjective, a second core word, or a core word no other currency of the KB has
-    ("Renminbi"). "Franc" alone names no one currency and is not read."""
-    words = [w for w in norm(answer.strip().split("\n")[0]).split() if w not in ("the", "of")]
-    stems = {w[:4] for n in country_names(country) for w in norm(n).split() if len(w) >= 4}
-    adjective = {w for w in words if len(w) >= 4 and w[:4] in stems}
+    word of the currency's ISO name ("core" words: not a word of the country's names nor
+    one starting like one) or names the country (a word of its names, one whose first
+    four letters start one: "Rwandan", "British" for Great Britain, or the ISO name's other
+    words: "US" of "US Dollar"), and it holds a core
+    word (a plural counts: "pesos") plus either such a country word, a second core word, or
+    a core word no other currency of the KB has. "Franc" alone names no one currency, and
+    the country's name alone ("Sri Lanka") names none."""
+    own = {w for n in country_names(country) for w in norm(n).split()}
+    stems = {w[:4] for w in own if len(w) >= 4}
     for name in (country.spellings.get("currencies") or {}):
-        core = {w for w in norm(name).split() if len(w) > 2 and not (len(w) >= 4 and w[:4] in stems)}
+        core = {w for w in norm(name).split() if len(w) > 2 and w not in own and w[:4] not in stems}
+        # a plural ("pesos") is its singular when that is a core word
+        words = [w[:-1] if w[-1:] == "s" and w[:-1] in core else w
+                 for w in norm(answer.strip().split("\n")[0]).split() if w not in ("the", "of")]
+        adjective = {w for w in words if w in own or (len(w) >= 4 and w[:4] in stems) or w in norm(name).split()} - core
         said = {w for w in words if w in core}
         if not said or not set(words) <= said | adjective:
             continue

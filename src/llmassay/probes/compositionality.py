@@ -56,7 +56,7 @@ class CompositionalityProbe(Probe):
     challenge = "compositional reasoning"
     task_types = ("generate_until",)
     Options = CompositionalityOptions
-    schema_version = 2  # 2: currencies also read as people name them ("Rwandan franc"): verdicts change
+    schema_version = 1
     sample_metrics = {
         "hop1": SampleMetric(lambda row: row["hop1"]["correct"], "hop 1 (which country has capital C) right"),
         "hop2": SampleMetric(lambda row: row["hop2"]["correct"], "hop 2 (the field of that country) right"),
