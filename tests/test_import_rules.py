@@ -11,7 +11,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 DOMAIN = ("audit", "efficiency", "factuality", "judge", "longctx", "safety", "tokens", "watermark", "review", "multiturn",
-          "editing", "tune")
+          "editing", "tune", "compositionality")
 
 # (who, what they must not import, why)
 RULES = [

@@ -36,6 +36,7 @@ CASES = {
     "counterfactual": dict(tasks=["counterfactual_sample"], limit=4, probe_options={"attributes": ("gender", "age")}),
     "multiturn": dict(tasks=["mmlu_sample"], limit=6),
     "editing": dict(tasks=["country_edits"], limit=6),
+    "compositionality": dict(tasks=["country_twohop"], limit=6),
 }
 
 

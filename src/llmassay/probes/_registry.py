@@ -37,6 +37,7 @@ _BUILTIN: dict[str, str] = {
     "efficiency": "llmassay.probes.efficiency:EfficiencyProbe",
     "multiturn": "llmassay.probes.multiturn:MultiturnProbe",
     "editing": "llmassay.probes.editing:EditingProbe",
+    "compositionality": "llmassay.probes.compositionality:CompositionalityProbe",
 }
 _ADDED: dict[str, str] = {}
 
