@@ -331,7 +331,8 @@ def test_smollm2_with_a_lora_moves_as_hf_with_the_adapter(smollm2, smollm2_path,
     hf._kv_prefix = None  # no prefix cache of the untuned model
     d_hf = np.array([r.logprob for r in hf.loglikelihood(reqs)]) - base_ll
     assert np.abs(d_hf).mean() > 1.0  # the planted adapter moves the scores
-    assert np.array_equal(np.sign(d_cpp), np.sign(d_hf))
+    clear = np.abs(d_hf) > 0.5  # below, the engines' own gap (bench: ≈0.3 per request) can flip a sign
+    assert clear.sum() >= 3 and np.array_equal(np.sign(d_cpp[clear]), np.sign(d_hf[clear]))
     assert np.corrcoef(d_cpp, d_hf)[0, 1] > 0.95 and np.abs(d_cpp - d_hf).max() < 1.5  # the measured bound
 
 
