@@ -115,7 +115,7 @@ def with_adapter(model: Any, adapter: str) -> tuple[Any, str]:
     """`model` with the PEFT (LoRA) adapter in folder `adapter` merged into its weights (the
     forward pass stays the base model's own, so logits_to_keep and the KV-cache paths work),
     and the adapter's hash: its config and weight files, for the fingerprint."""
-    from llmassay.hashing import file_sha256, stable_hash
+    from llmassay.tune.gguf_lora import adapter_sha256
 
     folder = Path(adapter).expanduser()
     if not (folder / "adapter_config.json").is_file():
@@ -124,8 +124,7 @@ def with_adapter(model: Any, adapter: str) -> tuple[Any, str]:
         from peft import PeftModel
     except ImportError as exc:
         raise LlmassayError(f"hf: adapter= needs peft ({exc}); pip install 'llmassay[tune]'") from None
-    files = sorted(p for p in folder.iterdir() if p.name == "adapter_config.json" or p.suffix in (".safetensors", ".bin"))
-    digest = stable_hash({p.name: file_sha256(p) for p in files})
+    digest = adapter_sha256(folder)  # the llamacpp backend's lora= hashes the same files
     try:
         merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
     except (ValueError, KeyError, RuntimeError) as exc:  # another architecture's adapter, shape mismatches

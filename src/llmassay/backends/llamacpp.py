@@ -64,7 +64,9 @@ class LlamaCppBackend:
     on how requests were grouped), use_extra_bufts (weight repacking; default off only where
     llama.cpp was built with AMX on an AMX CPU, which crashes: see `llama_load`),
     n_gpu_layers (0: CPU only; -1: all layers on the GPU) and main_gpu (0), recorded in the
-    fingerprint when a GPU is used."""
+    fingerprint when a GPU is used; lora (a PEFT LoRA adapter folder, or a `llmassay tune`
+    output folder: converted to llama.cpp's GGUF LoRA on first use, `tune.gguf_lora`; its hash
+    joins the fingerprint) and lora_scale (1.0)."""
 
     def __init__(
         self,
@@ -77,6 +79,8 @@ class LlamaCppBackend:
         use_extra_bufts: bool | None = None,
         n_gpu_layers: int = 0,
         main_gpu: int = 0,
+        lora: str | None = None,
+        lora_scale: float = 1.0,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -97,6 +101,7 @@ class LlamaCppBackend:
             self._load_params["prefix_reuse"] = False
         if gpu["n_gpu_layers"] != 0:  # GPU kernels give other numbers: never share a CPU run's cache
             self._load_params.update(gpu)
+        lora_args = self._lora_args(lora, lora_scale)
         self._llama_cpp = llama_cpp
         self.llm = open_llama(
             str(self.model_path),
@@ -108,6 +113,7 @@ class LlamaCppBackend:
             logits_all=False,  # logits are requested per position in _decode
             seed=seed,
             verbose=False,
+            **lora_args,
         )
         internals.check_internals(self.llm)
         self.n_threads = int(self.llm.n_threads)
@@ -116,6 +122,28 @@ class LlamaCppBackend:
         self._fingerprint: dict[str, Any] | None = None
         self._grammars: dict[str, Any] = {}  # GBNF text → checked LlamaGrammar
         self.tokens_evaluated = 0
+
+    def _lora_args(self, lora: str | None, lora_scale: Any) -> dict[str, Any]:
+        """llama-cpp-python's lora_path/lora_scale for `lora=DIR`; the adapter's hash (the hf
+        backend's `adapter_sha256`: the same adapter, the same hash) joins the fingerprint, so
+        a tuned model never shares cached answers with its base. No lora: nothing changes."""
+        if lora is None:
+            if lora_scale != 1.0:
+                raise LlmassayError("llamacpp: lora_scale needs lora=DIR")
+            return {}
+        try:
+            if isinstance(lora_scale, bool):
+                raise TypeError
+            scale = float(lora_scale)
+        except (TypeError, ValueError):
+            raise LlmassayError(f"llamacpp: lora_scale must be a number, not {lora_scale!r}") from None
+        from llmassay.tune.gguf_lora import GGUF_LORA_FORMAT, cached_gguf_lora
+
+        converted = cached_gguf_lora(str(lora), self.model_path)
+        self._load_params.update(adapter_sha256=converted.adapter_sha256, lora_gguf=GGUF_LORA_FORMAT)
+        if scale != 1.0:
+            self._load_params["lora_scale"] = scale
+        return {"lora_path": str(converted.path), "lora_scale": scale}
 
     # -- Protocol -----------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""`llmassay tune sft|dpo`: argument wiring and output only; the work is in `llmassay.tune`."""
+"""`llmassay tune sft|dpo|export-gguf`: argument wiring and output only; the work is in `llmassay.tune`."""
 
 from __future__ import annotations
 
@@ -56,9 +56,18 @@ def add_tune_commands(sub: Any) -> None:
         if method == "dpo":
             p.add_argument("--beta", type=float, default=0.1,
                            help="DPO's beta: how strongly the tuned model is held to the untuned one (default 0.1)")
+    gguf = kinds.add_parser("export-gguf", help="convert a LoRA adapter to llama.cpp's GGUF LoRA "
+                            "(what llamacpp/... --model-args lora=DIR loads, converting on first use)")
+    gguf.add_argument("adapter", metavar="DIR", help="a `tune` output folder or its adapter/ folder")
+    gguf.add_argument("--model", default="llamacpp/smollm2-135m",
+                      help="the base llamacpp/<alias or file.gguf> (default llamacpp/smollm2-135m)")
+    gguf.add_argument("--output", metavar="FILE", help="the .gguf to write (default DIR/adapter.gguf)")
 
 
 def run_tune_command(args: argparse.Namespace) -> None:
+    if args.tune_command == "export-gguf":
+        _export_gguf(args)
+        return
     from llmassay.backends.base import parse_model_args
     from llmassay.tune.dpo import DpoConfig
     from llmassay.tune.loop import TrainConfig
@@ -84,3 +93,21 @@ def run_tune_command(args: argparse.Namespace) -> None:
     console.print(json.dumps(run.card, indent=2), highlight=False, markup=False)
     console.print(f"adapter: {run.output / 'adapter'} (evaluate with --model-args ...,adapter={run.output / 'adapter'})",
                   highlight=False, markup=False)
+
+
+def _export_gguf(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from llmassay.models import resolve_model_path
+    from llmassay.tune.gguf_lora import adapter_folder, convert
+    from llmassay.types import LlmassayError
+
+    if not args.model.startswith("llamacpp/"):
+        raise LlmassayError(f"tune export-gguf: --model must be llamacpp/<alias or file.gguf> (got '{args.model}')")
+    folder = adapter_folder(args.adapter)
+    out = Path(args.output) if args.output else (folder.parent if folder.name == "adapter" else folder) / "adapter.gguf"
+    done = convert(folder, resolve_model_path(args.model.removeprefix("llamacpp/")), out)
+    _stdout().print(f"wrote {done.path} ({done.architecture} LoRA, rank {done.rank}, alpha {done.alpha:g}, "
+                    f"adapter sha256 {done.adapter_sha256[:16]}): for llama.cpp tools (llama-cli --lora FILE); "
+                    f"llmassay itself takes the folder: --model-args lora={args.adapter}",
+                    highlight=False, markup=False)
