@@ -199,6 +199,8 @@ def test_every_listed_output_option_is_output_path_for_a_folder_or_output_for_a_
     (["index", "build", "--kb", "k", "--output-path", "d"], ["index", "build", "--kb", "k", "--out", "d"]),
     (["kb", "edit", "--facts", "PE.capital", "--output-path", "d"], ["kb", "edit", "--facts", "PE.capital", "--out", "d"]),
     (["pareto", "r", "--task", "t", "--output", "p.html"], ["pareto", "r", "--task", "t", "--output-path", "p.html"]),
+    (["assess", "--model", "m", "--output-path", "d"], ["assess", "--model", "m", "-o", "d"]),  # as `run` spells it
+    (["assess", "--model", "m", "--output-path", "d"], ["assess", "--model", "m", "--output_path", "d"]),
 ])
 def test_old_output_spellings_still_parse_to_the_same_option(new, old):
     parse = _build_parser().parse_args

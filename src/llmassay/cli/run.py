@@ -90,7 +90,7 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
                         help="KIND/NAME, as for `run`; repeatable: each model runs into OUTPUT_PATH/<model>/, then "
                              "OUTPUT_PATH/matrix.json and matrix.html set the models side by side")
     assess.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the backend")
-    assess.add_argument("--output-path", required=True, metavar="DIR",
+    assess.add_argument("--output-path", "--output_path", "-o", required=True, metavar="DIR",
                         help="directory for results, samples and report.html")
     size = assess.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="preset", action="store_const", const="quick", help="small presets (default)")
