@@ -146,6 +146,29 @@ def test_without_prefix_reuse_a_score_does_not_depend_on_earlier_requests(smollm
     fresh.llm.close()
 
 
+@pytest.mark.slow
+def test_swa_full_false_is_recorded_and_turns_prefix_reuse_off(smollm2_path):
+    """A window-sized SWA ring cannot serve a reused prefix, so swa_full=false scores every
+    request from an empty cache; the default leaves the fingerprint unchanged."""
+    from llmassay.backends import llama_internals
+    from llmassay.backends.llamacpp import LlamaCppBackend
+    from llmassay.types import LlmassayError, LoglikelihoodRequest
+
+    ring = LlamaCppBackend(str(smollm2_path), n_threads=1, swa_full=False)
+    assert ring.prefix_reuse is False
+    assert ring.fingerprint()["swa_full"] is False and ring.fingerprint()["prefix_reuse"] is False
+    assert llama_internals.context_facts(ring.llm)["swa_full"] is False
+    req = [LoglikelihoodRequest("The capital of France is", " Paris")]
+    default = LlamaCppBackend(str(smollm2_path), n_threads=1, prefix_reuse=False)
+    assert "swa_full" not in default.fingerprint()
+    # SmolLM2 has no sliding-window layer: the setting changes nothing it computes
+    assert ring.loglikelihood(req)[0].logprob == pytest.approx(default.loglikelihood(req)[0].logprob, abs=1e-4)
+    ring.llm.close()
+    default.llm.close()
+    with pytest.raises(LlmassayError, match="swa_full must be true or false"):
+        LlamaCppBackend(str(smollm2_path), swa_full="no")
+
+
 def test_prefix_reuse_must_be_a_boolean(smollm2_path):
     from llmassay.backends.llamacpp import LlamaCppBackend
     from llmassay.types import LlmassayError

@@ -66,7 +66,12 @@ class LlamaCppBackend:
     n_gpu_layers (0: CPU only; -1: all layers on the GPU) and main_gpu (0), recorded in the
     fingerprint when a GPU is used; lora (a PEFT LoRA adapter folder, or a `llmassay tune`
     output folder: converted to llama.cpp's GGUF LoRA on first use, `tune.gguf_lora`; its hash
-    joins the fingerprint) and lora_scale (1.0)."""
+    joins the fingerprint) and lora_scale (1.0); swa_full (llama.cpp's default, true: a model
+    with sliding-window layers such as Gemma 3 gets a full-size cache for them, whose attention
+    still spans every cell; false: a window-sized ring, less memory and a prefill that stops
+    growing quadratically — `llmassay attention-cost` measures both. A ring has dropped the
+    cells a shared prefix would need, so false also turns prefix_reuse off; both are recorded
+    in the fingerprint)."""
 
     def __init__(
         self,
@@ -81,6 +86,7 @@ class LlamaCppBackend:
         main_gpu: int = 0,
         lora: str | None = None,
         lora_scale: float = 1.0,
+        swa_full: bool | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -95,8 +101,14 @@ class LlamaCppBackend:
             raise LlmassayError(f"llamacpp: prefix_reuse must be true or false, not {prefix_reuse!r}")
         if use_extra_bufts is not None and not isinstance(use_extra_bufts, bool):
             raise LlmassayError(f"llamacpp: use_extra_bufts must be true or false, not {use_extra_bufts!r}")
+        if swa_full is not None and not isinstance(swa_full, bool):
+            raise LlmassayError(f"llamacpp: swa_full must be true or false, not {swa_full!r}")
+        if swa_full is False:  # the ring has pruned what a reused prefix would attend to
+            prefix_reuse = False
         self.prefix_reuse = prefix_reuse
         self._load_params: dict[str, Any] = {"n_ctx": int(n_ctx), "n_batch": int(n_batch)}
+        if swa_full is False:  # the default (None, llama.cpp's true) leaves the fingerprint as it was
+            self._load_params["swa_full"] = False
         if not prefix_reuse:  # other numbers: results must not share cache rows
             self._load_params["prefix_reuse"] = False
         if gpu["n_gpu_layers"] != 0:  # GPU kernels give other numbers: never share a CPU run's cache
@@ -114,6 +126,7 @@ class LlamaCppBackend:
             seed=seed,
             verbose=False,
             **lora_args,
+            **({} if swa_full is None else {"swa_full": swa_full}),
         )
         internals.check_internals(self.llm)
         self.n_threads = int(self.llm.n_threads)
