@@ -64,7 +64,7 @@ class EditingProbe(Probe):
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         edits = [edit_from_doc({**s.doc, "id": s.id}, f"task '{task.name}' item {s.id}") for s in samples]
         tokens = getattr(opts, "fluency_tokens", FLUENCY_TOKENS)
-        return score_edits(edits, engine.loglikelihood, engine.generate, tokens)
+        return score_edits(edits, engine.loglikelihood, engine.generate if tokens else None, tokens)
 
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
         return Analysis(summarise(rows), {"notes": [
