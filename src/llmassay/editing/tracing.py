@@ -164,7 +164,7 @@ def embedding_std(model: Any, tok: Any, subjects: Sequence[str]) -> float:
     """σ of the input embeddings of the subjects' tokens (each subject tokenised alone, as ROME)."""
     embed = model.get_input_embeddings()
     with torch.no_grad():
-        rows = [embed(torch.tensor([tok(s)["input_ids"]]))[0] for s in subjects]
+        rows = [embed(torch.tensor([tok(s)["input_ids"]], device=embed.weight.device))[0] for s in subjects]
     return float(torch.cat(rows).float().std())
 
 
@@ -176,7 +176,8 @@ class _Patcher:
                  restores: Sequence[dict[str, list[tuple[int, int]]]], samples: int):
         self.handles: list[Any] = []
         groups = len(restores)
-        tiled = noise.repeat(groups, 1, 1)
+        device = next(model.parameters()).device
+        tiled = noise.repeat(groups, 1, 1).to(device)
         start, end = span
 
         def embed_hook(_mod: Any, _args: Any, out: torch.Tensor) -> torch.Tensor:
@@ -195,7 +196,8 @@ class _Patcher:
                     cols.extend([pos] * samples)
             for layer, (rows, cols) in plan.items():
                 self.handles.append(modules[layer].register_forward_hook(
-                    self._restore(clean[kind][layer], torch.tensor(rows), torch.tensor(cols))))
+                    self._restore(clean[kind][layer], torch.tensor(rows, device=device),
+                                  torch.tensor(cols, device=device))))
 
     @staticmethod
     def _restore(clean: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> Callable[..., Any]:
@@ -237,7 +239,7 @@ def trace_prompt(model: Any, tok: Any, edit: Edit, noise_std: float, cfg: TraceC
     text = edit.text
     ids_list, span = subject_range(tok, text, edit.subject)
     answer = _target_ids(tok, text, edit.old)[0]
-    ids = torch.tensor([ids_list])
+    ids = torch.tensor([ids_list], device=next(model.parameters()).device)
     probs, clean = _clean_states(model, ids)
     top = int(probs.argmax())
     if cfg.known_only and top != answer:
