@@ -147,7 +147,7 @@ def _cell(m: Metric) -> str:
 
 
 def _table(table: dict[str, dict[str, Metric]], n: int) -> Table:
-    out = Table(title=f"{n} edits, all applied (95 % Wilson CIs over edits)")
+    out = Table(title=f"{n} edits, all applied (95 % CIs over edits: Wilson for shares, bootstrap for fluency)")
     out.add_column("score")
     for name in table:
         out.add_column(name)
