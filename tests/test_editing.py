@@ -190,7 +190,7 @@ def test_the_editing_probe_reports_planted_efficacy_paraphrase_and_neighbourhood
     task = SimpleNamespace(name="planted", samples=samples)
     probe = EditingProbe()
     assert probe.supports(task) is None
-    rows = probe.evaluate(task, samples, _PlantedEngine(), None, None)
+    rows = probe.evaluate(task, samples, _PlantedEngine(), probe.options({"fluency_tokens": "0"}), None)  # no generations
     assert [r["efficacy"] for r in rows] == [1, 0] and rows[0]["paraphrase"] == 0.0
     assert rows[0]["neighbourhood"] == 1.0 and rows[1]["paraphrase"] is None
     metrics = probe.analyse(task, rows, None, None).metrics

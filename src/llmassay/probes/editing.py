@@ -3,7 +3,9 @@
 A thin adapter over `llmassay.editing.scores`: each item of an edit task (`country_edits`:
 subject, prompt, old, new, paraphrases, neighbourhood) is scored by log-likelihood through
 the engine — efficacy (P(new) > P(old) on the edit prompt), paraphrase (the same on
-rewordings) and neighbourhood (P(true) > P(new) on prompts the edit should not touch).
+rewordings), neighbourhood (P(true) > P(new) on prompts the edit should not touch) and
+fluency (the n-gram entropy of greedy free generations from the edit's prompts, ROME's
+"generation entropy"; `-P editing.fluency_tokens=0` skips the generations).
 The probe edits nothing: run it on the unedited model and on the model with the edits
 applied (`--model-args edits=DIR`, the folder `llmassay edit` writes, all edits at once),
 and `llmassay compare` pairs the two runs item by item. On the unedited model efficacy is
@@ -14,10 +16,12 @@ neighbourhood is its baseline knowledge of the neighbours.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmassay.editing.edits import edit_from_doc
-from llmassay.editing.scores import METRICS, score_edits, summarise
+from llmassay.editing.scores import FLUENCY_TOKENS, METRICS, score_edits, summarise
+from llmassay.probes._options import option
 from llmassay.probes.base import Analysis, Probe, ProbeConfig, Row, SampleMetric, SummaryLine
 from llmassay.types import Sample
 
@@ -29,7 +33,14 @@ HELP = {
     "efficacy": "1 if the new object beats the old on the edit prompt (mean log-prob per token)",
     "paraphrase": "share of paraphrase prompts where the new object beats the old",
     "neighbourhood": "share of neighbourhood prompts where the true object still beats the new one",
+    "fluency": "n-gram entropy (bits; ROME's weighted bi- and trigram entropy) of greedy generations from the edit's prompts",
 }
+
+
+@dataclass(frozen=True)
+class EditingOptions:
+    fluency_tokens: int = option(FLUENCY_TOKENS, "greedy tokens generated from each edit prompt and rewording for "
+                                 "the fluency score (0: no generations, no fluency)", minimum=0)
 
 
 def _reader(metric: str) -> Callable[[Row], Any]:
@@ -41,7 +52,8 @@ class EditingProbe(Probe):
     description = "knowledge edits: efficacy, paraphrase and neighbourhood scores (CounterFact's), per edit"
     challenge = "outdated knowledge (editing)"
     task_types = ("multiple_choice",)
-    sample_metrics = {m: SampleMetric(_reader(m), HELP[m], binary=(m == "efficacy")) for m in METRICS}
+    sample_metrics = {m: SampleMetric(_reader(m), HELP[m], binary=(m == "efficacy")) for m in (*METRICS, "fluency")}
+    Options = EditingOptions
 
     def supports(self, task: Task) -> str | None:
         doc = task.samples[0].doc if task.samples else {}
@@ -51,13 +63,15 @@ class EditingProbe(Probe):
 
     def evaluate(self, task: Task, samples: list[Sample], engine: Engine, opts: Any, cfg: ProbeConfig) -> list[Row]:
         edits = [edit_from_doc({**s.doc, "id": s.id}, f"task '{task.name}' item {s.id}") for s in samples]
-        return score_edits(edits, engine.loglikelihood)
+        tokens = getattr(opts, "fluency_tokens", FLUENCY_TOKENS)
+        return score_edits(edits, engine.loglikelihood, engine.generate if tokens else None, tokens)
 
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
         return Analysis(summarise(rows), {"notes": [
             "Scores of the model as loaded: compare a run with --model-args edits=DIR against one without. "
             "Objects are compared by mean log-probability per token (ROME's CounterFact evaluation). "
-            "paraphrase and neighbourhood enter the Wilson interval as per-edit shares; the unit is the edit."]})
+            "paraphrase and neighbourhood enter the Wilson interval as per-edit shares; the unit is the edit. "
+            "fluency: mean n-gram entropy per edit (greedy generations), bootstrap CI over edits."]})
 
     def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
         m = analysis.metrics["efficacy"]
