@@ -349,6 +349,7 @@ def test_full_fine_tuning_trains_every_parameter_and_costs_adams_two_moments_per
     assert card["output_bytes"] > lora.card["output_bytes"] == lora.card["adapter_bytes"] > 0
     assert card["checkpoint_bytes"] > card["output_bytes"]  # weights + optimizer state
     assert card["peak_rss_mib"] >= card["rss_after_load_mib"] > 0
+    assert card["cpu_seconds_per_step"] > 0 and all(e["cpu_seconds"] > 0 for e in full.losses)
     # the table puts the two cards side by side with their ratio
     rows = [{"field": f, "label": lab, "lora": lora.card.get(f), "full": card.get(f),
              "ratio": _ratio(card.get(f), lora.card.get(f))} for f, lab, _, _ in ROWS]

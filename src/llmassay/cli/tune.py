@@ -73,7 +73,9 @@ def add_tune_commands(sub: Any) -> None:
     cost.add_argument("--steps", type=int, default=3, help="steps of each run (default 3)")
     cost.add_argument("--batch-size", type=int, default=4, help="pairs per step (default 4)")
     cost.add_argument("--max-length", type=int, default=256, help="tokens per pair (default 256)")
-    cost.add_argument("--lr", type=float, default=5e-4, help="learning rate of both (default 5e-4)")
+    cost.add_argument("--lr", type=float, default=5e-4, help="LoRA's learning rate (default 5e-4)")
+    cost.add_argument("--full-lr", type=float, default=2e-5,
+                      help="full fine-tuning's learning rate (default 2e-5: LoRA's rate on every weight overshoots)")
     cost.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
     cost.add_argument("--seed", type=int, default=0, help="seed of both runs (default 0)")
     cost.add_argument("--keep-checkpoints", action="store_true",
@@ -88,7 +90,7 @@ def _run_cost(args: argparse.Namespace) -> None:
     console = _stdout()
     result = compare_cost(args.model, parse_model_args(args.model_args), args.recipe, args.output_path,
                           steps=args.steps, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
-                          rank=args.rank, seed=args.seed, keep_checkpoints=args.keep_checkpoints)
+                          full_lr=args.full_lr, rank=args.rank, seed=args.seed, keep_checkpoints=args.keep_checkpoints)
     console.print(cost_table(result), highlight=False, markup=False)
 
 

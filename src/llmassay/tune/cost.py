@@ -35,11 +35,14 @@ ROWS: tuple[tuple[str, str, float, int], ...] = (
     ("rss_after_load_mib", "RSS after loading (MiB, measured)", 1, 0),
     ("peak_rss_mib", "peak RSS of the process (MiB, measured)", 1, 0),
     ("training_rss_mib", "peak RSS − RSS after loading (MiB)", 1, 0),
-    ("seconds_per_step", "seconds per step (median)", 1, 2),
+    ("seconds_per_step", "seconds per step (median, wall)", 1, 2),
+    ("cpu_seconds_per_step", "CPU seconds per step (median)", 1, 2),
     ("tokens_per_second", "tokens/s", 1, 1),
     ("output_bytes", "written: adapter/ or model/ (MB)", 1e6, 1),
     ("checkpoint_bytes", "checkpoint/ (MB)", 1e6, 1),
     ("process_seconds", "process wall time (s)", 1, 0),
+    ("loss_first", "loss, step 1", 1, 4),
+    ("loss_last", "loss, last step", 1, 4),
 )
 
 _CHILD = "import sys; from llmassay.tune.cost import run_child; run_child(sys.argv[1])"
@@ -85,13 +88,16 @@ def compare_cost(
     batch_size: int = 4,
     max_length: int = 256,
     lr: float = 5e-4,
+    full_lr: float = 2e-5,
     rank: int = 8,
     seed: int = 0,
     keep_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Run the recipe with LoRA, then with full fine-tuning, each in a fresh process, into
     OUTPUT/lora and OUTPUT/full; return (and write to OUTPUT/cost.json) both cards' cost
-    figures and their ratio full / LoRA. Checkpoints are measured, then deleted unless kept."""
+    figures and their ratio full / LoRA. Checkpoints are measured, then deleted unless kept.
+    Everything is the same for both but the learning rate: `lr` for LoRA, `full_lr` for full
+    fine-tuning (LoRA's rate on every weight overshoots; the cost figures do not depend on it)."""
     chosen = recipe(recipe_name)  # an unknown recipe fails here, before any process starts
     if steps < 1:
         raise LlmassayError("--steps: must be a positive integer")
@@ -105,7 +111,8 @@ def compare_cost(
         folder = output / tuning
         _fresh(folder)
         spec = {"model": model, "model_args": model_args, "recipe": recipe_name, "output": str(folder),
-                "config": {"steps": steps, "batch_size": batch_size, "max_length": max_length, "lr": lr, "rank": rank,
+                "config": {"steps": steps, "batch_size": batch_size, "max_length": max_length,
+                           "lr": full_lr if tuning == "full" else lr, "rank": rank,
                            "alpha": 2 * rank, "seed": seed, "save_every": steps, "tuning": tuning}}
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(spec)], env=env, stdout=subprocess.DEVNULL)
@@ -120,6 +127,7 @@ def compare_cost(
         cards[tuning] = card
     result = {"model": model, "model_args": {k: str(v) for k, v in model_args.items()}, "recipe": recipe_name,
               "objective": chosen.method, "steps": steps, "batch_size": batch_size, "seed": seed,
+              "lr": {"lora": lr, "full": full_lr},
               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
               "rows": [{"field": field, "label": label, "lora": cards["lora"].get(field), "full": cards["full"].get(field),
                         "ratio": _ratio(cards["full"].get(field), cards["lora"].get(field))}
@@ -139,7 +147,8 @@ def cost_table(result: dict[str, Any]) -> str:
     """The comparison as a markdown table (LoRA, full, full / LoRA)."""
     scale = {field: (s, d) for field, _, s, d in ROWS}
     lines = [f"{result['objective']} on recipe {result['recipe']}, {result['steps']} steps, batch {result['batch_size']}, "
-             f"seed {result['seed']}",
+             f"seed {result['seed']}" + (f", lr {result['lr']['lora']:g} (LoRA) / {result['lr']['full']:g} (full)"
+                                         if "lr" in result else ""),
              "", "| cost | LoRA | full | full / LoRA |", "| --- | --- | --- | --- |"]
     for row in result["rows"]:
         s, d = scale[row["field"]]

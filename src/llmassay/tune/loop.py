@@ -271,6 +271,7 @@ def train_model(
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     rss_loaded = rss_mib()
+    rss_seen = [rss_loaded]  # the kernel's high-water mark can miss memory returned by madvise: sampled too
     model = _trainable(backend, cfg, torch)
     frozen = None
     if reference and cfg.tuning == "full":  # before any resumed weights load: the reference is the untuned model
@@ -291,21 +292,23 @@ def train_model(
     first = len(losses) + 1
     model.train()
     for step in range(first, cfg.steps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss, figures, tokens = step_loss(model, [encoded[i] for i in batch_indices(step, len(encoded), cfg)], ref)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         entry = {"step": step, "loss": float(loss.detach()), **figures, "seconds": round(time.perf_counter() - t0, 4),
+                 "cpu_seconds": round(time.process_time() - c0, 4),  # less sensitive than wall time to a loaded machine
                  "tokens": tokens}
         losses.append(entry)
+        rss_seen.append(rss_mib())
         write_json(output / "loss.json", losses)
         if step % cfg.save_every == 0 or step == cfg.steps:
             _save_checkpoint(output, model, optimizer, losses, torch, cfg.tuning)
         if on_step is not None:
             on_step(entry)
     model.eval()
-    memory = _memory(model, optimizer, frozen, rss_loaded)
+    memory = _memory(model, optimizer, frozen, rss_loaded, rss_seen)
     weights = output / ("model" if cfg.tuning == "full" else "adapter")
     model.save_pretrained(str(weights))
     if cfg.tuning == "full":  # a folder `hf/DIR/model` loads as it is
@@ -343,7 +346,8 @@ def _tensor_bytes(tensors: Iterator[Any]) -> int:
     return total
 
 
-def _memory(model: Any, optimizer: Any, frozen: Any | None, rss_loaded: float | None) -> dict[str, Any]:
+def _memory(model: Any, optimizer: Any, frozen: Any | None, rss_loaded: float | None,
+            rss_seen: list[float | None]) -> dict[str, Any]:
     """What training holds, computed from the tensors (weights, one gradient per trainable
     weight, AdamW's two moments per trainable weight, the reference copy) beside the process's
     measured RSS after loading and at its peak (load included: a whole-process figure)."""
@@ -355,7 +359,7 @@ def _memory(model: Any, optimizer: Any, frozen: Any | None, rss_loaded: float | 
         "optimizer_state_bytes": _tensor_bytes(iter(state)),
         "reference_bytes": _tensor_bytes(iter(frozen.parameters())) if frozen is not None else 0,
         "rss_after_load_mib": rss_loaded,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": max([peak_rss_mib()] + [r for r in rss_seen if r is not None]),
     }
 
 
@@ -393,6 +397,8 @@ def _card(method: str, model: Any, losses: list[dict[str, Any]], first: int, out
         **card,
         "seconds_per_step": round(statistics.median(e["seconds"] for e in mine), 4) if mine else None,
         "tokens_per_second": round(sum(e["tokens"] for e in mine) / seconds, 1) if seconds else None,
+        "cpu_seconds_per_step": (round(statistics.median(e["cpu_seconds"] for e in mine), 4)
+                                 if mine and all("cpu_seconds" in e for e in mine) else None),
         "training_seconds_all_runs": round(sum(e["seconds"] for e in losses), 2),
         **memory,
         "output": weights,  # what this run writes: adapter/ (LoRA) or model/ (full)
