@@ -345,6 +345,8 @@ def test_full_fine_tuning_trains_every_parameter_and_costs_adams_two_moments_per
     assert ratio > 1 and ratio == pytest.approx(card["trainable_parameters"] / lora.card["trainable_parameters"],
                                                 rel=0.02)
     assert card["weights_bytes"] == 4 * card["total_parameters"]
+    # weights + gradients + two moments, fp32 (+ AdamW's step counters)
+    assert card["training_state_bytes"] == pytest.approx(16 * card["total_parameters"], rel=0.01)
     assert card["output"] == "model" and card["adapter_bytes"] is None and not (tmp_path / "full" / "adapter").exists()
     assert card["output_bytes"] > lora.card["output_bytes"] == lora.card["adapter_bytes"] > 0
     assert card["checkpoint_bytes"] > card["output_bytes"]  # weights + optimizer state

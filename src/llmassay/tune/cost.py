@@ -32,6 +32,7 @@ ROWS: tuple[tuple[str, str, float, int], ...] = (
     ("gradient_bytes", "gradients (MiB, computed)", 2**20, 1),
     ("optimizer_state_bytes", "AdamW state (MiB, computed)", 2**20, 1),
     ("reference_bytes", "DPO reference copy (MiB, computed)", 2**20, 1),
+    ("training_state_bytes", "training state: the four above (MiB, computed)", 2**20, 1),
     ("rss_after_load_mib", "RSS after loading (MiB, measured)", 1, 0),
     ("peak_rss_mib", "peak RSS of the process (MiB, measured)", 1, 0),
     ("training_rss_mib", "peak RSS − RSS after loading (MiB)", 1, 0),

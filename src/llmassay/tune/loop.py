@@ -350,14 +350,21 @@ def _memory(model: Any, optimizer: Any, frozen: Any | None, rss_loaded: float | 
             rss_seen: list[float | None]) -> dict[str, Any]:
     """What training holds, computed from the tensors (weights, one gradient per trainable
     weight, AdamW's two moments per trainable weight, the reference copy) beside the process's
-    measured RSS after loading and at its peak (load included: a whole-process figure)."""
+    measured RSS after loading and at its peak (load included: a whole-process figure). The
+    state is what scales with the parameters; activations scale with batch × length alike for
+    LoRA and full, and at a small model's size they can dominate the peak."""
     params = list(model.parameters())
     state = [t for s in optimizer.state.values() for t in s.values() if hasattr(t, "data_ptr")]
-    return {
+    held = {
         "weights_bytes": _tensor_bytes(iter(params)),
         "gradient_bytes": _tensor_bytes(iter(p for p in params if p.requires_grad)),
         "optimizer_state_bytes": _tensor_bytes(iter(state)),
         "reference_bytes": _tensor_bytes(iter(frozen.parameters())) if frozen is not None else 0,
+    }
+    return {
+        **held,
+        # what grows with the parameters; activations grow with batch x length and are the same for both
+        "training_state_bytes": sum(held.values()),
         "rss_after_load_mib": rss_loaded,
         "peak_rss_mib": max([peak_rss_mib()] + [r for r in rss_seen if r is not None]),
     }
