@@ -58,15 +58,18 @@ def run_child(spec_json: str) -> None:
     spec = json.loads(spec_json)
     chosen = recipe(spec["recipe"])
     common = {**spec["config"], "prompt_format": chosen.prompt_format}
-    cfg = DpoConfig(**common) if chosen.method == "dpo" else TrainConfig(**common)
+    tuning, steps = common["tuning"], common["steps"]
 
     def show(entry: dict[str, Any]) -> None:
-        print(f"{cfg.tuning}: step {entry['step']}/{cfg.steps}  loss {entry['loss']:.4f}  {entry['seconds']:.2f} s",
+        print(f"{tuning}: step {entry['step']}/{steps}  loss {entry['loss']:.4f}  {entry['seconds']:.2f} s",
               file=sys.stderr, flush=True)
 
+    where = (spec["model"], spec["model_args"], spec["output"])
     try:
-        (run_dpo if chosen.method == "dpo" else run_sft)(spec["model"], spec["model_args"], spec["output"], cfg,
-                                                          recipe_name=spec["recipe"], on_step=show)
+        if chosen.method == "dpo":
+            run_dpo(*where, DpoConfig(**common), recipe_name=spec["recipe"], on_step=show)
+        else:
+            run_sft(*where, TrainConfig(**common), recipe_name=spec["recipe"], on_step=show)
     except LlmassayError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -241,7 +241,7 @@ def train_model(
     backend: Any,
     examples: list[Pair] | list[PreferencePair],
     encoded: list[Any],
-    step_loss: Callable[[Any, list[Any]], tuple[Any, dict[str, float], int]],
+    step_loss: Callable[[Any, list[Any], Reference], tuple[Any, dict[str, float], int]],
     output: str | Path,
     cfg: TrainConfig,
     guard: GuardResult | None = None,
