@@ -315,3 +315,85 @@ def test_the_dpo_recipes_are_their_probes_pattern_and_clean_against_their_tasks(
     assert all(f"It was {p.chosen.strip().lower()} who" in p.prompt for p in told)
     assert leakage_guard(write_texts(inj, tmp_path / "i.jsonl"), ("injection_sample",)).clean
     assert leakage_guard(write_texts(bias, tmp_path / "b.jsonl"), ("stereotype_pairs", "bbq_sample")).clean
+
+
+# -- the cost of the fix: full fine-tuning beside LoRA ---------------------------------------------
+FULL = SftConfig(**{**FAST.__dict__, "lr": 2e-3, "tuning": "full"})  # every weight moves: a smaller step
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_trains_every_parameter_and_costs_adams_two_moments_per_weight(tiny_dir, always_yes,
+                                                                                        tmp_path):
+    from llmassay.backends.base import load_backend
+    from llmassay.tune.cost import ROWS, _ratio, cost_table
+
+    before = _logp_yes(load_backend(f"hf/{tiny_dir}"), PROMPTS + [HELD_OUT])
+    full = run_sft(f"hf/{tiny_dir}", {}, tmp_path / "full", FULL, data=always_yes)
+    lora = run_sft(f"hf/{tiny_dir}", {}, tmp_path / "lora", FAST, data=always_yes)
+    card = full.card
+    # every parameter trains (tied weights counted once), and the planted pattern is learnt
+    assert card["method"] == "full" and card["trainable_parameters"] == card["total_parameters"] > 10_000
+    assert full.losses[-1]["loss"] < full.losses[0]["loss"] / 2
+    after = _logp_yes(load_backend(f"hf/{tmp_path / 'full' / 'model'}"), PROMPTS + [HELD_OUT])  # model/ loads as is
+    assert all(a > b + 1.0 for a, b in zip(after, before)), (before, after)
+    # AdamW keeps two fp32 moments per trainable weight (+ a 4-byte step counter per tensor);
+    # one fp32 gradient per trainable weight
+    for c in (card, lora.card):
+        assert c["optimizer_state_bytes"] == pytest.approx(2 * 4 * c["trainable_parameters"], rel=0.01)
+        assert c["gradient_bytes"] == 4 * c["trainable_parameters"] and c["reference_bytes"] == 0
+    ratio = card["optimizer_state_bytes"] / lora.card["optimizer_state_bytes"]
+    assert ratio > 1 and ratio == pytest.approx(card["trainable_parameters"] / lora.card["trainable_parameters"],
+                                                rel=0.02)
+    assert card["weights_bytes"] == 4 * card["total_parameters"]
+    # weights + gradients + two moments, fp32 (+ AdamW's step counters)
+    assert card["training_state_bytes"] == pytest.approx(16 * card["total_parameters"], rel=0.01)
+    assert card["output"] == "model" and card["adapter_bytes"] is None and not (tmp_path / "full" / "adapter").exists()
+    assert card["output_bytes"] > lora.card["output_bytes"] == lora.card["adapter_bytes"] > 0
+    assert card["checkpoint_bytes"] > card["output_bytes"]  # weights + optimizer state
+    assert card["peak_rss_mib"] >= card["rss_after_load_mib"] > 0
+    assert card["cpu_seconds_per_step"] > 0 and all(e["cpu_seconds"] > 0 for e in full.losses)
+    # the table puts the two cards side by side with their ratio
+    rows = [{"field": f, "label": lab, "lora": lora.card.get(f), "full": card.get(f),
+             "ratio": _ratio(card.get(f), lora.card.get(f))} for f, lab, _, _ in ROWS]
+    table = cost_table({"objective": "sft", "recipe": "data", "steps": 12, "batch_size": 4, "seed": 0, "rows": rows})
+    trainable = next(line for line in table.splitlines() if line.startswith("| trainable parameters"))
+    assert f"| {card['trainable_parameters']:,} |" in trainable and trainable.endswith(
+        f"{card['trainable_parameters'] / lora.card['trainable_parameters']:,.2f}× |")
+
+
+@pytest.mark.slow
+def test_full_dpo_holds_a_frozen_reference_and_resumes_with_the_same_losses(tiny_dir, yes_over_no, tmp_path):
+    from llmassay.backends.base import load_backend
+    from llmassay.tune import train_dpo
+
+    cfg = DpoConfig(**{**DPO.__dict__, "steps": 4, "save_every": 2, "batch_size": 3, "lr": 2e-3, "tuning": "full"})
+    pairs = read_preferences(yes_over_no)
+    whole = train_dpo(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "whole", cfg)
+    # step 1: the policy is the reference copy, so the loss is log 2; the copy costs one model's weights
+    assert whole.losses[0]["loss"] == pytest.approx(0.693147, abs=1e-5)
+    assert whole.losses[-1]["reward_margin"] > 0 and whole.card["reference_bytes"] == whole.card["weights_bytes"] > 0
+    assert whole.card["trainable_parameters"] == whole.card["total_parameters"]
+
+    def killed_at_3(entry):
+        if entry["step"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_dpo(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "cut", cfg, on_step=killed_at_3)
+    assert (tmp_path / "cut" / "checkpoint" / "model.pt").exists()
+    resumed = train_dpo(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "cut", cfg)
+    # the same losses: the weights and optimizer state came back, and the reference is the untuned model
+    assert resumed.card["resumed_at_step"] == 3 and [e["step"] for e in resumed.losses] == [1, 2, 3, 4]
+    for name in ("loss", "reward_margin"):
+        assert [e[name] for e in resumed.losses] == pytest.approx([e[name] for e in whole.losses], abs=1e-5), name
+    with pytest.raises(LlmassayError, match="tuning"):  # a LoRA run in a full run's folder is refused
+        train_dpo(load_backend(f"hf/{tiny_dir}"), pairs, tmp_path / "cut", DpoConfig(**{**cfg.__dict__,
+                                                                                         "tuning": "lora"}))
+
+
+def test_tune_cost_and_method_refuse_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["tune", "cost", "--model", "hf/nowhere", "--recipe", "nope", "--output-path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope" in err
+    with pytest.raises(LlmassayError, match="--method: lora or full"):
+        SftConfig(tuning="half").check()

@@ -1,4 +1,4 @@
-"""`llmassay tune sft|dpo|export-gguf`: argument wiring and output only; the work is in `llmassay.tune`."""
+"""`llmassay tune sft|dpo|cost|export-gguf`: argument wiring and output only; the work is in `llmassay.tune`."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def _add_common(p: argparse.ArgumentParser, method: str) -> None:
     src.add_argument("--data", help=data_help)
     p.add_argument("--output-path", required=True, metavar="DIR", help="folder for adapter/, config.json, loss.json, "
                    "loss.svg, card.json; a folder holding a checkpoint of the same run resumes from it")
+    p.add_argument("--method", dest="tuning", default="lora", choices=("lora", "full"),
+                   help="lora: a LoRA adapter (default); full: every parameter trainable (same optimizer, data and "
+                        "seed; writes the whole model to DIR/model; for dpo, a frozen copy is the reference)")
     p.add_argument("--steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate, AdamW, constant (default 5e-4)")
     p.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8; alpha = 2 x rank)")
@@ -47,6 +50,11 @@ def _add_common(p: argparse.ArgumentParser, method: str) -> None:
                    help="train even when the leakage guard finds overlap (recorded in the run card)")
 
 
+def _add_beta(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beta", type=float, default=0.1,
+                   help="DPO's beta: how strongly the tuned model is held to the untuned one (default 0.1)")
+
+
 def add_tune_commands(sub: Any) -> None:
     tune = sub.add_parser("tune", help="mitigation lab: fine-tune a LoRA adapter against a measured failure")
     kinds = tune.add_subparsers(dest="tune_command", required=True)
@@ -54,8 +62,7 @@ def add_tune_commands(sub: Any) -> None:
         p = kinds.add_parser(method, help=help_text)
         _add_common(p, method)
         if method == "dpo":
-            p.add_argument("--beta", type=float, default=0.1,
-                           help="DPO's beta: how strongly the tuned model is held to the untuned one (default 0.1)")
+            _add_beta(p)
     gguf = kinds.add_parser("export-gguf", help="convert a LoRA adapter to llama.cpp's GGUF LoRA "
                             "(what llamacpp/... --model-args lora=DIR loads, converting on first use)")
     gguf.add_argument("adapter", metavar="DIR", help="a `tune` output folder or its adapter/ folder")
@@ -63,10 +70,44 @@ def add_tune_commands(sub: Any) -> None:
                       help="the base llamacpp/<alias or file.gguf> (default llamacpp/smollm2-135m)")
     gguf.add_argument("--output", metavar="FILE", help="the .gguf to write (default DIR/adapter.gguf)")
 
+    cost = kinds.add_parser("cost", help="the cost of the fix: LoRA against full fine-tuning of the same model for a "
+                                         "few steps, each in a fresh process; prints the ratio table")
+    cost.add_argument("--model", required=True, help="hf/<dir> (a bundled GGUF: hf/<dir> --model-args gguf_file=F)")
+    cost.add_argument("--model-args", default="", help="k=v,k2=v2 passed to the hf backend")
+    cost.add_argument("--recipe", required=True, help="a bundled recipe (structured: sft; injection, bias: dpo)")
+    cost.add_argument("--output-path", required=True, metavar="DIR",
+                      help="folder for lora/ and full/ (each a tune output folder) and cost.json")
+    cost.add_argument("--steps", type=int, default=3, help="steps of each run (default 3)")
+    cost.add_argument("--batch-size", type=int, default=4, help="pairs per step (default 4)")
+    cost.add_argument("--max-length", type=int, default=256, help="tokens per pair (default 256)")
+    cost.add_argument("--lr", type=float, default=5e-4, help="LoRA's learning rate (default 5e-4)")
+    cost.add_argument("--full-lr", type=float, default=2e-5,
+                      help="full fine-tuning's learning rate (default 2e-5: LoRA's rate on every weight overshoots)")
+    cost.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
+    cost.add_argument("--seed", type=int, default=0, help="seed of both runs (default 0)")
+    cost.add_argument("--keep-checkpoints", action="store_true",
+                      help="keep each run's checkpoint/ (full: weights + optimizer state, ~3x the model); "
+                           "by default measured in the card, then deleted")
+
+
+def _run_cost(args: argparse.Namespace) -> None:
+    from llmassay.backends.base import parse_model_args
+    from llmassay.tune.cost import compare_cost, cost_table
+
+    console = _stdout()
+    result = compare_cost(args.model, parse_model_args(args.model_args), args.recipe, args.output_path,
+                          steps=args.steps, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
+                          full_lr=args.full_lr, rank=args.rank, seed=args.seed, keep_checkpoints=args.keep_checkpoints)
+    console.print(cost_table(result), highlight=False, markup=False)
+
+
 
 def run_tune_command(args: argparse.Namespace) -> None:
     if args.tune_command == "export-gguf":
         _export_gguf(args)
+        return
+    if args.tune_command == "cost":
+        _run_cost(args)
         return
     from llmassay.backends.base import parse_model_args
     from llmassay.tune.dpo import DpoConfig
@@ -76,7 +117,8 @@ def run_tune_command(args: argparse.Namespace) -> None:
 
     prompt_format = args.prompt_format or (recipe(args.recipe).prompt_format if args.recipe else "chat")
     common = dict(steps=args.steps, lr=args.lr, rank=args.rank, alpha=2 * args.rank, batch_size=args.batch_size,
-                  max_length=args.max_length, seed=args.seed, save_every=args.save_every, prompt_format=prompt_format)
+                  max_length=args.max_length, seed=args.seed, save_every=args.save_every, prompt_format=prompt_format,
+                  tuning=args.tuning)
     cfg = DpoConfig(**common, beta=args.beta) if args.tune_command == "dpo" else TrainConfig(**common)
     guard = tuple(t for t in args.guard_tasks.split(",") if t) if args.guard_tasks is not None else None
     console = _stdout()
@@ -91,8 +133,12 @@ def run_tune_command(args: argparse.Namespace) -> None:
         args.model, parse_model_args(args.model_args), args.output_path, cfg, args.recipe, args.data, guard,
         args.allow_overlap, show)
     console.print(json.dumps(run.card, indent=2), highlight=False, markup=False)
-    console.print(f"adapter: {run.output / 'adapter'} (evaluate with --model-args ...,adapter={run.output / 'adapter'})",
-                  highlight=False, markup=False)
+    if run.card["output"] == "model":
+        console.print(f"model: {run.output / 'model'} (evaluate with --model hf/{run.output / 'model'})",
+                      highlight=False, markup=False)
+    else:
+        console.print(f"adapter: {run.output / 'adapter'} (evaluate with --model-args ...,adapter="
+                      f"{run.output / 'adapter'})", highlight=False, markup=False)
 
 
 def _export_gguf(args: argparse.Namespace) -> None:

@@ -3,8 +3,10 @@
     −log σ(β · [(log π(chosen) − log π_ref(chosen)) − (log π(rejected) − log π_ref(rejected))])
 
 with log π the summed log-probability of a completion's tokens (and its end-of-sequence
-token) given the prompt, and π_ref the same model with the adapter disabled — the untuned
-model, so no second copy is held in memory.
+token) given the prompt, and π_ref the untuned model: with LoRA, the same model with the
+adapter disabled, so no second copy is held in memory; with full fine-tuning
+(`tuning="full"`), a frozen copy of the weights taken before training — one more model's
+weights in memory (`reference_bytes` in the card).
 
 Written by hand on PEFT, in the plain loop `tune sft` uses, rather than with TRL's
 DPOTrainer: that trainer rides on transformers' Trainer, whose resume restores a checkpoint
@@ -30,7 +32,7 @@ from typing import Any
 
 from llmassay.tune.data import PreferencePair
 from llmassay.tune.guard import GuardResult
-from llmassay.tune.loop import TrainConfig, TrainRun, collate, pad_id, prompt_ids, train_lora, with_completion
+from llmassay.tune.loop import TrainConfig, TrainRun, collate, pad_id, prompt_ids, train_model, with_completion
 from llmassay.types import LlmassayError
 
 Encoded = tuple[tuple[list[int], int], tuple[list[int], int]]  # (chosen ids, prompt tokens), (rejected ...)
@@ -83,7 +85,8 @@ def train_dpo(
     source: dict[str, Any] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainRun:
-    """Train a LoRA adapter on `backend.model` (an `HFBackend`; trained in place) to prefer
+    """Train `backend.model` (an `HFBackend`; trained in place: a LoRA adapter, or every
+    parameter with `cfg.tuning == "full"`) to prefer
     each pair's chosen completion over its rejected one, and write the output folder (see
     `tune.loop`)."""
     cfg.check()
@@ -91,11 +94,11 @@ def train_dpo(
 
     pad, device = pad_id(backend), backend.device
 
-    def step_loss(model: Any, rows: list[Encoded]) -> tuple[Any, dict[str, float], int]:
+    def step_loss(model: Any, rows: list[Encoded], reference: Any) -> tuple[Any, dict[str, float], int]:
         ids, mask, labels, tokens = collate([c for c, _ in rows] + [r for _, r in rows], pad, torch)
         ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
-        with torch.no_grad(), model.disable_adapter():
-            ref_chosen, ref_rejected = sequence_logps(model, ids, mask, labels).chunk(2)
+        with torch.no_grad(), reference() as untuned:
+            ref_chosen, ref_rejected = sequence_logps(untuned, ids, mask, labels).chunk(2)
         chosen, rejected = sequence_logps(model, ids, mask, labels).chunk(2)
         loss, r_chosen, r_rejected = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, cfg.beta)
         figures = {"reward_margin": round(float((r_chosen - r_rejected).mean()), 6),
@@ -104,5 +107,5 @@ def train_dpo(
                    "logp_rejected": round(float(rejected.detach().mean()), 4)}
         return loss, figures, tokens
 
-    return train_lora("dpo", backend, pairs, _encode(pairs, backend, cfg), step_loss, output, cfg, guard, source,
-                      on_step)
+    return train_model("dpo", backend, pairs, _encode(pairs, backend, cfg), step_loss, output, cfg, guard, source,
+                       on_step, reference=True)

@@ -1,22 +1,33 @@
 """The training layer `tune sft` and `tune dpo` share: a plain torch loop over a LoRA adapter
-(PEFT) on a causal LM loaded as the hf backend loads it, its checkpoints, and its run card.
+(PEFT) — or, with `tuning="full"`, over every parameter of the model — on a causal LM loaded as
+the hf backend loads it, its checkpoints, and its run card.
 
 A plain loop rather than transformers' Trainer (or TRL's trainers): the batch of step s is a
 function of (seed, s) alone and dropout is off by default, so a run resumed from its last
-checkpoint (adapter, optimizer state, loss log; written every `save_every` steps, renamed into
+checkpoint (adapter or weights, optimizer state, loss log; written every `save_every` steps, renamed into
 place so a kill -9 never leaves half a checkpoint) gives the same losses as one that never
 stopped — tested for both methods — and each step's time, tokens and the process's peak RSS
 are measured where they happen, for the run card. A method only supplies how a batch of
-its encoded examples becomes a loss (`StepLoss`).
+its encoded examples becomes a loss (`StepLoss`), given the model and a way to reach the
+untuned reference (LoRA: the adapter disabled, no second copy; full: a frozen copy, made only
+when the method asks for one).
 
-The output folder: adapter/ (PEFT save_pretrained, what `--model-args adapter=DIR` loads),
-config.json (the training configuration), loss.json (loss per step, plus the method's own
+The card holds the same cost fields for both ways of tuning, so LoRA and full fine-tuning of
+one model compare field by field (`tune.cost`): trainable parameters, the bytes of weights,
+gradients, optimizer state and reference copy (computed from the tensors), the process's RSS
+after loading and its peak (measured), seconds per step, tokens/s, bytes on disk.
+
+The output folder: adapter/ (LoRA: PEFT save_pretrained, what `--model-args adapter=DIR`
+loads) or model/ (full: the whole fine-tuned model and its tokenizer, what `hf/DIR/model`
+loads), config.json (the training configuration), loss.json (loss per step, plus the method's own
 per-step figures), loss.svg (the loss curve, when matplotlib is installed), card.json (the
 cost of the fix), training_data.jsonl (the texts the leakage guard audited), checkpoint/.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import json
 import random
@@ -25,7 +36,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +46,7 @@ from llmassay.tune.guard import GuardResult
 from llmassay.types import LlmassayError
 
 CHECKPOINT = "checkpoint"
+TUNINGS = ("lora", "full")
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,9 @@ class TrainConfig:
     # every linear layer but the output head (QLoRA's choice): on the tiny test model, PEFT's
     # default (q_proj, v_proj only) moved P(answer) 5x less in the same steps
     target_modules: str | tuple[str, ...] = "all-linear"
+    # lora: a PEFT adapter (rank, alpha, target_modules apply); full: every parameter trainable,
+    # same optimizer, data, batches and seed — the cost comparison's other arm
+    tuning: str = "lora"
 
     def check(self) -> None:
         for name in ("steps", "rank", "batch_size", "max_length", "save_every"):
@@ -61,6 +76,8 @@ class TrainConfig:
             raise LlmassayError("--lr: must be positive")
         if self.prompt_format not in ("chat", "raw"):
             raise LlmassayError("--prompt-format: chat or raw")
+        if self.tuning not in TUNINGS:
+            raise LlmassayError(f"--method: {' or '.join(TUNINGS)} (got '{self.tuning}')")
 
 
 @dataclass
@@ -70,16 +87,29 @@ class TrainRun:
     card: dict[str, Any]
 
 
-class StepLoss(Protocol):
-    """One step of a method: its encoded examples of the batch → (loss tensor, the method's
-    per-step figures for loss.json, tokens processed)."""
+Reference = Callable[[], contextlib.AbstractContextManager[Any]]
 
-    def __call__(self, model: Any, rows: list[Any]) -> tuple[Any, dict[str, float], int]: ...
+
+class StepLoss(Protocol):
+    """One step of a method: the model being trained, its encoded examples of the batch, and
+    `reference()` — a context giving the untuned model (call it under no_grad) — → (loss
+    tensor, the method's per-step figures for loss.json, tokens processed)."""
+
+    def __call__(self, model: Any, rows: list[Any], reference: Reference) -> tuple[Any, dict[str, float], int]: ...
 
 
 def peak_rss_mib() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def rss_mib() -> float | None:
+    """The process's resident set now (Linux /proc; None elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * resource.getpagesize() / 2**20, 1)
 
 
 def prompt_ids(backend: Any, prompt: str, cfg: TrainConfig) -> list[int]:
@@ -142,11 +172,16 @@ def write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
-def _save_checkpoint(output: Path, model: Any, optimizer: Any, losses: list[dict[str, Any]], torch: Any) -> None:
+def _save_checkpoint(output: Path, model: Any, optimizer: Any, losses: list[dict[str, Any]], torch: Any,
+                     tuning: str) -> None:
     """Written beside, then renamed over the previous one: a kill at any moment leaves a whole checkpoint."""
     tmp = output / f"{CHECKPOINT}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp / "adapter"))
+    if tuning == "full":  # every weight; torch.save keeps tied tensors tied
+        tmp.mkdir(parents=True)
+        torch.save(model.state_dict(), tmp / "model.pt")
+    else:
+        model.save_pretrained(str(tmp / "adapter"))
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     write_json(tmp / "state.json", {"step": losses[-1]["step"], "losses": losses})
     old = output / f"{CHECKPOINT}.old"
@@ -166,6 +201,7 @@ def _resume_point(output: Path, config: dict[str, Any]) -> Path | None:
     if not (ckpt / "state.json").exists():
         return None
     saved = json.loads((output / "config.json").read_text(encoding="utf-8")) if (output / "config.json").exists() else {}
+    saved.setdefault("tuning", "lora")  # written before full fine-tuning existed
     differs = sorted(k for k in set(saved) | set(config) if k not in ("steps", "started") and saved.get(k) != config.get(k))
     if differs:
         raise LlmassayError(f"--output-path {output}: holds a checkpoint of another run ({', '.join(differs)} "
@@ -173,26 +209,54 @@ def _resume_point(output: Path, config: dict[str, Any]) -> Path | None:
     return ckpt
 
 
-def train_lora(
+def _trainable(backend: Any, cfg: TrainConfig, torch: Any) -> Any:
+    """The model to train: wrapped in a fresh LoRA adapter, or itself with every parameter trainable."""
+    if cfg.tuning == "full":
+        backend.model.requires_grad_(True)
+        return backend.model
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
+                      target_modules=cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules))
+    return get_peft_model(backend.model, lora)
+
+
+def _reference(model: Any, cfg: TrainConfig, frozen: Any | None) -> Reference:
+    """LoRA: the same model with its adapter disabled; full: the frozen copy taken before training."""
+    @contextlib.contextmanager
+    def reference() -> Iterator[Any]:
+        if cfg.tuning == "lora":
+            with model.disable_adapter():
+                yield model
+        elif frozen is None:
+            raise LlmassayError("this method did not ask for a reference model (reference=True)")
+        else:
+            yield frozen
+
+    return reference
+
+
+def train_model(
     method: str,
     backend: Any,
     examples: list[Pair] | list[PreferencePair],
     encoded: list[Any],
-    step_loss: Callable[[Any, list[Any]], tuple[Any, dict[str, float], int]],
+    step_loss: Callable[[Any, list[Any], Reference], tuple[Any, dict[str, float], int]],
     output: str | Path,
     cfg: TrainConfig,
     guard: GuardResult | None = None,
     source: dict[str, Any] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    reference: bool = False,
 ) -> TrainRun:
-    """Train a LoRA adapter on `backend.model` (an `HFBackend`; wrapped and trained in place)
-    with `step_loss` over `encoded` (one entry per example), and write the output folder.
-    `source` (model, model args, recipe or data file) goes into config.json; `on_step` sees
-    each step's log entry after it (and its checkpoint) is written."""
+    """Train `backend.model` (an `HFBackend`; trained in place: wrapped in a LoRA adapter, or
+    every parameter with `cfg.tuning == "full"`) with `step_loss` over `encoded` (one entry per
+    example), and write the output folder. `reference`: the method compares with the untuned
+    model (DPO) — free for LoRA, a frozen copy of the weights for full. `source` (model, model
+    args, recipe or data file) goes into config.json; `on_step` sees each step's log entry after
+    it (and its checkpoint) is written."""
     cfg.check()
     import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from peft.utils import load_peft_weights
 
     started = time.perf_counter()
     output = Path(output)
@@ -206,36 +270,52 @@ def train_lora(
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
-                      target_modules=cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules))
-    model = get_peft_model(backend.model, lora)
+    rss_loaded = rss_mib()
+    rss_seen = [rss_loaded]  # the kernel's high-water mark can miss memory returned by madvise: sampled too
+    model = _trainable(backend, cfg, torch)
+    frozen = None
+    if reference and cfg.tuning == "full":  # before any resumed weights load: the reference is the untuned model
+        frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    ref = _reference(model, cfg, frozen)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     losses: list[dict[str, Any]] = []
     if resume is not None:
-        set_peft_model_state_dict(model, load_peft_weights(str(resume / "adapter")))
+        if cfg.tuning == "full":
+            model.load_state_dict(torch.load(resume / "model.pt"))
+        else:
+            from peft import set_peft_model_state_dict
+            from peft.utils import load_peft_weights
+
+            set_peft_model_state_dict(model, load_peft_weights(str(resume / "adapter")))
         optimizer.load_state_dict(torch.load(resume / "optimizer.pt"))
         losses = json.loads((resume / "state.json").read_text(encoding="utf-8"))["losses"]
     first = len(losses) + 1
     model.train()
     for step in range(first, cfg.steps + 1):
-        t0 = time.perf_counter()
-        loss, figures, tokens = step_loss(model, [encoded[i] for i in batch_indices(step, len(encoded), cfg)])
+        t0, c0 = time.perf_counter(), time.process_time()
+        loss, figures, tokens = step_loss(model, [encoded[i] for i in batch_indices(step, len(encoded), cfg)], ref)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         entry = {"step": step, "loss": float(loss.detach()), **figures, "seconds": round(time.perf_counter() - t0, 4),
+                 "cpu_seconds": round(time.process_time() - c0, 4),  # less sensitive than wall time to a loaded machine
                  "tokens": tokens}
         losses.append(entry)
+        rss_seen.append(rss_mib())
         write_json(output / "loss.json", losses)
         if step % cfg.save_every == 0 or step == cfg.steps:
-            _save_checkpoint(output, model, optimizer, losses, torch)
+            _save_checkpoint(output, model, optimizer, losses, torch, cfg.tuning)
         if on_step is not None:
             on_step(entry)
     model.eval()
-    model.save_pretrained(str(output / "adapter"))
+    memory = _memory(model, optimizer, frozen, rss_loaded, rss_seen)
+    weights = output / ("model" if cfg.tuning == "full" else "adapter")
+    model.save_pretrained(str(weights))
+    if cfg.tuning == "full":  # a folder `hf/DIR/model` loads as it is
+        backend.tokenizer.save_pretrained(str(weights))
     write_json(output / "loss.json", losses)
     plot = write_loss_plot(losses, output / "loss.svg", f"{method} loss, {config.get('recipe') or 'data'}")
-    card = _card(method, model, losses, first, output, started, guard, cfg, plot)
+    card = _card(method, model, losses, first, output, started, guard, cfg, plot, memory)
     write_json(output / "card.json", card)
     return TrainRun(output, losses, card)
 
@@ -256,13 +336,57 @@ def write_loss_plot(losses: list[dict[str, Any]], path: Path, title: str) -> str
     return path.name
 
 
+def _tensor_bytes(tensors: Iterator[Any]) -> int:
+    seen: set[int] = set()
+    total = 0
+    for t in tensors:
+        if t.data_ptr() not in seen:  # tied weights count once
+            seen.add(t.data_ptr())
+            total += t.numel() * t.element_size()
+    return total
+
+
+def _memory(model: Any, optimizer: Any, frozen: Any | None, rss_loaded: float | None,
+            rss_seen: list[float | None]) -> dict[str, Any]:
+    """What training holds, computed from the tensors (weights, one gradient per trainable
+    weight, AdamW's two moments per trainable weight, the reference copy) beside the process's
+    measured RSS after loading and at its peak (load included: a whole-process figure). The
+    state is what scales with the parameters; activations scale with batch × length alike for
+    LoRA and full, and at a small model's size they can dominate the peak."""
+    params = list(model.parameters())
+    state = [t for s in optimizer.state.values() for t in s.values() if hasattr(t, "data_ptr")]
+    held = {
+        "weights_bytes": _tensor_bytes(iter(params)),
+        "gradient_bytes": _tensor_bytes(iter(p for p in params if p.requires_grad)),
+        "optimizer_state_bytes": _tensor_bytes(iter(state)),
+        "reference_bytes": _tensor_bytes(iter(frozen.parameters())) if frozen is not None else 0,
+    }
+    return {
+        **held,
+        # what grows with the parameters; activations grow with batch x length and are the same for both
+        "training_state_bytes": sum(held.values()),
+        "rss_after_load_mib": rss_loaded,
+        "peak_rss_mib": max([peak_rss_mib()] + [r for r in rss_seen if r is not None]),
+    }
+
+
+def _parameter_counts(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters, tied weights counted once (as PEFT counts them)."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+        return int(trainable), int(total)
+    params = {p.data_ptr(): p for p in model.parameters()}.values()
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
 def _card(method: str, model: Any, losses: list[dict[str, Any]], first: int, output: Path, started: float,
-          guard: GuardResult | None, cfg: TrainConfig, plot: str | None) -> dict[str, Any]:
-    trainable, total = model.get_nb_trainable_parameters()
+          guard: GuardResult | None, cfg: TrainConfig, plot: str | None, memory: dict[str, Any]) -> dict[str, Any]:
+    trainable, total = _parameter_counts(model)
     mine = [e for e in losses if e["step"] >= first]  # the steps this process ran and timed
     seconds = sum(e["seconds"] for e in mine)
+    weights = "model" if cfg.tuning == "full" else "adapter"
     card = {
-        "method": "lora",
+        "method": cfg.tuning,
         "objective": method,
         "trainable_parameters": int(trainable),
         "total_parameters": int(total),
@@ -280,9 +404,14 @@ def _card(method: str, model: Any, losses: list[dict[str, Any]], first: int, out
         **card,
         "seconds_per_step": round(statistics.median(e["seconds"] for e in mine), 4) if mine else None,
         "tokens_per_second": round(sum(e["tokens"] for e in mine) / seconds, 1) if seconds else None,
+        "cpu_seconds_per_step": (round(statistics.median(e["cpu_seconds"] for e in mine), 4)
+                                 if mine and all("cpu_seconds" in e for e in mine) else None),
         "training_seconds_all_runs": round(sum(e["seconds"] for e in losses), 2),
-        "peak_rss_mib": peak_rss_mib(),
-        "adapter_bytes": _dir_bytes(output / "adapter"),
+        **memory,
+        "output": weights,  # what this run writes: adapter/ (LoRA) or model/ (full)
+        "output_bytes": _dir_bytes(output / weights),
+        "adapter_bytes": _dir_bytes(output / "adapter") if weights == "adapter" else None,
+        "checkpoint_bytes": _dir_bytes(output / CHECKPOINT) if (output / CHECKPOINT).exists() else None,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "loss_plot": plot,
         "leakage_guard": guard.as_dict() if guard is not None else None,

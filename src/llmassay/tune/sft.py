@@ -1,5 +1,6 @@
-"""LoRA SFT (PEFT): the next-token loss on each pair's completion (prompt tokens masked), in
-the shared plain loop of `tune.loop` (checkpoints, exact resume, the run card)."""
+"""SFT: the next-token loss on each pair's completion (prompt tokens masked), on a LoRA adapter
+(PEFT) or every parameter (`tuning="full"`), in the shared plain loop of `tune.loop`
+(checkpoints, exact resume, the run card)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from llmassay.tune.data import Pair
 from llmassay.tune.guard import GuardResult
-from llmassay.tune.loop import TrainConfig, TrainRun, collate, pad_id, prompt_ids, train_lora, with_completion
+from llmassay.tune.loop import TrainConfig, TrainRun, collate, pad_id, prompt_ids, train_model, with_completion
 
 SftConfig = TrainConfig
 SftRun = TrainRun
@@ -29,18 +30,19 @@ def train_sft(
     source: dict[str, Any] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainRun:
-    """Train a LoRA adapter on `backend.model` (an `HFBackend`; trained in place) on the
-    completions of `pairs`, and write the output folder (see `tune.loop`)."""
+    """Train `backend.model` (an `HFBackend`; trained in place: a LoRA adapter, or every
+    parameter with `cfg.tuning == "full"`) on the completions of `pairs`, and write the output
+    folder (see `tune.loop`)."""
     cfg.check()
     import torch
 
     pad = pad_id(backend)
 
-    def step_loss(model: Any, rows: list[tuple[list[int], int]]) -> tuple[Any, dict[str, float], int]:
+    def step_loss(model: Any, rows: list[tuple[list[int], int]], reference: Any) -> tuple[Any, dict[str, float], int]:
         ids, mask, labels, tokens = collate(rows, pad, torch)
         out = model(input_ids=ids.to(backend.device), attention_mask=mask.to(backend.device),
                     labels=labels.to(backend.device))
         return out.loss, {}, tokens
 
-    return train_lora("sft", backend, pairs, _encode(pairs, backend, cfg), step_loss, output, cfg, guard, source,
+    return train_model("sft", backend, pairs, _encode(pairs, backend, cfg), step_loss, output, cfg, guard, source,
                       on_step)
