@@ -1,6 +1,8 @@
-"""Sequential ROME edits on a loaded model: the key covariance (cached under the llmassay
-home per model, layer and text), the context templates (drawn once, as ROME does), each
-edit in turn on the same weights, and the changed matrix's delta for `delta.save_delta`."""
+"""ROME edits on a loaded model: the key covariance (cached under the llmassay home per
+model, layer and text), the context templates (drawn once, as ROME does), then either each
+edit in turn on the same weights with the changed matrix's delta for `delta.save_delta`
+(`run_edits`), or each edit alone on the original weights, scored and undone (`run_single`,
+CounterFact's protocol)."""
 
 from __future__ import annotations
 
@@ -31,22 +33,58 @@ class EditRun:
     templates: list[str] = field(default_factory=list)
 
 
+def covariance(model: Any, tok: Any, cfg: RomeConfig, model_id: str,
+               n_sentences: int = SAMPLE_SENTENCES) -> tuple[Any, float]:
+    """The layer's key covariance (from the llmassay home's cache when there) and its seconds."""
+    started = time.perf_counter()
+    sentences = sample_sentences(sample_text(), n_sentences)
+    cache = llmassay_home() / "editing" / covariance_key(model_id, cfg.layer, sentences)
+    return key_covariance(model, tok, cfg.layer, sentences, cache), round(time.perf_counter() - started, 3)
+
+
 def run_edits(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig, model_id: str,
               n_sentences: int = SAMPLE_SENTENCES,
               progress: Callable[[int, EditOutcome], None] | None = None) -> EditRun:
     """Apply `edits` one after another (in place) and return what changed."""
     weight = down_proj(model, cfg.layer).weight
     original = weight.detach().clone()
-    started = time.perf_counter()
-    sentences = sample_sentences(sample_text(), n_sentences)
-    cache = llmassay_home() / "editing" / covariance_key(model_id, cfg.layer, sentences)
-    cov = key_covariance(model, tok, cfg.layer, sentences, cache)
-    cov_seconds = time.perf_counter() - started
+    cov, cov_seconds = covariance(model, tok, cfg, model_id, n_sentences)
     templates = context_templates(model, tok, cfg)
     outcomes = []
     for i, edit in enumerate(edits):
         outcomes.append(apply_edit(model, tok, edit, cov, cfg, templates))
         if progress is not None:
             progress(i, outcomes[-1])
-    return EditRun(outcomes, {param_name(model, cfg.layer): weight.detach() - original}, round(cov_seconds, 3),
+    return EditRun(outcomes, {param_name(model, cfg.layer): weight.detach() - original}, cov_seconds,
                    templates)
+
+
+@dataclass
+class SingleRun:
+    outcomes: list[EditOutcome]
+    rows: list[dict[str, Any]]  # each edit's scores with that edit alone applied
+    covariance_seconds: float
+    templates: list[str] = field(default_factory=list)
+
+
+def run_single(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig, model_id: str,
+               score: Callable[[Edit], dict[str, Any]], n_sentences: int = SAMPLE_SENTENCES,
+               progress: Callable[[int, EditOutcome], None] | None = None) -> SingleRun:
+    """CounterFact's protocol (Meng et al. 2022, §4.2): each edit applied to the original
+    weights, scored by `score(edit)`, then the weights restored (the matrix copied back, so
+    no edit sees another). The model is left unedited."""
+    weight = down_proj(model, cfg.layer).weight
+    original = weight.detach().clone()
+    cov, cov_seconds = covariance(model, tok, cfg, model_id, n_sentences)
+    templates = context_templates(model, tok, cfg)
+    outcomes, rows = [], []
+    try:
+        for i, edit in enumerate(edits):
+            outcomes.append(apply_edit(model, tok, edit, cov, cfg, templates))
+            rows.append(score(edit))
+            weight.data.copy_(original)
+            if progress is not None:
+                progress(i, outcomes[-1])
+    finally:
+        weight.data.copy_(original)
+    return SingleRun(outcomes, rows, cov_seconds, templates)
