@@ -85,16 +85,16 @@ class EditingProbe(Probe):
 
     def analyse(self, task: Task, rows: list[Row], opts: Any, cfg: ProbeConfig) -> Analysis:
         metrics = summarise(rows)
+        notes = ["Scores of the model as loaded: compare a run with --model-args edits=DIR against one without. "
+                 "Objects are compared by mean log-probability per token (ROME's CounterFact evaluation). "
+                 "paraphrase and neighbourhood enter the Wilson interval as per-edit shares; the unit is the edit."]
         if rows and "rag_efficacy" in rows[0]:
             rag = [{"id": r["id"], **{m: r[f"rag_{m}"] for m in METRICS}} for r in rows]
             metrics.update({f"rag_{m}": v for m, v in summarise(rag).items()})
             metrics.update({f"rag_gap_{m}": v for m, v in paired_gaps(rag, rows, cfg.seed if cfg else 0).items()})
-        return Analysis(metrics, {"notes": [
-            "Scores of the model as loaded: compare a run with --model-args edits=DIR against one without. "
-            "Objects are compared by mean log-probability per token (ROME's CounterFact evaluation). "
-            "paraphrase and neighbourhood enter the Wilson interval as per-edit shares; the unit is the edit.",
-            "rag_*: the same scores with the passages retrieved from the KB edited as the edits say before each "
-            "prompt; rag_gap_*: rag − as loaded, paired over edits (bootstrap)."]})
+            notes.append("rag_*: the same scores with the passages retrieved from the KB edited as the edits say "
+                         "before each prompt; rag_gap_*: rag − as loaded, paired over edits (bootstrap).")
+        return Analysis(metrics, {"notes": notes})
 
     def summary(self, task: Task, analysis: Analysis, opts: Any) -> SummaryLine | None:
         m = analysis.metrics["efficacy"]
