@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmassay.editing.edits import Edit
-from llmassay.metrics import bootstrap_mean, proportion
+from llmassay.metrics import bootstrap_mean, paired_gap, proportion
 from llmassay.types import Generation, GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult, Metric
 
 METRICS = ("efficacy", "paraphrase", "neighbourhood")
@@ -126,3 +126,28 @@ def fluency_change(before: Sequence[dict[str, Any]], after: Sequence[dict[str, A
     pairs = [(a["fluency"], b["fluency"]) for b, a in zip(before, after)
              if a.get("fluency") is not None and b.get("fluency") is not None]
     return bootstrap_mean([a - b for a, b in pairs]) if pairs else None
+
+
+def paired_gaps(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]],
+                seed: int = 0) -> dict[str, Metric]:
+    """first − second for each score, paired by edit (the same edits, in the same order): a
+    bootstrap over edits of the per-edit differences (`metrics.paired_gap`); an edit counts
+    for a score only where both sides have it."""
+    if [r["id"] for r in first] != [r["id"] for r in second]:
+        raise ValueError("paired_gaps: the two sides must score the same edits in the same order")
+    out = {}
+    for m in METRICS:
+        both = [(a[m], b[m]) for a, b in zip(first, second) if a[m] is not None and b[m] is not None]
+        out[m] = paired_gap([a - b for a, b in both], proportion([a for a, _ in both]),
+                            proportion([b for _, b in both]), seed)
+    return out
+
+
+def columns_table(columns: dict[str, Sequence[dict[str, Any]]], seed: int = 0) -> dict[str, Any]:
+    """Several ways of answering the same edits side by side (unedited, edited weights,
+    unedited + retrieval): each column's scores with Wilson intervals, and every pair's
+    paired differences over edits (later column − earlier column)."""
+    names = list(columns)
+    return {"columns": {k: summarise(v) for k, v in columns.items()},
+            "gaps": {f"{b} − {a}": paired_gaps(columns[b], columns[a], seed)
+                     for i, a in enumerate(names) for b in names[i + 1:]}}

@@ -1,7 +1,8 @@
 """Edits on a loaded model: the key covariance of each edited layer (cached under the llmassay
 home per model, layer and text), the context templates (drawn once, as ROME does), then ROME's
-edits one after another on the same weights or MEMIT's batch over several layers, and the
-changed matrices' deltas for `delta.save_delta`."""
+edits one after another on the same weights or MEMIT's batch over several layers, with the
+changed matrices' deltas for `delta.save_delta` (`run_edits`); or each ROME edit alone on the
+original weights, scored and undone (`run_single`, CounterFact's protocol)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,42 @@ def run_edits(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig | Mem
                 progress(i, outcomes[-1])
     return EditRun(outcomes, {name: w.detach() - originals[name] for name, w in weights.items()},
                    round(cov_seconds, 3), templates, memit)
+
+
+def covariance(model: Any, tok: Any, cfg: RomeConfig, model_id: str,
+               n_sentences: int = SAMPLE_SENTENCES) -> tuple[Any, float]:
+    """ROME's one layer: its key covariance (from the cache when there) and the seconds it took."""
+    started = time.perf_counter()
+    cov = covariances(model, tok, (cfg.layer,), model_id, n_sentences)[cfg.layer]
+    return cov, round(time.perf_counter() - started, 3)
+
+
+@dataclass
+class SingleRun:
+    outcomes: list[EditOutcome]
+    rows: list[dict[str, Any]]  # each edit's scores with that edit alone applied
+    covariance_seconds: float
+    templates: list[str] = field(default_factory=list)
+
+
+def run_single(model: Any, tok: Any, edits: Sequence[Edit], cfg: RomeConfig, model_id: str,
+               score: Callable[[Edit], dict[str, Any]], n_sentences: int = SAMPLE_SENTENCES,
+               progress: Callable[[int, EditOutcome], None] | None = None) -> SingleRun:
+    """CounterFact's protocol (Meng et al. 2022, §4.2): each edit applied to the original
+    weights, scored by `score(edit)`, then the weights restored (the matrix copied back, so
+    no edit sees another). The model is left unedited."""
+    weight = down_proj(model, cfg.layer).weight
+    original = weight.detach().clone()
+    cov, cov_seconds = covariance(model, tok, cfg, model_id, n_sentences)
+    templates = context_templates(model, tok, cfg)
+    outcomes, rows = [], []
+    try:
+        for i, edit in enumerate(edits):
+            outcomes.append(apply_edit(model, tok, edit, cov, cfg, templates))
+            rows.append(score(edit))
+            weight.data.copy_(original)
+            if progress is not None:
+                progress(i, outcomes[-1])
+    finally:
+        weight.data.copy_(original)
+    return SingleRun(outcomes, rows, cov_seconds, templates)

@@ -47,7 +47,7 @@ def counterfactual(kb: KnowledgeBase, code: str, field: str, rng: random.Random)
 def edit_kb(kb: KnowledgeBase, facts: list[str], seed: int = 0) -> KnowledgeBase:
     """A copy of `kb` with each "<code>.<field>" (or "<code>.*" for every field) changed."""
     rng = random.Random(seed)
-    out = KnowledgeBase(copy.deepcopy(kb.countries), copy.deepcopy(kb.edits), kb.origin)
+    changes: dict[str, Any] = {}
     for fact in facts:
         code, _, field = fact.partition(".")
         if code not in kb.countries:
@@ -59,12 +59,25 @@ def edit_kb(kb: KnowledgeBase, facts: list[str], seed: int = 0) -> KnowledgeBase
             new = counterfactual(kb, code, name, rng)
             if new is None or not kb.countries[code].values.get(name):
                 continue
-            original = kb.countries[code].first(name)
-            out.countries[code].values[name] = {"edited": new}
-            out.countries[code].spellings.pop(name, None)
-            if name == "capital":
-                out.countries[code].spellings[name] = {str(new): city_aliases(code, str(new))}
-            # every spelling of the original counts as memory (Kiev for Kyiv), for M_R
-            out.edits[f"{code}.{name}"] = {"original": original, "edited": new,
-                                           "original_spellings": accepted(kb.countries[code], name)}
+            changes[f"{code}.{name}"] = new
+    return set_facts(kb, changes)
+
+
+def set_facts(kb: KnowledgeBase, changes: dict[str, Any]) -> KnowledgeBase:
+    """A copy of `kb` with each "<code>.<field>" set to the given value (the counterfactual
+    `edit_kb` drew, or the new object of a weight edit), recorded in `edits`."""
+    out = KnowledgeBase(copy.deepcopy(kb.countries), copy.deepcopy(kb.edits), kb.origin)
+    for fact, new in changes.items():
+        code, _, name = fact.partition(".")
+        if code not in kb.countries or name not in FIELDS:
+            raise LlmassayError(f"fact '{fact}': expected <ISO code>.<field> of a KB country "
+                                f"(fields: {', '.join(FIELDS)})")
+        original = kb.countries[code].first(name)
+        out.countries[code].values[name] = {"edited": new}
+        out.countries[code].spellings.pop(name, None)
+        if name == "capital":
+            out.countries[code].spellings[name] = {str(new): city_aliases(code, str(new))}
+        # every spelling of the original counts as memory (Kiev for Kyiv), for M_R
+        out.edits[fact] = {"original": original, "edited": new,
+                           "original_spellings": accepted(kb.countries[code], name)}
     return out

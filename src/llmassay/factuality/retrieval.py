@@ -124,6 +124,11 @@ def _embed(texts: list[str], fingerprint: str) -> np.ndarray:
     return arr
 
 
+def context_text(kb: KnowledgeBase, ids: list[str]) -> str:
+    """The retrieved passages as the text put before a question or prompt."""
+    return "Context:\n" + "\n".join(kb.passages[i].text for i in ids if i in kb.passages) + "\n\n"
+
+
 def rank_of(ids: list[str], gold: str) -> int | None:
     """1-based rank of the gold passage, None when it was not retrieved."""
     return ids.index(gold) + 1 if gold in ids else None

@@ -340,7 +340,9 @@ def _context(kb: KnowledgeBase, row: Row, sample: Sample, mode: str, opts: Factu
     else:
         k = opts.k if row["form"] == "short" else len(FIELDS)
         ids = _index(mode, opts).search(question, k)
-    return ids, "Context:\n" + "\n".join(kb.passages[i].text for i in ids if i in kb.passages) + "\n\n"
+    from llmassay.factuality.retrieval import context_text
+
+    return ids, context_text(kb, ids)
 
 
 def _other_country(kb: KnowledgeBase, code: str) -> str:
