@@ -121,7 +121,8 @@ def _guard(card: dict[str, Any]) -> dict[str, Any] | None:
     g = card.get("leakage_guard")
     if not isinstance(g, dict):
         return None
-    overlaps = g.get("overlaps") if isinstance(g.get("overlaps"), dict) else {}
+    found = g.get("overlaps")
+    overlaps: dict[str, Any] = found if isinstance(found, dict) else {}
     rows = [(str(task), str(item), ", ".join(map(str, ids)) if isinstance(ids, list) else str(ids))
             for task, items in overlaps.items() if isinstance(items, dict) for item, ids in items.items()]
     return {"tasks": ", ".join(map(str, g.get("tasks") or [])) or "none (no evaluation task named)",
