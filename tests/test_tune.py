@@ -87,6 +87,8 @@ def test_sft_on_always_yes_raises_p_yes_and_the_adapter_loads_back(tiny_dir, alw
     assert card["adapter_bytes"] > 0 and card["peak_rss_mib"] > 0 and card["tokens_per_second"] > 0
     assert json.loads((tmp_path / "out" / "config.json").read_text())["lr"] == FAST.lr
     assert card["loss_plot"] == "loss.svg" and (tmp_path / "out" / "loss.svg").read_text().startswith("<svg")
+    page = (tmp_path / "out" / "report.html").read_text()  # written by the run; test_tune_report.py checks its content
+    assert f"{card['trainable_parameters']:,}" in page and 'id="tune-loss-loss"' in page
     # the tuned model never shares cache entries with its base
     assert "adapter_sha256" not in base.fingerprint() and len(tuned.fingerprint()["adapter_sha256"]) >= 16
 

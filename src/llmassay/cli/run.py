@@ -70,7 +70,8 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     add_lmeval_only_flags(run)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of a run")
-    report.add_argument("run_dir", help="a run's --output-path, one results_*.json file, or `llmassay judge`'s --output-path")
+    report.add_argument("run_dir", help="a run's --output-path, one results_*.json file, or the --output-path of "
+                        "`llmassay judge`, `tune sft|dpo` or `tune cost`")
     report.add_argument("--output", default=None, metavar="FILE", help="HTML file to write (default RUN_DIR/report.html)")
     compare = sub.add_parser("compare", help="metric deltas between two runs, paired on common samples")
     compare.add_argument("run_a", help="run A (directory or results_*.json)")

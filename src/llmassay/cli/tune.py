@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from llmassay.terminal import stdout_console as _stdout
@@ -99,6 +100,7 @@ def _run_cost(args: argparse.Namespace) -> None:
                           steps=args.steps, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                           full_lr=args.full_lr, rank=args.rank, seed=args.seed, keep_checkpoints=args.keep_checkpoints)
     console.print(cost_table(result), highlight=False, markup=False)
+    console.print(f"report: {Path(args.output_path) / 'report.html'}", highlight=False, markup=False)
 
 
 
@@ -139,11 +141,10 @@ def run_tune_command(args: argparse.Namespace) -> None:
     else:
         console.print(f"adapter: {run.output / 'adapter'} (evaluate with --model-args ...,adapter="
                       f"{run.output / 'adapter'})", highlight=False, markup=False)
+    console.print(f"report: {run.output / 'report.html'}", highlight=False, markup=False)
 
 
 def _export_gguf(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from llmassay.models import resolve_model_path
     from llmassay.tune.gguf_lora import adapter_folder, convert
     from llmassay.types import LlmassayError

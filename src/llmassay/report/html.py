@@ -203,15 +203,24 @@ def build_judge_report(root: Path) -> str:
 
 
 def write_report(run_path: str | Path, output: str | Path | None = None) -> Path:
-    """Render the run at `run_path` (directory or results file), a judge's output folder, or
-    a several-model folder (its matrix and each model's summary); returns the HTML path."""
+    """Render the run at `run_path` (directory or results file), a judge's output folder,
+    a several-model folder (its matrix and each model's summary), or a `tune` output folder
+    (its run card and loss curve; `tune cost`: the LoRA-against-full table); returns the HTML path."""
     from llmassay.report.matrix import build_matrix, is_matrix_folder, matrix_runs, render_models_report
+    from llmassay.report.tune import build_cost_report, build_tune_report, is_cost_folder, is_tune_folder
 
     path = Path(run_path)
     if is_judge_folder(path):
         root, html = path, build_judge_report(path)
     elif is_matrix_folder(path):
         root, html = path, render_models_report(build_matrix(matrix_runs(path)), path)
+    elif is_tune_folder(path):
+        root, html = path, build_tune_report(path)
+    elif is_cost_folder(path):
+        root, html = path, build_cost_report(path)
+    elif path.is_dir() and not any(path.glob("results_*.json")):
+        raise LlmassayError(f"{path}: no results_*.json in this directory, and no card.json (`tune`), cost.json "
+                            "(`tune cost`), judge_results.json or matrix.json: not a folder `llmassay report` reads")
     else:
         run = load_run(run_path)
         root, html = run.root, build_report(run)

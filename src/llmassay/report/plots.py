@@ -201,13 +201,14 @@ def trend_with_size(key: str, points: Sequence[tuple[str, float, Interval]], lin
 
 def step_curves(key: str, steps: Sequence[int], panels: Mapping[str, Sequence[float]], *, title: str) -> str:
     """Training curves against the step: one stacked panel per named series (a loss, a
-    reward margin, an accuracy), sharing the step axis."""
+    reward margin, an accuracy), sharing the step axis. Each line is `<g id="KEY-NAME">` in the
+    SVG, so a test (or a reader) finds the curve of a series by its name."""
     names = list(panels)
     with _figure(key, 5.2, 1.2 + 1.3 * max(1, len(names))) as fig:
         axes = fig.subplots(max(1, len(names)), 1, sharex=True, squeeze=False)[:, 0]
         for i, (ax, name) in enumerate(zip(axes, names)):
             ax.plot(list(steps), list(panels[name]), color=PALETTE[i % len(PALETTE)], marker="o", markersize=2,
-                    linewidth=1)
+                    linewidth=1, gid=f"{key}-{name}")
             ax.set_ylabel(name.replace("_", " "))
         axes[0].set_title(title)
         axes[-1].set_xlabel("step")

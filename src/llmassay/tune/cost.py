@@ -98,7 +98,7 @@ def compare_cost(
     keep_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Run the recipe with LoRA, then with full fine-tuning, each in a fresh process, into
-    OUTPUT/lora and OUTPUT/full; return (and write to OUTPUT/cost.json) both cards' cost
+    OUTPUT/lora and OUTPUT/full; return (and write to OUTPUT/cost.json and OUTPUT/report.html) both cards' cost
     figures and their ratio full / LoRA. Checkpoints are measured, then deleted unless kept.
     Everything is the same for both but the learning rate: `lr` for LoRA, `full_lr` for full
     fine-tuning (LoRA's rate on every weight overshoots; the cost figures do not depend on it)."""
@@ -138,6 +138,9 @@ def compare_cost(
                        for field, label, _, _ in ROWS]}
     output.mkdir(parents=True, exist_ok=True)
     (output / "cost.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    from llmassay.report.html import write_report
+
+    write_report(output)  # report.html: the table, linking each arm's own page
     return result
 
 
@@ -149,14 +152,21 @@ def _ratio(full: Any, lora: Any) -> float | None:
 
 def cost_table(result: dict[str, Any]) -> str:
     """The comparison as a markdown table (LoRA, full, full / LoRA)."""
-    scale = {field: (s, d) for field, _, s, d in ROWS}
     lines = [f"{result['objective']} on recipe {result['recipe']}, {result['steps']} steps, batch {result['batch_size']}, "
              f"seed {result['seed']}" + (f", lr {result['lr']['lora']:g} (LoRA) / {result['lr']['full']:g} (full)"
                                          if "lr" in result else ""),
              "", "| cost | LoRA | full | full / LoRA |", "| --- | --- | --- | --- |"]
-    for row in result["rows"]:
-        s, d = scale[row["field"]]
-        cells = ["—" if v is None else f"{v / s:,.{d}f}" for v in (row["lora"], row["full"])]
-        ratio = "—" if row["ratio"] is None else f"{row['ratio']:,.2f}×"
-        lines.append(f"| {row['label']} | {cells[0]} | {cells[1]} | {ratio} |")
+    lines += [f"| {' | '.join(cells)} |" for cells in cost_cells(result)]
     return "\n".join(lines)
+
+
+def cost_cells(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The comparison's rows as shown (label, LoRA, full, full / LoRA): the table above and the
+    report's page (`report.tune`) print the same cells."""
+    scale = {field: (s, d) for field, _, s, d in ROWS}
+    out = []
+    for row in result["rows"]:
+        s, d = scale.get(row["field"], (1, 2))
+        lora, full = ("—" if v is None else f"{v / s:,.{d}f}" for v in (row["lora"], row["full"]))
+        out.append((str(row["label"]), lora, full, "—" if row["ratio"] is None else f"{row['ratio']:,.2f}×"))
+    return out

@@ -21,7 +21,8 @@ The output folder: adapter/ (LoRA: PEFT save_pretrained, what `--model-args adap
 loads) or model/ (full: the whole fine-tuned model and its tokenizer, what `hf/DIR/model`
 loads), config.json (the training configuration), loss.json (loss per step, plus the method's own
 per-step figures), loss.svg (the loss curve, when matplotlib is installed), card.json (the
-cost of the fix), training_data.jsonl (the texts the leakage guard audited), checkpoint/.
+cost of the fix), report.html (all of it on one page: `report.tune`), training_data.jsonl (the
+texts the leakage guard audited), checkpoint/.
 """
 
 from __future__ import annotations
@@ -317,20 +318,20 @@ def train_model(
     plot = write_loss_plot(losses, output / "loss.svg", f"{method} loss, {config.get('recipe') or 'data'}")
     card = _card(method, model, losses, first, output, started, guard, cfg, plot, memory)
     write_json(output / "card.json", card)
+    from llmassay.report.html import write_report
+
+    write_report(output)  # report.html: the card, the config, the loss curve, how to evaluate (`llmassay report DIR` rebuilds it)
     return TrainRun(output, losses, card)
 
 
 def write_loss_plot(losses: list[dict[str, Any]], path: Path, title: str) -> str | None:
     """loss.svg: the loss per step and, for DPO, the reward margin and accuracy; None (and no
     file) when matplotlib, the `report` extra, is not installed."""
-    from llmassay.report.plots import step_curves
-    from llmassay.types import LlmassayError as _Missing
+    from llmassay.report.tune import loss_curve_svg
 
-    panels = {name: [float(e[name]) for e in losses] for name in ("loss", "reward_margin", "reward_accuracy")
-              if losses and all(name in e for e in losses)}
     try:
-        svg = step_curves(f"tune-{path.parent.name}", [int(e["step"]) for e in losses], panels, title=title)
-    except _Missing:
+        svg = loss_curve_svg(losses, title)
+    except LlmassayError:  # matplotlib missing
         return None
     path.write_text(svg + "\n", encoding="utf-8")
     return path.name
