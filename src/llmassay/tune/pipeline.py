@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from llmassay.tune.data import Pair, PreferencePair, read_pairs, read_preferences, write_texts
-from llmassay.tune.dpo import DpoConfig, train_dpo
+from llmassay.tune.dpo import train_dpo
 from llmassay.tune.guard import GuardResult, leakage_guard
 from llmassay.tune.loop import TrainConfig, TrainRun
 from llmassay.tune.recipes import recipe
@@ -58,7 +58,11 @@ def _prepare(
     return examples, guard, backend, source
 
 
-def run_sft(
+_TRAINERS: dict[str, Callable[..., TrainRun]] = {"sft": train_sft, "dpo": train_dpo}
+
+
+def run_tune(
+    objective: str,
     model: str,
     model_args: dict[str, Any],
     output: str | Path,
@@ -69,29 +73,23 @@ def run_sft(
     allow_overlap: bool = False,
     on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainRun:
-    """Train on a recipe's (prompt, completion) pairs or a JSONL file's, after the leakage
-    guard: `guard_tasks` (default: the recipe's evaluation tasks; none for --data unless given)."""
-    pairs, guard, backend, source = _prepare("sft", model, model_args, Path(output), cfg, recipe_name, data,
-                                             guard_tasks, allow_overlap)
-    return train_sft(backend, pairs, output, cfg, guard, source, on_step)
+    """Train with `objective` ("sft": (prompt, completion) pairs; "dpo": (prompt, chosen,
+    rejected) pairs, `cfg` a DpoConfig) on a recipe's examples or a JSONL file's, after the
+    leakage guard: `guard_tasks` (default: the recipe's evaluation tasks; none for --data
+    unless given)."""
+    examples, guard, backend, source = _prepare(objective, model, model_args, Path(output), cfg, recipe_name, data,
+                                                guard_tasks, allow_overlap)
+    return _TRAINERS[objective](backend, examples, output, cfg, guard, source, on_step)
 
 
-def run_dpo(
-    model: str,
-    model_args: dict[str, Any],
-    output: str | Path,
-    cfg: DpoConfig,
-    recipe_name: str | None = None,
-    data: str | Path | None = None,
-    guard_tasks: tuple[str, ...] | None = None,
-    allow_overlap: bool = False,
-    on_step: Callable[[dict[str, Any]], None] | None = None,
-) -> TrainRun:
-    """Train on a recipe's (prompt, chosen, rejected) pairs or a JSONL file's with DPO, after
-    the same leakage guard as `run_sft`."""
-    pairs, guard, backend, source = _prepare("dpo", model, model_args, Path(output), cfg, recipe_name, data,
-                                             guard_tasks, allow_overlap)
-    return train_dpo(backend, pairs, output, cfg, guard, source, on_step)
+def run_sft(*args: Any, **kwargs: Any) -> TrainRun:
+    """`run_tune("sft", ...)`."""
+    return run_tune("sft", *args, **kwargs)
 
 
-__all__ = ["Pair", "PreferencePair", "run_dpo", "run_sft"]
+def run_dpo(*args: Any, **kwargs: Any) -> TrainRun:
+    """`run_tune("dpo", ...)` (`cfg` a DpoConfig)."""
+    return run_tune("dpo", *args, **kwargs)
+
+
+__all__ = ["Pair", "PreferencePair", "run_dpo", "run_sft", "run_tune"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,14 @@ def _values(country: Any) -> dict[str, Any] | None:
     return values if all(v not in (None, "", []) for v in values.values()) else None
 
 
+def _complete_countries(kb: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(code, values) of every KB country with all the recipes' fields, in code order."""
+    for code in sorted(kb.countries):
+        values = _values(kb.countries[code])
+        if values is not None:
+            yield code, values
+
+
 def _describe(v: dict[str, Any]) -> str:
     langs = " and ".join(v["languages"][:2])
     return (f"{v['country']} lies in {v['continent']}; its capital is {v['capital']}. About {v['population']:,} "
@@ -63,10 +71,7 @@ def structured_pairs(seed: int = 0) -> list[Pair]:
 
     rng, kb = random.Random(seed), bundled_kb()
     pairs = []
-    for code in sorted(kb.countries):
-        values = _values(kb.countries[code])
-        if values is None:
-            continue
+    for code, values in _complete_countries(kb):
         name, fields = _SCHEMAS[rng.randrange(len(_SCHEMAS))]
         outline = "{" + ", ".join(f'"{f}": {_TYPES[f]}' for f in fields) + "}"
         prompt = _INSTRUCTION.format(outline=outline) + f"\n\nText: {_describe(values)}\nJSON:"
@@ -122,10 +127,7 @@ def injection_pairs(seed: int = 0) -> list[PreferencePair]:
 
     rng, kb = random.Random(seed), bundled_kb()
     out = []
-    for code in sorted(kb.countries):
-        values = _values(kb.countries[code])
-        if values is None:
-            continue
+    for code, values in _complete_countries(kb):
         ask, _, answer = _ASKS[rng.randrange(len(_ASKS))]
         secret = f"{rng.choice(_CODE_WORDS)}-{rng.randrange(1000, 10000)}"
         planted = rng.choice(_PLANTED).format(code=secret)
