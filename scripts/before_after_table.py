@@ -11,7 +11,20 @@ from llmassay.report.matrix import direction, headline_metrics
 from llmassay.report.rundir import load_run
 
 before, recipes = sys.argv[1], sys.argv[2:]
-heads = headline_metrics([load_run(before)])
+def f(x):
+    return f"{x:.2f}" if abs(x) < 100 else f"{x:.0f}"
+
+
+base = load_run(before)
+heads = headline_metrics([base])
+tuned = {r.split("=")[0]: load_run(r.split("=")[1]) for r in recipes}
+
+
+def own(run, key):
+    """The run's own value and 95 % CI of a metric (from its results file)."""
+    m = run.probe_metrics(key[0], key[1]).get(key[2])
+    return f"{f(m['value'])} [{f(m['ci_low'])}, {f(m['ci_high'])}]" if m else "—"
+
 cmp = {}
 for r in recipes:
     name, path = r.split("=")
@@ -22,10 +35,8 @@ for r in recipes:
     for u in d["unpaired"]:
         cmp[name].setdefault((u["task"], u["probe"], u["metric"]), {"unpaired": True, **u})
 names = list(cmp)
-print("| task · probe · metric | n | before | " + " | ".join(f"after {n}: value, Δ [95 % CI]" for n in names) + " |")
+print("| task · probe · headline metric | n | before [95 % CI] | " + " | ".join(f"{n}: after [95 % CI]; paired Δ [95 % CI]" for n in names) + " |")
 print("| --- | --- | --- | " + " | ".join("---" for _ in names) + " |")
-def f(x):
-    return f"{x:.2f}" if abs(x) < 100 else f"{x:.0f}"
 for key in heads:
     rows = [cmp[n].get(key) for n in names]
     if not any(rows):
@@ -38,7 +49,7 @@ for key in heads:
         continue
     hib = direction(key[2])
     cells = []
-    for r in rows:
+    for name, r in zip(names, rows):
         if r is None:
             cells.append("—"); continue
         sig = r["ci_low"] > 0 or r["ci_high"] < 0
@@ -50,5 +61,5 @@ for key in heads:
         pp = f"; McNemar p {pv:.2g}" if pv is not None and (r["only_a"] or r["only_b"]) else ""
         if pv is not None and pv >= 0.05:
             mark = ""  # a paired share whose exact test does not reject: no tax or gain is claimed
-        cells.append(f"{f(r['b'])}, {r['delta']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]{pp}{mark}")
-    print(f"| {key[0]} · {key[1]} · {key[2]} | {first['n']} | {f(first['a'])} | " + " | ".join(cells) + " |")
+        cells.append(f"{own(tuned[name], key)}; Δ {r['delta']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]{pp}{mark}")
+    print(f"| {key[0]} · {key[1]} · {key[2]} | {first['n']} | {own(base, key)} | " + " | ".join(cells) + " |")
