@@ -311,7 +311,7 @@ def decay_plot(doc: dict[str, Any]) -> str:
                         label="edited − unedited, paired over items")
             ax.set_xscale("log")
             ax.set_xlabel("edits made (sequential ROME)")
-            ax.set_ylabel("change in the gold option's log-likelihood (nats)")
+            ax.set_ylabel("Δ log-likelihood of the gold option (nats)")
             ax.legend(frameon=False, fontsize=7)
         return _svg(fig)
 
