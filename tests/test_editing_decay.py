@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 from test_editing import FACTS, _next_logp, _tokenizer, _train
@@ -27,7 +28,9 @@ NEW = {"france": "lima", "spain": "rome", "italy": "paris", "peru": "madrid", "c
 EDITS = [Edit(c, "the capital of {}", p, NEW[c], ("the capital of the {}",),
               (Neighbour("the capital of spain" if c != "spain" else "the capital of peru",
                          "madrid" if c != "spain" else "lima"),), c) for c, p in FACTS.items()]
-GENERAL = ([1, 1, 0, 0], [1, 0, 0, 0])  # planted general-task outcomes: unedited, after any edit
+# planted general-task items (options' log-likelihoods, gold first): unedited, after any edit
+GENERAL = ([[-1.0, -2.0], [-1.0, -3.0], [-2.0, -1.0], [-3.0, -1.0]],
+           [[-1.0, -2.0], [-2.0, -1.0], [-2.0, -1.0], [-3.0, -1.0]])
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +86,9 @@ def _hooks(model, tok, calls):
         return apply_edit(model, tok, edit, cov, cfg, ["{}"])
 
     def general():
-        return list(GENERAL[0] if not calls else GENERAL[1])
+        from llmassay.editing.decay import general_item
+
+        return [general_item(ll, 0, ll[0] > ll[1]) for ll in (GENERAL[0] if not calls else GENERAL[1])]
 
     return DecayHooks(apply=apply, score=lambda es: score_edits(es, _loglikelihood(model, tok)),
                       snapshot=lambda d, n: save_delta(d, {param_name(model, 1): weight.detach() - original},
@@ -109,6 +114,13 @@ def test_decay_checkpoints_score_the_edits_so_far_and_keep_every_checkpoints_wei
     last = points[-1]
     assert last["general"]["value"] == 0.25 and last["general_gap"]["value"] == pytest.approx(-0.25)
     assert last["general_gap"]["ci_low"] < -0.2 < 0 <= last["general_gap"]["ci_high"] + 0.5
+    # the continuous measures: the gold option's log-likelihood fell by 1 nat on one item of 4
+    assert log.doc["baseline"]["general_gold_loglik"]["value"] == pytest.approx(-7 / 4)
+    assert last["general_gold_loglik_gap"]["value"] == pytest.approx(-0.25)
+    assert last["general_gold_loglik_gap"]["ci_low"] < -0.2 and last["general_gold_loglik_gap"]["ci_high"] <= 0
+    p_after, p_before = 1 / (1 + math.e), 1 / (1 + math.exp(-2))  # item 2's gold among (-2, -1), was (-1, -3)
+    assert last["general_gold_prob_items"][1] == pytest.approx(p_after)
+    assert last["general_gold_prob_gap"]["value"] == pytest.approx((p_after - p_before) / 4)
     # the checkpoint folder is the model after 5 edits
     fresh = copy.deepcopy(base)
     apply_delta(fresh, tmp_path / "checkpoints" / "5")
@@ -178,6 +190,66 @@ def test_one_edit_at_a_time_restores_the_weights_and_scores_each_edit_alone(trai
     apply_edit(alone, tok, EDITS[1], _cov(alone, tok), _cfg(), ["{}"])
     assert run.rows[1]["margin"] == pytest.approx(score_edits([EDITS[1]], _loglikelihood(alone, tok))[0]["margin"],
                                                   abs=1e-4)
+
+
+def test_the_general_measures_are_the_engines_loglikelihoods_and_an_unchanged_model_moves_by_zero(tmp_path):
+    """`edit --decay`'s general hook (the accuracy probe's scoring) on a planted backend: each
+    item's gold log-likelihood is exactly the backend's for the gold option, its probability
+    the softmax over the options; a model the edits leave unchanged has every paired gap 0
+    with a zero-width interval; a changed one moves by the mean of the per-item changes."""
+    from fakes import hashed_backend
+
+    from llmassay.cli.edit import _general
+    from llmassay.editing.decay import DecayHooks, DecayLog, run_decay
+    from llmassay.editing.rome import EditOutcome
+    from llmassay.metrics import softmax
+    from llmassay.tasks.loader import load_task
+    from llmassay.types import LoglikelihoodRequest
+
+    task = load_task("mmlu_sample", seed=0).with_metrics(["acc"]).limited(12)
+    backend = hashed_backend("before")
+    backend.weights_changed = lambda: None
+    items = _general(backend, task, 0)()
+
+    def expected(b):
+        out = []
+        for s in task.samples:
+            ll = [r.logprob for r in b.loglikelihood(
+                [LoglikelihoodRequest(s.prompt, task.target_delimiter + c) for c in s.choices])]
+            out.append((ll[s.target], float(softmax(ll)[s.target]), int(max(ll) == ll[s.target])))
+        return out
+
+    want = expected(backend)
+    assert [i["gold_loglik"] for i in items] == [w[0] for w in want]  # exactly the engine's numbers
+    assert [i["gold_prob"] for i in items] == pytest.approx([w[1] for w in want], abs=1e-12)
+    assert [i["correct"] for i in items] == [w[2] for w in want]
+
+    def outcome(e):
+        return EditOutcome(e.id, 1.0, 0.1, 0.0, 0.0)
+
+    row = {"efficacy": 1, "margin": 1.0, "paraphrase": 1.0, "neighbourhood": 1.0}
+    hooks = DecayHooks(apply=outcome, score=lambda es: [dict(row, id=e.id) for e in es], snapshot=lambda d, n: None,
+                       general=_general(backend, task, 0))
+    log = run_decay(EDITS, (1, 2), hooks, DecayLog.open(tmp_path / "same", {}))
+    for point in log.doc["checkpoints"]:
+        for key in ("general_gap", "general_gold_loglik_gap", "general_gold_prob_gap"):
+            assert point[key]["value"] == 0.0
+        for key in ("general_gold_loglik_gap", "general_gold_prob_gap"):
+            assert point[key]["ci_low"] == point[key]["ci_high"] == 0.0
+    changed = hashed_backend("after")  # "the edits changed the model": other log-likelihoods
+    changed.weights_changed = lambda: None
+    state = {"backend": backend}
+
+    def apply(e):
+        state["backend"] = changed
+        return outcome(e)
+
+    hooks = DecayHooks(apply=apply, score=hooks.score, snapshot=hooks.snapshot,
+                       general=lambda: _general(state["backend"], task, 0)())
+    log = run_decay(EDITS, (1,), hooks, DecayLog.open(tmp_path / "moved", {}))
+    after, gap = expected(changed), log.doc["checkpoints"][0]["general_gold_loglik_gap"]
+    assert gap["value"] == pytest.approx(sum(a[0] - b[0] for a, b in zip(after, want)) / len(want))
+    assert gap["n"] == 12 and gap["ci_low"] < gap["value"] < gap["ci_high"]
 
 
 # -- retrieval from the edited KB, on a planted engine --------------------------------------

@@ -306,7 +306,7 @@ def _trace(args: argparse.Namespace, backend: Any, edits: list[Any]) -> None:
 
 def _decay(args: argparse.Namespace, backend: Any, edits: list[Any], cfg: Any, checkpoints: tuple[int, ...],
            general: Any) -> None:
-    from llmassay.editing.decay import DECAY_SVG, DecayHooks, DecayLog, decay_plot, run_decay
+    from llmassay.editing.decay import DECAY_SVG, GENERAL_MEASURES, DecayHooks, DecayLog, decay_plot, run_decay
     from llmassay.editing.delta import apply_delta, save_delta
     from llmassay.editing.rome import apply_edit, context_templates, down_proj, param_name
     from llmassay.editing.session import covariance
@@ -317,6 +317,7 @@ def _decay(args: argparse.Namespace, backend: Any, edits: list[Any], cfg: Any, c
                 "layer": args.layer, "config": dataclasses.asdict(cfg), "method": "ROME (sequential)",
                 "general_task": args.decay_task if general is not None else None,
                 "general_limit": len(general.samples) if general is not None else 0,
+                "general_measures": ["acc", *GENERAL_MEASURES] if general is not None else [],
                 "rag": None if args.rag == "none" else {"kind": args.rag, "k": args.rag_k}}
     out = Path(args.output_path)
     log = DecayLog.open(out, settings)
@@ -352,21 +353,24 @@ def _decay(args: argparse.Namespace, backend: Any, edits: list[Any], cfg: Any, c
 
 
 def _general(backend: Any, task: Any, seed: int) -> Any:
-    """0/1 per item of the general task on the model as it is now: the accuracy probe's own
-    log-likelihood scoring (`acc`, the summed log-likelihood's argmax), through an engine
-    without a cache (the weights change between calls)."""
+    """Per item of the general task on the model as it is now: the accuracy probe's own
+    log-likelihood scoring (`acc`, the summed log-likelihood's argmax) and, from the same
+    log-likelihoods, the gold option's log-likelihood and probability among the options
+    (`editing.decay.general_item`), through an engine without a cache (the weights change
+    between calls)."""
+    from llmassay.editing.decay import general_item
     from llmassay.engine.engine import Engine
     from llmassay.probes.accuracy import AccuracyProbe
     from llmassay.probes.base import ProbeConfig
 
     probe = AccuracyProbe()
 
-    def correct() -> list[int]:
+    def items() -> list[dict[str, Any]]:
         backend.weights_changed()
         rows = probe.evaluate(task, task.samples, Engine(backend), probe.options({}), ProbeConfig(seed))
-        return [int(bool(r["acc"])) for r in rows]
+        return [general_item(r["loglikelihoods"], r["target"], r["acc"]) for r in rows]
 
-    return correct
+    return items
 
 
 def _cell(m: Metric | None, signed: bool = False) -> str:

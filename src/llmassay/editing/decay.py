@@ -8,6 +8,11 @@ At each checkpoint n:
 * general accuracy — 0/1 per item of a general task (mmlu_sample, scored by the caller with
   the accuracy probe's log-likelihood scoring), its Wilson interval, and the paired
   difference against the unedited model on the same items (bootstrap over items);
+* the same items' continuous measures, which move where 0/1 accuracy cannot (a model at
+  chance): the log-likelihood of the gold option (nats) and its probability among the
+  options (the softmax of the options' summed log-likelihoods, acc's own basis), each a mean
+  with a bootstrap CI over items and the paired difference against the unedited model
+  (bootstrap over items of the per-item differences: 0 exactly for an unchanged model);
 * the table of the n edits side by side: unedited, edited weights, and (when given) the
   unedited model reading retrieval from a KB edited the same way (`editing.retrieval`).
 
@@ -31,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from llmassay.editing.edits import Edit
 from llmassay.editing.scores import METRICS, columns_table, summarise
 from llmassay.hashing import stable_hash
-from llmassay.metrics import paired_gap, proportion
+from llmassay.metrics import bootstrap_mean, paired_gap, proportion, softmax
 from llmassay.types import LlmassayError, Metric
 
 if TYPE_CHECKING:
@@ -68,8 +73,43 @@ class DecayHooks:
     apply: Callable[[Edit], EditOutcome]  # one edit into the weights, in place
     score: Callable[[Sequence[Edit]], Rows]  # CounterFact rows of the model as it is now
     snapshot: Callable[[Path, int], None]  # write the weights' delta after n edits as an edits=DIR folder
-    general: Callable[[], list[int]] | None = None  # 0/1 per general item, the model as it is now
+    general: Callable[[], list[dict[str, Any]]] | None = None  # per general item (`general_item`), the model now
     rag: Callable[[Sequence[Edit]], Rows] | None = None  # unedited + retrieval rows (taken once, unedited)
+
+
+GENERAL_MEASURES = ("gold_loglik", "gold_prob")  # continuous, per general item, beside 0/1 acc
+
+
+def general_item(loglikelihoods: Sequence[float], target: int, correct: bool) -> dict[str, Any]:
+    """One general item's outcome from its options' summed log-likelihoods (the accuracy
+    probe's row): right/wrong, the gold option's log-likelihood, and its probability among
+    the options (softmax of the log-likelihoods: acc's basis, renormalised over the options)."""
+    return {"correct": int(bool(correct)), "gold_loglik": float(loglikelihoods[target]),
+            "gold_prob": float(softmax(loglikelihoods)[target])}
+
+
+def general_summary(items: Sequence[dict[str, Any]], before: dict[str, Any] | None = None,
+                    seed: int = 0) -> dict[str, Any]:
+    """The general task's figures for decay.json: accuracy (Wilson) and each continuous
+    measure's mean (bootstrap over items), per-item values, and with `before` (the unedited
+    summary) the paired differences on the same items (bootstrap over items)."""
+    correct = [int(i["correct"]) for i in items]
+    out: dict[str, Any] = {"general": _metric(proportion(correct)), "general_correct": correct}
+    for m in GENERAL_MEASURES:
+        values = [float(i[m]) for i in items]
+        out[f"general_{m}"] = _metric(bootstrap_mean(values, seed))
+        out[f"general_{m}_items"] = values
+    if before is not None:
+        then = before["general_correct"]
+        if len(then) != len(correct):
+            raise LlmassayError(f"general task: {len(correct)} items now, {len(then)} in the unedited baseline")
+        out["general_gap"] = _metric(paired_gap([a - b for a, b in zip(correct, then)], proportion(correct),
+                                                proportion(then), seed))
+        for m in GENERAL_MEASURES:
+            if f"general_{m}_items" in before:
+                diffs = [a - b for a, b in zip(out[f"general_{m}_items"], before[f"general_{m}_items"])]
+                out[f"general_{m}_gap"] = _metric(bootstrap_mean(diffs, seed))
+    return out
 
 
 def edit_hash(edit: Edit) -> str:
@@ -120,7 +160,7 @@ def _metric(m: Metric) -> dict[str, Any]:
     return m.as_dict()
 
 
-def checkpoint_entry(n: int, rows: Rows, baseline: dict[str, Any], correct: list[int] | None,
+def checkpoint_entry(n: int, rows: Rows, baseline: dict[str, Any], general: list[dict[str, Any]] | None,
                      seed: int = 0) -> dict[str, Any]:
     """What is measured after n edits (`rows`: the first n edits scored now)."""
     scores = summarise(rows)
@@ -135,12 +175,8 @@ def checkpoint_entry(n: int, rows: Rows, baseline: dict[str, Any], correct: list
     table = columns_table(columns, seed)
     entry["table"] = {"columns": {c: {m: _metric(v) for m, v in t.items()} for c, t in table["columns"].items()},
                       "gaps": {g: {m: _metric(v) for m, v in t.items()} for g, t in table["gaps"].items()}}
-    if correct is not None:
-        before = baseline["general_correct"]
-        now, then = proportion(correct), proportion(before)
-        entry["general"] = _metric(now)
-        entry["general_gap"] = _metric(paired_gap([a - b for a, b in zip(correct, before)], now, then, seed))
-        entry["general_correct"] = correct
+    if general is not None:
+        entry.update(general_summary(general, baseline, seed))
     entry["rows"] = rows
     return entry
 
@@ -162,14 +198,13 @@ def run_decay(edits: Sequence[Edit], checkpoints: Sequence[int], hooks: DecayHoo
         started = time.perf_counter()
         baseline: dict[str, Any] = {"rows": hooks.score(edits)}
         if hooks.general is not None:
-            baseline["general_correct"] = hooks.general()
-            baseline["general"] = _metric(proportion(baseline["general_correct"]))
+            baseline.update(general_summary(hooks.general(), None, seed))
         if hooks.rag is not None:
             baseline["rag_rows"] = hooks.rag(edits)
         baseline["seconds"] = round(time.perf_counter() - started, 3)
         log.doc["baseline"] = baseline
         log.save()
-        say(f"unedited: scored {len(edits)} edits" + (f", general accuracy {baseline['general']['value']:.3f}"
+        say(f"unedited: scored {len(edits)} edits" + (f", general {_general_words(baseline)}"
                                                      if "general" in baseline else ""))
     elif len(log.doc["baseline"]["rows"]) < max(checkpoints):
         raise LlmassayError(f"{log.directory / DECAY_JSON}: its baseline scored {len(log.doc['baseline']['rows'])} "
@@ -188,8 +223,8 @@ def run_decay(edits: Sequence[Edit], checkpoints: Sequence[int], hooks: DecayHoo
                 f"{outcome.nll_after} in {outcome.seconds:.1f} s")
         started = time.perf_counter()
         rows = hooks.score(edits[:n])
-        correct = hooks.general() if hooks.general is not None else None
-        entry = checkpoint_entry(n, rows, baseline, correct, seed)
+        general = hooks.general() if hooks.general is not None else None
+        entry = checkpoint_entry(n, rows, baseline, general, seed)
         entry["edit_seconds"] = round(sum(o["seconds"] for o in outcomes[:n]), 3)
         entry["score_seconds"] = round(time.perf_counter() - started, 3)
         hooks.snapshot(log.checkpoint_dir(n), n)  # the weights first: the log never names a folder not written
@@ -209,23 +244,40 @@ def line(entry: dict[str, Any]) -> str:
     text = (f"after {entry['n_edits']} edits: retention {r['value']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
             f"(first edit {'holds' if entry['first_edit']['efficacy'] else 'lost'})")
     if "general" in entry:
-        g, d = entry["general"], entry["general_gap"]
-        text += (f", general accuracy {g['value']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}], "
-                 f"vs unedited {d['value']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]")
+        text += f", general {_general_words(entry)}"
     return text
 
 
+def _general_words(entry: dict[str, Any]) -> str:
+    """Accuracy and the continuous measures, each with its paired change where there is one."""
+    def cell(key: str, f: str = ".3f") -> str:
+        m = entry[key]
+        text = f"{m['value']:{f}} [{m['ci_low']:{f}}, {m['ci_high']:{f}}]"
+        gap = entry.get(f"{key}_gap")
+        return text + (f" (vs unedited {gap['value']:+{f}} [{gap['ci_low']:+{f}}, {gap['ci_high']:+{f}}])"
+                       if gap else "")
+
+    parts = [f"accuracy {cell('general')}"]
+    if "general_gold_loglik" in entry:
+        parts += [f"gold log-likelihood {cell('general_gold_loglik')} nats",
+                  f"P(gold | options) {cell('general_gold_prob')}"]
+    return ", ".join(parts)
+
+
 def decay_plot(doc: dict[str, Any]) -> str:
-    """Two panels against the number of edits (log scale): the edits' scores so far
-    (retention, paraphrase, neighbourhood, with Wilson intervals), and general accuracy
-    with its interval against the unedited model's (dashed line, shaded interval)."""
+    """Panels against the number of edits (log scale): the edits' scores so far (retention,
+    paraphrase, neighbourhood, with Wilson intervals); general accuracy and the gold option's
+    probability among the options, each against the unedited model's (dashed line, shaded
+    interval); and the paired change in the gold option's log-likelihood (zero line)."""
     from llmassay.report.plots import PALETTE, _figure, _svg
 
     points = doc["checkpoints"]
     xs = [p["n_edits"] for p in points]
     general = "general" in (points[0] if points else {})
-    with _figure("decay", 8.4 if general else 4.4, 3.4) as fig:
-        axes = fig.subplots(1, 2 if general else 1, squeeze=False)[0]
+    continuous = general and "general_gold_loglik_gap" in points[0]
+    panels = 1 + general + continuous
+    with _figure("decay", 4.2 * panels + 0.2, 3.4) as fig:
+        axes = fig.subplots(1, panels, squeeze=False)[0]
         ax = axes[0]
         for i, (key, label) in enumerate((("retention", "efficacy of the edits so far (retention)"),
                                           ("paraphrase", "paraphrase"), ("neighbourhood", "neighbourhood"))):
@@ -238,15 +290,28 @@ def decay_plot(doc: dict[str, Any]) -> str:
         ax.legend(frameon=False, fontsize=7)
         if general:
             ax = axes[1]
-            base = doc["baseline"]["general"]
-            ax.axhline(base["value"], color="#999999", linestyle="--", linewidth=1, label="unedited")
-            ax.axhspan(base["ci_low"], base["ci_high"], color="#999999", alpha=0.15, linewidth=0)
-            ms = [p["general"] for p in points]
-            ax.errorbar(xs, [m["value"] for m in ms], yerr=_err(ms), fmt="s-", capsize=3, color=PALETTE[3],
-                        label="edited")
+            task = doc["settings"].get("general_task") or "general task"
+            shown = (("general", "accuracy", 3),) + ((("general_gold_prob", "P(gold | options)", 4),) if continuous else ())
+            for key, label, colour in shown:
+                base = doc["baseline"][key]
+                ax.axhline(base["value"], color=PALETTE[colour], linestyle="--", linewidth=1, alpha=0.6)
+                ax.axhspan(base["ci_low"], base["ci_high"], color=PALETTE[colour], alpha=0.12, linewidth=0)
+                ms = [p[key] for p in points]
+                ax.errorbar(xs, [m["value"] for m in ms], yerr=_err(ms), fmt="s-", capsize=3, color=PALETTE[colour],
+                            label=f"{label} (dashed: unedited)")
             ax.set_xscale("log")
             ax.set_xlabel("edits made (sequential ROME)")
-            ax.set_ylabel(f"accuracy, {doc['settings'].get('general_task', 'general task')} (95% Wilson CI)")
+            ax.set_ylabel(f"{task}, mean over items (95% CI)")
+            ax.legend(frameon=False, fontsize=7)
+        if continuous:
+            ax = axes[2]
+            ax.axhline(0.0, color="#999999", linestyle="--", linewidth=1)
+            ms = [p["general_gold_loglik_gap"] for p in points]
+            ax.errorbar(xs, [m["value"] for m in ms], yerr=_err(ms), fmt="D-", capsize=3, color=PALETTE[5],
+                        label="edited − unedited, paired over items")
+            ax.set_xscale("log")
+            ax.set_xlabel("edits made (sequential ROME)")
+            ax.set_ylabel("Δ log-likelihood of the gold option (nats)")
             ax.legend(frameon=False, fontsize=7)
         return _svg(fig)
 
@@ -255,5 +320,5 @@ def _err(ms: Sequence[dict[str, Any]]) -> list[list[float]]:
     return [[m["value"] - m["ci_low"] for m in ms], [m["ci_high"] - m["value"] for m in ms]]
 
 
-__all__ = ["COLUMNS", "DECAY_JSON", "DECAY_SVG", "DecayHooks", "DecayLog", "checkpoint_entry", "decay_plot",
-           "edit_hash", "line", "parse_checkpoints", "run_decay"]
+__all__ = ["COLUMNS", "DECAY_JSON", "DECAY_SVG", "GENERAL_MEASURES", "DecayHooks", "DecayLog", "checkpoint_entry",
+           "decay_plot", "edit_hash", "general_item", "general_summary", "line", "parse_checkpoints", "run_decay"]
