@@ -44,7 +44,11 @@ def assert_nowhere(secret: str, *roots: Path) -> int:
     files = files_under(*roots)
     for path in files:
         assert secret not in str(path), f"in a file name: {path}"
-        assert secret.encode() not in path.read_bytes(), f"in {path}"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # SQLite removes its -shm/-wal files when the last connection closes
+            continue
+        assert secret.encode() not in data, f"in {path}"
     return len(files)
 
 
